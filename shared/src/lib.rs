@@ -1,0 +1,19 @@
+//! trailkeep's library: everything the Lambda functions and the CLI share.
+//!
+//! - [`model`]: the CloudTrail event record.
+//! - [`normalize`]: every trigger ingest accepts → records.
+//! - [`classify`]: management/data, read-only, global services.
+//! - [`history`]: the per-region, 90-day event history (keys, items, the port).
+//! - [`ingest`]: the ingest use case (normalize, then record in the history).
+//! - [`aws`]: adapters from the ports to AWS services.
+//! - [`provision`] (feature `provision`): resources from template.yaml on a local endpoint.
+
+pub mod aws;
+pub mod classify;
+pub mod history;
+pub mod ingest;
+pub mod model;
+pub mod normalize;
+#[cfg(feature = "provision")]
+pub mod provision;
+pub mod time;

@@ -1,0 +1,216 @@
+//! EventBridge events: CloudTrail-delivered events, S3 object events, and
+//! custom application events (any other source / detail-type).
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use serde_json::{Map, Value};
+
+use super::{invalid, s3, Outcome, RecordError};
+use crate::model::{event_type, Record, Resource, UserIdentity};
+use crate::time;
+
+/// detail-types whose detail is (close to) a CloudTrail record, with the
+/// `eventType` each implies when the detail does not say.
+const CLOUDTRAIL_DETAIL_TYPES: [(&str, &str); 4] = [
+    ("AWS API Call via CloudTrail", event_type::API_CALL),
+    (
+        "AWS Console Sign In via CloudTrail",
+        event_type::CONSOLE_SIGN_IN,
+    ),
+    (
+        "AWS Console Action via CloudTrail",
+        event_type::CONSOLE_ACTION,
+    ),
+    (
+        "AWS Service Event via CloudTrail",
+        event_type::SERVICE_EVENT,
+    ),
+];
+
+/// Detail fields of a custom event that map to the record field of the same name.
+const CUSTOM_RECORD_FIELDS: [&str; 10] = [
+    "eventName",
+    "userIdentity",
+    "sourceIPAddress",
+    "userAgent",
+    "errorCode",
+    "errorMessage",
+    "requestParameters",
+    "responseElements",
+    "requestID",
+    "readOnly",
+];
+
+pub(super) fn normalize(payload: Value) -> Result<Outcome, RecordError> {
+    let event: EventBridgeEvent<Value> =
+        serde_json::from_value(payload).map_err(|e| invalid("EventBridge envelope", e))?;
+    if let Some((_, implied_type)) = CLOUDTRAIL_DETAIL_TYPES
+        .iter()
+        .find(|(dt, _)| *dt == event.detail_type)
+    {
+        return cloudtrail(event, implied_type);
+    }
+    if event.source == "aws.s3"
+        && matches!(
+            event.detail_type.as_str(),
+            "Object Created" | "Object Deleted"
+        )
+    {
+        return s3::from_eventbridge(event);
+    }
+    custom(event)
+}
+
+/// A CloudTrail record in `detail`; the envelope fills what the detail lacks.
+fn cloudtrail(event: EventBridgeEvent<Value>, implied_type: &str) -> Result<Outcome, RecordError> {
+    let Value::Object(mut detail) = event.detail else {
+        return Err(RecordError::Invalid {
+            field: "detail".into(),
+            reason: "must be a JSON object".into(),
+        });
+    };
+    let fallbacks = [
+        ("eventID", event.id),
+        ("eventTime", event.time.as_ref().map(time::format)),
+        ("awsRegion", event.region),
+        ("recipientAccountId", event.account),
+        ("eventType", Some(implied_type.to_owned())),
+    ];
+    for (field, value) in fallbacks {
+        if let Some(v) = value {
+            detail.entry(field).or_insert(Value::String(v));
+        }
+    }
+    let record: Record =
+        serde_json::from_value(Value::Object(detail)).map_err(|e| invalid("detail", e))?;
+    Ok(Outcome::Record(Box::new(record)))
+}
+
+/// Any other event: an application's own audit event, or an AWS service
+/// event that CloudTrail does not describe. Mapping in docs/normalization.md.
+fn custom(event: EventBridgeEvent<Value>) -> Result<Outcome, RecordError> {
+    let id = event.id.ok_or(RecordError::Missing { field: "id" })?;
+    let time = event.time.ok_or(RecordError::Missing { field: "time" })?;
+    let region = event
+        .region
+        .ok_or(RecordError::Missing { field: "region" })?;
+    let account = event
+        .account
+        .ok_or(RecordError::Missing { field: "account" })?;
+    let mut detail = match event.detail {
+        Value::Object(m) => m,
+        Value::Null => Map::new(),
+        _ => {
+            return Err(RecordError::Invalid {
+                field: "detail".into(),
+                reason: "must be a JSON object".into(),
+            })
+        }
+    };
+    let aws_service = event.source.strip_prefix("aws.");
+    let event_source = match aws_service {
+        Some(service) => format!("{service}.amazonaws.com"),
+        None => event.source.clone(),
+    };
+    // Take the recognised fields out of the detail; what remains is additionalEventData.
+    let mut known = Map::new();
+    for field in CUSTOM_RECORD_FIELDS {
+        if let Some(v) = detail.remove(field) {
+            known.insert(field.to_owned(), v);
+        }
+    }
+    let take_str =
+        |known: &mut Map<String, Value>, field: &str| -> Result<Option<String>, RecordError> {
+            match known.remove(field) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s)),
+                Some(_) => Err(RecordError::Invalid {
+                    field: format!("detail.{field}"),
+                    reason: "must be a string".into(),
+                }),
+            }
+        };
+    let user_identity = match known.remove("userIdentity") {
+        None | Some(Value::Null) => UserIdentity {
+            identity_type: Some(
+                if aws_service.is_some() {
+                    "AWSService"
+                } else {
+                    "Unknown"
+                }
+                .to_owned(),
+            ),
+            invoked_by: aws_service.map(|_| event_source.clone()),
+            ..UserIdentity::default()
+        },
+        Some(v) => serde_json::from_value(v).map_err(|e| invalid("detail.userIdentity", e))?,
+    };
+    let read_only = match known.remove("readOnly") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => b,
+        Some(_) => {
+            return Err(RecordError::Invalid {
+                field: "detail.readOnly".into(),
+                reason: "must be true or false".into(),
+            })
+        }
+    };
+    let event_type = match detail.remove("eventType") {
+        Some(Value::String(t)) if event_type::ALL.contains(&t.as_str()) => t,
+        Some(other) => {
+            // Not one of the four: keep what the application said.
+            detail.insert("eventType".into(), other);
+            default_custom_type(aws_service.is_some())
+        }
+        None => default_custom_type(aws_service.is_some()),
+    };
+    let resources = event
+        .resources
+        .filter(|r| !r.is_empty())
+        .map(|arns| arns.into_iter().map(resource_from_arn).collect());
+    let record = Record {
+        user_identity,
+        event_time: time,
+        event_name: take_str(&mut known, "eventName")?.unwrap_or(event.detail_type),
+        event_source,
+        aws_region: region,
+        source_ip_address: take_str(&mut known, "sourceIPAddress")?,
+        user_agent: take_str(&mut known, "userAgent")?,
+        error_code: take_str(&mut known, "errorCode")?,
+        error_message: take_str(&mut known, "errorMessage")?,
+        request_parameters: known.remove("requestParameters").filter(|v| !v.is_null()),
+        response_elements: known.remove("responseElements").filter(|v| !v.is_null()),
+        additional_event_data: (!detail.is_empty()).then_some(Value::Object(detail)),
+        request_id: take_str(&mut known, "requestID")?,
+        event_id: id,
+        read_only: Some(read_only),
+        resources,
+        event_type,
+        recipient_account_id: account,
+        ..Record::default()
+    };
+    Ok(Outcome::Record(Box::new(record)))
+}
+
+fn default_custom_type(aws_service: bool) -> String {
+    if aws_service {
+        event_type::SERVICE_EVENT
+    } else {
+        event_type::API_CALL
+    }
+    .to_owned()
+}
+
+/// `arn:partition:service:region:account:resource` → a resource entry; the
+/// account comes from the ARN when it has one.
+fn resource_from_arn(arn: String) -> Resource {
+    let account_id = arn
+        .split(':')
+        .nth(4)
+        .filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
+        .map(str::to_owned);
+    Resource {
+        arn: Some(arn),
+        account_id,
+        ..Resource::default()
+    }
+}

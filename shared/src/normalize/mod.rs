@@ -1,0 +1,174 @@
+//! Normalization: every trigger ingest accepts, turned into records.
+//!
+//! `normalize` never fails as a whole: each record of a payload either becomes
+//! a [`Normalized`] record, is [`Ignored`] on purpose (with the reason), or is
+//! [`Rejected`] with the field and the reason, so one bad record never costs
+//! the good ones beside it. The mapping from each source's fields to record
+//! fields is documented in docs/normalization.md.
+
+mod eventbridge;
+mod s3;
+
+use serde_json::Value;
+
+use crate::classify;
+use crate::model::{Record, MAX_RECORD_BYTES};
+
+/// Facts about the receiving deployment that a payload may not carry.
+#[derive(Clone, Debug)]
+pub struct Context {
+    /// The deployment's account: `recipientAccountId` when the source omits it.
+    pub account_id: String,
+}
+
+/// A record ready to store: the classified record and its serialized form.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Normalized {
+    pub record: Record,
+    /// The record as CloudTrail JSON (what is stored and delivered), at most 256 KB.
+    pub json: String,
+}
+
+/// A record deliberately not recorded, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ignored {
+    pub index: usize,
+    pub reason: String,
+}
+
+/// A record refused: which one (position in the payload, event id when known) and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("record {index}{}: {error}", event_id.as_ref().map(|id| format!(" (eventID {id})")).unwrap_or_default())]
+pub struct Rejected {
+    pub index: usize,
+    pub event_id: Option<String>,
+    #[source]
+    pub error: RecordError,
+}
+
+/// Why a record was refused. Each names the field and the reason.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error("payload is neither an EventBridge event (source, detail-type, detail) nor an S3 event notification (Records[])")]
+    UnknownPayload,
+    #[error("field {field} is missing")]
+    Missing { field: &'static str },
+    #[error("field {field} is invalid: {reason}")]
+    Invalid { field: String, reason: String },
+    #[error("the record is {bytes} bytes; events over {limit} bytes (256 KB) are refused", limit = MAX_RECORD_BYTES)]
+    TooLarge { bytes: usize },
+}
+
+/// What became of one payload.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Batch {
+    pub records: Vec<Normalized>,
+    pub ignored: Vec<Ignored>,
+    pub rejected: Vec<Rejected>,
+}
+
+/// What a source-specific normalizer made of one record.
+enum Outcome {
+    Record(Box<Record>),
+    Ignored(String),
+}
+
+impl Batch {
+    fn push(
+        &mut self,
+        index: usize,
+        result: Result<Outcome, RecordError>,
+        event_id: Option<String>,
+    ) {
+        let (result, event_id) = match result {
+            Ok(Outcome::Record(r)) => {
+                let id = Some(r.event_id.clone())
+                    .filter(|id| !id.is_empty())
+                    .or(event_id);
+                (finish(*r), id)
+            }
+            Ok(Outcome::Ignored(reason)) => return self.ignored.push(Ignored { index, reason }),
+            Err(e) => (Err(e), event_id),
+        };
+        match result {
+            Ok(n) => self.records.push(n),
+            Err(error) => self.rejected.push(Rejected {
+                index,
+                event_id,
+                error,
+            }),
+        }
+    }
+}
+
+/// Normalizes one Lambda payload: an EventBridge event or an S3 notification.
+pub fn normalize(payload: Value, ctx: &Context) -> Batch {
+    let mut batch = Batch::default();
+    match payload {
+        Value::Object(ref m) if m.contains_key("detail-type") => {
+            let id = m.get("id").and_then(Value::as_str).map(str::to_owned);
+            batch.push(0, eventbridge::normalize(payload), id);
+        }
+        Value::Object(mut m) if m.contains_key("Records") => match m.remove("Records") {
+            Some(Value::Array(records)) => s3::normalize_notification(records, ctx, &mut batch),
+            _ => batch.rejected.push(Rejected {
+                index: 0,
+                event_id: None,
+                error: RecordError::Invalid {
+                    field: "Records".into(),
+                    reason: "must be an array".into(),
+                },
+            }),
+        },
+        // S3 sends this once when a notification is configured; it is not an event.
+        Value::Object(ref m) if m.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") => {
+            batch.ignored.push(Ignored {
+                index: 0,
+                reason: "s3:TestEvent (sent when a notification is configured)".into(),
+            });
+        }
+        _ => batch.rejected.push(Rejected {
+            index: 0,
+            event_id: None,
+            error: RecordError::UnknownPayload,
+        }),
+    }
+    batch
+}
+
+/// Classifies, checks and serializes a record.
+fn finish(mut record: Record) -> Result<Normalized, RecordError> {
+    for (field, value) in [
+        ("eventID", &record.event_id),
+        ("eventSource", &record.event_source),
+        ("eventName", &record.event_name),
+        ("awsRegion", &record.aws_region),
+    ] {
+        if value.trim().is_empty() {
+            return Err(RecordError::Invalid {
+                field: field.into(),
+                reason: "must not be empty".into(),
+            });
+        }
+    }
+    classify::classify(&mut record);
+    let json = serde_json::to_string(&record).map_err(|e| RecordError::Invalid {
+        field: "record".into(),
+        reason: e.to_string(),
+    })?;
+    if json.len() > MAX_RECORD_BYTES {
+        return Err(RecordError::TooLarge { bytes: json.len() });
+    }
+    Ok(Normalized { record, json })
+}
+
+/// Maps a serde error on a source structure to a record error naming the structure.
+fn invalid(field: &str, e: serde_json::Error) -> RecordError {
+    RecordError::Invalid {
+        field: field.into(),
+        reason: e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;
