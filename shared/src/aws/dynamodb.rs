@@ -1,0 +1,146 @@
+//! The event history on DynamoDB.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::Client;
+
+use crate::history::{Claim, HistoryStore, Item, StoreError};
+
+/// Item attribute names (the key names are also in template.yaml).
+pub mod attr {
+    pub const PK: &str = "pk";
+    pub const SK: &str = "sk";
+    pub const RECORD: &str = "rec";
+    pub const EXPIRES_AT: &str = "expiresAt";
+}
+
+/// BatchWriteItem takes at most 25 items (moto takes more; AWS does not).
+const BATCH_LIMIT: usize = 25;
+/// Attempts at writing throttled leftovers of a batch before giving up.
+const BATCH_ATTEMPTS: u32 = 8;
+
+/// The history table.
+#[derive(Clone, Debug)]
+pub struct DynamoHistory {
+    client: Client,
+    table: String,
+}
+
+impl DynamoHistory {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    fn backend<E, R>(&self, operation: &'static str, e: SdkError<E, R>) -> StoreError
+    where
+        E: std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        StoreError::Backend {
+            operation,
+            table: self.table.clone(),
+            message: DisplayErrorContext(&e).to_string(),
+        }
+    }
+}
+
+fn to_attributes(item: &Item<'_>) -> std::collections::HashMap<String, AttributeValue> {
+    [
+        (attr::PK, AttributeValue::S(item.pk.clone())),
+        (attr::SK, AttributeValue::S(item.sk.clone())),
+        (attr::RECORD, AttributeValue::S(item.record.to_owned())),
+        (
+            attr::EXPIRES_AT,
+            AttributeValue::N(item.expires_at.to_string()),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+impl HistoryStore for DynamoHistory {
+    async fn claim(&self, item: &Item<'_>) -> Result<Claim, StoreError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_attributes(item)))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", attr::PK)
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(Claim::Stored),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                let got = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key(attr::PK, AttributeValue::S(item.pk.clone()))
+                    .key(attr::SK, AttributeValue::S(item.sk.clone()))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(|e| self.backend("GetItem", e))?;
+                let record = got
+                    .item
+                    .and_then(|mut i| i.remove(attr::RECORD))
+                    .and_then(|v| v.as_s().ok().cloned())
+                    .unwrap_or_else(|| item.record.to_owned());
+                Ok(Claim::Exists { record })
+            }
+            Err(e) => Err(self.backend("PutItem", e)),
+        }
+    }
+
+    async fn put_all(&self, items: &[Item<'_>]) -> Result<(), StoreError> {
+        for chunk in items.chunks(BATCH_LIMIT) {
+            let mut requests: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|item| {
+                    let put = PutRequest::builder()
+                        .set_item(Some(to_attributes(item)))
+                        .build()
+                        .expect("item is set");
+                    WriteRequest::builder().put_request(put).build()
+                })
+                .collect();
+            let mut attempt = 0;
+            while !requests.is_empty() {
+                if attempt > 0 {
+                    if attempt >= BATCH_ATTEMPTS {
+                        return Err(StoreError::Unprocessed {
+                            items: requests.len(),
+                            attempts: attempt,
+                        });
+                    }
+                    // Exponential backoff: 25 ms, 50 ms, … capped at 1 s.
+                    let delay = Duration::from_millis((25u64 << attempt.min(6)).min(1000));
+                    tokio::time::sleep(delay).await;
+                }
+                attempt += 1;
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, std::mem::take(&mut requests))
+                    .send()
+                    .await
+                    .map_err(|e| self.backend("BatchWriteItem", e))?;
+                requests = out
+                    .unprocessed_items
+                    .and_then(|mut m| m.remove(&self.table))
+                    .unwrap_or_default();
+            }
+        }
+        Ok(())
+    }
+}

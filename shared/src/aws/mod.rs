@@ -1,0 +1,3 @@
+//! Adapters from the library's ports to AWS services.
+
+pub mod dynamodb;

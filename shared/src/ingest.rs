@@ -1,0 +1,116 @@
+//! The ingest use case: one Lambda payload → normalized records → history.
+//!
+//! What is retried and what is not (docs/ingest.md):
+//! - a store failure (throttling, 5xx, network) is transient: the payload
+//!   fails as a whole so Lambda retries it; every write is idempotent, so the
+//!   records already stored are not stored twice;
+//! - a bad record is permanent: the good records beside it are stored, the
+//!   bad one is reported with its field and reason, and the payload is then
+//!   failed too, so that after Lambda's retries it lands in the dead-letter
+//!   queue where the operator finds it with the error message.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::history::{self, HistorySettings, HistoryStore, Recorded, StoreError};
+use crate::normalize::{self, Context, Ignored, Rejected};
+
+/// What one payload did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IngestReport {
+    /// Records normalized from the payload.
+    pub accepted: usize,
+    /// Records newly stored in at least one region's history.
+    pub stored: usize,
+    /// Records every target history already had (re-deliveries).
+    pub duplicates: usize,
+    /// Data events: accepted, not part of the history.
+    pub data_events: usize,
+    /// The eventIDs accepted, in payload order.
+    pub event_ids: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignored: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rejected: Vec<String>,
+}
+
+/// Why a payload failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// Transient: retry the payload.
+    #[error(
+        "storing {failed} of {accepted} records failed (the payload will be retried): {first}"
+    )]
+    Store {
+        failed: usize,
+        accepted: usize,
+        first: StoreError,
+    },
+    /// Permanent: some records are bad. The others were stored.
+    #[error("{} of {} records rejected ({stored} stored): {}", rejected.len(), rejected.len() + accepted, join(rejected))]
+    Rejected {
+        rejected: Vec<Rejected>,
+        accepted: usize,
+        stored: usize,
+    },
+}
+
+fn join(rejected: &[Rejected]) -> String {
+    rejected
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Normalizes `payload` and records each record in the history.
+pub async fn ingest<S: HistoryStore>(
+    store: &S,
+    settings: &HistorySettings,
+    ctx: &Context,
+    payload: Value,
+) -> Result<IngestReport, IngestError> {
+    let batch = normalize::normalize(payload, ctx);
+    let mut report = IngestReport {
+        accepted: batch.records.len(),
+        ..IngestReport::default()
+    };
+    let mut failures = Vec::new();
+    for event in &batch.records {
+        report.event_ids.push(event.record.event_id.clone());
+        match history::record(store, settings, event).await {
+            Ok(Recorded::Stored { .. }) => report.stored += 1,
+            Ok(Recorded::Duplicate) => report.duplicates += 1,
+            Ok(Recorded::NotInHistory) => report.data_events += 1,
+            Err(e) => {
+                tracing::error!(event_id = %event.record.event_id, error = %e, "storing event failed");
+                failures.push(e);
+            }
+        }
+    }
+    for Ignored { index, reason } in &batch.ignored {
+        tracing::info!(index, reason = %reason, "record ignored");
+        report.ignored.push(format!("record {index}: {reason}"));
+    }
+    for r in &batch.rejected {
+        tracing::error!(index = r.index, event_id = ?r.event_id, error = %r.error, "record rejected");
+        report.rejected.push(r.to_string());
+    }
+    if let Some(first) = failures.into_iter().next() {
+        let failed = report.accepted - report.stored - report.duplicates - report.data_events;
+        return Err(IngestError::Store {
+            failed,
+            accepted: report.accepted,
+            first,
+        });
+    }
+    if !batch.rejected.is_empty() {
+        return Err(IngestError::Rejected {
+            rejected: batch.rejected,
+            accepted: report.accepted,
+            stored: report.stored,
+        });
+    }
+    Ok(report)
+}

@@ -1,0 +1,236 @@
+//! Resources from template.yaml, created on a local endpoint (moto).
+//!
+//! template.yaml is the one source of truth for table definitions: the local
+//! run and the integration tests read the table's key schema, attribute
+//! definitions and TTL from the template and create the same table under a
+//! name of their choosing. A table the template changes is a table the tests
+//! use.
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    TimeToLiveSpecification,
+};
+use serde_yaml_ng::Value;
+
+/// Why a template could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("template is not valid YAML: {0}")]
+    Yaml(#[from] serde_yaml_ng::Error),
+    #[error("template has no resource {0}")]
+    NoResource(String),
+    #[error("resource {resource}: {reason}")]
+    Invalid { resource: String, reason: String },
+    #[error("creating table {table} failed: {message}")]
+    Create { table: String, message: String },
+}
+
+/// A parsed SAM/CloudFormation template.
+pub struct Template {
+    resources: serde_yaml_ng::Mapping,
+}
+
+/// What the template says about one DynamoDB table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableSpec {
+    /// (name, S|N|B)
+    pub attributes: Vec<(String, String)>,
+    /// (name, HASH|RANGE)
+    pub key_schema: Vec<(String, String)>,
+    pub ttl_attribute: Option<String>,
+    pub billing_mode: String,
+}
+
+impl Template {
+    pub fn load(path: &str) -> Result<Self, ProvisionError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ProvisionError::Read {
+            path: path.into(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    pub fn parse(text: &str) -> Result<Self, ProvisionError> {
+        let doc: Value = serde_yaml_ng::from_str(text)?;
+        let resources = doc
+            .get("Resources")
+            .and_then(Value::as_mapping)
+            .cloned()
+            .ok_or_else(|| ProvisionError::NoResource("Resources".into()))?;
+        Ok(Self { resources })
+    }
+
+    /// The properties of resource `logical_id`, checking its type.
+    pub fn properties(
+        &self,
+        logical_id: &str,
+        resource_type: &str,
+    ) -> Result<&Value, ProvisionError> {
+        let resource = self
+            .resources
+            .get(logical_id)
+            .ok_or_else(|| ProvisionError::NoResource(logical_id.into()))?;
+        let actual = resource
+            .get("Type")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if actual != resource_type {
+            return Err(invalid(
+                logical_id,
+                format!("type is {actual:?}, expected {resource_type}"),
+            ));
+        }
+        resource
+            .get("Properties")
+            .ok_or_else(|| invalid(logical_id, "has no Properties".into()))
+    }
+
+    /// The table definition of resource `logical_id` (an `AWS::DynamoDB::Table`).
+    pub fn table(&self, logical_id: &str) -> Result<TableSpec, ProvisionError> {
+        let props = self.properties(logical_id, "AWS::DynamoDB::Table")?;
+        let pairs =
+            |list: &str, a: &str, b: &str| -> Result<Vec<(String, String)>, ProvisionError> {
+                props
+                    .get(list)
+                    .and_then(Value::as_sequence)
+                    .ok_or_else(|| invalid(logical_id, format!("has no {list}")))?
+                    .iter()
+                    .map(|e| {
+                        match (
+                            e.get(a).and_then(Value::as_str),
+                            e.get(b).and_then(Value::as_str),
+                        ) {
+                            (Some(x), Some(y)) => Ok((x.to_owned(), y.to_owned())),
+                            _ => Err(invalid(
+                                logical_id,
+                                format!("{list} entries need {a} and {b}"),
+                            )),
+                        }
+                    })
+                    .collect()
+            };
+        let ttl = props.get("TimeToLiveSpecification");
+        let ttl_enabled = ttl
+            .and_then(|t| t.get("Enabled"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        Ok(TableSpec {
+            attributes: pairs("AttributeDefinitions", "AttributeName", "AttributeType")?,
+            key_schema: pairs("KeySchema", "AttributeName", "KeyType")?,
+            ttl_attribute: ttl
+                .filter(|_| ttl_enabled)
+                .and_then(|t| t.get("AttributeName"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            billing_mode: props
+                .get("BillingMode")
+                .and_then(Value::as_str)
+                .unwrap_or("PROVISIONED")
+                .to_owned(),
+        })
+    }
+}
+
+fn invalid(resource: &str, reason: String) -> ProvisionError {
+    ProvisionError::Invalid {
+        resource: resource.into(),
+        reason,
+    }
+}
+
+/// Creates table `name` as `spec` describes, with TTL, and waits until it is active.
+pub async fn create_table(
+    client: &aws_sdk_dynamodb::Client,
+    name: &str,
+    spec: &TableSpec,
+) -> Result<(), ProvisionError> {
+    let fail = |e: &dyn std::fmt::Display| ProvisionError::Create {
+        table: name.into(),
+        message: e.to_string(),
+    };
+    let mut create = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::from(spec.billing_mode.as_str()));
+    for (attr, kind) in &spec.attributes {
+        let def = AttributeDefinition::builder()
+            .attribute_name(attr)
+            .attribute_type(ScalarAttributeType::from(kind.as_str()))
+            .build()
+            .map_err(|e| fail(&e))?;
+        create = create.attribute_definitions(def);
+    }
+    for (attr, kind) in &spec.key_schema {
+        let key = KeySchemaElement::builder()
+            .attribute_name(attr)
+            .key_type(KeyType::from(kind.as_str()))
+            .build()
+            .map_err(|e| fail(&e))?;
+        create = create.key_schema(key);
+    }
+    create
+        .send()
+        .await
+        .map_err(|e| fail(&aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;
+    if let Some(attr) = &spec.ttl_attribute {
+        let ttl = TimeToLiveSpecification::builder()
+            .attribute_name(attr)
+            .enabled(true)
+            .build()
+            .map_err(|e| fail(&e))?;
+        client
+            .update_time_to_live()
+            .table_name(name)
+            .time_to_live_specification(ttl)
+            .send()
+            .await
+            .map_err(|e| fail(&aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEMPLATE: &str = include_str!("../../template.yaml");
+
+    #[test]
+    fn the_history_table_in_the_template_has_the_keys_and_ttl_the_code_writes() {
+        use crate::aws::dynamodb::attr;
+        let spec = Template::parse(TEMPLATE)
+            .unwrap()
+            .table("HistoryTable")
+            .unwrap();
+        assert_eq!(
+            spec.key_schema,
+            [
+                (attr::PK.to_owned(), "HASH".to_owned()),
+                (attr::SK.to_owned(), "RANGE".to_owned())
+            ]
+        );
+        assert_eq!(
+            spec.attributes,
+            [
+                (attr::PK.to_owned(), "S".to_owned()),
+                (attr::SK.to_owned(), "S".to_owned())
+            ]
+        );
+        assert_eq!(spec.ttl_attribute.as_deref(), Some(attr::EXPIRES_AT));
+        assert_eq!(spec.billing_mode, "PAY_PER_REQUEST");
+    }
+
+    #[test]
+    fn a_wrong_type_is_reported() {
+        let t =
+            Template::parse("Resources:\n  Q:\n    Type: AWS::SQS::Queue\n    Properties: {}\n")
+                .unwrap();
+        let err = t.table("Q").unwrap_err().to_string();
+        assert!(err.contains("AWS::DynamoDB::Table"), "{err}");
+    }
+}

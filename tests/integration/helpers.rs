@@ -1,0 +1,122 @@
+//! Shared helpers: the local endpoint, clients, tables made from template.yaml.
+
+use std::collections::HashMap;
+
+use aws_config::BehaviorVersion;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use trailkeep_shared::aws::dynamodb::{attr, DynamoHistory};
+use trailkeep_shared::provision::{self, Template};
+
+/// The local endpoint; refuses to run against anything but loopback.
+pub fn endpoint() -> String {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    let host = endpoint.split("://").nth(1).unwrap_or_default();
+    assert!(
+        host.starts_with("127.") || host.starts_with("localhost"),
+        "integration tests need a local moto server: run scripts/test.sh, or start moto and set \
+         AWS_ENDPOINT_URL=http://127.0.0.1:PORT (got {endpoint:?})"
+    );
+    endpoint
+}
+
+pub async fn dynamodb() -> Client {
+    let conf = aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::for_tests())
+        .load()
+        .await;
+    Client::new(&conf)
+}
+
+pub fn template() -> Template {
+    Template::load(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"))
+        .expect("template.yaml parses")
+}
+
+/// A history table made from template.yaml's HistoryTable, dropped with the value.
+pub struct TestTable {
+    pub client: Client,
+    pub name: String,
+}
+
+impl TestTable {
+    pub async fn history() -> Self {
+        let client = dynamodb().await;
+        let name = format!("history-{}", uuid::Uuid::new_v4());
+        let spec = template()
+            .table("HistoryTable")
+            .expect("HistoryTable in template.yaml");
+        provision::create_table(&client, &name, &spec)
+            .await
+            .expect("create table");
+        Self { client, name }
+    }
+
+    pub fn store(&self) -> DynamoHistory {
+        DynamoHistory::new(self.client.clone(), &self.name)
+    }
+
+    /// Every item of the table (tests use small tables).
+    pub async fn items(&self) -> Vec<HashMap<String, AttributeValue>> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.name)
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = pages.next().await {
+            out.push(item.expect("scan"));
+        }
+        out
+    }
+
+    /// The items of one partition, newest first.
+    pub async fn partition(&self, pk: &str) -> Vec<HashMap<String, AttributeValue>> {
+        self.client
+            .query()
+            .table_name(&self.name)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", attr::PK)
+            .expression_attribute_values(":pk", AttributeValue::S(pk.into()))
+            .scan_index_forward(false)
+            .send()
+            .await
+            .expect("query")
+            .items
+            .unwrap_or_default()
+    }
+
+    pub async fn delete(self) {
+        let _ = self
+            .client
+            .delete_table()
+            .table_name(&self.name)
+            .send()
+            .await;
+    }
+}
+
+pub fn s<'a>(item: &'a HashMap<String, AttributeValue>, key: &str) -> &'a str {
+    item.get(key)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        .unwrap_or_default()
+}
+
+pub fn n(item: &HashMap<String, AttributeValue>, key: &str) -> i64 {
+    item.get(key)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(i64::MIN)
+}
+
+/// A payload from events/.
+pub fn event(path: &str) -> serde_json::Value {
+    let full = format!("{}/../events/{path}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}")))
+        .unwrap()
+}

@@ -1,0 +1,378 @@
+//! Ingest into the event history, through DynamoDB on moto.
+
+use std::collections::BTreeSet;
+
+use futures::future::join_all;
+use serde_json::{json, Value};
+use trailkeep_shared::aws::dynamodb::attr;
+use trailkeep_shared::history::{
+    self, attribute_pk, index_items, primary_pk, time_pk, HistorySettings, HistoryStore, Item,
+    LookupAttribute, PRIMARY_SK,
+};
+use trailkeep_shared::ingest::{ingest, IngestError};
+use trailkeep_shared::model::{EventCategory, Record};
+use trailkeep_shared::normalize::{normalize, Context};
+
+use crate::helpers::{event, n, s, TestTable};
+
+fn ctx() -> Context {
+    Context {
+        account_id: "111122223333".into(),
+    }
+}
+
+fn settings(regions: &[&str], retention_days: u32) -> HistorySettings {
+    HistorySettings {
+        retention_days,
+        served_regions: regions.iter().map(|r| r.to_string()).collect(),
+    }
+}
+
+const GOOD_PAYLOADS: [&str; 14] = [
+    "eventbridge/api-call-read.json",
+    "eventbridge/api-call-write.json",
+    "eventbridge/console-action.json",
+    "eventbridge/console-signin-failure.json",
+    "eventbridge/console-signin-success.json",
+    "eventbridge/custom-app-event.json",
+    "eventbridge/iam-global-call.json",
+    "eventbridge/lambda-invoke-data-event.json",
+    "eventbridge/s3-object-created.json",
+    "eventbridge/s3-object-deleted.json",
+    "eventbridge/service-event.json",
+    "s3/copy.json",
+    "s3/delete.json",
+    "s3/put.json",
+];
+
+#[tokio::test]
+async fn every_payload_in_events_is_stored_where_it_belongs_with_its_index() {
+    // GIVEN a history serving two regions
+    let table = TestTable::history().await;
+    let store = table.store();
+    let cfg = settings(&["eu-west-1", "us-east-1"], 90);
+
+    // WHEN every good payload of events/ is ingested
+    let mut expected_items = BTreeSet::new();
+    let mut data_event_ids = Vec::new();
+    for path in GOOD_PAYLOADS {
+        let report = ingest(&store, &cfg, &ctx(), event(path))
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(report.accepted, 1, "{path}");
+        let normalized = normalize(event(path), &ctx()).records.remove(0);
+        let record = &normalized.record;
+        if record.event_category == Some(EventCategory::Data) {
+            assert_eq!(report.data_events, 1, "{path}");
+            data_event_ids.push(record.event_id.clone());
+            continue;
+        }
+        assert_eq!(report.stored, 1, "{path}");
+        for region in cfg.regions(record) {
+            let primary = table.partition(&primary_pk(region, &record.event_id)).await;
+            assert_eq!(primary.len(), 1, "{path} in {region}");
+            // THEN the stored record is the normalized record, with its classification
+            let stored: Record = serde_json::from_str(s(&primary[0], attr::RECORD)).unwrap();
+            assert_eq!(&stored, record, "{path}");
+            assert_eq!(s(&primary[0], attr::SK), PRIMARY_SK);
+            expected_items.insert((primary_pk(region, &record.event_id), PRIMARY_SK.to_owned()));
+            // AND it is found under every lookup attribute it has, on its day
+            let day = trailkeep_shared::time::day(&record.event_time);
+            let sk = history::index_sk(&record.event_time, &record.event_id);
+            for attribute in LookupAttribute::ALL
+                .into_iter()
+                .filter(|a| *a != LookupAttribute::EventId)
+            {
+                for value in attribute.values(record) {
+                    let pk = attribute_pk(region, attribute, value, &day);
+                    let items = table.partition(&pk).await;
+                    assert!(items.iter().any(|i| s(i, attr::SK) == sk), "{path}: {pk}");
+                    expected_items.insert((pk, sk.clone()));
+                }
+            }
+            let by_time = table.partition(&time_pk(region, &day)).await;
+            assert!(
+                by_time.iter().any(|i| s(i, attr::SK) == sk),
+                "{path}: time index"
+            );
+            expected_items.insert((time_pk(region, &day), sk.clone()));
+        }
+    }
+
+    // THEN the table holds exactly those items: nothing for data events, nothing extra
+    let all = table.items().await;
+    let actual: BTreeSet<(String, String)> = all
+        .iter()
+        .map(|i| (s(i, attr::PK).to_owned(), s(i, attr::SK).to_owned()))
+        .collect();
+    assert_eq!(actual, expected_items);
+    for id in &data_event_ids {
+        assert!(
+            all.iter()
+                .all(|i| !s(i, attr::RECORD).contains(id.as_str())),
+            "data event {id} in history"
+        );
+    }
+    let primaries = all.iter().filter(|i| s(i, attr::SK) == PRIMARY_SK).count();
+    assert_eq!(
+        primaries,
+        5 + 3 * 2,
+        "5 regional management events, 3 global ones in 2 regions"
+    );
+    table.delete().await;
+}
+
+#[tokio::test]
+async fn the_same_event_delivered_five_times_concurrently_is_stored_once() {
+    let table = TestTable::history().await;
+    let store = table.store();
+    let cfg = settings(&["eu-west-1"], 90);
+    let c = ctx();
+    let payload = event("eventbridge/api-call-write.json");
+
+    let results = join_all((0..5).map(|_| ingest(&store, &cfg, &c, payload.clone()))).await;
+
+    let reports: Vec<_> = results.into_iter().map(|r| r.expect("ingest")).collect();
+    assert_eq!(
+        reports.iter().map(|r| r.stored).sum::<usize>(),
+        1,
+        "{reports:?}"
+    );
+    assert_eq!(
+        reports.iter().map(|r| r.duplicates).sum::<usize>(),
+        4,
+        "{reports:?}"
+    );
+    let normalized = normalize(payload, &c).records.remove(0);
+    let index = index_items(&normalized.record, &normalized.json, "eu-west-1", 0);
+    let items = table.items().await;
+    assert_eq!(
+        items.len(),
+        1 + index.len(),
+        "one primary item and one of each index item"
+    );
+    let by_time = table.partition(&time_pk("eu-west-1", "2026-11-24")).await;
+    assert_eq!(by_time.len(), 1);
+    table.delete().await;
+}
+
+#[tokio::test]
+async fn one_event_id_with_different_content_keeps_one_version_and_one_index() {
+    // A source re-delivers an event with changed fields (here: another time
+    // and name) while the first delivery is still being written.
+    let table = TestTable::history().await;
+    let store = table.store();
+    let cfg = settings(&["eu-west-1"], 90);
+    let c = ctx();
+    let first = event("eventbridge/api-call-write.json");
+    let mut second = first.clone();
+    second["detail"]["eventTime"] = json!("2026-11-25T09:00:00Z");
+    second["detail"]["eventName"] = json!("RevokeSecurityGroupIngress");
+    let payloads: Vec<Value> = (0..6)
+        .map(|i| {
+            if i % 2 == 0 {
+                first.clone()
+            } else {
+                second.clone()
+            }
+        })
+        .collect();
+
+    let results = join_all(payloads.into_iter().map(|p| ingest(&store, &cfg, &c, p))).await;
+    assert!(results.iter().all(Result::is_ok));
+
+    let items = table.items().await;
+    let versions: BTreeSet<&str> = items.iter().map(|i| s(i, attr::RECORD)).collect();
+    assert_eq!(
+        versions.len(),
+        1,
+        "every item holds the same (winning) version"
+    );
+    let winner: Record = serde_json::from_str(versions.into_iter().next().unwrap()).unwrap();
+    let index = index_items(&winner, "", "eu-west-1", 0);
+    assert_eq!(items.len(), 1 + index.len());
+    table.delete().await;
+}
+
+#[tokio::test]
+async fn a_global_event_is_in_the_history_of_every_served_region() {
+    let table = TestTable::history().await;
+    let regions = ["eu-west-1", "us-east-1", "ap-southeast-2"];
+    let cfg = settings(&regions, 90);
+    let report = ingest(
+        &table.store(),
+        &cfg,
+        &ctx(),
+        event("eventbridge/iam-global-call.json"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.stored, 1);
+    for region in regions {
+        let items = table
+            .partition(&primary_pk(region, "a1c3e5f7-0b1d-4e2f-8a6c-4d2e0f1a3b06"))
+            .await;
+        assert_eq!(items.len(), 1, "{region}");
+        let by_user = table
+            .partition(&attribute_pk(
+                region,
+                LookupAttribute::Username,
+                "bob",
+                "2026-11-24",
+            ))
+            .await;
+        assert_eq!(by_user.len(), 1, "{region}");
+    }
+    // A regional event stays in its own region only.
+    ingest(
+        &table.store(),
+        &cfg,
+        &ctx(),
+        event("eventbridge/api-call-write.json"),
+    )
+    .await
+    .unwrap();
+    let pk = |r| primary_pk(r, "a1c3e5f7-0b1d-4e2f-8a6c-4d2e0f1a3b02");
+    assert_eq!(table.partition(&pk("eu-west-1")).await.len(), 1);
+    assert!(table.partition(&pk("us-east-1")).await.is_empty());
+    table.delete().await;
+}
+
+#[tokio::test]
+async fn data_events_are_accepted_but_not_in_the_history() {
+    let table = TestTable::history().await;
+    let cfg = settings(&["eu-west-1"], 90);
+    for path in [
+        "s3/put.json",
+        "eventbridge/s3-object-created.json",
+        "eventbridge/lambda-invoke-data-event.json",
+    ] {
+        let report = ingest(&table.store(), &cfg, &ctx(), event(path))
+            .await
+            .unwrap();
+        assert_eq!(
+            (report.accepted, report.data_events, report.stored),
+            (1, 1, 0),
+            "{path}"
+        );
+    }
+    assert!(table.items().await.is_empty());
+    table.delete().await;
+}
+
+#[tokio::test]
+async fn the_ttl_attribute_is_event_time_plus_retention() {
+    let table = TestTable::history().await;
+    let cfg = settings(&["eu-west-1", "us-east-1"], 30);
+    ingest(
+        &table.store(),
+        &cfg,
+        &ctx(),
+        event("eventbridge/console-signin-success.json"),
+    )
+    .await
+    .unwrap();
+    let event_time = chrono::DateTime::parse_from_rfc3339("2026-11-24T01:10:00Z")
+        .unwrap()
+        .timestamp();
+    let items = table.items().await;
+    assert!(!items.is_empty());
+    for item in &items {
+        assert_eq!(
+            n(item, attr::EXPIRES_AT),
+            event_time + 30 * 86_400,
+            "{}",
+            s(item, attr::PK)
+        );
+    }
+    table.delete().await;
+}
+
+#[tokio::test]
+async fn a_malformed_record_is_reported_and_the_good_ones_beside_it_go_on() {
+    let table = TestTable::history().await;
+    let cfg = settings(&["eu-west-1"], 90);
+    let store = table.store();
+
+    // A notification batch: records 0 and 2 are good, record 1 has a bad time.
+    let err = ingest(&store, &cfg, &ctx(), event("s3/batch-with-bad-record.json"))
+        .await
+        .unwrap_err();
+    let IngestError::Rejected {
+        rejected, accepted, ..
+    } = &err
+    else {
+        panic!("{err}")
+    };
+    assert_eq!(*accepted, 2, "the good records were accepted");
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0].index, 1);
+    let msg = err.to_string();
+    assert!(
+        msg.contains("record 1: field Records[] is invalid"),
+        "{msg}"
+    );
+
+    // A management batch: one EventBridge event per invocation; a bad one
+    // stores nothing, and the good event in the next invocation is stored.
+    let err = ingest(&store, &cfg, &ctx(), event("malformed/bad-event-time.json"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("eventTime"), "{err}");
+    assert!(table.items().await.is_empty());
+    let ok = ingest(
+        &store,
+        &cfg,
+        &ctx(),
+        event("eventbridge/api-call-write.json"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ok.stored, 1);
+    table.delete().await;
+}
+
+#[tokio::test]
+async fn put_all_writes_more_items_than_one_batch_holds() {
+    // Contract of the DynamoDB adapter: BatchWriteItem takes 25 items on AWS,
+    // so the adapter chunks; every item arrives, rewriting is harmless.
+    let table = TestTable::history().await;
+    let store = table.store();
+    let items: Vec<Item<'_>> = (0..60)
+        .map(|i| Item {
+            pk: format!("p#{}", i % 7),
+            sk: format!("s#{i:03}"),
+            record: "{}",
+            expires_at: 1,
+        })
+        .collect();
+    store.put_all(&items).await.unwrap();
+    store.put_all(&items).await.unwrap();
+    assert_eq!(table.items().await.len(), 60);
+    table.delete().await;
+}
+
+#[tokio::test]
+async fn claim_stores_once_and_then_returns_what_is_stored() {
+    use trailkeep_shared::history::Claim;
+    let table = TestTable::history().await;
+    let store = table.store();
+    let first = Item {
+        pk: "r#EventId#x".into(),
+        sk: PRIMARY_SK.into(),
+        record: "{\"v\":1}",
+        expires_at: 5,
+    };
+    let second = Item {
+        record: "{\"v\":2}",
+        ..first.clone()
+    };
+    assert_eq!(store.claim(&first).await.unwrap(), Claim::Stored);
+    assert_eq!(
+        store.claim(&second).await.unwrap(),
+        Claim::Exists {
+            record: "{\"v\":1}".into()
+        }
+    );
+    table.delete().await;
+}
