@@ -1,0 +1,160 @@
+//! `trailkeep dev …`: the local run's helpers. They refuse to run against
+//! anything but a loopback endpoint, so they can never touch a real account.
+
+use std::collections::BTreeMap;
+
+use aws_config::BehaviorVersion;
+use aws_sdk_dynamodb::types::AttributeValue;
+use clap::Subcommand;
+use trailkeep_shared::aws::dynamodb::attr;
+use trailkeep_shared::history::PRIMARY_SK;
+use trailkeep_shared::model::Record;
+use trailkeep_shared::provision::{self, Template};
+
+#[derive(Subcommand)]
+pub enum DevCommand {
+    /// Create the stack's tables from template.yaml on the local endpoint and
+    /// write the stack outputs (template.yaml's Output names) as JSON.
+    Provision {
+        #[arg(long, default_value = "template.yaml")]
+        template: String,
+        /// Prefix of the created resources' names.
+        #[arg(long, default_value = "trailkeep-local")]
+        stack_name: String,
+        /// Where to write the outputs JSON.
+        #[arg(long)]
+        outputs: String,
+    },
+    /// Print the events stored in the history, one line each, oldest first.
+    ShowHistory {
+        #[arg(long, env = "HISTORY_TABLE")]
+        table: String,
+        /// Only this region's history.
+        #[arg(long)]
+        region: Option<String>,
+        /// Fail unless exactly this many events are stored (used by the scripts).
+        #[arg(long)]
+        expect: Option<usize>,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DevError {
+    #[error("AWS_ENDPOINT_URL must point at a local endpoint (127.0.0.1 or localhost), got {0:?}")]
+    NotLocal(Option<String>),
+    #[error(transparent)]
+    Provision(#[from] provision::ProvisionError),
+    #[error("{operation} failed: {message}")]
+    Aws {
+        operation: &'static str,
+        message: String,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("expected {expected} events in the history, found {found}")]
+    Count { expected: usize, found: usize },
+}
+
+async fn local_client() -> Result<aws_sdk_dynamodb::Client, DevError> {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").ok();
+    let local = endpoint.as_deref().is_some_and(|e| {
+        let host = e.split("://").nth(1).unwrap_or(e);
+        host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]")
+    });
+    if !local {
+        return Err(DevError::NotLocal(endpoint));
+    }
+    let aws = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    Ok(aws_sdk_dynamodb::Client::new(&aws))
+}
+
+pub async fn run(cmd: DevCommand) -> Result<(), DevError> {
+    let client = local_client().await?;
+    match cmd {
+        DevCommand::Provision {
+            template,
+            stack_name,
+            outputs,
+        } => {
+            let template = Template::load(&template)?;
+            let table = format!("{stack_name}-HistoryTable");
+            provision::create_table(&client, &table, &template.table("HistoryTable")?).await?;
+            eprintln!("created table {table} (from template.yaml HistoryTable)");
+            let out: BTreeMap<&str, String> = [("HistoryTableName", table)].into_iter().collect();
+            let json = serde_json::to_string_pretty(&out).unwrap_or_default();
+            std::fs::write(&outputs, json + "\n").map_err(|source| DevError::Write {
+                path: outputs.clone(),
+                source,
+            })?;
+            Ok(())
+        }
+        DevCommand::ShowHistory {
+            table,
+            region,
+            expect,
+        } => {
+            let mut events = Vec::new();
+            let mut pages = client
+                .scan()
+                .table_name(&table)
+                .filter_expression("#sk = :primary")
+                .expression_attribute_names("#sk", attr::SK)
+                .expression_attribute_values(":primary", AttributeValue::S(PRIMARY_SK.into()))
+                .into_paginator()
+                .items()
+                .send();
+            while let Some(item) = pages.next().await {
+                let item = item.map_err(|e| DevError::Aws {
+                    operation: "Scan",
+                    message: aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string(),
+                })?;
+                let pk = item
+                    .get(attr::PK)
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default();
+                let history_region = pk.split('#').next().unwrap_or_default().to_owned();
+                if region.as_ref().is_some_and(|r| *r != history_region) {
+                    continue;
+                }
+                let Some(record) = item
+                    .get(attr::RECORD)
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|s| serde_json::from_str::<Record>(s).ok())
+                else {
+                    continue;
+                };
+                events.push((history_region, record));
+            }
+            events.sort_by(|a, b| {
+                (a.1.event_time, &a.0, &a.1.event_id).cmp(&(b.1.event_time, &b.0, &b.1.event_id))
+            });
+            println!(
+                "{:<12} {:<20} {:<24} {:<32} {:<10} {:<6}",
+                "HISTORY", "EVENT TIME", "SOURCE", "NAME", "USER", "READ"
+            );
+            for (r, e) in &events {
+                println!(
+                    "{:<12} {:<20} {:<24} {:<32} {:<10} {:<6}",
+                    r,
+                    trailkeep_shared::time::format(&e.event_time),
+                    e.event_source,
+                    e.event_name,
+                    e.lookup_username().unwrap_or("-"),
+                    e.read_only.unwrap_or(false)
+                );
+            }
+            println!("{} events", events.len());
+            match expect {
+                Some(expected) if expected != events.len() => Err(DevError::Count {
+                    expected,
+                    found: events.len(),
+                }),
+                _ => Ok(()),
+            }
+        }
+    }
+}
