@@ -1,0 +1,73 @@
+# Helpers shared by the project's scripts. Source it: `. scripts/lib.sh`.
+# - ensure_venv: the pinned Python tools (moto, cargo-lambda, cfn-lint) in a
+#   venv keyed by the lock file, first on PATH.
+# - start_moto / stop_moto: a moto server on 127.0.0.1 on a free port,
+#   stopped by its PID.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE_DIR=${TRAILKEEP_CACHE:-$HOME/.cache/trailkeep}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE_DIR/target}
+
+# Dummy credentials and a region: the SDKs need them; moto accepts anything.
+export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-test}
+export AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-test}
+export AWS_REGION=${AWS_REGION:-us-east-1}
+export AWS_DEFAULT_REGION=$AWS_REGION
+export AWS_EC2_METADATA_DISABLED=true
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+ensure_venv() {
+  local lock="$ROOT/scripts/requirements.lock" hash venv
+  hash=$(cat "$lock" "$ROOT/scripts/requirements.in" | sha256sum | cut -c1-12)
+  venv="$CACHE_DIR/venv-$hash"
+  if [ ! -x "$venv/bin/moto_server" ] || [ ! -f "$venv/.complete" ]; then
+    step "installing pinned Python tools into $venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv" || die "python3 -m venv failed"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$lock" \
+      || die "pip install -r scripts/requirements.lock failed"
+    touch "$venv/.complete"
+  fi
+  export VIRTUAL_ENV="$venv"
+  export PATH="$venv/bin:$PATH"
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Starts moto unless AWS_ENDPOINT_URL is already set; exports AWS_ENDPOINT_URL.
+MOTO_PID=
+start_moto() {
+  if [ -n "${AWS_ENDPOINT_URL:-}" ]; then
+    step "using the endpoint in AWS_ENDPOINT_URL: $AWS_ENDPOINT_URL (no server started)"
+    return
+  fi
+  local port log
+  port=$(free_port)
+  log="$CACHE_DIR/moto-$port.log"
+  mkdir -p "$CACHE_DIR"
+  moto_server -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+  MOTO_PID=$!
+  export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
+  for _ in $(seq 1 100); do
+    if curl -fsS "$AWS_ENDPOINT_URL/moto-api/" >/dev/null 2>&1; then
+      step "moto server on $AWS_ENDPOINT_URL (pid $MOTO_PID, log $log)"
+      return
+    fi
+    kill -0 "$MOTO_PID" 2>/dev/null || { cat "$log" >&2; die "moto server exited"; }
+    sleep 0.1
+  done
+  cat "$log" >&2
+  die "moto server did not answer on $AWS_ENDPOINT_URL within 10 s"
+}
+
+stop_moto() {
+  if [ -n "$MOTO_PID" ]; then
+    kill "$MOTO_PID" 2>/dev/null && wait "$MOTO_PID" 2>/dev/null
+    MOTO_PID=
+  fi
+  return 0
+}
