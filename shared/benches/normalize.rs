@@ -42,9 +42,10 @@ fn bench(c: &mut Criterion) {
             payload.as_bytes(),
             |b, bytes| {
                 b.iter(|| {
-                    let value: serde_json::Value =
+                    // What the Lambda runtime does with the bytes, then normalization.
+                    let raw: Box<serde_json::value::RawValue> =
                         serde_json::from_slice(black_box(bytes)).unwrap();
-                    let batch = normalize(value, &ctx);
+                    let batch = normalize(raw.get(), &ctx);
                     assert_eq!(batch.records.len(), 1);
                     batch
                 })

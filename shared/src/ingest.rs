@@ -10,7 +10,6 @@
 //!   queue where the operator finds it with the error message.
 
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::history::{self, HistorySettings, HistoryStore, Recorded, StoreError};
 use crate::normalize::{self, Context, Ignored, Rejected};
@@ -69,7 +68,7 @@ pub async fn ingest<S: HistoryStore>(
     store: &S,
     settings: &HistorySettings,
     ctx: &Context,
-    payload: Value,
+    payload: &str,
 ) -> Result<IngestReport, IngestError> {
     let batch = normalize::normalize(payload, ctx);
     let mut report = IngestReport {

@@ -14,6 +14,13 @@ pub const EVENT_VERSION: &str = "1.11";
 /// CloudTrail refuses events larger than 256 KB; so does trailkeep.
 pub const MAX_RECORD_BYTES: usize = 256 * 1024;
 
+/// The `eventTime` of a record whose source did not give one (yet).
+pub const UNSET_TIME: DateTime<Utc> = DateTime::<Utc>::MIN_UTC;
+
+fn unset_time() -> DateTime<Utc> {
+    UNSET_TIME
+}
+
 /// `eventType` values named by DESIGN §2.
 pub mod event_type {
     pub const API_CALL: &str = "AwsApiCall";
@@ -39,10 +46,14 @@ pub struct Record {
     pub event_version: String,
     #[serde(default)]
     pub user_identity: UserIdentity,
-    #[serde(with = "crate::time::serde_event_time")]
+    /// [`UNSET_TIME`] only while a record is being normalized and the
+    /// source has not said; normalization fills it or refuses the record.
+    #[serde(with = "crate::time::serde_event_time", default = "unset_time")]
     pub event_time: DateTime<Utc>,
     pub event_source: String,
     pub event_name: String,
+    /// Empty only while a record is being normalized (the envelope fills it).
+    #[serde(default)]
     pub aws_region: String,
     #[serde(
         rename = "sourceIPAddress",
@@ -66,7 +77,8 @@ pub struct Record {
     pub additional_event_data: Option<Value>,
     #[serde(rename = "requestID", default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
-    #[serde(rename = "eventID")]
+    /// Empty only while a record is being normalized (the envelope fills it).
+    #[serde(rename = "eventID", default)]
     pub event_id: String,
     /// `None` only while a record is being normalized; classification fills it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

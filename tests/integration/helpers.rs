@@ -114,9 +114,13 @@ pub fn n(item: &HashMap<String, AttributeValue>, key: &str) -> i64 {
         .unwrap_or(i64::MIN)
 }
 
-/// A payload from events/.
-pub fn event(path: &str) -> serde_json::Value {
+/// A payload from events/, as the text Lambda hands over.
+pub fn event(path: &str) -> String {
     let full = format!("{}/../events/{path}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}")))
-        .unwrap()
+    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
+}
+
+/// A payload from events/, parsed (for a test to change it).
+pub fn event_json(path: &str) -> serde_json::Value {
+    serde_json::from_str(&event(path)).unwrap()
 }

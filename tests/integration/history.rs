@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use futures::future::join_all;
-use serde_json::{json, Value};
+use serde_json::json;
 use trailkeep_shared::aws::dynamodb::attr;
 use trailkeep_shared::history::{
     self, attribute_pk, index_items, primary_pk, time_pk, HistorySettings, HistoryStore, Item,
@@ -13,7 +13,7 @@ use trailkeep_shared::ingest::{ingest, IngestError};
 use trailkeep_shared::model::{EventCategory, Record};
 use trailkeep_shared::normalize::{normalize, Context};
 
-use crate::helpers::{event, n, s, TestTable};
+use crate::helpers::{event, event_json, n, s, TestTable};
 
 fn ctx() -> Context {
     Context {
@@ -56,11 +56,11 @@ async fn every_payload_in_events_is_stored_where_it_belongs_with_its_index() {
     let mut expected_items = BTreeSet::new();
     let mut data_event_ids = Vec::new();
     for path in GOOD_PAYLOADS {
-        let report = ingest(&store, &cfg, &ctx(), event(path))
+        let report = ingest(&store, &cfg, &ctx(), &event(path))
             .await
             .unwrap_or_else(|e| panic!("{path}: {e}"));
         assert_eq!(report.accepted, 1, "{path}");
-        let normalized = normalize(event(path), &ctx()).records.remove(0);
+        let normalized = normalize(&event(path), &ctx()).records.remove(0);
         let record = &normalized.record;
         if record.event_category == Some(EventCategory::Data) {
             assert_eq!(report.data_events, 1, "{path}");
@@ -130,7 +130,7 @@ async fn the_same_event_delivered_five_times_concurrently_is_stored_once() {
     let c = ctx();
     let payload = event("eventbridge/api-call-write.json");
 
-    let results = join_all((0..5).map(|_| ingest(&store, &cfg, &c, payload.clone()))).await;
+    let results = join_all((0..5).map(|_| ingest(&store, &cfg, &c, &payload))).await;
 
     let reports: Vec<_> = results.into_iter().map(|r| r.expect("ingest")).collect();
     assert_eq!(
@@ -143,7 +143,7 @@ async fn the_same_event_delivered_five_times_concurrently_is_stored_once() {
         4,
         "{reports:?}"
     );
-    let normalized = normalize(payload, &c).records.remove(0);
+    let normalized = normalize(&payload, &c).records.remove(0);
     let index = index_items(&normalized.record, &normalized.json, "eu-west-1", 0);
     let items = table.items().await;
     assert_eq!(
@@ -164,21 +164,21 @@ async fn one_event_id_with_different_content_keeps_one_version_and_one_index() {
     let store = table.store();
     let cfg = settings(&["eu-west-1"], 90);
     let c = ctx();
-    let first = event("eventbridge/api-call-write.json");
+    let first = event_json("eventbridge/api-call-write.json");
     let mut second = first.clone();
     second["detail"]["eventTime"] = json!("2026-11-25T09:00:00Z");
     second["detail"]["eventName"] = json!("RevokeSecurityGroupIngress");
-    let payloads: Vec<Value> = (0..6)
+    let payloads: Vec<String> = (0..6)
         .map(|i| {
             if i % 2 == 0 {
-                first.clone()
+                first.to_string()
             } else {
-                second.clone()
+                second.to_string()
             }
         })
         .collect();
 
-    let results = join_all(payloads.into_iter().map(|p| ingest(&store, &cfg, &c, p))).await;
+    let results = join_all(payloads.iter().map(|p| ingest(&store, &cfg, &c, p))).await;
     assert!(results.iter().all(Result::is_ok));
 
     let items = table.items().await;
@@ -203,7 +203,7 @@ async fn a_global_event_is_in_the_history_of_every_served_region() {
         &table.store(),
         &cfg,
         &ctx(),
-        event("eventbridge/iam-global-call.json"),
+        &event("eventbridge/iam-global-call.json"),
     )
     .await
     .unwrap();
@@ -228,7 +228,7 @@ async fn a_global_event_is_in_the_history_of_every_served_region() {
         &table.store(),
         &cfg,
         &ctx(),
-        event("eventbridge/api-call-write.json"),
+        &event("eventbridge/api-call-write.json"),
     )
     .await
     .unwrap();
@@ -247,7 +247,7 @@ async fn data_events_are_accepted_but_not_in_the_history() {
         "eventbridge/s3-object-created.json",
         "eventbridge/lambda-invoke-data-event.json",
     ] {
-        let report = ingest(&table.store(), &cfg, &ctx(), event(path))
+        let report = ingest(&table.store(), &cfg, &ctx(), &event(path))
             .await
             .unwrap();
         assert_eq!(
@@ -268,7 +268,7 @@ async fn the_ttl_attribute_is_event_time_plus_retention() {
         &table.store(),
         &cfg,
         &ctx(),
-        event("eventbridge/console-signin-success.json"),
+        &event("eventbridge/console-signin-success.json"),
     )
     .await
     .unwrap();
@@ -295,9 +295,14 @@ async fn a_malformed_record_is_reported_and_the_good_ones_beside_it_go_on() {
     let store = table.store();
 
     // A notification batch: records 0 and 2 are good, record 1 has a bad time.
-    let err = ingest(&store, &cfg, &ctx(), event("s3/batch-with-bad-record.json"))
-        .await
-        .unwrap_err();
+    let err = ingest(
+        &store,
+        &cfg,
+        &ctx(),
+        &event("s3/batch-with-bad-record.json"),
+    )
+    .await
+    .unwrap_err();
     let IngestError::Rejected {
         rejected, accepted, ..
     } = &err
@@ -315,16 +320,21 @@ async fn a_malformed_record_is_reported_and_the_good_ones_beside_it_go_on() {
 
     // A management batch: one EventBridge event per invocation; a bad one
     // stores nothing, and the good event in the next invocation is stored.
-    let err = ingest(&store, &cfg, &ctx(), event("malformed/bad-event-time.json"))
-        .await
-        .unwrap_err();
+    let err = ingest(
+        &store,
+        &cfg,
+        &ctx(),
+        &event("malformed/bad-event-time.json"),
+    )
+    .await
+    .unwrap_err();
     assert!(err.to_string().contains("eventTime"), "{err}");
     assert!(table.items().await.is_empty());
     let ok = ingest(
         &store,
         &cfg,
         &ctx(),
-        event("eventbridge/api-call-write.json"),
+        &event("eventbridge/api-call-write.json"),
     )
     .await
     .unwrap();

@@ -1,7 +1,7 @@
 //! Decode the trigger, call `shared`, map errors.
 
 use lambda_runtime::{Error, LambdaEvent};
-use serde_json::Value;
+use serde_json::value::RawValue;
 use trailkeep_shared::history::{HistorySettings, HistoryStore};
 use trailkeep_shared::ingest::{self, IngestReport};
 use trailkeep_shared::normalize::Context;
@@ -11,17 +11,17 @@ pub(crate) struct Deps<S> {
     pub settings: HistorySettings,
 }
 
-/// Any payload is accepted as JSON; normalization decides what it is. An
+/// Any JSON payload is accepted as text; normalization decides what it is. An
 /// error makes Lambda retry the payload and, after the retries, send it to
 /// the dead-letter queue with the error message (docs/ingest.md).
 pub(crate) async fn handle<S: HistoryStore>(
     deps: &Deps<S>,
-    event: LambdaEvent<Value>,
+    event: LambdaEvent<Box<RawValue>>,
 ) -> Result<IngestReport, Error> {
     let ctx = Context {
         account_id: account_of(&event.context.invoked_function_arn).to_owned(),
     };
-    let report = ingest::ingest(&deps.store, &deps.settings, &ctx, event.payload).await?;
+    let report = ingest::ingest(&deps.store, &deps.settings, &ctx, event.payload.get()).await?;
     tracing::info!(
         accepted = report.accepted,
         stored = report.stored,

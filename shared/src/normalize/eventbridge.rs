@@ -1,12 +1,10 @@
 //! EventBridge events: CloudTrail-delivered events, S3 object events, and
 //! custom application events (any other source / detail-type).
 
-use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde_json::{Map, Value};
 
-use super::{invalid, s3, Outcome, RecordError};
-use crate::model::{event_type, Record, Resource, UserIdentity};
-use crate::time;
+use super::{invalid, s3, Envelope, Outcome, RecordError};
+use crate::model::{event_type, Record, Resource, UserIdentity, UNSET_TIME};
 
 /// detail-types whose detail is (close to) a CloudTrail record, with the
 /// `eventType` each implies when the detail does not say.
@@ -40,54 +38,49 @@ const CUSTOM_RECORD_FIELDS: [&str; 10] = [
     "readOnly",
 ];
 
-pub(super) fn normalize(payload: Value) -> Result<Outcome, RecordError> {
-    let event: EventBridgeEvent<Value> =
-        serde_json::from_value(payload).map_err(|e| invalid("EventBridge envelope", e))?;
+pub(super) fn normalize(event: Envelope) -> Result<Outcome, RecordError> {
+    let detail_type = event.detail_type.as_deref().unwrap_or_default();
     if let Some((_, implied_type)) = CLOUDTRAIL_DETAIL_TYPES
         .iter()
-        .find(|(dt, _)| *dt == event.detail_type)
+        .find(|(dt, _)| *dt == detail_type)
     {
         return cloudtrail(event, implied_type);
     }
-    if event.source == "aws.s3"
-        && matches!(
-            event.detail_type.as_str(),
-            "Object Created" | "Object Deleted"
-        )
-    {
+    let source = event
+        .source
+        .as_deref()
+        .ok_or(RecordError::Missing { field: "source" })?;
+    if source == "aws.s3" && matches!(detail_type, "Object Created" | "Object Deleted") {
         return s3::from_eventbridge(event);
     }
     custom(event)
 }
 
 /// A CloudTrail record in `detail`; the envelope fills what the detail lacks.
-fn cloudtrail(event: EventBridgeEvent<Value>, implied_type: &str) -> Result<Outcome, RecordError> {
-    let Value::Object(mut detail) = event.detail else {
-        return Err(RecordError::Invalid {
-            field: "detail".into(),
-            reason: "must be a JSON object".into(),
-        });
-    };
-    let fallbacks = [
-        ("eventID", event.id),
-        ("eventTime", event.time.as_ref().map(time::format)),
-        ("awsRegion", event.region),
-        ("recipientAccountId", event.account),
-        ("eventType", Some(implied_type.to_owned())),
-    ];
-    for (field, value) in fallbacks {
-        if let Some(v) = value {
-            detail.entry(field).or_insert(Value::String(v));
+fn cloudtrail(event: Envelope, implied_type: &str) -> Result<Outcome, RecordError> {
+    let detail = event
+        .detail
+        .ok_or(RecordError::Missing { field: "detail" })?;
+    let mut record: Record =
+        serde_json::from_str(detail.get()).map_err(|e| invalid("detail", e))?;
+    let fill = |field: &mut String, fallback: Option<String>| {
+        if field.is_empty() {
+            *field = fallback.unwrap_or_default();
         }
+    };
+    fill(&mut record.event_id, event.id);
+    fill(&mut record.aws_region, event.region);
+    fill(&mut record.recipient_account_id, event.account);
+    fill(&mut record.event_type, Some(implied_type.to_owned()));
+    if record.event_time == UNSET_TIME {
+        record.event_time = event.time.unwrap_or(UNSET_TIME);
     }
-    let record: Record =
-        serde_json::from_value(Value::Object(detail)).map_err(|e| invalid("detail", e))?;
     Ok(Outcome::Record(Box::new(record)))
 }
 
 /// Any other event: an application's own audit event, or an AWS service
 /// event that CloudTrail does not describe. Mapping in docs/normalization.md.
-fn custom(event: EventBridgeEvent<Value>) -> Result<Outcome, RecordError> {
+fn custom(event: Envelope) -> Result<Outcome, RecordError> {
     let id = event.id.ok_or(RecordError::Missing { field: "id" })?;
     let time = event.time.ok_or(RecordError::Missing { field: "time" })?;
     let region = event
@@ -96,20 +89,28 @@ fn custom(event: EventBridgeEvent<Value>) -> Result<Outcome, RecordError> {
     let account = event
         .account
         .ok_or(RecordError::Missing { field: "account" })?;
-    let mut detail = match event.detail {
-        Value::Object(m) => m,
-        Value::Null => Map::new(),
-        _ => {
+    let detail: Option<Value> = match &event.detail {
+        Some(raw) => serde_json::from_str(raw.get()).map_err(|e| invalid("detail", e))?,
+        None => None,
+    };
+    let mut detail = match detail {
+        Some(Value::Object(m)) => m,
+        None | Some(Value::Null) => Map::new(),
+        Some(_) => {
             return Err(RecordError::Invalid {
                 field: "detail".into(),
                 reason: "must be a JSON object".into(),
             })
         }
     };
-    let aws_service = event.source.strip_prefix("aws.");
+    let source = event
+        .source
+        .ok_or(RecordError::Missing { field: "source" })?;
+    let detail_type = event.detail_type.unwrap_or_default();
+    let aws_service = source.strip_prefix("aws.");
     let event_source = match aws_service {
         Some(service) => format!("{service}.amazonaws.com"),
-        None => event.source.clone(),
+        None => source.clone(),
     };
     // Take the recognised fields out of the detail; what remains is additionalEventData.
     let mut known = Map::new();
@@ -170,7 +171,7 @@ fn custom(event: EventBridgeEvent<Value>) -> Result<Outcome, RecordError> {
     let record = Record {
         user_identity,
         event_time: time,
-        event_name: take_str(&mut known, "eventName")?.unwrap_or(event.detail_type),
+        event_name: take_str(&mut known, "eventName")?.unwrap_or(detail_type),
         event_source,
         aws_region: region,
         source_ip_address: take_str(&mut known, "sourceIPAddress")?,

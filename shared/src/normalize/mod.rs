@@ -9,10 +9,10 @@
 mod eventbridge;
 mod s3;
 
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::classify;
-use crate::model::{Record, MAX_RECORD_BYTES};
+use crate::model::{Record, MAX_RECORD_BYTES, UNSET_TIME};
 
 /// Facts about the receiving deployment that a payload may not carry.
 #[derive(Clone, Debug)]
@@ -101,37 +101,74 @@ impl Batch {
     }
 }
 
-/// Normalizes one Lambda payload: an EventBridge event or an S3 notification.
-pub fn normalize(payload: Value, ctx: &Context) -> Batch {
+/// The envelope of every payload ingest accepts, decoded in one pass from
+/// the bytes Lambda hands over: an EventBridge event (`detail-type`,
+/// `source`, `detail`…), an S3 notification (`Records`), or S3's
+/// `s3:TestEvent`. Nested parts stay raw until their shape is known, so no
+/// intermediate JSON tree is built.
+#[derive(serde::Deserialize)]
+pub(crate) struct Envelope {
+    id: Option<String>,
+    #[serde(rename = "detail-type")]
+    detail_type: Option<String>,
+    source: Option<String>,
+    account: Option<String>,
+    #[serde(default, with = "optional_time")]
+    time: Option<chrono::DateTime<chrono::Utc>>,
+    region: Option<String>,
+    resources: Option<Vec<String>>,
+    detail: Option<Box<RawValue>>,
+    #[serde(rename = "Records")]
+    records: Option<Vec<Box<RawValue>>>,
+    #[serde(rename = "Event")]
+    event: Option<String>,
+}
+
+mod optional_time {
+    use chrono::{DateTime, Utc};
+    use serde::Deserializer;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        crate::time::serde_event_time::deserialize(d).map(Some)
+    }
+}
+
+/// Normalizes one Lambda payload (JSON text): an EventBridge event or an S3 notification.
+pub fn normalize(payload: &str, ctx: &Context) -> Batch {
     let mut batch = Batch::default();
-    match payload {
-        Value::Object(ref m) if m.contains_key("detail-type") => {
-            let id = m.get("id").and_then(Value::as_str).map(str::to_owned);
-            batch.push(0, eventbridge::normalize(payload), id);
-        }
-        Value::Object(mut m) if m.contains_key("Records") => match m.remove("Records") {
-            Some(Value::Array(records)) => s3::normalize_notification(records, ctx, &mut batch),
-            _ => batch.rejected.push(Rejected {
+    let envelope: Envelope = match serde_json::from_str(payload) {
+        Ok(e) => e,
+        Err(e) => {
+            let error = if payload.trim_start().starts_with('{') {
+                invalid("payload", e)
+            } else {
+                RecordError::UnknownPayload
+            };
+            batch.rejected.push(Rejected {
                 index: 0,
                 event_id: None,
-                error: RecordError::Invalid {
-                    field: "Records".into(),
-                    reason: "must be an array".into(),
-                },
-            }),
-        },
-        // S3 sends this once when a notification is configured; it is not an event.
-        Value::Object(ref m) if m.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") => {
-            batch.ignored.push(Ignored {
-                index: 0,
-                reason: "s3:TestEvent (sent when a notification is configured)".into(),
+                error,
             });
+            return batch;
         }
-        _ => batch.rejected.push(Rejected {
+    };
+    if envelope.detail_type.is_some() {
+        let id = envelope.id.clone();
+        batch.push(0, eventbridge::normalize(envelope), id);
+    } else if let Some(records) = envelope.records {
+        s3::normalize_notification(records, ctx, &mut batch);
+    } else if envelope.event.as_deref() == Some("s3:TestEvent") {
+        // S3 sends this once when a notification is configured; it is not an event.
+        batch.ignored.push(Ignored {
+            index: 0,
+            reason: "s3:TestEvent (sent when a notification is configured)".into(),
+        });
+    } else {
+        batch.rejected.push(Rejected {
             index: 0,
             event_id: None,
             error: RecordError::UnknownPayload,
-        }),
+        });
     }
     batch
 }
@@ -150,6 +187,9 @@ fn finish(mut record: Record) -> Result<Normalized, RecordError> {
                 reason: "must not be empty".into(),
             });
         }
+    }
+    if record.event_time == UNSET_TIME {
+        return Err(RecordError::Missing { field: "eventTime" });
     }
     classify::classify(&mut record);
     let json = serde_json::to_string(&record).map_err(|e| RecordError::Invalid {

@@ -6,15 +6,15 @@
 //! same on every re-delivery and on both paths, so an operation seen twice is
 //! stored once.
 
-use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::s3::S3EventRecord;
 use chrono::{DateTime, SubsecRound, Utc};
 use percent_encoding::percent_decode_str;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::{invalid, Batch, Context, Outcome, RecordError};
+use super::{invalid, Batch, Context, Envelope, Outcome, RecordError};
 use crate::classify::partition;
 use crate::model::{event_type, EventCategory, Record, Resource, UserIdentity};
 
@@ -57,14 +57,18 @@ struct ObjectEvent {
     request_id: Option<String>,
 }
 
-pub(super) fn normalize_notification(records: Vec<Value>, ctx: &Context, batch: &mut Batch) {
+pub(super) fn normalize_notification(
+    records: Vec<Box<RawValue>>,
+    ctx: &Context,
+    batch: &mut Batch,
+) {
     for (index, raw) in records.into_iter().enumerate() {
-        batch.push(index, from_notification(raw, ctx), None);
+        batch.push(index, from_notification(&raw, ctx), None);
     }
 }
 
-fn from_notification(raw: Value, ctx: &Context) -> Result<Outcome, RecordError> {
-    let r: S3EventRecord = serde_json::from_value(raw).map_err(|e| invalid("Records[]", e))?;
+fn from_notification(raw: &RawValue, ctx: &Context) -> Result<Outcome, RecordError> {
+    let r: S3EventRecord = serde_json::from_str(raw.get()).map_err(|e| invalid("Records[]", e))?;
     let name = r
         .event_name
         .as_deref()
@@ -129,15 +133,18 @@ struct DetailObject {
     sequencer: Option<String>,
 }
 
-pub(super) fn from_eventbridge(event: EventBridgeEvent<Value>) -> Result<Outcome, RecordError> {
-    let d: Detail = serde_json::from_value(event.detail).map_err(|e| invalid("detail", e))?;
+pub(super) fn from_eventbridge(event: Envelope) -> Result<Outcome, RecordError> {
+    let raw = event
+        .detail
+        .ok_or(RecordError::Missing { field: "detail" })?;
+    let d: Detail = serde_json::from_str(raw.get()).map_err(|e| invalid("detail", e))?;
     let reason = d.reason.as_deref().ok_or(RecordError::Missing {
         field: "detail.reason",
     })?;
     let Some((_, operation)) = EVENTBRIDGE_REASONS.iter().find(|(r, _)| *r == reason) else {
         return Ok(Outcome::Ignored(format!(
             "S3 {} with reason {reason:?} does not record an API call",
-            event.detail_type
+            event.detail_type.unwrap_or_default()
         )));
     };
     ObjectEvent {

@@ -3,7 +3,7 @@
 use super::*;
 use crate::model::EventCategory;
 use proptest::prelude::*;
-use serde_json::json;
+use serde_json::{json, Value};
 
 fn ctx() -> Context {
     Context {
@@ -18,7 +18,7 @@ fn load(name: &str) -> Value {
 }
 
 fn one(name: &str) -> Normalized {
-    let batch = normalize(load(name), &ctx());
+    let batch = normalize(&load(name).to_string(), &ctx());
     assert!(batch.rejected.is_empty(), "{name}: {:?}", batch.rejected);
     assert_eq!(batch.records.len(), 1, "{name}");
     batch.records.into_iter().next().unwrap()
@@ -185,7 +185,7 @@ fn the_same_s3_operation_has_the_same_event_id_on_both_paths() {
     eb["detail"]["object"]["key"] = json!("incoming/photo 2026(11).jpg");
     eb["detail"]["object"]["version-id"] = json!("096fKKXTRTtl3on89fVO.nfljtsv6qko");
     eb["detail"]["object"]["sequencer"] = json!("0055AED6DCD90281E5");
-    let via_eventbridge = normalize(eb, &ctx()).records.remove(0);
+    let via_eventbridge = normalize(&eb.to_string(), &ctx()).records.remove(0);
     assert_eq!(
         notification.record.event_id,
         via_eventbridge.record.event_id
@@ -231,7 +231,7 @@ fn an_aws_service_event_without_cloudtrail_shape_is_a_service_event() {
         "resources": ["arn:aws:ec2:eu-west-1:111122223333:instance/i-0abc"],
         "detail": {"instance-id": "i-0abc", "state": "stopped"}
     });
-    let batch = normalize(payload, &ctx());
+    let batch = normalize(&payload.to_string(), &ctx());
     let out = written(&batch.records[0]);
     assert_eq!(out["eventSource"], "ec2.amazonaws.com");
     assert_eq!(out["eventType"], "AwsServiceEvent");
@@ -247,7 +247,7 @@ fn an_aws_service_event_without_cloudtrail_shape_is_a_service_event() {
 
 #[test]
 fn a_bad_record_is_rejected_with_its_field_and_the_good_ones_beside_it_go_on() {
-    let batch = normalize(load("s3/batch-with-bad-record.json"), &ctx());
+    let batch = normalize(&load("s3/batch-with-bad-record.json").to_string(), &ctx());
     let names: Vec<&str> = batch
         .records
         .iter()
@@ -266,10 +266,10 @@ fn a_bad_record_is_rejected_with_its_field_and_the_good_ones_beside_it_go_on() {
 
 #[test]
 fn malformed_payloads_are_rejected_with_a_clear_reason() {
-    let unknown = normalize(load("malformed/unknown-shape.json"), &ctx());
+    let unknown = normalize(&load("malformed/unknown-shape.json").to_string(), &ctx());
     assert_eq!(unknown.rejected[0].error, RecordError::UnknownPayload);
 
-    let bad_time = normalize(load("malformed/bad-event-time.json"), &ctx());
+    let bad_time = normalize(&load("malformed/bad-event-time.json").to_string(), &ctx());
     assert!(bad_time.records.is_empty());
     let msg = bad_time.rejected[0].to_string();
     assert!(
@@ -281,7 +281,10 @@ fn malformed_payloads_are_rejected_with_a_clear_reason() {
         "{msg}"
     );
 
-    let missing = normalize(load("malformed/missing-event-source.json"), &ctx());
+    let missing = normalize(
+        &load("malformed/missing-event-source.json").to_string(),
+        &ctx(),
+    );
     let msg = missing.rejected[0].to_string();
     assert!(msg.contains("missing field `eventSource`"), "{msg}");
 }
@@ -290,7 +293,7 @@ fn malformed_payloads_are_rejected_with_a_clear_reason() {
 fn an_event_over_256_kb_is_refused() {
     let mut payload = load("eventbridge/api-call-write.json");
     payload["detail"]["requestParameters"] = json!({"blob": "x".repeat(MAX_RECORD_BYTES)});
-    let batch = normalize(payload, &ctx());
+    let batch = normalize(&payload.to_string(), &ctx());
     assert!(batch.records.is_empty());
     assert!(
         matches!(batch.rejected[0].error, RecordError::TooLarge { bytes } if bytes > MAX_RECORD_BYTES)
@@ -308,7 +311,7 @@ fn an_event_just_under_the_limit_is_accepted() {
     // {"blob":"…"} adds 11 bytes of syntax around the filler.
     let filler = MAX_RECORD_BYTES - base + old - 11;
     payload["detail"]["requestParameters"] = json!({"blob": "x".repeat(filler)});
-    let batch = normalize(payload, &ctx());
+    let batch = normalize(&payload.to_string(), &ctx());
     assert_eq!(batch.records.len(), 1, "{:?}", batch.rejected);
     assert_eq!(batch.records[0].json.len(), MAX_RECORD_BYTES);
 }
@@ -317,21 +320,62 @@ fn an_event_just_under_the_limit_is_accepted() {
 fn non_api_s3_notifications_and_test_events_are_ignored_not_rejected() {
     let mut payload = load("s3/put.json");
     payload["Records"][0]["eventName"] = json!("LifecycleExpiration:Delete");
-    let batch = normalize(payload, &ctx());
+    let batch = normalize(&payload.to_string(), &ctx());
     assert!(batch.records.is_empty() && batch.rejected.is_empty());
     assert_eq!(batch.ignored.len(), 1);
     let test_event = json!({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "b"});
-    assert_eq!(normalize(test_event, &ctx()).ignored.len(), 1);
+    assert_eq!(normalize(&test_event.to_string(), &ctx()).ignored.len(), 1);
 }
 
 #[test]
 fn cloudtrail_detail_without_event_id_takes_the_envelope_id() {
     let mut payload = load("eventbridge/api-call-write.json");
     payload["detail"].as_object_mut().unwrap().remove("eventID");
-    let batch = normalize(payload, &ctx());
+    let batch = normalize(&payload.to_string(), &ctx());
     assert_eq!(
         batch.records[0].record.event_id,
         "6f1b2b7e-6a5b-4f3d-9d43-5c1a9e2f1a02"
+    );
+}
+
+#[test]
+fn cloudtrail_detail_without_time_or_region_takes_the_envelope_values() {
+    let mut payload = load("eventbridge/api-call-write.json");
+    let detail = payload["detail"].as_object_mut().unwrap();
+    detail.remove("eventTime");
+    detail.remove("awsRegion");
+    payload["time"] = json!("2026-11-24T05:06:07Z");
+    let batch = normalize(&payload.to_string(), &ctx());
+    let out = written(&batch.records[0]);
+    assert_eq!(out["eventTime"], "2026-11-24T05:06:07Z");
+    assert_eq!(out["awsRegion"], "eu-west-1");
+}
+
+#[test]
+fn an_event_with_no_time_anywhere_is_refused() {
+    let mut payload = load("eventbridge/api-call-write.json");
+    payload["detail"]
+        .as_object_mut()
+        .unwrap()
+        .remove("eventTime");
+    payload.as_object_mut().unwrap().remove("time");
+    let batch = normalize(&payload.to_string(), &ctx());
+    assert!(batch.records.is_empty());
+    assert_eq!(
+        batch.rejected[0].error,
+        RecordError::Missing { field: "eventTime" }
+    );
+}
+
+#[test]
+fn a_payload_that_is_not_a_json_object_is_refused() {
+    for payload in ["[1, 2]", "\"text\"", "{\"detail-type\": 5}"] {
+        let batch = normalize(payload, &ctx());
+        assert_eq!(batch.rejected.len(), 1, "{payload}");
+    }
+    assert_eq!(
+        normalize("[1]", &ctx()).rejected[0].error,
+        RecordError::UnknownPayload
     );
 }
 
@@ -344,7 +388,7 @@ proptest! {
         for (k, v) in keys.iter().zip(vals) {
             m.insert(k.clone(), json!(v));
         }
-        let batch = normalize(Value::Object(m), &ctx());
+        let batch = normalize(&Value::Object(m).to_string(), &ctx());
         prop_assert_eq!(batch.records.len() + batch.ignored.len() + batch.rejected.len(), 1);
     }
 
@@ -354,7 +398,7 @@ proptest! {
         let mut payload = load("eventbridge/api-call-write.json");
         payload["detail"]["eventName"] = json!(name);
         payload["detail"][format!("x{extra}")] = json!(n);
-        let batch = normalize(payload, &ctx());
+        let batch = normalize(&payload.to_string(), &ctx());
         let rec = &batch.records[0];
         let back: crate::model::Record = serde_json::from_str(&rec.json).unwrap();
         prop_assert_eq!(&back, &rec.record);
