@@ -248,9 +248,9 @@ pub async fn record<S: HistoryStore>(
     if regions.is_empty() {
         return Ok(Recorded::NotInHistory);
     }
+    let expires_at = settings.expires_at(&event.record);
     let mut new = 0;
     for region in regions {
-        let expires_at = settings.expires_at(&event.record);
         let primary = Item {
             pk: primary_pk(region, &event.record.event_id),
             sk: PRIMARY_SK.to_owned(),
@@ -277,9 +277,14 @@ pub async fn record<S: HistoryStore>(
                         event.record.clone()
                     }
                 };
-                let expires_at = settings.expires_at(&stored);
+                let stored_expires_at = settings.expires_at(&stored);
                 store
-                    .put_all(&index_items(&stored, &stored_json, region, expires_at))
+                    .put_all(&index_items(
+                        &stored,
+                        &stored_json,
+                        region,
+                        stored_expires_at,
+                    ))
                     .await?;
             }
         }
