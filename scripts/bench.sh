@@ -19,19 +19,26 @@ for line in open("/proc/cpuinfo"):
         break
 machine = f"{os.cpu_count()} cores, {cpu}, {platform.machine()}"
 rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
-rows = []
-group = os.path.join(crit, "normalize")
-for shape in sorted(os.listdir(group)):
-    est = os.path.join(group, shape, "new", "estimates.json")
+def mean_ns(group, case):
+    est = os.path.join(crit, group, case, "new", "estimates.json")
     if not os.path.exists(est):
+        return None
+    m = json.load(open(est))["mean"]
+    return m["point_estimate"], m["confidence_interval"]["lower_bound"], m["confidence_interval"]["upper_bound"]
+
+rows = []
+for shape in sorted(os.listdir(os.path.join(crit, "normalize"))):
+    ours = mean_ns("normalize", shape)
+    if ours is None:
         continue
-    e = json.load(open(est))
-    mean_ns = e["mean"]["point_estimate"]
-    lo = e["mean"]["confidence_interval"]["lower_bound"]
-    hi = e["mean"]["confidence_interval"]["upper_bound"]
+    mean, lo, hi = ours
+    base = mean_ns("baseline-parse-value", shape)
+    base_txt = f"{base[0]/1000:.2f} µs to parse the bytes into a serde_json::Value" if base else "n/a"
+    ratio = f"{mean/base[0]:.2f}× the parse" if base else "n/a"
     rows.append(f"| normalize: {shape} (payload bytes → classified, serialized record) | "
-                f"{mean_ns/1000:.2f} µs/event ({lo/1000:.2f}–{hi/1000:.2f}) | target: a few µs | "
-                f"{1e9/mean_ns:,.0f} events/s/core | {machine} | `cargo bench -p trailkeep-shared --bench normalize` |")
+                f"{mean/1000:.2f} µs/event ({lo/1000:.2f}–{hi/1000:.2f}); {1e9/mean:,.0f} events/s/core | "
+                f"{base_txt}; target: a few µs | {ratio} | {machine} | "
+                f"`cargo bench -p trailkeep-shared --bench normalize` |")
 out = f"""# Benchmarks
 
 Rewritten by `scripts/bench.sh` (which runs every benchmark listed here);
@@ -39,7 +46,7 @@ numbers from one run on the machine named in each row. criterion reports
 the mean with its 95% confidence interval. {rustc}, release profile
 (LTO, 1 codegen unit).
 
-| what | figure | baseline / target | ratio / rate | machine | command |
+| what | figure | baseline (same run) / target | ratio | machine | command |
 |---|---|---|---|---|---|
 """ + "\n".join(rows) + "\n"
 open("BENCHMARKS.md", "w").write(out)

@@ -1,6 +1,7 @@
 //! Normalization time per event, for each trigger shape ingest accepts:
 //! from the payload bytes Lambda hands over to a serialized, classified
-//! record (what ingest stores). `cargo bench -p trailkeep-shared --bench normalize`
+//! record (what ingest stores), against the baseline of parsing the same
+//! bytes into a `serde_json::Value`. `cargo bench -p trailkeep-shared --bench normalize`
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
@@ -53,6 +54,21 @@ fn bench(c: &mut Criterion) {
         );
     }
     group.finish();
+
+    // Baseline: parsing the same bytes into a serde_json::Value, which is
+    // what a generic JSON Lambda handler pays before doing anything.
+    let mut baseline = c.benchmark_group("baseline-parse-value");
+    baseline.throughput(Throughput::Elements(1));
+    for (name, payload) in SHAPES {
+        baseline.bench_with_input(
+            BenchmarkId::from_parameter(name),
+            payload.as_bytes(),
+            |b, bytes| {
+                b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(bytes)).unwrap())
+            },
+        );
+    }
+    baseline.finish();
 }
 
 criterion_group!(benches, bench);
