@@ -1,0 +1,335 @@
+//! Trails: which events a trail logs, and into which region's log files.
+//!
+//! The rules (DESIGN §2 "Trails"): a trail with no event selectors logs all
+//! management events and no data events; a selector picks management events
+//! by ReadWriteType and data events by resource ARN prefix (S3 objects) or
+//! exact ARN (Lambda functions); a multi-region trail logs every region's
+//! events into that region's files; a single-region trail only its home
+//! region's. Global-service events go to us-east-1's files of a multi-region
+//! trail and to the home region's files of a single-region trail, if the
+//! trail includes global service events. A stopped trail logs nothing.
+
+use serde::{Deserialize, Serialize};
+
+use crate::classify::{is_global, partition, GLOBAL_REGION};
+use crate::model::{EventCategory, Record};
+
+/// At most this many trails per region.
+pub const MAX_TRAILS_PER_REGION: usize = 5;
+/// At most this many event selectors per trail (CloudTrail's limit).
+pub const MAX_EVENT_SELECTORS: usize = 5;
+/// At most this many data resource values per trail (CloudTrail's limit).
+pub const MAX_DATA_RESOURCE_VALUES: usize = 250;
+
+pub const S3_OBJECT: &str = "AWS::S3::Object";
+pub const LAMBDA_FUNCTION: &str = "AWS::Lambda::Function";
+
+/// `ReadWriteType` of an event selector.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReadWriteType {
+    ReadOnly,
+    WriteOnly,
+    #[default]
+    All,
+}
+
+/// One event selector, in CloudTrail's `PutEventSelectors` shape.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EventSelector {
+    #[serde(default)]
+    pub read_write_type: ReadWriteType,
+    #[serde(default = "yes")]
+    pub include_management_events: bool,
+    #[serde(default)]
+    pub data_resources: Vec<DataResource>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `DataResources[]`: a resource type and the ARN (prefixes) it selects.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DataResource {
+    #[serde(rename = "Type")]
+    pub resource_type: String,
+    #[serde(default)]
+    pub values: Vec<String>,
+}
+
+/// A trail's configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Trail {
+    pub name: String,
+    pub home_region: String,
+    pub account_id: String,
+    pub s3_bucket_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_key_prefix: Option<String>,
+    pub is_multi_region_trail: bool,
+    pub include_global_service_events: bool,
+    pub log_file_validation_enabled: bool,
+    pub is_logging: bool,
+    /// Empty: all management events, no data events.
+    #[serde(default)]
+    pub event_selectors: Vec<EventSelector>,
+}
+
+/// Why a trail configuration is refused, with CloudTrail's error names.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TrailError {
+    #[error("InvalidTrailNameException: {0}")]
+    InvalidTrailName(String),
+    #[error("InvalidEventSelectorsException: {0}")]
+    InvalidEventSelectors(String),
+    #[error("InvalidS3PrefixException: {0}")]
+    InvalidS3Prefix(String),
+    #[error("InvalidS3BucketNameException: {0}")]
+    InvalidS3BucketName(String),
+}
+
+/// Checks a trail name: 3–128 of `[A-Za-z0-9._-]`, starting and ending with a
+/// letter or digit, no two adjacent `.`, `_`, `-`, and not an IP address.
+pub fn validate_name(name: &str) -> Result<(), TrailError> {
+    let bad = |why: &str| {
+        Err(TrailError::InvalidTrailName(format!(
+            "trail name {name:?} {why}"
+        )))
+    };
+    if !(3..=128).contains(&name.len()) {
+        return bad("must be 3 to 128 characters long");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    {
+        return bad("may contain only letters, digits, periods, underscores and dashes");
+    }
+    let (first, last) = (name.as_bytes()[0], name.as_bytes()[name.len() - 1]);
+    if !first.is_ascii_alphanumeric() || !last.is_ascii_alphanumeric() {
+        return bad("must start and end with a letter or digit");
+    }
+    if name
+        .as_bytes()
+        .windows(2)
+        .any(|w| !w[0].is_ascii_alphanumeric() && !w[1].is_ascii_alphanumeric())
+    {
+        return bad("must not contain adjacent periods, underscores or dashes");
+    }
+    if name.parse::<std::net::Ipv4Addr>().is_ok() {
+        return bad("must not be formatted as an IP address");
+    }
+    Ok(())
+}
+
+/// Checks event selectors against CloudTrail's rules for them.
+pub fn validate_selectors(selectors: &[EventSelector]) -> Result<(), TrailError> {
+    let bad = |why: String| Err(TrailError::InvalidEventSelectors(why));
+    if selectors.len() > MAX_EVENT_SELECTORS {
+        return bad(format!(
+            "{} event selectors; at most {MAX_EVENT_SELECTORS} are allowed",
+            selectors.len()
+        ));
+    }
+    let values: usize = selectors
+        .iter()
+        .flat_map(|s| &s.data_resources)
+        .map(|d| d.values.len())
+        .sum();
+    if values > MAX_DATA_RESOURCE_VALUES {
+        return bad(format!(
+            "{values} data resource values; at most {MAX_DATA_RESOURCE_VALUES} are allowed"
+        ));
+    }
+    for resource in selectors.iter().flat_map(|s| &s.data_resources) {
+        if resource.values.is_empty() {
+            return bad(format!(
+                "data resource {} has no values",
+                resource.resource_type
+            ));
+        }
+        for value in &resource.values {
+            let ok = match resource.resource_type.as_str() {
+                S3_OBJECT => valid_s3_value(value),
+                LAMBDA_FUNCTION => valid_lambda_value(value),
+                other => return bad(format!("data resource type {other:?} is not supported: use {S3_OBJECT} or {LAMBDA_FUNCTION}")),
+            };
+            if !ok {
+                return bad(format!(
+                    "{value:?} is not a valid {} value: {}",
+                    resource.resource_type,
+                    if resource.resource_type == S3_OBJECT {
+                        "use arn:aws:s3 (all buckets), arn:aws:s3:::BUCKET/ or arn:aws:s3:::BUCKET/PREFIX"
+                    } else {
+                        "use arn:aws:lambda (all functions) or a function ARN"
+                    }
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Splits `arn:PARTITION:SERVICE:rest` for one of the known partitions.
+fn arn_rest<'a>(value: &'a str, service: &str) -> Option<&'a str> {
+    let rest = value.strip_prefix("arn:")?;
+    let (part, rest) = rest.split_once(':').unwrap_or((rest, ""));
+    if !["aws", "aws-cn", "aws-us-gov"].contains(&part) {
+        return None;
+    }
+    if rest == service {
+        return Some("");
+    }
+    rest.strip_prefix(service)?.strip_prefix(':')
+}
+
+fn valid_s3_value(value: &str) -> bool {
+    match arn_rest(value, "s3") {
+        Some("") => true,
+        // "::bucket/" or "::bucket/prefix"
+        Some(rest) => rest
+            .strip_prefix("::")
+            .and_then(|r| r.split_once('/'))
+            .is_some_and(|(bucket, _)| (3..=63).contains(&bucket.len())),
+        None => false,
+    }
+}
+
+fn valid_lambda_value(value: &str) -> bool {
+    match arn_rest(value, "lambda") {
+        Some("") => true,
+        // region:account:function:name
+        Some(rest) => {
+            let parts: Vec<&str> = rest.split(':').collect();
+            parts.len() == 4
+                && !parts[0].is_empty()
+                && parts[1].len() == 12
+                && parts[2] == "function"
+                && !parts[3].is_empty()
+        }
+        None => false,
+    }
+}
+
+impl Trail {
+    /// `arn:{partition}:cloudtrail:{home region}:{account}:trail/{name}`.
+    pub fn arn(&self) -> String {
+        format!(
+            "arn:{}:cloudtrail:{}:{}:trail/{}",
+            partition(&self.home_region),
+            self.home_region,
+            self.account_id,
+            self.name
+        )
+    }
+
+    /// Checks the whole configuration.
+    pub fn validate(&self) -> Result<(), TrailError> {
+        validate_name(&self.name)?;
+        validate_selectors(&self.event_selectors)?;
+        let bucket = &self.s3_bucket_name;
+        if !(3..=63).contains(&bucket.len())
+            || !bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b".-".contains(&b))
+        {
+            return Err(TrailError::InvalidS3BucketName(format!(
+                "{bucket:?} is not a valid S3 bucket name"
+            )));
+        }
+        if let Some(prefix) = &self.s3_key_prefix {
+            if prefix.len() > 200 || prefix.starts_with('/') || prefix.ends_with('/') {
+                return Err(TrailError::InvalidS3Prefix(format!(
+                    "{prefix:?}: at most 200 characters, without a leading or trailing slash"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Does the trail's configuration select this event (ignoring logging state and region)?
+    pub fn selects(&self, record: &Record) -> bool {
+        if self.event_selectors.is_empty() {
+            return record.category() == EventCategory::Management;
+        }
+        self.event_selectors.iter().any(|s| s.selects(record))
+    }
+
+    /// The region whose log files of this trail the event goes into, or
+    /// `None` when the trail does not log it at all.
+    pub fn log_region<'a>(&'a self, record: &'a Record) -> Option<&'a str> {
+        if !self.is_logging || !self.selects(record) {
+            return None;
+        }
+        if is_global(record) {
+            if !self.include_global_service_events {
+                None
+            } else if self.is_multi_region_trail {
+                Some(GLOBAL_REGION)
+            } else {
+                Some(&self.home_region)
+            }
+        } else if self.is_multi_region_trail || record.aws_region == self.home_region {
+            Some(&record.aws_region)
+        } else {
+            None
+        }
+    }
+}
+
+impl EventSelector {
+    fn selects(&self, record: &Record) -> bool {
+        let read_only = record.read_only.unwrap_or(false);
+        let direction = match self.read_write_type {
+            ReadWriteType::All => true,
+            ReadWriteType::ReadOnly => read_only,
+            ReadWriteType::WriteOnly => !read_only,
+        };
+        if !direction {
+            return false;
+        }
+        match record.category() {
+            EventCategory::Management => self.include_management_events,
+            EventCategory::Data => self.data_resources.iter().any(|d| d.selects(record)),
+        }
+    }
+}
+
+impl DataResource {
+    fn selects(&self, record: &Record) -> bool {
+        let (source, service) = match self.resource_type.as_str() {
+            S3_OBJECT => ("s3.amazonaws.com", "s3"),
+            LAMBDA_FUNCTION => ("lambda.amazonaws.com", "lambda"),
+            _ => return false,
+        };
+        if record.event_source != source {
+            return false;
+        }
+        let arns = record
+            .resources
+            .iter()
+            .flatten()
+            .filter(|r| r.resource_type.as_deref() == Some(self.resource_type.as_str()))
+            .filter_map(|r| r.arn.as_deref());
+        let mut arns = arns.peekable();
+        arns.peek().is_some()
+            && arns.any(|arn| {
+                self.values.iter().any(|value| {
+                    if arn_rest(value, service) == Some("") {
+                        return true; // arn:aws:s3 / arn:aws:lambda: all
+                    }
+                    if service == "s3" {
+                        arn.starts_with(value.as_str())
+                    } else {
+                        arn == value
+                    }
+                })
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests;
