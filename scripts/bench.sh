@@ -8,6 +8,9 @@ cd "$ROOT"
 step "criterion: normalization per trigger shape"
 cargo bench --locked -p trailkeep-shared --bench normalize -- --warm-up-time 1 --measurement-time 3
 
+step "criterion: log file assembly"
+cargo bench --locked -p trailkeep-shared --bench logfile -- --warm-up-time 1 --measurement-time 5
+
 step "writing BENCHMARKS.md"
 python3 - "$CARGO_TARGET_DIR/criterion" <<'PY'
 import json, os, platform, subprocess, sys
@@ -39,6 +42,13 @@ for shape in sorted(os.listdir(os.path.join(crit, "normalize"))):
                 f"{mean/1000:.2f} µs/event ({lo/1000:.2f}–{hi/1000:.2f}); {1e9/mean:,.0f} events/s/core | "
                 f"{base_txt}; target: a few µs | {ratio} | {machine} | "
                 f"`cargo bench -p trailkeep-shared --bench normalize` |")
+ours, base = mean_ns("logfile-assembly", "trailkeep"), mean_ns("logfile-assembly", "baseline-serde-json-gzip")
+if ours and base:
+    n = 10_000
+    rows.append(f"| log file assembly: sort + concatenate + SHA-256 + gzip of 10,000 records (one core) | "
+                f"{n/ours[0]*1e9:,.0f} records/s | baseline serde_json `{{\"Records\":[…]}}` + gzip: {n/base[0]*1e9:,.0f} records/s; target ≥ 100,000 records/s | "
+                f"{base[0]/ours[0]:.2f}× the baseline's speed | {machine} | `cargo bench -p trailkeep-shared --bench logfile` |")
+
 out = f"""# Benchmarks
 
 Rewritten by `scripts/bench.sh` (which runs every benchmark listed here);

@@ -4,6 +4,8 @@
 //! - [`normalize`]: every trigger ingest accepts → records.
 //! - [`classify`]: management/data, read-only, global services.
 //! - [`history`]: the per-region, 90-day event history (keys, items, the port).
+//! - [`trail`]: which events a trail logs, into which region's files.
+//! - [`logfile`]: CloudTrail log file content and keys.
 //! - [`ingest`]: the ingest use case (normalize, then record in the history).
 //! - [`aws`]: adapters from the ports to AWS services.
 //! - [`provision`] (feature `provision`): resources from template.yaml on a local endpoint.
@@ -12,8 +14,10 @@ pub mod aws;
 pub mod classify;
 pub mod history;
 pub mod ingest;
+pub mod logfile;
 pub mod model;
 pub mod normalize;
 #[cfg(feature = "provision")]
 pub mod provision;
 pub mod time;
+pub mod trail;

@@ -1,0 +1,253 @@
+//! Trail log files: CloudTrail's key layout and content (DESIGN §2).
+//!
+//! Content: gzip of `{"Records":[…]}`, one or more records sorted by
+//! `eventTime` (ties by `eventID`, so the bytes are the same on every re-run).
+//! Records are stored already serialized, so assembly only concatenates,
+//! hashes and compresses; it never re-serializes a record.
+
+use std::io::Write;
+
+use chrono::{DateTime, Utc};
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use sha2::{Digest, Sha256};
+
+/// CloudTrail caps a log file at 50 MB compressed. trailkeep caps the
+/// *uncompressed* size, which bounds the compressed size too.
+pub const DEFAULT_MAX_FILE_BYTES: usize = 50 * 1024 * 1024;
+/// A cap below one maximal record (256 KB) plus the envelope cannot hold every record.
+pub const MIN_MAX_FILE_BYTES: usize = crate::model::MAX_RECORD_BYTES + ENVELOPE.len() + 1;
+
+const HEAD: &[u8] = b"{\"Records\":[";
+const TAIL: &[u8] = b"]}";
+const ENVELOPE: &str = "{\"Records\":[]}";
+
+/// One record waiting for delivery: its sort key and its JSON.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Staged {
+    pub event_time: DateTime<Utc>,
+    pub event_id: String,
+    pub json: String,
+}
+
+/// One assembled log file, before it has a key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Assembled {
+    /// The gzipped content.
+    pub gzip: Vec<u8>,
+    /// Hex SHA-256 of the uncompressed content (what digests list).
+    pub sha256: String,
+    pub oldest: DateTime<Utc>,
+    pub newest: DateTime<Utc>,
+    pub records: usize,
+    pub uncompressed_bytes: usize,
+}
+
+/// Sorts `records` and packs them into as few files as the cap allows, in
+/// order; never an empty file. `max_bytes` must be at least [`MIN_MAX_FILE_BYTES`].
+pub fn assemble(records: &mut [Staged], max_bytes: usize) -> std::io::Result<Vec<Assembled>> {
+    let max_bytes = max_bytes.max(MIN_MAX_FILE_BYTES);
+    records.sort_unstable_by(|a, b| (a.event_time, &a.event_id).cmp(&(b.event_time, &b.event_id)));
+    let mut files = Vec::new();
+    let mut start = 0;
+    while start < records.len() {
+        let mut end = start;
+        let mut size = HEAD.len() + TAIL.len();
+        while end < records.len() {
+            let add = records[end].json.len() + usize::from(end > start);
+            if end > start && size + add > max_bytes {
+                break;
+            }
+            size += add;
+            end += 1;
+        }
+        files.push(write_file(&records[start..end], size)?);
+        start = end;
+    }
+    Ok(files)
+}
+
+/// Hashes and compresses in one pass over the records.
+fn write_file(records: &[Staged], size: usize) -> std::io::Result<Assembled> {
+    struct Tee {
+        sha: Sha256,
+        gz: GzEncoder<Vec<u8>>,
+    }
+    impl Tee {
+        fn put(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+            self.sha.update(bytes);
+            self.gz.write_all(bytes)
+        }
+    }
+    let mut tee = Tee {
+        sha: Sha256::new(),
+        gz: GzEncoder::new(Vec::with_capacity(size / 6), Compression::default()),
+    };
+    tee.put(HEAD)?;
+    for (i, r) in records.iter().enumerate() {
+        if i > 0 {
+            tee.put(b",")?;
+        }
+        tee.put(r.json.as_bytes())?;
+    }
+    tee.put(TAIL)?;
+    let (first, last) = match (records.first(), records.last()) {
+        (Some(f), Some(l)) => (f.event_time, l.event_time),
+        _ => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a log file needs at least one record",
+            ))
+        }
+    };
+    Ok(Assembled {
+        gzip: tee.gz.finish()?,
+        sha256: hex::encode(tee.sha.finalize()),
+        oldest: first,
+        newest: last,
+        records: records.len(),
+        uncompressed_bytes: size,
+    })
+}
+
+/// `[prefix/]AWSLogs/{acct}/CloudTrail/{region}/{YYYY}/{MM}/{DD}/{acct}_CloudTrail_{region}_{YYYYMMDDTHHmmZ}_{unique}.json.gz`
+/// with the date and timestamp of delivery.
+pub fn log_file_key(
+    prefix: Option<&str>,
+    account: &str,
+    region: &str,
+    delivered: &DateTime<Utc>,
+    unique: &str,
+) -> String {
+    let prefix = prefix
+        .filter(|p| !p.is_empty())
+        .map(|p| format!("{p}/"))
+        .unwrap_or_default();
+    format!(
+        "{prefix}AWSLogs/{account}/CloudTrail/{region}/{}/{account}_CloudTrail_{region}_{}_{unique}.json.gz",
+        delivered.format("%Y/%m/%d"),
+        delivered.format("%Y%m%dT%H%MZ"),
+    )
+}
+
+/// The 16-character unique part of a key, derived from what identifies the
+/// file (trail, region, window, part) so that a re-run writes the same key.
+pub fn unique_suffix(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p.as_bytes());
+    }
+    hex::encode(&h.finalize()[..8])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::read::GzDecoder;
+    use proptest::prelude::*;
+    use std::io::Read;
+
+    fn staged(secs: i64, id: &str, pad: usize) -> Staged {
+        let t = DateTime::from_timestamp(1_795_000_000 + secs, 0).unwrap();
+        let json = format!(
+            r#"{{"eventTime":"{}","eventID":"{id}","pad":"{}"}}"#,
+            crate::time::format(&t),
+            "x".repeat(pad)
+        );
+        Staged {
+            event_time: t,
+            event_id: id.into(),
+            json,
+        }
+    }
+
+    fn gunzip(bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        GzDecoder::new(bytes).read_to_end(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn a_file_is_the_records_envelope_sorted_by_time_then_id() {
+        let mut records = vec![staged(5, "b", 0), staged(1, "z", 0), staged(5, "a", 0)];
+        let files = assemble(&mut records, DEFAULT_MAX_FILE_BYTES).unwrap();
+        assert_eq!(files.len(), 1);
+        let raw = gunzip(&files[0].gzip);
+        assert_eq!(hex::encode(Sha256::digest(&raw)), files[0].sha256);
+        assert_eq!(raw.len(), files[0].uncompressed_bytes);
+        let doc: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+        let ids: Vec<&str> = doc["Records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["eventID"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["z", "a", "b"]);
+        assert_eq!(files[0].oldest, records[0].event_time);
+        assert_eq!(files[0].newest, records[2].event_time);
+    }
+
+    #[test]
+    fn the_same_records_in_any_order_give_the_same_bytes() {
+        let mut a = vec![staged(3, "c", 10), staged(1, "a", 10), staged(2, "b", 10)];
+        let mut b = vec![staged(2, "b", 10), staged(3, "c", 10), staged(1, "a", 10)];
+        assert_eq!(
+            assemble(&mut a, DEFAULT_MAX_FILE_BYTES).unwrap(),
+            assemble(&mut b, DEFAULT_MAX_FILE_BYTES).unwrap()
+        );
+    }
+
+    #[test]
+    fn no_records_no_file() {
+        assert!(assemble(&mut [], DEFAULT_MAX_FILE_BYTES)
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn keys_follow_cloudtrails_layout() {
+        let t = crate::time::parse("2026-11-24T02:05:00Z").unwrap();
+        assert_eq!(
+            log_file_key(Some("org"), "111122223333", "eu-west-1", &t, "0123456789abcdef"),
+            "org/AWSLogs/111122223333/CloudTrail/eu-west-1/2026/11/24/111122223333_CloudTrail_eu-west-1_20261124T0205Z_0123456789abcdef.json.gz"
+        );
+        assert!(
+            log_file_key(None, "1", "r", &t, "u").starts_with("AWSLogs/1/CloudTrail/r/2026/11/24/")
+        );
+        let u = unique_suffix(&["trail", "eu-west-1", "2026-11-24T02:05:00Z", "0"]);
+        assert_eq!(u.len(), 16);
+        assert_eq!(
+            u,
+            unique_suffix(&["trail", "eu-west-1", "2026-11-24T02:05:00Z", "0"])
+        );
+        assert_ne!(
+            u,
+            unique_suffix(&["trail", "eu-west-1", "2026-11-24T02:05:00Z", "1"])
+        );
+    }
+
+    proptest! {
+        // Each case gzips up to 2 MB in a debug build: fewer cases keep the suite quick.
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// However the cap splits them, every record is in exactly one file,
+        /// files are in time order, none is empty, none exceeds the cap.
+        #[test]
+        fn splitting_keeps_every_record_once(times in proptest::collection::vec((0i64..100, 0usize..40_000), 1..60), cap in 0usize..1_000_000) {
+            let mut records: Vec<Staged> = times.iter().enumerate().map(|(i, (t, pad))| staged(*t, &format!("{i:04}"), *pad)).collect();
+            let files = assemble(&mut records, cap).unwrap();
+            let mut seen = Vec::new();
+            for f in &files {
+                prop_assert!(f.records > 0);
+                prop_assert!(f.uncompressed_bytes <= cap.max(MIN_MAX_FILE_BYTES));
+                let doc: serde_json::Value = serde_json::from_slice(&gunzip(&f.gzip)).unwrap();
+                for r in doc["Records"].as_array().unwrap() {
+                    seen.push(r["eventID"].as_str().unwrap().to_owned());
+                }
+            }
+            let expected: Vec<String> = records.iter().map(|r| r.event_id.clone()).collect();
+            prop_assert_eq!(seen, expected);
+        }
+    }
+}
