@@ -80,10 +80,16 @@ pub async fn run(cmd: DevCommand) -> Result<(), DevError> {
             outputs,
         } => {
             let template = Template::load(&template)?;
-            let table = format!("{stack_name}-HistoryTable");
-            provision::create_table(&client, &table, &template.table("HistoryTable")?).await?;
-            eprintln!("created table {table} (from template.yaml HistoryTable)");
-            let out: BTreeMap<&str, String> = [("HistoryTableName", table)].into_iter().collect();
+            let mut out: BTreeMap<&str, String> = BTreeMap::new();
+            for (logical_id, output) in [
+                ("HistoryTable", "HistoryTableName"),
+                ("StateTable", "StateTableName"),
+            ] {
+                let table = format!("{stack_name}-{logical_id}");
+                provision::create_table(&client, &table, &template.table(logical_id)?).await?;
+                eprintln!("created table {table} (from template.yaml {logical_id})");
+                out.insert(output, table);
+            }
             let json = serde_json::to_string_pretty(&out).unwrap_or_default();
             std::fs::write(&outputs, json + "\n").map_err(|source| DevError::Write {
                 path: outputs.clone(),

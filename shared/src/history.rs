@@ -206,18 +206,7 @@ pub enum Claim {
     Exists { record: String },
 }
 
-/// An error from the store; all of them are worth a retry.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("DynamoDB {operation} on table {table} failed: {message}")]
-    Backend {
-        operation: &'static str,
-        table: String,
-        message: String,
-    },
-    #[error("DynamoDB left {items} items unprocessed after {attempts} attempts (throttled)")]
-    Unprocessed { items: usize, attempts: u32 },
-}
+pub use crate::store::StoreError;
 
 /// The port the history needs from its store.
 pub trait HistoryStore: Send + Sync {

@@ -6,6 +6,7 @@
 //! - [`history`]: the per-region, 90-day event history (keys, items, the port).
 //! - [`trail`]: which events a trail logs, into which region's files.
 //! - [`logfile`]: CloudTrail log file content and keys.
+//! - [`trails`]: trail administration (the CloudTrail verbs) over a store port.
 //! - [`ingest`]: the ingest use case (normalize, then record in the history).
 //! - [`aws`]: adapters from the ports to AWS services.
 //! - [`provision`] (feature `provision`): resources from template.yaml on a local endpoint.
@@ -19,5 +20,7 @@ pub mod model;
 pub mod normalize;
 #[cfg(feature = "provision")]
 pub mod provision;
+pub mod store;
 pub mod time;
 pub mod trail;
+pub mod trails;

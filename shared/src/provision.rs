@@ -226,6 +226,23 @@ mod tests {
     }
 
     #[test]
+    fn the_state_table_in_the_template_has_the_keys_the_adapters_use() {
+        use crate::aws::dynamodb::attr;
+        let spec = Template::parse(TEMPLATE)
+            .unwrap()
+            .table("StateTable")
+            .unwrap();
+        assert_eq!(
+            spec.key_schema,
+            [
+                (attr::PK.to_owned(), "HASH".to_owned()),
+                (attr::SK.to_owned(), "RANGE".to_owned())
+            ]
+        );
+        assert_eq!(spec.ttl_attribute.as_deref(), Some(attr::EXPIRES_AT));
+    }
+
+    #[test]
     fn a_wrong_type_is_reported() {
         let t =
             Template::parse("Resources:\n  Q:\n    Type: AWS::SQS::Queue\n    Properties: {}\n")

@@ -35,7 +35,7 @@ pub fn template() -> Template {
         .expect("template.yaml parses")
 }
 
-/// A history table made from template.yaml's HistoryTable, dropped with the value.
+/// A table made from one of template.yaml's tables; `delete` removes it.
 pub struct TestTable {
     pub client: Client,
     pub name: String,
@@ -43,15 +43,27 @@ pub struct TestTable {
 
 impl TestTable {
     pub async fn history() -> Self {
+        Self::from_template("HistoryTable").await
+    }
+
+    pub async fn state() -> Self {
+        Self::from_template("StateTable").await
+    }
+
+    async fn from_template(logical_id: &str) -> Self {
         let client = dynamodb().await;
-        let name = format!("history-{}", uuid::Uuid::new_v4());
+        let name = format!("{logical_id}-{}", uuid::Uuid::new_v4());
         let spec = template()
-            .table("HistoryTable")
-            .expect("HistoryTable in template.yaml");
+            .table(logical_id)
+            .expect("table in template.yaml");
         provision::create_table(&client, &name, &spec)
             .await
             .expect("create table");
         Self { client, name }
+    }
+
+    pub fn trails(&self) -> trailkeep_shared::aws::trails::DynamoTrails {
+        trailkeep_shared::aws::trails::DynamoTrails::new(self.client.clone(), &self.name)
     }
 
     pub fn store(&self) -> DynamoHistory {

@@ -1,3 +1,4 @@
 //! Adapters from the library's ports to AWS services.
 
 pub mod dynamodb;
+pub mod trails;

@@ -1,0 +1,299 @@
+//! Trail administration: create, update, delete, start/stop logging, event
+//! selectors — the use cases behind the CLI's CloudTrail verbs, generic over
+//! the [`TrailStore`] port. The rules a trail follows are in [`crate::trail`].
+//!
+//! All trails of a deployment are one document with a version; every call
+//! reads it, changes it in memory and writes it back only if the version is
+//! still the one it read (compare-and-set, retried on conflict). So the limit
+//! of [`MAX_TRAILS_PER_REGION`] and name uniqueness hold under concurrent
+//! calls, and no change is lost, with nothing but a single-item conditional
+//! write. A deployment homes all its trails in its own region, so the
+//! document's limit is the per-region limit. Readers (ingest's trail cache)
+//! get every trail with one read.
+
+use std::future::Future;
+
+use crate::store::StoreError;
+use crate::trail::{validate_name, EventSelector, Trail, TrailError, MAX_TRAILS_PER_REGION};
+
+/// How many times a change is retried when another writer changed the trail first.
+const CAS_ATTEMPTS: u32 = 8;
+
+/// Why an administration call failed, with CloudTrail's error names.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("TrailAlreadyExistsException: trail {0} already exists")]
+    TrailAlreadyExists(String),
+    #[error(
+        "MaximumNumberOfTrailsExceededException: at most {MAX_TRAILS_PER_REGION} trails per region"
+    )]
+    MaximumNumberOfTrailsExceeded,
+    #[error("TrailNotFoundException: unknown trail {0}")]
+    TrailNotFound(String),
+    #[error("{0}")]
+    Invalid(#[from] TrailError),
+    #[error("ConcurrentModificationException: trail {0} kept changing; try again")]
+    ConcurrentModification(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl AdminError {
+    /// The CloudTrail error code (the part before the colon of the message).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::TrailAlreadyExists(_) => "TrailAlreadyExistsException",
+            Self::MaximumNumberOfTrailsExceeded => "MaximumNumberOfTrailsExceededException",
+            Self::TrailNotFound(_) => "TrailNotFoundException",
+            Self::Invalid(TrailError::InvalidTrailName(_)) => "InvalidTrailNameException",
+            Self::Invalid(TrailError::InvalidEventSelectors(_)) => "InvalidEventSelectorsException",
+            Self::Invalid(TrailError::InvalidS3Prefix(_)) => "InvalidS3PrefixException",
+            Self::Invalid(TrailError::InvalidS3BucketName(_)) => "InvalidS3BucketNameException",
+            Self::ConcurrentModification(_) => "ConcurrentModificationException",
+            Self::Store(_) => "InternalFailure",
+        }
+    }
+}
+
+/// Every trail, and the version a write of them must match (0: never written).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrailSet {
+    pub trails: Vec<Trail>,
+    pub version: u64,
+}
+
+/// The port trail administration needs.
+pub trait TrailStore: Send + Sync {
+    /// Every trail, with the document's version.
+    fn load(&self) -> impl Future<Output = Result<TrailSet, StoreError>> + Send;
+    /// Writes `trails` as version `expected + 1` if the stored version is
+    /// still `expected`; `false` if another writer came first.
+    fn save(
+        &self,
+        trails: &[Trail],
+        expected: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// What `create-trail` takes.
+#[derive(Clone, Debug, Default)]
+pub struct NewTrail {
+    pub name: String,
+    pub s3_bucket_name: String,
+    pub s3_key_prefix: Option<String>,
+    pub is_multi_region_trail: bool,
+    pub include_global_service_events: bool,
+    pub log_file_validation_enabled: bool,
+}
+
+/// What `update-trail` may change; `None` leaves a setting as it is.
+#[derive(Clone, Debug, Default)]
+pub struct TrailUpdate {
+    pub s3_bucket_name: Option<String>,
+    /// `Some("")` removes the prefix.
+    pub s3_key_prefix: Option<String>,
+    pub is_multi_region_trail: Option<bool>,
+    pub include_global_service_events: Option<bool>,
+    pub log_file_validation_enabled: Option<bool>,
+}
+
+/// A trail is named by its name or its ARN (`…:trail/NAME`), as in CloudTrail.
+pub fn trail_name(name_or_arn: &str) -> &str {
+    match name_or_arn.strip_prefix("arn:") {
+        Some(rest) if rest.contains(":cloudtrail:") => {
+            rest.rsplit("trail/").next().unwrap_or(name_or_arn)
+        }
+        _ => name_or_arn,
+    }
+}
+
+/// Applies `change` to the trails with compare-and-set, retrying when
+/// another writer got there first. `change` sees the current trails each time.
+async fn change<S, T, F>(store: &S, what: &str, change: F) -> Result<T, AdminError>
+where
+    S: TrailStore,
+    F: Fn(&mut Vec<Trail>) -> Result<T, AdminError>,
+{
+    for _ in 0..CAS_ATTEMPTS {
+        let TrailSet {
+            mut trails,
+            version,
+        } = store.load().await?;
+        let out = change(&mut trails)?;
+        if store.save(&trails, version).await? {
+            return Ok(out);
+        }
+    }
+    Err(AdminError::ConcurrentModification(what.to_owned()))
+}
+
+/// Applies `edit` to one trail (by name or ARN) and validates the result.
+async fn modify<S, F>(store: &S, name_or_arn: &str, edit: F) -> Result<Trail, AdminError>
+where
+    S: TrailStore,
+    F: Fn(&mut Trail),
+{
+    let name = trail_name(name_or_arn);
+    validate_name(name)?;
+    change(store, name, |trails| {
+        let trail = trails
+            .iter_mut()
+            .find(|t| t.name == name)
+            .ok_or_else(|| AdminError::TrailNotFound(name.to_owned()))?;
+        edit(trail);
+        trail.validate()?;
+        Ok(trail.clone())
+    })
+    .await
+}
+
+/// `create-trail`: a new trail of this account, homed in `region`. Like
+/// CloudTrail, a new trail does not log until `start-logging`.
+pub async fn create<S: TrailStore>(
+    store: &S,
+    account_id: &str,
+    region: &str,
+    new: NewTrail,
+) -> Result<Trail, AdminError> {
+    let trail = Trail {
+        name: new.name,
+        home_region: region.to_owned(),
+        account_id: account_id.to_owned(),
+        s3_bucket_name: new.s3_bucket_name,
+        s3_key_prefix: new.s3_key_prefix.filter(|p| !p.is_empty()),
+        is_multi_region_trail: new.is_multi_region_trail,
+        include_global_service_events: new.include_global_service_events,
+        log_file_validation_enabled: new.log_file_validation_enabled,
+        is_logging: false,
+        event_selectors: Vec::new(),
+    };
+    trail.validate()?;
+    change(store, &trail.name, |trails| {
+        if trails.iter().any(|t| t.name == trail.name) {
+            return Err(AdminError::TrailAlreadyExists(trail.name.clone()));
+        }
+        if trails.len() >= MAX_TRAILS_PER_REGION {
+            return Err(AdminError::MaximumNumberOfTrailsExceeded);
+        }
+        trails.push(trail.clone());
+        trails.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(())
+    })
+    .await?;
+    Ok(trail)
+}
+
+/// `get-trail`.
+pub async fn get<S: TrailStore>(store: &S, name_or_arn: &str) -> Result<Trail, AdminError> {
+    let name = trail_name(name_or_arn);
+    validate_name(name)?;
+    store
+        .load()
+        .await?
+        .trails
+        .into_iter()
+        .find(|t| t.name == name)
+        .ok_or_else(|| AdminError::TrailNotFound(name.to_owned()))
+}
+
+/// `describe-trails`: the named trails (all when `names` is empty).
+pub async fn describe<S: TrailStore>(
+    store: &S,
+    names: &[String],
+) -> Result<Vec<Trail>, AdminError> {
+    let all = store.load().await?.trails;
+    if names.is_empty() {
+        return Ok(all);
+    }
+    let wanted: Vec<&str> = names.iter().map(|n| trail_name(n)).collect();
+    Ok(all
+        .into_iter()
+        .filter(|t| wanted.contains(&t.name.as_str()))
+        .collect())
+}
+
+/// `update-trail`.
+pub async fn update<S: TrailStore>(
+    store: &S,
+    name_or_arn: &str,
+    u: TrailUpdate,
+) -> Result<Trail, AdminError> {
+    modify(store, name_or_arn, |t| {
+        if let Some(b) = &u.s3_bucket_name {
+            t.s3_bucket_name = b.clone();
+        }
+        if let Some(p) = &u.s3_key_prefix {
+            t.s3_key_prefix = Some(p.clone()).filter(|p| !p.is_empty());
+        }
+        if let Some(v) = u.is_multi_region_trail {
+            t.is_multi_region_trail = v;
+        }
+        if let Some(v) = u.include_global_service_events {
+            t.include_global_service_events = v;
+        }
+        if let Some(v) = u.log_file_validation_enabled {
+            t.log_file_validation_enabled = v;
+        }
+    })
+    .await
+}
+
+/// `start-logging` / `stop-logging`.
+pub async fn set_logging<S: TrailStore>(
+    store: &S,
+    name_or_arn: &str,
+    on: bool,
+) -> Result<Trail, AdminError> {
+    modify(store, name_or_arn, |t| t.is_logging = on).await
+}
+
+/// `put-event-selectors`.
+pub async fn put_event_selectors<S: TrailStore>(
+    store: &S,
+    name_or_arn: &str,
+    selectors: Vec<EventSelector>,
+) -> Result<Trail, AdminError> {
+    modify(store, name_or_arn, |t| {
+        t.event_selectors = selectors.clone()
+    })
+    .await
+}
+
+/// `delete-trail`.
+pub async fn delete<S: TrailStore>(store: &S, name_or_arn: &str) -> Result<(), AdminError> {
+    let name = trail_name(name_or_arn);
+    validate_name(name)?;
+    change(store, name, |trails| {
+        let before = trails.len();
+        trails.retain(|t| t.name != name);
+        if trails.len() == before {
+            return Err(AdminError::TrailNotFound(name.to_owned()));
+        }
+        Ok(())
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trail_is_named_by_name_or_arn() {
+        assert_eq!(trail_name("audit"), "audit");
+        assert_eq!(
+            trail_name("arn:aws:cloudtrail:eu-west-1:111122223333:trail/audit"),
+            "audit"
+        );
+        assert_eq!(trail_name("arn:aws:s3:::bucket"), "arn:aws:s3:::bucket");
+    }
+
+    #[test]
+    fn error_codes_are_cloudtrails() {
+        let e = AdminError::Invalid(TrailError::InvalidEventSelectors("x".into()));
+        assert_eq!(e.code(), "InvalidEventSelectorsException");
+        assert!(AdminError::MaximumNumberOfTrailsExceeded
+            .to_string()
+            .starts_with(AdminError::MaximumNumberOfTrailsExceeded.code()));
+    }
+}

@@ -1,0 +1,254 @@
+//! Trail administration through DynamoDB on moto.
+
+use futures::future::join_all;
+use trailkeep_shared::trail::{DataResource, EventSelector, ReadWriteType, S3_OBJECT};
+use trailkeep_shared::trails::{self, AdminError, NewTrail, TrailUpdate};
+
+use crate::helpers::TestTable;
+
+const ACCOUNT: &str = "111122223333";
+const REGION: &str = "eu-west-1";
+
+fn new_trail(name: &str) -> NewTrail {
+    NewTrail {
+        name: name.into(),
+        s3_bucket_name: "audit-logs".into(),
+        is_multi_region_trail: true,
+        include_global_service_events: true,
+        log_file_validation_enabled: true,
+        ..NewTrail::default()
+    }
+}
+
+#[tokio::test]
+async fn a_trail_goes_through_its_whole_life() {
+    let table = TestTable::state().await;
+    let store = table.trails();
+
+    let created = trails::create(&store, ACCOUNT, REGION, new_trail("audit"))
+        .await
+        .unwrap();
+    assert_eq!(
+        created.arn(),
+        "arn:aws:cloudtrail:eu-west-1:111122223333:trail/audit"
+    );
+    assert!(
+        !created.is_logging,
+        "a new trail does not log until start-logging"
+    );
+
+    let by_arn = trails::get(&store, &created.arn()).await.unwrap();
+    assert_eq!(by_arn, created);
+
+    let updated = trails::update(
+        &store,
+        "audit",
+        TrailUpdate {
+            s3_key_prefix: Some("org".into()),
+            is_multi_region_trail: Some(false),
+            ..TrailUpdate::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(updated.s3_key_prefix.as_deref(), Some("org"));
+    assert!(!updated.is_multi_region_trail);
+    assert!(
+        updated.log_file_validation_enabled,
+        "untouched settings stay"
+    );
+
+    let selectors = vec![EventSelector {
+        read_write_type: ReadWriteType::WriteOnly,
+        include_management_events: true,
+        data_resources: vec![DataResource {
+            resource_type: S3_OBJECT.into(),
+            values: vec!["arn:aws:s3:::data/".into()],
+        }],
+    }];
+    trails::put_event_selectors(&store, "audit", selectors.clone())
+        .await
+        .unwrap();
+    assert!(
+        trails::set_logging(&store, "audit", true)
+            .await
+            .unwrap()
+            .is_logging
+    );
+    let now = trails::get(&store, "audit").await.unwrap();
+    assert_eq!(now.event_selectors, selectors);
+    assert!(now.is_logging);
+    assert!(
+        !trails::set_logging(&store, "audit", false)
+            .await
+            .unwrap()
+            .is_logging
+    );
+
+    assert_eq!(trails::describe(&store, &[]).await.unwrap().len(), 1);
+    trails::delete(&store, "audit").await.unwrap();
+    assert!(matches!(
+        trails::get(&store, "audit").await,
+        Err(AdminError::TrailNotFound(_))
+    ));
+    assert!(trails::describe(&store, &[]).await.unwrap().is_empty());
+    table.delete().await;
+}
+
+#[tokio::test]
+async fn bad_requests_get_cloudtrails_errors() {
+    let table = TestTable::state().await;
+    let store = table.trails();
+    trails::create(&store, ACCOUNT, REGION, new_trail("audit"))
+        .await
+        .unwrap();
+
+    let cases: Vec<(&str, Result<_, AdminError>)> = vec![
+        (
+            "TrailAlreadyExistsException",
+            trails::create(&store, ACCOUNT, REGION, new_trail("audit")).await,
+        ),
+        (
+            "InvalidTrailNameException",
+            trails::create(&store, ACCOUNT, REGION, new_trail("-bad-")).await,
+        ),
+        (
+            "TrailNotFoundException",
+            trails::set_logging(&store, "missing", true).await,
+        ),
+        (
+            "InvalidS3BucketNameException",
+            trails::update(
+                &store,
+                "audit",
+                TrailUpdate {
+                    s3_bucket_name: Some("Not_A_Bucket".into()),
+                    ..TrailUpdate::default()
+                },
+            )
+            .await,
+        ),
+        (
+            "InvalidEventSelectorsException",
+            trails::put_event_selectors(
+                &store,
+                "audit",
+                vec![EventSelector {
+                    read_write_type: ReadWriteType::All,
+                    include_management_events: true,
+                    data_resources: vec![DataResource {
+                        resource_type: S3_OBJECT.into(),
+                        values: vec!["arn:aws:s3:::nobucketslash".into()],
+                    }],
+                }],
+            )
+            .await,
+        ),
+    ];
+    for (code, result) in cases {
+        let err = result.expect_err(code);
+        assert_eq!(err.code(), code, "{err}");
+        assert!(err.to_string().starts_with(code), "{err}");
+    }
+    assert!(matches!(
+        trails::delete(&store, "missing").await,
+        Err(AdminError::TrailNotFound(_))
+    ));
+    // A refused change left the stored trail as it was.
+    assert_eq!(
+        trails::get(&store, "audit").await.unwrap().s3_bucket_name,
+        "audit-logs"
+    );
+    table.delete().await;
+}
+
+#[tokio::test]
+async fn concurrent_creates_never_exceed_five_trails() {
+    let table = TestTable::state().await;
+    let store = table.trails();
+
+    let results = join_all(
+        (0..12)
+            .map(|i| trails::create(&store, ACCOUNT, REGION, new_trail(&format!("trail-{i:02}")))),
+    )
+    .await;
+
+    let created = results.iter().filter(|r| r.is_ok()).count();
+    let refused = results
+        .iter()
+        .filter(|r| matches!(r, Err(AdminError::MaximumNumberOfTrailsExceeded)))
+        .count();
+    assert_eq!((created, refused), (5, 7), "{results:?}");
+    assert_eq!(trails::describe(&store, &[]).await.unwrap().len(), 5);
+
+    // Deleting one makes room for exactly one more.
+    let first = trails::describe(&store, &[]).await.unwrap().remove(0);
+    trails::delete(&store, &first.name).await.unwrap();
+    trails::create(&store, ACCOUNT, REGION, new_trail("late-one"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        trails::create(&store, ACCOUNT, REGION, new_trail("late-two")).await,
+        Err(AdminError::MaximumNumberOfTrailsExceeded)
+    ));
+    table.delete().await;
+}
+
+#[tokio::test]
+async fn concurrent_changes_to_one_trail_are_all_kept() {
+    let table = TestTable::state().await;
+    let store = table.trails();
+    trails::create(&store, ACCOUNT, REGION, new_trail("audit"))
+        .await
+        .unwrap();
+
+    let prefix = trails::update(
+        &store,
+        "audit",
+        TrailUpdate {
+            s3_key_prefix: Some("p".into()),
+            ..TrailUpdate::default()
+        },
+    );
+    let global = trails::update(
+        &store,
+        "audit",
+        TrailUpdate {
+            include_global_service_events: Some(false),
+            ..TrailUpdate::default()
+        },
+    );
+    let validation = trails::update(
+        &store,
+        "audit",
+        TrailUpdate {
+            log_file_validation_enabled: Some(false),
+            ..TrailUpdate::default()
+        },
+    );
+    let logging = trails::set_logging(&store, "audit", true);
+    let selectors = trails::put_event_selectors(
+        &store,
+        "audit",
+        vec![EventSelector {
+            read_write_type: ReadWriteType::ReadOnly,
+            include_management_events: true,
+            data_resources: vec![],
+        }],
+    );
+    let (a, b, c, d, e) = futures::join!(prefix, global, validation, logging, selectors);
+    for r in [a, b, c, d, e] {
+        r.expect("every change lands");
+    }
+
+    let t = trails::get(&store, "audit").await.unwrap();
+    assert_eq!(t.s3_key_prefix.as_deref(), Some("p"));
+    assert!(!t.include_global_service_events);
+    assert!(!t.log_file_validation_enabled);
+    assert!(t.is_logging);
+    assert_eq!(
+        t.event_selectors[0].read_write_type,
+        ReadWriteType::ReadOnly
+    );
+    table.delete().await;
+}
