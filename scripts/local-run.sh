@@ -33,7 +33,21 @@ start_moto
 
 step "creating resources from template.yaml"
 "$TRAILKEEP" dev provision --template template.yaml --stack-name "$STACK" --outputs "$OUTPUTS"
-HISTORY_TABLE=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["HistoryTableName"])' "$OUTPUTS")
+output() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$OUTPUTS" "$1"; }
+HISTORY_TABLE=$(output HistoryTableName)
+export TRAILKEEP_STATE_TABLE=$(output StateTableName)
+
+step "trails: create one with the AWS CLI's verbs and flags (trailkeep create-trail …)"
+"$TRAILKEEP" create-trail --name org-audit --s3-bucket-name trailkeep-local-logs \
+  --is-multi-region-trail --enable-log-file-validation
+"$TRAILKEEP" put-event-selectors --trail-name org-audit --event-selectors \
+  '[{"ReadWriteType": "All", "IncludeManagementEvents": true, "DataResources": [{"Type": "AWS::S3::Object", "Values": ["arn:aws:s3:::example-uploads/"]}]}]' >/dev/null
+"$TRAILKEEP" start-logging --name org-audit
+"$TRAILKEEP" get-trail-status --name org-audit
+if "$TRAILKEEP" create-trail --name org-audit --s3-bucket-name trailkeep-local-logs 2>"$OUT_DIR/err.txt"; then
+  die "a second trail with the same name was accepted"
+fi
+printf '  refused as expected: %s\n' "$(cat "$OUT_DIR/err.txt")"
 
 step "starting the functions under cargo-lambda's local runtime"
 LAMBDA_PORT=$(free_port)

@@ -4,6 +4,7 @@
 //! commands work against a local endpoint (moto) for the local run.
 
 mod dev;
+mod trails;
 
 use clap::{Parser, Subcommand};
 
@@ -14,12 +15,16 @@ use clap::{Parser, Subcommand};
     about = "A tamper-evident audit trail for AWS accounts"
 )]
 struct Cli {
+    #[command(flatten)]
+    state: trails::StateArgs,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    #[command(flatten)]
+    Trail(trails::TrailCommand),
     /// Local development: create resources from template.yaml, inspect the history.
     #[command(subcommand)]
     Dev(dev::DevCommand),
@@ -32,14 +37,16 @@ async fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Dev(cmd) => dev::run(cmd).await,
+    let (message, code) = match cli.command {
+        Command::Trail(cmd) => match trails::run(cli.state, cmd).await {
+            Ok(()) => return std::process::ExitCode::SUCCESS,
+            Err(e) => (e.to_string(), e.exit_code()),
+        },
+        Command::Dev(cmd) => match dev::run(cmd).await {
+            Ok(()) => return std::process::ExitCode::SUCCESS,
+            Err(e) => (e.to_string(), 1),
+        },
     };
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("trailkeep: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    eprintln!("trailkeep: {message}");
+    std::process::ExitCode::from(code)
 }

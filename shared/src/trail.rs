@@ -226,6 +226,26 @@ impl Trail {
         )
     }
 
+    /// The trail as CloudTrail's `Trail` structure (DescribeTrails, GetTrail).
+    pub fn to_cloudtrail_json(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({
+            "Name": self.name,
+            "S3BucketName": self.s3_bucket_name,
+            "IncludeGlobalServiceEvents": self.include_global_service_events,
+            "IsMultiRegionTrail": self.is_multi_region_trail,
+            "HomeRegion": self.home_region,
+            "TrailARN": self.arn(),
+            "LogFileValidationEnabled": self.log_file_validation_enabled,
+            "HasCustomEventSelectors": !self.event_selectors.is_empty(),
+            "HasInsightSelectors": false,
+            "IsOrganizationTrail": false,
+        });
+        if let Some(prefix) = &self.s3_key_prefix {
+            v["S3KeyPrefix"] = serde_json::json!(prefix);
+        }
+        v
+    }
+
     /// Checks the whole configuration.
     pub fn validate(&self) -> Result<(), TrailError> {
         validate_name(&self.name)?;

@@ -39,6 +39,18 @@ pub enum AdminError {
 }
 
 impl AdminError {
+    /// The message without the leading error code.
+    pub fn detail(&self) -> String {
+        let full = self.to_string();
+        match full
+            .strip_prefix(self.code())
+            .and_then(|m| m.strip_prefix(": "))
+        {
+            Some(rest) => rest.to_owned(),
+            None => full,
+        }
+    }
+
     /// The CloudTrail error code (the part before the colon of the message).
     pub fn code(&self) -> &'static str {
         match self {
