@@ -11,8 +11,12 @@
 
 use serde::Serialize;
 
+use chrono::{DateTime, Utc};
+
+use crate::delivery::{self, StagingStore};
 use crate::history::{self, HistorySettings, HistoryStore, Recorded, StoreError};
 use crate::normalize::{self, Context, Ignored, Rejected};
+use crate::trail::Trail;
 
 /// What one payload did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -26,6 +30,8 @@ pub struct IngestReport {
     pub duplicates: usize,
     /// Data events: accepted, not part of the history.
     pub data_events: usize,
+    /// Copies staged for trails' log files (one per trail that logs an event).
+    pub staged: usize,
     /// The eventIDs accepted, in payload order.
     pub event_ids: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -63,12 +69,24 @@ fn join(rejected: &[Rejected]) -> String {
         .join("; ")
 }
 
-/// Normalizes `payload` and records each record in the history.
-pub async fn ingest<S: HistoryStore>(
-    store: &S,
-    settings: &HistorySettings,
+/// Where accepted events go: the event history, and the staging of every
+/// trail that logs them.
+pub struct Targets<'a, H, S> {
+    pub history: &'a H,
+    pub settings: &'a HistorySettings,
+    pub staging: &'a S,
+    /// The trails as the function last loaded them.
+    pub trails: &'a [Trail],
+}
+
+/// Normalizes `payload`, records each record in the history and stages it
+/// for the trails that log it. `now` is the ingest time (it picks the
+/// delivery window).
+pub async fn ingest<H: HistoryStore, S: StagingStore>(
+    targets: &Targets<'_, H, S>,
     ctx: &Context,
     payload: &str,
+    now: &DateTime<Utc>,
 ) -> Result<IngestReport, IngestError> {
     let batch = normalize::normalize(payload, ctx);
     let mut report = IngestReport {
@@ -78,10 +96,28 @@ pub async fn ingest<S: HistoryStore>(
     let mut failures = Vec::new();
     for event in &batch.records {
         report.event_ids.push(event.record.event_id.clone());
-        match history::record(store, settings, event).await {
-            Ok(Recorded::Stored { .. }) => report.stored += 1,
-            Ok(Recorded::Duplicate) => report.duplicates += 1,
-            Ok(Recorded::NotInHistory) => report.data_events += 1,
+        let outcome = async {
+            let recorded = history::record(targets.history, targets.settings, event).await?;
+            let copies = delivery::stage(
+                targets.staging,
+                targets.trails,
+                &event.record,
+                &event.json,
+                now,
+            )
+            .await?;
+            Ok::<_, StoreError>((recorded, copies))
+        }
+        .await;
+        match outcome {
+            Ok((recorded, copies)) => {
+                report.staged += copies;
+                match recorded {
+                    Recorded::Stored { .. } => report.stored += 1,
+                    Recorded::Duplicate => report.duplicates += 1,
+                    Recorded::NotInHistory => report.data_events += 1,
+                }
+            }
             Err(e) => {
                 tracing::error!(event_id = %event.record.event_id, error = %e, "storing event failed");
                 failures.push(e);
@@ -96,8 +132,8 @@ pub async fn ingest<S: HistoryStore>(
         tracing::error!(index = r.index, event_id = ?r.event_id, error = %r.error, "record rejected");
         report.rejected.push(r.to_string());
     }
+    let failed = failures.len();
     if let Some(first) = failures.into_iter().next() {
-        let failed = report.accepted - report.stored - report.duplicates - report.data_events;
         return Err(IngestError::Store {
             failed,
             accepted: report.accepted,

@@ -7,12 +7,14 @@
 //! - [`trail`]: which events a trail logs, into which region's files.
 //! - [`logfile`]: CloudTrail log file content and keys.
 //! - [`trails`]: trail administration (the CloudTrail verbs) over a store port.
+//! - [`delivery`]: staging at ingest and exactly-once log file delivery.
 //! - [`ingest`]: the ingest use case (normalize, then record in the history).
 //! - [`aws`]: adapters from the ports to AWS services.
 //! - [`provision`] (feature `provision`): resources from template.yaml on a local endpoint.
 
 pub mod aws;
 pub mod classify;
+pub mod delivery;
 pub mod history;
 pub mod ingest;
 pub mod logfile;

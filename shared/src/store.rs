@@ -3,10 +3,11 @@
 /// An error from a store; all of them are worth a retry.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("DynamoDB {operation} on table {table} failed: {message}")]
+    #[error("{operation} on {resource} failed: {message}")]
     Backend {
         operation: &'static str,
-        table: String,
+        /// The table, bucket or object.
+        resource: String,
         message: String,
     },
     #[error("DynamoDB left {items} items unprocessed after {attempts} attempts (throttled)")]

@@ -20,14 +20,74 @@ pub fn endpoint() -> String {
     endpoint
 }
 
-pub async fn dynamodb() -> Client {
-    let conf = aws_config::defaults(BehaviorVersion::latest())
+async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(endpoint())
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::for_tests())
         .load()
-        .await;
-    Client::new(&conf)
+        .await
+}
+
+pub async fn dynamodb() -> Client {
+    Client::new(&sdk_config().await)
+}
+
+/// An S3 bucket with a random name, as the log bucket.
+pub struct TestBucket {
+    pub client: aws_sdk_s3::Client,
+    pub name: String,
+}
+
+impl TestBucket {
+    pub async fn new() -> Self {
+        let client = trailkeep_shared::aws::s3::client(&sdk_config().await);
+        let name = format!("logs-{}", &uuid::Uuid::new_v4().simple().to_string()[..20]);
+        client
+            .create_bucket()
+            .bucket(&name)
+            .send()
+            .await
+            .expect("create bucket");
+        Self { client, name }
+    }
+
+    /// Every object: (key, bytes), by key.
+    pub async fn objects(&self) -> Vec<(String, Vec<u8>)> {
+        let mut keys = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.name)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            for o in page.expect("list").contents() {
+                keys.push(o.key().unwrap_or_default().to_owned());
+            }
+        }
+        keys.sort();
+        let mut out = Vec::new();
+        for key in keys {
+            let got = self
+                .client
+                .get_object()
+                .bucket(&self.name)
+                .key(&key)
+                .send()
+                .await
+                .expect("get");
+            let bytes = got
+                .body
+                .collect()
+                .await
+                .expect("body")
+                .into_bytes()
+                .to_vec();
+            out.push((key, bytes));
+        }
+        out
+    }
 }
 
 pub fn template() -> Template {
@@ -135,4 +195,8 @@ pub fn event(path: &str) -> String {
 /// A payload from events/, parsed (for a test to change it).
 pub fn event_json(path: &str) -> serde_json::Value {
     serde_json::from_str(&event(path)).unwrap()
+}
+
+pub fn parse_time(s: &str) -> chrono::DateTime<chrono::Utc> {
+    trailkeep_shared::time::parse(s).expect("a valid time")
 }

@@ -5,15 +5,35 @@ use std::collections::BTreeSet;
 use futures::future::join_all;
 use serde_json::json;
 use trailkeep_shared::aws::dynamodb::attr;
+use trailkeep_shared::aws::dynamodb::DynamoHistory;
+use trailkeep_shared::aws::staging::DynamoStaging;
 use trailkeep_shared::history::{
     self, attribute_pk, index_items, primary_pk, time_pk, HistorySettings, HistoryStore, Item,
     LookupAttribute, PRIMARY_SK,
 };
-use trailkeep_shared::ingest::{ingest, IngestError};
+use trailkeep_shared::ingest::{IngestError, IngestReport, Targets};
 use trailkeep_shared::model::{EventCategory, Record};
 use trailkeep_shared::normalize::{normalize, Context};
 
 use crate::helpers::{event, event_json, n, s, TestTable};
+
+/// Ingest with no trails: only the history is written (staging is tested in delivery.rs).
+async fn ingest(
+    history: &DynamoHistory,
+    settings: &HistorySettings,
+    ctx: &Context,
+    payload: &str,
+) -> Result<IngestReport, IngestError> {
+    let staging = DynamoStaging::new(crate::helpers::dynamodb().await, "unused-without-trails");
+    let targets = Targets {
+        history,
+        settings,
+        staging: &staging,
+        trails: &[],
+    };
+    let now = chrono::Utc::now();
+    trailkeep_shared::ingest::ingest(&targets, ctx, payload, &now).await
+}
 
 fn ctx() -> Context {
     Context {

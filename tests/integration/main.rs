@@ -4,6 +4,7 @@
 //! each test creates its own resources (random names) from template.yaml's
 //! definitions and deletes them when done.
 
+mod delivery;
 mod helpers;
 mod history;
 mod trails;

@@ -14,6 +14,10 @@ pub enum ConfigError {
 pub struct Config {
     /// HISTORY_TABLE: the event history table.
     pub history_table: String,
+    /// STATE_TABLE: trails and delivery staging.
+    pub state_table: String,
+    /// TRAIL_CACHE_SECONDS (default 60): how often the trails are reloaded.
+    pub trail_cache: std::time::Duration,
     /// RETENTION_DAYS (default 90) and SERVED_REGIONS (default AWS_REGION).
     pub history: HistorySettings,
 }
@@ -27,6 +31,20 @@ impl Config {
         let history_table = var("HISTORY_TABLE")
             .filter(|v| !v.is_empty())
             .ok_or(ConfigError::Missing("HISTORY_TABLE"))?;
+        let state_table = var("STATE_TABLE")
+            .filter(|v| !v.is_empty())
+            .ok_or(ConfigError::Missing("STATE_TABLE"))?;
+        let trail_cache_secs = match var("TRAIL_CACHE_SECONDS").filter(|v| !v.is_empty()) {
+            None => 60,
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|s| *s <= 3600)
+                .ok_or_else(|| ConfigError::Invalid {
+                    name: "TRAIL_CACHE_SECONDS",
+                    reason: format!("{v:?} is not a number of seconds from 0 to 3600"),
+                })?,
+        };
         let retention_days = match var("RETENTION_DAYS").filter(|v| !v.is_empty()) {
             None => DEFAULT_RETENTION_DAYS,
             Some(v) => v
@@ -50,6 +68,8 @@ impl Config {
         }
         Ok(Self {
             history_table,
+            state_table,
+            trail_cache: std::time::Duration::from_secs(trail_cache_secs),
             history: HistorySettings {
                 retention_days,
                 served_regions,
@@ -74,6 +94,7 @@ mod tests {
     fn defaults_are_90_days_and_the_own_region() {
         let c = Config::from_lookup(lookup(&[
             ("HISTORY_TABLE", "t"),
+            ("STATE_TABLE", "s"),
             ("AWS_REGION", "eu-west-1"),
         ]))
         .unwrap();
@@ -85,6 +106,7 @@ mod tests {
     fn served_regions_are_a_comma_list() {
         let c = Config::from_lookup(lookup(&[
             ("HISTORY_TABLE", "t"),
+            ("STATE_TABLE", "s"),
             ("SERVED_REGIONS", "eu-west-1, us-east-1,"),
             ("RETENTION_DAYS", "30"),
         ]))
@@ -95,8 +117,12 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_variable() {
-        let err = Config::from_lookup(lookup(&[("HISTORY_TABLE", "t"), ("RETENTION_DAYS", "0")]))
-            .unwrap_err();
+        let err = Config::from_lookup(lookup(&[
+            ("HISTORY_TABLE", "t"),
+            ("STATE_TABLE", "s"),
+            ("RETENTION_DAYS", "0"),
+        ]))
+        .unwrap_err();
         assert!(err.to_string().contains("RETENTION_DAYS"), "{err}");
         let err = Config::from_lookup(lookup(&[])).unwrap_err();
         assert!(err.to_string().contains("HISTORY_TABLE"), "{err}");

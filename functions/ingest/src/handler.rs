@@ -1,32 +1,47 @@
 //! Decode the trigger, call `shared`, map errors.
 
+use chrono::Utc;
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::value::RawValue;
+use trailkeep_shared::delivery::StagingStore;
 use trailkeep_shared::history::{HistorySettings, HistoryStore};
-use trailkeep_shared::ingest::{self, IngestReport};
+use trailkeep_shared::ingest::{self, IngestReport, Targets};
 use trailkeep_shared::normalize::Context;
+use trailkeep_shared::trails::{TrailCache, TrailStore};
 
-pub(crate) struct Deps<S> {
-    pub store: S,
+pub(crate) struct Deps<H, S, T> {
+    pub history: H,
+    pub staging: S,
+    pub trails: TrailCache<T>,
     pub settings: HistorySettings,
 }
 
-/// Any JSON payload is accepted as text; normalization decides what it is. An
-/// error makes Lambda retry the payload and, after the retries, send it to
-/// the dead-letter queue with the error message (docs/ingest.md).
-pub(crate) async fn handle<S: HistoryStore>(
-    deps: &Deps<S>,
+/// Any JSON payload is accepted as text; normalization decides what it is.
+/// An error makes Lambda retry the payload and, after the retries, send it
+/// to the dead-letter queue with the error message (docs/ingest.md).
+pub(crate) async fn handle<H: HistoryStore, S: StagingStore, T: TrailStore>(
+    deps: &Deps<H, S, T>,
     event: LambdaEvent<Box<RawValue>>,
 ) -> Result<IngestReport, Error> {
+    // The ingest time picks the delivery window: it is the moment of arrival.
+    let now = Utc::now();
     let ctx = Context {
         account_id: account_of(&event.context.invoked_function_arn).to_owned(),
     };
-    let report = ingest::ingest(&deps.store, &deps.settings, &ctx, event.payload.get()).await?;
+    let trails = deps.trails.trails().await?;
+    let targets = Targets {
+        history: &deps.history,
+        settings: &deps.settings,
+        staging: &deps.staging,
+        trails: &trails,
+    };
+    let report = ingest::ingest(&targets, &ctx, event.payload.get(), &now).await?;
     tracing::info!(
         accepted = report.accepted,
         stored = report.stored,
         duplicates = report.duplicates,
         data_events = report.data_events,
+        staged = report.staged,
         ignored = report.ignored.len(),
         "payload ingested"
     );

@@ -1,4 +1,5 @@
-//! The ingest Lambda: EventBridge events and S3 notifications → event history.
+//! The ingest Lambda: EventBridge events and S3 notifications → event
+//! history and trail staging.
 
 mod config;
 mod handler;
@@ -6,15 +7,23 @@ mod handler;
 use aws_config::BehaviorVersion;
 use lambda_runtime::{service_fn, Error};
 use trailkeep_shared::aws::dynamodb::DynamoHistory;
+use trailkeep_shared::aws::staging::DynamoStaging;
+use trailkeep_shared::aws::trails::DynamoTrails;
+use trailkeep_shared::trails::TrailCache;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = config::Config::from_env()?;
     let aws = aws_config::load_defaults(BehaviorVersion::latest()).await;
-    let store = DynamoHistory::new(aws_sdk_dynamodb::Client::new(&aws), &config.history_table);
+    let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
     let deps = handler::Deps {
-        store,
+        history: DynamoHistory::new(dynamodb.clone(), &config.history_table),
+        staging: DynamoStaging::new(dynamodb.clone(), &config.state_table),
+        trails: TrailCache::new(
+            DynamoTrails::new(dynamodb, &config.state_table),
+            config.trail_cache,
+        ),
         settings: config.history,
     };
     lambda_runtime::run(service_fn(|event| handler::handle(&deps, event))).await

@@ -43,7 +43,7 @@ impl DynamoHistory {
     {
         StoreError::Backend {
             operation,
-            table: self.table.clone(),
+            resource: self.table.clone(),
             message: DisplayErrorContext(&e).to_string(),
         }
     }

@@ -36,7 +36,7 @@ impl DynamoTrails {
     fn fail(&self, operation: &'static str, message: impl std::fmt::Display) -> StoreError {
         StoreError::Backend {
             operation,
-            table: self.table.clone(),
+            resource: self.table.clone(),
             message: message.to_string(),
         }
     }

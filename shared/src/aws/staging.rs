@@ -1,0 +1,324 @@
+//! Delivery state in the state table (DynamoDB). Items (docs/delivery.md):
+//!
+//! | item | pk | sk | attributes |
+//! |---|---|---|---|
+//! | region of a trail | `DLV#{trail}` | `{region}` | `next`: first window not yet delivered |
+//! | staged event | `STG#{trail}#{region}#{window}` | `{eventTime}#{eventID}` | `rec`, `expiresAt` |
+//! | delivery marker | `OWN#{trail}#{region}#{eventID}` | `-` | `w`: the window that owns the event, `expiresAt` |
+//! | manifest entry | `MAN#{trail}#{region}#{YYYY-MM-DDTHH}` (delivery hour) | `{key}` | `bucket`, `sha256`, `oldest`, `newest`, `delivered`, `records` |
+//!
+//! Every write is a single-item write; none needs a transaction.
+
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use chrono::Duration;
+
+use crate::aws::dynamodb::attr;
+use crate::delivery::{
+    delivery_time, ManifestEntry, StagingStore, DEFAULT_GRACE_SECS, MARKER_DAYS,
+};
+use crate::logfile::Staged;
+use crate::store::StoreError;
+
+/// Delivery state on DynamoDB.
+#[derive(Clone, Debug)]
+pub struct DynamoStaging {
+    client: Client,
+    table: String,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn conditional_failed<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(
+    e: &aws_sdk_dynamodb::error::SdkError<E, impl std::fmt::Debug>,
+) -> bool {
+    e.as_service_error().and_then(|s| s.code()) == Some("ConditionalCheckFailedException")
+}
+
+impl DynamoStaging {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    fn fail(&self, operation: &'static str, message: impl std::fmt::Display) -> StoreError {
+        StoreError::Backend {
+            operation,
+            resource: self.table.clone(),
+            message: message.to_string(),
+        }
+    }
+
+    /// Manifest entries of one delivery hour (`YYYY-MM-DDTHH`), by key.
+    pub async fn manifest(
+        &self,
+        trail: &str,
+        region: &str,
+        hour: &str,
+    ) -> Result<Vec<ManifestEntry>, StoreError> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(format!("MAN#{trail}#{region}#{hour}")))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = pages.next().await {
+            let item = item.map_err(|e| self.fail("Query", DisplayErrorContext(&e)))?;
+            let get = |k: &str| {
+                item.get(k)
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            let time =
+                |k: &str| crate::time::parse(&get(k)).map_err(|e| self.fail("read manifest", e));
+            out.push(ManifestEntry {
+                bucket: get("bucket"),
+                key: get(attr::SK),
+                sha256: get("sha256"),
+                oldest: time("oldest")?,
+                newest: time("newest")?,
+                delivered: time("delivered")?,
+                records: item
+                    .get("records")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
+            });
+        }
+        Ok(out)
+    }
+}
+
+impl StagingStore for DynamoStaging {
+    async fn register(&self, trail: &str, region: &str, window: i64) -> Result<(), StoreError> {
+        // Lower `next` to this window if it is above it (only a race between
+        // the first registrations can make it so); never raise it.
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::PK, s(format!("DLV#{trail}")))
+            .key(attr::SK, s(region))
+            .update_expression("SET #next = :w")
+            .condition_expression("attribute_not_exists(#next) OR #next > :w")
+            .expression_attribute_names("#next", "next")
+            .expression_attribute_values(":w", n(window))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if conditional_failed(&e) => Ok(()),
+            Err(e) => Err(self.fail("UpdateItem", DisplayErrorContext(&e))),
+        }
+    }
+
+    async fn stage(
+        &self,
+        trail: &str,
+        region: &str,
+        window: i64,
+        event: &Staged,
+    ) -> Result<(), StoreError> {
+        let expires = delivery_time(window, DEFAULT_GRACE_SECS) + Duration::days(MARKER_DAYS);
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(attr::PK, s(format!("STG#{trail}#{region}#{window}")))
+            .item(
+                attr::SK,
+                s(crate::history::index_sk(&event.event_time, &event.event_id)),
+            )
+            .item(attr::RECORD, s(&event.json))
+            .item(attr::EXPIRES_AT, n(expires.timestamp()))
+            .send()
+            .await
+            .map_err(|e| self.fail("PutItem", DisplayErrorContext(&e)))?;
+        Ok(())
+    }
+
+    async fn regions(&self, trail: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(format!("DLV#{trail}")))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = pages.next().await {
+            let item = item.map_err(|e| self.fail("Query", DisplayErrorContext(&e)))?;
+            let region = item
+                .get(attr::SK)
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default();
+            let next = item
+                .get("next")
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse().ok());
+            if let Some(next) = next {
+                out.push((region, next));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn staged(
+        &self,
+        trail: &str,
+        region: &str,
+        window: i64,
+    ) -> Result<Vec<Staged>, StoreError> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(format!("STG#{trail}#{region}#{window}")))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = pages.next().await {
+            let item = item.map_err(|e| self.fail("Query", DisplayErrorContext(&e)))?;
+            let sk = item
+                .get(attr::SK)
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default();
+            // sk = {eventTime}#{eventID}; eventTime is fixed-width (20 chars).
+            let (time, id) = sk
+                .split_once('#')
+                .ok_or_else(|| self.fail("read staged event", format!("bad sort key {sk:?}")))?;
+            let event_time =
+                crate::time::parse(time).map_err(|e| self.fail("read staged event", e))?;
+            let json = item
+                .get(attr::RECORD)
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default();
+            out.push(Staged {
+                event_time,
+                event_id: id.to_owned(),
+                json,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn claim(
+        &self,
+        trail: &str,
+        region: &str,
+        event_id: &str,
+        window: i64,
+        expires_at: i64,
+    ) -> Result<i64, StoreError> {
+        let key_pk = format!("OWN#{trail}#{region}#{event_id}");
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(attr::PK, s(&key_pk))
+            .item(attr::SK, s("-"))
+            .item("w", n(window))
+            .item(attr::EXPIRES_AT, n(expires_at))
+            .condition_expression("attribute_not_exists(pk) OR w = :w")
+            .expression_attribute_values(":w", n(window))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(window),
+            Err(e) if conditional_failed(&e) => {
+                let got = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key(attr::PK, s(&key_pk))
+                    .key(attr::SK, s("-"))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(|e| self.fail("GetItem", DisplayErrorContext(&e)))?;
+                got.item
+                    .and_then(|i| {
+                        i.get("w")
+                            .and_then(|v| v.as_n().ok())
+                            .and_then(|v| v.parse().ok())
+                    })
+                    .ok_or_else(|| self.fail("read delivery marker", format!("{key_pk} vanished")))
+            }
+            Err(e) => Err(self.fail("PutItem", DisplayErrorContext(&e))),
+        }
+    }
+
+    async fn record_manifest(
+        &self,
+        trail: &str,
+        region: &str,
+        entry: &ManifestEntry,
+    ) -> Result<(), StoreError> {
+        let hour = entry.delivered.format("%Y-%m-%dT%H");
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(attr::PK, s(format!("MAN#{trail}#{region}#{hour}")))
+            .item(attr::SK, s(&entry.key))
+            .item("bucket", s(&entry.bucket))
+            .item("sha256", s(&entry.sha256))
+            .item("oldest", s(crate::time::format(&entry.oldest)))
+            .item("newest", s(crate::time::format(&entry.newest)))
+            .item("delivered", s(crate::time::format(&entry.delivered)))
+            .item("records", n(entry.records))
+            .send()
+            .await
+            .map_err(|e| self.fail("PutItem", DisplayErrorContext(&e)))?;
+        Ok(())
+    }
+
+    async fn advance(
+        &self,
+        trail: &str,
+        region: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::PK, s(format!("DLV#{trail}")))
+            .key(attr::SK, s(region))
+            .update_expression("SET #next = :to")
+            .condition_expression("#next = :from")
+            .expression_attribute_names("#next", "next")
+            .expression_attribute_values(":from", n(from))
+            .expression_attribute_values(":to", n(to))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if conditional_failed(&e) => Ok(false),
+            Err(e) => Err(self.fail("UpdateItem", DisplayErrorContext(&e))),
+        }
+    }
+}

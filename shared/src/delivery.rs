@@ -1,0 +1,315 @@
+//! Staging at ingest and log file delivery, exactly once (docs/delivery.md).
+//!
+//! - Ingest stages each event for every trail that logs it, into the
+//!   delivery window of its *ingest* time: 5-minute windows, numbered from
+//!   the epoch. A staged copy is keyed by (trail, region, window, eventTime,
+//!   eventID), so re-staging in the same window is harmless.
+//! - A window is *sealed* `grace` after its end. Ingest writes only into the
+//!   window of the moment it writes, and an invocation lives at most the
+//!   Lambda timeout, so with `grace` > timeout no write can land in a sealed
+//!   window. Deliver only touches sealed windows.
+//! - Deliver processes a trail's region window by window, in order, from its
+//!   cursor. For each staged event it claims the event's delivery marker
+//!   (one conditional write per trail, region and eventID) for the window; an
+//!   event whose marker names another window — a re-delivery staged twice —
+//!   is left out. The files are a pure function of the events the window
+//!   owns, so a re-run writes the same keys with the same bytes.
+
+use std::future::Future;
+
+use chrono::{DateTime, Duration, Utc};
+use futures::{stream, StreamExt, TryStreamExt};
+
+use crate::logfile::{self, Staged};
+use crate::store::StoreError;
+use crate::trail::Trail;
+
+/// Length of a delivery window.
+pub const WINDOW_SECS: i64 = 300;
+/// Default time after a window's end before it is sealed: more than twice
+/// the ingest function's timeout (30 s) plus clock skew.
+pub const DEFAULT_GRACE_SECS: i64 = 120;
+/// How long delivery markers are kept: a source re-delivering an event later
+/// than this would see it logged again. EventBridge retries for at most 24 h,
+/// Lambda's asynchronous retries for at most 6 h.
+pub const MARKER_DAYS: i64 = 7;
+/// Windows one deliver run handles per trail and region at most (a long
+/// outage is caught up over several runs).
+pub const MAX_WINDOWS_PER_RUN: i64 = 48;
+
+/// The window a moment falls in.
+pub fn window_of(t: &DateTime<Utc>) -> i64 {
+    t.timestamp().div_euclid(WINDOW_SECS)
+}
+
+/// The end of window `w` (exclusive).
+pub fn window_end(w: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp((w + 1) * WINDOW_SECS, 0).unwrap_or_default()
+}
+
+/// The newest window sealed at `now`.
+pub fn last_sealed(now: &DateTime<Utc>, grace_secs: i64) -> i64 {
+    window_of(&(*now - Duration::seconds(grace_secs))) - 1
+}
+
+/// The delivery time of window `w`'s files (in their keys): the moment it is
+/// sealed, so every run that delivers `w` names its files alike.
+pub fn delivery_time(w: i64, grace_secs: i64) -> DateTime<Utc> {
+    window_end(w) + Duration::seconds(grace_secs)
+}
+
+/// One delivered log file, as the digest function will read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManifestEntry {
+    pub bucket: String,
+    pub key: String,
+    /// Hex SHA-256 of the uncompressed file.
+    pub sha256: String,
+    pub oldest: DateTime<Utc>,
+    pub newest: DateTime<Utc>,
+    pub delivered: DateTime<Utc>,
+    pub records: usize,
+}
+
+/// The state delivery keeps (DynamoDB in production).
+pub trait StagingStore: Send + Sync {
+    /// Notes that `trail` has events in `region`, staged from window `window` on.
+    fn register(
+        &self,
+        trail: &str,
+        region: &str,
+        window: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Stages one event in a window.
+    fn stage(
+        &self,
+        trail: &str,
+        region: &str,
+        window: i64,
+        event: &Staged,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The regions `trail` has staged events in, with the first window not yet delivered.
+    fn regions(
+        &self,
+        trail: &str,
+    ) -> impl Future<Output = Result<Vec<(String, i64)>, StoreError>> + Send;
+    /// The events staged in a window (strongly consistent).
+    fn staged(
+        &self,
+        trail: &str,
+        region: &str,
+        window: i64,
+    ) -> impl Future<Output = Result<Vec<Staged>, StoreError>> + Send;
+    /// Claims the event for `window` unless another window has; returns the owner.
+    fn claim(
+        &self,
+        trail: &str,
+        region: &str,
+        event_id: &str,
+        window: i64,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send;
+    fn record_manifest(
+        &self,
+        trail: &str,
+        region: &str,
+        entry: &ManifestEntry,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Moves the region's next window from `from` to `to`, if it still is `from`.
+    fn advance(
+        &self,
+        trail: &str,
+        region: &str,
+        from: i64,
+        to: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// Where log files go (S3 in production).
+pub trait LogSink: Send + Sync {
+    /// Writes one gzipped log file, encrypted at rest.
+    fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        gzip: Vec<u8>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Stages one event for every trail that logs it. `now` is the ingest time.
+pub async fn stage<S: StagingStore>(
+    store: &S,
+    trails: &[Trail],
+    record: &crate::model::Record,
+    json: &str,
+    now: &DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    let window = window_of(now);
+    let mut staged = 0;
+    for trail in trails {
+        let Some(region) = trail.log_region(record) else {
+            continue;
+        };
+        store.register(&trail.name, region, window).await?;
+        let event = Staged {
+            event_time: record.event_time,
+            event_id: record.event_id.clone(),
+            json: json.to_owned(),
+        };
+        store.stage(&trail.name, region, window, &event).await?;
+        staged += 1;
+    }
+    Ok(staged)
+}
+
+/// Settings of the deliver function.
+#[derive(Clone, Debug)]
+pub struct DeliverSettings {
+    pub grace_secs: i64,
+    pub max_file_bytes: usize,
+}
+
+impl Default for DeliverSettings {
+    fn default() -> Self {
+        Self {
+            grace_secs: DEFAULT_GRACE_SECS,
+            max_file_bytes: logfile::DEFAULT_MAX_FILE_BYTES,
+        }
+    }
+}
+
+/// What a deliver run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliverReport {
+    pub windows: usize,
+    pub files: usize,
+    pub records: usize,
+    /// Staged copies left out because another window owns the event.
+    pub duplicates: usize,
+    /// Trail/regions that still have sealed windows (caught up next run).
+    pub behind: usize,
+}
+
+/// Delivers every sealed window of every trail (logging or not: what was
+/// staged before a stop is still delivered).
+pub async fn deliver<S: StagingStore, L: LogSink>(
+    store: &S,
+    sink: &L,
+    trails: &[Trail],
+    now: &DateTime<Utc>,
+    settings: &DeliverSettings,
+) -> Result<DeliverReport, StoreError> {
+    let mut report = DeliverReport::default();
+    let sealed = last_sealed(now, settings.grace_secs);
+    for trail in trails {
+        for (region, next) in store.regions(&trail.name).await? {
+            let last = sealed.min(next + MAX_WINDOWS_PER_RUN - 1);
+            if last < sealed {
+                report.behind += 1;
+            }
+            for w in next..=last {
+                deliver_window(store, sink, trail, &region, w, settings, &mut report).await?;
+                store.advance(&trail.name, &region, w, w + 1).await?;
+                report.windows += 1;
+            }
+        }
+    }
+    Ok(report)
+}
+
+async fn deliver_window<S: StagingStore, L: LogSink>(
+    store: &S,
+    sink: &L,
+    trail: &Trail,
+    region: &str,
+    w: i64,
+    settings: &DeliverSettings,
+    report: &mut DeliverReport,
+) -> Result<(), StoreError> {
+    let staged = store.staged(&trail.name, region, w).await?;
+    if staged.is_empty() {
+        return Ok(());
+    }
+    let delivered = delivery_time(w, settings.grace_secs);
+    let expires_at = (delivered + Duration::days(MARKER_DAYS)).timestamp();
+    let owners: Vec<i64> = stream::iter(staged.iter())
+        .map(|e| store.claim(&trail.name, region, &e.event_id, w, expires_at))
+        .buffered(16)
+        .try_collect()
+        .await?;
+    let mut owned: Vec<Staged> = Vec::with_capacity(staged.len());
+    for (event, owner) in staged.into_iter().zip(owners) {
+        if owner == w {
+            owned.push(event);
+        } else {
+            report.duplicates += 1;
+        }
+    }
+    let files = logfile::assemble(&mut owned, settings.max_file_bytes).map_err(|e| {
+        StoreError::Backend {
+            operation: "assemble",
+            resource: "log file".into(),
+            message: e.to_string(),
+        }
+    })?;
+    let arn = trail.arn();
+    let w_text = w.to_string();
+    for (part, file) in files.into_iter().enumerate() {
+        let unique = logfile::unique_suffix(&[&arn, region, &w_text, &part.to_string()]);
+        let key = logfile::log_file_key(
+            trail.s3_key_prefix.as_deref(),
+            &trail.account_id,
+            region,
+            &delivered,
+            &unique,
+        );
+        let entry = ManifestEntry {
+            bucket: trail.s3_bucket_name.clone(),
+            key: key.clone(),
+            sha256: file.sha256.clone(),
+            oldest: file.oldest,
+            newest: file.newest,
+            delivered,
+            records: file.records,
+        };
+        sink.put(&trail.s3_bucket_name, &key, file.gzip).await?;
+        store.record_manifest(&trail.name, region, &entry).await?;
+        report.files += 1;
+        report.records += entry.records;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        crate::time::parse(s).unwrap()
+    }
+
+    #[test]
+    fn windows_are_five_minutes_and_seal_after_the_grace() {
+        let w = window_of(&t("2026-11-24T02:07:30Z"));
+        assert_eq!(window_end(w), t("2026-11-24T02:10:00Z"));
+        assert_eq!(window_of(&t("2026-11-24T02:05:00Z")), w);
+        assert_eq!(window_of(&t("2026-11-24T02:04:59Z")), w - 1);
+        // Sealed 120 s after its end, not before.
+        assert_eq!(last_sealed(&t("2026-11-24T02:11:59Z"), 120), w - 1);
+        assert_eq!(last_sealed(&t("2026-11-24T02:12:00Z"), 120), w);
+        assert_eq!(delivery_time(w, 120), t("2026-11-24T02:12:00Z"));
+    }
+
+    #[test]
+    fn no_write_at_or_before_the_seal_of_a_window_can_be_in_a_later_sealed_window() {
+        // For every moment an ingest may write at, the window it writes into
+        // is not sealed yet, even `grace` seconds later.
+        for secs in (0..3600).step_by(7) {
+            let write = t("2026-11-24T00:00:00Z") + Duration::seconds(secs);
+            let w = window_of(&write);
+            let deadline = write + Duration::seconds(DEFAULT_GRACE_SECS - 1);
+            assert!(last_sealed(&deadline, DEFAULT_GRACE_SECS) < w, "{write}");
+        }
+    }
+}

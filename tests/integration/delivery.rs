@@ -1,0 +1,543 @@
+//! Staging and log file delivery through DynamoDB and S3 on moto: every
+//! event a trail logs is in exactly one of its log files.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{json, Value};
+use tokio::sync::RwLock;
+use trailkeep_shared::aws::dynamodb::DynamoHistory;
+use trailkeep_shared::aws::s3::S3Logs;
+use trailkeep_shared::aws::staging::DynamoStaging;
+use trailkeep_shared::delivery::{self, DeliverSettings, LogSink, StagingStore};
+use trailkeep_shared::history::HistorySettings;
+use trailkeep_shared::ingest::{ingest, Targets};
+use trailkeep_shared::normalize::{normalize, Context};
+use trailkeep_shared::store::StoreError;
+use trailkeep_shared::trail::{
+    DataResource, EventSelector, ReadWriteType, Trail, LAMBDA_FUNCTION, S3_OBJECT,
+};
+use trailkeep_shared::trails::{self, NewTrail};
+
+use crate::helpers::{event_json, TestBucket, TestTable};
+
+const ACCOUNT: &str = "111122223333";
+const HOME: &str = "eu-west-1";
+
+/// A simulated clock. Ingest calls hold a read guard from reading the time
+/// to their last write; the clock only moves under the write guard, by less
+/// than the grace period. That is the bound the Lambda timeout gives in
+/// production: no ingest write lands more than `grace` after its clock read.
+struct Clock {
+    now: AtomicI64,
+    calls: RwLock<()>,
+}
+
+impl Clock {
+    fn now(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp(self.now.load(Ordering::SeqCst), 0).unwrap()
+    }
+    async fn advance(&self, secs: i64) {
+        let _exclusive = self.calls.write().await;
+        self.now.fetch_add(secs, Ordering::SeqCst);
+    }
+}
+
+/// The real S3 sink, failing every put after the first `ok` ones: a deliver
+/// run that dies midway.
+struct DiesAfter<'a> {
+    inner: &'a S3Logs,
+    ok: usize,
+    done: std::sync::atomic::AtomicUsize,
+}
+
+impl LogSink for DiesAfter<'_> {
+    async fn put(&self, bucket: &str, key: &str, gzip: Vec<u8>) -> Result<(), StoreError> {
+        if self.done.fetch_add(1, Ordering::SeqCst) >= self.ok {
+            return Err(StoreError::Backend {
+                operation: "PutObject",
+                resource: key.into(),
+                message: "killed".into(),
+            });
+        }
+        self.inner.put(bucket, key, gzip).await
+    }
+}
+
+async fn make_trails(
+    store: &trailkeep_shared::aws::trails::DynamoTrails,
+    bucket: &str,
+) -> Vec<Trail> {
+    let new = |name: &str, prefix: &str, multi: bool| NewTrail {
+        name: name.into(),
+        s3_bucket_name: bucket.into(),
+        s3_key_prefix: Some(prefix.into()),
+        is_multi_region_trail: multi,
+        include_global_service_events: true,
+        log_file_validation_enabled: true,
+    };
+    trails::create(store, ACCOUNT, HOME, new("all-management", "all", true))
+        .await
+        .unwrap();
+    trails::create(
+        store,
+        ACCOUNT,
+        HOME,
+        new("writes-and-uploads", "writes", false),
+    )
+    .await
+    .unwrap();
+    trails::create(store, ACCOUNT, HOME, new("invocations", "lambda", true))
+        .await
+        .unwrap();
+    trails::put_event_selectors(
+        store,
+        "writes-and-uploads",
+        vec![
+            EventSelector {
+                read_write_type: ReadWriteType::WriteOnly,
+                include_management_events: true,
+                data_resources: vec![],
+            },
+            EventSelector {
+                read_write_type: ReadWriteType::All,
+                include_management_events: false,
+                data_resources: vec![DataResource {
+                    resource_type: S3_OBJECT.into(),
+                    values: vec!["arn:aws:s3:::example-uploads/".into()],
+                }],
+            },
+        ],
+    )
+    .await
+    .unwrap();
+    trails::put_event_selectors(
+        store,
+        "invocations",
+        vec![EventSelector {
+            read_write_type: ReadWriteType::All,
+            include_management_events: false,
+            data_resources: vec![DataResource {
+                resource_type: LAMBDA_FUNCTION.into(),
+                values: vec!["arn:aws:lambda".into()],
+            }],
+        }],
+    )
+    .await
+    .unwrap();
+    for name in ["all-management", "writes-and-uploads", "invocations"] {
+        trails::set_logging(store, name, true).await.unwrap();
+    }
+    trails::describe(store, &[]).await.unwrap()
+}
+
+/// Event `i`: one of five shapes, in one of three regions, with a unique id.
+fn payload(i: usize) -> String {
+    let region = ["eu-west-1", "us-east-1", "ap-south-1"][i % 3];
+    let id = format!("00000000-0000-4000-8000-{i:012}");
+    match i % 5 {
+        0 | 1 => {
+            let mut p = event_json(if i.is_multiple_of(5) {
+                "eventbridge/api-call-write.json"
+            } else {
+                "eventbridge/api-call-read.json"
+            });
+            p["detail"]["eventID"] = json!(id);
+            p["detail"]["awsRegion"] = json!(region);
+            p.to_string()
+        }
+        2 => {
+            let mut p = event_json("eventbridge/iam-global-call.json");
+            p["detail"]["eventID"] = json!(id);
+            p.to_string()
+        }
+        3 => {
+            let mut p = event_json("s3/put.json");
+            p["Records"][0]["awsRegion"] = json!(region);
+            p["Records"][0]["s3"]["object"]["sequencer"] = json!(format!("{i:018X}"));
+            p.to_string()
+        }
+        _ => {
+            let mut p = event_json("eventbridge/lambda-invoke-data-event.json");
+            p["detail"]["eventID"] = json!(id);
+            p["detail"]["awsRegion"] = json!(region);
+            p.to_string()
+        }
+    }
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .expect("valid gzip");
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_staged_event_is_in_exactly_one_log_file_whatever_the_interleaving() {
+    // GIVEN three trails (management, writes + one bucket's objects, Lambda
+    // invocations), a history, a log bucket and a simulated clock
+    let history = TestTable::history().await;
+    let state = TestTable::state().await;
+    let bucket = TestBucket::new().await;
+    let trails = Arc::new(make_trails(&state.trails(), &bucket.name).await);
+    let staging = DynamoStaging::new(state.client.clone(), &state.name);
+    let history_store = DynamoHistory::new(history.client.clone(), &history.name);
+    let settings = HistorySettings {
+        retention_days: 90,
+        served_regions: vec![HOME.into()],
+    };
+    let sink = S3Logs::new(bucket.client.clone());
+    let deliver_settings = DeliverSettings::default();
+    let start = crate::helpers::parse_time("2026-11-24T00:00:30Z");
+    let clock = Arc::new(Clock {
+        now: AtomicI64::new(start.timestamp()),
+        calls: RwLock::new(()),
+    });
+    const EVENTS: usize = 2000;
+    const TASKS: usize = 8;
+
+    // WHEN 8 tasks ingest 2,000 events, re-delivering every tenth one later,
+    let finished = std::sync::atomic::AtomicBool::new(false);
+    let ingesting = async {
+        let tasks = (0..TASKS).map(|task| {
+            let (clock, trails) = (clock.clone(), trails.clone());
+            let (history_store, staging, settings) = (&history_store, &staging, &settings);
+            async move {
+                let ctx = Context {
+                    account_id: ACCOUNT.into(),
+                };
+                let targets = Targets {
+                    history: history_store,
+                    settings,
+                    staging,
+                    trails: &trails,
+                };
+                let mine: Vec<usize> = (task..EVENTS).step_by(TASKS).collect();
+                let again: Vec<usize> = mine.iter().copied().filter(|i| i % 10 == 7).collect();
+                for i in mine.into_iter().chain(again) {
+                    let call = clock.calls.read().await;
+                    ingest(&targets, &ctx, &payload(i), &clock.now())
+                        .await
+                        .expect("ingest");
+                    drop(call);
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+        futures::future::join_all(tasks).await;
+        finished.store(true, Ordering::SeqCst);
+    };
+    // … while deliver runs every simulated minute until they are done; from
+    // the tenth run on, runs die after their first file until one has died.
+    let delivering = async {
+        let mut runs = 0;
+        let mut died = false;
+        while !finished.load(Ordering::SeqCst) {
+            clock.advance(60).await;
+            let now = clock.now();
+            if runs >= 10 && !died {
+                let dying = DiesAfter {
+                    inner: &sink,
+                    ok: 1,
+                    done: 0.into(),
+                };
+                let result =
+                    delivery::deliver(&staging, &dying, &trails, &now, &deliver_settings).await;
+                died = result.is_err() && dying.done.load(Ordering::SeqCst) > 1;
+            } else {
+                delivery::deliver(&staging, &sink, &trails, &now, &deliver_settings)
+                    .await
+                    .expect("deliver");
+            }
+            runs += 1;
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+        assert!(runs > 20, "deliver ran {runs} times alongside ingest");
+        died
+    };
+    let ((), died) = tokio::join!(ingesting, delivering);
+    assert!(died, "the aborted run failed midway");
+    // AND after the last event, deliver runs until every window is sealed and delivered.
+    clock.advance(3600).await;
+    for _ in 0..3 {
+        let report = delivery::deliver(&staging, &sink, &trails, &clock.now(), &deliver_settings)
+            .await
+            .unwrap();
+        assert_eq!(report.behind, 0);
+    }
+
+    // THEN each trail's log files hold exactly the events it logs, once each
+    let ctx = Context {
+        account_id: ACCOUNT.into(),
+    };
+    let mut expected: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for i in 0..EVENTS {
+        let record = normalize(&payload(i), &ctx).records.remove(0).record;
+        for trail in trails.iter() {
+            if let Some(region) = trail.log_region(&record) {
+                expected
+                    .entry((trail.name.clone(), region.to_owned()))
+                    .or_default()
+                    .insert(record.event_id.clone());
+            }
+        }
+    }
+    let key_pattern = regex::Regex::new(
+        r"^(all|writes|lambda)/AWSLogs/111122223333/CloudTrail/([a-z0-9-]+)/(\d{4})/(\d{2})/(\d{2})/111122223333_CloudTrail_([a-z0-9-]+)_(\d{8})T(\d{2})(\d{2})Z_[0-9a-f]{16}\.json\.gz$",
+    )
+    .unwrap();
+    let mut actual: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    let objects = bucket.objects().await;
+    assert!(objects.len() > 10, "{} files", objects.len());
+    for (key, gz) in &objects {
+        let caps = key_pattern
+            .captures(key)
+            .unwrap_or_else(|| panic!("key {key} is not in CloudTrail's layout"));
+        assert_eq!(
+            &caps[2], &caps[6],
+            "{key}: region folder and file name agree"
+        );
+        assert_eq!(
+            format!("{}{}{}", &caps[3], &caps[4], &caps[5]),
+            &caps[7],
+            "{key}: date folder and file name agree"
+        );
+        let minute: u32 = caps[9].parse().unwrap();
+        assert_eq!(
+            minute % 5,
+            2,
+            "{key}: delivered at a window's seal time (end + 2 min)"
+        );
+        let trail = match &caps[1] {
+            "all" => "all-management",
+            "writes" => "writes-and-uploads",
+            _ => "invocations",
+        };
+        let doc: Value = serde_json::from_slice(&gunzip(gz)).expect("JSON");
+        let records = doc["Records"].as_array().expect("a Records array");
+        assert!(!records.is_empty(), "{key} is empty");
+        let times: Vec<&str> = records
+            .iter()
+            .map(|r| r["eventTime"].as_str().unwrap())
+            .collect();
+        assert!(
+            times.windows(2).all(|w| w[0] <= w[1]),
+            "{key} is not sorted by eventTime"
+        );
+        let ids = actual
+            .entry((trail.to_owned(), caps[2].to_owned()))
+            .or_default();
+        ids.extend(
+            records
+                .iter()
+                .map(|r| r["eventID"].as_str().unwrap().to_owned()),
+        );
+    }
+    assert_eq!(
+        actual.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>()
+    );
+    for (what, ids) in &actual {
+        let unique: BTreeSet<String> = ids.iter().cloned().collect();
+        assert_eq!(
+            unique.len(),
+            ids.len(),
+            "{what:?}: an event is in two files"
+        );
+        assert_eq!(
+            &unique, &expected[what],
+            "{what:?}: the logged events differ from the matching ones"
+        );
+    }
+
+    // AND every file has a manifest entry with the hash of its content
+    let manifests = manifest_entries(&staging, &trails).await;
+    assert_eq!(manifests.len(), objects.len());
+    for (key, gz) in &objects {
+        let sha = trailkeep_tests_sha256(&gunzip(gz));
+        assert_eq!(manifests.get(key), Some(&sha), "{key}");
+    }
+
+    history.delete().await;
+    state.delete().await;
+}
+
+async fn manifest_entries(staging: &DynamoStaging, trails: &[Trail]) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for trail in trails {
+        for (region, _) in staging.regions(&trail.name).await.unwrap() {
+            for hour in 0..6 {
+                let h = format!("2026-11-24T{hour:02}");
+                for e in staging.manifest(&trail.name, &region, &h).await.unwrap() {
+                    out.insert(e.key, e.sha256);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn trailkeep_tests_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+#[tokio::test]
+async fn a_rerun_for_the_same_window_writes_the_same_objects() {
+    let history = TestTable::history().await;
+    let state = TestTable::state().await;
+    let bucket = TestBucket::new().await;
+    let trails = make_trails(&state.trails(), &bucket.name).await;
+    let staging = DynamoStaging::new(state.client.clone(), &state.name);
+    let history_store = DynamoHistory::new(history.client.clone(), &history.name);
+    let settings = HistorySettings {
+        retention_days: 90,
+        served_regions: vec![HOME.into()],
+    };
+    let targets = Targets {
+        history: &history_store,
+        settings: &settings,
+        staging: &staging,
+        trails: &trails,
+    };
+    let ctx = Context {
+        account_id: ACCOUNT.into(),
+    };
+    let at = crate::helpers::parse_time("2026-11-24T03:01:00Z");
+    for i in 0..40 {
+        ingest(&targets, &ctx, &payload(i), &at).await.unwrap();
+    }
+    let sink = S3Logs::new(bucket.client.clone());
+    let later = at + Duration::minutes(10);
+    delivery::deliver(
+        &staging,
+        &sink,
+        &trails,
+        &later,
+        &DeliverSettings::default(),
+    )
+    .await
+    .unwrap();
+    let first = bucket.objects().await;
+    // Rewind the cursors, as if the run had died before advancing them.
+    for trail in &trails {
+        for (region, next) in staging.regions(&trail.name).await.unwrap() {
+            assert!(staging
+                .advance(&trail.name, &region, next, delivery::window_of(&at))
+                .await
+                .unwrap());
+        }
+    }
+    delivery::deliver(
+        &staging,
+        &sink,
+        &trails,
+        &later,
+        &DeliverSettings::default(),
+    )
+    .await
+    .unwrap();
+    let second = bucket.objects().await;
+    assert!(!first.is_empty());
+    assert_eq!(first, second, "same keys, same bytes");
+    history.delete().await;
+    state.delete().await;
+}
+
+#[tokio::test]
+async fn a_delivered_log_file_has_cloudtrails_format() {
+    let history = TestTable::history().await;
+    let state = TestTable::state().await;
+    let bucket = TestBucket::new().await;
+    let store = state.trails();
+    trails::create(
+        &store,
+        ACCOUNT,
+        HOME,
+        NewTrail {
+            name: "audit".into(),
+            s3_bucket_name: bucket.name.clone(),
+            ..NewTrail::default()
+        },
+    )
+    .await
+    .unwrap();
+    trails::set_logging(&store, "audit", true).await.unwrap();
+    let trails = trails::describe(&store, &[]).await.unwrap();
+    let staging = DynamoStaging::new(state.client.clone(), &state.name);
+    let history_store = DynamoHistory::new(history.client.clone(), &history.name);
+    let settings = HistorySettings {
+        retention_days: 90,
+        served_regions: vec![HOME.into()],
+    };
+    let targets = Targets {
+        history: &history_store,
+        settings: &settings,
+        staging: &staging,
+        trails: &trails,
+    };
+    let ctx = Context {
+        account_id: ACCOUNT.into(),
+    };
+    let at = crate::helpers::parse_time("2026-11-24T04:00:10Z");
+    for path in [
+        "eventbridge/api-call-write.json",
+        "eventbridge/api-call-read.json",
+        "eventbridge/console-action.json",
+    ] {
+        ingest(&targets, &ctx, &crate::helpers::event(path), &at)
+            .await
+            .unwrap();
+    }
+    delivery::deliver(
+        &staging,
+        &S3Logs::new(bucket.client.clone()),
+        &trails,
+        &(at + Duration::minutes(8)),
+        &DeliverSettings::default(),
+    )
+    .await
+    .unwrap();
+
+    let objects = bucket.objects().await;
+    assert_eq!(objects.len(), 1);
+    let (key, gz) = &objects[0];
+    assert_eq!(
+        key,
+        &format!(
+            "AWSLogs/111122223333/CloudTrail/eu-west-1/2026/11/24/111122223333_CloudTrail_eu-west-1_20261124T0407Z_{}.json.gz",
+            &key[key.len() - 24..key.len() - 8]
+        )
+    );
+    let doc: Value = serde_json::from_slice(&gunzip(gz)).unwrap();
+    let top: Vec<&String> = doc.as_object().unwrap().keys().collect();
+    assert_eq!(top, ["Records"]);
+    let records = doc["Records"].as_array().unwrap();
+    assert_eq!(records.len(), 3);
+    for r in records {
+        for field in [
+            "eventVersion",
+            "userIdentity",
+            "eventTime",
+            "eventSource",
+            "eventName",
+            "awsRegion",
+            "eventID",
+            "eventType",
+            "readOnly",
+            "managementEvent",
+            "recipientAccountId",
+            "eventCategory",
+        ] {
+            assert!(r.get(field).is_some(), "{field} missing in {r}");
+        }
+        assert_eq!(r["eventVersion"], "1.11");
+    }
+    history.delete().await;
+    state.delete().await;
+}
