@@ -36,15 +36,16 @@ step "creating resources from template.yaml"
 output() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$OUTPUTS" "$1"; }
 HISTORY_TABLE=$(output HistoryTableName)
 export TRAILKEEP_STATE_TABLE=$(output StateTableName)
+LOG_BUCKET=$(output LogBucketName)
 
 step "trails: create one with the AWS CLI's verbs and flags (trailkeep create-trail …)"
-"$TRAILKEEP" create-trail --name org-audit --s3-bucket-name trailkeep-local-logs \
+"$TRAILKEEP" create-trail --name org-audit --s3-bucket-name "$LOG_BUCKET" \
   --is-multi-region-trail --enable-log-file-validation
 "$TRAILKEEP" put-event-selectors --trail-name org-audit --event-selectors \
   '[{"ReadWriteType": "All", "IncludeManagementEvents": true, "DataResources": [{"Type": "AWS::S3::Object", "Values": ["arn:aws:s3:::example-uploads/"]}]}]' >/dev/null
 "$TRAILKEEP" start-logging --name org-audit
 "$TRAILKEEP" get-trail-status --name org-audit
-if "$TRAILKEEP" create-trail --name org-audit --s3-bucket-name trailkeep-local-logs 2>"$OUT_DIR/err.txt"; then
+if "$TRAILKEEP" create-trail --name org-audit --s3-bucket-name "$LOG_BUCKET" 2>"$OUT_DIR/err.txt"; then
   die "a second trail with the same name was accepted"
 fi
 printf '  refused as expected: %s\n' "$(cat "$OUT_DIR/err.txt")"
@@ -54,6 +55,8 @@ LAMBDA_PORT=$(free_port)
 # An env file, not --env-var: values may hold commas (SERVED_REGIONS).
 cat >"$OUT_DIR/functions.env" <<ENV
 HISTORY_TABLE=$HISTORY_TABLE
+STATE_TABLE=$TRAILKEEP_STATE_TABLE
+TRAIL_CACHE_SECONDS=0
 SERVED_REGIONS=$SERVED_REGIONS
 RETENTION_DAYS=90
 AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL
@@ -108,5 +111,22 @@ done
 step "event history in $HISTORY_TABLE (global events in each of $SERVED_REGIONS; data events are not history)"
 # 5 regional management events + 3 global ones in 2 regions.
 "$TRAILKEEP" dev show-history --table "$HISTORY_TABLE" --expect 11
+
+step "deliver: a scheduled run 8 minutes from now, when the windows of the events above are sealed"
+python3 - "$OUT_DIR/deliver-event.json" <<'PY'
+import datetime, json, sys
+t = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=8)
+event = json.load(open("events/scheduled/deliver.json"))
+event["time"] = t.strftime("%Y-%m-%dT%H:%M:%SZ")
+json.dump(event, open(sys.argv[1], "w"))
+PY
+out=$(cargo lambda invoke deliver --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" --data-file "$OUT_DIR/deliver-event.json" 2>&1) \
+  || { echo "$out"; tail -50 "$OUT_DIR/lambda.log" >&2; die "deliver failed"; }
+printf '  %s\n' "$out"
+
+step "log files of trail org-audit in s3://$LOG_BUCKET"
+# 8 management events (the re-delivery is not logged twice) + 5 S3 object
+# events of example-uploads (the trail's data selector).
+"$TRAILKEEP" dev show-logs --bucket "$LOG_BUCKET" --expect-records 13
 
 step "done: stack outputs in $OUTPUTS; function logs in $OUT_DIR/lambda.log"

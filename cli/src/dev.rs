@@ -25,6 +25,14 @@ pub enum DevCommand {
         #[arg(long)]
         outputs: String,
     },
+    /// List the log files in a bucket: key and number of records.
+    ShowLogs {
+        #[arg(long)]
+        bucket: String,
+        /// Fail unless the files hold exactly this many records (used by the scripts).
+        #[arg(long)]
+        expect_records: Option<usize>,
+    },
     /// Print the events stored in the history, one line each, oldest first.
     ShowHistory {
         #[arg(long, env = "HISTORY_TABLE")]
@@ -56,6 +64,10 @@ pub enum DevError {
     },
     #[error("expected {expected} events in the history, found {found}")]
     Count { expected: usize, found: usize },
+    #[error("expected {expected} records in the log files, found {found}")]
+    Records { expected: usize, found: usize },
+    #[error("{key} is not a gzipped CloudTrail log file: {reason}")]
+    BadLog { key: String, reason: String },
 }
 
 async fn local_client() -> Result<aws_sdk_dynamodb::Client, DevError> {
@@ -90,12 +102,82 @@ pub async fn run(cmd: DevCommand) -> Result<(), DevError> {
                 eprintln!("created table {table} (from template.yaml {logical_id})");
                 out.insert(output, table);
             }
+            let bucket = format!("{stack_name}-logbucket").to_lowercase();
+            let s3 = trailkeep_shared::aws::s3::client(
+                &aws_config::load_defaults(BehaviorVersion::latest()).await,
+            );
+            provision::create_bucket(&s3, &bucket, &template.bucket("LogBucket")?).await?;
+            eprintln!("created bucket {bucket} (from template.yaml LogBucket)");
+            out.insert("LogBucketName", bucket);
             let json = serde_json::to_string_pretty(&out).unwrap_or_default();
             std::fs::write(&outputs, json + "\n").map_err(|source| DevError::Write {
                 path: outputs.clone(),
                 source,
             })?;
             Ok(())
+        }
+        DevCommand::ShowLogs {
+            bucket,
+            expect_records,
+        } => {
+            let s3 = trailkeep_shared::aws::s3::client(
+                &aws_config::load_defaults(BehaviorVersion::latest()).await,
+            );
+            let fail = |operation: &'static str, e: &dyn std::fmt::Display| DevError::Aws {
+                operation,
+                message: e.to_string(),
+            };
+            let mut pages = s3.list_objects_v2().bucket(&bucket).into_paginator().send();
+            let mut total = 0;
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| {
+                    fail("ListObjectsV2", &aws_sdk_s3::error::DisplayErrorContext(&e))
+                })?;
+                for object in page.contents() {
+                    let key = object.key().unwrap_or_default();
+                    let got = s3
+                        .get_object()
+                        .bucket(&bucket)
+                        .key(key)
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            fail("GetObject", &aws_sdk_s3::error::DisplayErrorContext(&e))
+                        })?;
+                    let gz = got
+                        .body
+                        .collect()
+                        .await
+                        .map_err(|e| fail("GetObject", &e))?
+                        .into_bytes();
+                    let bad = |reason: String| DevError::BadLog {
+                        key: key.to_owned(),
+                        reason,
+                    };
+                    let mut raw = Vec::new();
+                    std::io::Read::read_to_end(
+                        &mut flate2::read::GzDecoder::new(&gz[..]),
+                        &mut raw,
+                    )
+                    .map_err(|e| bad(e.to_string()))?;
+                    let doc: serde_json::Value =
+                        serde_json::from_slice(&raw).map_err(|e| bad(e.to_string()))?;
+                    let records = doc["Records"]
+                        .as_array()
+                        .map(Vec::len)
+                        .ok_or_else(|| bad("no Records array".into()))?;
+                    total += records;
+                    println!("s3://{bucket}/{key}  {records} records");
+                }
+            }
+            println!("{total} records in log files");
+            match expect_records {
+                Some(expected) if expected != total => Err(DevError::Records {
+                    expected,
+                    found: total,
+                }),
+                _ => Ok(()),
+            }
         }
         DevCommand::ShowHistory {
             table,

@@ -26,7 +26,7 @@ pub enum ProvisionError {
     NoResource(String),
     #[error("resource {resource}: {reason}")]
     Invalid { resource: String, reason: String },
-    #[error("creating table {table} failed: {message}")]
+    #[error("creating {table} failed: {message}")]
     Create { table: String, message: String },
 }
 
@@ -136,6 +136,57 @@ impl Template {
     }
 }
 
+/// What the template says about one S3 bucket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BucketSpec {
+    pub versioning: bool,
+}
+
+impl Template {
+    /// The bucket definition of resource `logical_id` (an `AWS::S3::Bucket`).
+    pub fn bucket(&self, logical_id: &str) -> Result<BucketSpec, ProvisionError> {
+        let props = self.properties(logical_id, "AWS::S3::Bucket")?;
+        let status = props
+            .get("VersioningConfiguration")
+            .and_then(|v| v.get("Status"))
+            .and_then(Value::as_str);
+        Ok(BucketSpec {
+            versioning: status == Some("Enabled"),
+        })
+    }
+}
+
+/// Creates bucket `name` as `spec` describes.
+pub async fn create_bucket(
+    client: &aws_sdk_s3::Client,
+    name: &str,
+    spec: &BucketSpec,
+) -> Result<(), ProvisionError> {
+    let fail = |e: &dyn std::fmt::Display| ProvisionError::Create {
+        table: name.into(),
+        message: e.to_string(),
+    };
+    client
+        .create_bucket()
+        .bucket(name)
+        .send()
+        .await
+        .map_err(|e| fail(&aws_sdk_s3::error::DisplayErrorContext(&e)))?;
+    if spec.versioning {
+        let versioning = aws_sdk_s3::types::VersioningConfiguration::builder()
+            .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+            .build();
+        client
+            .put_bucket_versioning()
+            .bucket(name)
+            .versioning_configuration(versioning)
+            .send()
+            .await
+            .map_err(|e| fail(&aws_sdk_s3::error::DisplayErrorContext(&e)))?;
+    }
+    Ok(())
+}
+
 fn invalid(resource: &str, reason: String) -> ProvisionError {
     ProvisionError::Invalid {
         resource: resource.into(),
@@ -240,6 +291,15 @@ mod tests {
             ]
         );
         assert_eq!(spec.ttl_attribute.as_deref(), Some(attr::EXPIRES_AT));
+    }
+
+    #[test]
+    fn the_log_bucket_is_versioned() {
+        let spec = Template::parse(TEMPLATE)
+            .unwrap()
+            .bucket("LogBucket")
+            .unwrap();
+        assert!(spec.versioning);
     }
 
     #[test]

@@ -1,0 +1,26 @@
+//! The deliver Lambda: every 5 minutes, sealed delivery windows become
+//! CloudTrail log files in the trails' buckets (docs/delivery.md).
+
+mod config;
+mod handler;
+
+use aws_config::BehaviorVersion;
+use lambda_runtime::{service_fn, Error};
+use trailkeep_shared::aws::s3::{self, S3Logs};
+use trailkeep_shared::aws::staging::DynamoStaging;
+use trailkeep_shared::aws::trails::DynamoTrails;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = config::Config::from_env()?;
+    let aws = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
+    let deps = handler::Deps {
+        staging: DynamoStaging::new(dynamodb.clone(), &config.state_table),
+        trails: DynamoTrails::new(dynamodb, &config.state_table),
+        logs: S3Logs::new(s3::client(&aws)),
+        settings: config.deliver,
+    };
+    lambda_runtime::run(service_fn(|event| handler::handle(&deps, event))).await
+}
