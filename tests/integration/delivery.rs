@@ -27,6 +27,52 @@ use crate::helpers::{event_json, TestBucket, TestTable};
 const ACCOUNT: &str = "111122223333";
 const HOME: &str = "eu-west-1";
 
+/// The pipeline's resources for one test: history and state tables, a log
+/// bucket, and the adapters over them.
+struct Pipeline {
+    history: TestTable,
+    state: TestTable,
+    bucket: TestBucket,
+    history_store: DynamoHistory,
+    staging: DynamoStaging,
+    sink: S3Logs,
+    settings: HistorySettings,
+}
+
+impl Pipeline {
+    async fn new() -> Self {
+        let history = TestTable::history().await;
+        let state = TestTable::state().await;
+        let bucket = TestBucket::new().await;
+        Self {
+            history_store: DynamoHistory::new(history.client.clone(), &history.name),
+            staging: DynamoStaging::new(state.client.clone(), &state.name),
+            sink: S3Logs::new(bucket.client.clone()),
+            settings: HistorySettings {
+                retention_days: 90,
+                served_regions: vec![HOME.into()],
+            },
+            history,
+            state,
+            bucket,
+        }
+    }
+
+    fn targets<'a>(&'a self, trails: &'a [Trail]) -> Targets<'a, DynamoHistory, DynamoStaging> {
+        Targets {
+            history: &self.history_store,
+            settings: &self.settings,
+            staging: &self.staging,
+            trails,
+        }
+    }
+
+    async fn delete(self) {
+        self.history.delete().await;
+        self.state.delete().await;
+    }
+}
+
 /// A simulated clock. Ingest calls hold a read guard from reading the time
 /// to their last write; the clock only moves under the write guard, by less
 /// than the grace period. That is the bound the Lambda timeout gives in
@@ -181,17 +227,9 @@ fn gunzip(bytes: &[u8]) -> Vec<u8> {
 async fn every_staged_event_is_in_exactly_one_log_file_whatever_the_interleaving() {
     // GIVEN three trails (management, writes + one bucket's objects, Lambda
     // invocations), a history, a log bucket and a simulated clock
-    let history = TestTable::history().await;
-    let state = TestTable::state().await;
-    let bucket = TestBucket::new().await;
-    let trails = Arc::new(make_trails(&state.trails(), &bucket.name).await);
-    let staging = DynamoStaging::new(state.client.clone(), &state.name);
-    let history_store = DynamoHistory::new(history.client.clone(), &history.name);
-    let settings = HistorySettings {
-        retention_days: 90,
-        served_regions: vec![HOME.into()],
-    };
-    let sink = S3Logs::new(bucket.client.clone());
+    let p = Pipeline::new().await;
+    let trails = Arc::new(make_trails(&p.state.trails(), &p.bucket.name).await);
+    let (staging, sink) = (&p.staging, &p.sink);
     let deliver_settings = DeliverSettings::default();
     let start = crate::helpers::parse_time("2026-11-24T00:00:30Z");
     let clock = Arc::new(Clock {
@@ -206,17 +244,12 @@ async fn every_staged_event_is_in_exactly_one_log_file_whatever_the_interleaving
     let ingesting = async {
         let tasks = (0..TASKS).map(|task| {
             let (clock, trails) = (clock.clone(), trails.clone());
-            let (history_store, staging, settings) = (&history_store, &staging, &settings);
+            let p = &p;
             async move {
                 let ctx = Context {
                     account_id: ACCOUNT.into(),
                 };
-                let targets = Targets {
-                    history: history_store,
-                    settings,
-                    staging,
-                    trails: &trails,
-                };
+                let targets = p.targets(&trails);
                 let mine: Vec<usize> = (task..EVENTS).step_by(TASKS).collect();
                 let again: Vec<usize> = mine.iter().copied().filter(|i| i % 10 == 7).collect();
                 for i in mine.into_iter().chain(again) {
@@ -242,15 +275,15 @@ async fn every_staged_event_is_in_exactly_one_log_file_whatever_the_interleaving
             let now = clock.now();
             if runs >= 10 && !died {
                 let dying = DiesAfter {
-                    inner: &sink,
+                    inner: sink,
                     ok: 1,
                     done: 0.into(),
                 };
                 let result =
-                    delivery::deliver(&staging, &dying, &trails, &now, &deliver_settings).await;
+                    delivery::deliver(staging, &dying, &trails, &now, &deliver_settings).await;
                 died = result.is_err() && dying.done.load(Ordering::SeqCst) > 1;
             } else {
-                delivery::deliver(&staging, &sink, &trails, &now, &deliver_settings)
+                delivery::deliver(staging, sink, &trails, &now, &deliver_settings)
                     .await
                     .expect("deliver");
             }
@@ -265,7 +298,7 @@ async fn every_staged_event_is_in_exactly_one_log_file_whatever_the_interleaving
     // AND after the last event, deliver runs until every window is sealed and delivered.
     clock.advance(3600).await;
     for _ in 0..3 {
-        let report = delivery::deliver(&staging, &sink, &trails, &clock.now(), &deliver_settings)
+        let report = delivery::deliver(staging, sink, &trails, &clock.now(), &deliver_settings)
             .await
             .unwrap();
         assert_eq!(report.behind, 0);
@@ -292,7 +325,7 @@ async fn every_staged_event_is_in_exactly_one_log_file_whatever_the_interleaving
     )
     .unwrap();
     let mut actual: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-    let objects = bucket.objects().await;
+    let objects = p.bucket.objects().await;
     assert!(objects.len() > 10, "{} files", objects.len());
     for (key, gz) in &objects {
         let caps = key_pattern
@@ -356,15 +389,14 @@ async fn every_staged_event_is_in_exactly_one_log_file_whatever_the_interleaving
     }
 
     // AND every file has a manifest entry with the hash of its content
-    let manifests = manifest_entries(&staging, &trails).await;
+    let manifests = manifest_entries(staging, &trails).await;
     assert_eq!(manifests.len(), objects.len());
     for (key, gz) in &objects {
         let sha = trailkeep_tests_sha256(&gunzip(gz));
         assert_eq!(manifests.get(key), Some(&sha), "{key}");
     }
 
-    history.delete().await;
-    state.delete().await;
+    p.delete().await;
 }
 
 async fn manifest_entries(staging: &DynamoStaging, trails: &[Trail]) -> BTreeMap<String, String> {
@@ -389,98 +421,54 @@ fn trailkeep_tests_sha256(bytes: &[u8]) -> String {
 
 #[tokio::test]
 async fn a_rerun_for_the_same_window_writes_the_same_objects() {
-    let history = TestTable::history().await;
-    let state = TestTable::state().await;
-    let bucket = TestBucket::new().await;
-    let trails = make_trails(&state.trails(), &bucket.name).await;
-    let staging = DynamoStaging::new(state.client.clone(), &state.name);
-    let history_store = DynamoHistory::new(history.client.clone(), &history.name);
-    let settings = HistorySettings {
-        retention_days: 90,
-        served_regions: vec![HOME.into()],
-    };
-    let targets = Targets {
-        history: &history_store,
-        settings: &settings,
-        staging: &staging,
-        trails: &trails,
-    };
+    let p = Pipeline::new().await;
+    let trails = make_trails(&p.state.trails(), &p.bucket.name).await;
     let ctx = Context {
         account_id: ACCOUNT.into(),
     };
     let at = crate::helpers::parse_time("2026-11-24T03:01:00Z");
     for i in 0..40 {
-        ingest(&targets, &ctx, &payload(i), &at).await.unwrap();
+        ingest(&p.targets(&trails), &ctx, &payload(i), &at)
+            .await
+            .unwrap();
     }
-    let sink = S3Logs::new(bucket.client.clone());
     let later = at + Duration::minutes(10);
-    delivery::deliver(
-        &staging,
-        &sink,
-        &trails,
-        &later,
-        &DeliverSettings::default(),
-    )
-    .await
-    .unwrap();
-    let first = bucket.objects().await;
+    let settings = DeliverSettings::default();
+    delivery::deliver(&p.staging, &p.sink, &trails, &later, &settings)
+        .await
+        .unwrap();
+    let first = p.bucket.objects().await;
     // Rewind the cursors, as if the run had died before advancing them.
     for trail in &trails {
-        for (region, next) in staging.regions(&trail.name).await.unwrap() {
-            assert!(staging
+        for (region, next) in p.staging.regions(&trail.name).await.unwrap() {
+            let rewound = p
+                .staging
                 .advance(&trail.name, &region, next, delivery::window_of(&at))
-                .await
-                .unwrap());
+                .await;
+            assert!(rewound.unwrap());
         }
     }
-    delivery::deliver(
-        &staging,
-        &sink,
-        &trails,
-        &later,
-        &DeliverSettings::default(),
-    )
-    .await
-    .unwrap();
-    let second = bucket.objects().await;
+    delivery::deliver(&p.staging, &p.sink, &trails, &later, &settings)
+        .await
+        .unwrap();
+    let second = p.bucket.objects().await;
     assert!(!first.is_empty());
     assert_eq!(first, second, "same keys, same bytes");
-    history.delete().await;
-    state.delete().await;
+    p.delete().await;
 }
 
 #[tokio::test]
 async fn a_delivered_log_file_has_cloudtrails_format() {
-    let history = TestTable::history().await;
-    let state = TestTable::state().await;
-    let bucket = TestBucket::new().await;
-    let store = state.trails();
-    trails::create(
-        &store,
-        ACCOUNT,
-        HOME,
-        NewTrail {
-            name: "audit".into(),
-            s3_bucket_name: bucket.name.clone(),
-            ..NewTrail::default()
-        },
-    )
-    .await
-    .unwrap();
+    let p = Pipeline::new().await;
+    let store = p.state.trails();
+    let audit = NewTrail {
+        name: "audit".into(),
+        s3_bucket_name: p.bucket.name.clone(),
+        ..NewTrail::default()
+    };
+    trails::create(&store, ACCOUNT, HOME, audit).await.unwrap();
     trails::set_logging(&store, "audit", true).await.unwrap();
     let trails = trails::describe(&store, &[]).await.unwrap();
-    let staging = DynamoStaging::new(state.client.clone(), &state.name);
-    let history_store = DynamoHistory::new(history.client.clone(), &history.name);
-    let settings = HistorySettings {
-        retention_days: 90,
-        served_regions: vec![HOME.into()],
-    };
-    let targets = Targets {
-        history: &history_store,
-        settings: &settings,
-        staging: &staging,
-        trails: &trails,
-    };
     let ctx = Context {
         account_id: ACCOUNT.into(),
     };
@@ -490,21 +478,22 @@ async fn a_delivered_log_file_has_cloudtrails_format() {
         "eventbridge/api-call-read.json",
         "eventbridge/console-action.json",
     ] {
-        ingest(&targets, &ctx, &crate::helpers::event(path), &at)
+        ingest(&p.targets(&trails), &ctx, &crate::helpers::event(path), &at)
             .await
             .unwrap();
     }
+    let later = at + Duration::minutes(8);
     delivery::deliver(
-        &staging,
-        &S3Logs::new(bucket.client.clone()),
+        &p.staging,
+        &p.sink,
         &trails,
-        &(at + Duration::minutes(8)),
+        &later,
         &DeliverSettings::default(),
     )
     .await
     .unwrap();
 
-    let objects = bucket.objects().await;
+    let objects = p.bucket.objects().await;
     assert_eq!(objects.len(), 1);
     let (key, gz) = &objects[0];
     assert_eq!(
@@ -538,6 +527,5 @@ async fn a_delivered_log_file_has_cloudtrails_format() {
         }
         assert_eq!(r["eventVersion"], "1.11");
     }
-    history.delete().await;
-    state.delete().await;
+    p.delete().await;
 }

@@ -58,6 +58,28 @@ impl DynamoStaging {
         }
     }
 
+    /// Every item of one partition, strongly consistent.
+    async fn partition(
+        &self,
+        pk: String,
+    ) -> Result<Vec<std::collections::HashMap<String, AttributeValue>>, StoreError> {
+        let mut items = Vec::new();
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(pk))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = pages.next().await {
+            items.push(item.map_err(|e| self.fail("Query", DisplayErrorContext(&e)))?);
+        }
+        Ok(items)
+    }
+
     /// Manifest entries of one delivery hour (`YYYY-MM-DDTHH`), by key.
     pub async fn manifest(
         &self,
@@ -66,18 +88,10 @@ impl DynamoStaging {
         hour: &str,
     ) -> Result<Vec<ManifestEntry>, StoreError> {
         let mut out = Vec::new();
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(format!("MAN#{trail}#{region}#{hour}")))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send();
-        while let Some(item) = pages.next().await {
-            let item = item.map_err(|e| self.fail("Query", DisplayErrorContext(&e)))?;
+        for item in self
+            .partition(format!("MAN#{trail}#{region}#{hour}"))
+            .await?
+        {
             let get = |k: &str| {
                 item.get(k)
                     .and_then(|v| v.as_s().ok())
@@ -153,18 +167,7 @@ impl StagingStore for DynamoStaging {
 
     async fn regions(&self, trail: &str) -> Result<Vec<(String, i64)>, StoreError> {
         let mut out = Vec::new();
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(format!("DLV#{trail}")))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send();
-        while let Some(item) = pages.next().await {
-            let item = item.map_err(|e| self.fail("Query", DisplayErrorContext(&e)))?;
+        for item in self.partition(format!("DLV#{trail}")).await? {
             let region = item
                 .get(attr::SK)
                 .and_then(|v| v.as_s().ok())
@@ -188,18 +191,10 @@ impl StagingStore for DynamoStaging {
         window: i64,
     ) -> Result<Vec<Staged>, StoreError> {
         let mut out = Vec::new();
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(format!("STG#{trail}#{region}#{window}")))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send();
-        while let Some(item) = pages.next().await {
-            let item = item.map_err(|e| self.fail("Query", DisplayErrorContext(&e)))?;
+        for item in self
+            .partition(format!("STG#{trail}#{region}#{window}"))
+            .await?
+        {
             let sk = item
                 .get(attr::SK)
                 .and_then(|v| v.as_s().ok())
