@@ -8,6 +8,7 @@
 //! - [`logfile`]: CloudTrail log file content and keys.
 //! - [`trails`]: trail administration (the CloudTrail verbs) over a store port.
 //! - [`delivery`]: staging at ingest and exactly-once log file delivery.
+//! - [`digest`]: digest file format, key, string to sign, key fingerprint.
 //! - [`ingest`]: the ingest use case (normalize, then record in the history).
 //! - [`aws`]: adapters from the ports to AWS services.
 //! - [`provision`] (feature `provision`): resources from template.yaml on a local endpoint.
@@ -15,6 +16,7 @@
 pub mod aws;
 pub mod classify;
 pub mod delivery;
+pub mod digest;
 pub mod history;
 pub mod ingest;
 pub mod logfile;
