@@ -73,6 +73,13 @@ pub struct Trail {
     pub include_global_service_events: bool,
     pub log_file_validation_enabled: bool,
     pub is_logging: bool,
+    /// When logging last started / stopped (`GetTrailStatus`'s
+    /// `StartLoggingTime` / `StopLoggingTime`); the digest function starts a
+    /// chain at the first and ends it after the second (docs/digests.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_logging_time: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_logging_time: Option<chrono::DateTime<chrono::Utc>>,
     /// Empty: all management events, no data events.
     #[serde(default)]
     pub event_selectors: Vec<EventSelector>,

@@ -177,6 +177,8 @@ pub async fn create<S: TrailStore>(
         include_global_service_events: new.include_global_service_events,
         log_file_validation_enabled: new.log_file_validation_enabled,
         is_logging: false,
+        start_logging_time: None,
+        stop_logging_time: None,
         event_selectors: Vec::new(),
     };
     trail.validate()?;
@@ -250,13 +252,26 @@ pub async fn update<S: TrailStore>(
     .await
 }
 
-/// `start-logging` / `stop-logging`.
+/// `start-logging` / `stop-logging` at `now`. Starting a logging trail or
+/// stopping a stopped one changes nothing (as in CloudTrail), so the
+/// recorded start and stop times stay those of the real transitions.
 pub async fn set_logging<S: TrailStore>(
     store: &S,
     name_or_arn: &str,
     on: bool,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Trail, AdminError> {
-    modify(store, name_or_arn, |t| t.is_logging = on).await
+    modify(store, name_or_arn, |t| {
+        if t.is_logging != on {
+            t.is_logging = on;
+            if on {
+                t.start_logging_time = Some(now);
+            } else {
+                t.stop_logging_time = Some(now);
+            }
+        }
+    })
+    .await
 }
 
 /// `put-event-selectors`.

@@ -4,7 +4,7 @@ use futures::future::join_all;
 use trailkeep_shared::trail::{DataResource, EventSelector, ReadWriteType, S3_OBJECT};
 use trailkeep_shared::trails::{self, AdminError, NewTrail, TrailUpdate};
 
-use crate::helpers::TestTable;
+use crate::helpers::{parse_time, TestTable};
 
 const ACCOUNT: &str = "111122223333";
 const REGION: &str = "eu-west-1";
@@ -69,20 +69,30 @@ async fn a_trail_goes_through_its_whole_life() {
     trails::put_event_selectors(&store, "audit", selectors.clone())
         .await
         .unwrap();
+    let started = parse_time("2026-11-24T03:20:00Z");
+    let stopped = parse_time("2026-11-24T05:40:00Z");
     assert!(
-        trails::set_logging(&store, "audit", true)
+        trails::set_logging(&store, "audit", true, started)
             .await
             .unwrap()
             .is_logging
     );
+    // Starting a logging trail again is no transition: the start time stays.
+    trails::set_logging(&store, "audit", true, stopped)
+        .await
+        .unwrap();
     let now = trails::get(&store, "audit").await.unwrap();
     assert_eq!(now.event_selectors, selectors);
     assert!(now.is_logging);
-    assert!(
-        !trails::set_logging(&store, "audit", false)
-            .await
-            .unwrap()
-            .is_logging
+    assert_eq!(now.start_logging_time, Some(started));
+    assert_eq!(now.stop_logging_time, None);
+    let off = trails::set_logging(&store, "audit", false, stopped)
+        .await
+        .unwrap();
+    assert!(!off.is_logging);
+    assert_eq!(
+        (off.start_logging_time, off.stop_logging_time),
+        (Some(started), Some(stopped))
     );
 
     assert_eq!(trails::describe(&store, &[]).await.unwrap().len(), 1);
@@ -114,7 +124,7 @@ async fn bad_requests_get_cloudtrails_errors() {
         ),
         (
             "TrailNotFoundException",
-            trails::set_logging(&store, "missing", true).await,
+            trails::set_logging(&store, "missing", true, parse_time("2026-11-24T03:20:00Z")).await,
         ),
         (
             "InvalidS3BucketNameException",
@@ -226,7 +236,7 @@ async fn concurrent_changes_to_one_trail_are_all_kept() {
             ..TrailUpdate::default()
         },
     );
-    let logging = trails::set_logging(&store, "audit", true);
+    let logging = trails::set_logging(&store, "audit", true, parse_time("2026-11-24T03:20:00Z"));
     let selectors = trails::put_event_selectors(
         &store,
         "audit",

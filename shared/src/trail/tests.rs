@@ -15,6 +15,8 @@ fn trail(selectors: Vec<EventSelector>) -> Trail {
         include_global_service_events: true,
         log_file_validation_enabled: true,
         is_logging: true,
+        start_logging_time: None,
+        stop_logging_time: None,
         event_selectors: selectors,
     }
 }
