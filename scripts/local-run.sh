@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The whole pipeline on this machine (README command 1): installs what it
 # needs (pinned), starts moto on 127.0.0.1 unless AWS_ENDPOINT_URL is set,
-# creates the stack's resources from template.yaml, runs the ingest function
-# as a Lambda under cargo-lambda's local runtime on every payload in events/,
-# and prints the event history it stored. Stops whatever it started.
+# creates the stack's resources from template.yaml, runs the functions as
+# Lambdas under cargo-lambda's local runtime: ingest on every payload in
+# events/, then deliver and digest over three simulated hours (two without
+# deliveries); prints the event history, the log files, and the validator's
+# report (online, and offline on a downloaded copy with the PEM key). Stops
+# whatever it started.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -17,7 +20,7 @@ mkdir -p "$OUT_DIR"
 ensure_venv
 
 step "building the CLI and the functions"
-cargo build --locked -p trailkeep -p ingest
+cargo build --locked -p trailkeep -p ingest -p deliver -p digests
 TRAILKEEP="$CARGO_TARGET_DIR/debug/trailkeep"
 
 WATCH_PID=
@@ -37,6 +40,7 @@ output() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.a
 HISTORY_TABLE=$(output HistoryTableName)
 export TRAILKEEP_STATE_TABLE=$(output StateTableName)
 LOG_BUCKET=$(output LogBucketName)
+SIGNING_KEY=$(output SigningKeyArn)
 
 step "trails: create one with the AWS CLI's verbs and flags (trailkeep create-trail …)"
 "$TRAILKEEP" create-trail --name org-audit --s3-bucket-name "$LOG_BUCKET" \
@@ -59,6 +63,9 @@ STATE_TABLE=$TRAILKEEP_STATE_TABLE
 TRAIL_CACHE_SECONDS=0
 SERVED_REGIONS=$SERVED_REGIONS
 RETENTION_DAYS=90
+GRACE_SECONDS=120
+SIGNING_KEYS=$SIGNING_KEY
+SETTLE_SECONDS=30
 AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL
 AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID
 AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY
@@ -112,21 +119,72 @@ step "event history in $HISTORY_TABLE (global events in each of $SERVED_REGIONS;
 # 5 regional management events + 3 global ones in 2 regions.
 "$TRAILKEEP" dev show-history --table "$HISTORY_TABLE" --expect 11
 
-step "deliver: a scheduled run 8 minutes from now, when the windows of the events above are sealed"
-python3 - "$OUT_DIR/deliver-event.json" <<'PY'
+# Scheduled runs at simulated times: deliver 8 minutes from now (the
+# events' windows are sealed by then), then for each of the next three hours
+# H a deliver run at H+5 min and a digest run at H+10 min.
+schedule() {  # schedule FUNCTION MINUTES_FROM_NOW_OR_@HOUR+MIN
+  python3 - "$1" "$2" "$OUT_DIR/$1-event.json" <<'PY'
 import datetime, json, sys
-t = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=8)
-event = json.load(open("events/scheduled/deliver.json"))
+name, when, path = sys.argv[1:4]
+now = datetime.datetime.now(datetime.timezone.utc)
+if when.startswith("@"):
+    hours, minutes = (int(x) for x in when[1:].split("+"))
+    t = now.replace(minute=0, second=0, microsecond=0) + datetime.timedelta(hours=hours, minutes=minutes)
+else:
+    t = now + datetime.timedelta(minutes=int(when))
+event = json.load(open(f"events/scheduled/{name}.json"))
 event["time"] = t.strftime("%Y-%m-%dT%H:%M:%SZ")
-json.dump(event, open(sys.argv[1], "w"))
+json.dump(event, open(path, "w"))
+print(event["time"])
 PY
-out=$(cargo lambda invoke deliver --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" --data-file "$OUT_DIR/deliver-event.json" 2>&1) \
-  || { echo "$out"; tail -50 "$OUT_DIR/lambda.log" >&2; die "deliver failed"; }
-printf '  %s\n' "$out"
+}
+run_scheduled() {  # run_scheduled FUNCTION WHEN
+  local at out
+  at=$(schedule "$1" "$2")
+  out=$(cargo lambda invoke "$1" --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" --data-file "$OUT_DIR/$1-event.json" 2>&1) \
+    || { echo "$out"; tail -50 "$OUT_DIR/lambda.log" >&2; die "$1 at $at failed"; }
+  printf '  %-7s at %s  %s\n' "$1" "$at" "$out"
+}
+
+step "deliver: a scheduled run 8 minutes from now, when the windows of the events above are sealed"
+run_scheduled deliver 8
 
 step "log files of trail org-audit in s3://$LOG_BUCKET"
 # 8 management events (the re-delivery is not logged twice) + 5 S3 object
 # events of example-uploads (the trail's data selector).
 "$TRAILKEEP" dev show-logs --bucket "$LOG_BUCKET" --expect-records 13
+
+step "digest: three simulated hours (deliver at H+5 min, digest at H+10 min); the last two have no deliveries"
+for h in 1 2 3; do
+  run_scheduled deliver "@$h+5"
+  run_scheduled digest "@$h+10"
+done
+
+TRAIL_ARN=$("$TRAILKEEP" get-trail --name org-audit | python3 -c 'import json,sys; print(json.load(sys.stdin)["Trail"]["TrailARN"])')
+START=$(python3 -c 'import datetime as d; print((d.datetime.now(d.timezone.utc) - d.timedelta(hours=1)).strftime("%Y-%m-%dT%H:00:00Z"))')
+END=$(python3 -c 'import datetime as d; print((d.datetime.now(d.timezone.utc) + d.timedelta(hours=3)).strftime("%Y-%m-%dT%H:15:00Z"))')
+
+step "validate-logs (online: digests and logs from S3, public keys from KMS, chain heads from the state table)"
+"$TRAILKEEP" validate-logs --trail-arn "$TRAIL_ARN" --start-time "$START" --end-time "$END" --verbose
+
+step "offline: list-public-keys --pem-dir, download-logs, validate-logs --local-dir --public-key"
+rm -rf "$OUT_DIR/keys" "$OUT_DIR/copy"
+"$TRAILKEEP" list-public-keys --pem-dir "$OUT_DIR/keys"
+"$TRAILKEEP" download-logs --trail-arn "$TRAIL_ARN" --local-dir "$OUT_DIR/copy"
+(
+  unset TRAILKEEP_STATE_TABLE
+  "$TRAILKEEP" validate-logs --trail-arn "$TRAIL_ARN" --start-time "$START" --end-time "$END" \
+    --local-dir "$OUT_DIR/copy" --public-key "$OUT_DIR"/keys/*.pem
+)
+
+step "tampering is caught: a gzip member appended to one log file of the copy"
+victim=$(find "$OUT_DIR/copy" -path '*/CloudTrail/*' -name '*.json.gz' | sort | head -1)
+printf '{"Records":[]}' | gzip -n >>"$victim"
+if (unset TRAILKEEP_STATE_TABLE; "$TRAILKEEP" validate-logs --trail-arn "$TRAIL_ARN" --start-time "$START" --end-time "$END" \
+    --local-dir "$OUT_DIR/copy" --public-key "$OUT_DIR"/keys/*.pem) >"$OUT_DIR/tampered.txt" 2>&1; then
+  cat "$OUT_DIR/tampered.txt"; die "validate-logs accepted a tampered log file"
+fi
+sed 's/^/  /' "$OUT_DIR/tampered.txt"
+printf '  exit status non-zero, as expected\n'
 
 step "done: stack outputs in $OUTPUTS; function logs in $OUT_DIR/lambda.log"

@@ -109,6 +109,12 @@ pub async fn run(cmd: DevCommand) -> Result<(), DevError> {
             provision::create_bucket(&s3, &bucket, &template.bucket("LogBucket")?).await?;
             eprintln!("created bucket {bucket} (from template.yaml LogBucket)");
             out.insert("LogBucketName", bucket);
+            let kms = aws_sdk_kms::Client::new(
+                &aws_config::load_defaults(BehaviorVersion::latest()).await,
+            );
+            let key = provision::create_key(&kms, &template.key("SigningKey")?).await?;
+            eprintln!("created signing key {key} (from template.yaml SigningKey)");
+            out.insert("SigningKeyArn", key);
             let json = serde_json::to_string_pretty(&out).unwrap_or_default();
             std::fs::write(&outputs, json + "\n").map_err(|source| DevError::Write {
                 path: outputs.clone(),

@@ -5,6 +5,7 @@
 
 mod dev;
 mod trails;
+mod validate;
 
 use clap::{Parser, Subcommand};
 
@@ -25,6 +26,8 @@ struct Cli {
 enum Command {
     #[command(flatten)]
     Trail(trails::TrailCommand),
+    #[command(flatten)]
+    Audit(validate::AuditCommand),
     /// Local development: create resources from template.yaml, inspect the history.
     #[command(subcommand)]
     Dev(dev::DevCommand),
@@ -40,6 +43,11 @@ async fn main() -> std::process::ExitCode {
     let (message, code) = match cli.command {
         Command::Trail(cmd) => match trails::run(cli.state, cmd).await {
             Ok(()) => return std::process::ExitCode::SUCCESS,
+            Err(e) => (e.to_string(), e.exit_code()),
+        },
+        Command::Audit(cmd) => match validate::run(&cli.state.state_table, cmd).await {
+            Ok(()) => return std::process::ExitCode::SUCCESS,
+            Err(validate::AuditError::Invalid) => return std::process::ExitCode::from(1),
             Err(e) => (e.to_string(), e.exit_code()),
         },
         Command::Dev(cmd) => match dev::run(cmd).await {

@@ -12,7 +12,7 @@ use trailkeep_shared::trails::{self, AdminError, NewTrail, TrailUpdate};
 #[derive(Args, Clone, Debug)]
 pub struct StateArgs {
     #[arg(long, env = "TRAILKEEP_STATE_TABLE", global = true, default_value = "")]
-    state_table: String,
+    pub state_table: String,
 }
 
 /// `--flag` / `--no-flag` pairs, as the AWS CLI spells booleans.
@@ -151,7 +151,14 @@ impl TrailCliError {
 }
 
 fn trail_status(t: &Trail) -> Value {
-    json!({ "IsLogging": t.is_logging })
+    let mut v = json!({ "IsLogging": t.is_logging });
+    if let Some(at) = t.start_logging_time {
+        v["StartLoggingTime"] = json!(trailkeep_shared::time::format(&at));
+    }
+    if let Some(at) = t.stop_logging_time {
+        v["StopLoggingTime"] = json!(trailkeep_shared::time::format(&at));
+    }
+    v
 }
 
 fn selectors_json(t: &Trail) -> Value {
@@ -267,13 +274,13 @@ pub async fn run(state: StateArgs, cmd: TrailCommand) -> Result<(), TrailCliErro
             &trails::get(&store, &name).await.map_err(service)?,
         )),
         TrailCommand::StartLogging { name } => {
-            trails::set_logging(&store, &name, true)
+            trails::set_logging(&store, &name, true, chrono::Utc::now())
                 .await
                 .map_err(service)?;
             None
         }
         TrailCommand::StopLogging { name } => {
-            trails::set_logging(&store, &name, false)
+            trails::set_logging(&store, &name, false, chrono::Utc::now())
                 .await
                 .map_err(service)?;
             None

@@ -9,7 +9,11 @@
 //! - [`trails`]: trail administration (the CloudTrail verbs) over a store port.
 //! - [`delivery`]: staging at ingest and exactly-once log file delivery.
 //! - [`digest`]: digest file format, key, string to sign, key fingerprint.
+//! - [`digester`]: the hourly digest run (chains, catch-up, stop/start).
+//! - [`gzhash`]: streaming inflate + SHA-256 of gzip files.
 //! - [`ingest`]: the ingest use case (normalize, then record in the history).
+//! - [`validate`]: the log file validator (digest chains, signatures, hashes).
+//! - [`localcopy`]: a local copy of a log bucket, as the validator reads it.
 //! - [`aws`]: adapters from the ports to AWS services.
 //! - [`provision`] (feature `provision`): resources from template.yaml on a local endpoint.
 
@@ -17,8 +21,11 @@ pub mod aws;
 pub mod classify;
 pub mod delivery;
 pub mod digest;
+pub mod digester;
+pub mod gzhash;
 pub mod history;
 pub mod ingest;
+pub mod localcopy;
 pub mod logfile;
 pub mod model;
 pub mod normalize;
@@ -28,3 +35,4 @@ pub mod store;
 pub mod time;
 pub mod trail;
 pub mod trails;
+pub mod validate;

@@ -26,8 +26,8 @@ pub enum ProvisionError {
     NoResource(String),
     #[error("resource {resource}: {reason}")]
     Invalid { resource: String, reason: String },
-    #[error("creating {table} failed: {message}")]
-    Create { table: String, message: String },
+    #[error("creating {resource} failed: {message}")]
+    Create { resource: String, message: String },
 }
 
 /// A parsed SAM/CloudFormation template.
@@ -163,7 +163,7 @@ pub async fn create_bucket(
     spec: &BucketSpec,
 ) -> Result<(), ProvisionError> {
     let fail = |e: &dyn std::fmt::Display| ProvisionError::Create {
-        table: name.into(),
+        resource: name.into(),
         message: e.to_string(),
     };
     client
@@ -187,6 +187,53 @@ pub async fn create_bucket(
     Ok(())
 }
 
+/// What the template says about a KMS key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeySpec {
+    pub key_spec: String,
+    pub key_usage: String,
+}
+
+impl Template {
+    /// The key definition of resource `logical_id` (an `AWS::KMS::Key`).
+    pub fn key(&self, logical_id: &str) -> Result<KeySpec, ProvisionError> {
+        let props = self.properties(logical_id, "AWS::KMS::Key")?;
+        let get = |name: &str| {
+            props
+                .get(name)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| invalid(logical_id, format!("no {name}")))
+        };
+        Ok(KeySpec {
+            key_spec: get("KeySpec")?,
+            key_usage: get("KeyUsage")?,
+        })
+    }
+}
+
+/// Creates a KMS key as `spec` describes; returns its ARN.
+pub async fn create_key(
+    client: &aws_sdk_kms::Client,
+    spec: &KeySpec,
+) -> Result<String, ProvisionError> {
+    let fail = |message: String| ProvisionError::Create {
+        resource: "KMS key".into(),
+        message,
+    };
+    let out = client
+        .create_key()
+        .key_spec(spec.key_spec.as_str().into())
+        .key_usage(spec.key_usage.as_str().into())
+        .description("trailkeep local run - signs digest files")
+        .send()
+        .await
+        .map_err(|e| fail(aws_sdk_kms::error::DisplayErrorContext(&e).to_string()))?;
+    out.key_metadata
+        .and_then(|m| m.arn)
+        .ok_or_else(|| fail("no key ARN in the response".into()))
+}
+
 fn invalid(resource: &str, reason: String) -> ProvisionError {
     ProvisionError::Invalid {
         resource: resource.into(),
@@ -201,7 +248,7 @@ pub async fn create_table(
     spec: &TableSpec,
 ) -> Result<(), ProvisionError> {
     let fail = |e: &dyn std::fmt::Display| ProvisionError::Create {
-        table: name.into(),
+        resource: name.into(),
         message: e.to_string(),
     };
     let mut create = client
@@ -300,6 +347,16 @@ mod tests {
             .bucket("LogBucket")
             .unwrap();
         assert!(spec.versioning);
+    }
+
+    #[test]
+    fn the_signing_key_is_an_rsa_signing_key() {
+        let spec = Template::parse(TEMPLATE)
+            .unwrap()
+            .key("SigningKey")
+            .unwrap();
+        assert_eq!(spec.key_spec, "RSA_2048");
+        assert_eq!(spec.key_usage, "SIGN_VERIFY");
     }
 
     #[test]

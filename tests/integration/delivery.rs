@@ -22,25 +22,25 @@ use trailkeep_shared::trail::{
 };
 use trailkeep_shared::trails::{self, NewTrail};
 
-use crate::helpers::{event_json, TestBucket, TestTable};
+use crate::helpers::{event_json, parse_time, TestBucket, TestTable};
 
-const ACCOUNT: &str = "111122223333";
-const HOME: &str = "eu-west-1";
+pub(crate) const ACCOUNT: &str = "111122223333";
+pub(crate) const HOME: &str = "eu-west-1";
 
 /// The pipeline's resources for one test: history and state tables, a log
 /// bucket, and the adapters over them.
-struct Pipeline {
-    history: TestTable,
-    state: TestTable,
-    bucket: TestBucket,
-    history_store: DynamoHistory,
-    staging: DynamoStaging,
-    sink: S3Logs,
-    settings: HistorySettings,
+pub(crate) struct Pipeline {
+    pub history: TestTable,
+    pub state: TestTable,
+    pub bucket: TestBucket,
+    pub history_store: DynamoHistory,
+    pub staging: DynamoStaging,
+    pub sink: S3Logs,
+    pub settings: HistorySettings,
 }
 
 impl Pipeline {
-    async fn new() -> Self {
+    pub async fn new() -> Self {
         let history = TestTable::history().await;
         let state = TestTable::state().await;
         let bucket = TestBucket::new().await;
@@ -58,7 +58,7 @@ impl Pipeline {
         }
     }
 
-    fn targets<'a>(&'a self, trails: &'a [Trail]) -> Targets<'a, DynamoHistory, DynamoStaging> {
+    pub fn targets<'a>(&'a self, trails: &'a [Trail]) -> Targets<'a, DynamoHistory, DynamoStaging> {
         Targets {
             history: &self.history_store,
             settings: &self.settings,
@@ -67,7 +67,7 @@ impl Pipeline {
         }
     }
 
-    async fn delete(self) {
+    pub async fn delete(self) {
         self.history.delete().await;
         self.state.delete().await;
     }
@@ -94,10 +94,10 @@ impl Clock {
 
 /// The real S3 sink, failing every put after the first `ok` ones: a deliver
 /// run that dies midway.
-struct DiesAfter<'a> {
-    inner: &'a S3Logs,
-    ok: usize,
-    done: std::sync::atomic::AtomicUsize,
+pub(crate) struct DiesAfter<'a> {
+    pub inner: &'a S3Logs,
+    pub ok: usize,
+    pub done: std::sync::atomic::AtomicUsize,
 }
 
 impl LogSink for DiesAfter<'_> {
@@ -175,7 +175,9 @@ async fn make_trails(
     .await
     .unwrap();
     for name in ["all-management", "writes-and-uploads", "invocations"] {
-        trails::set_logging(store, name, true).await.unwrap();
+        trails::set_logging(store, name, true, parse_time("2026-11-24T00:00:00Z"))
+            .await
+            .unwrap();
     }
     trails::describe(store, &[]).await.unwrap()
 }
@@ -215,7 +217,7 @@ fn payload(i: usize) -> String {
     }
 }
 
-fn gunzip(bytes: &[u8]) -> Vec<u8> {
+pub(crate) fn gunzip(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     flate2::read::GzDecoder::new(bytes)
         .read_to_end(&mut out)
@@ -405,7 +407,11 @@ async fn manifest_entries(staging: &DynamoStaging, trails: &[Trail]) -> BTreeMap
         for (region, _) in staging.regions(&trail.name).await.unwrap() {
             for hour in 0..6 {
                 let h = format!("2026-11-24T{hour:02}");
-                for e in staging.manifest(&trail.name, &region, &h).await.unwrap() {
+                for e in staging
+                    .manifest_partition(&trail.name, &region, &h)
+                    .await
+                    .unwrap()
+                {
                     out.insert(e.key, e.sha256);
                 }
             }
@@ -467,7 +473,9 @@ async fn a_delivered_log_file_has_cloudtrails_format() {
         ..NewTrail::default()
     };
     trails::create(&store, ACCOUNT, HOME, audit).await.unwrap();
-    trails::set_logging(&store, "audit", true).await.unwrap();
+    trails::set_logging(&store, "audit", true, parse_time("2026-11-24T00:00:00Z"))
+        .await
+        .unwrap();
     let trails = trails::describe(&store, &[]).await.unwrap();
     let ctx = Context {
         account_id: ACCOUNT.into(),

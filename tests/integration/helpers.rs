@@ -20,7 +20,7 @@ pub fn endpoint() -> String {
     endpoint
 }
 
-async fn sdk_config() -> aws_config::SdkConfig {
+pub async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(endpoint())
         .region(aws_config::Region::new("us-east-1"))

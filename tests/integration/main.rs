@@ -5,6 +5,7 @@
 //! definitions and deletes them when done.
 
 mod delivery;
+mod digests;
 mod helpers;
 mod history;
 mod trails;

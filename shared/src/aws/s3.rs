@@ -1,4 +1,5 @@
-//! Log files on S3.
+//! The log bucket on S3: log files and digests written, read, listed and
+//! hashed (streaming).
 
 use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
@@ -6,7 +7,11 @@ use aws_sdk_s3::types::ServerSideEncryption;
 use aws_sdk_s3::Client;
 
 use crate::delivery::LogSink;
+use crate::digest::SIGNATURE_ALGORITHM;
+use crate::digester::DigestBucket;
+use crate::gzhash::{GzError, GzHasher, Inflated};
 use crate::store::StoreError;
+use crate::validate::{Fetched, Source};
 
 /// An S3 client for `sdk`; path-style addressing when an endpoint is set
 /// (a local emulator), since `bucket.127.0.0.1` does not resolve.
@@ -49,5 +54,208 @@ impl LogSink for S3Logs {
                 message: DisplayErrorContext(&e).to_string(),
             })?;
         Ok(())
+    }
+}
+
+fn no_such_key<E: aws_sdk_s3::error::ProvideErrorMetadata, R>(
+    e: &aws_sdk_s3::error::SdkError<E, R>,
+) -> bool {
+    matches!(
+        e.as_service_error().and_then(|s| s.code()),
+        Some("NoSuchKey" | "NotFound")
+    )
+}
+
+impl S3Logs {
+    fn fail(
+        operation: &'static str,
+        bucket: &str,
+        key: &str,
+        e: impl std::fmt::Display,
+    ) -> StoreError {
+        StoreError::Backend {
+            operation,
+            resource: format!("s3://{bucket}/{key}"),
+            message: e.to_string(),
+        }
+    }
+
+    /// Streams an object through inflate + SHA-256; `None` if it does not exist.
+    pub async fn hash_object(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<Result<Inflated, GzError>>, StoreError> {
+        let out = match self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if no_such_key(&e) => return Ok(None),
+            Err(e) => {
+                return Err(Self::fail(
+                    "GetObject",
+                    bucket,
+                    key,
+                    DisplayErrorContext(&e),
+                ))
+            }
+        };
+        let mut body = out.body;
+        let mut hasher = GzHasher::new();
+        let mut bad = None;
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .map_err(|e| Self::fail("GetObject", bucket, key, e))?
+        {
+            // Keep draining after a format error: the connection is reused.
+            if bad.is_none() {
+                bad = hasher.update(&chunk).err();
+            }
+        }
+        Ok(Some(match bad {
+            Some(e) => Err(e),
+            None => hasher.finish(),
+        }))
+    }
+}
+
+impl DigestBucket for S3Logs {
+    async fn hash_log(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<Result<Inflated, GzError>>, StoreError> {
+        self.hash_object(bucket, key).await
+    }
+
+    async fn put_digest(
+        &self,
+        bucket: &str,
+        key: &str,
+        gzip: Vec<u8>,
+        signature_hex: &str,
+    ) -> Result<(), StoreError> {
+        self.client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(ByteStream::from(gzip))
+            .content_type("application/gzip")
+            .server_side_encryption(ServerSideEncryption::Aes256)
+            .metadata("signature", signature_hex)
+            .metadata("signature-algorithm", SIGNATURE_ALGORITHM)
+            .send()
+            .await
+            .map_err(|e| Self::fail("PutObject", bucket, key, DisplayErrorContext(&e)))?;
+        Ok(())
+    }
+}
+
+impl Source for S3Logs {
+    fn location(&self, bucket: &str, key: &str) -> String {
+        format!("s3://{bucket}/{key}")
+    }
+
+    async fn folders(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .delimiter("/")
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                Self::fail("ListObjectsV2", bucket, prefix, DisplayErrorContext(&e))
+            })?;
+            for p in page.common_prefixes() {
+                if let Some(name) = p
+                    .prefix()
+                    .and_then(|p| p.strip_prefix(prefix))
+                    .and_then(|p| p.strip_suffix('/'))
+                {
+                    out.push(name.to_owned());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .start_after(start_after)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                Self::fail("ListObjectsV2", bucket, prefix, DisplayErrorContext(&e))
+            })?;
+            out.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_owned)),
+            );
+        }
+        Ok(out)
+    }
+
+    async fn get_digest(&self, bucket: &str, key: &str) -> Result<Option<Fetched>, StoreError> {
+        let out = match self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if no_such_key(&e) => return Ok(None),
+            Err(e) => {
+                return Err(Self::fail(
+                    "GetObject",
+                    bucket,
+                    key,
+                    DisplayErrorContext(&e),
+                ))
+            }
+        };
+        let meta = out.metadata().cloned().unwrap_or_default();
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| Self::fail("GetObject", bucket, key, e))?
+            .to_vec();
+        Ok(Some(Fetched {
+            bytes,
+            signature: meta.get("signature").cloned(),
+            signature_algorithm: meta.get("signature-algorithm").cloned(),
+        }))
+    }
+
+    async fn hash_log(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<Result<Inflated, GzError>>, StoreError> {
+        self.hash_object(bucket, key).await
     }
 }

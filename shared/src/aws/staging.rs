@@ -6,6 +6,8 @@
 //! | staged event | `STG#{trail}#{region}#{window}` | `{eventTime}#{eventID}` | `rec`, `expiresAt` |
 //! | delivery marker | `OWN#{trail}#{region}#{eventID}` | `-` | `w`: the window that owns the event, `expiresAt` |
 //! | manifest entry | `MAN#{trail}#{region}#{YYYY-MM-DDTHH}` (delivery hour) | `{key}` | `bucket`, `sha256`, `oldest`, `newest`, `delivered`, `records` |
+//! | digest chain head | `DIG#{trail}` | `{region}` | `end`, `bucket`, `object`, `sha256`, `signature`, `last` |
+//! | signing key used | `KEY` | `{fingerprint}` | `keyId`, `region`, `firstUsed`, `lastUsed` (digest end times) |
 //!
 //! Every write is a single-item write; none needs a transaction.
 
@@ -18,6 +20,7 @@ use crate::aws::dynamodb::attr;
 use crate::delivery::{
     delivery_time, ManifestEntry, StagingStore, DEFAULT_GRACE_SECS, MARKER_DAYS,
 };
+use crate::digester::{ChainHead, DigestState, PublicKey};
 use crate::logfile::Staged;
 use crate::store::StoreError;
 
@@ -81,7 +84,7 @@ impl DynamoStaging {
     }
 
     /// Manifest entries of one delivery hour (`YYYY-MM-DDTHH`), by key.
-    pub async fn manifest(
+    pub async fn manifest_partition(
         &self,
         trail: &str,
         region: &str,
@@ -313,6 +316,154 @@ impl StagingStore for DynamoStaging {
         match result {
             Ok(_) => Ok(true),
             Err(e) if conditional_failed(&e) => Ok(false),
+            Err(e) => Err(self.fail("UpdateItem", DisplayErrorContext(&e))),
+        }
+    }
+}
+
+/// A signing key `trailkeep` has used, as `list-public-keys` reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyUse {
+    pub key_id: String,
+    pub region: String,
+    pub fingerprint: String,
+    pub first_used: String,
+    pub last_used: String,
+}
+
+impl DynamoStaging {
+    /// Every signing key the digest function has used.
+    pub async fn keys_used(&self) -> Result<Vec<KeyUse>, StoreError> {
+        Ok(self
+            .partition("KEY".into())
+            .await?
+            .into_iter()
+            .map(|item| {
+                let get = |k: &str| {
+                    item.get(k)
+                        .and_then(|v| v.as_s().ok())
+                        .cloned()
+                        .unwrap_or_default()
+                };
+                KeyUse {
+                    key_id: get("keyId"),
+                    region: get("region"),
+                    fingerprint: get(attr::SK),
+                    first_used: get("firstUsed"),
+                    last_used: get("lastUsed"),
+                }
+            })
+            .collect())
+    }
+}
+
+impl DigestState for DynamoStaging {
+    async fn cursors(&self, trail: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        self.regions(trail).await
+    }
+
+    async fn manifest(
+        &self,
+        trail: &str,
+        region: &str,
+        hour: &chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<ManifestEntry>, StoreError> {
+        self.manifest_partition(trail, region, &hour.format("%Y-%m-%dT%H").to_string())
+            .await
+    }
+
+    async fn head(&self, trail: &str, region: &str) -> Result<Option<ChainHead>, StoreError> {
+        let got = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(attr::PK, s(format!("DIG#{trail}")))
+            .key(attr::SK, s(region))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.fail("GetItem", DisplayErrorContext(&e)))?;
+        let Some(item) = got.item else {
+            return Ok(None);
+        };
+        let get = |k: &str| {
+            item.get(k)
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default()
+        };
+        Ok(Some(ChainHead {
+            end: crate::time::parse(&get("end")).map_err(|e| self.fail("read chain head", e))?,
+            bucket: get("bucket"),
+            key: get("object"),
+            sha256: get("sha256"),
+            signature: get("signature"),
+            last: item
+                .get("last")
+                .and_then(|v| v.as_bool().ok())
+                .copied()
+                .unwrap_or(false),
+        }))
+    }
+
+    async fn advance_head(
+        &self,
+        trail: &str,
+        region: &str,
+        expected: Option<&chrono::DateTime<chrono::Utc>>,
+        next: &ChainHead,
+    ) -> Result<bool, StoreError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(attr::PK, s(format!("DIG#{trail}")))
+            .item(attr::SK, s(region))
+            .item("end", s(crate::time::format(&next.end)))
+            .item("bucket", s(&next.bucket))
+            .item("object", s(&next.key))
+            .item("sha256", s(&next.sha256))
+            .item("signature", s(&next.signature))
+            .item("last", AttributeValue::Bool(next.last));
+        let put = match expected {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(end) => put
+                .condition_expression("#end = :expected")
+                .expression_attribute_names("#end", "end")
+                .expression_attribute_values(":expected", s(crate::time::format(end))),
+        };
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if conditional_failed(&e) => Ok(false),
+            Err(e) => Err(self.fail("PutItem", DisplayErrorContext(&e))),
+        }
+    }
+
+    async fn note_key(
+        &self,
+        region: &str,
+        key: &PublicKey,
+        end: &chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::PK, s("KEY"))
+            .key(attr::SK, s(&key.fingerprint))
+            .update_expression(
+                "SET keyId = :id, #region = :region, firstUsed = if_not_exists(firstUsed, :t), lastUsed = :t",
+            )
+            .condition_expression("attribute_not_exists(lastUsed) OR lastUsed < :t")
+            .expression_attribute_names("#region", "region")
+            .expression_attribute_values(":id", s(&key.key_id))
+            .expression_attribute_values(":region", s(region))
+            .expression_attribute_values(":t", s(crate::time::format(end)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if conditional_failed(&e) => Ok(()),
             Err(e) => Err(self.fail("UpdateItem", DisplayErrorContext(&e))),
         }
     }

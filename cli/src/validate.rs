@@ -1,0 +1,605 @@
+//! `validate-logs`, `download-logs` and `list-public-keys`: the auditor's
+//! verbs (docs/validation.md). `validate-logs` takes the AWS CLI's flags;
+//! it reads the bucket or a local copy, and public keys from files or KMS.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use aws_config::BehaviorVersion;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use clap::{Args, Subcommand, ValueEnum};
+use futures::{stream, StreamExt, TryStreamExt};
+use serde_json::json;
+use trailkeep_shared::aws::kms::KmsSigner;
+use trailkeep_shared::aws::s3::{self, S3Logs};
+use trailkeep_shared::aws::staging::{DynamoStaging, KeyUse};
+use trailkeep_shared::aws::trails::DynamoTrails;
+use trailkeep_shared::digester::DigestState;
+use trailkeep_shared::localcopy::{self, LocalDir};
+use trailkeep_shared::trails;
+use trailkeep_shared::validate::{self, Keys, Report, Request, Source};
+
+#[derive(Clone, Copy, Debug, Default, ValueEnum)]
+pub enum Output {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Which trail's files, and where they are.
+#[derive(Args, Debug, Clone)]
+pub struct Location {
+    /// The trail: arn:aws:cloudtrail:REGION:ACCOUNT:trail/NAME.
+    #[arg(long)]
+    trail_arn: String,
+    /// The bucket (default: the trail's, read from the state table; or the
+    /// bucket a --local-dir copy was taken from).
+    #[arg(long)]
+    s3_bucket: Option<String>,
+    /// The key prefix (default: the trail's).
+    #[arg(long)]
+    s3_prefix: Option<String>,
+    /// The account in the keys (default: the trail ARN's).
+    #[arg(long)]
+    account_id: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Validate digest and log files (as `aws cloudtrail validate-logs`).
+    ValidateLogs {
+        #[command(flatten)]
+        location: Location,
+        /// Start of the range (ISO 8601 or epoch seconds).
+        #[arg(long)]
+        start_time: String,
+        /// End of the range (default: now).
+        #[arg(long)]
+        end_time: Option<String>,
+        /// Print every valid file too.
+        #[arg(long)]
+        verbose: bool,
+        /// Validate a local copy (from download-logs) instead of the bucket.
+        #[arg(long)]
+        local_dir: Option<PathBuf>,
+        /// Public key file (PEM or DER, SubjectPublicKeyInfo or PKCS#1);
+        /// repeatable. Default: the keys the digest function used, from KMS.
+        #[arg(long)]
+        public_key: Vec<PathBuf>,
+        /// Log files checked at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Copy a trail's log and digest files to a local directory laid out
+    /// like the bucket, with the digests' signature metadata in sidecars.
+    DownloadLogs {
+        #[command(flatten)]
+        location: Location,
+        #[arg(long)]
+        local_dir: PathBuf,
+        /// Only date folders from this day on (ISO 8601).
+        #[arg(long)]
+        start_time: Option<String>,
+        /// Only date folders up to this day.
+        #[arg(long)]
+        end_time: Option<String>,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
+    /// The digest signing keys (as `aws cloudtrail list-public-keys`), and
+    /// optionally their PEM files for offline validation.
+    ListPublicKeys {
+        #[arg(long)]
+        start_time: Option<String>,
+        #[arg(long)]
+        end_time: Option<String>,
+        /// Write each key as `{fingerprint}.pem` (PKCS#1) into this directory.
+        #[arg(long)]
+        pem_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Store(#[from] trailkeep_shared::store::StoreError),
+    #[error("{path}: {message}")]
+    File { path: String, message: String },
+    /// Validation ran and found invalid files (the report says which).
+    #[error("some files are INVALID")]
+    Invalid,
+}
+
+impl AuditError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Invalid => 1,
+            Self::Usage(_) => 252,
+            Self::Store(_) | Self::File { .. } => 254,
+        }
+    }
+}
+
+/// Reads `2026-11-24T03:00:00Z`, `2026-11-24T03:00Z`, `2026-11-24T03:00:00`
+/// (UTC), `2026-11-24` or epoch seconds.
+pub fn parse_time(s: &str) -> Result<DateTime<Utc>, AuditError> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let bare = s.trim_end_matches('Z');
+    for f in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(bare, f) {
+            return Ok(t.and_utc());
+        }
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
+    }
+    if let Some(t) = s
+        .parse::<i64>()
+        .ok()
+        .and_then(|n| DateTime::from_timestamp(n, 0))
+    {
+        return Ok(t);
+    }
+    Err(AuditError::Usage(format!(
+        "cannot read {s:?} as a time: use ISO 8601 (2026-11-24T03:00:00Z) or epoch seconds"
+    )))
+}
+
+/// (home region, account, name) of `arn:aws:cloudtrail:REGION:ACCOUNT:trail/NAME`.
+fn parse_trail_arn(arn: &str) -> Result<(String, String, String), AuditError> {
+    let bad = || AuditError::Usage(format!("Invalid trail ARN provided: {arn}"));
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    match parts.as_slice() {
+        ["arn", _, "cloudtrail", region, account, resource]
+            if !region.is_empty() && account.len() == 12 =>
+        {
+            let name = resource.strip_prefix("trail/").ok_or_else(bad)?;
+            Ok((region.to_string(), account.to_string(), name.to_owned()))
+        }
+        _ => Err(bad()),
+    }
+}
+
+struct Ctx {
+    aws: aws_config::SdkConfig,
+    state: Option<DynamoStaging>,
+    state_table: String,
+}
+
+impl Ctx {
+    async fn new(state_table: &str) -> Self {
+        let aws = aws_config::load_defaults(BehaviorVersion::latest()).await;
+        let state = (!state_table.is_empty())
+            .then(|| DynamoStaging::new(aws_sdk_dynamodb::Client::new(&aws), state_table));
+        Self {
+            aws,
+            state,
+            state_table: state_table.to_owned(),
+        }
+    }
+
+    /// Bucket and prefix: the flags, else the copy's record, else the trail's.
+    async fn bucket_and_prefix(
+        &self,
+        location: &Location,
+        name: &str,
+        local: Option<&LocalDir>,
+    ) -> Result<(String, Option<String>), AuditError> {
+        let mut bucket = location
+            .s3_bucket
+            .clone()
+            .or_else(|| local.and_then(LocalDir::bucket));
+        let mut prefix = location.s3_prefix.clone();
+        if bucket.is_none() || (prefix.is_none() && local.is_none()) {
+            if self.state_table.is_empty() {
+                if bucket.is_none() {
+                    return Err(AuditError::Usage(
+                        "pass --s3-bucket, or --state-table (TRAILKEEP_STATE_TABLE) to read the trail's bucket".into(),
+                    ));
+                }
+            } else {
+                let store =
+                    DynamoTrails::new(aws_sdk_dynamodb::Client::new(&self.aws), &self.state_table);
+                let trail = trails::get(&store, name)
+                    .await
+                    .map_err(|e| AuditError::Usage(format!("cannot read trail {name}: {e}")))?;
+                bucket = bucket.or(Some(trail.s3_bucket_name));
+                prefix = prefix.or(trail.s3_key_prefix);
+            }
+        }
+        Ok((bucket.unwrap_or_default(), prefix.filter(|p| !p.is_empty())))
+    }
+
+    /// The keys the digest function used, with their public halves from KMS.
+    async fn used_keys(&self) -> Result<Vec<(KeyUse, Vec<u8>)>, AuditError> {
+        let state = self.state.as_ref().ok_or_else(|| {
+            AuditError::Usage(
+                "no public keys: pass --public-key FILE, or --state-table (TRAILKEEP_STATE_TABLE) to read them from KMS".into(),
+            )
+        })?;
+        let used = state.keys_used().await?;
+        let mut out = Vec::new();
+        for k in used {
+            let client = kms_client(&self.aws, &k.key_id);
+            let public = KmsSigner::fetch(&client, &k.key_id).await?;
+            out.push((k, public.pkcs1));
+        }
+        Ok(out)
+    }
+}
+
+/// A KMS client in the key's region (a key ARN names it).
+fn kms_client(aws: &aws_config::SdkConfig, key: &str) -> aws_sdk_kms::Client {
+    let region = key
+        .strip_prefix("arn:")
+        .and_then(|r| r.split(':').nth(2))
+        .filter(|r| !r.is_empty());
+    match region {
+        Some(r) => aws_sdk_kms::Client::from_conf(
+            aws_sdk_kms::config::Builder::from(aws)
+                .region(aws_config::Region::new(r.to_owned()))
+                .build(),
+        ),
+        None => aws_sdk_kms::Client::new(aws),
+    }
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, AuditError> {
+    std::fs::read(path).map_err(|e| AuditError::File {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+pub async fn run(state_table: &str, cmd: AuditCommand) -> Result<(), AuditError> {
+    let ctx = Ctx::new(state_table).await;
+    match cmd {
+        AuditCommand::ValidateLogs {
+            location,
+            start_time,
+            end_time,
+            verbose,
+            local_dir,
+            public_key,
+            concurrency,
+            output,
+        } => {
+            let (home, arn_account, name) = parse_trail_arn(&location.trail_arn)?;
+            let now = Utc::now();
+            let start = parse_time(&start_time)?;
+            let end = end_time
+                .as_deref()
+                .map(parse_time)
+                .transpose()?
+                .unwrap_or(now);
+            if start > end {
+                return Err(AuditError::Usage(
+                    "--start-time must be before --end-time".into(),
+                ));
+            }
+            let local = local_dir.map(LocalDir::new);
+            let (bucket, prefix) = ctx
+                .bucket_and_prefix(&location, &name, local.as_ref())
+                .await?;
+            let mut keys = Keys::default();
+            for path in &public_key {
+                keys.add_file_bytes(&read_file(path)?)
+                    .map_err(|e| AuditError::File {
+                        path: path.display().to_string(),
+                        message: e.to_string(),
+                    })?;
+            }
+            if public_key.is_empty() {
+                for (_, pkcs1) in ctx.used_keys().await? {
+                    keys.add_pkcs1(pkcs1);
+                }
+            }
+            let mut heads = HashMap::new();
+            if let Some(state) = &ctx.state {
+                // The chain heads, to cross-check the tail (best effort: an
+                // auditor may have no access to the state table).
+                let regions = state.cursors(&name).await.unwrap_or_default();
+                for (region, _) in regions {
+                    if let Ok(Some(h)) = state.head(&name, &region).await {
+                        heads.insert(region, h);
+                    }
+                }
+            }
+            let request = Request {
+                bucket,
+                prefix,
+                account_id: location.account_id.clone().unwrap_or(arn_account),
+                trail_name: name,
+                home_region: home,
+                regions: Vec::new(),
+                start,
+                end,
+                now,
+                heads,
+                tail_grace: chrono::Duration::minutes(validate::DEFAULT_TAIL_GRACE_MINUTES),
+                concurrency,
+            };
+            if matches!(output, Output::Text) {
+                println!(
+                    "Validating log files for trail {} between {} and {}\n",
+                    location.trail_arn,
+                    trailkeep_shared::time::format(&start),
+                    trailkeep_shared::time::format(&end)
+                );
+            }
+            let report = match &local {
+                Some(dir) => validate::validate(dir, &keys, &request).await?,
+                None => {
+                    let s3 = S3Logs::new(s3::client(&ctx.aws));
+                    validate::validate(&s3, &keys, &request).await?
+                }
+            };
+            print_report(&report, &request, verbose, output);
+            if report.all_valid() {
+                Ok(())
+            } else {
+                Err(AuditError::Invalid)
+            }
+        }
+        AuditCommand::DownloadLogs {
+            location,
+            local_dir,
+            start_time,
+            end_time,
+            concurrency,
+        } => {
+            let (_, arn_account, name) = parse_trail_arn(&location.trail_arn)?;
+            let (bucket, prefix) = ctx.bucket_and_prefix(&location, &name, None).await?;
+            let account = location.account_id.clone().unwrap_or(arn_account);
+            let days = (
+                start_time.as_deref().map(parse_time).transpose()?,
+                end_time.as_deref().map(parse_time).transpose()?,
+            );
+            let client = s3::client(&ctx.aws);
+            let n = download(
+                &client,
+                &bucket,
+                prefix.as_deref(),
+                &account,
+                &local_dir,
+                days,
+                concurrency,
+            )
+            .await?;
+            println!(
+                "downloaded {n} objects from s3://{bucket} to {}",
+                local_dir.display()
+            );
+            Ok(())
+        }
+        AuditCommand::ListPublicKeys {
+            start_time,
+            end_time,
+            pem_dir,
+        } => {
+            let start = start_time.as_deref().map(parse_time).transpose()?;
+            let end = end_time.as_deref().map(parse_time).transpose()?;
+            let mut list = Vec::new();
+            for (k, pkcs1) in ctx.used_keys().await? {
+                let valid_from = trailkeep_shared::time::parse(&k.first_used)
+                    .map(|t| t - chrono::Duration::hours(1))
+                    .ok();
+                let valid_to = trailkeep_shared::time::parse(&k.last_used).ok();
+                if start.zip(valid_to).is_some_and(|(s, to)| to < s)
+                    || end.zip(valid_from).is_some_and(|(e, from)| from > e)
+                {
+                    continue;
+                }
+                if let Some(dir) = &pem_dir {
+                    let pem = pem_rfc7468::encode_string(
+                        "RSA PUBLIC KEY",
+                        pem_rfc7468::LineEnding::LF,
+                        &pkcs1,
+                    )
+                    .map_err(|e| AuditError::Usage(e.to_string()))?;
+                    std::fs::create_dir_all(dir)
+                        .and_then(|_| {
+                            std::fs::write(dir.join(format!("{}.pem", k.fingerprint)), pem)
+                        })
+                        .map_err(|e| AuditError::File {
+                            path: dir.display().to_string(),
+                            message: e.to_string(),
+                        })?;
+                }
+                list.push(json!({
+                    "Value": base64_encode(&pkcs1),
+                    "ValidityStartTime": valid_from.map(|t| trailkeep_shared::time::format(&t)),
+                    "ValidityEndTime": valid_to.map(|t| trailkeep_shared::time::format(&t)),
+                    "Fingerprint": k.fingerprint,
+                    "KeyId": k.key_id,
+                    "Region": k.region,
+                }));
+            }
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json!({ "PublicKeyList": list })).unwrap_or_default()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn print_report(report: &Report, request: &Request, verbose: bool, output: Output) {
+    match output {
+        Output::Json => {
+            let (dv, dt) = report.digests();
+            let (lv, lt) = report.logs();
+            let v = json!({
+                "trail": request.trail_name,
+                "start": trailkeep_shared::time::format(&request.start),
+                "end": trailkeep_shared::time::format(&request.end),
+                "valid": report.all_valid(),
+                "digestFiles": { "valid": dv, "total": dt },
+                "logFiles": { "valid": lv, "total": lt },
+                "foundStart": report.found_start,
+                "foundEnd": report.found_end,
+                "findings": report.findings,
+            });
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        }
+        Output::Text => {
+            for f in &report.findings {
+                if f.problem.is_some() {
+                    eprintln!("{}", f.line());
+                } else if verbose {
+                    println!("{}", f.line());
+                }
+            }
+            println!(
+                "\nResults requested for {} to {}",
+                trailkeep_shared::time::format(&request.start),
+                trailkeep_shared::time::format(&request.end)
+            );
+            if let (Some(s), Some(e)) = (&report.found_start, &report.found_end) {
+                println!("Results found for {s} to {e}:");
+            }
+            println!("\n{}", report.summary());
+        }
+    }
+}
+
+/// The date folder (`YYYY/MM/DD`) of a CloudTrail key, as a date.
+fn key_day(key: &str) -> Option<NaiveDate> {
+    let parts: Vec<&str> = key.split('/').collect();
+    parts.windows(3).find_map(|w| {
+        (w[0].len() == 4 && w[1].len() == 2 && w[2].len() == 2)
+            .then(|| NaiveDate::parse_from_str(&w.join("/"), "%Y/%m/%d").ok())
+            .flatten()
+    })
+}
+
+async fn download(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: Option<&str>,
+    account: &str,
+    dir: &Path,
+    (from, to): (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+    concurrency: usize,
+) -> Result<usize, AuditError> {
+    let p = prefix.map(|p| format!("{p}/")).unwrap_or_default();
+    let root = format!("{p}AWSLogs/{account}/");
+    let s3 = S3Logs::new(client.clone());
+    let mut keys = Vec::new();
+    for kind in ["CloudTrail/", "CloudTrail-Digest/"] {
+        let folder = format!("{root}{kind}");
+        for key in s3.list(bucket, &folder, "").await? {
+            let day = key_day(&key);
+            let keep = day.is_some_and(|d| {
+                from.is_none_or(|f| d >= f.date_naive()) && to.is_none_or(|t| d <= t.date_naive())
+            });
+            if keep {
+                keys.push(key);
+            }
+        }
+    }
+    let file_err = |path: &Path, e: std::io::Error| AuditError::File {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
+    std::fs::write(
+        dir.join(localcopy::COPY_INFO),
+        json!({ "bucket": bucket }).to_string(),
+    )
+    .map_err(|e| file_err(dir, e))?;
+    let n = keys.len();
+    stream::iter(keys)
+        .map(|key| async move {
+            let fail = |e: String| trailkeep_shared::store::StoreError::Backend {
+                operation: "GetObject",
+                resource: format!("s3://{bucket}/{key}"),
+                message: e,
+            };
+            let out = client
+                .get_object()
+                .bucket(bucket)
+                .key(&key)
+                .send()
+                .await
+                .map_err(|e| fail(aws_sdk_s3::error::DisplayErrorContext(&e).to_string()))?;
+            let meta = out.metadata().cloned().unwrap_or_default();
+            let bytes = out.body.collect().await.map_err(|e| fail(e.to_string()))?;
+            let path = dir.join(&key);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| file_err(parent, e))?;
+            }
+            std::fs::write(&path, bytes.into_bytes()).map_err(|e| file_err(&path, e))?;
+            if !meta.is_empty() {
+                let side = dir.join(localcopy::sidecar(&key));
+                let text = serde_json::to_string_pretty(&meta).unwrap_or_default();
+                std::fs::write(&side, text).map_err(|e| file_err(&side, e))?;
+            }
+            Ok::<(), AuditError>(())
+        })
+        .buffer_unordered(concurrency.max(1))
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_read_as_the_aws_cli_accepts_them() {
+        let want = trailkeep_shared::time::parse("2026-11-24T03:00:00Z").unwrap();
+        for s in [
+            "2026-11-24T03:00:00Z",
+            "2026-11-24T03:00:00+00:00",
+            "2026-11-24T04:00:00+01:00",
+            "2026-11-24T03:00Z",
+            "2026-11-24T03:00:00",
+            "1795489200",
+        ] {
+            assert_eq!(parse_time(s).unwrap(), want, "{s}");
+        }
+        assert_eq!(
+            parse_time("2026-11-24").unwrap(),
+            trailkeep_shared::time::parse("2026-11-24T00:00:00Z").unwrap()
+        );
+        assert!(parse_time("yesterday").is_err());
+    }
+
+    #[test]
+    fn trail_arns_name_region_account_and_trail() {
+        assert_eq!(
+            parse_trail_arn("arn:aws:cloudtrail:eu-west-1:111122223333:trail/audit").unwrap(),
+            ("eu-west-1".into(), "111122223333".into(), "audit".into())
+        );
+        assert!(parse_trail_arn("arn:aws:cloudtrail:eu-west-1:1:trail/audit").is_err());
+        assert!(parse_trail_arn("audit").is_err());
+    }
+
+    #[test]
+    fn keys_are_downloaded_by_their_date_folder() {
+        assert_eq!(
+            key_day("p/AWSLogs/1/CloudTrail/us-east-1/2026/11/24/x.json.gz"),
+            NaiveDate::from_ymd_opt(2026, 11, 24)
+        );
+        assert_eq!(key_day("AWSLogs/1/CloudTrail/us-east-1/x.json.gz"), None);
+    }
+
+    #[test]
+    fn base64_is_plain_base64() {
+        assert_eq!(base64_encode(b"hello world"), "aGVsbG8gd29ybGQ=");
+    }
+}

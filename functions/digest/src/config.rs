@@ -1,0 +1,115 @@
+//! Configuration, read once at init from the variables template.yaml sets.
+
+use trailkeep_shared::aws::kms::KeyMap;
+use trailkeep_shared::delivery::DEFAULT_GRACE_SECS;
+use trailkeep_shared::digester::DigestSettings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is not set")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+#[derive(Debug)]
+pub struct Config {
+    /// STATE_TABLE: trails, delivery cursors and manifests, chain heads.
+    pub state_table: String,
+    /// SIGNING_KEYS: `REGION=KEY,…`, `*=KEY` for every other region.
+    pub keys: KeyMap,
+    /// GRACE_SECONDS (deliver's, default 120), SETTLE_SECONDS (how long
+    /// after a stop ingest may still stage: its trail cache lifetime plus
+    /// its timeout; default 90), SERVED_REGIONS (the regions a multi-region
+    /// trail logs; default AWS_REGION), HASH_CONCURRENCY (default 8).
+    pub digest: DigestSettings,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let set = |name: &'static str| var(name).filter(|v| !v.trim().is_empty());
+        let state_table = set("STATE_TABLE").ok_or(ConfigError::Missing("STATE_TABLE"))?;
+        let keys = KeyMap::parse(&set("SIGNING_KEYS").ok_or(ConfigError::Missing("SIGNING_KEYS"))?)
+            .map_err(|e| ConfigError::Invalid {
+                name: "SIGNING_KEYS",
+                reason: e.to_string(),
+            })?;
+        let number = |name: &'static str, default: i64, min: i64, max: i64| match set(name) {
+            None => Ok(default),
+            Some(v) => v
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (min..=max).contains(n))
+                .ok_or_else(|| ConfigError::Invalid {
+                    name,
+                    reason: format!("{v:?} is not a number from {min} to {max}"),
+                }),
+        };
+        let mut regions: Vec<String> = set("SERVED_REGIONS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if regions.is_empty() {
+            regions.push(set("AWS_REGION").ok_or(ConfigError::Missing("AWS_REGION"))?);
+        }
+        Ok(Self {
+            state_table,
+            keys,
+            digest: DigestSettings {
+                grace_secs: number("GRACE_SECONDS", DEFAULT_GRACE_SECS, 60, 3600)?,
+                settle_secs: number("SETTLE_SECONDS", 90, 0, 3600)?,
+                regions,
+                concurrency: number("HASH_CONCURRENCY", 8, 1, 64)? as usize,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn defaults_regions_and_bounds() {
+        let base = [
+            ("STATE_TABLE", "s"),
+            ("SIGNING_KEYS", "alias/k"),
+            ("AWS_REGION", "eu-west-1"),
+        ];
+        let c = Config::from_lookup(lookup(&base)).unwrap();
+        assert_eq!(c.digest.grace_secs, 120);
+        assert_eq!(c.digest.settle_secs, 90);
+        assert_eq!(c.digest.regions, ["eu-west-1"]);
+        assert_eq!(c.keys.key("ap-south-1"), Some("alias/k"));
+        let mut more = base.to_vec();
+        more.push(("SERVED_REGIONS", "us-east-1, eu-west-1"));
+        more.push(("HASH_CONCURRENCY", "0"));
+        let err = Config::from_lookup(lookup(&more)).unwrap_err();
+        assert!(err.to_string().contains("HASH_CONCURRENCY"), "{err}");
+        more.pop();
+        let c = Config::from_lookup(lookup(&more)).unwrap();
+        assert_eq!(c.digest.regions, ["us-east-1", "eu-west-1"]);
+        assert!(Config::from_lookup(lookup(&base[..1])).is_err());
+        let bad = [("STATE_TABLE", "s"), ("SIGNING_KEYS", "eu-west-1=")];
+        assert!(Config::from_lookup(lookup(&bad))
+            .unwrap_err()
+            .to_string()
+            .contains("SIGNING_KEYS"));
+    }
+}

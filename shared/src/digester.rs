@@ -1,0 +1,563 @@
+//! The hourly digest run (docs/digests.md): for every trail with log file
+//! validation on and every region it logs, one signed digest per hour, by
+//! delivery time, chained to the previous one.
+//!
+//! - The digest ending at `H` lists the files delivered in `[H − 1 h, H)`
+//!   (the manifest partition of that delivery hour).
+//! - It is written only once every file of that hour is delivered: the
+//!   delivery cursor of every region of the trail must be at a window whose
+//!   delivery time is ≥ `H` (docs/delivery.md, "What the digest function can
+//!   rely on"). Otherwise the hour waits for the next run; hours are written
+//!   oldest first, so no file can fall between two digests.
+//! - The chain head (last digest's end, key, hash, signature) moves with a
+//!   conditional write from the end it was read at; a run that loses the race
+//!   stops for that chain, so two runs can never fork it.
+//! - The bytes of a digest depend only on the head it extends and on the
+//!   manifest, and PKCS#1 v1.5 signatures are deterministic: a re-run for the
+//!   same hour writes the same key, bytes and signature.
+
+use std::future::Future;
+
+use chrono::{DateTime, Duration, Utc};
+use futures::{stream, StreamExt, TryStreamExt};
+use sha2::{Digest as _, Sha256};
+
+use crate::delivery::{delivery_time, window_of, ManifestEntry};
+use crate::digest::{
+    digest_end, digest_key, string_to_sign, DigestFile, DigestLogFile, HASH_ALGORITHM,
+    SIGNATURE_ALGORITHM,
+};
+use crate::gzhash::{GzError, Inflated};
+use crate::store::StoreError;
+use crate::trail::Trail;
+
+/// The last digest of a chain, as the next one needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainHead {
+    pub end: DateTime<Utc>,
+    pub bucket: String,
+    pub key: String,
+    /// Hex SHA-256 of the uncompressed digest.
+    pub sha256: String,
+    /// Hex signature.
+    pub signature: String,
+    /// The chain's final digest (the trail stopped): a restart begins a new chain.
+    pub last: bool,
+}
+
+/// A signing key's public half.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublicKey {
+    /// The KMS key ARN or id.
+    pub key_id: String,
+    /// PKCS#1 `RSAPublicKey` DER.
+    pub pkcs1: Vec<u8>,
+    /// `digestPublicKeyFingerprint`.
+    pub fingerprint: String,
+}
+
+/// Signs digests (KMS in production): each region's digests with that region's key.
+pub trait Signer: Send + Sync {
+    fn public_key(
+        &self,
+        region: &str,
+    ) -> impl Future<Output = Result<PublicKey, StoreError>> + Send;
+    /// RSASSA-PKCS1-v1_5 with SHA-256 over `message`.
+    fn sign(
+        &self,
+        region: &str,
+        message: &[u8],
+    ) -> impl Future<Output = Result<Vec<u8>, StoreError>> + Send;
+}
+
+/// The state the digest run reads and advances (DynamoDB in production).
+pub trait DigestState: Send + Sync {
+    /// The regions the trail has staged events in, with the first window not yet delivered.
+    fn cursors(
+        &self,
+        trail: &str,
+    ) -> impl Future<Output = Result<Vec<(String, i64)>, StoreError>> + Send;
+    /// The files delivered in the hour starting at `hour`.
+    fn manifest(
+        &self,
+        trail: &str,
+        region: &str,
+        hour: &DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<ManifestEntry>, StoreError>> + Send;
+    fn head(
+        &self,
+        trail: &str,
+        region: &str,
+    ) -> impl Future<Output = Result<Option<ChainHead>, StoreError>> + Send;
+    /// Replaces the head whose end is `expected` (`None`: no head yet) with
+    /// `next`; false if another run moved it first.
+    fn advance_head(
+        &self,
+        trail: &str,
+        region: &str,
+        expected: Option<&DateTime<Utc>>,
+        next: &ChainHead,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Records that `key` signed digests up to `end` (for `list-public-keys`).
+    fn note_key(
+        &self,
+        region: &str,
+        key: &PublicKey,
+        end: &DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The log bucket, as the digest run sees it.
+pub trait DigestBucket: Send + Sync {
+    /// Streams a log file and hashes its inflated content; `None` if it is gone.
+    fn hash_log(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Result<Inflated, GzError>>, StoreError>> + Send;
+    /// Writes a gzipped digest with its signature metadata.
+    fn put_digest(
+        &self,
+        bucket: &str,
+        key: &str,
+        gzip: Vec<u8>,
+        signature_hex: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Settings of the digest function.
+#[derive(Clone, Debug)]
+pub struct DigestSettings {
+    /// Deliver's `GRACE_SECONDS`.
+    pub grace_secs: i64,
+    /// How long after a stop ingest may still stage events for the trail:
+    /// ingest's trail cache lifetime plus its timeout.
+    pub settle_secs: i64,
+    /// The regions a multi-region trail logs.
+    pub regions: Vec<String>,
+    /// Log files re-hashed at once.
+    pub concurrency: usize,
+}
+
+impl Default for DigestSettings {
+    fn default() -> Self {
+        Self {
+            grace_secs: crate::delivery::DEFAULT_GRACE_SECS,
+            settle_secs: 90,
+            regions: Vec::new(),
+            concurrency: 8,
+        }
+    }
+}
+
+/// What a digest run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DigestReport {
+    pub digests: usize,
+    pub log_files: usize,
+    /// Listed files whose object is gone or no longer hashes as delivered.
+    pub tampered: usize,
+    /// Chains whose next hour waits for deliveries still to come.
+    pub waiting: usize,
+    /// Chains another run advanced first.
+    pub raced: usize,
+}
+
+/// The digest that ends a stopped trail's chain: the first hour boundary
+/// after the last file of events staged before the stop can be delivered.
+pub fn final_end(stopped: &DateTime<Utc>, settings: &DigestSettings) -> DateTime<Utc> {
+    let last_window = window_of(&(*stopped + Duration::seconds(settings.settle_secs)));
+    digest_end(&delivery_time(last_window, settings.grace_secs)) + Duration::hours(1)
+}
+
+/// The hours (digest ends) a chain is due for at `now`: from `first` to
+/// `last`, extending `previous` (`None`: a new chain). `None` if nothing is due.
+pub fn due(
+    trail: &Trail,
+    head: Option<&ChainHead>,
+    now: &DateTime<Utc>,
+    settings: &DigestSettings,
+) -> Option<(DateTime<Utc>, DateTime<Utc>, bool)> {
+    if !trail.log_file_validation_enabled {
+        return None;
+    }
+    let hour = Duration::hours(1);
+    let this_hour = digest_end(now);
+    let stop = if trail.is_logging {
+        None
+    } else {
+        Some(final_end(&trail.stop_logging_time?, settings))
+    };
+    let (first, continues) = match head {
+        Some(h) if !h.last => (h.end + hour, true),
+        _ => {
+            let started = trail
+                .start_logging_time
+                .map(|s| digest_end(&s) + hour)
+                .unwrap_or(this_hour);
+            (
+                started.max(head.map(|h| h.end + hour).unwrap_or(started)),
+                false,
+            )
+        }
+    };
+    let last = stop.map_or(this_hour, |s| s.min(this_hour));
+    (first <= last).then_some((first, last, continues))
+}
+
+/// Writes every digest that is due at `now` (the schedule's time).
+pub async fn run<S: DigestState, K: Signer, B: DigestBucket>(
+    state: &S,
+    signer: &K,
+    bucket: &B,
+    trails: &[Trail],
+    now: &DateTime<Utc>,
+    settings: &DigestSettings,
+) -> Result<DigestReport, StoreError> {
+    let mut report = DigestReport::default();
+    for trail in trails.iter().filter(|t| t.log_file_validation_enabled) {
+        let cursors = state.cursors(&trail.name).await?;
+        let mut regions: Vec<String> = if trail.is_multi_region_trail {
+            settings
+                .regions
+                .iter()
+                .cloned()
+                .chain(cursors.iter().map(|(r, _)| r.clone()))
+                .collect()
+        } else {
+            vec![trail.home_region.clone()]
+        };
+        regions.sort();
+        regions.dedup();
+        for region in &regions {
+            // The region's hour ending at H is complete once its first
+            // undelivered window delivers at or after H.
+            let complete_until = cursors
+                .iter()
+                .find(|(r, _)| r == region)
+                .map(|(_, next)| delivery_time(*next, settings.grace_secs));
+            chain(
+                state,
+                signer,
+                bucket,
+                trail,
+                region,
+                complete_until,
+                now,
+                settings,
+                &mut report,
+            )
+            .await?;
+        }
+    }
+    Ok(report)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn chain<S: DigestState, K: Signer, B: DigestBucket>(
+    state: &S,
+    signer: &K,
+    bucket: &B,
+    trail: &Trail,
+    region: &str,
+    complete_until: Option<DateTime<Utc>>,
+    now: &DateTime<Utc>,
+    settings: &DigestSettings,
+    report: &mut DigestReport,
+) -> Result<(), StoreError> {
+    let stored = state.head(&trail.name, region).await?;
+    let Some((first, last, continues)) = due(trail, stored.as_ref(), now, settings) else {
+        return Ok(());
+    };
+    let mut expected = stored.as_ref().map(|h| h.end);
+    let mut previous = if continues { stored.clone() } else { None };
+    let key = signer.public_key(region).await?;
+    let mut end = first;
+    let mut written = None;
+    while end <= last {
+        if complete_until.is_some_and(|c| c < end) {
+            report.waiting += 1;
+            break;
+        }
+        let stop_here = !trail.is_logging && end == last;
+        let head = write_digest(
+            state,
+            signer,
+            bucket,
+            trail,
+            region,
+            &key,
+            previous.as_ref(),
+            end,
+            stop_here,
+            settings,
+            report,
+        )
+        .await?;
+        if !state
+            .advance_head(&trail.name, region, expected.as_ref(), &head)
+            .await?
+        {
+            report.raced += 1;
+            break;
+        }
+        report.digests += 1;
+        written = Some(end);
+        expected = Some(end);
+        previous = Some(head);
+        end += Duration::hours(1);
+    }
+    if let Some(end) = written {
+        state.note_key(region, &key, &end).await?;
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn write_digest<S: DigestState, K: Signer, B: DigestBucket>(
+    state: &S,
+    signer: &K,
+    bucket: &B,
+    trail: &Trail,
+    region: &str,
+    key: &PublicKey,
+    previous: Option<&ChainHead>,
+    end: DateTime<Utc>,
+    last: bool,
+    settings: &DigestSettings,
+    report: &mut DigestReport,
+) -> Result<ChainHead, StoreError> {
+    let start = end - Duration::hours(1);
+    let mut entries = state.manifest(&trail.name, region, &start).await?;
+    entries.sort_by(|a, b| (&a.bucket, &a.key).cmp(&(&b.bucket, &b.key)));
+    report.tampered += recheck(bucket, &entries, settings.concurrency).await?;
+    report.log_files += entries.len();
+
+    let time = crate::time::format;
+    let object = digest_key(
+        trail.s3_key_prefix.as_deref(),
+        &trail.account_id,
+        region,
+        &trail.name,
+        &trail.home_region,
+        &end,
+    );
+    let digest = DigestFile {
+        aws_account_id: trail.account_id.clone(),
+        digest_start_time: time(&start),
+        digest_end_time: time(&end),
+        digest_s3_bucket: trail.s3_bucket_name.clone(),
+        digest_s3_object: object.clone(),
+        digest_public_key_fingerprint: key.fingerprint.clone(),
+        digest_signature_algorithm: SIGNATURE_ALGORITHM.into(),
+        newest_event_time: entries.iter().map(|e| e.newest).max().map(|t| time(&t)),
+        oldest_event_time: entries.iter().map(|e| e.oldest).min().map(|t| time(&t)),
+        previous_digest_s3_bucket: previous.map(|p| p.bucket.clone()),
+        previous_digest_s3_object: previous.map(|p| p.key.clone()),
+        previous_digest_hash_value: previous.map(|p| p.sha256.clone()),
+        previous_digest_hash_algorithm: previous.map(|_| HASH_ALGORITHM.into()),
+        previous_digest_signature: previous.map(|p| p.signature.clone()),
+        log_files: entries
+            .iter()
+            .map(|e| DigestLogFile {
+                s3_bucket: e.bucket.clone(),
+                s3_object: e.key.clone(),
+                hash_value: e.sha256.clone(),
+                hash_algorithm: HASH_ALGORITHM.into(),
+                newest_event_time: time(&e.newest),
+                oldest_event_time: time(&e.oldest),
+            })
+            .collect(),
+    };
+    let json = serde_json::to_vec(&digest).map_err(|e| StoreError::Backend {
+        operation: "serialize digest",
+        resource: object.clone(),
+        message: e.to_string(),
+    })?;
+    let to_sign = string_to_sign(
+        &digest.digest_end_time,
+        &digest.digest_s3_bucket,
+        &object,
+        &json,
+        digest.previous_digest_signature.as_deref(),
+    );
+    let signature = hex::encode(signer.sign(region, to_sign.as_bytes()).await?);
+    let gzip = gzip(&json).map_err(|e| StoreError::Backend {
+        operation: "compress digest",
+        resource: object.clone(),
+        message: e.to_string(),
+    })?;
+    bucket
+        .put_digest(&trail.s3_bucket_name, &object, gzip, &signature)
+        .await?;
+    Ok(ChainHead {
+        end,
+        bucket: trail.s3_bucket_name.clone(),
+        key: object,
+        sha256: hex::encode(Sha256::digest(&json)),
+        signature,
+        last,
+    })
+}
+
+/// Re-hashes the listed files as they are in the bucket now. A file that is
+/// gone or changed since delivery keeps its delivery-time hash in the digest
+/// (so validation flags it) and raises an error log for the alarm.
+async fn recheck<B: DigestBucket>(
+    bucket: &B,
+    entries: &[ManifestEntry],
+    concurrency: usize,
+) -> Result<usize, StoreError> {
+    let found: Vec<Option<Result<Inflated, GzError>>> = stream::iter(entries)
+        .map(|e| bucket.hash_log(&e.bucket, &e.key))
+        .buffered(concurrency.max(1))
+        .try_collect()
+        .await?;
+    let mut tampered = 0;
+    for (entry, now) in entries.iter().zip(found) {
+        let problem = match now {
+            None => Some("the object is gone".to_owned()),
+            Some(Err(e)) => Some(e.to_string()),
+            Some(Ok(h)) if h.sha256 != entry.sha256 => {
+                Some(format!("its SHA-256 is now {}", h.sha256))
+            }
+            Some(Ok(_)) => None,
+        };
+        if let Some(problem) = problem {
+            tampered += 1;
+            tracing::error!(
+                alarm = "LogFileTampered",
+                bucket = %entry.bucket,
+                key = %entry.key,
+                delivered_sha256 = %entry.sha256,
+                "log file changed after delivery: {problem}; the digest lists its delivery-time hash"
+            );
+        }
+    }
+    Ok(tampered)
+}
+
+fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data)?;
+    e.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        crate::time::parse(s).unwrap()
+    }
+
+    fn trail(logging: bool) -> Trail {
+        Trail {
+            name: "audit".into(),
+            home_region: "us-east-1".into(),
+            account_id: "111122223333".into(),
+            s3_bucket_name: "logs".into(),
+            s3_key_prefix: None,
+            is_multi_region_trail: false,
+            include_global_service_events: true,
+            log_file_validation_enabled: true,
+            is_logging: logging,
+            start_logging_time: Some(t("2026-11-24T03:20:00Z")),
+            stop_logging_time: None,
+            event_selectors: vec![],
+        }
+    }
+
+    fn head(end: &str, last: bool) -> ChainHead {
+        ChainHead {
+            end: t(end),
+            bucket: "logs".into(),
+            key: "k".into(),
+            sha256: "h".into(),
+            signature: "s".into(),
+            last,
+        }
+    }
+
+    #[test]
+    fn a_new_chain_starts_with_the_hour_logging_started_in() {
+        let s = DigestSettings::default();
+        let due = due(&trail(true), None, &t("2026-11-24T06:10:00Z"), &s);
+        assert_eq!(
+            due,
+            Some((t("2026-11-24T04:00:00Z"), t("2026-11-24T06:00:00Z"), false))
+        );
+    }
+
+    #[test]
+    fn a_chain_continues_hour_by_hour_after_its_head() {
+        let s = DigestSettings::default();
+        let h = head("2026-11-24T04:00:00Z", false);
+        assert_eq!(
+            due(&trail(true), Some(&h), &t("2026-11-24T07:59:59Z"), &s),
+            Some((t("2026-11-24T05:00:00Z"), t("2026-11-24T07:00:00Z"), true))
+        );
+        // Nothing due within the hour after the head.
+        assert_eq!(
+            due(&trail(true), Some(&h), &t("2026-11-24T04:59:59Z"), &s),
+            None
+        );
+    }
+
+    #[test]
+    fn a_stopped_trail_ends_its_chain_once_its_last_files_can_be_delivered() {
+        let s = DigestSettings::default();
+        let mut stopped = trail(false);
+        // Stopped at 05:30: the last events are staged by 05:31:30, in the
+        // window delivering at 05:37, so the 06:00 digest is the final one.
+        stopped.stop_logging_time = Some(t("2026-11-24T05:30:00Z"));
+        let h = head("2026-11-24T04:00:00Z", false);
+        assert_eq!(
+            due(&stopped, Some(&h), &t("2026-11-24T09:10:00Z"), &s),
+            Some((t("2026-11-24T05:00:00Z"), t("2026-11-24T06:00:00Z"), true))
+        );
+        // Stopped at 05:58: files can still arrive at 06:07, so 07:00.
+        stopped.stop_logging_time = Some(t("2026-11-24T05:58:00Z"));
+        assert_eq!(
+            final_end(&t("2026-11-24T05:58:00Z"), &s),
+            t("2026-11-24T07:00:00Z")
+        );
+        // After the final digest: nothing more.
+        let done = head("2026-11-24T07:00:00Z", true);
+        assert_eq!(
+            due(&stopped, Some(&done), &t("2026-11-24T12:00:00Z"), &s),
+            None
+        );
+    }
+
+    #[test]
+    fn a_restart_after_a_final_digest_starts_a_new_chain_after_it() {
+        let s = DigestSettings::default();
+        let mut restarted = trail(true);
+        restarted.start_logging_time = Some(t("2026-11-24T09:40:00Z"));
+        let done = head("2026-11-24T07:00:00Z", true);
+        assert_eq!(
+            due(&restarted, Some(&done), &t("2026-11-24T11:10:00Z"), &s),
+            Some((t("2026-11-24T10:00:00Z"), t("2026-11-24T11:00:00Z"), false))
+        );
+        // Restarted within the final digest's hour: the new chain starts after it.
+        restarted.start_logging_time = Some(t("2026-11-24T06:40:00Z"));
+        assert_eq!(
+            due(&restarted, Some(&done), &t("2026-11-24T08:10:00Z"), &s),
+            Some((t("2026-11-24T08:00:00Z"), t("2026-11-24T08:00:00Z"), false))
+        );
+    }
+
+    #[test]
+    fn no_digests_without_validation_or_before_logging_ever_stopped_or_started() {
+        let s = DigestSettings::default();
+        let mut off = trail(true);
+        off.log_file_validation_enabled = false;
+        assert_eq!(due(&off, None, &t("2026-11-24T09:10:00Z"), &s), None);
+        let mut never = trail(false);
+        never.start_logging_time = None;
+        assert_eq!(due(&never, None, &t("2026-11-24T09:10:00Z"), &s), None);
+    }
+}

@@ -1,0 +1,591 @@
+//! Log file validation (DESIGN §3 invariant 4; docs/validation.md): walks
+//! each region's digest chain from newest to oldest over a time range and
+//! checks every digest and every log file it lists, with the AWS CLI's
+//! messages.
+//!
+//! Checked, per digest: present; gzip + JSON well-formed; at the key and
+//! bucket it names (not moved or copied); signature metadata present; key
+//! fingerprint known; RSA signature over the string to sign; its
+//! `previousDigest*` hash and signature equal the previous digest actually
+//! found. Per log file of a valid digest: present, one gzip member with
+//! nothing after it, SHA-256 of the inflated bytes as listed. Missing
+//! digests are reported one by one (several in a row too), and so is a
+//! truncated tail: digests are written every hour, so a range must hold
+//! them up to its end minus one hour and a grace period (or up to the
+//! chain head, when it can be read).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use futures::{stream, StreamExt};
+use sha2::{Digest as _, Sha256};
+
+use crate::digest::{
+    digest_end, digest_key, fingerprint, pkcs1_from_spki, string_to_sign, DigestFile,
+    DigestLogFile, SIGNATURE_ALGORITHM,
+};
+use crate::digester::ChainHead;
+use crate::gzhash::{inflate, GzError, Inflated};
+use crate::store::StoreError;
+
+/// A digest object with its signature metadata.
+#[derive(Clone, Debug, Default)]
+pub struct Fetched {
+    pub bytes: Vec<u8>,
+    pub signature: Option<String>,
+    pub signature_algorithm: Option<String>,
+}
+
+/// Where the files are: the bucket itself, or a local copy of it.
+pub trait Source: Send + Sync {
+    /// How a file is named in the report (`s3://bucket/key`, or a path).
+    fn location(&self, bucket: &str, key: &str) -> String;
+    /// The names of the "folders" right under `prefix` (which ends in `/`).
+    fn folders(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+    /// The keys under `prefix` after `start_after`, in order.
+    fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: &str,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+    fn get_digest(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Fetched>, StoreError>> + Send;
+    /// Streams a log file through inflate + SHA-256; `None` if it is not there.
+    fn hash_log(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Result<Inflated, GzError>>, StoreError>> + Send;
+}
+
+/// Public keys by fingerprint (PKCS#1 DER).
+#[derive(Clone, Debug, Default)]
+pub struct Keys(HashMap<String, Vec<u8>>);
+
+/// A public key file that cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct KeyFileError(String);
+
+impl Keys {
+    /// Adds a PKCS#1 DER key; returns its fingerprint.
+    pub fn add_pkcs1(&mut self, pkcs1: Vec<u8>) -> String {
+        let fp = fingerprint(&pkcs1);
+        self.0.insert(fp.clone(), pkcs1);
+        fp
+    }
+
+    /// Adds a key given as PEM or DER, SubjectPublicKeyInfo or PKCS#1.
+    pub fn add_file_bytes(&mut self, bytes: &[u8]) -> Result<String, KeyFileError> {
+        let (der, spki) = if bytes.starts_with(b"-----BEGIN") {
+            let (label, der) =
+                pem_rfc7468::decode_vec(bytes).map_err(|e| KeyFileError(format!("PEM: {e}")))?;
+            match label {
+                "PUBLIC KEY" => (der, true),
+                "RSA PUBLIC KEY" => (der, false),
+                other => {
+                    return Err(KeyFileError(format!(
+                        "PEM label {other:?}: expected PUBLIC KEY or RSA PUBLIC KEY"
+                    )))
+                }
+            }
+        } else {
+            let spki = pkcs1_from_spki(bytes).is_ok();
+            (bytes.to_vec(), spki)
+        };
+        let pkcs1 = if spki {
+            pkcs1_from_spki(&der).map_err(|e| KeyFileError(e.to_string()))?
+        } else {
+            der
+        };
+        if pkcs1.first() != Some(&0x30) {
+            return Err(KeyFileError(
+                "not a DER RSA public key (PKCS#1 or SubjectPublicKeyInfo)".into(),
+            ));
+        }
+        Ok(self.add_pkcs1(pkcs1))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn verify(&self, fingerprint: &str, message: &[u8], signature: &[u8]) -> Option<bool> {
+        let key = self.0.get(fingerprint)?;
+        let key = ring::signature::UnparsedPublicKey::new(
+            &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+            key,
+        );
+        Some(key.verify(message, signature).is_ok())
+    }
+}
+
+/// What to validate.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub bucket: String,
+    pub prefix: Option<String>,
+    pub account_id: String,
+    pub trail_name: String,
+    pub home_region: String,
+    /// Regions to check; empty: every region with digests under the prefix.
+    pub regions: Vec<String>,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// The time of the check: the tail rule never expects digests after it.
+    pub now: DateTime<Utc>,
+    /// Chain heads per region, when the state table can be read.
+    pub heads: HashMap<String, ChainHead>,
+    /// How late a digest may be beyond its hour (tail truncation rule).
+    pub tail_grace: Duration,
+    /// Log files checked at once.
+    pub concurrency: usize,
+}
+
+/// Default grace for the tail rule.
+pub const DEFAULT_TAIL_GRACE_MINUTES: i64 = 30;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Kind {
+    #[serde(rename = "digest")]
+    Digest,
+    #[serde(rename = "log")]
+    Log,
+}
+
+/// One file's verdict.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Finding {
+    pub kind: Kind,
+    pub location: String,
+    /// `None`: valid; otherwise what is wrong, in the AWS CLI's words.
+    pub problem: Option<String>,
+}
+
+impl Finding {
+    /// The AWS CLI's line: `Digest file\ts3://…\tvalid` / `…\tINVALID: …`.
+    pub fn line(&self) -> String {
+        let kind = match self.kind {
+            Kind::Digest => "Digest file",
+            Kind::Log => "Log file",
+        };
+        match &self.problem {
+            None => format!("{kind}\t{}\tvalid", self.location),
+            Some(p) => format!("{kind}\t{}\tINVALID: {p}", self.location),
+        }
+    }
+}
+
+/// The whole report.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub findings: Vec<Finding>,
+    /// Time range of the digests that were found valid.
+    pub found_start: Option<String>,
+    pub found_end: Option<String>,
+}
+
+impl Report {
+    fn count(&self, kind: Kind) -> (usize, usize) {
+        let of_kind = self.findings.iter().filter(|f| f.kind == kind);
+        let total = of_kind.clone().count();
+        (of_kind.filter(|f| f.problem.is_none()).count(), total)
+    }
+
+    pub fn digests(&self) -> (usize, usize) {
+        self.count(Kind::Digest)
+    }
+
+    pub fn logs(&self) -> (usize, usize) {
+        self.count(Kind::Log)
+    }
+
+    pub fn all_valid(&self) -> bool {
+        self.findings.iter().all(|f| f.problem.is_none())
+    }
+
+    /// `N/N digest files valid, M/M log files valid`.
+    pub fn summary(&self) -> String {
+        let (dv, dt) = self.digests();
+        let (lv, lt) = self.logs();
+        format!("{dv}/{dt} digest files valid, {lv}/{lt} log files valid")
+    }
+}
+
+const NOT_FOUND: &str = "not found";
+const BAD_FORMAT: &str = "invalid format";
+const BAD_SIGNATURE: &str = "signature verification failed";
+const MOVED: &str = "has been moved from its original location";
+const BAD_HASH: &str = "hash value doesn't match";
+
+/// A digest as checked: its verdict, and what the chain walk needs of it.
+struct Checked {
+    problem: Option<String>,
+    digest: Option<DigestFile>,
+    sha256: Option<String>,
+    signature: Option<String>,
+}
+
+async fn check_digest<S: Source>(
+    src: &S,
+    keys: &Keys,
+    req: &Request,
+    key: &str,
+) -> Result<Checked, StoreError> {
+    let mut out = Checked {
+        problem: None,
+        digest: None,
+        sha256: None,
+        signature: None,
+    };
+    let Some(fetched) = src.get_digest(&req.bucket, key).await? else {
+        out.problem = Some(NOT_FOUND.into());
+        return Ok(out);
+    };
+    let Ok(json) = inflate(&fetched.bytes) else {
+        out.problem = Some(BAD_FORMAT.into());
+        return Ok(out);
+    };
+    let Ok(digest) = serde_json::from_slice::<DigestFile>(&json) else {
+        out.problem = Some(BAD_FORMAT.into());
+        return Ok(out);
+    };
+    out.sha256 = Some(hex::encode(Sha256::digest(&json)));
+    out.signature = fetched.signature.clone();
+    out.problem = if digest.digest_s3_bucket != req.bucket || digest.digest_s3_object != key {
+        Some(MOVED.into())
+    } else if fetched.signature_algorithm.as_deref() != Some(SIGNATURE_ALGORITHM)
+        || digest.digest_signature_algorithm != SIGNATURE_ALGORITHM
+    {
+        Some(BAD_SIGNATURE.into())
+    } else {
+        let to_sign = string_to_sign(
+            &digest.digest_end_time,
+            &digest.digest_s3_bucket,
+            &digest.digest_s3_object,
+            &json,
+            digest.previous_digest_signature.as_deref(),
+        );
+        let signature = fetched
+            .signature
+            .as_deref()
+            .and_then(|s| hex::decode(s).ok());
+        match signature.map(|s| {
+            keys.verify(
+                &digest.digest_public_key_fingerprint,
+                to_sign.as_bytes(),
+                &s,
+            )
+        }) {
+            None | Some(Some(false)) => Some(BAD_SIGNATURE.into()),
+            Some(None) => Some(format!(
+                "public key not found in region {} for fingerprint {}",
+                req.home_region, digest.digest_public_key_fingerprint
+            )),
+            Some(Some(true)) => None,
+        }
+    };
+    out.digest = Some(digest);
+    Ok(out)
+}
+
+/// The end time in a digest key's file name (`…_YYYYMMDDTHHMMSSZ.json.gz`).
+fn key_end(key: &str) -> Option<DateTime<Utc>> {
+    let stem = key.strip_suffix(".json.gz")?;
+    let ts = stem.get(stem.len().checked_sub(16)?..)?;
+    NaiveDateTime::parse_from_str(ts, "%Y%m%dT%H%M%SZ")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+/// Validates every region's chain of the trail over the range.
+pub async fn validate<S: Source>(
+    src: &S,
+    keys: &Keys,
+    req: &Request,
+) -> Result<Report, StoreError> {
+    let p = req
+        .prefix
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .map(|p| format!("{p}/"))
+        .unwrap_or_default();
+    let root = format!("{p}AWSLogs/{}/CloudTrail-Digest/", req.account_id);
+    let regions = if req.regions.is_empty() {
+        src.folders(&req.bucket, &root).await?
+    } else {
+        req.regions.clone()
+    };
+    let mut report = Report::default();
+    let mut logs: Vec<DigestLogFile> = Vec::new();
+    for region in &regions {
+        region_chain(src, keys, req, &root, region, &mut report, &mut logs).await?;
+    }
+    let checked: Vec<Result<Finding, StoreError>> = stream::iter(logs)
+        .map(|log| async move {
+            let problem = match src.hash_log(&log.s3_bucket, &log.s3_object).await? {
+                None => Some(NOT_FOUND.to_owned()),
+                Some(Err(GzError::TrailingData)) => Some(GzError::TrailingData.to_string()),
+                Some(Err(GzError::Invalid(_))) => Some(BAD_FORMAT.to_owned()),
+                Some(Ok(h)) if h.sha256 != log.hash_value => Some(BAD_HASH.to_owned()),
+                Some(Ok(_)) => None,
+            };
+            Ok(Finding {
+                kind: Kind::Log,
+                location: src.location(&log.s3_bucket, &log.s3_object),
+                problem,
+            })
+        })
+        .buffered(req.concurrency.max(1))
+        .collect()
+        .await;
+    for f in checked {
+        report.findings.push(f?);
+    }
+    Ok(report)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn region_chain<S: Source>(
+    src: &S,
+    keys: &Keys,
+    req: &Request,
+    root: &str,
+    region: &str,
+    report: &mut Report,
+    logs: &mut Vec<DigestLogFile>,
+) -> Result<(), StoreError> {
+    let hour = Duration::hours(1);
+    let expected_key = |end: &DateTime<Utc>| {
+        digest_key(
+            req.prefix.as_deref(),
+            &req.account_id,
+            region,
+            &req.trail_name,
+            &req.home_region,
+            end,
+        )
+    };
+    // The digests of this trail in range, as the AWS CLI picks them: end
+    // times from the start to one hour past the end.
+    let folder = format!("{root}{region}/");
+    let stem = format!(
+        "{}_CloudTrail-Digest_{region}_{}_{}_",
+        req.account_id, req.trail_name, req.home_region
+    );
+    let start_after = expected_key(&(req.start - Duration::minutes(1)));
+    let last_end = req.end + hour;
+    let mut found: BTreeMap<DateTime<Utc>, Vec<String>> = BTreeMap::new();
+    for key in src.list(&req.bucket, &folder, &start_after).await? {
+        let name = key.rsplit('/').next().unwrap_or_default();
+        let Some(end) = key_end(&key) else { continue };
+        if name.starts_with(&stem) && end >= req.start && end <= last_end {
+            found.entry(end).or_default().push(key);
+        }
+    }
+
+    // Tail: with hourly digests, the range must hold them up to its end
+    // minus an hour and the grace — or, if the chain head is known, up to
+    // the head (and no further once the chain has ended).
+    let by_rule = digest_end(&(req.end.min(req.now) - hour - req.tail_grace));
+    let head = req.heads.get(region);
+    let expected_newest = match head {
+        Some(h) if h.last => h.end.min(last_end),
+        Some(h) => h.end.min(last_end).max(by_rule),
+        None => by_rule,
+    };
+    let tail_from = match found.keys().next_back() {
+        Some(newest) => *newest + hour,
+        // Nothing at all: from the first hour boundary in the range.
+        None => digest_end(&(req.start + hour - Duration::seconds(1))),
+    };
+    let mut t = expected_newest;
+    while t >= tail_from && t >= req.start {
+        report.findings.push(Finding {
+            kind: Kind::Digest,
+            location: src.location(&req.bucket, &expected_key(&t)),
+            problem: Some(format!(
+                "{NOT_FOUND} (the chain must reach {}: digests are written every hour)",
+                crate::time::format(&expected_newest)
+            )),
+        });
+        t -= hour;
+    }
+
+    // The walk, newest to oldest.
+    struct Link {
+        sha256: Option<String>,
+        signature: Option<String>,
+    }
+    let found_keys: HashSet<&String> = found.values().flatten().collect();
+    let older = |end: &DateTime<Utc>| -> Option<(DateTime<Utc>, String)> {
+        found
+            .range(..*end)
+            .next_back()
+            .and_then(|(e, ks)| ks.first().map(|k| (*e, k.clone())))
+    };
+    let mut visited: HashSet<String> = HashSet::new();
+    let mut cursor: Option<(DateTime<Utc>, String, Option<Link>)> = found
+        .iter()
+        .next_back()
+        .and_then(|(e, ks)| ks.first().map(|k| (*e, k.clone(), None)));
+    let mut findings: Vec<Finding> = Vec::new();
+    while let Some((end, key, link)) = cursor.take() {
+        if end < req.start || !visited.insert(key.clone()) {
+            break;
+        }
+        if !found_keys.contains(&key) {
+            findings.push(Finding {
+                kind: Kind::Digest,
+                location: src.location(&req.bucket, &key),
+                problem: Some(NOT_FOUND.into()),
+            });
+            // Its predecessor is the previous hour's digest, unless no
+            // digest older than it was found at all.
+            cursor = older(&end).map(|_| {
+                let prev = end - hour;
+                (prev, expected_key(&prev), None)
+            });
+            continue;
+        }
+        let checked = check_digest(src, keys, req, &key).await?;
+        let mut problem = checked.problem.clone();
+        if problem.is_none() {
+            if let Some(link) = &link {
+                if link.sha256 != checked.sha256 || link.signature != checked.signature {
+                    problem = Some(BAD_HASH.into());
+                }
+            }
+        }
+        if problem.is_none() {
+            if let Some(d) = &checked.digest {
+                logs.extend(d.log_files.iter().cloned());
+                let start = d.digest_start_time.clone();
+                if report.found_start.as_ref().is_none_or(|s| *s > start) {
+                    report.found_start = Some(start);
+                }
+                let end = d.digest_end_time.clone();
+                if report.found_end.as_ref().is_none_or(|e| *e < end) {
+                    report.found_end = Some(end);
+                }
+            }
+        }
+        findings.push(Finding {
+            kind: Kind::Digest,
+            location: src.location(&req.bucket, &key),
+            problem,
+        });
+        cursor = match checked.digest {
+            Some(DigestFile {
+                previous_digest_s3_bucket: Some(pb),
+                previous_digest_s3_object: Some(pk),
+                previous_digest_hash_value,
+                previous_digest_signature,
+                ..
+            }) if pb == req.bucket => key_end(&pk).map(|pe| {
+                (
+                    pe,
+                    pk,
+                    Some(Link {
+                        sha256: previous_digest_hash_value,
+                        signature: previous_digest_signature,
+                    }),
+                )
+            }),
+            // A chain's first digest (or one that cannot be read): go on
+            // with the next older digest found.
+            _ => older(&end).map(|(e, k)| (e, k, None)),
+        };
+    }
+    report.findings.extend(findings);
+
+    // Digests in range the walk never reached: copies or strays.
+    for key in found.values().flatten().filter(|k| !visited.contains(*k)) {
+        let checked = check_digest(src, keys, req, key).await?;
+        let problem = match checked.problem {
+            Some(p) if p != NOT_FOUND => p,
+            _ => "not part of the digest chain".into(),
+        };
+        report.findings.push(Finding {
+            kind: Kind::Digest,
+            location: src.location(&req.bucket, key),
+            problem: Some(problem),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_end_time_comes_from_the_key_name() {
+        let k = "AWSLogs/1/CloudTrail-Digest/us-east-1/2026/11/24/1_CloudTrail-Digest_us-east-1_audit_us-east-1_20261124T030000Z.json.gz";
+        assert_eq!(
+            key_end(k),
+            Some(crate::time::parse("2026-11-24T03:00:00Z").unwrap())
+        );
+        assert_eq!(key_end("short.json.gz"), None);
+        assert_eq!(key_end("AWSLogs/x_20261124T0300.json"), None);
+    }
+
+    #[test]
+    fn keys_are_read_as_pem_or_der_spki_or_pkcs1_with_one_fingerprint() {
+        let spki = include_bytes!("../testdata/signing-key.spki.der");
+        let expected = include_str!("../testdata/signing-key.fingerprint").trim();
+        let pkcs1 = pkcs1_from_spki(spki).unwrap();
+        let pem = |label: &str, der: &[u8]| {
+            pem_rfc7468::encode_string(label, pem_rfc7468::LineEnding::LF, der).unwrap()
+        };
+        let mut keys = Keys::default();
+        for bytes in [
+            spki.to_vec(),
+            pkcs1.clone(),
+            pem("PUBLIC KEY", spki).into_bytes(),
+            pem("RSA PUBLIC KEY", &pkcs1).into_bytes(),
+        ] {
+            assert_eq!(keys.add_file_bytes(&bytes).unwrap(), expected);
+        }
+        assert!(keys.add_file_bytes(b"junk").is_err());
+        assert!(keys
+            .add_file_bytes(pem("CERTIFICATE", spki).as_bytes())
+            .is_err());
+    }
+
+    #[test]
+    fn report_lines_and_summary_read_like_the_aws_clis() {
+        let r = Report {
+            findings: vec![
+                Finding {
+                    kind: Kind::Digest,
+                    location: "s3://b/d".into(),
+                    problem: None,
+                },
+                Finding {
+                    kind: Kind::Log,
+                    location: "s3://b/l".into(),
+                    problem: Some(BAD_HASH.into()),
+                },
+            ],
+            ..Report::default()
+        };
+        assert_eq!(r.findings[0].line(), "Digest file\ts3://b/d\tvalid");
+        assert_eq!(
+            r.findings[1].line(),
+            "Log file\ts3://b/l\tINVALID: hash value doesn't match"
+        );
+        assert_eq!(r.summary(), "1/1 digest files valid, 0/1 log files valid");
+        assert!(!r.all_valid());
+    }
+}

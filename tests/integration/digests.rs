@@ -1,0 +1,931 @@
+//! Hourly signed digests and the validator, through DynamoDB, S3 and KMS on
+//! moto (whose KMS signs with real RSA keys): chains, catch-up, stop/start,
+//! overlapping runs, the in-flight delivery at an hour boundary, validation
+//! online and offline, from S3 and from a local copy, the tamper matrix, and
+//! the AWS CLI's own validator on our files.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::sync::atomic::AtomicUsize;
+
+use aws_sdk_kms::types::{KeySpec, KeyUsageType};
+use aws_sdk_s3::types::MetadataDirective;
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+use trailkeep_shared::aws::kms::{KeyMap, KmsSigner};
+use trailkeep_shared::delivery::{self, DeliverSettings};
+use trailkeep_shared::digest::{string_to_sign, DigestFile};
+use trailkeep_shared::digester::{self, DigestReport, DigestSettings, DigestState, Signer};
+use trailkeep_shared::ingest::ingest;
+use trailkeep_shared::localcopy::{self, LocalDir};
+use trailkeep_shared::normalize::Context;
+use trailkeep_shared::trail::Trail;
+use trailkeep_shared::trails::{self, NewTrail};
+use trailkeep_shared::validate::{self, Finding, Keys, Kind, Request};
+
+use crate::delivery::{gunzip, DiesAfter, Pipeline, ACCOUNT, HOME};
+use crate::helpers::{event_json, parse_time, sdk_config};
+
+const TRAIL: &str = "audit";
+
+/// A KMS signing key on moto: RSA_2048, SIGN_VERIFY.
+async fn kms_key(client: &aws_sdk_kms::Client) -> String {
+    client
+        .create_key()
+        .key_spec(KeySpec::Rsa2048)
+        .key_usage(KeyUsageType::SignVerify)
+        .send()
+        .await
+        .expect("create key")
+        .key_metadata
+        .expect("metadata")
+        .arn
+        .expect("arn")
+}
+
+/// One trail with log file validation, its pipeline and signer.
+struct Audit {
+    p: Pipeline,
+    kms: aws_sdk_kms::Client,
+    key_arn: String,
+    signer: KmsSigner,
+    trails: Vec<Trail>,
+    settings: DigestSettings,
+    events: usize,
+}
+
+impl Audit {
+    async fn new() -> Self {
+        let p = Pipeline::new().await;
+        let sdk = sdk_config().await;
+        let kms = aws_sdk_kms::Client::new(&sdk);
+        let key_arn = kms_key(&kms).await;
+        let signer = KmsSigner::new(&sdk, KeyMap::parse(&key_arn).unwrap());
+        let new = NewTrail {
+            name: TRAIL.into(),
+            s3_bucket_name: p.bucket.name.clone(),
+            log_file_validation_enabled: true,
+            ..NewTrail::default()
+        };
+        trails::create(&p.state.trails(), ACCOUNT, HOME, new)
+            .await
+            .unwrap();
+        Self {
+            p,
+            kms,
+            key_arn,
+            signer,
+            trails: Vec::new(),
+            settings: DigestSettings {
+                regions: vec![HOME.into()],
+                ..DigestSettings::default()
+            },
+            events: 0,
+        }
+    }
+
+    async fn set_logging(&mut self, on: bool, at: DateTime<Utc>) {
+        let store = self.p.state.trails();
+        trails::set_logging(&store, TRAIL, on, at).await.unwrap();
+        self.trails = trails::describe(&store, &[]).await.unwrap();
+    }
+
+    /// One management event in the home region, ingested at `at`.
+    async fn ingest(&mut self, at: DateTime<Utc>) {
+        self.events += 1;
+        let mut p = event_json("eventbridge/api-call-write.json");
+        p["detail"]["eventID"] = json!(format!("00000000-0000-4000-8000-{:012}", self.events));
+        p["detail"]["eventTime"] = json!(trailkeep_shared::time::format(&at));
+        let ctx = Context {
+            account_id: ACCOUNT.into(),
+        };
+        ingest(&self.p.targets(&self.trails), &ctx, &p.to_string(), &at)
+            .await
+            .unwrap();
+    }
+
+    async fn deliver(&self, at: DateTime<Utc>) {
+        delivery::deliver(
+            &self.p.staging,
+            &self.p.sink,
+            &self.trails,
+            &at,
+            &DeliverSettings::default(),
+        )
+        .await
+        .unwrap();
+    }
+
+    async fn digest(&self, at: DateTime<Utc>) -> DigestReport {
+        digester::run(
+            &self.p.staging,
+            &self.signer,
+            &self.p.sink,
+            &self.trails,
+            &at,
+            &self.settings,
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Five-minute ticks over `[from, to)`: `events(tick)` events are
+    /// ingested, deliver runs every tick, digest at ten past each hour
+    /// unless `digest_runs(hour start)` says the run was missed.
+    async fn simulate(
+        &mut self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        events: impl Fn(DateTime<Utc>) -> usize,
+        digest_runs: impl Fn(DateTime<Utc>) -> bool,
+    ) {
+        let mut t = from;
+        while t < to {
+            for i in 0..events(t) {
+                self.ingest(t + Duration::seconds(20 + i as i64)).await;
+            }
+            self.deliver(t + Duration::minutes(4)).await;
+            if t.format("%M").to_string() == "10" && digest_runs(t) {
+                self.digest(t).await;
+            }
+            t += Duration::minutes(5);
+        }
+    }
+
+    fn request(&self, start: DateTime<Utc>, end: DateTime<Utc>) -> Request {
+        Request {
+            bucket: self.p.bucket.name.clone(),
+            prefix: None,
+            account_id: ACCOUNT.into(),
+            trail_name: TRAIL.into(),
+            home_region: HOME.into(),
+            regions: Vec::new(),
+            start,
+            end,
+            now: end,
+            heads: HashMap::new(),
+            tail_grace: Duration::minutes(validate::DEFAULT_TAIL_GRACE_MINUTES),
+            concurrency: 4,
+        }
+    }
+
+    async fn keys(&self) -> Keys {
+        let mut keys = Keys::default();
+        keys.add_pkcs1(self.signer.public_key(HOME).await.unwrap().pkcs1);
+        keys
+    }
+
+    /// Every digest in the bucket, by end time, parsed.
+    async fn digests(&self) -> BTreeMap<String, (String, DigestFile)> {
+        let mut out = BTreeMap::new();
+        for (key, gz) in self.p.bucket.objects().await {
+            if key.contains("/CloudTrail-Digest/") {
+                let d: DigestFile = serde_json::from_slice(&gunzip(&gz)).unwrap();
+                out.insert(d.digest_end_time.clone(), (key, d));
+            }
+        }
+        out
+    }
+
+    async fn delete(self) {
+        let _ = self
+            .kms
+            .schedule_key_deletion()
+            .key_id(&self.key_arn)
+            .send()
+            .await;
+        self.p.delete().await;
+    }
+}
+
+fn problems(findings: &[Finding]) -> Vec<String> {
+    findings
+        .iter()
+        .filter(|f| f.problem.is_some())
+        .map(Finding::line)
+        .collect()
+}
+
+/// The PEM file of the signing key, as `list-public-keys --pem-dir` writes it.
+fn pem_file(pkcs1: &[u8], dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("key.pem");
+    let pem =
+        pem_rfc7468::encode_string("RSA PUBLIC KEY", pem_rfc7468::LineEnding::LF, pkcs1).unwrap();
+    std::fs::write(&path, pem).unwrap();
+    path
+}
+
+/// A copy of the bucket as `download-logs` lays it out.
+async fn local_copy(a: &Audit, dir: &std::path::Path) {
+    for (key, gz) in a.p.bucket.objects().await {
+        let path = dir.join(&key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, gz).unwrap();
+        let head =
+            a.p.bucket
+                .client
+                .head_object()
+                .bucket(&a.p.bucket.name)
+                .key(&key)
+                .send()
+                .await
+                .unwrap();
+        if let Some(meta) = head.metadata().filter(|m| !m.is_empty()) {
+            std::fs::write(
+                dir.join(localcopy::sidecar(&key)),
+                serde_json::to_string(meta).unwrap(),
+            )
+            .unwrap();
+        }
+    }
+    std::fs::write(
+        dir.join(localcopy::COPY_INFO),
+        json!({ "bucket": a.p.bucket.name }).to_string(),
+    )
+    .unwrap();
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("trailkeep-{name}-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn fifty_hours_of_digests_form_one_valid_chain_per_logging_period() {
+    // GIVEN a trail logging from 00:05, with events every twenty minutes except
+    // in two empty hours (05:00–07:00), digest runs missed from 10:10 to
+    // 14:10 (an outage), a stop at 20:30 and a restart at 23:40
+    let mut a = Audit::new().await;
+    let t0 = parse_time("2026-11-20T00:00:00Z");
+    let h = |n: i64| t0 + Duration::hours(n);
+    a.set_logging(true, t0 + Duration::minutes(5)).await;
+    let events = |t: DateTime<Utc>| {
+        let hour = (t - t0).num_hours();
+        let minute = t.format("%M").to_string();
+        usize::from(!(5..7).contains(&hour) && ["05", "25", "45"].contains(&minute.as_str()))
+    };
+    let outage = |t: DateTime<Utc>| !(10..15).contains(&(t - t0).num_hours());
+    a.simulate(t0, h(20) + Duration::minutes(30), events, outage)
+        .await;
+    a.set_logging(false, h(20) + Duration::minutes(30)).await;
+    a.simulate(
+        h(20) + Duration::minutes(30),
+        h(23) + Duration::minutes(40),
+        events,
+        |_| true,
+    )
+    .await;
+    a.set_logging(true, h(23) + Duration::minutes(40)).await;
+    a.simulate(
+        h(23) + Duration::minutes(40),
+        h(52) + Duration::minutes(15),
+        events,
+        |_| true,
+    )
+    .await;
+
+    // THEN one digest per hour: 01:00–21:00 (the 21:00 digest is the final
+    // one after the stop) and 24:00–52:00 (a new chain), none in between
+    let digests = a.digests().await;
+    let ends: Vec<DateTime<Utc>> = digests.keys().map(|e| parse_time(e)).collect();
+    let expected: Vec<DateTime<Utc>> = (1..=21).chain(24..=52).map(h).collect();
+    assert_eq!(ends, expected);
+    assert!(digests.len() >= 48);
+    let chain_starts: Vec<&String> = digests
+        .iter()
+        .filter(|(_, (_, d))| d.previous_digest_signature.is_none())
+        .map(|(end, _)| end)
+        .collect();
+    assert_eq!(
+        chain_starts,
+        ["2026-11-20T01:00:00Z", "2026-11-21T00:00:00Z"]
+    );
+    // Empty hours have digests with no log files and null event times.
+    let empty = &digests["2026-11-20T07:00:00Z"].1;
+    assert!(empty.log_files.is_empty() && empty.newest_event_time.is_none());
+    // Every hour links to the previous hour, every start is the previous end.
+    for w in digests.values().collect::<Vec<_>>().windows(2) {
+        let ((prev_key, prev), (_, next)) = (w[0], w[1]);
+        if next.previous_digest_s3_object.is_some() {
+            assert_eq!(next.previous_digest_s3_object.as_ref(), Some(prev_key));
+            assert_eq!(next.digest_start_time, prev.digest_end_time);
+        }
+    }
+    // Every log file delivered before the last digest's end is listed in
+    // exactly one digest (the ones after it wait for the next hour's).
+    let last_end = h(52).format("%Y%m%dT%H%MZ").to_string();
+    let (logs, later): (Vec<String>, Vec<String>) =
+        a.p.bucket
+            .objects()
+            .await
+            .into_iter()
+            .map(|(k, _)| k)
+            .filter(|k| k.contains("/CloudTrail/"))
+            .partition(|k| k.rsplit('_').nth(1).is_some_and(|t| *t < *last_end));
+    assert_eq!(later.len(), 2, "files delivered at 04:02 and 04:12");
+    let mut listed: Vec<String> = digests
+        .values()
+        .flat_map(|(_, d)| d.log_files.iter().map(|l| l.s3_object.clone()))
+        .collect();
+    listed.sort();
+    let (n, m) = (listed.len(), logs.len());
+    assert!(listed == logs, "{n} listed, {m} delivered");
+    assert!(logs.len() > 100, "{} log files", logs.len());
+
+    // AND the validator finds everything valid: S3 + KMS key, S3 + PEM,
+    // local copy + either
+    let (start, end) = (t0, h(52) + Duration::minutes(15));
+    let mut request = a.request(start, end);
+    let keys = a.keys().await;
+    let s3_report = validate::validate(&a.p.sink, &keys, &request)
+        .await
+        .unwrap();
+    assert_eq!(problems(&s3_report.findings), Vec::<String>::new());
+    assert_eq!(s3_report.digests(), (50, 50));
+    assert_eq!(s3_report.logs(), (logs.len(), logs.len()));
+    // With the chain head read from the state table, too.
+    let head = a.p.staging.head(TRAIL, HOME).await.unwrap().unwrap();
+    assert_eq!(head.end, h(52));
+    request.heads.insert(HOME.into(), head);
+    let dir = temp_dir("copy");
+    let pem = pem_file(&a.signer.public_key(HOME).await.unwrap().pkcs1, &dir);
+    let mut offline = Keys::default();
+    offline
+        .add_file_bytes(&std::fs::read(&pem).unwrap())
+        .unwrap();
+    let copy = dir.join("bucket");
+    local_copy(&a, &copy).await;
+    for report in [
+        validate::validate(&a.p.sink, &offline, &request)
+            .await
+            .unwrap(),
+        validate::validate(&LocalDir::new(&copy), &keys, &request)
+            .await
+            .unwrap(),
+        validate::validate(&LocalDir::new(&copy), &offline, &request)
+            .await
+            .unwrap(),
+    ] {
+        assert_eq!(problems(&report.findings), Vec::<String>::new());
+        assert_eq!(report.findings.len(), s3_report.findings.len());
+    }
+
+    // AND the AWS CLI's own validator accepts the same files
+    let out = awscli_validate(&a, start, end, &pem);
+    assert_eq!(out["problems"], json!([]), "{out}");
+    assert_eq!(out["digests"], json!(50), "{out}");
+    assert_eq!(out["validLogs"], json!(logs.len()), "{out}");
+    assert_eq!(out["invalidLogs"], json!(0), "{out}");
+    // … and is not simply agreeing: with another key it refuses every digest.
+    let other_key = kms_key(&a.kms).await;
+    let other = KmsSigner::fetch(&a.kms, &other_key).await.unwrap();
+    let wrong = pem_file(&other.pkcs1, &temp_dir("wrong"));
+    let out = awscli_validate(&a, start, end, &wrong);
+    assert_eq!(out["digests"], json!(0), "{out}");
+    assert!(out["problems"].as_array().is_some_and(|p| !p.is_empty()));
+
+    std::fs::remove_dir_all(&dir).unwrap();
+    a.delete().await;
+}
+
+/// Runs tests/awscli_validate.py (the AWS CLI's validator) on the bucket.
+fn awscli_validate(
+    a: &Audit,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    pem: &std::path::Path,
+) -> serde_json::Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/awscli_validate.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .args([
+            &crate::helpers::endpoint(),
+            &a.p.bucket.name,
+            ACCOUNT,
+            TRAIL,
+            HOME,
+            HOME,
+            &trailkeep_shared::time::format(&start),
+            &trailkeep_shared::time::format(&end),
+        ])
+        .arg(pem)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .output()
+        .expect("python3 with the pinned awscli (scripts/test.sh puts its venv first on PATH)");
+    assert!(
+        out.status.success(),
+        "awscli_validate.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON from awscli_validate.py")
+}
+
+#[tokio::test]
+async fn a_file_delivered_by_a_run_in_flight_at_the_hour_is_in_exactly_one_digest() {
+    // GIVEN events at 03:50 (window delivering at 03:57) and at 03:58
+    // (window delivering at 04:02), and a deliver run that died at 03:59
+    // before writing anything: the 03:50 window is still undelivered
+    let mut a = Audit::new().await;
+    a.set_logging(true, parse_time("2026-11-24T03:00:00Z"))
+        .await;
+    a.ingest(parse_time("2026-11-24T03:50:30Z")).await;
+    a.ingest(parse_time("2026-11-24T03:58:30Z")).await;
+    let dead = DiesAfter {
+        inner: &a.p.sink,
+        ok: 0,
+        done: AtomicUsize::new(0),
+    };
+    let died = delivery::deliver(
+        &a.p.staging,
+        &dead,
+        &a.trails,
+        &parse_time("2026-11-24T03:59:00Z"),
+        &DeliverSettings::default(),
+    )
+    .await;
+    assert!(died.is_err());
+
+    // WHEN the digest runs at 04:10, before the re-run of deliver
+    let report = a.digest(parse_time("2026-11-24T04:10:00Z")).await;
+
+    // THEN the 04:00 digest waits: a file delivering before 04:00 is missing
+    assert_eq!((report.digests, report.waiting), (0, 1));
+    assert!(a.digests().await.is_empty());
+
+    // WHEN deliver completes (04:12) and the digest runs again (04:13), then
+    // the next hour's run (05:10)
+    a.deliver(parse_time("2026-11-24T04:12:00Z")).await;
+    a.digest(parse_time("2026-11-24T04:13:00Z")).await;
+    a.deliver(parse_time("2026-11-24T05:09:00Z")).await;
+    a.digest(parse_time("2026-11-24T05:10:00Z")).await;
+
+    // THEN the 03:57 file is in the 04:00 digest, the 04:02 file in the
+    // 05:00 digest, each exactly once
+    let digests = a.digests().await;
+    let listed = |end: &str| -> Vec<String> {
+        digests[end]
+            .1
+            .log_files
+            .iter()
+            .map(|l| l.s3_object.rsplit('_').nth(1).unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(listed("2026-11-24T04:00:00Z"), ["20261124T0357Z"]);
+    assert_eq!(listed("2026-11-24T05:00:00Z"), ["20261124T0402Z"]);
+    a.delete().await;
+}
+
+#[tokio::test]
+async fn overlapping_runs_never_fork_a_chain_and_a_rerun_writes_the_same_object() {
+    // GIVEN a trail with events in two hours
+    let mut a = Audit::new().await;
+    let t0 = parse_time("2026-11-24T00:00:00Z");
+    a.set_logging(true, t0).await;
+    a.simulate(
+        t0,
+        t0 + Duration::hours(2) + Duration::minutes(5),
+        |_| 1,
+        |_| false,
+    )
+    .await;
+
+    // WHEN two digest runs for 02:10 overlap
+    let at = t0 + Duration::hours(2) + Duration::minutes(10);
+    let (r1, r2) = tokio::join!(a.digest(at), a.digest(at));
+
+    // THEN the chain has exactly one digest per hour, and it validates
+    assert_eq!(r1.digests + r2.digests, 2, "{r1:?} {r2:?}");
+    let digests = a.digests().await;
+    assert_eq!(digests.len(), 2);
+    let request = a.request(t0, at);
+    let report = validate::validate(&a.p.sink, &a.keys().await, &request)
+        .await
+        .unwrap();
+    assert_eq!(problems(&report.findings), Vec::<String>::new());
+    assert_eq!(report.digests(), (2, 2));
+
+    // WHEN the 02:00 digest is written again from the same head (a run that
+    // died before advancing the head)
+    let (key, _) = &digests["2026-11-24T02:00:00Z"];
+    let before = object_with_meta(&a, key).await;
+    let head = a.p.staging.head(TRAIL, HOME).await.unwrap().unwrap();
+    let (_, first) = &digests["2026-11-24T01:00:00Z"];
+    let rewound = digester::ChainHead {
+        end: t0 + Duration::hours(1),
+        bucket: first.digest_s3_bucket.clone(),
+        key: first.digest_s3_object.clone(),
+        sha256: hex_sha256(&gunzip(
+            &object_with_meta(&a, &first.digest_s3_object).await.0,
+        )),
+        signature: object_with_meta(&a, &first.digest_s3_object).await.1["signature"].clone(),
+        last: false,
+    };
+    assert!(a
+        .p
+        .staging
+        .advance_head(TRAIL, HOME, Some(&head.end), &rewound)
+        .await
+        .unwrap());
+    assert_eq!(a.digest(at).await.digests, 1);
+
+    // THEN the same key holds the same bytes and the same signature
+    assert_eq!(object_with_meta(&a, key).await, before);
+    assert_eq!(a.p.staging.head(TRAIL, HOME).await.unwrap().unwrap(), head);
+    a.delete().await;
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+async fn object_with_meta(a: &Audit, key: &str) -> (Vec<u8>, HashMap<String, String>) {
+    let got =
+        a.p.bucket
+            .client
+            .get_object()
+            .bucket(&a.p.bucket.name)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+    let meta = got.metadata().cloned().unwrap_or_default();
+    (got.body.collect().await.unwrap().to_vec(), meta)
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// The tamper matrix's bucket state, restored between cases.
+struct Snapshot(Vec<(String, Vec<u8>, HashMap<String, String>)>);
+
+impl Snapshot {
+    async fn take(a: &Audit) -> Self {
+        let mut out = Vec::new();
+        for (key, _) in a.p.bucket.objects().await {
+            let (bytes, meta) = object_with_meta(a, &key).await;
+            out.push((key, bytes, meta));
+        }
+        Self(out)
+    }
+
+    async fn restore(&self, a: &Audit) {
+        let now: Vec<String> =
+            a.p.bucket
+                .objects()
+                .await
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect();
+        for key in now
+            .iter()
+            .filter(|k| !self.0.iter().any(|(s, _, _)| s == *k))
+        {
+            delete(a, key).await;
+        }
+        for (key, bytes, meta) in &self.0 {
+            put(a, key, bytes.clone(), meta.clone()).await;
+        }
+    }
+}
+
+async fn put(a: &Audit, key: &str, bytes: Vec<u8>, meta: HashMap<String, String>) {
+    a.p.bucket
+        .client
+        .put_object()
+        .bucket(&a.p.bucket.name)
+        .key(key)
+        .body(bytes.into())
+        .set_metadata(Some(meta))
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn delete(a: &Audit, key: &str) {
+    a.p.bucket
+        .client
+        .delete_object()
+        .bucket(&a.p.bucket.name)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn every_kind_of_tampering_is_reported_and_nothing_else() {
+    // GIVEN ten hours of digests with two log files an hour
+    let mut a = Audit::new().await;
+    let t0 = parse_time("2026-11-24T00:00:00Z");
+    a.set_logging(true, t0).await;
+    let end = t0 + Duration::hours(10) + Duration::minutes(15);
+    a.simulate(
+        t0,
+        end,
+        |t| usize::from(["05", "35"].contains(&t.format("%M").to_string().as_str())),
+        |_| true,
+    )
+    .await;
+    let digests: Vec<(String, DigestFile)> = a.digests().await.into_values().collect();
+    assert_eq!(digests.len(), 10);
+    assert!(digests[1..].iter().all(|(_, d)| d.log_files.len() == 2));
+    let keys = a.keys().await;
+    let mut request = a.request(t0, end);
+    request.heads.insert(
+        HOME.into(),
+        a.p.staging.head(TRAIL, HOME).await.unwrap().unwrap(),
+    );
+    let clean = validate::validate(&a.p.sink, &keys, &request)
+        .await
+        .unwrap();
+    assert_eq!(problems(&clean.findings), Vec::<String>::new());
+    let snapshot = Snapshot::take(&a).await;
+    let loc = |key: &str| format!("s3://{}/{key}", a.p.bucket.name);
+    let digest_key = |i: usize| digests[i].0.clone();
+    let log_key = |i: usize, j: usize| digests[i].1.log_files[j].s3_object.clone();
+    let other_key = kms_key(&a.kms).await;
+
+    let cases: Vec<(&str, Vec<String>)> = vec![
+        (
+            "one byte of a log file changed",
+            vec![format!(
+                "Log file\t{}\tINVALID: hash value doesn't match",
+                loc(&log_key(3, 0))
+            )],
+        ),
+        (
+            "a log file deleted",
+            vec![format!(
+                "Log file\t{}\tINVALID: not found",
+                loc(&log_key(4, 1))
+            )],
+        ),
+        (
+            "a second gzip member appended to a log",
+            vec![format!(
+                "Log file\t{}\tINVALID: unexpected data after end of compressed stream",
+                loc(&log_key(5, 0))
+            )],
+        ),
+        (
+            "a digest's JSON changed",
+            vec![format!(
+                "Digest file\t{}\tINVALID: signature verification failed",
+                loc(&digest_key(6))
+            )],
+        ),
+        (
+            "the signature metadata replaced",
+            vec![format!(
+                "Digest file\t{}\tINVALID: signature verification failed",
+                loc(&digest_key(2))
+            )],
+        ),
+        (
+            "the signature metadata removed",
+            vec![format!(
+                "Digest file\t{}\tINVALID: signature verification failed",
+                loc(&digest_key(3))
+            )],
+        ),
+        (
+            "a middle digest deleted",
+            vec![format!(
+                "Digest file\t{}\tINVALID: not found",
+                loc(&digest_key(5))
+            )],
+        ),
+        (
+            "two consecutive digests deleted",
+            vec![
+                format!("Digest file\t{}\tINVALID: not found", loc(&digest_key(6))),
+                format!("Digest file\t{}\tINVALID: not found", loc(&digest_key(5))),
+            ],
+        ),
+        ("the newest three digests and their logs deleted", {
+            let must = trailkeep_shared::time::format(&(t0 + Duration::hours(10)));
+            (7..10)
+                .rev()
+                .map(|i| {
+                    format!(
+                        "Digest file\t{}\tINVALID: not found (the chain must reach {must}: digests are written every hour)",
+                        loc(&digest_key(i))
+                    )
+                })
+                .collect()
+        }),
+        (
+            "a digest copied to another key",
+            vec![format!(
+                "Digest file\t{}\tINVALID: has been moved from its original location",
+                loc(&digest_key(4).replace("0000Z.json.gz", "3000Z.json.gz"))
+            )],
+        ),
+        ("a digest signed by another key", {
+            let other = KmsSigner::fetch(&a.kms, &other_key).await.unwrap();
+            vec![format!(
+                "Digest file\t{}\tINVALID: public key not found in region {HOME} for fingerprint {}",
+                loc(&digest_key(7)),
+                other.fingerprint
+            )]
+        }),
+        (
+            "a log file swapped for another valid log file",
+            vec![format!(
+                "Log file\t{}\tINVALID: hash value doesn't match",
+                loc(&log_key(8, 1))
+            )],
+        ),
+    ];
+
+    for (case, expected) in cases {
+        // WHEN the bucket is tampered with
+        match case {
+            "one byte of a log file changed" => {
+                let key = log_key(3, 0);
+                let (gz, meta) = object_with_meta(&a, &key).await;
+                let mut json = gunzip(&gz);
+                let at = json.iter().position(|b| *b == b'7').unwrap();
+                json[at] = b'8';
+                put(&a, &key, gzip(&json), meta).await;
+            }
+            "a log file deleted" => delete(&a, &log_key(4, 1)).await,
+            "a second gzip member appended to a log" => {
+                let key = log_key(5, 0);
+                let (mut gz, meta) = object_with_meta(&a, &key).await;
+                gz.extend(gzip(b"{\"Records\":[]}"));
+                put(&a, &key, gz, meta).await;
+            }
+            "a digest's JSON changed" => {
+                let key = digest_key(6);
+                let (gz, meta) = object_with_meta(&a, &key).await;
+                let mut d: DigestFile = serde_json::from_slice(&gunzip(&gz)).unwrap();
+                d.log_files.pop();
+                put(&a, &key, gzip(&serde_json::to_vec(&d).unwrap()), meta).await;
+            }
+            "the signature metadata replaced" => {
+                let key = digest_key(2);
+                let (_, meta3) = object_with_meta(&a, &digest_key(3)).await;
+                replace_meta(&a, &key, meta3).await;
+            }
+            "the signature metadata removed" => {
+                replace_meta(&a, &digest_key(3), HashMap::new()).await;
+            }
+            "a middle digest deleted" => delete(&a, &digest_key(5)).await,
+            "two consecutive digests deleted" => {
+                delete(&a, &digest_key(5)).await;
+                delete(&a, &digest_key(6)).await;
+            }
+            "the newest three digests and their logs deleted" => {
+                for (key, digest) in &digests[7..10] {
+                    delete(&a, key).await;
+                    for l in &digest.log_files {
+                        delete(&a, &l.s3_object).await;
+                    }
+                }
+            }
+            "a digest copied to another key" => {
+                let (gz, meta) = object_with_meta(&a, &digest_key(4)).await;
+                put(
+                    &a,
+                    &digest_key(4).replace("0000Z.json.gz", "3000Z.json.gz"),
+                    gz,
+                    meta,
+                )
+                .await;
+            }
+            "a digest signed by another key" => {
+                let key = digest_key(7);
+                let (gz, meta) = object_with_meta(&a, &key).await;
+                let mut d: DigestFile = serde_json::from_slice(&gunzip(&gz)).unwrap();
+                let other = KmsSigner::new(&sdk_config().await, KeyMap::parse(&other_key).unwrap());
+                d.digest_public_key_fingerprint = other.public_key(HOME).await.unwrap().fingerprint;
+                let json = serde_json::to_vec(&d).unwrap();
+                let to_sign = string_to_sign(
+                    &d.digest_end_time,
+                    &d.digest_s3_bucket,
+                    &key,
+                    &json,
+                    d.previous_digest_signature.as_deref(),
+                );
+                let mut meta = meta;
+                let sig = other.sign(HOME, to_sign.as_bytes()).await.unwrap();
+                meta.insert("signature".into(), hex::encode(sig));
+                put(&a, &key, gzip(&json), meta).await;
+            }
+            "a log file swapped for another valid log file" => {
+                let (gz, meta) = object_with_meta(&a, &log_key(8, 0)).await;
+                put(&a, &log_key(8, 1), gz, meta).await;
+            }
+            other => panic!("no tampering for {other}"),
+        }
+
+        // THEN exactly the expected findings are INVALID, in S3 and in a
+        // local copy, with the AWS CLI's messages
+        let report = validate::validate(&a.p.sink, &keys, &request)
+            .await
+            .unwrap();
+        assert_eq!(problems(&report.findings), expected, "{case}");
+        assert!(!report.all_valid(), "{case}");
+        let dir = temp_dir("tamper");
+        local_copy(&a, &dir).await;
+        let local = validate::validate(&LocalDir::new(&dir), &keys, &request)
+            .await
+            .unwrap();
+        let local_problems: Vec<String> = problems(&local.findings)
+            .into_iter()
+            .map(|l| {
+                l.replace(
+                    &dir.display().to_string(),
+                    &format!("s3://{}", a.p.bucket.name),
+                )
+            })
+            .collect();
+        assert_eq!(local_problems, expected, "{case} (local copy)");
+        std::fs::remove_dir_all(&dir).unwrap();
+        snapshot.restore(&a).await;
+    }
+
+    // AND after restoring, all is valid again
+    let report = validate::validate(&a.p.sink, &keys, &request)
+        .await
+        .unwrap();
+    assert_eq!(problems(&report.findings), Vec::<String>::new());
+    assert_eq!(report.findings.len(), clean.findings.len());
+    assert!(report
+        .findings
+        .iter()
+        .any(|f| f.kind == Kind::Log && f.problem.is_none()));
+    a.delete().await;
+}
+
+async fn replace_meta(a: &Audit, key: &str, meta: HashMap<String, String>) {
+    a.p.bucket
+        .client
+        .copy_object()
+        .bucket(&a.p.bucket.name)
+        .key(key)
+        .copy_source(format!("{}/{key}", a.p.bucket.name))
+        .metadata_directive(MetadataDirective::Replace)
+        .set_metadata(Some(meta))
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_tail_rule_uses_the_chain_head_when_it_can_be_read() {
+    // GIVEN four hours of digests, the newest deleted, validated three hours
+    // after the last one with nothing else written (the function stalled)
+    let mut a = Audit::new().await;
+    let t0 = parse_time("2026-11-24T00:00:00Z");
+    a.set_logging(true, t0).await;
+    let end = t0 + Duration::hours(4) + Duration::minutes(15);
+    a.simulate(t0, end, |_| 0, |_| true).await;
+    let digests: Vec<String> = a.digests().await.into_values().map(|(k, _)| k).collect();
+    assert_eq!(digests.len(), 4);
+    let keys = a.keys().await;
+
+    // WHEN validating up to 04:15 with the head (04:00): all valid
+    let mut request = a.request(t0, end);
+    request.heads.insert(
+        HOME.into(),
+        a.p.staging.head(TRAIL, HOME).await.unwrap().unwrap(),
+    );
+    let report = validate::validate(&a.p.sink, &keys, &request)
+        .await
+        .unwrap();
+    assert_eq!(problems(&report.findings), Vec::<String>::new());
+
+    // WHEN the 04:00 digest is deleted: the head says it existed
+    delete(&a, &digests[3]).await;
+    let report = validate::validate(&a.p.sink, &keys, &request)
+        .await
+        .unwrap();
+    let found = problems(&report.findings);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains(&digests[3]) && found[0].contains("not found"));
+
+    // WHEN validating at 07:30 without the head: digests up to 06:00 are due
+    request.heads.clear();
+    request.end = t0 + Duration::hours(7) + Duration::minutes(30);
+    request.now = request.end;
+    let report = validate::validate(&a.p.sink, &keys, &request)
+        .await
+        .unwrap();
+    let missing: Vec<String> = problems(&report.findings);
+    assert_eq!(missing.len(), 3, "{missing:?}");
+    for (line, hour) in missing.iter().zip(["T060000Z", "T050000Z", "T040000Z"]) {
+        assert!(
+            line.contains(hour) && line.contains("INVALID: not found"),
+            "{line}"
+        );
+    }
+    a.delete().await;
+}
