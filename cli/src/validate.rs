@@ -17,7 +17,7 @@ use trailkeep_shared::aws::trails::DynamoTrails;
 use trailkeep_shared::digester::DigestState;
 use trailkeep_shared::localcopy::{self, LocalDir};
 use trailkeep_shared::trails;
-use trailkeep_shared::validate::{self, Keys, Report, Request, Source};
+use trailkeep_shared::validate::{self, Finding, Keys, Report, Request, Source};
 
 #[derive(Clone, Copy, Debug, Default, ValueEnum)]
 pub enum Output {
@@ -334,14 +334,22 @@ pub async fn run(state_table: &str, cmd: AuditCommand) -> Result<(), AuditError>
                     trailkeep_shared::time::format(&end)
                 );
             }
+            // Findings print as they are made (JSON collects them).
+            let mut findings = Vec::new();
+            let sink = |f: Finding| match output {
+                Output::Json => findings.push(f),
+                Output::Text if f.problem.is_some() => eprintln!("{}", f.line()),
+                Output::Text if verbose => println!("{}", f.line()),
+                Output::Text => {}
+            };
             let report = match &local {
-                Some(dir) => validate::validate(dir, &keys, &request).await?,
+                Some(dir) => validate::validate(dir, &keys, &request, sink).await?,
                 None => {
                     let s3 = S3Logs::new(s3::client(&ctx.aws));
-                    validate::validate(&s3, &keys, &request).await?
+                    validate::validate(&s3, &keys, &request, sink).await?
                 }
             };
-            print_report(&report, &request, verbose, output);
+            print_report(&report, &request, &findings, output);
             if report.all_valid() {
                 Ok(())
             } else {
@@ -436,32 +444,23 @@ fn base64_encode(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-fn print_report(report: &Report, request: &Request, verbose: bool, output: Output) {
+fn print_report(report: &Report, request: &Request, findings: &[Finding], output: Output) {
     match output {
         Output::Json => {
-            let (dv, dt) = report.digests();
-            let (lv, lt) = report.logs();
             let v = json!({
                 "trail": request.trail_name,
                 "start": trailkeep_shared::time::format(&request.start),
                 "end": trailkeep_shared::time::format(&request.end),
                 "valid": report.all_valid(),
-                "digestFiles": { "valid": dv, "total": dt },
-                "logFiles": { "valid": lv, "total": lt },
+                "digestFiles": { "valid": report.digests_valid, "total": report.digests_total },
+                "logFiles": { "valid": report.logs_valid, "total": report.logs_total },
                 "foundStart": report.found_start,
                 "foundEnd": report.found_end,
-                "findings": report.findings,
+                "findings": findings,
             });
             println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         }
         Output::Text => {
-            for f in &report.findings {
-                if f.problem.is_some() {
-                    eprintln!("{}", f.line());
-                } else if verbose {
-                    println!("{}", f.line());
-                }
-            }
             println!(
                 "\nResults requested for {} to {}",
                 trailkeep_shared::time::format(&request.start),

@@ -18,7 +18,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
-use futures::{stream, StreamExt};
+use futures::channel::mpsc;
+use futures::{SinkExt, StreamExt, TryStreamExt};
 use sha2::{Digest as _, Sha256};
 
 use crate::digest::{
@@ -185,40 +186,41 @@ impl Finding {
     }
 }
 
-/// The whole report.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+/// The outcome: counts and the time range of the valid digests. Findings
+/// themselves go to the caller's sink as they are made, so memory stays
+/// flat however large the range.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
-    pub findings: Vec<Finding>,
+    pub digests_valid: usize,
+    pub digests_total: usize,
+    pub logs_valid: usize,
+    pub logs_total: usize,
     /// Time range of the digests that were found valid.
     pub found_start: Option<String>,
     pub found_end: Option<String>,
 }
 
 impl Report {
-    fn count(&self, kind: Kind) -> (usize, usize) {
-        let of_kind = self.findings.iter().filter(|f| f.kind == kind);
-        let total = of_kind.clone().count();
-        (of_kind.filter(|f| f.problem.is_none()).count(), total)
-    }
-
-    pub fn digests(&self) -> (usize, usize) {
-        self.count(Kind::Digest)
-    }
-
-    pub fn logs(&self) -> (usize, usize) {
-        self.count(Kind::Log)
+    fn count(&mut self, f: &Finding) {
+        let (valid, total) = match f.kind {
+            Kind::Digest => (&mut self.digests_valid, &mut self.digests_total),
+            Kind::Log => (&mut self.logs_valid, &mut self.logs_total),
+        };
+        *total += 1;
+        *valid += usize::from(f.problem.is_none());
     }
 
     pub fn all_valid(&self) -> bool {
-        self.findings.iter().all(|f| f.problem.is_none())
+        self.digests_valid == self.digests_total && self.logs_valid == self.logs_total
     }
 
     /// `N/N digest files valid, M/M log files valid`.
     pub fn summary(&self) -> String {
-        let (dv, dt) = self.digests();
-        let (lv, lt) = self.logs();
-        format!("{dv}/{dt} digest files valid, {lv}/{lt} log files valid")
+        format!(
+            "{}/{} digest files valid, {}/{} log files valid",
+            self.digests_valid, self.digests_total, self.logs_valid, self.logs_total
+        )
     }
 }
 
@@ -308,11 +310,17 @@ fn key_end(key: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.and_utc())
 }
 
-/// Validates every region's chain of the trail over the range.
+/// Log files queued between the chain walk and the log checks.
+const LOG_QUEUE: usize = 256;
+
+/// Validates every region's chain of the trail over the range, handing each
+/// finding to `sink` as soon as it is made (digests in walk order, log
+/// files as their checks complete, `concurrency` at a time).
 pub async fn validate<S: Source>(
     src: &S,
     keys: &Keys,
     req: &Request,
+    mut sink: impl FnMut(Finding) + Send,
 ) -> Result<Report, StoreError> {
     let p = req
         .prefix
@@ -326,33 +334,83 @@ pub async fn validate<S: Source>(
     } else {
         req.regions.clone()
     };
+    let (log_tx, log_rx) = mpsc::channel::<DigestLogFile>(LOG_QUEUE);
+    let (out_tx, mut out_rx) = mpsc::unbounded::<Finding>();
+    let walk = {
+        let (mut log_tx, out_tx) = (log_tx, out_tx.clone());
+        let (regions, root) = (&regions, &root);
+        async move {
+            let mut found = Found::default();
+            for region in regions {
+                region_chain(
+                    src,
+                    keys,
+                    req,
+                    root,
+                    region,
+                    &mut found,
+                    &mut log_tx,
+                    &out_tx,
+                )
+                .await?;
+            }
+            Ok::<_, StoreError>(found)
+        }
+    };
+    let logs = {
+        let out_tx = out_tx;
+        async move {
+            log_rx
+                .map(|log| check_log(src, log))
+                .buffered(req.concurrency.max(1))
+                .try_for_each(|f| {
+                    let sent = out_tx.unbounded_send(f);
+                    async move {
+                        sent.map_err(|e| StoreError::Backend {
+                            operation: "report",
+                            resource: "findings".into(),
+                            message: e.to_string(),
+                        })
+                    }
+                })
+                .await
+        }
+    };
     let mut report = Report::default();
-    let mut logs: Vec<DigestLogFile> = Vec::new();
-    for region in &regions {
-        region_chain(src, keys, req, &root, region, &mut report, &mut logs).await?;
-    }
-    let checked: Vec<Result<Finding, StoreError>> = stream::iter(logs)
-        .map(|log| async move {
-            let problem = match src.hash_log(&log.s3_bucket, &log.s3_object).await? {
-                None => Some(NOT_FOUND.to_owned()),
-                Some(Err(GzError::TrailingData)) => Some(GzError::TrailingData.to_string()),
-                Some(Err(GzError::Invalid(_))) => Some(BAD_FORMAT.to_owned()),
-                Some(Ok(h)) if h.sha256 != log.hash_value => Some(BAD_HASH.to_owned()),
-                Some(Ok(_)) => None,
-            };
-            Ok(Finding {
-                kind: Kind::Log,
-                location: src.location(&log.s3_bucket, &log.s3_object),
-                problem,
-            })
-        })
-        .buffered(req.concurrency.max(1))
-        .collect()
-        .await;
-    for f in checked {
-        report.findings.push(f?);
-    }
+    let drain = async {
+        while let Some(f) = out_rx.next().await {
+            report.count(&f);
+            sink(f);
+        }
+    };
+    let (walked, checked, ()) = futures::join!(walk, logs, drain);
+    let found = walked?;
+    checked?;
+    report.found_start = found.start;
+    report.found_end = found.end;
     Ok(report)
+}
+
+async fn check_log<S: Source>(src: &S, log: DigestLogFile) -> Result<Finding, StoreError> {
+    let problem = match src.hash_log(&log.s3_bucket, &log.s3_object).await? {
+        None => Some(NOT_FOUND.to_owned()),
+        Some(Err(GzError::TrailingData)) => Some(GzError::TrailingData.to_string()),
+        Some(Err(GzError::Invalid(_))) => Some(BAD_FORMAT.to_owned()),
+        Some(Ok(h)) if h.sha256 != log.hash_value => Some(BAD_HASH.to_owned()),
+        Some(Ok(_)) => None,
+    };
+    Ok(Finding {
+        kind: Kind::Log,
+        location: src.location(&log.s3_bucket, &log.s3_object),
+        problem,
+    })
+}
+
+/// The time range covered by the valid digests.
+#[derive(Default)]
+struct Found {
+    start: Option<String>,
+    end: Option<String>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -362,9 +420,17 @@ async fn region_chain<S: Source>(
     req: &Request,
     root: &str,
     region: &str,
-    report: &mut Report,
-    logs: &mut Vec<DigestLogFile>,
+    found_range: &mut Found,
+    logs: &mut mpsc::Sender<DigestLogFile>,
+    out: &mpsc::UnboundedSender<Finding>,
 ) -> Result<(), StoreError> {
+    let emit = |f: Finding| {
+        out.unbounded_send(f).map_err(|e| StoreError::Backend {
+            operation: "report",
+            resource: "findings".into(),
+            message: e.to_string(),
+        })
+    };
     let hour = Duration::hours(1);
     let expected_key = |end: &DateTime<Utc>| {
         digest_key(
@@ -411,14 +477,14 @@ async fn region_chain<S: Source>(
     };
     let mut t = expected_newest;
     while t >= tail_from && t >= req.start {
-        report.findings.push(Finding {
+        emit(Finding {
             kind: Kind::Digest,
             location: src.location(&req.bucket, &expected_key(&t)),
             problem: Some(format!(
                 "{NOT_FOUND} (the chain must reach {}: digests are written every hour)",
                 crate::time::format(&expected_newest)
             )),
-        });
+        })?;
         t -= hour;
     }
 
@@ -439,17 +505,16 @@ async fn region_chain<S: Source>(
         .iter()
         .next_back()
         .and_then(|(e, ks)| ks.first().map(|k| (*e, k.clone(), None)));
-    let mut findings: Vec<Finding> = Vec::new();
     while let Some((end, key, link)) = cursor.take() {
         if end < req.start || !visited.insert(key.clone()) {
             break;
         }
         if !found_keys.contains(&key) {
-            findings.push(Finding {
+            emit(Finding {
                 kind: Kind::Digest,
                 location: src.location(&req.bucket, &key),
                 problem: Some(NOT_FOUND.into()),
-            });
+            })?;
             // Its predecessor is the previous hour's digest, unless no
             // digest older than it was found at all.
             cursor = older(&end).map(|_| {
@@ -467,24 +532,33 @@ async fn region_chain<S: Source>(
                 }
             }
         }
+        emit(Finding {
+            kind: Kind::Digest,
+            location: src.location(&req.bucket, &key),
+            problem: problem.clone(),
+        })?;
         if problem.is_none() {
             if let Some(d) = &checked.digest {
-                logs.extend(d.log_files.iter().cloned());
                 let start = d.digest_start_time.clone();
-                if report.found_start.as_ref().is_none_or(|s| *s > start) {
-                    report.found_start = Some(start);
+                if found_range.start.as_ref().is_none_or(|s| *s > start) {
+                    found_range.start = Some(start);
                 }
                 let end = d.digest_end_time.clone();
-                if report.found_end.as_ref().is_none_or(|e| *e < end) {
-                    report.found_end = Some(end);
+                if found_range.end.as_ref().is_none_or(|e| *e < end) {
+                    found_range.end = Some(end);
+                }
+                // Its log files are checked while the walk goes on.
+                for log in &d.log_files {
+                    logs.send(log.clone())
+                        .await
+                        .map_err(|e| StoreError::Backend {
+                            operation: "queue log file",
+                            resource: log.s3_object.clone(),
+                            message: e.to_string(),
+                        })?;
                 }
             }
         }
-        findings.push(Finding {
-            kind: Kind::Digest,
-            location: src.location(&req.bucket, &key),
-            problem,
-        });
         cursor = match checked.digest {
             Some(DigestFile {
                 previous_digest_s3_bucket: Some(pb),
@@ -507,8 +581,6 @@ async fn region_chain<S: Source>(
             _ => older(&end).map(|(e, k)| (e, k, None)),
         };
     }
-    report.findings.extend(findings);
-
     // Digests in range the walk never reached: copies or strays.
     for key in found.values().flatten().filter(|k| !visited.contains(*k)) {
         let checked = check_digest(src, keys, req, key).await?;
@@ -516,11 +588,11 @@ async fn region_chain<S: Source>(
             Some(p) if p != NOT_FOUND => p,
             _ => "not part of the digest chain".into(),
         };
-        report.findings.push(Finding {
+        emit(Finding {
             kind: Kind::Digest,
             location: src.location(&req.bucket, key),
             problem: Some(problem),
-        });
+        })?;
     }
     Ok(())
 }
@@ -565,26 +637,25 @@ mod tests {
 
     #[test]
     fn report_lines_and_summary_read_like_the_aws_clis() {
-        let r = Report {
-            findings: vec![
-                Finding {
-                    kind: Kind::Digest,
-                    location: "s3://b/d".into(),
-                    problem: None,
-                },
-                Finding {
-                    kind: Kind::Log,
-                    location: "s3://b/l".into(),
-                    problem: Some(BAD_HASH.into()),
-                },
-            ],
-            ..Report::default()
+        let valid = Finding {
+            kind: Kind::Digest,
+            location: "s3://b/d".into(),
+            problem: None,
         };
-        assert_eq!(r.findings[0].line(), "Digest file\ts3://b/d\tvalid");
+        let invalid = Finding {
+            kind: Kind::Log,
+            location: "s3://b/l".into(),
+            problem: Some(BAD_HASH.into()),
+        };
+        assert_eq!(valid.line(), "Digest file\ts3://b/d\tvalid");
         assert_eq!(
-            r.findings[1].line(),
+            invalid.line(),
             "Log file\ts3://b/l\tINVALID: hash value doesn't match"
         );
+        let mut r = Report::default();
+        r.count(&valid);
+        assert!(r.all_valid());
+        r.count(&invalid);
         assert_eq!(r.summary(), "1/1 digest files valid, 0/1 log files valid");
         assert!(!r.all_valid());
     }
