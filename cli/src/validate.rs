@@ -350,6 +350,10 @@ pub async fn run(state_table: &str, cmd: AuditCommand) -> Result<(), AuditError>
                 }
             };
             print_report(&report, &request, &findings, output);
+            // Nothing checked proves nothing: not "valid".
+            if report.digests_total == 0 {
+                return Err(AuditError::Invalid);
+            }
             if report.all_valid() {
                 Ok(())
             } else {
@@ -466,8 +470,13 @@ fn print_report(report: &Report, request: &Request, findings: &[Finding], output
                 trailkeep_shared::time::format(&request.start),
                 trailkeep_shared::time::format(&request.end)
             );
-            if let (Some(s), Some(e)) = (&report.found_start, &report.found_end) {
-                println!("Results found for {s} to {e}:");
+            if report.digests_total == 0 {
+                println!("No digests found");
+                return;
+            }
+            match (&report.found_start, &report.found_end) {
+                (Some(s), Some(e)) => println!("Results found for {s} to {e}:"),
+                _ => println!("No valid digests found in range"),
             }
             println!("\n{}", report.summary());
         }

@@ -171,20 +171,33 @@ pub fn final_end(stopped: &DateTime<Utc>, settings: &DigestSettings) -> DateTime
     digest_end(&delivery_time(last_window, settings.grace_secs)) + Duration::hours(1)
 }
 
-/// The hours (digest ends) a chain is due for at `now`: from `first` to
-/// `last`, extending `previous` (`None`: a new chain). `None` if nothing is due.
+/// The digests a chain is due for at a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Due {
+    /// End time of the first digest to write.
+    pub first: DateTime<Utc>,
+    /// End time of the last digest to write in this run.
+    pub last: DateTime<Utc>,
+    /// The first digest extends the stored head (false: a new chain).
+    pub continues: bool,
+    /// The end time of the chain's final digest, if the trail is stopped.
+    pub final_end: Option<DateTime<Utc>>,
+}
+
+/// The hours (digest end times) a chain is due for at `now`; `None` if
+/// nothing is (docs/digests.md, "Which hours are due").
 pub fn due(
     trail: &Trail,
     head: Option<&ChainHead>,
     now: &DateTime<Utc>,
     settings: &DigestSettings,
-) -> Option<(DateTime<Utc>, DateTime<Utc>, bool)> {
+) -> Option<Due> {
     if !trail.log_file_validation_enabled {
         return None;
     }
     let hour = Duration::hours(1);
     let this_hour = digest_end(now);
-    let stop = if trail.is_logging {
+    let final_end = if trail.is_logging {
         None
     } else {
         Some(final_end(&trail.stop_logging_time?, settings))
@@ -202,8 +215,13 @@ pub fn due(
             )
         }
     };
-    let last = stop.map_or(this_hour, |s| s.min(this_hour));
-    (first <= last).then_some((first, last, continues))
+    let last = final_end.map_or(this_hour, |f| f.min(this_hour));
+    (first <= last).then_some(Due {
+        first,
+        last,
+        continues,
+        final_end,
+    })
 }
 
 /// Writes every digest that is due at `now` (the schedule's time).
@@ -267,20 +285,20 @@ async fn chain<S: DigestState, K: Signer, B: DigestBucket>(
     report: &mut DigestReport,
 ) -> Result<(), StoreError> {
     let stored = state.head(&trail.name, region).await?;
-    let Some((first, last, continues)) = due(trail, stored.as_ref(), now, settings) else {
+    let Some(due) = due(trail, stored.as_ref(), now, settings) else {
         return Ok(());
     };
     let mut expected = stored.as_ref().map(|h| h.end);
-    let mut previous = if continues { stored.clone() } else { None };
+    let mut previous = if due.continues { stored.clone() } else { None };
     let key = signer.public_key(region).await?;
-    let mut end = first;
+    let mut end = due.first;
     let mut written = None;
-    while end <= last {
+    while end <= due.last {
         if complete_until.is_some_and(|c| c < end) {
             report.waiting += 1;
             break;
         }
-        let stop_here = !trail.is_logging && end == last;
+        let stop_here = due.final_end == Some(end);
         let head = write_digest(
             state,
             signer,
@@ -487,7 +505,12 @@ mod tests {
         let due = due(&trail(true), None, &t("2026-11-24T06:10:00Z"), &s);
         assert_eq!(
             due,
-            Some((t("2026-11-24T04:00:00Z"), t("2026-11-24T06:00:00Z"), false))
+            Some(Due {
+                first: t("2026-11-24T04:00:00Z"),
+                last: t("2026-11-24T06:00:00Z"),
+                continues: false,
+                final_end: None
+            })
         );
     }
 
@@ -497,7 +520,12 @@ mod tests {
         let h = head("2026-11-24T04:00:00Z", false);
         assert_eq!(
             due(&trail(true), Some(&h), &t("2026-11-24T07:59:59Z"), &s),
-            Some((t("2026-11-24T05:00:00Z"), t("2026-11-24T07:00:00Z"), true))
+            Some(Due {
+                first: t("2026-11-24T05:00:00Z"),
+                last: t("2026-11-24T07:00:00Z"),
+                continues: true,
+                final_end: None
+            })
         );
         // Nothing due within the hour after the head.
         assert_eq!(
@@ -514,15 +542,32 @@ mod tests {
         // window delivering at 05:37, so the 06:00 digest is the final one.
         stopped.stop_logging_time = Some(t("2026-11-24T05:30:00Z"));
         let h = head("2026-11-24T04:00:00Z", false);
+        let (five, six, seven) = (
+            t("2026-11-24T05:00:00Z"),
+            t("2026-11-24T06:00:00Z"),
+            t("2026-11-24T07:00:00Z"),
+        );
         assert_eq!(
             due(&stopped, Some(&h), &t("2026-11-24T09:10:00Z"), &s),
-            Some((t("2026-11-24T05:00:00Z"), t("2026-11-24T06:00:00Z"), true))
+            Some(Due {
+                first: five,
+                last: six,
+                continues: true,
+                final_end: Some(six)
+            })
         );
-        // Stopped at 05:58: files can still arrive at 06:07, so 07:00.
+        // Stopped at 05:58: files can still arrive at 06:07, so the final
+        // digest is 07:00's; a run at 06:10 writes up to 06:00, not final.
         stopped.stop_logging_time = Some(t("2026-11-24T05:58:00Z"));
+        assert_eq!(final_end(&t("2026-11-24T05:58:00Z"), &s), seven);
         assert_eq!(
-            final_end(&t("2026-11-24T05:58:00Z"), &s),
-            t("2026-11-24T07:00:00Z")
+            due(&stopped, Some(&h), &t("2026-11-24T06:10:00Z"), &s),
+            Some(Due {
+                first: five,
+                last: six,
+                continues: true,
+                final_end: Some(seven)
+            })
         );
         // After the final digest: nothing more.
         let done = head("2026-11-24T07:00:00Z", true);
@@ -540,13 +585,23 @@ mod tests {
         let done = head("2026-11-24T07:00:00Z", true);
         assert_eq!(
             due(&restarted, Some(&done), &t("2026-11-24T11:10:00Z"), &s),
-            Some((t("2026-11-24T10:00:00Z"), t("2026-11-24T11:00:00Z"), false))
+            Some(Due {
+                first: t("2026-11-24T10:00:00Z"),
+                last: t("2026-11-24T11:00:00Z"),
+                continues: false,
+                final_end: None
+            })
         );
         // Restarted within the final digest's hour: the new chain starts after it.
         restarted.start_logging_time = Some(t("2026-11-24T06:40:00Z"));
         assert_eq!(
             due(&restarted, Some(&done), &t("2026-11-24T08:10:00Z"), &s),
-            Some((t("2026-11-24T08:00:00Z"), t("2026-11-24T08:00:00Z"), false))
+            Some(Due {
+                first: t("2026-11-24T08:00:00Z"),
+                last: t("2026-11-24T08:00:00Z"),
+                continues: false,
+                final_end: None
+            })
         );
     }
 

@@ -329,8 +329,15 @@ pub async fn validate<S: Source>(
         .map(|p| format!("{p}/"))
         .unwrap_or_default();
     let root = format!("{p}AWSLogs/{}/CloudTrail-Digest/", req.account_id);
+    // Every region with digests, and always the home region (and those the
+    // chain heads name): a region whose digests are all gone is reported.
     let regions = if req.regions.is_empty() {
-        src.folders(&req.bucket, &root).await?
+        let mut r = src.folders(&req.bucket, &root).await?;
+        r.push(req.home_region.clone());
+        r.extend(req.heads.keys().cloned());
+        r.sort();
+        r.dedup();
+        r
     } else {
         req.regions.clone()
     };

@@ -281,7 +281,8 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
 async fn fifty_hours_of_digests_form_one_valid_chain_per_logging_period() {
     // GIVEN a trail logging from 00:05, with events every twenty minutes except
     // in two empty hours (05:00–07:00), digest runs missed from 10:10 to
-    // 14:10 (an outage), a stop at 20:30 and a restart at 23:40
+    // 14:10 (an outage), a stop at 20:58 (its last events are delivered at
+    // 21:02, so the final digest is 22:00's) and a restart at 23:40
     let mut a = Audit::new().await;
     let t0 = parse_time("2026-11-20T00:00:00Z");
     let h = |n: i64| t0 + Duration::hours(n);
@@ -292,16 +293,11 @@ async fn fifty_hours_of_digests_form_one_valid_chain_per_logging_period() {
         usize::from(!(5..7).contains(&hour) && ["05", "25", "45"].contains(&minute.as_str()))
     };
     let outage = |t: DateTime<Utc>| !(10..15).contains(&(t - t0).num_hours());
-    a.simulate(t0, h(20) + Duration::minutes(30), events, outage)
+    a.simulate(t0, h(20) + Duration::minutes(58), events, outage)
         .await;
-    a.set_logging(false, h(20) + Duration::minutes(30)).await;
-    a.simulate(
-        h(20) + Duration::minutes(30),
-        h(23) + Duration::minutes(40),
-        events,
-        |_| true,
-    )
-    .await;
+    a.set_logging(false, h(20) + Duration::minutes(58)).await;
+    a.simulate(h(21), h(23) + Duration::minutes(40), events, |_| true)
+        .await;
     a.set_logging(true, h(23) + Duration::minutes(40)).await;
     a.simulate(
         h(23) + Duration::minutes(40),
@@ -311,11 +307,11 @@ async fn fifty_hours_of_digests_form_one_valid_chain_per_logging_period() {
     )
     .await;
 
-    // THEN one digest per hour: 01:00–21:00 (the 21:00 digest is the final
+    // THEN one digest per hour: 01:00–22:00 (the 22:00 digest is the final
     // one after the stop) and 24:00–52:00 (a new chain), none in between
     let digests = a.digests().await;
     let ends: Vec<DateTime<Utc>> = digests.keys().map(|e| parse_time(e)).collect();
-    let expected: Vec<DateTime<Utc>> = (1..=21).chain(24..=52).map(h).collect();
+    let expected: Vec<DateTime<Utc>> = (1..=22).chain(24..=52).map(h).collect();
     assert_eq!(ends, expected);
     assert!(digests.len() >= 48);
     let chain_starts: Vec<&String> = digests
@@ -366,7 +362,7 @@ async fn fifty_hours_of_digests_form_one_valid_chain_per_logging_period() {
     let keys = a.keys().await;
     let s3_report = check(&a.p.sink, &keys, &request).await;
     assert_eq!(problems(&s3_report.findings), Vec::<String>::new());
-    assert_eq!(s3_report.digests(), (50, 50));
+    assert_eq!(s3_report.digests(), (51, 51));
     assert_eq!(s3_report.logs(), (logs.len(), logs.len()));
     // With the chain head read from the state table, too.
     let head = a.p.staging.head(TRAIL, HOME).await.unwrap().unwrap();
@@ -392,7 +388,7 @@ async fn fifty_hours_of_digests_form_one_valid_chain_per_logging_period() {
     // AND the AWS CLI's own validator accepts the same files
     let out = awscli_validate(&a, start, end, &pem);
     assert_eq!(out["problems"], json!([]), "{out}");
-    assert_eq!(out["digests"], json!(50), "{out}");
+    assert_eq!(out["digests"], json!(51), "{out}");
     assert_eq!(out["validLogs"], json!(logs.len()), "{out}");
     assert_eq!(out["invalidLogs"], json!(0), "{out}");
     // … and is not simply agreeing: with another key it refuses every digest.
