@@ -33,6 +33,20 @@ pub enum DevCommand {
         #[arg(long)]
         expect_records: Option<usize>,
     },
+    /// Generate a bucket-shaped local copy of log and digest files (signed
+    /// by a new KMS key on the local endpoint) for the validation benchmark;
+    /// prints what it made as JSON.
+    MakeCopy {
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        #[arg(long, default_value_t = 24)]
+        hours: i64,
+        #[arg(long, default_value_t = 90)]
+        files_per_hour: i64,
+        /// Records per log file (~1 KB each).
+        #[arg(long, default_value_t = 500)]
+        records: u64,
+    },
     /// Print the events stored in the history, one line each, oldest first.
     ShowHistory {
         #[arg(long, env = "HISTORY_TABLE")]
@@ -184,6 +198,25 @@ pub async fn run(cmd: DevCommand) -> Result<(), DevError> {
                 }),
                 _ => Ok(()),
             }
+        }
+        DevCommand::MakeCopy {
+            dir,
+            hours,
+            files_per_hour,
+            records,
+        } => {
+            let aws = aws_config::load_defaults(BehaviorVersion::latest()).await;
+            let made = crate::devcopy::make_copy(&aws, &dir, hours, files_per_hour, records)
+                .await
+                .map_err(|e| DevError::Aws {
+                    operation: "make-copy",
+                    message: e.to_string(),
+                })?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&made).unwrap_or_default()
+            );
+            Ok(())
         }
         DevCommand::ShowHistory {
             table,

@@ -4,6 +4,7 @@
 //! commands work against a local endpoint (moto) for the local run.
 
 mod dev;
+mod devcopy;
 mod trails;
 mod validate;
 

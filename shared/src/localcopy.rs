@@ -166,3 +166,38 @@ impl Source for LocalDir {
             .map_err(|e| self.fail("read", &path, e))
     }
 }
+
+/// A local directory as the digest function's bucket: the benchmark's
+/// generator writes a bucket-shaped copy with the real digest code.
+impl crate::digester::DigestBucket for LocalDir {
+    async fn hash_log(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<Result<Inflated, GzError>>, StoreError> {
+        Source::hash_log(self, bucket, key).await
+    }
+
+    async fn put_digest(
+        &self,
+        _bucket: &str,
+        key: &str,
+        gzip: Vec<u8>,
+        signature_hex: &str,
+    ) -> Result<(), StoreError> {
+        let path = self.path(key);
+        let write = |path: &Path, bytes: &[u8]| {
+            path.parent()
+                .map(std::fs::create_dir_all)
+                .transpose()
+                .and_then(|_| std::fs::write(path, bytes))
+                .map_err(|e| self.fail("write", path, e))
+        };
+        write(&path, &gzip)?;
+        let meta = serde_json::json!({
+            "signature": signature_hex,
+            "signature-algorithm": crate::digest::SIGNATURE_ALGORITHM,
+        });
+        write(&self.path(&sidecar(key)), meta.to_string().as_bytes())
+    }
+}
