@@ -192,11 +192,15 @@ impl Ctx {
         name: &str,
         local: Option<&LocalDir>,
     ) -> Result<(String, Option<String>), AuditError> {
+        let origin = local.and_then(LocalDir::origin);
         let mut bucket = location
             .s3_bucket
             .clone()
-            .or_else(|| local.and_then(LocalDir::bucket));
-        let mut prefix = location.s3_prefix.clone();
+            .or_else(|| origin.as_ref().map(|(b, _)| b.clone()));
+        let mut prefix = location
+            .s3_prefix
+            .clone()
+            .or_else(|| origin.as_ref().and_then(|(_, p)| p.clone()));
         if bucket.is_none() || (prefix.is_none() && local.is_none()) {
             if self.state_table.is_empty() {
                 if bucket.is_none() {
@@ -525,7 +529,7 @@ async fn download(
     std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
     std::fs::write(
         dir.join(localcopy::COPY_INFO),
-        json!({ "bucket": bucket }).to_string(),
+        json!({ "bucket": bucket, "prefix": prefix }).to_string(),
     )
     .map_err(|e| file_err(dir, e))?;
     let n = keys.len();

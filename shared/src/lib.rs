@@ -1,5 +1,6 @@
 //! trailkeep's library: everything the Lambda functions and the CLI share.
 //!
+//! - [`config`]: the functions' environment variables.
 //! - [`model`]: the CloudTrail event record.
 //! - [`normalize`]: every trigger ingest accepts → records.
 //! - [`classify`]: management/data, read-only, global services.
@@ -19,6 +20,7 @@
 
 pub mod aws;
 pub mod classify;
+pub mod config;
 pub mod delivery;
 pub mod digest;
 pub mod digester;

@@ -1,7 +1,8 @@
 //! A local copy of a log bucket, laid out like the bucket (`DIR/{key}`), as
 //! `trailkeep download-logs` writes it: each object that has user metadata
 //! (the digests' `signature` and `signature-algorithm`) gets a sidecar
-//! `DIR/{key}.metadata.json`, and `DIR/.trailkeep-copy.json` names the bucket.
+//! `DIR/{key}.metadata.json`, and `DIR/.trailkeep-copy.json` names the bucket
+//! and key prefix.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -33,11 +34,14 @@ impl LocalDir {
         Self { root: root.into() }
     }
 
-    /// The bucket the copy was taken from, if `download-logs` recorded it.
-    pub fn bucket(&self) -> Option<String> {
+    /// The bucket and key prefix the copy was taken from, as
+    /// `download-logs` recorded them.
+    pub fn origin(&self) -> Option<(String, Option<String>)> {
         let text = std::fs::read_to_string(self.root.join(COPY_INFO)).ok()?;
         let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-        v.get("bucket")?.as_str().map(str::to_owned)
+        let bucket = v.get("bucket")?.as_str()?.to_owned();
+        let prefix = v.get("prefix").and_then(|p| p.as_str()).map(str::to_owned);
+        Some((bucket, prefix))
     }
 
     fn path(&self, key: &str) -> PathBuf {

@@ -1,15 +1,9 @@
 //! Configuration, read once at init from the variables template.yaml sets.
 
+pub use trailkeep_shared::config::ConfigError;
+use trailkeep_shared::config::Env;
 use trailkeep_shared::delivery::{DeliverSettings, DEFAULT_GRACE_SECS};
 use trailkeep_shared::logfile::{DEFAULT_MAX_FILE_BYTES, MIN_MAX_FILE_BYTES};
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("environment variable {0} is not set")]
-    Missing(&'static str),
-    #[error("environment variable {name} is invalid: {reason}")]
-    Invalid { name: &'static str, reason: String },
-}
 
 #[derive(Debug)]
 pub struct Config {
@@ -26,35 +20,17 @@ impl Config {
     }
 
     fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let state_table = var("STATE_TABLE")
-            .filter(|v| !v.is_empty())
-            .ok_or(ConfigError::Missing("STATE_TABLE"))?;
-        let number =
-            |name: &'static str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
-                match var(name).filter(|v| !v.is_empty()) {
-                    None => Ok(default),
-                    Some(v) => v
-                        .parse::<u64>()
-                        .ok()
-                        .filter(|n| (min..=max).contains(n))
-                        .ok_or_else(|| ConfigError::Invalid {
-                            name,
-                            reason: format!("{v:?} is not a number from {min} to {max}"),
-                        }),
-                }
-            };
-        let grace = number("GRACE_SECONDS", DEFAULT_GRACE_SECS as u64, 60, 3600)?;
-        let max_file = number(
-            "MAX_FILE_BYTES",
-            DEFAULT_MAX_FILE_BYTES as u64,
-            MIN_MAX_FILE_BYTES as u64,
-            1 << 30,
-        )?;
+        let env = Env(var);
         Ok(Self {
-            state_table,
+            state_table: env.required("STATE_TABLE")?,
             deliver: DeliverSettings {
-                grace_secs: grace as i64,
-                max_file_bytes: max_file as usize,
+                grace_secs: env.number("GRACE_SECONDS", DEFAULT_GRACE_SECS, 60, 3600)?,
+                max_file_bytes: env.number(
+                    "MAX_FILE_BYTES",
+                    DEFAULT_MAX_FILE_BYTES as i64,
+                    MIN_MAX_FILE_BYTES as i64,
+                    1 << 30,
+                )? as usize,
             },
         })
     }

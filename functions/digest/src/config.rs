@@ -1,16 +1,10 @@
 //! Configuration, read once at init from the variables template.yaml sets.
 
 use trailkeep_shared::aws::kms::KeyMap;
+pub use trailkeep_shared::config::ConfigError;
+use trailkeep_shared::config::Env;
 use trailkeep_shared::delivery::DEFAULT_GRACE_SECS;
 use trailkeep_shared::digester::DigestSettings;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("environment variable {0} is not set")]
-    Missing(&'static str),
-    #[error("environment variable {name} is invalid: {reason}")]
-    Invalid { name: &'static str, reason: String },
-}
 
 #[derive(Debug)]
 pub struct Config {
@@ -31,43 +25,20 @@ impl Config {
     }
 
     fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let set = |name: &'static str| var(name).filter(|v| !v.trim().is_empty());
-        let state_table = set("STATE_TABLE").ok_or(ConfigError::Missing("STATE_TABLE"))?;
-        let keys = KeyMap::parse(&set("SIGNING_KEYS").ok_or(ConfigError::Missing("SIGNING_KEYS"))?)
-            .map_err(|e| ConfigError::Invalid {
+        let env = Env(var);
+        let keys =
+            KeyMap::parse(&env.required("SIGNING_KEYS")?).map_err(|e| ConfigError::Invalid {
                 name: "SIGNING_KEYS",
                 reason: e.to_string(),
             })?;
-        let number = |name: &'static str, default: i64, min: i64, max: i64| match set(name) {
-            None => Ok(default),
-            Some(v) => v
-                .trim()
-                .parse::<i64>()
-                .ok()
-                .filter(|n| (min..=max).contains(n))
-                .ok_or_else(|| ConfigError::Invalid {
-                    name,
-                    reason: format!("{v:?} is not a number from {min} to {max}"),
-                }),
-        };
-        let mut regions: Vec<String> = set("SERVED_REGIONS")
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|r| !r.is_empty())
-            .map(str::to_owned)
-            .collect();
-        if regions.is_empty() {
-            regions.push(set("AWS_REGION").ok_or(ConfigError::Missing("AWS_REGION"))?);
-        }
         Ok(Self {
-            state_table,
+            state_table: env.required("STATE_TABLE")?,
             keys,
             digest: DigestSettings {
-                grace_secs: number("GRACE_SECONDS", DEFAULT_GRACE_SECS, 60, 3600)?,
-                settle_secs: number("SETTLE_SECONDS", 90, 0, 3600)?,
-                regions,
-                concurrency: number("HASH_CONCURRENCY", 8, 1, 64)? as usize,
+                grace_secs: env.number("GRACE_SECONDS", DEFAULT_GRACE_SECS, 60, 3600)?,
+                settle_secs: env.number("SETTLE_SECONDS", 90, 0, 3600)?,
+                regions: env.regions("SERVED_REGIONS")?,
+                concurrency: env.number("HASH_CONCURRENCY", 8, 1, 64)? as usize,
             },
         })
     }

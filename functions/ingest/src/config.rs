@@ -1,14 +1,8 @@
 //! Configuration, read once at init from the variables template.yaml sets.
 
+pub use trailkeep_shared::config::ConfigError;
+use trailkeep_shared::config::Env;
 use trailkeep_shared::history::{HistorySettings, DEFAULT_RETENTION_DAYS};
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("environment variable {0} is not set")]
-    Missing(&'static str),
-    #[error("environment variable {name} is invalid: {reason}")]
-    Invalid { name: &'static str, reason: String },
-}
 
 #[derive(Debug)]
 pub struct Config {
@@ -28,51 +22,24 @@ impl Config {
     }
 
     fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let history_table = var("HISTORY_TABLE")
-            .filter(|v| !v.is_empty())
-            .ok_or(ConfigError::Missing("HISTORY_TABLE"))?;
-        let state_table = var("STATE_TABLE")
-            .filter(|v| !v.is_empty())
-            .ok_or(ConfigError::Missing("STATE_TABLE"))?;
-        let trail_cache_secs = match var("TRAIL_CACHE_SECONDS").filter(|v| !v.is_empty()) {
-            None => 60,
-            Some(v) => v
-                .parse::<u64>()
-                .ok()
-                .filter(|s| *s <= 3600)
-                .ok_or_else(|| ConfigError::Invalid {
-                    name: "TRAIL_CACHE_SECONDS",
-                    reason: format!("{v:?} is not a number of seconds from 0 to 3600"),
-                })?,
-        };
-        let retention_days = match var("RETENTION_DAYS").filter(|v| !v.is_empty()) {
-            None => DEFAULT_RETENTION_DAYS,
-            Some(v) => v
-                .parse::<u32>()
-                .ok()
-                .filter(|d| (1..=3650).contains(d))
-                .ok_or_else(|| ConfigError::Invalid {
-                    name: "RETENTION_DAYS",
-                    reason: format!("{v:?} is not a number of days from 1 to 3650"),
-                })?,
-        };
-        let mut served_regions: Vec<String> = var("SERVED_REGIONS")
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|r| !r.is_empty())
-            .map(str::to_owned)
-            .collect();
-        if served_regions.is_empty() {
-            served_regions.push(var("AWS_REGION").ok_or(ConfigError::Missing("AWS_REGION"))?);
-        }
+        let env = Env(var);
         Ok(Self {
-            history_table,
-            state_table,
-            trail_cache: std::time::Duration::from_secs(trail_cache_secs),
+            history_table: env.required("HISTORY_TABLE")?,
+            state_table: env.required("STATE_TABLE")?,
+            trail_cache: std::time::Duration::from_secs(env.number(
+                "TRAIL_CACHE_SECONDS",
+                60,
+                0,
+                3600,
+            )? as u64),
             history: HistorySettings {
-                retention_days,
-                served_regions,
+                retention_days: env.number(
+                    "RETENTION_DAYS",
+                    i64::from(DEFAULT_RETENTION_DAYS),
+                    1,
+                    3650,
+                )? as u32,
+                served_regions: env.regions("SERVED_REGIONS")?,
             },
         })
     }

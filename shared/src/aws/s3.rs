@@ -80,13 +80,13 @@ impl S3Logs {
         }
     }
 
-    /// Streams an object through inflate + SHA-256; `None` if it does not exist.
-    pub async fn hash_object(
+    /// GetObject; `None` if there is no such key.
+    async fn get(
         &self,
         bucket: &str,
         key: &str,
-    ) -> Result<Option<Result<Inflated, GzError>>, StoreError> {
-        let out = match self
+    ) -> Result<Option<aws_sdk_s3::operation::get_object::GetObjectOutput>, StoreError> {
+        match self
             .client
             .get_object()
             .bucket(bucket)
@@ -94,16 +94,25 @@ impl S3Logs {
             .send()
             .await
         {
-            Ok(out) => out,
-            Err(e) if no_such_key(&e) => return Ok(None),
-            Err(e) => {
-                return Err(Self::fail(
-                    "GetObject",
-                    bucket,
-                    key,
-                    DisplayErrorContext(&e),
-                ))
-            }
+            Ok(out) => Ok(Some(out)),
+            Err(e) if no_such_key(&e) => Ok(None),
+            Err(e) => Err(Self::fail(
+                "GetObject",
+                bucket,
+                key,
+                DisplayErrorContext(&e),
+            )),
+        }
+    }
+
+    /// Streams an object through inflate + SHA-256; `None` if it does not exist.
+    pub async fn hash_object(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<Result<Inflated, GzError>>, StoreError> {
+        let Some(out) = self.get(bucket, key).await? else {
+            return Ok(None);
         };
         let mut body = out.body;
         let mut hasher = GzHasher::new();
@@ -218,24 +227,8 @@ impl Source for S3Logs {
     }
 
     async fn get_digest(&self, bucket: &str, key: &str) -> Result<Option<Fetched>, StoreError> {
-        let out = match self
-            .client
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(out) => out,
-            Err(e) if no_such_key(&e) => return Ok(None),
-            Err(e) => {
-                return Err(Self::fail(
-                    "GetObject",
-                    bucket,
-                    key,
-                    DisplayErrorContext(&e),
-                ))
-            }
+        let Some(out) = self.get(bucket, key).await? else {
+            return Ok(None);
         };
         let meta = out.metadata().cloned().unwrap_or_default();
         let bytes = out
