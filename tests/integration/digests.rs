@@ -927,3 +927,71 @@ async fn the_tail_rule_uses_the_chain_head_when_it_can_be_read() {
     }
     a.delete().await;
 }
+
+#[tokio::test]
+async fn a_log_file_changed_before_its_digest_keeps_its_delivery_hash_and_raises_the_alarm() {
+    // GIVEN an hour with two delivered log files, one of them overwritten
+    // (and one deleted) before the digest run
+    let mut a = Audit::new().await;
+    let t0 = parse_time("2026-11-24T00:00:00Z");
+    a.set_logging(true, t0).await;
+    a.simulate(
+        t0,
+        t0 + Duration::minutes(55),
+        |t| usize::from(["05", "35"].contains(&t.format("%M").to_string().as_str())),
+        |_| false,
+    )
+    .await;
+    a.deliver(t0 + Duration::minutes(64)).await;
+    let logs: Vec<String> =
+        a.p.bucket
+            .objects()
+            .await
+            .into_iter()
+            .map(|(k, _)| k)
+            .filter(|k| k.contains("/CloudTrail/"))
+            .collect();
+    assert_eq!(logs.len(), 2);
+    let (gz, meta) = object_with_meta(&a, &logs[0]).await;
+    let mut json = gunzip(&gz);
+    json.retain(|b| *b != b' ');
+    json.push(b' ');
+    put(&a, &logs[0], gzip(&json), meta).await;
+    delete(&a, &logs[1]).await;
+
+    // WHEN the digest runs
+    let report = a.digest(t0 + Duration::minutes(70)).await;
+
+    // THEN it reports both files, lists them with the hashes recorded at
+    // delivery, and validation flags them
+    assert_eq!((report.digests, report.tampered), (1, 2));
+    let manifest =
+        a.p.staging
+            .manifest(TRAIL, HOME, &t0)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.key, e.sha256))
+            .collect::<BTreeMap<_, _>>();
+    let digests = a.digests().await;
+    let listed = &digests["2026-11-24T01:00:00Z"].1.log_files;
+    assert_eq!(listed.len(), 2);
+    for l in listed {
+        assert_eq!(Some(&l.hash_value), manifest.get(&l.s3_object));
+    }
+    let request = a.request(t0, t0 + Duration::minutes(75));
+    let found = check(&a.p.sink, &a.keys().await, &request).await;
+    let mut problems = problems(&found.findings);
+    problems.sort();
+    let loc = |key: &str| format!("s3://{}/{key}", a.p.bucket.name);
+    let mut expected = vec![
+        format!(
+            "Log file\t{}\tINVALID: hash value doesn't match",
+            loc(&logs[0])
+        ),
+        format!("Log file\t{}\tINVALID: not found", loc(&logs[1])),
+    ];
+    expected.sort();
+    assert_eq!(problems, expected);
+    a.delete().await;
+}
