@@ -6,6 +6,7 @@
 //! - [`classify`]: management/data, read-only, global services.
 //! - [`history`]: the per-region, 90-day event history (keys, items, the port).
 //! - [`trail`]: which events a trail logs, into which region's files.
+//! - [`lookup`]: LookupEvents over the history (request, pages, tokens).
 //! - [`logfile`]: CloudTrail log file content and keys.
 //! - [`trails`]: trail administration (the CloudTrail verbs) over a store port.
 //! - [`delivery`]: staging at ingest and exactly-once log file delivery.
@@ -29,6 +30,7 @@ pub mod history;
 pub mod ingest;
 pub mod localcopy;
 pub mod logfile;
+pub mod lookup;
 pub mod model;
 pub mod normalize;
 #[cfg(feature = "provision")]

@@ -8,4 +8,5 @@ mod delivery;
 mod digests;
 mod helpers;
 mod history;
+mod lookup;
 mod trails;

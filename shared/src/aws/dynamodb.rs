@@ -144,3 +144,80 @@ impl HistoryStore for DynamoHistory {
         Ok(())
     }
 }
+
+impl crate::lookup::HistoryReader for DynamoHistory {
+    async fn query(
+        &self,
+        pk: &str,
+        low: &str,
+        high: &str,
+        after: Option<&str>,
+        limit: usize,
+        now: i64,
+    ) -> Result<(Vec<crate::lookup::Stored>, Option<String>), StoreError> {
+        let s = |v: &str| AttributeValue::S(v.to_owned());
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND #sk BETWEEN :low AND :high")
+            .filter_expression("#exp > :now")
+            .expression_attribute_names("#pk", attr::PK)
+            .expression_attribute_names("#sk", attr::SK)
+            .expression_attribute_names("#exp", attr::EXPIRES_AT)
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":low", s(low))
+            .expression_attribute_values(":high", s(high))
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX));
+        if let Some(after) = after {
+            query = query
+                .exclusive_start_key(attr::PK, s(pk))
+                .exclusive_start_key(attr::SK, s(after));
+        }
+        let out = query.send().await.map_err(|e| self.backend("Query", e))?;
+        let text = |item: &std::collections::HashMap<String, AttributeValue>, k: &str| {
+            item.get(k)
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default()
+        };
+        let items = out
+            .items()
+            .iter()
+            .map(|i| crate::lookup::Stored {
+                sk: text(i, attr::SK),
+                record: text(i, attr::RECORD),
+            })
+            .collect();
+        let last = out
+            .last_evaluated_key()
+            .and_then(|k| k.get(attr::SK))
+            .and_then(|v| v.as_s().ok())
+            .cloned();
+        Ok((items, last))
+    }
+
+    async fn get(&self, pk: &str, sk: &str, now: i64) -> Result<Option<String>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(attr::PK, AttributeValue::S(pk.to_owned()))
+            .key(attr::SK, AttributeValue::S(sk.to_owned()))
+            .send()
+            .await
+            .map_err(|e| self.backend("GetItem", e))?;
+        Ok(out.item.and_then(|item| {
+            let alive = item
+                .get(attr::EXPIRES_AT)
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse::<i64>().ok())
+                .is_some_and(|e| e > now);
+            alive
+                .then(|| item.get(attr::RECORD).and_then(|v| v.as_s().ok()).cloned())
+                .flatten()
+        }))
+    }
+}

@@ -1,0 +1,255 @@
+//! LookupEvents over the event history, through DynamoDB on moto.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use trailkeep_shared::aws::dynamodb::DynamoHistory;
+use trailkeep_shared::history::{self, HistorySettings};
+use trailkeep_shared::lookup::{self, LookupSettings};
+use trailkeep_shared::normalize::{normalize, Context};
+
+use crate::helpers::{event, event_json, parse_time, TestTable};
+
+const REGIONS: [&str; 2] = ["eu-west-1", "us-east-1"];
+
+fn lookup_settings() -> LookupSettings {
+    LookupSettings {
+        home_region: "eu-west-1".into(),
+        served_regions: REGIONS.iter().map(|r| r.to_string()).collect(),
+        retention_days: 90,
+        token_key: b"integration-test-token-key-32-bytes!".to_vec(),
+    }
+}
+
+fn now() -> DateTime<Utc> {
+    parse_time("2026-11-24T12:00:00Z")
+}
+
+async fn record(store: &DynamoHistory, payload: &str, retention_days: u32) {
+    let settings = HistorySettings {
+        retention_days,
+        served_regions: REGIONS.iter().map(|r| r.to_string()).collect(),
+    };
+    let ctx = Context {
+        account_id: "111122223333".into(),
+    };
+    for n in normalize(payload, &ctx).records {
+        history::record(store, &settings, &n).await.unwrap();
+    }
+}
+
+/// Every page of a lookup, following NextToken: the eventIDs in order and
+/// the number of pages.
+async fn all_pages(store: &DynamoHistory, request: Value) -> (Vec<String>, usize) {
+    let (mut ids, mut pages, mut token) = (Vec::new(), 0, None::<String>);
+    loop {
+        let mut body = request.clone();
+        if let Some(t) = &token {
+            body["NextToken"] = json!(t);
+        }
+        let l =
+            lookup::parse_request(body.to_string().as_bytes(), &lookup_settings(), &now()).unwrap();
+        let page = lookup::lookup(store, &l, &lookup_settings(), &now())
+            .await
+            .unwrap();
+        let response = lookup::response_json(&page);
+        pages += 1;
+        for e in response["Events"].as_array().unwrap() {
+            ids.push(e["EventId"].as_str().unwrap().to_owned());
+        }
+        token = page.next_token;
+        if token.is_none() {
+            return (ids, pages);
+        }
+        assert!(pages < 200, "runaway pagination");
+    }
+}
+
+async fn ids(store: &DynamoHistory, request: Value) -> Vec<String> {
+    all_pages(store, request).await.0
+}
+
+fn by(attribute: &str, value: &str) -> Value {
+    json!({ "LookupAttributes": [{ "AttributeKey": attribute, "AttributeValue": value }] })
+}
+
+fn id(n: &str) -> String {
+    format!("a1c3e5f7-0b1d-4e2f-8a6c-4d2e0f1a3b{n}")
+}
+
+/// The sample payloads: management events in eu-west-1, global ones (IAM,
+/// console sign-in) and a Lambda data event.
+async fn samples() -> (TestTable, DynamoHistory) {
+    let table = TestTable::history().await;
+    let store = table.store();
+    for p in [
+        "eventbridge/api-call-read.json",
+        "eventbridge/api-call-write.json",
+        "eventbridge/console-action.json",
+        "eventbridge/console-signin-failure.json",
+        "eventbridge/console-signin-success.json",
+        "eventbridge/iam-global-call.json",
+        "eventbridge/lambda-invoke-data-event.json",
+        "eventbridge/service-event.json",
+    ] {
+        record(&store, &event(p), 90).await;
+    }
+    (table, store)
+}
+
+#[tokio::test]
+async fn each_lookup_attribute_finds_its_events_and_only_them() {
+    let (table, store) = samples().await;
+    let contains = |got: &[String], want: &[&str], not: &[&str]| {
+        for w in want {
+            assert!(got.contains(&id(w)), "{w} missing from {got:?}");
+        }
+        for n in not {
+            assert!(!got.contains(&id(n)), "{n} must not be in {got:?}");
+        }
+    };
+    assert_eq!(ids(&store, by("EventId", &id("02"))).await, [id("02")]);
+    assert_eq!(
+        ids(&store, by("EventId", &id("99"))).await,
+        Vec::<String>::new()
+    );
+    // Newest first.
+    assert_eq!(
+        ids(&store, by("EventName", "ConsoleLogin")).await,
+        [id("04"), id("03")]
+    );
+    let read_only = ids(&store, by("ReadOnly", "true")).await;
+    contains(&read_only, &["01"], &["02", "06", "05"]);
+    let writes = ids(&store, by("ReadOnly", "false")).await;
+    contains(&writes, &["02", "06", "05"], &["01"]);
+    let bob = ids(&store, by("Username", "bob")).await;
+    contains(&bob, &["02", "06"], &["01", "03", "04"]);
+    assert_eq!(
+        ids(&store, by("ResourceType", "AWS::EC2::SecurityGroup")).await,
+        [id("02")]
+    );
+    assert_eq!(
+        ids(
+            &store,
+            by("ResourceName", "arn:aws:iam::111122223333:role/deploy")
+        )
+        .await,
+        [id("06")]
+    );
+    assert_eq!(
+        ids(&store, by("EventSource", "kms.amazonaws.com")).await,
+        [id("05")]
+    );
+    assert_eq!(
+        ids(&store, by("AccessKeyId", "AKIAEXAMPLEKEY00002")).await,
+        [id("06"), id("02")]
+    );
+    // Data events are never in the history.
+    assert_eq!(
+        ids(&store, by("EventName", "Invoke")).await,
+        Vec::<String>::new()
+    );
+    let everything = ids(&store, json!({})).await;
+    assert!(!everything.contains(&id("09")));
+    assert_eq!(everything.len(), 7, "{everything:?}");
+    table.delete().await;
+}
+
+#[tokio::test]
+async fn time_ranges_are_inclusive_and_global_events_are_in_every_region() {
+    let (table, store) = samples().await;
+    let range = json!({
+        "StartTime": "2026-11-24T01:04:10Z",
+        "EndTime": parse_time("2026-11-24T01:11:30Z").timestamp(),
+    });
+    assert_eq!(ids(&store, range).await, [id("04"), id("03"), id("02")]);
+    for region in REGIONS {
+        let mut q = by("EventName", "AttachRolePolicy");
+        q["Region"] = json!(region);
+        assert_eq!(ids(&store, q).await, [id("06")], "{region}");
+    }
+    // A regional event is only in its region.
+    let mut q = by("EventId", &id("02"));
+    q["Region"] = json!("us-east-1");
+    assert_eq!(ids(&store, q).await, Vec::<String>::new());
+    table.delete().await;
+}
+
+#[tokio::test]
+async fn items_past_their_retention_are_never_returned() {
+    // GIVEN an event recorded with a 1-day retention, 4 days old (moto, like
+    // AWS for up to days, has not deleted it)
+    let table = TestTable::history().await;
+    let store = table.store();
+    let mut p = event_json("eventbridge/api-call-write.json");
+    p["detail"]["eventTime"] = json!("2026-11-20T10:00:00Z");
+    record(&store, &p.to_string(), 1).await;
+    let mut fresh = event_json("eventbridge/api-call-write.json");
+    fresh["detail"]["eventID"] = json!(id("50"));
+    record(&store, &fresh.to_string(), 90).await;
+    assert!(
+        table.items().await.len() > 2,
+        "the expired items are still stored"
+    );
+
+    // THEN neither a time lookup over those days, an attribute lookup nor
+    // an EventId lookup returns it
+    let since = json!({ "StartTime": "2026-11-19T00:00:00Z" });
+    let (found, pages) = all_pages(&store, since).await;
+    assert_eq!(found, [id("50")]);
+    assert_eq!(pages, 6, "one page per day from 11-24 back to 11-19");
+    let mut q = by("EventName", "AuthorizeSecurityGroupIngress");
+    q["StartTime"] = json!("2026-11-19T00:00:00Z");
+    assert_eq!(ids(&store, q).await, [id("50")]);
+    assert_eq!(
+        ids(&store, by("EventId", &id("02"))).await,
+        Vec::<String>::new()
+    );
+    table.delete().await;
+}
+
+#[tokio::test]
+async fn pages_over_events_sharing_one_event_time_hold_each_exactly_once() {
+    // GIVEN 25 events with the same eventTime
+    let table = TestTable::history().await;
+    let store = table.store();
+    let mut expected = BTreeSet::new();
+    for i in 0..25 {
+        let mut p = event_json("eventbridge/api-call-write.json");
+        let eid = format!("00000000-0000-4000-8000-{i:012}");
+        p["detail"]["eventID"] = json!(eid);
+        p["detail"]["eventTime"] = json!("2026-11-23T08:00:00Z");
+        record(&store, &p.to_string(), 90).await;
+        expected.insert(eid);
+    }
+
+    // WHEN they are read 10 at a time
+    let mut q = by("EventName", "AuthorizeSecurityGroupIngress");
+    q["MaxResults"] = json!(10);
+    q["StartTime"] = json!("2026-11-23T08:00:00Z");
+    q["EndTime"] = json!("2026-11-23T08:00:00Z");
+    let (found, pages) = all_pages(&store, q.clone()).await;
+
+    // THEN three pages hold all 25, each once, in the history's order
+    assert_eq!(pages, 3);
+    assert_eq!(found.len(), 25);
+    let unique: BTreeSet<String> = found.iter().cloned().collect();
+    assert_eq!(unique, expected);
+    let mut newest_first = found.clone();
+    newest_first.sort_by(|a, b| b.cmp(a));
+    assert_eq!(found, newest_first);
+
+    // AND a token is refused with other parameters
+    let l = lookup::parse_request(q.to_string().as_bytes(), &lookup_settings(), &now()).unwrap();
+    let first = lookup::lookup(&store, &l, &lookup_settings(), &now())
+        .await
+        .unwrap();
+    let mut other = q.clone();
+    other["MaxResults"] = json!(20);
+    other["NextToken"] = json!(first.next_token.unwrap());
+    let err = lookup::parse_request(other.to_string().as_bytes(), &lookup_settings(), &now())
+        .unwrap_err();
+    assert_eq!(err.code(), "InvalidNextTokenException");
+    table.delete().await;
+}
