@@ -20,7 +20,7 @@ mkdir -p "$OUT_DIR"
 ensure_venv
 
 step "building the CLI and the functions"
-cargo build --locked -p trailkeep -p ingest -p deliver -p digests
+cargo build --locked -p trailkeep -p ingest -p deliver -p digests -p lookup
 TRAILKEEP="$CARGO_TARGET_DIR/debug/trailkeep"
 
 WATCH_PID=
@@ -66,6 +66,7 @@ RETENTION_DAYS=90
 GRACE_SECONDS=120
 SIGNING_KEYS=$SIGNING_KEY
 SETTLE_SECONDS=30
+LOOKUP_TOKEN_KEY=local-run-token-key-not-a-secret-0123456789
 AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL
 AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID
 AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY
@@ -145,6 +146,20 @@ run_scheduled() {  # run_scheduled FUNCTION WHEN
     || { echo "$out"; tail -50 "$OUT_DIR/lambda.log" >&2; die "$1 at $at failed"; }
   printf '  %-7s at %s  %s\n' "$1" "$at" "$out"
 }
+
+step "lookup: the AWS CLI's own CloudTrail client against the lookup function's URL (aws cloudtrail lookup-events --endpoint-url …)"
+LOOKUP_URL="http://127.0.0.1:$LAMBDA_PORT/lambda-url/lookup"
+aws cloudtrail lookup-events --endpoint-url "$LOOKUP_URL" --region "$AWS_REGION" \
+  --lookup-attributes AttributeKey=EventName,AttributeValue=ConsoleLogin \
+  --query 'Events[].[EventTime,EventName,Username,EventId]' --output text | sed 's/^/  /'
+logins=$(aws cloudtrail lookup-events --endpoint-url "$LOOKUP_URL" --region "$AWS_REGION" \
+  --lookup-attributes AttributeKey=EventName,AttributeValue=ConsoleLogin --query 'length(Events)')
+[ "$logins" = 2 ] || die "lookup-events found $logins console sign-ins in $AWS_REGION, expected 2"
+if aws cloudtrail lookup-events --endpoint-url "$LOOKUP_URL" --region "$AWS_REGION" --max-results 51 \
+    >"$OUT_DIR/err.txt" 2>&1; then
+  die "MaxResults 51 was accepted"
+fi
+printf '  refused as expected: %s\n' "$(grep -o 'InvalidMaxResultsException.*' "$OUT_DIR/err.txt" | head -1)"
 
 step "deliver: a scheduled run 8 minutes from now, when the windows of the events above are sealed"
 run_scheduled deliver 8

@@ -85,11 +85,19 @@ pub struct Lookup {
     pub max_results: usize,
     /// Where this page starts (from the request's `NextToken`).
     pub position: Position,
+    /// What a token of this request is bound to (the parameters as sent).
+    pub binding: String,
 }
 
-/// Where a page starts: a day partition, after a sort key.
+/// Where a page starts: a day partition, after a sort key; and the time
+/// range of the first page (defaults resolved then: "now" moves on).
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct Position {
+    /// The range's start and end, epoch seconds.
+    #[serde(rename = "s", default)]
+    pub start: i64,
+    #[serde(rename = "e", default)]
+    pub end: i64,
     /// `YYYY-MM-DD`; `None`: the end time's day.
     #[serde(rename = "d", default, skip_serializing_if = "Option::is_none")]
     pub day: Option<String>,
@@ -205,16 +213,13 @@ pub fn parse_request(
             Some((attribute, value))
         }
     };
-    let end = wire
-        .end_time
-        .map(|t| wire_time(t, "EndTime"))
-        .transpose()?
-        .unwrap_or(*now);
-    let start = wire
+    let explicit_end = wire.end_time.map(|t| wire_time(t, "EndTime")).transpose()?;
+    let explicit_start = wire
         .start_time
         .map(|t| wire_time(t, "StartTime"))
-        .transpose()?
-        .unwrap_or(*now - Duration::days(i64::from(settings.retention_days)));
+        .transpose()?;
+    let end = explicit_end.unwrap_or(*now);
+    let start = explicit_start.unwrap_or(*now - Duration::days(i64::from(settings.retention_days)));
     if start > end {
         return Err(LookupError::InvalidTimeRange(
             "StartTime must be before EndTime".into(),
@@ -226,33 +231,60 @@ pub fn parse_request(
             "MaxResults must be from 1 to {MAX_RESULTS}, got {max_results}"
         )));
     }
+    let binding = binding(
+        &region,
+        attribute.as_ref(),
+        explicit_start,
+        explicit_end,
+        max_results,
+    );
     let mut lookup = Lookup {
         region,
         attribute,
         start,
         end,
         max_results: max_results as usize,
-        position: Position::default(),
+        position: Position {
+            start: start.timestamp(),
+            end: end.timestamp(),
+            ..Position::default()
+        },
+        binding,
     };
     if let Some(token) = wire.next_token {
-        lookup.position = open_token(&token, &lookup, &settings.token_key)?;
+        let position = open_token(&token, &lookup, &settings.token_key)?;
+        // The range is the first page's (its defaults were resolved then).
+        let (Some(start), Some(end)) = (
+            DateTime::from_timestamp(position.start, 0),
+            DateTime::from_timestamp(position.end, 0),
+        ) else {
+            return Err(LookupError::InvalidNextToken(
+                "NextToken is malformed".into(),
+            ));
+        };
+        (lookup.start, lookup.end) = (start, end);
+        lookup.position = position;
     }
     Ok(lookup)
 }
 
-/// What a token is bound to: everything but the position.
-fn binding(lookup: &Lookup) -> String {
-    let attribute = lookup
-        .attribute
-        .as_ref()
+/// What a token is bound to: the request's parameters as sent (defaults
+/// unresolved), so a token works only with the request that issued it.
+fn binding(
+    region: &str,
+    attribute: Option<&(LookupAttribute, String)>,
+    start: Option<DateTime<Utc>>,
+    end: Option<DateTime<Utc>>,
+    max_results: i64,
+) -> String {
+    let attribute = attribute
         .map(|(a, v)| format!("{}={v}", a.as_str()))
         .unwrap_or_default();
+    let time = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp().to_string()).unwrap_or_default();
     let canonical = format!(
-        "{}\n{attribute}\n{}\n{}\n{}",
-        lookup.region,
-        lookup.start.timestamp(),
-        lookup.end.timestamp(),
-        lookup.max_results
+        "{region}\n{attribute}\n{}\n{}\n{max_results}",
+        time(start),
+        time(end)
     );
     hex::encode(&Sha256::digest(canonical.as_bytes())[..16])
 }
@@ -260,7 +292,7 @@ fn binding(lookup: &Lookup) -> String {
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 fn seal_token(position: &Position, lookup: &Lookup, key: &[u8]) -> String {
-    let body = json!({ "p": position, "b": binding(lookup) }).to_string();
+    let body = json!({ "p": position, "b": lookup.binding }).to_string();
     let mac = ring::hmac::sign(
         &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key),
         body.as_bytes(),
@@ -285,7 +317,7 @@ fn open_token(token: &str, lookup: &Lookup, key: &[u8]) -> Result<Position, Look
         b: String,
     }
     let sealed: Sealed = serde_json::from_slice(&body).map_err(|_| bad("is malformed"))?;
-    if sealed.b != binding(lookup) {
+    if sealed.b != lookup.binding {
         return Err(bad(
             "belongs to a request with other LookupAttributes, time range, MaxResults or region",
         ));
@@ -385,8 +417,11 @@ pub async fn lookup<R: HistoryReader>(
             now_s,
         )
         .await?;
+    let (start, end) = (request.start.timestamp(), request.end.timestamp());
     let next = match last {
         Some(after) => Some(Position {
+            start,
+            end,
             day: Some(day_text),
             after: Some(after),
         }),
@@ -394,6 +429,8 @@ pub async fn lookup<R: HistoryReader>(
             .pred_opt()
             .filter(|d| *d >= first_day)
             .map(|d| Position {
+                start,
+                end,
                 day: Some(d.format("%Y-%m-%d").to_string()),
                 after: None,
             }),
@@ -472,6 +509,7 @@ mod tests {
         assert_eq!(l.max_results, 50);
         assert_eq!(l.attribute, None);
         assert_eq!(parse("").unwrap(), l);
+        assert_eq!(l.position.day, None);
     }
 
     #[test]
@@ -536,12 +574,22 @@ mod tests {
     fn tokens_are_bound_to_the_request_and_cannot_be_altered() {
         let l = parse(r#"{"MaxResults": 5}"#).unwrap();
         let p = Position {
+            start: l.start.timestamp(),
+            end: l.end.timestamp(),
             day: Some("2026-11-24".into()),
             after: Some("2026-11-24T01:00:00Z#x".into()),
         };
         let token = seal_token(&p, &l, &settings().token_key);
         let with = |extra: &str| format!(r#"{{"MaxResults": 5, "NextToken": "{token}"{extra}}}"#);
         assert_eq!(parse(&with("")).unwrap().position, p);
+        // A later page keeps the first page's defaulted range, though "now" moved.
+        let later = parse_request(
+            with("").as_bytes(),
+            &settings(),
+            &(now() + Duration::minutes(5)),
+        )
+        .unwrap();
+        assert_eq!((later.start, later.end), (l.start, l.end));
         // Other parameters: refused.
         let other = format!(r#"{{"MaxResults": 6, "NextToken": "{token}"}}"#);
         assert_eq!(
@@ -565,5 +613,65 @@ mod tests {
         let stranger = seal_token(&p, &l, b"another key, another service!!!!");
         let req = format!(r#"{{"MaxResults": 5, "NextToken": "{stranger}"}}"#);
         assert_eq!(parse(&req).unwrap_err().code(), "InvalidNextTokenException");
+    }
+}
+
+/// CloudTrail's `X-Amz-Target` for LookupEvents (AWS JSON 1.1).
+pub const TARGET: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents";
+/// The AWS JSON 1.1 content type.
+pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+
+/// An HTTP answer: status and JSON body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+/// One HTTP request to the lookup endpoint (a Lambda function URL):
+/// `POST`, a LookupEvents body, and — when a CloudTrail client calls —
+/// `X-Amz-Target: …LookupEvents`. Errors are AWS JSON protocol errors
+/// (`{"__type": …, "message": …}`) with status 400, or 500 for the store's.
+pub async fn http<R: HistoryReader>(
+    reader: &R,
+    settings: &LookupSettings,
+    method: &str,
+    target: Option<&str>,
+    body: &[u8],
+    now: &DateTime<Utc>,
+) -> HttpResponse {
+    let error = |status: u16, code: &str, message: String| HttpResponse {
+        status,
+        body: json!({ "__type": code, "message": message }).to_string(),
+    };
+    if !method.eq_ignore_ascii_case("POST") {
+        return error(
+            405,
+            "MethodNotAllowedException",
+            format!("{method} is not allowed: POST a LookupEvents request"),
+        );
+    }
+    if let Some(t) = target.filter(|t| *t != TARGET) {
+        return error(
+            400,
+            "UnknownOperationException",
+            format!("{t} is not supported: this endpoint answers {TARGET} only"),
+        );
+    }
+    let result = match parse_request(body, settings, now) {
+        Ok(request) => lookup(reader, &request, settings, now).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(page) => HttpResponse {
+            status: 200,
+            body: response_json(&page).to_string(),
+        },
+        Err(e) => {
+            if e.status() >= 500 {
+                tracing::error!(error = %e, "lookup failed");
+            }
+            error(e.status(), e.code(), e.to_string())
+        }
     }
 }

@@ -253,3 +253,133 @@ async fn pages_over_events_sharing_one_event_time_hold_each_exactly_once() {
     assert_eq!(err.code(), "InvalidNextTokenException");
     table.delete().await;
 }
+
+/// CloudTrail's `LookupEvents` output, strictly: an unknown or missing
+/// field, or a wrong type, fails the parse.
+#[derive(serde::Deserialize, Debug)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct LookupEventsOutput {
+    events: Vec<CloudTrailEvent>,
+    next_token: Option<String>,
+}
+
+#[derive(serde::Deserialize, Debug)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct CloudTrailEvent {
+    event_id: String,
+    event_name: String,
+    read_only: String,
+    access_key_id: Option<String>,
+    /// Epoch seconds: the AWS JSON protocol's timestamp.
+    event_time: f64,
+    event_source: String,
+    username: Option<String>,
+    resources: Vec<Resource>,
+    cloud_trail_event: String,
+}
+
+#[derive(serde::Deserialize, Debug)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct Resource {
+    resource_type: Option<String>,
+    resource_name: Option<String>,
+}
+
+#[tokio::test]
+async fn the_cloudtrail_json_protocol_gets_cloudtrails_lookup_events_output() {
+    let (table, store) = samples().await;
+    let call = |target: Option<&'static str>, body: Value| {
+        let store = &store;
+        async move {
+            lookup::http(
+                store,
+                &lookup_settings(),
+                "POST",
+                target,
+                body.to_string().as_bytes(),
+                &now(),
+            )
+            .await
+        }
+    };
+    // WHEN a CloudTrail client posts LookupEvents
+    let mut q = by("Username", "bob");
+    q["MaxResults"] = json!(1);
+    let r = call(Some(lookup::TARGET), q.clone()).await;
+
+    // THEN the answer parses as LookupEventsOutput, with the newest event
+    // first, its record as a JSON string, and a token to the next
+    assert_eq!(r.status, 200, "{}", r.body);
+    let out: LookupEventsOutput = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(out.events.len(), 1);
+    let e = &out.events[0];
+    assert_eq!(e.event_id, id("06"));
+    assert_eq!(e.event_name, "AttachRolePolicy");
+    assert_eq!(e.read_only, "false");
+    assert_eq!(e.access_key_id.as_deref(), Some("AKIAEXAMPLEKEY00002"));
+    assert_eq!(
+        e.event_time,
+        parse_time("2026-11-24T01:30:45Z").timestamp() as f64
+    );
+    assert_eq!(e.event_source, "iam.amazonaws.com");
+    assert_eq!(e.username.as_deref(), Some("bob"));
+    assert!(e
+        .resources
+        .iter()
+        .any(|r| r.resource_type.as_deref() == Some("AWS::IAM::Role")
+            && r.resource_name.as_deref() == Some("arn:aws:iam::111122223333:role/deploy")));
+    let record: Value = serde_json::from_str(&e.cloud_trail_event).unwrap();
+    assert_eq!(record["eventID"], json!(id("06")));
+    q["NextToken"] = json!(out.next_token.unwrap());
+    let second: LookupEventsOutput =
+        serde_json::from_str(&call(Some(lookup::TARGET), q).await.body).unwrap();
+    assert_eq!(second.events[0].event_id, id("02"));
+
+    // AND errors are AWS JSON protocol errors with status 400
+    for (target, body, code) in [
+        (
+            Some(lookup::TARGET),
+            json!({ "MaxResults": 99 }),
+            "InvalidMaxResultsException",
+        ),
+        (
+            Some(lookup::TARGET),
+            json!({ "StartTime": 2, "EndTime": 1 }),
+            "InvalidTimeRangeException",
+        ),
+        (
+            Some(lookup::TARGET),
+            json!({ "NextToken": "forged.token" }),
+            "InvalidNextTokenException",
+        ),
+        (
+            Some(lookup::TARGET),
+            json!({ "LookupAttributes": [] }),
+            "InvalidLookupAttributesException",
+        ),
+        (
+            Some("com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.DeleteTrail"),
+            json!({}),
+            "UnknownOperationException",
+        ),
+    ] {
+        let r = call(target, body).await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        let v: Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(v["__type"], json!(code), "{}", r.body);
+        assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    let bad = lookup::http(
+        &store,
+        &lookup_settings(),
+        "POST",
+        None,
+        b"{not json",
+        &now(),
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+    let get = lookup::http(&store, &lookup_settings(), "GET", None, b"", &now()).await;
+    assert_eq!(get.status, 405);
+    table.delete().await;
+}

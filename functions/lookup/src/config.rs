@@ -1,0 +1,80 @@
+//! Configuration, read once at init from the variables template.yaml sets.
+
+pub use trailkeep_shared::config::ConfigError;
+use trailkeep_shared::config::Env;
+use trailkeep_shared::history::DEFAULT_RETENTION_DAYS;
+use trailkeep_shared::lookup::LookupSettings;
+
+/// The token key must be at least this long (HMAC-SHA256).
+const MIN_TOKEN_KEY_BYTES: usize = 32;
+
+#[derive(Debug)]
+pub struct Config {
+    /// HISTORY_TABLE: the event history table.
+    pub history_table: String,
+    /// AWS_REGION (the default history region), SERVED_REGIONS (default
+    /// AWS_REGION), RETENTION_DAYS (default 90), LOOKUP_TOKEN_KEY (≥ 32
+    /// bytes; authenticates NextToken).
+    pub lookup: LookupSettings,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(var);
+        let token_key = env.required("LOOKUP_TOKEN_KEY")?.into_bytes();
+        if token_key.len() < MIN_TOKEN_KEY_BYTES {
+            return Err(ConfigError::Invalid {
+                name: "LOOKUP_TOKEN_KEY",
+                reason: format!("must be at least {MIN_TOKEN_KEY_BYTES} bytes long"),
+            });
+        }
+        Ok(Self {
+            history_table: env.required("HISTORY_TABLE")?,
+            lookup: LookupSettings {
+                home_region: env.required("AWS_REGION")?,
+                served_regions: env.regions("SERVED_REGIONS")?,
+                retention_days: env.number(
+                    "RETENTION_DAYS",
+                    i64::from(DEFAULT_RETENTION_DAYS),
+                    1,
+                    3650,
+                )? as u32,
+                token_key,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn the_token_key_is_required_and_long_enough() {
+        let key = "k".repeat(32);
+        let base = [
+            ("HISTORY_TABLE", "h"),
+            ("AWS_REGION", "eu-west-1"),
+            ("LOOKUP_TOKEN_KEY", key.as_str()),
+        ];
+        let c = Config::from_lookup(lookup(&base)).unwrap();
+        assert_eq!(c.lookup.served_regions, ["eu-west-1"]);
+        assert_eq!(c.lookup.retention_days, 90);
+        let short = [base[0], base[1], ("LOOKUP_TOKEN_KEY", "short")];
+        let err = Config::from_lookup(lookup(&short)).unwrap_err();
+        assert!(err.to_string().contains("LOOKUP_TOKEN_KEY"), "{err}");
+        assert!(Config::from_lookup(lookup(&base[..2])).is_err());
+    }
+}
