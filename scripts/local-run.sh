@@ -161,6 +161,16 @@ if aws cloudtrail lookup-events --endpoint-url "$LOOKUP_URL" --region "$AWS_REGI
 fi
 printf '  refused as expected: %s\n' "$(grep -o 'InvalidMaxResultsException.*' "$OUT_DIR/err.txt" | head -1)"
 
+step "trailkeep lookup-events and export-history (reading the history table directly)"
+"$TRAILKEEP" lookup-events --history-table "$HISTORY_TABLE" --region eu-west-1 \
+  --lookup-attributes AttributeKey=Username,AttributeValue=bob --max-items 1 \
+  | python3 -c 'import json,sys; d=json.load(sys.stdin); [print("  ", e["EventTime"], e["EventName"], e["Username"]) for e in d["Events"]]; print("   NextToken:", "yes" if d.get("NextToken") else "no")'
+"$TRAILKEEP" export-history --history-table "$HISTORY_TABLE" --region eu-west-1 --format csv \
+  --output "$OUT_DIR/history-eu-west-1.csv"
+sed 's/^/  /' "$OUT_DIR/history-eu-west-1.csv" | cut -c1-150
+rows=$(($(wc -l <"$OUT_DIR/history-eu-west-1.csv") - 1))
+[ "$rows" = 8 ] || die "export-history wrote $rows events for eu-west-1, expected 8"
+
 step "deliver: a scheduled run 8 minutes from now, when the windows of the events above are sealed"
 run_scheduled deliver 8
 

@@ -5,6 +5,7 @@
 
 mod dev;
 mod devcopy;
+mod lookup;
 mod trails;
 mod validate;
 
@@ -29,6 +30,8 @@ enum Command {
     Trail(trails::TrailCommand),
     #[command(flatten)]
     Audit(validate::AuditCommand),
+    #[command(flatten)]
+    Lookup(lookup::LookupCommand),
     /// Local development: create resources from template.yaml, inspect the history.
     #[command(subcommand)]
     Dev(dev::DevCommand),
@@ -49,6 +52,10 @@ async fn main() -> std::process::ExitCode {
         Command::Audit(cmd) => match validate::run(&cli.state.state_table, cmd).await {
             Ok(()) => return std::process::ExitCode::SUCCESS,
             Err(validate::AuditError::Invalid) => return std::process::ExitCode::from(1),
+            Err(e) => (e.to_string(), e.exit_code()),
+        },
+        Command::Lookup(cmd) => match lookup::run(cmd).await {
+            Ok(()) => return std::process::ExitCode::SUCCESS,
             Err(e) => (e.to_string(), e.exit_code()),
         },
         Command::Dev(cmd) => match dev::run(cmd).await {

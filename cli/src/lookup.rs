@@ -1,0 +1,288 @@
+//! `lookup-events` and `export-history` (docs/lookup.md), reading the
+//! history table directly (`--history-table`, stack output
+//! `HistoryTableName`). Against the deployed endpoint, the AWS CLI's own
+//! `aws cloudtrail lookup-events --endpoint-url LookupUrl` is the client.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use aws_config::BehaviorVersion;
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::{json, Value};
+use sha2::{Digest as _, Sha256};
+use trailkeep_shared::aws::dynamodb::DynamoHistory;
+use trailkeep_shared::lookup::{self, LookupError, LookupSettings};
+
+#[derive(Args, Debug, Clone)]
+pub struct Query {
+    /// The history table (stack output HistoryTableName).
+    #[arg(long, env = "TRAILKEEP_HISTORY_TABLE")]
+    history_table: String,
+    /// `AttributeKey=K,AttributeValue=V`, as the AWS CLI takes it.
+    #[arg(long)]
+    lookup_attributes: Option<String>,
+    /// ISO 8601 or epoch seconds (default: the retention window).
+    #[arg(long)]
+    start_time: Option<String>,
+    #[arg(long)]
+    end_time: Option<String>,
+    /// The history's region (default: the configured region).
+    #[arg(long)]
+    region: Option<String>,
+    /// Days the history keeps events (the default start time).
+    #[arg(long, default_value_t = 90)]
+    retention_days: u32,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Format {
+    Csv,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LookupCommand {
+    /// LookupEvents, following pages (as `aws cloudtrail lookup-events`).
+    LookupEvents {
+        #[command(flatten)]
+        query: Query,
+        /// Events per request (1-50).
+        #[arg(long)]
+        max_results: Option<i64>,
+        /// Stop after this many events and print a NextToken.
+        #[arg(long)]
+        max_items: Option<usize>,
+        /// Go on from a NextToken printed before.
+        #[arg(long)]
+        starting_token: Option<String>,
+    },
+    /// Every event of a range (and attribute) as CSV (the console download's
+    /// columns, formula cells neutralised) or JSON (`{"Records": […]}`).
+    ExportHistory {
+        #[command(flatten)]
+        query: Query,
+        #[arg(long, value_enum, default_value_t = Format::Csv)]
+        format: Format,
+        /// Write here instead of stdout.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LookupCliError {
+    #[error("An error occurred ({code}) when calling the LookupEvents operation: {source}", code = .0.code(), source = .0)]
+    Lookup(#[from] LookupError),
+    #[error("--lookup-attributes: expected AttributeKey=K,AttributeValue=V, got {0:?}")]
+    Attributes(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Csv(#[from] csv::Error),
+}
+
+impl LookupCliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Lookup(e) if e.status() < 500 => 252,
+            Self::Attributes(_) => 252,
+            _ => 254,
+        }
+    }
+}
+
+/// The request body the flags describe.
+fn body(
+    query: &Query,
+    max_results: Option<i64>,
+    token: Option<&str>,
+) -> Result<Value, LookupCliError> {
+    let mut b = json!({});
+    if let Some(a) = &query.lookup_attributes {
+        let mut key = None;
+        let mut value = None;
+        for part in a.split(',') {
+            match part.split_once('=') {
+                Some(("AttributeKey", k)) => key = Some(k),
+                Some(("AttributeValue", v)) => value = Some(v),
+                _ => return Err(LookupCliError::Attributes(a.clone())),
+            }
+        }
+        b["LookupAttributes"] = json!([{ "AttributeKey": key, "AttributeValue": value }]);
+    }
+    if let Some(t) = &query.start_time {
+        b["StartTime"] = json!(crate::validate::parse_time(t)
+            .map_err(|e| LookupError::InvalidTimeRange(e.to_string()))?
+            .timestamp());
+    }
+    if let Some(t) = &query.end_time {
+        b["EndTime"] = json!(crate::validate::parse_time(t)
+            .map_err(|e| LookupError::InvalidTimeRange(e.to_string()))?
+            .timestamp());
+    }
+    if let Some(m) = max_results {
+        b["MaxResults"] = json!(m);
+    }
+    if let Some(t) = token {
+        b["NextToken"] = json!(t);
+    }
+    Ok(b)
+}
+
+/// Reads pages until `limit` events or the end; hands each record to `each`.
+/// Returns the token to go on with, if stopped early.
+async fn pages(
+    query: &Query,
+    max_results: Option<i64>,
+    limit: Option<usize>,
+    starting_token: Option<String>,
+    mut each: impl FnMut(&str) -> Result<(), LookupCliError>,
+) -> Result<Option<String>, LookupCliError> {
+    let aws = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let region = query
+        .region
+        .clone()
+        .or_else(|| aws.region().map(|r| r.to_string()))
+        .unwrap_or_else(|| "us-east-1".into());
+    let settings = LookupSettings {
+        home_region: region.clone(),
+        served_regions: vec![region],
+        retention_days: query.retention_days,
+        // Tokens of direct reads only travel between runs of this command.
+        token_key: Sha256::digest(format!("trailkeep-cli:{}", query.history_table)).to_vec(),
+    };
+    let reader = DynamoHistory::new(aws_sdk_dynamodb::Client::new(&aws), &query.history_table);
+    let now = chrono::Utc::now();
+    let (mut token, mut seen) = (starting_token, 0usize);
+    loop {
+        // Never read past --max-items, so the token resumes exactly.
+        let page_size = match (limit, max_results) {
+            (Some(l), m) => Some(m.unwrap_or(lookup::MAX_RESULTS).min((l - seen) as i64)),
+            (None, m) => m,
+        };
+        let b = body(query, page_size, token.as_deref())?;
+        let request = lookup::parse_request(b.to_string().as_bytes(), &settings, &now)?;
+        let page = lookup::lookup(&reader, &request, &settings, &now).await?;
+        for r in &page.records {
+            each(r)?;
+        }
+        seen += page.records.len();
+        token = page.next_token;
+        if token.is_none() || limit.is_some_and(|l| seen >= l) {
+            return Ok(token);
+        }
+    }
+}
+
+pub async fn run(cmd: LookupCommand) -> Result<(), LookupCliError> {
+    match cmd {
+        LookupCommand::LookupEvents {
+            query,
+            max_results,
+            max_items,
+            starting_token,
+        } => {
+            let mut events = Vec::new();
+            let next = pages(&query, max_results, max_items, starting_token, |r| {
+                if let Some(mut e) = lookup::event_json(r) {
+                    // The AWS CLI prints timestamps as ISO 8601.
+                    if let Some(t) = e["EventTime"]
+                        .as_i64()
+                        .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+                    {
+                        e["EventTime"] = json!(t.format("%Y-%m-%dT%H:%M:%S+00:00").to_string());
+                    }
+                    events.push(e);
+                }
+                Ok(())
+            })
+            .await?;
+            let mut out = json!({ "Events": events });
+            if let Some(t) = next {
+                out["NextToken"] = json!(t);
+            }
+            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            Ok(())
+        }
+        LookupCommand::ExportHistory {
+            query,
+            format,
+            output,
+        } => {
+            let sink: Box<dyn Write> = match &output {
+                Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path)?)),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            };
+            match format {
+                Format::Csv => {
+                    let mut w = csv::Writer::from_writer(sink);
+                    w.write_record(lookup::CSV_COLUMNS)?;
+                    pages(&query, None, None, None, |r| {
+                        if let Some(row) = lookup::csv_row(r) {
+                            w.write_record(&row)?;
+                        }
+                        Ok(())
+                    })
+                    .await?;
+                    w.flush()?;
+                }
+                Format::Json => {
+                    let mut w = sink;
+                    w.write_all(b"{\"Records\":[")?;
+                    let mut first = true;
+                    pages(&query, None, None, None, |r| {
+                        if !first {
+                            w.write_all(b",")?;
+                        }
+                        first = false;
+                        w.write_all(r.as_bytes())?;
+                        Ok(())
+                    })
+                    .await?;
+                    w.write_all(b"]}\n")?;
+                    w.flush()?;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(attributes: Option<&str>) -> Query {
+        Query {
+            history_table: "t".into(),
+            lookup_attributes: attributes.map(str::to_owned),
+            start_time: Some("2026-11-24T00:00:00Z".into()),
+            end_time: None,
+            region: None,
+            retention_days: 90,
+        }
+    }
+
+    #[test]
+    fn flags_become_a_lookup_events_body() {
+        let b = body(
+            &query(Some("AttributeKey=Username,AttributeValue=bob")),
+            Some(5),
+            Some("tok"),
+        )
+        .unwrap();
+        assert_eq!(
+            b,
+            json!({
+                "LookupAttributes": [{"AttributeKey": "Username", "AttributeValue": "bob"}],
+                "StartTime": 1795478400,
+                "MaxResults": 5,
+                "NextToken": "tok",
+            })
+        );
+        assert!(matches!(
+            body(&query(Some("Username=bob")), None, None),
+            Err(LookupCliError::Attributes(_))
+        ));
+    }
+}
