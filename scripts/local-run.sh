@@ -161,8 +161,8 @@ if aws cloudtrail lookup-events --endpoint-url "$LOOKUP_URL" --region "$AWS_REGI
 fi
 printf '  refused as expected: %s\n' "$(grep -o 'InvalidMaxResultsException.*' "$OUT_DIR/err.txt" | head -1)"
 
-step "trailkeep lookup-events and export-history (reading the history table directly)"
-"$TRAILKEEP" lookup-events --history-table "$HISTORY_TABLE" --region eu-west-1 \
+step "trailkeep lookup-events (SigV4-signed, through the function URL) and export-history (reading the table)"
+"$TRAILKEEP" lookup-events --endpoint-url "$LOOKUP_URL" \
   --lookup-attributes AttributeKey=Username,AttributeValue=bob --max-items 1 \
   | python3 -c 'import json,sys; d=json.load(sys.stdin); [print("  ", e["EventTime"], e["EventName"], e["Username"]) for e in d["Events"]]; print("   NextToken:", "yes" if d.get("NextToken") else "no")'
 "$TRAILKEEP" export-history --history-table "$HISTORY_TABLE" --region eu-west-1 --format csv \

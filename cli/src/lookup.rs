@@ -1,7 +1,7 @@
-//! `lookup-events` and `export-history` (docs/lookup.md), reading the
-//! history table directly (`--history-table`, stack output
-//! `HistoryTableName`). Against the deployed endpoint, the AWS CLI's own
-//! `aws cloudtrail lookup-events --endpoint-url LookupUrl` is the client.
+//! `lookup-events` and `export-history` (docs/lookup.md): through the
+//! deployed endpoint (`--endpoint-url`, stack output `LookupUrl`; requests
+//! SigV4-signed with the caller's credentials), or reading the history table
+//! directly (`--history-table`, stack output `HistoryTableName`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -15,9 +15,12 @@ use trailkeep_shared::lookup::{self, LookupError, LookupSettings};
 
 #[derive(Args, Debug, Clone)]
 pub struct Query {
-    /// The history table (stack output HistoryTableName).
+    /// The lookup endpoint (stack output LookupUrl): IAM-signed requests.
+    #[arg(long, env = "TRAILKEEP_LOOKUP_URL", conflicts_with = "history_table")]
+    endpoint_url: Option<String>,
+    /// Or read the history table directly (stack output HistoryTableName).
     #[arg(long, env = "TRAILKEEP_HISTORY_TABLE")]
-    history_table: String,
+    history_table: Option<String>,
     /// `AttributeKey=K,AttributeValue=V`, as the AWS CLI takes it.
     #[arg(long)]
     lookup_attributes: Option<String>,
@@ -75,6 +78,17 @@ pub enum LookupCliError {
     Lookup(#[from] LookupError),
     #[error("--lookup-attributes: expected AttributeKey=K,AttributeValue=V, got {0:?}")]
     Attributes(String),
+    #[error("pass --endpoint-url (TRAILKEEP_LOOKUP_URL, stack output LookupUrl) or --history-table (TRAILKEEP_HISTORY_TABLE)")]
+    NoSource,
+    /// An error answer of the endpoint.
+    #[error("An error occurred ({code}) when calling the LookupEvents operation: {message}")]
+    Remote {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("calling {url} failed: {message}")]
+    Http { url: String, message: String },
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("{0}")]
@@ -85,7 +99,8 @@ impl LookupCliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Lookup(e) if e.status() < 500 => 252,
-            Self::Attributes(_) => 252,
+            Self::Attributes(_) | Self::NoSource => 252,
+            Self::Remote { status, .. } if *status < 500 => 252,
             _ => 254,
         }
     }
@@ -129,30 +144,190 @@ fn body(
     Ok(b)
 }
 
-/// Reads pages until `limit` events or the end; hands each record to `each`.
-/// Returns the token to go on with, if stopped early.
+/// Where pages come from.
+enum Backend {
+    Table {
+        reader: DynamoHistory,
+        settings: LookupSettings,
+        now: chrono::DateTime<chrono::Utc>,
+    },
+    Http {
+        url: String,
+        aws: Box<aws_config::SdkConfig>,
+        client: Box<HttpClient>,
+    },
+}
+
+type HttpClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    http_body_util::Full<bytes::Bytes>,
+>;
+
+impl Backend {
+    async fn new(query: &Query) -> Result<Self, LookupCliError> {
+        let aws = aws_config::load_defaults(BehaviorVersion::latest()).await;
+        if let Some(url) = &query.endpoint_url {
+            let https = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_native_roots()
+                .map_err(|e| LookupCliError::Http {
+                    url: url.clone(),
+                    message: format!("no TLS root certificates: {e}"),
+                })?
+                .https_or_http()
+                .enable_http1()
+                .build();
+            let client =
+                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .build(https);
+            return Ok(Self::Http {
+                url: url.clone(),
+                aws: Box::new(aws),
+                client: Box::new(client),
+            });
+        }
+        let table = query
+            .history_table
+            .clone()
+            .ok_or(LookupCliError::NoSource)?;
+        let region = query
+            .region
+            .clone()
+            .or_else(|| aws.region().map(|r| r.to_string()))
+            .unwrap_or_else(|| "us-east-1".into());
+        let settings = LookupSettings {
+            home_region: region.clone(),
+            served_regions: vec![region],
+            retention_days: query.retention_days,
+            // Tokens of direct reads only travel between runs of this command.
+            token_key: Sha256::digest(format!("trailkeep-cli:{table}")).to_vec(),
+        };
+        Ok(Self::Table {
+            reader: DynamoHistory::new(aws_sdk_dynamodb::Client::new(&aws), &table),
+            settings,
+            now: chrono::Utc::now(),
+        })
+    }
+
+    /// One LookupEvents call: the response JSON (`Events`, `NextToken`).
+    async fn call(&self, body: &Value) -> Result<Value, LookupCliError> {
+        match self {
+            Self::Table {
+                reader,
+                settings,
+                now,
+            } => {
+                let request = lookup::parse_request(body.to_string().as_bytes(), settings, now)?;
+                let page = lookup::lookup(reader, &request, settings, now).await?;
+                Ok(lookup::response_json(&page))
+            }
+            Self::Http { url, aws, client } => signed_post(url, aws, client, body).await,
+        }
+    }
+}
+
+/// POSTs a LookupEvents body to the function URL, SigV4-signed for the
+/// `lambda` service with the caller's credentials.
+async fn signed_post(
+    url: &str,
+    aws: &aws_config::SdkConfig,
+    client: &HttpClient,
+    body: &Value,
+) -> Result<Value, LookupCliError> {
+    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+    use http_body_util::BodyExt;
+    let fail = |message: String| LookupCliError::Http {
+        url: url.to_owned(),
+        message,
+    };
+    let payload = body.to_string();
+    let provider = aws
+        .credentials_provider()
+        .ok_or_else(|| fail("no AWS credentials configured".into()))?;
+    let credentials =
+        aws_credential_types::provider::ProvideCredentials::provide_credentials(&provider)
+            .await
+            .map_err(|e| fail(format!("no AWS credentials: {e}")))?;
+    let identity: aws_smithy_runtime_api::client::identity::Identity = credentials.into();
+    let region = aws
+        .region()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|| "us-east-1".into());
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region(&region)
+        .name("lambda")
+        .time(std::time::SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .map_err(|e| fail(e.to_string()))?
+        .into();
+    let headers = [
+        ("content-type", lookup::CONTENT_TYPE),
+        ("x-amz-target", lookup::TARGET),
+    ];
+    let signable = SignableRequest::new(
+        "POST",
+        url,
+        headers.iter().copied(),
+        SignableBody::Bytes(payload.as_bytes()),
+    )
+    .map_err(|e| fail(e.to_string()))?;
+    let (instructions, _) = sign(signable, &params)
+        .map_err(|e| fail(e.to_string()))?
+        .into_parts();
+    let mut request = http::Request::builder().method("POST").uri(url);
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    let mut request = request
+        .body(http_body_util::Full::new(bytes::Bytes::from(payload)))
+        .map_err(|e| fail(e.to_string()))?;
+    instructions.apply_to_request_http1x(&mut request);
+    let response = client
+        .request(request)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let status = response.status().as_u16();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| fail(e.to_string()))?
+        .to_bytes();
+    let v: Value = serde_json::from_slice(&bytes).map_err(|_| {
+        fail(format!(
+            "HTTP {status}: {}",
+            String::from_utf8_lossy(&bytes)
+                .chars()
+                .take(300)
+                .collect::<String>()
+        ))
+    })?;
+    if status != 200 {
+        return Err(LookupCliError::Remote {
+            status,
+            code: v["__type"].as_str().unwrap_or("UnknownError").to_owned(),
+            message: v["message"]
+                .as_str()
+                .or_else(|| v["Message"].as_str())
+                .unwrap_or_default()
+                .to_owned(),
+        });
+    }
+    Ok(v)
+}
+
+/// Reads pages until `limit` events or the end; hands each event (the
+/// LookupEvents output shape) to `each`. Returns the token to go on with,
+/// if stopped early.
 async fn pages(
     query: &Query,
     max_results: Option<i64>,
     limit: Option<usize>,
     starting_token: Option<String>,
-    mut each: impl FnMut(&str) -> Result<(), LookupCliError>,
+    mut each: impl FnMut(&Value) -> Result<(), LookupCliError>,
 ) -> Result<Option<String>, LookupCliError> {
-    let aws = aws_config::load_defaults(BehaviorVersion::latest()).await;
-    let region = query
-        .region
-        .clone()
-        .or_else(|| aws.region().map(|r| r.to_string()))
-        .unwrap_or_else(|| "us-east-1".into());
-    let settings = LookupSettings {
-        home_region: region.clone(),
-        served_regions: vec![region],
-        retention_days: query.retention_days,
-        // Tokens of direct reads only travel between runs of this command.
-        token_key: Sha256::digest(format!("trailkeep-cli:{}", query.history_table)).to_vec(),
-    };
-    let reader = DynamoHistory::new(aws_sdk_dynamodb::Client::new(&aws), &query.history_table);
-    let now = chrono::Utc::now();
+    let backend = Backend::new(query).await?;
     let (mut token, mut seen) = (starting_token, 0usize);
     loop {
         // Never read past --max-items, so the token resumes exactly.
@@ -161,13 +336,13 @@ async fn pages(
             (None, m) => m,
         };
         let b = body(query, page_size, token.as_deref())?;
-        let request = lookup::parse_request(b.to_string().as_bytes(), &settings, &now)?;
-        let page = lookup::lookup(&reader, &request, &settings, &now).await?;
-        for r in &page.records {
-            each(r)?;
+        let response = backend.call(&b).await?;
+        let events = response["Events"].as_array().cloned().unwrap_or_default();
+        for e in &events {
+            each(e)?;
         }
-        seen += page.records.len();
-        token = page.next_token;
+        seen += events.len();
+        token = response["NextToken"].as_str().map(str::to_owned);
         if token.is_none() || limit.is_some_and(|l| seen >= l) {
             return Ok(token);
         }
@@ -183,17 +358,16 @@ pub async fn run(cmd: LookupCommand) -> Result<(), LookupCliError> {
             starting_token,
         } => {
             let mut events = Vec::new();
-            let next = pages(&query, max_results, max_items, starting_token, |r| {
-                if let Some(mut e) = lookup::event_json(r) {
-                    // The AWS CLI prints timestamps as ISO 8601.
-                    if let Some(t) = e["EventTime"]
-                        .as_i64()
-                        .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
-                    {
-                        e["EventTime"] = json!(t.format("%Y-%m-%dT%H:%M:%S+00:00").to_string());
-                    }
-                    events.push(e);
+            let next = pages(&query, max_results, max_items, starting_token, |e| {
+                let mut e = e.clone();
+                // The AWS CLI prints timestamps as ISO 8601.
+                if let Some(t) = e["EventTime"]
+                    .as_f64()
+                    .and_then(|s| chrono::DateTime::from_timestamp(s as i64, 0))
+                {
+                    e["EventTime"] = json!(t.format("%Y-%m-%dT%H:%M:%S+00:00").to_string());
                 }
+                events.push(e);
                 Ok(())
             })
             .await?;
@@ -217,8 +391,9 @@ pub async fn run(cmd: LookupCommand) -> Result<(), LookupCliError> {
                 Format::Csv => {
                     let mut w = csv::Writer::from_writer(sink);
                     w.write_record(lookup::CSV_COLUMNS)?;
-                    pages(&query, None, None, None, |r| {
-                        if let Some(row) = lookup::csv_row(r) {
+                    pages(&query, None, None, None, |e| {
+                        let record = e["CloudTrailEvent"].as_str().unwrap_or_default();
+                        if let Some(row) = lookup::csv_row(record) {
                             w.write_record(&row)?;
                         }
                         Ok(())
@@ -230,12 +405,13 @@ pub async fn run(cmd: LookupCommand) -> Result<(), LookupCliError> {
                     let mut w = sink;
                     w.write_all(b"{\"Records\":[")?;
                     let mut first = true;
-                    pages(&query, None, None, None, |r| {
+                    pages(&query, None, None, None, |e| {
+                        let record = e["CloudTrailEvent"].as_str().unwrap_or_default();
                         if !first {
                             w.write_all(b",")?;
                         }
                         first = false;
-                        w.write_all(r.as_bytes())?;
+                        w.write_all(record.as_bytes())?;
                         Ok(())
                     })
                     .await?;
@@ -254,7 +430,8 @@ mod tests {
 
     fn query(attributes: Option<&str>) -> Query {
         Query {
-            history_table: "t".into(),
+            endpoint_url: None,
+            history_table: Some("t".into()),
             lookup_attributes: attributes.map(str::to_owned),
             start_time: Some("2026-11-24T00:00:00Z".into()),
             end_time: None,
