@@ -29,7 +29,8 @@ pub struct Query {
     start_time: Option<String>,
     #[arg(long)]
     end_time: Option<String>,
-    /// The history's region (default: the configured region).
+    /// The history's region, among those the deployment serves (default:
+    /// the deployment's, or with --history-table the configured region).
     #[arg(long)]
     region: Option<String>,
     /// Days the history keeps events (the default start time).
@@ -137,6 +138,10 @@ fn body(
     }
     if let Some(m) = max_results {
         b["MaxResults"] = json!(m);
+    }
+    if let Some(r) = &query.region {
+        // trailkeep's extension: the history region among those served.
+        b["Region"] = json!(r);
     }
     if let Some(t) = token {
         b["NextToken"] = json!(t);
