@@ -40,13 +40,7 @@ impl Config {
 mod tests {
     use super::*;
 
-    fn lookup<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |name| {
-            vars.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_string())
-        }
-    }
+    use trailkeep_shared::config::pairs as lookup;
 
     #[test]
     fn defaults_and_bounds() {

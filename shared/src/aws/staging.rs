@@ -35,6 +35,14 @@ fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
+/// A string attribute of an item ("" when absent).
+fn text(item: &std::collections::HashMap<String, AttributeValue>, k: &str) -> String {
+    item.get(k)
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .unwrap_or_default()
+}
+
 fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
@@ -95,12 +103,7 @@ impl DynamoStaging {
             .partition(format!("MAN#{trail}#{region}#{hour}"))
             .await?
         {
-            let get = |k: &str| {
-                item.get(k)
-                    .and_then(|v| v.as_s().ok())
-                    .cloned()
-                    .unwrap_or_default()
-            };
+            let get = |k: &str| text(&item, k);
             let time =
                 |k: &str| crate::time::parse(&get(k)).map_err(|e| self.fail("read manifest", e));
             out.push(ManifestEntry {
@@ -339,12 +342,7 @@ impl DynamoStaging {
             .await?
             .into_iter()
             .map(|item| {
-                let get = |k: &str| {
-                    item.get(k)
-                        .and_then(|v| v.as_s().ok())
-                        .cloned()
-                        .unwrap_or_default()
-                };
+                let get = |k: &str| text(&item, k);
                 KeyUse {
                     key_id: get("keyId"),
                     region: get("region"),
@@ -386,12 +384,7 @@ impl DigestState for DynamoStaging {
         let Some(item) = got.item else {
             return Ok(None);
         };
-        let get = |k: &str| {
-            item.get(k)
-                .and_then(|v| v.as_s().ok())
-                .cloned()
-                .unwrap_or_default()
-        };
+        let get = |k: &str| text(&item, k);
         Ok(Some(ChainHead {
             end: crate::time::parse(&get("end")).map_err(|e| self.fail("read chain head", e))?,
             bucket: get("bucket"),
