@@ -37,23 +37,7 @@ impl S3Logs {
 
 impl LogSink for S3Logs {
     async fn put(&self, bucket: &str, key: &str, gzip: Vec<u8>) -> Result<(), StoreError> {
-        self.client
-            .put_object()
-            .bucket(bucket)
-            .key(key)
-            .body(ByteStream::from(gzip))
-            // No Content-Encoding: clients must get the gzip bytes as stored
-            // (validation hashes the inflated content itself).
-            .content_type("application/gzip")
-            .server_side_encryption(ServerSideEncryption::Aes256)
-            .send()
-            .await
-            .map_err(|e| StoreError::Backend {
-                operation: "PutObject",
-                resource: format!("s3://{bucket}/{key}"),
-                message: DisplayErrorContext(&e).to_string(),
-            })?;
-        Ok(())
+        self.put_gzip(bucket, key, gzip, &[]).await
     }
 }
 
@@ -78,6 +62,34 @@ impl S3Logs {
             resource: format!("s3://{bucket}/{key}"),
             message: e.to_string(),
         }
+    }
+
+    /// PutObject of a gzip file (log or digest), encrypted at rest, with
+    /// user metadata.
+    async fn put_gzip(
+        &self,
+        bucket: &str,
+        key: &str,
+        gzip: Vec<u8>,
+        metadata: &[(&str, &str)],
+    ) -> Result<(), StoreError> {
+        let mut put = self
+            .client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(ByteStream::from(gzip))
+            // No Content-Encoding: clients must get the gzip bytes as stored
+            // (validation hashes the inflated content itself).
+            .content_type("application/gzip")
+            .server_side_encryption(ServerSideEncryption::Aes256);
+        for (name, value) in metadata {
+            put = put.metadata(*name, *value);
+        }
+        put.send()
+            .await
+            .map_err(|e| Self::fail("PutObject", bucket, key, DisplayErrorContext(&e)))?;
+        Ok(())
     }
 
     /// GetObject; `None` if there is no such key.
@@ -150,19 +162,11 @@ impl DigestBucket for S3Logs {
         gzip: Vec<u8>,
         signature_hex: &str,
     ) -> Result<(), StoreError> {
-        self.client
-            .put_object()
-            .bucket(bucket)
-            .key(key)
-            .body(ByteStream::from(gzip))
-            .content_type("application/gzip")
-            .server_side_encryption(ServerSideEncryption::Aes256)
-            .metadata("signature", signature_hex)
-            .metadata("signature-algorithm", SIGNATURE_ALGORITHM)
-            .send()
-            .await
-            .map_err(|e| Self::fail("PutObject", bucket, key, DisplayErrorContext(&e)))?;
-        Ok(())
+        let meta = [
+            ("signature", signature_hex),
+            ("signature-algorithm", SIGNATURE_ALGORITHM),
+        ];
+        self.put_gzip(bucket, key, gzip, &meta).await
     }
 }
 
