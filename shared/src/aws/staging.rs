@@ -11,6 +11,9 @@
 //!
 //! Every write is a single-item write; none needs a transaction.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
@@ -29,6 +32,8 @@ use crate::store::StoreError;
 pub struct DynamoStaging {
     client: Client,
     table: String,
+    /// (trail, region) pairs this instance has registered (below).
+    registered: Arc<Mutex<HashSet<(String, String)>>>,
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -58,7 +63,16 @@ impl DynamoStaging {
         Self {
             client,
             table: table.into(),
+            registered: Arc::default(),
         }
+    }
+
+    /// The registered pairs (a poisoned lock only means another thread
+    /// panicked mid-insert; the set is still valid).
+    fn registered_pairs(&self) -> std::sync::MutexGuard<'_, HashSet<(String, String)>> {
+        self.registered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn fail(&self, operation: &'static str, message: impl std::fmt::Display) -> StoreError {
@@ -126,6 +140,15 @@ impl DynamoStaging {
 
 impl StagingStore for DynamoStaging {
     async fn register(&self, trail: &str, region: &str, window: i64) -> Result<(), StoreError> {
+        // One write per (trail, region) for the life of the container, not
+        // one per event: once `next` exists and is at or below a window that
+        // was current, it stays at or below every later current window, since
+        // deliver never moves it past a window that is not sealed yet and the
+        // item is never deleted (docs/delivery.md).
+        let pair = (trail.to_owned(), region.to_owned());
+        if self.registered_pairs().contains(&pair) {
+            return Ok(());
+        }
         // Lower `next` to this window if it is above it (only a race between
         // the first registrations can make it so); never raise it.
         let result = self
@@ -141,10 +164,12 @@ impl StagingStore for DynamoStaging {
             .send()
             .await;
         match result {
-            Ok(_) => Ok(()),
-            Err(e) if conditional_failed(&e) => Ok(()),
-            Err(e) => Err(self.fail("UpdateItem", DisplayErrorContext(&e))),
+            Ok(_) => {}
+            Err(e) if conditional_failed(&e) => {}
+            Err(e) => return Err(self.fail("UpdateItem", DisplayErrorContext(&e))),
         }
+        self.registered_pairs().insert(pair);
+        Ok(())
     }
 
     async fn stage(
