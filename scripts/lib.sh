@@ -1,6 +1,8 @@
 # Helpers shared by the project's scripts. Source it: `. scripts/lib.sh`.
-# - ensure_venv: the pinned Python tools (moto, cargo-lambda, cfn-lint) in a
-#   venv keyed by the lock file, first on PATH.
+# - ensure_venv: the pinned Python tools (moto, cargo-lambda, cfn-lint, the
+#   AWS CLI) in a venv keyed by the lock file, first on PATH.
+# - tool_dir NAME: the bin directory of a tool kept in a venv of its own
+#   (scripts/requirements-NAME.lock: sam, checkov), installed on first use.
 # - start_moto / stop_moto: a moto server on 127.0.0.1 on a free port,
 #   stopped by its PID.
 
@@ -18,20 +20,36 @@ export AWS_EC2_METADATA_DISABLED=true
 step() { printf '\n==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-ensure_venv() {
-  local lock="$ROOT/scripts/requirements.lock" hash venv
-  hash=$(cat "$lock" "$ROOT/scripts/requirements.in" | sha256sum | cut -c1-12)
-  venv="$CACHE_DIR/venv-$hash"
-  if [ ! -x "$venv/bin/moto_server" ] || [ ! -f "$venv/.complete" ]; then
-    step "installing pinned Python tools into $venv"
+# install_venv NAME LOCK: a venv with exactly the pins of LOCK (keyed by its
+# hash, so a changed lock gets a new venv); prints its path.
+install_venv() {
+  local name=$1 lock=$2 hash venv
+  hash=$(cat "$lock" "${lock%.lock}.in" | sha256sum | cut -c1-12)
+  venv="$CACHE_DIR/$name-$hash"
+  if [ ! -f "$venv/.complete" ]; then
+    step "installing pinned Python tools ($(basename "$lock")) into $venv"
     rm -rf "$venv"
-    python3 -m venv "$venv" || die "python3 -m venv failed"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$lock" \
-      || die "pip install -r scripts/requirements.lock failed"
+    python3 -m venv "$venv" >&2 || die "python3 -m venv failed"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$lock" >&2 \
+      || die "pip install -r $lock failed"
     touch "$venv/.complete"
   fi
+  printf '%s\n' "$venv"
+}
+
+ensure_venv() {
+  local venv
+  venv=$(install_venv venv "$ROOT/scripts/requirements.lock") || exit 1
   export VIRTUAL_ENV="$venv"
   export PATH="$venv/bin:$PATH"
+}
+
+# Not put on PATH: each has its own python3, and cargo-lambda finds zig
+# through the first python3 on PATH (the main venv's).
+tool_dir() {
+  local venv
+  venv=$(install_venv "$1" "$ROOT/scripts/requirements-$1.lock") || exit 1
+  printf '%s/bin\n' "$venv"
 }
 
 free_port() {
@@ -49,7 +67,8 @@ start_moto() {
   port=$(free_port)
   log="$CACHE_DIR/moto-$port.log"
   mkdir -p "$CACHE_DIR"
-  moto_server -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+  # moto_server with a fix for its O(table) DynamoDB Query (see the script).
+  python3 "$ROOT/scripts/moto_server.py" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
   MOTO_PID=$!
   export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
   for _ in $(seq 1 100); do

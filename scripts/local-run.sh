@@ -35,7 +35,19 @@ trap cleanup EXIT
 start_moto
 
 step "creating resources from template.yaml"
-"$TRAILKEEP" dev provision --template template.yaml --stack-name "$STACK" --outputs "$OUTPUTS"
+LAMBDA_PORT=$(free_port)
+# The queues and the audit bus with the AWS CLI; tables, bucket and key by
+# `trailkeep dev provision` from template.yaml's definitions.
+local_aws() { aws --endpoint-url "$AWS_ENDPOINT_URL" --region "$AWS_REGION" "$@"; }
+INGEST_DLQ=$(local_aws sqs create-queue --queue-name "$STACK-ingest-dlq" --query QueueUrl --output text)
+SCHEDULE_DLQ=$(local_aws sqs create-queue --queue-name "$STACK-schedule-dlq" --query QueueUrl --output text)
+local_aws events create-event-bus --name "$STACK-audit" >/dev/null
+"$TRAILKEEP" dev provision --template template.yaml --stack-name "$STACK" --outputs "$OUTPUTS" \
+  --set "IngestFunctionArn=arn:aws:lambda:$AWS_REGION:123456789012:function:ingest" \
+  --set "AuditBusName=$STACK-audit" \
+  --set "IngestDeadLetterQueueUrl=$INGEST_DLQ" \
+  --set "ScheduleDeadLetterQueueUrl=$SCHEDULE_DLQ" \
+  --set "LookupUrl=http://127.0.0.1:$LAMBDA_PORT/lambda-url/lookup"
 output() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$OUTPUTS" "$1"; }
 HISTORY_TABLE=$(output HistoryTableName)
 export TRAILKEEP_STATE_TABLE=$(output StateTableName)
@@ -55,7 +67,6 @@ fi
 printf '  refused as expected: %s\n' "$(cat "$OUT_DIR/err.txt")"
 
 step "starting the functions under cargo-lambda's local runtime"
-LAMBDA_PORT=$(free_port)
 # An env file, not --env-var: values may hold commas (SERVED_REGIONS).
 cat >"$OUT_DIR/functions.env" <<ENV
 HISTORY_TABLE=$HISTORY_TABLE
@@ -148,7 +159,7 @@ run_scheduled() {  # run_scheduled FUNCTION WHEN
 }
 
 step "lookup: the AWS CLI's own CloudTrail client against the lookup function's URL (aws cloudtrail lookup-events --endpoint-url …)"
-LOOKUP_URL="http://127.0.0.1:$LAMBDA_PORT/lambda-url/lookup"
+LOOKUP_URL=$(output LookupUrl)
 aws cloudtrail lookup-events --endpoint-url "$LOOKUP_URL" --region "$AWS_REGION" \
   --lookup-attributes AttributeKey=EventName,AttributeValue=ConsoleLogin \
   --query 'Events[].[EventTime,EventName,Username,EventId]' --output text | sed 's/^/  /'
@@ -212,4 +223,5 @@ fi
 sed 's/^/  /' "$OUT_DIR/tampered.txt"
 printf '  exit status non-zero, as expected\n'
 
-step "done: stack outputs in $OUTPUTS; function logs in $OUT_DIR/lambda.log"
+step "done: stack outputs (template.yaml's Output names) in $OUTPUTS; function logs in $OUT_DIR/lambda.log"
+sed 's/^/  /' "$OUTPUTS"

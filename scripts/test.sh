@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite (README command 2; CI runs it through .ci/run):
-# formatting, lints, unit and property tests, integration tests through the
-# real AWS SDK against a local moto server, the template check, and the
-# local pipeline run with the functions under cargo-lambda's runtime.
+# formatting, lints, the template checks (cfn-lint, sam validate --lint,
+# checkov), unit and property tests, integration tests through the real AWS
+# SDK against a local moto server (among them the load-and-fault test), the
+# local pipeline run with the functions under cargo-lambda's runtime, and
+# sam build.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -18,6 +20,14 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cfn-lint template.yaml"
 cfn-lint template.yaml
 
+step "sam validate --lint"
+SAM_BIN=$(tool_dir sam)
+SAM_CLI_TELEMETRY=0 "$SAM_BIN/sam" validate --lint --region "$AWS_REGION" --template template.yaml
+
+step "checkov (each accepted finding is skipped in template.yaml with its reason)"
+CHECKOV_BIN=$(tool_dir checkov)
+"$CHECKOV_BIN/checkov" --file template.yaml --framework cloudformation --skip-download --compact --quiet
+
 trap stop_moto EXIT
 start_moto
 
@@ -29,5 +39,8 @@ unset AWS_ENDPOINT_URL
 
 step "local pipeline under cargo-lambda (scripts/local-run.sh)"
 "$ROOT/scripts/local-run.sh"
+
+step "sam build (scripts/sam-build.sh)"
+SAM_BUILD_OPTIONAL=${SAM_BUILD_OPTIONAL:-1} "$ROOT/scripts/sam-build.sh"
 
 step "all tests passed"

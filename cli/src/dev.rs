@@ -13,8 +13,10 @@ use trailkeep_shared::provision::{self, Template};
 
 #[derive(Subcommand)]
 pub enum DevCommand {
-    /// Create the stack's tables from template.yaml on the local endpoint and
-    /// write the stack outputs (template.yaml's Output names) as JSON.
+    /// Create the stack's tables, log bucket and signing key from
+    /// template.yaml on the local endpoint and write the stack outputs
+    /// (template.yaml's Output names) as JSON: every output the template
+    /// always has must be there, from what was created here or from `--set`.
     Provision {
         #[arg(long, default_value = "template.yaml")]
         template: String,
@@ -24,6 +26,9 @@ pub enum DevCommand {
         /// Where to write the outputs JSON.
         #[arg(long)]
         outputs: String,
+        /// An output the caller made itself (a queue, the local function URL): NAME=VALUE.
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
     },
     /// List the log files in a bucket: key and number of records.
     ShowLogs {
@@ -104,9 +109,49 @@ pub async fn run(cmd: DevCommand) -> Result<(), DevError> {
             template,
             stack_name,
             outputs,
+            set,
         } => {
             let template = Template::load(&template)?;
-            let mut out: BTreeMap<&str, String> = BTreeMap::new();
+            let mut out: BTreeMap<String, String> = BTreeMap::new();
+            let known = template.outputs();
+            for pair in &set {
+                let (name, value) = pair.split_once('=').ok_or_else(|| {
+                    provision::ProvisionError::Outputs(format!(
+                        "--set {pair:?}: expected NAME=VALUE"
+                    ))
+                })?;
+                if !known.iter().any(|(n, _)| n == name) {
+                    return Err(provision::ProvisionError::Outputs(format!(
+                        "--set {name}: template.yaml has no such output"
+                    ))
+                    .into());
+                }
+                out.insert(name.to_owned(), value.to_owned());
+            }
+            // What this command creates; every other output the template
+            // always has must come from --set.
+            const CREATED: [&str; 4] = [
+                "HistoryTableName",
+                "StateTableName",
+                "LogBucketName",
+                "SigningKeyArn",
+            ];
+            let missing: Vec<&str> = known
+                .iter()
+                .filter(|(name, condition)| {
+                    condition.is_none()
+                        && !out.contains_key(name)
+                        && !CREATED.contains(&name.as_str())
+                })
+                .map(|(name, _)| name.as_str())
+                .collect();
+            if !missing.is_empty() {
+                return Err(provision::ProvisionError::Outputs(format!(
+                    "no local value for {} (pass --set NAME=VALUE)",
+                    missing.join(", ")
+                ))
+                .into());
+            }
             for (logical_id, output) in [
                 ("HistoryTable", "HistoryTableName"),
                 ("StateTable", "StateTableName"),
@@ -114,7 +159,7 @@ pub async fn run(cmd: DevCommand) -> Result<(), DevError> {
                 let table = format!("{stack_name}-{logical_id}");
                 provision::create_table(&client, &table, &template.table(logical_id)?).await?;
                 eprintln!("created table {table} (from template.yaml {logical_id})");
-                out.insert(output, table);
+                out.insert(output.into(), table);
             }
             let bucket = format!("{stack_name}-logbucket").to_lowercase();
             let s3 = trailkeep_shared::aws::s3::client(
@@ -122,13 +167,13 @@ pub async fn run(cmd: DevCommand) -> Result<(), DevError> {
             );
             provision::create_bucket(&s3, &bucket, &template.bucket("LogBucket")?).await?;
             eprintln!("created bucket {bucket} (from template.yaml LogBucket)");
-            out.insert("LogBucketName", bucket);
+            out.insert("LogBucketName".into(), bucket);
             let kms = aws_sdk_kms::Client::new(
                 &aws_config::load_defaults(BehaviorVersion::latest()).await,
             );
             let key = provision::create_key(&kms, &template.key("SigningKey")?).await?;
             eprintln!("created signing key {key} (from template.yaml SigningKey)");
-            out.insert("SigningKeyArn", key);
+            out.insert("SigningKeyArn".into(), key);
             let json = serde_json::to_string_pretty(&out).unwrap_or_default();
             std::fs::write(&outputs, json + "\n").map_err(|source| DevError::Write {
                 path: outputs.clone(),

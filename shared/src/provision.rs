@@ -28,11 +28,14 @@ pub enum ProvisionError {
     Invalid { resource: String, reason: String },
     #[error("creating {resource} failed: {message}")]
     Create { resource: String, message: String },
+    #[error("stack outputs: {0}")]
+    Outputs(String),
 }
 
 /// A parsed SAM/CloudFormation template.
 pub struct Template {
     resources: serde_yaml_ng::Mapping,
+    outputs: serde_yaml_ng::Mapping,
 }
 
 /// What the template says about one DynamoDB table.
@@ -62,7 +65,26 @@ impl Template {
             .and_then(Value::as_mapping)
             .cloned()
             .ok_or_else(|| ProvisionError::NoResource("Resources".into()))?;
-        Ok(Self { resources })
+        let outputs = doc
+            .get("Outputs")
+            .and_then(Value::as_mapping)
+            .cloned()
+            .unwrap_or_default();
+        Ok(Self { resources, outputs })
+    }
+
+    /// The stack's outputs: (name, the condition it depends on, if any).
+    pub fn outputs(&self) -> Vec<(String, Option<String>)> {
+        self.outputs
+            .iter()
+            .filter_map(|(name, output)| {
+                let condition = output
+                    .get("Condition")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                name.as_str().map(|n| (n.to_owned(), condition))
+            })
+            .collect()
     }
 
     /// The properties of resource `logical_id`, checking its type.
@@ -338,6 +360,15 @@ mod tests {
             ]
         );
         assert_eq!(spec.ttl_attribute.as_deref(), Some(attr::EXPIRES_AT));
+    }
+
+    #[test]
+    fn outputs_are_read_with_their_conditions() {
+        let outputs = Template::parse(TEMPLATE).unwrap().outputs();
+        assert!(outputs.contains(&("LogBucketName".into(), None)));
+        assert!(outputs.contains(&("AthenaTableName".into(), Some("AthenaEnabled".into()))));
+        let none = Template::parse("Resources: {}\n").unwrap().outputs();
+        assert!(none.is_empty());
     }
 
     #[test]

@@ -29,7 +29,7 @@ use crate::helpers::{event_json, parse_time, sdk_config};
 const TRAIL: &str = "audit";
 
 /// A KMS signing key on moto: RSA_2048, SIGN_VERIFY.
-async fn kms_key(client: &aws_sdk_kms::Client) -> String {
+pub(crate) async fn kms_key(client: &aws_sdk_kms::Client) -> String {
     client
         .create_key()
         .key_spec(KeySpec::Rsa2048)
@@ -199,7 +199,7 @@ impl Audit {
 }
 
 /// Validates, collecting the findings.
-async fn check<S: validate::Source>(src: &S, keys: &Keys, req: &Request) -> Checked {
+pub(crate) async fn check<S: validate::Source>(src: &S, keys: &Keys, req: &Request) -> Checked {
     let mut findings = Vec::new();
     let report = validate::validate(src, keys, req, |f| findings.push(f))
         .await
@@ -207,9 +207,9 @@ async fn check<S: validate::Source>(src: &S, keys: &Keys, req: &Request) -> Chec
     Checked { report, findings }
 }
 
-struct Checked {
-    report: validate::Report,
-    findings: Vec<Finding>,
+pub(crate) struct Checked {
+    pub report: validate::Report,
+    pub findings: Vec<Finding>,
 }
 
 impl Checked {
@@ -224,7 +224,7 @@ impl Checked {
     }
 }
 
-fn problems(findings: &[Finding]) -> Vec<String> {
+pub(crate) fn problems(findings: &[Finding]) -> Vec<String> {
     findings
         .iter()
         .filter(|f| f.problem.is_some())

@@ -4,9 +4,14 @@
 //! each test creates its own resources (random names) from template.yaml's
 //! definitions and deletes them when done.
 
+mod athena;
+mod cost;
 mod delivery;
 mod digests;
+mod faults;
 mod helpers;
 mod history;
+mod load;
 mod lookup;
+mod policies;
 mod trails;

@@ -1,0 +1,657 @@
+//! Load and faults: 20,000 events through ingest, every tenth re-delivered,
+//! deliver and digest running alongside on a simulated clock, every call to
+//! DynamoDB, S3 and KMS going through a proxy that drops connections
+//! (before and after the request took effect) and answers with throttling
+//! and 5xx errors, and deliver and digest runs killed midway. Afterwards:
+//! the validator finds every digest and log file valid, each event is in
+//! its regions' histories and in exactly one log file, each log file in
+//! exactly one digest — and each function called exactly the AWS actions
+//! template.yaml grants its role.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{json, Value};
+use tokio::sync::RwLock;
+use trailkeep_shared::aws::dynamodb::DynamoHistory;
+use trailkeep_shared::aws::kms::{KeyMap, KmsSigner};
+use trailkeep_shared::aws::s3::{self, S3Logs};
+use trailkeep_shared::aws::staging::DynamoStaging;
+use trailkeep_shared::aws::trails::DynamoTrails;
+use trailkeep_shared::delivery::{self, DeliverSettings};
+use trailkeep_shared::digest::DigestFile;
+use trailkeep_shared::digester::{self, DigestSettings, Signer};
+use trailkeep_shared::history::HistorySettings;
+use trailkeep_shared::ingest::{ingest, Targets};
+use trailkeep_shared::lookup::{self, LookupSettings};
+use trailkeep_shared::normalize::{normalize, Context};
+use trailkeep_shared::trail::{
+    DataResource, EventSelector, ReadWriteType, LAMBDA_FUNCTION, S3_OBJECT,
+};
+use trailkeep_shared::trails::{self, NewTrail, TrailCache, TrailStore};
+use trailkeep_shared::validate::{Keys, Request};
+
+use crate::delivery::{gunzip, ACCOUNT};
+use crate::digests::{check, kms_key, problems};
+use crate::faults::{FaultProxy, Faults};
+use crate::helpers::{endpoint, event_json, parse_time, sdk_config, TestBucket, TestTable};
+use crate::policies::{self, table_arn, Bindings};
+
+const EVENTS: usize = 20_000;
+/// Concurrent ingest invocations.
+const TASKS: usize = 16;
+const TRAIL: &str = "load";
+const SERVED: [&str; 2] = ["eu-west-1", "us-east-1"];
+const HOME: &str = "us-east-1";
+/// Lambda invocations of one payload before it would go to the DLQ (the
+/// sources retry far longer: EventBridge for 24 hours).
+const INVOCATIONS: usize = 12;
+
+/// Around 7% of requests fail in one of four ways; the SDK retries each
+/// request 3 times, so a few hundred calls fail for good and the
+/// functions' own retries (Lambda's, the next scheduled run) take over.
+const FAULTS: Faults = Faults {
+    drop_before: 0.015,
+    drop_after: 0.015,
+    throttle: 0.025,
+    server_error: 0.015,
+};
+
+/// Event `i`: management events (regional in the served regions, and
+/// global), S3 object events (notifications and EventBridge) and Lambda
+/// invocations, with unique ids and event times spread over two hours.
+pub(crate) fn payload(i: usize, t0: DateTime<Utc>) -> String {
+    let region = SERVED[i % 2];
+    let data_region = ["eu-west-1", "us-east-1", "ap-south-1"][i % 3];
+    let id = format!("00000000-0000-4000-8000-{i:012}");
+    let time = trailkeep_shared::time::format(&(t0 + Duration::milliseconds(i as i64 * 350)));
+    let cloudtrail = |file: &str, region: Option<&str>| {
+        let mut p = event_json(file);
+        p["detail"]["eventID"] = json!(id);
+        p["detail"]["eventTime"] = json!(time);
+        if let Some(r) = region {
+            p["detail"]["awsRegion"] = json!(r);
+        }
+        p.to_string()
+    };
+    match i % 10 {
+        0 | 1 => cloudtrail("eventbridge/api-call-write.json", Some(region)),
+        2 | 3 => cloudtrail("eventbridge/api-call-read.json", Some(region)),
+        4 => cloudtrail("eventbridge/service-event.json", Some(region)),
+        5 => cloudtrail("eventbridge/iam-global-call.json", None),
+        6 => cloudtrail("eventbridge/console-signin-success.json", None),
+        7 => {
+            let mut p = event_json("s3/put.json");
+            p["Records"][0]["awsRegion"] = json!(data_region);
+            p["Records"][0]["eventTime"] = json!(time);
+            p["Records"][0]["s3"]["object"]["sequencer"] = json!(format!("{i:018X}"));
+            p.to_string()
+        }
+        8 => {
+            let mut p = event_json("eventbridge/s3-object-created.json");
+            p["region"] = json!(data_region);
+            p["time"] = json!(time);
+            p["id"] = json!(id);
+            p["detail"]["object"]["sequencer"] = json!(format!("{i:018X}"));
+            p.to_string()
+        }
+        _ => cloudtrail(
+            "eventbridge/lambda-invoke-data-event.json",
+            Some(data_region),
+        ),
+    }
+}
+
+/// The simulated clock of delivery.rs's interleaving test: invocations hold
+/// a read guard from reading the time to their last write; it moves only
+/// under the write guard, by less than the grace period.
+struct Clock {
+    now: AtomicI64,
+    calls: RwLock<()>,
+}
+
+impl Clock {
+    fn now(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp(self.now.load(Ordering::SeqCst), 0).unwrap()
+    }
+    async fn advance(&self, secs: i64) {
+        let _exclusive = self.calls.write().await;
+        self.now.fetch_add(secs, Ordering::SeqCst);
+    }
+}
+
+/// One function's view of AWS: its own proxy (so that what it calls can be
+/// told apart), its clients and adapters.
+pub(crate) struct Function {
+    pub proxy: FaultProxy,
+    pub sdk: aws_config::SdkConfig,
+}
+
+impl Function {
+    pub async fn new(seed: u64) -> Self {
+        Self::with_faults(FAULTS, seed).await
+    }
+    pub async fn with_faults(faults: Faults, seed: u64) -> Self {
+        let proxy = FaultProxy::start(&endpoint(), faults, seed).await;
+        let sdk = proxy.sdk_config().await;
+        Self { proxy, sdk }
+    }
+    pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&self.sdk)
+    }
+}
+
+/// Runs `run` unless `kill` is set, in which case the run is dropped (a
+/// Lambda killed mid-flight) after `after` of its requests went through;
+/// returns whether it was killed midway and its result otherwise.
+async fn maybe_killed<T, E: std::fmt::Display>(
+    proxy: &FaultProxy,
+    kill: bool,
+    after: u64,
+    run: impl std::future::Future<Output = Result<T, E>>,
+) -> Option<Result<T, String>> {
+    let since = proxy.requests();
+    if !kill {
+        return Some(run.await.map_err(|e| e.to_string()));
+    }
+    tokio::select! {
+        result = run => Some(result.map_err(|e| e.to_string())),
+        () = proxy.after_requests(since, after) => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicate_nothing() {
+    // GIVEN the stack's tables, bucket and signing key, and one
+    // multi-region trail logging every management and data event, with
+    // log file validation
+    let history_table = TestTable::history().await;
+    let state_table = TestTable::state().await;
+    let bucket = TestBucket::new().await;
+    let direct = sdk_config().await;
+    let kms = aws_sdk_kms::Client::new(&direct);
+    let key_arn = kms_key(&kms).await;
+    let t0 = parse_time("2026-11-24T00:00:30Z");
+    let admin = state_table.trails();
+    trails::create(
+        &admin,
+        ACCOUNT,
+        HOME,
+        NewTrail {
+            name: TRAIL.into(),
+            s3_bucket_name: bucket.name.clone(),
+            is_multi_region_trail: true,
+            include_global_service_events: true,
+            log_file_validation_enabled: true,
+            ..NewTrail::default()
+        },
+    )
+    .await
+    .unwrap();
+    trails::put_event_selectors(
+        &admin,
+        TRAIL,
+        vec![EventSelector {
+            read_write_type: ReadWriteType::All,
+            include_management_events: true,
+            data_resources: vec![
+                DataResource {
+                    resource_type: S3_OBJECT.into(),
+                    values: vec!["arn:aws:s3".into()],
+                },
+                DataResource {
+                    resource_type: LAMBDA_FUNCTION.into(),
+                    values: vec!["arn:aws:lambda".into()],
+                },
+            ],
+        }],
+    )
+    .await
+    .unwrap();
+    trails::set_logging(&admin, TRAIL, true, t0).await.unwrap();
+
+    // … and each function with its own faulty way to AWS, built as its
+    // main.rs builds it
+    let (ingest_fn, deliver_fn, digest_fn, lookup_fn) = (
+        Function::new(1).await,
+        Function::new(2).await,
+        Function::new(3).await,
+        Function::new(4).await,
+    );
+    let settings = HistorySettings {
+        retention_days: 90,
+        served_regions: SERVED.map(String::from).to_vec(),
+    };
+    let ingest_history = DynamoHistory::new(ingest_fn.dynamodb(), &history_table.name);
+    let ingest_staging = DynamoStaging::new(ingest_fn.dynamodb(), &state_table.name);
+    let ingest_trails = TrailCache::new(
+        DynamoTrails::new(ingest_fn.dynamodb(), &state_table.name),
+        std::time::Duration::from_secs(60),
+    );
+    let deliver_staging = DynamoStaging::new(deliver_fn.dynamodb(), &state_table.name);
+    let deliver_trails = DynamoTrails::new(deliver_fn.dynamodb(), &state_table.name);
+    let deliver_logs = S3Logs::new(s3::client(&deliver_fn.sdk));
+    let deliver_settings = DeliverSettings::default();
+    let digest_state = DynamoStaging::new(digest_fn.dynamodb(), &state_table.name);
+    let digest_trails = DynamoTrails::new(digest_fn.dynamodb(), &state_table.name);
+    let signer = KmsSigner::new(&digest_fn.sdk, KeyMap::parse(&key_arn).unwrap());
+    let digest_bucket = S3Logs::new(s3::client(&digest_fn.sdk));
+    let digest_settings = DigestSettings {
+        regions: SERVED.map(String::from).to_vec(),
+        ..DigestSettings::default()
+    };
+    let clock = Clock {
+        now: AtomicI64::new(t0.timestamp()),
+        calls: RwLock::new(()),
+    };
+    let ctx = Context {
+        account_id: ACCOUNT.into(),
+    };
+
+    // WHEN 16 concurrent invocations ingest 20,000 events and every tenth
+    // once more later (an invocation that fails is invoked again, as Lambda
+    // and EventBridge do), …
+    let lambda_retries = AtomicUsize::new(0);
+    let finished = AtomicBool::new(false);
+    let ingesting = async {
+        let tasks = (0..TASKS).map(|task| {
+            let (clock, ctx, lambda_retries) = (&clock, &ctx, &lambda_retries);
+            let (history, staging, trails, settings) =
+                (&ingest_history, &ingest_staging, &ingest_trails, &settings);
+            async move {
+                let mine: Vec<usize> = (task..EVENTS).step_by(TASKS).collect();
+                let again: Vec<usize> = mine.iter().copied().filter(|i| i % 10 == 7).collect();
+                for i in mine.into_iter().chain(again) {
+                    let payload = payload(i, t0);
+                    let mut attempt = 0;
+                    loop {
+                        attempt += 1;
+                        let call = clock.calls.read().await;
+                        let result = async {
+                            let trails = trails.trails().await.map_err(|e| e.to_string())?;
+                            let targets = Targets {
+                                history,
+                                settings,
+                                staging,
+                                trails: &trails,
+                            };
+                            ingest(&targets, ctx, &payload, &clock.now())
+                                .await
+                                .map_err(|e| e.to_string())
+                        }
+                        .await;
+                        drop(call);
+                        match result {
+                            Ok(_) => break,
+                            Err(e) if attempt < INVOCATIONS => {
+                                lambda_retries.fetch_add(1, Ordering::Relaxed);
+                                verbose(&format!("event {i}: invocation {attempt} failed: {e}"));
+                            }
+                            Err(e) => panic!("event {i} failed {INVOCATIONS} invocations: {e}"),
+                        }
+                    }
+                }
+            }
+        });
+        futures::future::join_all(tasks).await;
+        finished.store(true, Ordering::SeqCst);
+    };
+    // … while deliver runs every 100 simulated seconds, and digest at ten
+    // past each hour; every 4th deliver run (windows seal every 3rd) and
+    // every 2nd digest run is killed after a few of its
+    // requests. A failed run is simply followed by the
+    // next scheduled one.
+    let killed = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let failed_runs = AtomicUsize::new(0);
+    let deliver_run = |n: usize, kill: bool| {
+        let (staging, trails, logs, settings) = (
+            &deliver_staging,
+            &deliver_trails,
+            &deliver_logs,
+            &deliver_settings,
+        );
+        let (clock, proxy) = (&clock, &deliver_fn.proxy);
+        async move {
+            let now = clock.now();
+            let run = async {
+                let trails = trails.load().await?.trails;
+                delivery::deliver(staging, logs, &trails, &now, settings).await
+            };
+            maybe_killed(proxy, kill, 3 + (n as u64 * 7) % 40, run).await
+        }
+    };
+    let digest_run = |n: usize, kill: bool| {
+        let (state, trails, signer, bucket, settings) = (
+            &digest_state,
+            &digest_trails,
+            &signer,
+            &digest_bucket,
+            &digest_settings,
+        );
+        let (clock, proxy) = (&clock, &digest_fn.proxy);
+        async move {
+            let now = clock.now();
+            let run = async {
+                let trails = trails.load().await?.trails;
+                digester::run(state, signer, bucket, &trails, &now, settings).await
+            };
+            maybe_killed(proxy, kill, 2 + (n as u64 * 5) % 30, run).await
+        }
+    };
+    let scheduling = async {
+        let (mut delivers, mut digests) = (0, 0);
+        while !finished.load(Ordering::SeqCst) {
+            clock.advance(100).await;
+            delivers += 1;
+            match deliver_run(delivers, delivers % 4 == 0).await {
+                None => {
+                    killed.0.fetch_add(1, Ordering::Relaxed);
+                }
+                Some(Err(_)) => {
+                    failed_runs.fetch_add(1, Ordering::Relaxed);
+                }
+                Some(Ok(_)) => {}
+            }
+            if (10..12).contains(&clock.now().format("%M").to_string().parse::<u32>().unwrap()) {
+                digests += 1;
+                match digest_run(digests, digests % 2 == 0).await {
+                    None => {
+                        killed.1.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Some(Err(_)) => {
+                        failed_runs.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Some(Ok(_)) => {}
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        }
+        (delivers, digests)
+    };
+    let ((), (delivers, digests)) = tokio::join!(ingesting, scheduling);
+
+    // AND after the last event the schedules go on (faults still on, no
+    // more kills) until every window is delivered and, two hours on, a
+    // digest run has caught up every hour
+    let offset = clock.now().timestamp().rem_euclid(300);
+    clock.advance(300 - offset + 30).await;
+    let mut ticks = 0;
+    let end = loop {
+        clock.advance(300).await;
+        ticks += 1;
+        assert!(ticks < 400, "deliver and digest never caught up");
+        let delivered = matches!(deliver_run(0, false).await, Some(Ok(r)) if r.behind == 0);
+        if clock.now().format("%M").to_string() == "10" {
+            let digested = matches!(digest_run(0, false).await, Some(Ok(r)) if r.waiting == 0);
+            if delivered && digested && ticks >= 24 {
+                break clock.now() - Duration::minutes(10);
+            }
+        }
+    };
+    for f in [&ingest_fn, &deliver_fn, &digest_fn, &lookup_fn] {
+        f.proxy.set_armed(false);
+    }
+    let stats: BTreeMap<&str, _> = [
+        ("ingest", ingest_fn.proxy.stats()),
+        ("deliver", deliver_fn.proxy.stats()),
+        ("digest", digest_fn.proxy.stats()),
+    ]
+    .into_iter()
+    .collect();
+    let faults_seen = |f: &str| stats[f].values().map(|s| s.faults).sum::<u64>();
+    eprintln!(
+        "load: {EVENTS} events + {} re-deliveries; {} ingest invocations retried; \
+         deliver runs {delivers} ({} killed midway), digest runs {digests} ({} killed midway), \
+         {} failed runs; faults injected: ingest {}, deliver {}, digest {}",
+        EVENTS / 10,
+        lambda_retries.load(Ordering::Relaxed),
+        killed.0.load(Ordering::Relaxed),
+        killed.1.load(Ordering::Relaxed),
+        failed_runs.load(Ordering::Relaxed),
+        faults_seen("ingest"),
+        faults_seen("deliver"),
+        faults_seen("digest"),
+    );
+    // The faults and kills did happen (else the test proves nothing).
+    assert!(faults_seen("ingest") > 1000, "{stats:?}");
+    assert!(faults_seen("deliver") > 100 && faults_seen("digest") > 10);
+    assert!(
+        killed.0.load(Ordering::Relaxed) >= 5,
+        "deliver runs killed midway"
+    );
+    assert!(
+        killed.1.load(Ordering::Relaxed) >= 2,
+        "digest runs killed midway"
+    );
+    assert!(digests >= 4, "digest ran {digests} times alongside ingest");
+
+    // THEN the validator finds every digest and log file valid, …
+    let direct_logs = S3Logs::new(bucket.client.clone());
+    let mut keys = Keys::default();
+    keys.add_pkcs1(signer.public_key(HOME).await.unwrap().pkcs1);
+    let request = Request {
+        bucket: bucket.name.clone(),
+        prefix: None,
+        account_id: ACCOUNT.into(),
+        trail_name: TRAIL.into(),
+        home_region: HOME.into(),
+        regions: Vec::new(),
+        start: t0,
+        end,
+        now: end,
+        heads: Default::default(),
+        tail_grace: Duration::minutes(30),
+        concurrency: 8,
+    };
+    let checked = check(&direct_logs, &keys, &request).await;
+    assert_eq!(problems(&checked.findings), Vec::<String>::new());
+    assert!(checked.report.all_valid());
+
+    // … every log file is listed in exactly one digest, and every digest of
+    // a region forms one chain, hour after hour …
+    let objects = bucket.objects().await;
+    let mut listed: BTreeMap<String, usize> = BTreeMap::new();
+    let mut digest_ends: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut logged: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (key, gz) in &objects {
+        if key.contains("/CloudTrail-Digest/") {
+            let d: DigestFile = serde_json::from_slice(&gunzip(gz)).unwrap();
+            for f in &d.log_files {
+                *listed.entry(f.s3_object.clone()).or_default() += 1;
+            }
+            let region = key.split('/').nth(3).unwrap().to_owned();
+            digest_ends
+                .entry(region)
+                .or_default()
+                .push(d.digest_end_time.clone());
+        } else {
+            let region = key.split('/').nth(3).unwrap().to_owned();
+            let doc: Value = serde_json::from_slice(&gunzip(gz)).unwrap();
+            logged.entry(region).or_default().extend(
+                doc["Records"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["eventID"].as_str().unwrap().to_owned()),
+            );
+        }
+    }
+    let log_keys: Vec<&String> = objects
+        .iter()
+        .map(|(k, _)| k)
+        .filter(|k| k.contains("/CloudTrail/"))
+        .collect();
+    assert_eq!(checked.report.logs_total, log_keys.len());
+    for key in &log_keys {
+        assert_eq!(listed.get(*key), Some(&1), "{key} in digests");
+    }
+    assert_eq!(
+        listed.len(),
+        log_keys.len(),
+        "digests list only existing files"
+    );
+    for (region, ends) in &digest_ends {
+        let hours: Vec<DateTime<Utc>> = ends.iter().map(|e| parse_time(e)).collect();
+        assert!(
+            hours.windows(2).all(|w| w[1] - w[0] == Duration::hours(1)),
+            "{region}: one digest per hour, no gap: {ends:?}"
+        );
+        assert_eq!(
+            checked.report.digests_total,
+            digest_ends.values().map(Vec::len).sum::<usize>()
+        );
+    }
+
+    // … each event is in exactly one log file of the region the trail logs
+    // it in, …
+    let mut expected_logs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut expected_history: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let trail = trails::get(&admin, TRAIL).await.unwrap();
+    for i in 0..EVENTS {
+        let record = normalize(&payload(i, t0), &ctx).records.remove(0).record;
+        if let Some(region) = trail.log_region(&record) {
+            expected_logs
+                .entry(region.to_owned())
+                .or_default()
+                .insert(record.event_id.clone());
+        }
+        for region in settings.regions(&record) {
+            expected_history
+                .entry(region.to_owned())
+                .or_default()
+                .insert(record.event_id.clone());
+        }
+    }
+    assert_eq!(
+        logged.keys().collect::<Vec<_>>(),
+        expected_logs.keys().collect::<Vec<_>>()
+    );
+    for (region, ids) in &logged {
+        let unique: BTreeSet<String> = ids.iter().cloned().collect();
+        assert_eq!(
+            unique.len(),
+            ids.len(),
+            "{region}: an event is in two log files"
+        );
+        assert_eq!(&unique, &expected_logs[region], "{region}: logged events");
+    }
+    assert_eq!(
+        logged.values().map(Vec::len).sum::<usize>(),
+        EVENTS,
+        "every event logged once"
+    );
+
+    // … and in the history of each region it belongs to, exactly once, as
+    // LookupEvents pages through it
+    let lookup_reader = DynamoHistory::new(lookup_fn.dynamodb(), &history_table.name);
+    let lookup_settings = LookupSettings {
+        home_region: HOME.into(),
+        served_regions: SERVED.map(String::from).to_vec(),
+        retention_days: 90,
+        token_key: vec![7; 32],
+    };
+    let now = clock.now();
+    for region in SERVED {
+        let mut found = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut body = json!({
+                "Region": region,
+                "StartTime": t0.timestamp() - 60,
+                "EndTime": end.timestamp(),
+                "MaxResults": 50,
+            });
+            if let Some(t) = &token {
+                body["NextToken"] = json!(t);
+            }
+            let answer = lookup::http(
+                &lookup_reader,
+                &lookup_settings,
+                "POST",
+                Some("com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents"),
+                body.to_string().as_bytes(),
+                &now,
+            )
+            .await;
+            assert_eq!(answer.status, 200, "{}", answer.body);
+            let page: Value = serde_json::from_str(&answer.body).unwrap();
+            found.extend(
+                page["Events"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["EventId"].as_str().unwrap().to_owned()),
+            );
+            match page["NextToken"].as_str() {
+                Some(t) => token = Some(t.to_owned()),
+                None => break,
+            }
+        }
+        let unique: BTreeSet<String> = found.iter().cloned().collect();
+        assert_eq!(
+            unique.len(),
+            found.len(),
+            "{region}: an event twice in the history"
+        );
+        assert_eq!(unique, expected_history[region], "{region}: history");
+        // One lookup by EventId too (the other read path).
+        let one = unique.iter().next().unwrap();
+        let body = json!({"Region": region, "StartTime": t0.timestamp() - 60, "EndTime": end.timestamp(),
+            "LookupAttributes": [{"AttributeKey": "EventId", "AttributeValue": one}]});
+        let answer = lookup::http(
+            &lookup_reader,
+            &lookup_settings,
+            "POST",
+            Some("com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents"),
+            body.to_string().as_bytes(),
+            &now,
+        )
+        .await;
+        assert!(answer.body.contains(one.as_str()), "{}", answer.body);
+    }
+
+    // AND each function called exactly the actions its role in
+    // template.yaml allows, on exactly its resources
+    let bind: Bindings = [
+        ("HistoryTable", table_arn(&history_table.name)),
+        ("StateTable", table_arn(&state_table.name)),
+        ("LogBucket", format!("arn:aws:s3:::{}", bucket.name)),
+    ]
+    .into_iter()
+    .collect();
+    let to_arn = |action: &str, resource: &str| {
+        if action.starts_with("dynamodb:") {
+            table_arn(resource)
+        } else {
+            resource.to_owned()
+        }
+    };
+    let mut problems_found = Vec::new();
+    for (function, f) in [
+        ("IngestFunction", &ingest_fn),
+        ("DeliverFunction", &deliver_fn),
+        ("DigestFunction", &digest_fn),
+        ("LookupFunction", &lookup_fn),
+    ] {
+        let grants = policies::grants(function, &bind);
+        problems_found.extend(policies::compare(
+            function,
+            &grants,
+            &f.proxy.access(),
+            to_arn,
+        ));
+    }
+    assert_eq!(problems_found, Vec::<String>::new());
+
+    let _ = kms.schedule_key_deletion().key_id(&key_arn).send().await;
+    history_table.delete().await;
+    state_table.delete().await;
+}
+
+/// Detail for a failing run's log (`TRAILKEEP_LOAD_VERBOSE=1`).
+fn verbose(line: &str) {
+    if std::env::var_os("TRAILKEEP_LOAD_VERBOSE").is_some() {
+        eprintln!("{line}");
+    }
+}

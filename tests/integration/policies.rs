@@ -1,0 +1,309 @@
+//! template.yaml's IAM grants, read back for the tests: what each function's
+//! role may do, on which resources, compared with what its code was seen
+//! doing through the fault proxy.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_yaml_ng::Value;
+
+use crate::helpers::template;
+
+/// One Allow statement: its actions and resource patterns (ARNs with `*`).
+#[derive(Clone, Debug)]
+pub struct Grant {
+    pub sid: String,
+    pub actions: Vec<String>,
+    pub resources: Vec<String>,
+}
+
+/// ARNs of the template's resources in this test (`HistoryTable` → the
+/// test table's ARN …), for `!GetAtt X.Arn` and `${X.Arn}`.
+pub type Bindings = BTreeMap<&'static str, String>;
+
+pub fn table_arn(name: &str) -> String {
+    format!("arn:aws:dynamodb:us-east-1:123456789012:table/{name}")
+}
+
+/// The Allow statements that apply to `function`'s role: its `Policies`,
+/// and the statements of the signing key's policy naming that role.
+pub fn grants(function: &str, bind: &Bindings) -> Vec<Grant> {
+    let t = template();
+    let props = t
+        .properties(function, "AWS::Serverless::Function")
+        .expect("the function is in template.yaml");
+    let mut statements: Vec<&Value> = props
+        .get("Policies")
+        .and_then(Value::as_sequence)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.get("Statement").and_then(Value::as_sequence))
+        .flatten()
+        .collect();
+    let key = t
+        .properties("SigningKey", "AWS::KMS::Key")
+        .expect("SigningKey in template.yaml");
+    let role = format!("{function}Role");
+    statements.extend(
+        key.get("KeyPolicy")
+            .and_then(|p| p.get("Statement"))
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+            .filter(|s| format!("{:?}", s.get("Principal")).contains(&role)),
+    );
+    statements
+        .into_iter()
+        .filter(|s| s.get("Effect").and_then(Value::as_str) == Some("Allow"))
+        .map(|s| Grant {
+            sid: s
+                .get("Sid")
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+                .to_owned(),
+            actions: strings(s.get("Action")),
+            resources: resolve_all(s.get("Resource"), bind),
+        })
+        .collect()
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Sequence(seq)) => seq
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn resolve_all(v: Option<&Value>, bind: &Bindings) -> Vec<String> {
+    match v {
+        Some(Value::Sequence(seq)) => seq.iter().map(|v| resolve(v, bind)).collect(),
+        Some(v) => vec![resolve(v, bind)],
+        None => Vec::new(),
+    }
+}
+
+/// `"*"`, `!GetAtt X.Arn` or `!Sub "${X.Arn}/…"` with the test's ARNs.
+fn resolve(v: &Value, bind: &Bindings) -> String {
+    let lookup = |name: &str| -> String {
+        let id = name.trim_end_matches(".Arn");
+        bind.get(id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no binding for {name} in this test"))
+    };
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Tagged(t) => {
+            let text = t.value.as_str().unwrap_or_default();
+            match t.tag.to_string().trim_start_matches('!') {
+                "GetAtt" => lookup(text),
+                "Sub" => {
+                    let mut out = String::new();
+                    let mut rest = text;
+                    while let Some(start) = rest.find("${") {
+                        out.push_str(&rest[..start]);
+                        let end = rest[start..].find('}').expect("closed ${…}") + start;
+                        out.push_str(&lookup(&rest[start + 2..end]));
+                        rest = &rest[end + 1..];
+                    }
+                    out.push_str(rest);
+                    out
+                }
+                other => panic!("unsupported resource form !{other}"),
+            }
+        }
+        other => panic!("unsupported resource {other:?}"),
+    }
+}
+
+/// Does an IAM resource pattern (`*` wildcards) match `arn`?
+pub fn matches(pattern: &str, arn: &str) -> bool {
+    let re = format!("^{}$", regex::escape(pattern).replace(r"\*", ".*"));
+    regex::Regex::new(&re).expect("pattern").is_match(arn)
+}
+
+/// Compares what a function did with what its role allows, for the
+/// services trailkeep's code calls (DynamoDB, S3, KMS): every request is
+/// allowed by some statement, and every statement's every action was
+/// needed on some resource it names. Returns the problems found.
+pub fn compare(
+    function: &str,
+    grants: &[Grant],
+    seen: &BTreeSet<(String, String)>,
+    to_arn: impl Fn(&str, &str) -> String,
+) -> Vec<String> {
+    let ours = |a: &str| {
+        ["dynamodb:", "s3:", "kms:"]
+            .iter()
+            .any(|p| a.starts_with(p))
+    };
+    let seen: Vec<(String, String)> = seen
+        .iter()
+        .map(|(a, r)| (a.clone(), to_arn(a, r)))
+        .collect();
+    let mut problems = Vec::new();
+    for (action, arn) in &seen {
+        let allowed = grants
+            .iter()
+            .any(|g| g.actions.contains(action) && g.resources.iter().any(|p| matches(p, arn)));
+        if !allowed {
+            problems.push(format!(
+                "{function} called {action} on {arn}, which its role does not allow"
+            ));
+        }
+    }
+    for g in grants {
+        for action in g.actions.iter().filter(|a| ours(a)) {
+            let used = seen
+                .iter()
+                .any(|(a, arn)| a == action && g.resources.iter().any(|p| matches(p, arn)));
+            if !used {
+                problems.push(format!(
+                    "{function}'s statement {} allows {action} on {:?}, which its code never called",
+                    g.sid, g.resources
+                ));
+            }
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_as_iam_does() {
+        assert!(matches(
+            "arn:aws:s3:::b/*AWSLogs/*/CloudTrail/*",
+            "arn:aws:s3:::b/p/AWSLogs/1/CloudTrail/eu-west-1/x.json.gz"
+        ));
+        assert!(!matches(
+            "arn:aws:s3:::b/*AWSLogs/*/CloudTrail/*",
+            "arn:aws:s3:::b/AWSLogs/1/CloudTrail-Digest/eu-west-1/x.json.gz"
+        ));
+        assert!(matches("*", "anything"));
+        assert!(!matches(
+            "arn:aws:dynamodb:r:a:table/T",
+            "arn:aws:dynamodb:r:a:table/T2"
+        ));
+    }
+}
+
+/// template.yaml's security posture, statement by statement.
+#[test]
+fn each_role_can_do_only_its_part() {
+    let bind: Bindings = [
+        ("HistoryTable", table_arn("history")),
+        ("StateTable", table_arn("state")),
+        ("LogBucket", "arn:aws:s3:::logs".to_owned()),
+    ]
+    .into_iter()
+    .collect();
+    let functions = [
+        "IngestFunction",
+        "DeliverFunction",
+        "DigestFunction",
+        "LookupFunction",
+    ];
+    let digest_key =
+        "arn:aws:s3:::logs/AWSLogs/111122223333/CloudTrail-Digest/eu-west-1/2026/11/24/x.json.gz";
+    let log_key =
+        "arn:aws:s3:::logs/AWSLogs/111122223333/CloudTrail/eu-west-1/2026/11/24/x.json.gz";
+    let can = |function: &str, action: &str, arn: &str| {
+        grants(function, &bind).iter().any(|g| {
+            g.actions.iter().any(|a| matches(a, action))
+                && g.resources.iter().any(|r| matches(r, arn))
+        })
+    };
+    for f in functions {
+        for g in grants(f, &bind) {
+            for a in &g.actions {
+                assert!(!a.contains('*'), "{f}: wildcard action {a} in {}", g.sid);
+                assert!(
+                    !a.starts_with("s3:Delete") && !a.starts_with("dynamodb:Delete"),
+                    "{f}: {a} in {} (nothing deletes)",
+                    g.sid
+                );
+            }
+        }
+        assert_eq!(
+            can(f, "kms:Sign", "*"),
+            f == "DigestFunction",
+            "{f}: only digest signs"
+        );
+        assert_eq!(
+            can(f, "s3:PutObject", digest_key),
+            f == "DigestFunction",
+            "{f}: only digest writes digests"
+        );
+    }
+    assert!(can("DeliverFunction", "s3:PutObject", log_key));
+    assert!(
+        !can("DeliverFunction", "s3:GetObject", log_key),
+        "deliver never reads"
+    );
+    assert!(!can("IngestFunction", "s3:PutObject", log_key));
+    for g in grants("LookupFunction", &bind) {
+        for a in &g.actions {
+            assert!(
+                ["dynamodb:Query", "dynamodb:GetItem"].contains(&a.as_str()),
+                "lookup only reads: {a}"
+            );
+        }
+    }
+
+    // The key policy: administrators manage the key but may not sign (so
+    // no IAM policy can grant signing to anyone else).
+    let t = template();
+    let key = t.properties("SigningKey", "AWS::KMS::Key").unwrap();
+    let statements = key["KeyPolicy"]["Statement"].as_sequence().unwrap();
+    for s in statements {
+        let principal = format!("{:?}", s.get("Principal"));
+        let signs = strings(s.get("Action"))
+            .iter()
+            .any(|a| a == "kms:Sign" || a == "kms:*");
+        if signs {
+            assert!(principal.contains("DigestFunctionRole"), "{s:?}");
+        }
+        if principal.contains(":root") {
+            assert_eq!(strings(s.get("NotAction")), ["kms:Sign"], "{s:?}");
+            assert!(s.get("Action").is_none());
+        }
+    }
+
+    // The bucket policy: nobody deletes a digest; only the digest role puts one.
+    let policy = t
+        .properties("LogBucketPolicy", "AWS::S3::BucketPolicy")
+        .unwrap();
+    let denies: Vec<&Value> = policy["PolicyDocument"]["Statement"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter(|s| s.get("Effect").and_then(Value::as_str) == Some("Deny"))
+        .collect();
+    // `condition`: what the statement's Condition says, in its debug form.
+    let denied = |action: &str, arn: &str, condition: &str| {
+        denies.iter().any(|s| {
+            strings(s.get("Action")).iter().any(|a| matches(a, action))
+                && resolve_all(s.get("Resource"), &bind)
+                    .iter()
+                    .any(|r| matches(r, arn))
+                && format!("{:?}", s.get("Condition")).contains(condition)
+        })
+    };
+    assert!(denied("s3:DeleteObject", digest_key, "None"));
+    assert!(denied("s3:DeleteObjectVersion", digest_key, "None"));
+    assert!(denied("s3:PutObject", digest_key, "DigestFunctionRole"));
+    assert!(!denied("s3:PutObject", log_key, "DigestFunctionRole"));
+    // Nobody deletes a log file; only the deliver role puts one.
+    assert!(denied("s3:DeleteObject", log_key, "None"));
+    assert!(denied("s3:DeleteObjectVersion", log_key, "None"));
+    assert!(denied("s3:PutObject", log_key, "DeliverFunctionRole"));
+    assert!(
+        denied("s3:GetObject", log_key, "aws:SecureTransport"),
+        "TLS only"
+    );
+}
