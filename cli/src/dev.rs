@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::types::AttributeValue;
 use clap::Subcommand;
 use trailkeep_shared::aws::dynamodb::attr;
@@ -89,7 +88,8 @@ pub enum DevError {
     BadLog { key: String, reason: String },
 }
 
-async fn local_client() -> Result<aws_sdk_dynamodb::Client, DevError> {
+/// The SDK configuration, loaded once, after checking that the endpoint is local.
+async fn local_config() -> Result<aws_config::SdkConfig, DevError> {
     let endpoint = std::env::var("AWS_ENDPOINT_URL").ok();
     let local = endpoint.as_deref().is_some_and(|e| {
         let host = e.split("://").nth(1).unwrap_or(e);
@@ -98,12 +98,12 @@ async fn local_client() -> Result<aws_sdk_dynamodb::Client, DevError> {
     if !local {
         return Err(DevError::NotLocal(endpoint));
     }
-    let aws = aws_config::load_defaults(BehaviorVersion::latest()).await;
-    Ok(aws_sdk_dynamodb::Client::new(&aws))
+    Ok(trailkeep_shared::aws::sdk_config().await)
 }
 
 pub async fn run(cmd: DevCommand) -> Result<(), DevError> {
-    let client = local_client().await?;
+    let aws = local_config().await?;
+    let client = aws_sdk_dynamodb::Client::new(&aws);
     match cmd {
         DevCommand::Provision {
             template,
@@ -162,15 +162,11 @@ pub async fn run(cmd: DevCommand) -> Result<(), DevError> {
                 out.insert(output.into(), table);
             }
             let bucket = format!("{stack_name}-logbucket").to_lowercase();
-            let s3 = trailkeep_shared::aws::s3::client(
-                &aws_config::load_defaults(BehaviorVersion::latest()).await,
-            );
+            let s3 = trailkeep_shared::aws::s3::client(&aws);
             provision::create_bucket(&s3, &bucket, &template.bucket("LogBucket")?).await?;
             eprintln!("created bucket {bucket} (from template.yaml LogBucket)");
             out.insert("LogBucketName".into(), bucket);
-            let kms = aws_sdk_kms::Client::new(
-                &aws_config::load_defaults(BehaviorVersion::latest()).await,
-            );
+            let kms = aws_sdk_kms::Client::new(&aws);
             let key = provision::create_key(&kms, &template.key("SigningKey")?).await?;
             eprintln!("created signing key {key} (from template.yaml SigningKey)");
             out.insert("SigningKeyArn".into(), key);
@@ -185,9 +181,7 @@ pub async fn run(cmd: DevCommand) -> Result<(), DevError> {
             bucket,
             expect_records,
         } => {
-            let s3 = trailkeep_shared::aws::s3::client(
-                &aws_config::load_defaults(BehaviorVersion::latest()).await,
-            );
+            let s3 = trailkeep_shared::aws::s3::client(&aws);
             let fail = |operation: &'static str, e: &dyn std::fmt::Display| DevError::Aws {
                 operation,
                 message: e.to_string(),
@@ -250,7 +244,6 @@ pub async fn run(cmd: DevCommand) -> Result<(), DevError> {
             files_per_hour,
             records,
         } => {
-            let aws = aws_config::load_defaults(BehaviorVersion::latest()).await;
             let made = crate::devcopy::make_copy(&aws, &dir, hours, files_per_hour, records)
                 .await
                 .map_err(|e| DevError::Aws {

@@ -6,7 +6,6 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use aws_config::BehaviorVersion;
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
@@ -170,7 +169,7 @@ type HttpClient = hyper_util::client::legacy::Client<
 
 impl Backend {
     async fn new(query: &Query) -> Result<Self, LookupCliError> {
-        let aws = aws_config::load_defaults(BehaviorVersion::latest()).await;
+        let aws = trailkeep_shared::aws::sdk_config().await;
         if let Some(url) = &query.endpoint_url {
             let https = hyper_rustls::HttpsConnectorBuilder::new()
                 .with_native_roots()

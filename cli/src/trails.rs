@@ -1,7 +1,6 @@
 //! Trail verbs with the AWS CLI's names and flags (`aws cloudtrail …`), and
 //! JSON output shaped like CloudTrail's responses.
 
-use aws_config::BehaviorVersion;
 use clap::{ArgAction, Args, Subcommand};
 use serde_json::{json, Value};
 use trailkeep_shared::aws::trails::DynamoTrails;
@@ -181,7 +180,7 @@ pub async fn run(state: StateArgs, cmd: TrailCommand) -> Result<(), TrailCliErro
     if state.state_table.is_empty() {
         return Err(TrailCliError::NoTable);
     }
-    let aws = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let aws = trailkeep_shared::aws::sdk_config().await;
     let store = DynamoTrails::new(aws_sdk_dynamodb::Client::new(&aws), &state.state_table);
     let operation = cmd.operation();
     let service = |e: AdminError| TrailCliError::Service {

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use aws_config::BehaviorVersion;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use clap::{Args, Subcommand, ValueEnum};
 use futures::{stream, StreamExt, TryStreamExt};
@@ -175,7 +174,7 @@ struct Ctx {
 
 impl Ctx {
     async fn new(state_table: &str) -> Self {
-        let aws = aws_config::load_defaults(BehaviorVersion::latest()).await;
+        let aws = trailkeep_shared::aws::sdk_config().await;
         let state = (!state_table.is_empty())
             .then(|| DynamoStaging::new(aws_sdk_dynamodb::Client::new(&aws), state_table));
         Self {

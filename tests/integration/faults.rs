@@ -163,7 +163,7 @@ impl FaultProxy {
     /// retrying quickly (3 attempts, as the SDK's standard mode, but
     /// backing off from 5 ms instead of 1 s to keep the test short).
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
+        trailkeep_shared::aws::sdk_config_loader()
             .endpoint_url(&self.url)
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::for_tests())

@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 
-use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use trailkeep_shared::aws::dynamodb::{attr, DynamoHistory};
@@ -21,7 +20,7 @@ pub fn endpoint() -> String {
 }
 
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+    trailkeep_shared::aws::sdk_config_loader()
         .endpoint_url(endpoint())
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::for_tests())

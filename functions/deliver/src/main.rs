@@ -4,7 +4,6 @@
 mod config;
 mod handler;
 
-use aws_config::BehaviorVersion;
 use lambda_runtime::{service_fn, Error};
 use trailkeep_shared::aws::s3::{self, S3Logs};
 use trailkeep_shared::aws::staging::DynamoStaging;
@@ -14,7 +13,7 @@ use trailkeep_shared::aws::trails::DynamoTrails;
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = config::Config::from_env()?;
-    let aws = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let aws = trailkeep_shared::aws::sdk_config().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
     let deps = handler::Deps {
         staging: DynamoStaging::new(dynamodb.clone(), &config.state_table),

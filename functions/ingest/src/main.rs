@@ -4,7 +4,6 @@
 mod config;
 mod handler;
 
-use aws_config::BehaviorVersion;
 use lambda_runtime::{service_fn, Error};
 use trailkeep_shared::aws::dynamodb::DynamoHistory;
 use trailkeep_shared::aws::staging::DynamoStaging;
@@ -15,7 +14,7 @@ use trailkeep_shared::trails::TrailCache;
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = config::Config::from_env()?;
-    let aws = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let aws = trailkeep_shared::aws::sdk_config().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
     let deps = handler::Deps {
         history: DynamoHistory::new(dynamodb.clone(), &config.history_table),

@@ -4,7 +4,6 @@
 mod config;
 mod handler;
 
-use aws_config::BehaviorVersion;
 use lambda_runtime::{service_fn, Error};
 use trailkeep_shared::aws::dynamodb::DynamoHistory;
 
@@ -12,7 +11,7 @@ use trailkeep_shared::aws::dynamodb::DynamoHistory;
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = config::Config::from_env()?;
-    let aws = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let aws = trailkeep_shared::aws::sdk_config().await;
     let deps = handler::Deps {
         reader: DynamoHistory::new(aws_sdk_dynamodb::Client::new(&aws), &config.history_table),
         settings: config.lookup,

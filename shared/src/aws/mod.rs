@@ -1,5 +1,25 @@
 //! Adapters from the library's ports to AWS services.
 
+use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
+use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+
+/// How every trailkeep binary reaches AWS: the environment's region,
+/// credentials and endpoint (`AWS_ENDPOINT_URL` for moto), over HTTPS with
+/// rustls on ring. The SDK crates are built without their default client
+/// (rustls on aws-lc-rs), which would add half a megabyte and a C build to
+/// every function for the same TLS.
+pub fn sdk_config_loader() -> ConfigLoader {
+    let https = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    aws_config::defaults(BehaviorVersion::latest()).http_client(https)
+}
+
+/// [`sdk_config_loader`], loaded.
+pub async fn sdk_config() -> SdkConfig {
+    sdk_config_loader().load().await
+}
+
 pub mod dynamodb;
 pub mod kms;
 pub mod s3;
