@@ -20,16 +20,13 @@ use trailkeep_shared::digester::{self, DigestSettings};
 use trailkeep_shared::history::HistorySettings;
 use trailkeep_shared::ingest::{ingest, Targets};
 use trailkeep_shared::normalize::{normalize, Context};
-use trailkeep_shared::trail::{
-    DataResource, EventSelector, ReadWriteType, LAMBDA_FUNCTION, S3_OBJECT,
-};
-use trailkeep_shared::trails::{self, NewTrail, TrailCache, TrailStore};
+use trailkeep_shared::trails::{TrailCache, TrailStore};
 
 use crate::delivery::ACCOUNT;
 use crate::digests::kms_key;
 use crate::faults::{ActionStats, Faults};
 use crate::helpers::{parse_time, sdk_config, TestBucket, TestTable};
-use crate::load::{payload, Function};
+use crate::load::{log_everything, payload, Function};
 
 const SERVED: [&str; 2] = ["eu-west-1", "us-east-1"];
 /// Events of each kind: management events of load.rs's shapes 0–6 (regional
@@ -86,42 +83,7 @@ async fn requests_per_event_are_what_the_design_says_and_are_recorded_for_the_co
     let key_arn = kms_key(&kms).await;
     let admin = state.trails();
     let t0 = parse_time("2026-11-24T00:00:00Z");
-    trails::create(
-        &admin,
-        ACCOUNT,
-        "us-east-1",
-        NewTrail {
-            name: "cost".into(),
-            s3_bucket_name: bucket.name.clone(),
-            is_multi_region_trail: true,
-            include_global_service_events: true,
-            log_file_validation_enabled: true,
-            ..NewTrail::default()
-        },
-    )
-    .await
-    .unwrap();
-    trails::put_event_selectors(
-        &admin,
-        "cost",
-        vec![EventSelector {
-            read_write_type: ReadWriteType::All,
-            include_management_events: true,
-            data_resources: vec![
-                DataResource {
-                    resource_type: S3_OBJECT.into(),
-                    values: vec!["arn:aws:s3".into()],
-                },
-                DataResource {
-                    resource_type: LAMBDA_FUNCTION.into(),
-                    values: vec!["arn:aws:lambda".into()],
-                },
-            ],
-        }],
-    )
-    .await
-    .unwrap();
-    trails::set_logging(&admin, "cost", true, t0).await.unwrap();
+    log_everything(&admin, "cost", &bucket.name, t0).await;
     let none = Faults::default();
     let (ingest_fn, deliver_fn, digest_fn) = (
         Function::with_faults(none, 1).await,

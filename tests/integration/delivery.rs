@@ -77,16 +77,16 @@ impl Pipeline {
 /// to their last write; the clock only moves under the write guard, by less
 /// than the grace period. That is the bound the Lambda timeout gives in
 /// production: no ingest write lands more than `grace` after its clock read.
-struct Clock {
-    now: AtomicI64,
-    calls: RwLock<()>,
+pub(crate) struct Clock {
+    pub now: AtomicI64,
+    pub calls: RwLock<()>,
 }
 
 impl Clock {
-    fn now(&self) -> DateTime<Utc> {
+    pub fn now(&self) -> DateTime<Utc> {
         DateTime::from_timestamp(self.now.load(Ordering::SeqCst), 0).unwrap()
     }
-    async fn advance(&self, secs: i64) {
+    pub async fn advance(&self, secs: i64) {
         let _exclusive = self.calls.write().await;
         self.now.fetch_add(secs, Ordering::SeqCst);
     }

@@ -32,7 +32,7 @@ use trailkeep_shared::trail::{
 use trailkeep_shared::trails::{self, NewTrail, TrailCache, TrailStore};
 use trailkeep_shared::validate::{Keys, Request};
 
-use crate::delivery::{gunzip, ACCOUNT};
+use crate::delivery::{gunzip, Clock, ACCOUNT};
 use crate::digests::{check, kms_key, problems};
 use crate::faults::{FaultProxy, Faults};
 use crate::helpers::{endpoint, event_json, parse_time, sdk_config, TestBucket, TestTable};
@@ -103,22 +103,48 @@ pub(crate) fn payload(i: usize, t0: DateTime<Utc>) -> String {
     }
 }
 
-/// The simulated clock of delivery.rs's interleaving test: invocations hold
-/// a read guard from reading the time to their last write; it moves only
-/// under the write guard, by less than the grace period.
-struct Clock {
-    now: AtomicI64,
-    calls: RwLock<()>,
-}
-
-impl Clock {
-    fn now(&self) -> DateTime<Utc> {
-        DateTime::from_timestamp(self.now.load(Ordering::SeqCst), 0).unwrap()
-    }
-    async fn advance(&self, secs: i64) {
-        let _exclusive = self.calls.write().await;
-        self.now.fetch_add(secs, Ordering::SeqCst);
-    }
+/// A multi-region trail (home `us-east-1`) that logs every management
+/// and data event, with log file validation, logging from `t0`.
+pub(crate) async fn log_everything(
+    admin: &DynamoTrails,
+    name: &str,
+    bucket: &str,
+    t0: DateTime<Utc>,
+) {
+    trails::create(
+        admin,
+        ACCOUNT,
+        HOME,
+        NewTrail {
+            name: name.into(),
+            s3_bucket_name: bucket.into(),
+            is_multi_region_trail: true,
+            include_global_service_events: true,
+            log_file_validation_enabled: true,
+            ..NewTrail::default()
+        },
+    )
+    .await
+    .unwrap();
+    let everything = |resource_type: &str, prefix: &str| DataResource {
+        resource_type: resource_type.into(),
+        values: vec![prefix.into()],
+    };
+    trails::put_event_selectors(
+        admin,
+        name,
+        vec![EventSelector {
+            read_write_type: ReadWriteType::All,
+            include_management_events: true,
+            data_resources: vec![
+                everything(S3_OBJECT, "arn:aws:s3"),
+                everything(LAMBDA_FUNCTION, "arn:aws:lambda"),
+            ],
+        }],
+    )
+    .await
+    .unwrap();
+    trails::set_logging(admin, name, true, t0).await.unwrap();
 }
 
 /// One function's view of AWS: its own proxy (so that what it calls can be
@@ -174,42 +200,7 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
     let key_arn = kms_key(&kms).await;
     let t0 = parse_time("2026-11-24T00:00:30Z");
     let admin = state_table.trails();
-    trails::create(
-        &admin,
-        ACCOUNT,
-        HOME,
-        NewTrail {
-            name: TRAIL.into(),
-            s3_bucket_name: bucket.name.clone(),
-            is_multi_region_trail: true,
-            include_global_service_events: true,
-            log_file_validation_enabled: true,
-            ..NewTrail::default()
-        },
-    )
-    .await
-    .unwrap();
-    trails::put_event_selectors(
-        &admin,
-        TRAIL,
-        vec![EventSelector {
-            read_write_type: ReadWriteType::All,
-            include_management_events: true,
-            data_resources: vec![
-                DataResource {
-                    resource_type: S3_OBJECT.into(),
-                    values: vec!["arn:aws:s3".into()],
-                },
-                DataResource {
-                    resource_type: LAMBDA_FUNCTION.into(),
-                    values: vec!["arn:aws:lambda".into()],
-                },
-            ],
-        }],
-    )
-    .await
-    .unwrap();
-    trails::set_logging(&admin, TRAIL, true, t0).await.unwrap();
+    log_everything(&admin, TRAIL, &bucket.name, t0).await;
 
     // … and each function with its own faulty way to AWS, built as its
     // main.rs builds it
