@@ -1,29 +1,35 @@
 #!/usr/bin/env bash
-# Runs the benchmarks and rewrites the results table in BENCHMARKS.md:
-# criterion benches (normalize, logfile, digest) and whole-process runs of
-# validate-logs against zcat | sha256sum (needs moto for the signing key).
-# Usage: scripts/bench.sh
+# Runs every benchmark and rewrites the results table in BENCHMARKS.md:
+# criterion benches (normalization, log file assembly, inflate + SHA-256,
+# SHA-256 implementations, digest building, lookup page assembly), each
+# deflate-using one with flate2's zlib-rs backend (the product's) and its
+# default miniz_oxide; `zcat | sha256sum` on the inflate bench's own file;
+# whole-process runs of validate-logs against `zcat | sha256sum` on two
+# bucket sizes; the functions' release binary sizes (arm64, x86_64) and
+# their cold start under cargo-lambda's local runtime.
+# Usage: scripts/bench.sh   (about 25 minutes on 2 cores after the first build)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
+ensure_venv
+BENCH_DIR="$CACHE_DIR/bench"
+mkdir -p "$BENCH_DIR"
+CRIT="--warm-up-time 1 --measurement-time 3"
 
 step "criterion: normalization per trigger shape"
-cargo bench --locked -p trailkeep-shared --bench normalize -- --warm-up-time 1 --measurement-time 3
+cargo bench --locked -p trailkeep-shared --bench normalize -- $CRIT
 
-step "criterion: log file assembly"
+step "criterion: log file assembly (zlib-rs, then miniz_oxide)"
 cargo bench --locked -p trailkeep-shared --bench logfile -- --warm-up-time 1 --measurement-time 5
+cargo bench --locked -p trailkeep-shared --no-default-features --bench logfile -- --warm-up-time 1 --measurement-time 5
 
-step "criterion: inflate + SHA-256, digest building"
-cargo bench --locked -p trailkeep-shared --bench digest -- --warm-up-time 1 --measurement-time 3
+step "criterion: inflate + SHA-256 (zlib-rs, then miniz_oxide), SHA-256 implementations, digest building"
+cargo bench --locked -p trailkeep-shared --bench digest -- $CRIT
+cargo bench --locked -p trailkeep-shared --no-default-features --bench digest -- $CRIT inflate-sha256
 
-step "whole process: validate-logs --local-dir against zcat | sha256sum, two bucket sizes"
-cargo build --release --locked -p trailkeep
-BIN="$CARGO_TARGET_DIR/release/trailkeep"
-BENCH_DIR="$CACHE_DIR/bench"
-RESULTS="$BENCH_DIR/validate.json"
-mkdir -p "$BENCH_DIR"
-trap stop_moto EXIT
-start_moto
+step "criterion: lookup page assembly"
+cargo bench --locked -p trailkeep-shared --bench lookup -- $CRIT
+
 # best_of N CMD…: the fastest of N runs, as "seconds max_rss_kb" (warm page cache).
 best_of() {
   local n=$1 best="" line; shift
@@ -35,6 +41,33 @@ best_of() {
   done
   echo "$best"
 }
+
+step "zcat | sha256sum on the inflate bench's file (best of 20)"
+INFLATE_INPUT="$CARGO_TARGET_DIR/tmp/inflate-sha256-input.json.gz"
+python3 - "$INFLATE_INPUT" >"$BENCH_DIR/zcat-one.json" <<'PY'
+import json, subprocess, sys, time
+path = sys.argv[1]
+best = float("inf")
+for _ in range(20):
+    t0 = time.perf_counter()
+    subprocess.run(f"zcat '{path}' | sha256sum", shell=True, check=True, stdout=subprocess.DEVNULL)
+    best = min(best, time.perf_counter() - t0)
+size = len(subprocess.run(["zcat", path], check=True, capture_output=True).stdout)
+print(json.dumps({"seconds": best, "bytes": size}))
+PY
+cat "$BENCH_DIR/zcat-one.json"
+
+step "whole process: validate-logs --local-dir against zcat | sha256sum, two bucket sizes"
+cargo build --release --locked -p trailkeep
+BIN="$CARGO_TARGET_DIR/release/trailkeep"
+RESULTS="$BENCH_DIR/validate.json"
+WATCH_PID=
+cleanup() {
+  if [ -n "$WATCH_PID" ]; then kill -- -"$WATCH_PID" 2>/dev/null || true; wait "$WATCH_PID" 2>/dev/null || true; fi
+  stop_moto
+}
+trap cleanup EXIT
+start_moto
 echo "[" >"$RESULTS"
 first=1
 for size in "6 90" "24 90"; do
@@ -66,11 +99,106 @@ PY
 done
 echo "]" >>"$RESULTS"
 
+step "function footprint: release binaries for arm64 and x86_64 (cargo lambda build)"
+FOOT="$BENCH_DIR/footprint"
+rm -rf "$FOOT"
+for arch in arm64 x86-64; do
+  cargo lambda build --release --locked "--$arch" -p ingest -p deliver -p digests -p lookup --lambda-dir "$FOOT/$arch"
+done
+python3 - "$FOOT" >"$BENCH_DIR/sizes.json" <<'PY'
+import json, os, sys
+root = sys.argv[1]
+print(json.dumps({arch: {fn: os.path.getsize(os.path.join(root, arch, fn, "bootstrap"))
+                         for fn in sorted(os.listdir(os.path.join(root, arch)))}
+                  for arch in sorted(os.listdir(root))}))
+PY
+cat "$BENCH_DIR/sizes.json"
+
+step "cold start: first invocation served under cargo-lambda's local runtime (release, this machine)"
+"$BIN" dev provision --template template.yaml --stack-name bench --outputs "$BENCH_DIR/outputs.json" \
+  --set IngestFunctionArn=local --set AuditBusName=local --set IngestDeadLetterQueueUrl=local \
+  --set ScheduleDeadLetterQueueUrl=local --set LookupUrl=local 2>/dev/null
+out() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$BENCH_DIR/outputs.json" "$1"; }
+cat >"$BENCH_DIR/functions.env" <<ENV
+HISTORY_TABLE=$(out HistoryTableName)
+STATE_TABLE=$(out StateTableName)
+SIGNING_KEYS=$(out SigningKeyArn)
+LOOKUP_TOKEN_KEY=bench-token-key-not-a-secret-0123456789abcdef
+AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL
+AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID
+AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY
+AWS_REGION=$AWS_REGION
+RUST_LOG=warn
+ENV
+LAMBDA_PORT=$(free_port)
+start_watch() {
+  setsid cargo lambda watch --release --ignore-changes --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" \
+    --env-file "$BENCH_DIR/functions.env" >"$BENCH_DIR/watch.log" 2>&1 &
+  WATCH_PID=$!
+  for _ in $(seq 1 300); do
+    curl -s -o /dev/null "http://127.0.0.1:$LAMBDA_PORT/" && return
+    sleep 0.1
+  done
+  cat "$BENCH_DIR/watch.log" >&2; die "cargo lambda watch did not start"
+}
+stop_watch() { kill -- -"$WATCH_PID" 2>/dev/null || true; wait "$WATCH_PID" 2>/dev/null || true; WATCH_PID=; }
+INVOKE=$(cat <<'PY'
+import json, sys, time, urllib.request
+port, rounds = sys.argv[1], int(sys.argv[2])
+scheduled = json.load(open("events/scheduled/deliver.json"))
+calls = {
+    "ingest": ("/2015-03-31/functions/ingest/invocations", open("events/eventbridge/api-call-write.json", "rb").read(), {}),
+    "deliver": ("/2015-03-31/functions/deliver/invocations", json.dumps(scheduled).encode(), {}),
+    "digest": ("/2015-03-31/functions/digest/invocations", json.dumps(scheduled).encode(), {}),
+    "lookup": ("/lambda-url/lookup", b'{"MaxResults": 5}',
+               {"x-amz-target": "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents",
+                "content-type": "application/x-amz-json-1.1"}),
+}
+out = {}
+for name, (path, body, headers) in calls.items():
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, headers=headers, method="POST")
+        with urllib.request.urlopen(req, timeout=600) as r:
+            r.read()
+        times.append(time.perf_counter() - t0)
+    out[name] = times
+print(json.dumps(out))
+PY
+)
+# Once to build what `cargo lambda watch` runs (cargo run --release --bin NAME).
+start_watch; python3 -c "$INVOKE" "$LAMBDA_PORT" 1 >/dev/null; stop_watch
+echo "[" >"$BENCH_DIR/coldstart.json"
+for round in 1 2 3; do
+  start_watch
+  python3 -c "$INVOKE" "$LAMBDA_PORT" 2 >>"$BENCH_DIR/coldstart.json"
+  stop_watch
+  [ "$round" = 3 ] || echo "," >>"$BENCH_DIR/coldstart.json"
+done
+echo "]" >>"$BENCH_DIR/coldstart.json"
+# What a first invocation pays to cargo before the function starts: its
+# freshness check of an up-to-date build.
+NOOP=$(python3 - <<'PY'
+import subprocess, time
+best = float("inf")
+for _ in range(5):
+    t0 = time.perf_counter()
+    subprocess.run(["cargo", "build", "--release", "--locked", "--bin", "ingest"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    best = min(best, time.perf_counter() - t0)
+print(best)
+PY
+)
+echo "{\"cargoNoop\": $NOOP}" >"$BENCH_DIR/cargo-noop.json"
+cat "$BENCH_DIR/coldstart.json" "$BENCH_DIR/cargo-noop.json"
+
 step "writing BENCHMARKS.md"
-python3 - "$CARGO_TARGET_DIR/criterion" "$RESULTS" <<'PY'
-import json, os, platform, subprocess, sys
+python3 - "$CARGO_TARGET_DIR/criterion" "$RESULTS" "$BENCH_DIR" <<'PY'
+import json, os, platform, statistics, subprocess, sys
 crit = sys.argv[1]
 validate_runs = json.load(open(sys.argv[2]))
+bench_dir = sys.argv[3]
 cpu = "unknown"
 for line in open("/proc/cpuinfo"):
     if line.startswith("model name"):
@@ -98,24 +226,46 @@ for shape in sorted(os.listdir(os.path.join(crit, "normalize"))):
                 f"{mean/1000:.2f} µs/event ({lo/1000:.2f}–{hi/1000:.2f}); {1e9/mean:,.0f} events/s/core | "
                 f"{base_txt}; target: a few µs | {ratio} | {machine} | "
                 f"`cargo bench -p trailkeep-shared --bench normalize` |")
-ours, base = mean_ns("logfile-assembly", "trailkeep"), mean_ns("logfile-assembly", "baseline-serde-json-gzip")
-if ours and base:
-    n = 10_000
-    rows.append(f"| log file assembly: sort + concatenate + SHA-256 + gzip of 10,000 records (one core) | "
-                f"{n/ours[0]*1e9:,.0f} records/s | baseline serde_json `{{\"Records\":[…]}}` + gzip: {n/base[0]*1e9:,.0f} records/s; target ≥ 100,000 records/s | "
-                f"{base[0]/ours[0]:.2f}× the baseline's speed | {machine} | `cargo bench -p trailkeep-shared --bench logfile` |")
-
 def throughput_bytes(group, case):
     path = os.path.join(crit, group, case, "new", "benchmark.json")
     return json.load(open(path)).get("throughput", {}).get("Bytes") if os.path.exists(path) else None
 
-ours, base = mean_ns("inflate-sha256", "trailkeep"), mean_ns("inflate-sha256", "inflate-only")
-size = throughput_bytes("inflate-sha256", "trailkeep")
-if ours and base and size:
+n = 10_000
+z_asm, z_base = mean_ns("logfile-assembly-zlib-rs", "trailkeep"), mean_ns("logfile-assembly-zlib-rs", "baseline-serde-json-gzip")
+m_asm = mean_ns("logfile-assembly-miniz_oxide", "trailkeep")
+if z_asm and z_base:
+    rows.append(f"| log file assembly: sort + concatenate + SHA-256 + gzip of 10,000 records (one core, flate2 zlib-rs) | "
+                f"{n/z_asm[0]*1e9:,.0f} records/s | baseline serde_json `{{\"Records\":[…]}}` + gzip: {n/z_base[0]*1e9:,.0f} records/s; target ≥ 100,000 records/s | "
+                f"{z_base[0]/z_asm[0]:.2f}× the baseline's speed | {machine} | `cargo bench -p trailkeep-shared --bench logfile` |")
+if z_asm and m_asm:
+    rows.append(f"| log file assembly with flate2's default backend, miniz_oxide | {n/m_asm[0]*1e9:,.0f} records/s | "
+                f"zlib-rs (the product's): {n/z_asm[0]*1e9:,.0f} records/s | zlib-rs {m_asm[0]/z_asm[0]:.2f}× as fast | {machine} | "
+                f"`cargo bench -p trailkeep-shared --no-default-features --bench logfile` |")
+
+zcat_one = json.load(open(os.path.join(bench_dir, "zcat-one.json")))
+for backend in ("zlib-rs", "miniz_oxide"):
+    group = f"inflate-sha256-{backend}"
+    ours, base = mean_ns(group, "trailkeep"), mean_ns(group, "inflate-only")
+    size = throughput_bytes(group, "trailkeep")
+    if not (ours and base and size):
+        continue
     mbps = lambda ns: size / ns * 1e3
-    rows.append(f"| inflate + SHA-256 of a {size/1e6:.1f} MB (uncompressed) log file streamed in 64 KB chunks (one core; flate2's default miniz_oxide backend, sha2 with SHA-NI) | "
-                f"{mbps(ours[0]):,.0f} MB/s | inflating alone: {mbps(base[0]):,.0f} MB/s (`zcat | sha256sum` on whole buckets: see the validate-logs rows) | "
-                f"{base[0]/ours[0]:.2f}× inflate-only's speed | {machine} | `cargo bench -p trailkeep-shared --bench digest -- inflate-sha256` |")
+    zcat_mbps = zcat_one["bytes"] / zcat_one["seconds"] / 1e6
+    flags = "" if backend == "zlib-rs" else " --no-default-features"
+    rows.append(f"| inflate + SHA-256 of a {size/1e6:.1f} MB (uncompressed) log file streamed in 64 KB chunks (one core; flate2 {backend}, sha2) | "
+                f"{mbps(ours[0]):,.0f} MB/s | `zcat FILE \\| sha256sum` on the same file: {zcat_mbps:,.0f} MB/s (best of 20, process start included); inflating alone: {mbps(base[0]):,.0f} MB/s | "
+                f"{mbps(ours[0])/zcat_mbps:.2f}× zcat's speed | {machine} | `cargo bench -p trailkeep-shared{flags} --bench digest -- inflate-sha256` |")
+sha2_ns, ring_ns = mean_ns("sha256", "sha2"), mean_ns("sha256", "ring")
+size = throughput_bytes("sha256", "sha2")
+if sha2_ns and ring_ns and size:
+    mbps = lambda ns: size / ns * 1e3
+    rows.append(f"| SHA-256 of {size/1e6:.1f} MB in memory: RustCrypto sha2 0.11 (SHA-NI detected at run time; the product's) | {mbps(sha2_ns[0]):,.0f} MB/s | "
+                f"ring 0.17's SHA-256: {mbps(ring_ns[0]):,.0f} MB/s | sha2 {ring_ns[0]/sha2_ns[0]:.2f}× as fast | {machine} | `cargo bench -p trailkeep-shared --bench digest -- sha256` |")
+page, page_base = mean_ns("lookup-page", "trailkeep"), mean_ns("lookup-page", "baseline-parse-and-write")
+if page and page_base:
+    rows.append(f"| lookup page assembly: 50 stored records → LookupEvents response JSON (one core; DynamoDB not included) | "
+                f"{page[0]/1000:,.1f} µs/page ({page[1]/1000:,.1f}–{page[2]/1000:,.1f}) | parse the 50 records into serde_json Values and write them as an array: {page_base[0]/1000:,.1f} µs | "
+                f"{page[0]/page_base[0]:.2f}× the baseline's time | {machine} | `cargo bench -p trailkeep-shared --bench lookup` |")
 for files in ("12", "120"):
     d = mean_ns("digest-build", files)
     if d:
@@ -132,12 +282,29 @@ for run in validate_runs:
     cmd = "`trailkeep validate-logs --local-dir COPY --public-key KEY.pem` (copy from `trailkeep dev make-copy`)"
     rows.append(f"| validate-logs --local-dir, {size}: inflate + SHA-256 of every log file, digests and signatures checked | "
                 f"{rate(o):,.0f} MB/s ({o['seconds']:.2f} s), peak RSS {o['maxRssKb']/1024:,.1f} MiB | "
-                f"`find … -print0 | sort -z | xargs -0 zcat | sha256sum`: {rate(z):,.0f} MB/s ({z['seconds']:.2f} s), peak RSS {z['maxRssKb']/1024:,.1f} MiB; target ≥ 0.8× | "
+                f"`find … -print0 \\| sort -z \\| xargs -0 zcat \\| sha256sum`: {rate(z):,.0f} MB/s ({z['seconds']:.2f} s), peak RSS {z['maxRssKb']/1024:,.1f} MiB; target ≥ 0.8× | "
                 f"{z['seconds']/o['seconds']:.2f}× zcat's speed | {machine} | {cmd}, best of 3, warm page cache |")
     rows.append(f"| validate-logs --local-dir --concurrency 1, {size} | "
                 f"{rate(o1):,.0f} MB/s ({o1['seconds']:.2f} s), peak RSS {o1['maxRssKb']/1024:,.1f} MiB | "
                 f"default --concurrency 8: {rate(o):,.0f} MB/s | {o1['seconds']/o['seconds']:.2f}× slower than the default | {machine} | "
                 f"{cmd} `--concurrency 1`, best of 3 |")
+
+sizes = json.load(open(os.path.join(bench_dir, "sizes.json")))
+cold = json.load(open(os.path.join(bench_dir, "coldstart.json")))
+noop = json.load(open(os.path.join(bench_dir, "cargo-noop.json")))["cargoNoop"]
+for fn in sorted(sizes.get("arm64", {})):
+    arm, x86 = sizes["arm64"][fn], sizes.get("x86-64", {}).get(fn, 0)
+    worst = max(arm, x86)
+    rows.append(f"| release binary of the {fn} function (bootstrap: LTO, 1 codegen unit, stripped) | "
+                f"arm64 {arm/1e6:.1f} MB, x86_64 {x86/1e6:.1f} MB | target ≤ 8 MB | {worst/8e6:.2f}× the target (largest) | "
+                f"{machine} (zig cross-linker for arm64) | `cargo lambda build --release --arm64` / `--x86-64` |")
+for fn in ("ingest", "deliver", "digest", "lookup"):
+    firsts = [r[fn][0] for r in cold]
+    seconds = [r[fn][1] for r in cold]
+    c, w = statistics.median(firsts), statistics.median(seconds)
+    rows.append(f"| cold start of {fn} under cargo-lambda's local runtime: first invocation served, request to response (median of 3 fresh runtimes) | "
+                f"{c*1000:,.0f} ms, of which cargo's freshness check of the built binary ~{noop*1000:,.0f} ms | the next (warm) invocation: {w*1000:,.1f} ms | "
+                f"{c/w:,.0f}× a warm one | {machine} (x86_64 release build; moto for AWS) | `cargo lambda watch --release`, invocations timed by scripts/bench.sh |")
 
 out = f"""# Benchmarks
 

@@ -2,13 +2,19 @@
 //! - `inflate-sha256`: SHA-256 of a log file's inflated bytes while it
 //!   streams in (64 KB chunks), the validator's and digest function's inner
 //!   loop, in MB/s of uncompressed data; reference: inflating alone.
+//!   Named after flate2's backend (`inflate-sha256-zlib-rs`, or
+//!   `-miniz_oxide` with `--no-default-features`). The input file is also
+//!   written to cargo's bench scratch directory for bench.sh's
+//!   `zcat | sha256sum` baseline on the same bytes.
+//! - `sha256`: SHA-256 alone over the same inflated bytes: RustCrypto's
+//!   `sha2` (SHA-NI when the CPU has it, as here) against `ring`'s.
 //! - `digest-build`: a digest JSON with N log files serialized, hashed into
 //!   the string to sign, and gzipped (what the digest function does per hour
 //!   besides I/O and KMS).
 //!
 //! `cargo bench -p trailkeep-shared --bench digest`
 
-use std::io::Write;
+use std::io::{Read, Write};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use trailkeep_shared::digest::{
@@ -26,7 +32,10 @@ fn inflate_sha256(c: &mut Criterion) {
     let file = assemble(&mut staged, DEFAULT_MAX_FILE_BYTES)
         .unwrap()
         .remove(0);
-    let mut group = c.benchmark_group("inflate-sha256");
+    let input =
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("inflate-sha256-input.json.gz");
+    std::fs::write(&input, &file.gzip).unwrap();
+    let mut group = c.benchmark_group(format!("inflate-sha256-{}", common::DEFLATE));
     group.throughput(Throughput::Bytes(file.uncompressed_bytes as u64));
     group.sample_size(30);
     group.bench_function("trailkeep", |b| {
@@ -46,6 +55,26 @@ fn inflate_sha256(c: &mut Criterion) {
             }
             d.finish().unwrap()
         })
+    });
+    group.finish();
+}
+
+fn sha256(c: &mut Criterion) {
+    use sha2::Digest;
+    let mut staged = common::staged(&common::records(5_000));
+    let file = assemble(&mut staged, DEFAULT_MAX_FILE_BYTES)
+        .unwrap()
+        .remove(0);
+    let mut json = Vec::new();
+    flate2::read::GzDecoder::new(&file.gzip[..])
+        .read_to_end(&mut json)
+        .unwrap();
+    let mut group = c.benchmark_group("sha256");
+    group.throughput(Throughput::Bytes(json.len() as u64));
+    group.sample_size(30);
+    group.bench_function("sha2", |b| b.iter(|| sha2::Sha256::digest(&json)));
+    group.bench_function("ring", |b| {
+        b.iter(|| ring::digest::digest(&ring::digest::SHA256, &json))
     });
     group.finish();
 }
@@ -105,5 +134,5 @@ fn digest_build(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, inflate_sha256, digest_build);
+criterion_group!(benches, inflate_sha256, sha256, digest_build);
 criterion_main!(benches);

@@ -1,6 +1,8 @@
 //! Log file assembly throughput (records/s): sort + concatenate + SHA-256 +
 //! gzip of staged records, against the baseline of serde_json serializing
 //! the same records as `{"Records":[…]}` and gzipping the result.
+//! The group is named after flate2's backend (`logfile-assembly-zlib-rs`,
+//! or `-miniz_oxide` with `--no-default-features`).
 //! `cargo bench -p trailkeep-shared --bench logfile`
 
 use std::io::Write;
@@ -17,7 +19,7 @@ const RECORDS: usize = 10_000;
 fn bench(c: &mut Criterion) {
     let records = common::records(RECORDS);
     let staged = common::staged(&records);
-    let mut group = c.benchmark_group("logfile-assembly");
+    let mut group = c.benchmark_group(format!("logfile-assembly-{}", common::DEFLATE));
     group.throughput(Throughput::Elements(RECORDS as u64));
     group.sample_size(20);
     group.bench_function("trailkeep", |b| {

@@ -12,6 +12,14 @@ const SAMPLES: [&str; 5] = [
     include_str!("../../../events/s3/put.json"),
 ];
 
+/// flate2's backend in this build (the crate's `zlib-rs` feature).
+#[allow(dead_code)] // not every bench compresses
+pub const DEFLATE: &str = if cfg!(feature = "zlib-rs") {
+    "zlib-rs"
+} else {
+    "miniz_oxide"
+};
+
 /// `n` realistic records with distinct ids and shuffled times.
 pub fn records(n: usize) -> Vec<Record> {
     let ctx = Context {

@@ -1,0 +1,40 @@
+//! Lookup page assembly: a page of 50 stored records (as a DynamoDB Query
+//! returns them) turned into CloudTrail's `LookupEvents` response body —
+//! each record parsed for its lookup fields and embedded as the
+//! `CloudTrailEvent` string. Baseline in the same run: parsing the same 50
+//! records into `serde_json::Value`s and writing them out as one array, the
+//! least a response that looks into the records must do.
+//!
+//! `cargo bench -p trailkeep-shared --bench lookup`
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use trailkeep_shared::lookup::{response_json, Page};
+
+mod common;
+
+fn page_assembly(c: &mut Criterion) {
+    let records: Vec<String> = common::records(50)
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap())
+        .collect();
+    let page = Page {
+        records: records.clone(),
+        next_token: Some("t".repeat(200)),
+    };
+    let mut group = c.benchmark_group("lookup-page");
+    group.throughput(Throughput::Elements(50));
+    group.bench_function("trailkeep", |b| b.iter(|| response_json(&page).to_string()));
+    group.bench_function("baseline-parse-and-write", |b| {
+        b.iter(|| {
+            let values: Vec<serde_json::Value> = records
+                .iter()
+                .map(|r| serde_json::from_str(r).unwrap())
+                .collect();
+            serde_json::to_string(&values).unwrap()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, page_assembly);
+criterion_main!(benches);
