@@ -48,9 +48,10 @@ const HOME: &str = "us-east-1";
 /// sources retry far longer: EventBridge for 24 hours).
 const INVOCATIONS: usize = 12;
 
-/// Around 7% of requests fail in one of four ways; the SDK retries each
-/// request 3 times, so a few hundred calls fail for good and the
-/// functions' own retries (Lambda's, the next scheduled run) take over.
+/// Around 7% of requests fail in one of four ways; the SDK makes up to 3
+/// attempts per request, so a few dozen of the ~100,000 calls fail for good
+/// and the functions' own retries (Lambda's, the next scheduled run) take
+/// over (the test prints how many).
 const FAULTS: Faults = Faults {
     drop_before: 0.015,
     drop_after: 0.015,
