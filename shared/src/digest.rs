@@ -3,9 +3,8 @@
 //! function and the validator build on them.
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
-use md5::Md5;
+use md5::{Digest as _, Md5};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 
 /// `digestSignatureAlgorithm` and the `signature-algorithm` metadata.
 pub const SIGNATURE_ALGORITHM: &str = "SHA256withRSA";
@@ -81,9 +80,15 @@ pub fn string_to_sign(
 ) -> String {
     format!(
         "{end_time}\n{bucket}/{key}\n{}\n{}",
-        hex::encode(Sha256::digest(uncompressed_digest)),
+        sha256_hex(uncompressed_digest),
         previous_signature.unwrap_or("null")
     )
+}
+
+/// Lowercase hex SHA-256, the form digests and the signing string use.
+/// All of trailkeep's SHA-256 is `ring`'s (BENCHMARKS.md: 1.3× `sha2`).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes))
 }
 
 /// Why a public key is unusable.

@@ -20,11 +20,10 @@ use std::future::Future;
 
 use chrono::{DateTime, Duration, Utc};
 use futures::{stream, StreamExt, TryStreamExt};
-use sha2::{Digest as _, Sha256};
 
 use crate::delivery::{delivery_time, window_of, ManifestEntry};
 use crate::digest::{
-    digest_end, digest_key, string_to_sign, DigestFile, DigestLogFile, HASH_ALGORITHM,
+    digest_end, digest_key, sha256_hex, string_to_sign, DigestFile, DigestLogFile, HASH_ALGORITHM,
     SIGNATURE_ALGORITHM,
 };
 use crate::gzhash::{GzError, Inflated};
@@ -413,7 +412,7 @@ async fn write_digest<S: DigestState, K: Signer, B: DigestBucket>(
         end,
         bucket: trail.s3_bucket_name.clone(),
         key: object,
-        sha256: hex::encode(Sha256::digest(&json)),
+        sha256: sha256_hex(&json),
         signature,
         last,
     })

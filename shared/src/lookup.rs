@@ -22,7 +22,6 @@ use base64::Engine as _;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sha2::{Digest as _, Sha256};
 
 use crate::history::{
     attribute_pk, primary_pk, time_pk, LookupAttribute, MAX_INDEXED_VALUE_BYTES, PRIMARY_SK,
@@ -286,7 +285,7 @@ fn binding(
         time(start),
         time(end)
     );
-    hex::encode(&Sha256::digest(canonical.as_bytes())[..16])
+    hex::encode(&ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes()).as_ref()[..16])
 }
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;

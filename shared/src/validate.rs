@@ -20,10 +20,9 @@ use std::future::Future;
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use futures::channel::mpsc;
 use futures::{SinkExt, StreamExt, TryStreamExt};
-use sha2::{Digest as _, Sha256};
 
 use crate::digest::{
-    digest_end, digest_key, fingerprint, pkcs1_from_spki, string_to_sign, DigestFile,
+    digest_end, digest_key, fingerprint, pkcs1_from_spki, sha256_hex, string_to_sign, DigestFile,
     DigestLogFile, SIGNATURE_ALGORITHM,
 };
 use crate::digester::ChainHead;
@@ -262,7 +261,7 @@ async fn check_digest<S: Source>(
         out.problem = Some(BAD_FORMAT.into());
         return Ok(out);
     };
-    out.sha256 = Some(hex::encode(Sha256::digest(&json)));
+    out.sha256 = Some(sha256_hex(&json));
     out.signature = fetched.signature.clone();
     out.problem = if digest.digest_s3_bucket != req.bucket || digest.digest_s3_object != key {
         Some(MOVED.into())

@@ -9,10 +9,10 @@
 use aws_lambda_events::s3::S3EventRecord;
 use chrono::{DateTime, SubsecRound, Utc};
 use percent_encoding::percent_decode_str;
+use ring::digest::SHA256;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
-use sha2::{Digest, Sha256};
 
 use super::{invalid, Batch, Context, Envelope, Outcome, RecordError};
 use crate::classify::partition;
@@ -189,19 +189,19 @@ pub fn object_event_id(
     version_id: Option<&str>,
     sequencer: Option<&str>,
 ) -> String {
-    let mut h = Sha256::new();
+    let mut h = ring::digest::Context::new(&SHA256);
     for part in [
         bucket,
         key,
         version_id.unwrap_or(""),
         sequencer.unwrap_or(""),
     ] {
-        h.update((part.len() as u64).to_be_bytes());
+        h.update(&(part.len() as u64).to_be_bytes());
         h.update(part.as_bytes());
     }
-    let digest = h.finalize();
+    let digest = h.finish();
     let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
+    bytes.copy_from_slice(&digest.as_ref()[..16]);
     uuid::Uuid::new_v8(bytes).hyphenated().to_string()
 }
 
