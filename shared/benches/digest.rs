@@ -2,12 +2,13 @@
 //! - `inflate-sha256`: SHA-256 of a log file's inflated bytes while it
 //!   streams in (64 KB chunks), the validator's and digest function's inner
 //!   loop, in MB/s of uncompressed data; reference: inflating alone.
-//!   Named after flate2's backend (`inflate-sha256-zlib-rs`, or
-//!   `-miniz_oxide` with `--no-default-features`). The input file is also
+//!   Named after flate2's backend (`inflate-sha256-miniz_oxide`, or
+//!   `-zlib-rs` with `--features zlib-rs`). The input file is also
 //!   written to cargo's bench scratch directory for bench.sh's
 //!   `zcat | sha256sum` baseline on the same bytes.
 //! - `sha256`: SHA-256 alone over the same inflated bytes: RustCrypto's
-//!   `sha2` (SHA-NI when the CPU has it, as here) against `ring`'s.
+//!   `sha2` (SHA-NI when the CPU has it, as here) against `ring`'s (the
+//!   product's).
 //! - `digest-build`: a digest JSON with N log files serialized, hashed into
 //!   the string to sign, and gzipped (what the digest function does per hour
 //!   besides I/O and KMS).

@@ -1,8 +1,8 @@
 //! Log file assembly throughput (records/s): sort + concatenate + SHA-256 +
 //! gzip of staged records, against the baseline of serde_json serializing
 //! the same records as `{"Records":[…]}` and gzipping the result.
-//! The group is named after flate2's backend (`logfile-assembly-zlib-rs`,
-//! or `-miniz_oxide` with `--no-default-features`).
+//! The group is named after flate2's backend (`logfile-assembly-miniz_oxide`,
+//! or `-zlib-rs` with `--features zlib-rs`).
 //! `cargo bench -p trailkeep-shared --bench logfile`
 
 use std::io::Write;
