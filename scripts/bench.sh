@@ -62,9 +62,8 @@ step "whole process: validate-logs --local-dir against zcat | sha256sum, two buc
 cargo build --release --locked -p trailkeep
 BIN="$CARGO_TARGET_DIR/release/trailkeep"
 RESULTS="$BENCH_DIR/validate.json"
-WATCH_PID=
 cleanup() {
-  if [ -n "$WATCH_PID" ]; then kill -- -"$WATCH_PID" 2>/dev/null || true; wait "$WATCH_PID" 2>/dev/null || true; fi
+  stop_watch
   stop_moto
 }
 trap cleanup EXIT
@@ -132,17 +131,6 @@ AWS_REGION=$AWS_REGION
 RUST_LOG=warn
 ENV
 LAMBDA_PORT=$(free_port)
-start_watch() {
-  setsid cargo lambda watch --release --ignore-changes --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" \
-    --env-file "$BENCH_DIR/functions.env" >"$BENCH_DIR/watch.log" 2>&1 &
-  WATCH_PID=$!
-  for _ in $(seq 1 300); do
-    curl -s -o /dev/null "http://127.0.0.1:$LAMBDA_PORT/" && return
-    sleep 0.1
-  done
-  cat "$BENCH_DIR/watch.log" >&2; die "cargo lambda watch did not start"
-}
-stop_watch() { kill -- -"$WATCH_PID" 2>/dev/null || true; wait "$WATCH_PID" 2>/dev/null || true; WATCH_PID=; }
 INVOKE=$(cat <<'PY'
 import json, sys, time, urllib.request
 port, rounds = sys.argv[1], int(sys.argv[2])
@@ -169,10 +157,11 @@ print(json.dumps(out))
 PY
 )
 # Once to build what `cargo lambda watch` runs (cargo run --release --bin NAME).
-start_watch; python3 -c "$INVOKE" "$LAMBDA_PORT" 1 >/dev/null; stop_watch
+WATCH=("$LAMBDA_PORT" "$BENCH_DIR/functions.env" "$BENCH_DIR/watch.log" --release)
+start_watch "${WATCH[@]}"; python3 -c "$INVOKE" "$LAMBDA_PORT" 1 >/dev/null; stop_watch
 echo "[" >"$BENCH_DIR/coldstart.json"
 for round in 1 2 3; do
-  start_watch
+  start_watch "${WATCH[@]}"
   python3 -c "$INVOKE" "$LAMBDA_PORT" 2 >>"$BENCH_DIR/coldstart.json"
   stop_watch
   [ "$round" = 3 ] || echo "," >>"$BENCH_DIR/coldstart.json"

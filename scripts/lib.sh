@@ -5,6 +5,7 @@
 #   (scripts/requirements-NAME.lock: sam, checkov), installed on first use.
 # - start_moto / stop_moto: a moto server on 127.0.0.1 on a free port,
 #   stopped by its PID.
+# - start_watch / stop_watch: the functions under `cargo lambda watch`.
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE_DIR=${TRAILKEEP_CACHE:-$HOME/.cache/trailkeep}
@@ -89,4 +90,30 @@ stop_moto() {
     MOTO_PID=
   fi
   return 0
+}
+
+# start_watch PORT ENV_FILE LOG [ARGS…]: the workspace's functions under
+# cargo-lambda's local runtime on 127.0.0.1:PORT (its own process group, so
+# stop_watch ends cargo and the functions with it), once it answers.
+WATCH_PID=
+start_watch() {
+  local port=$1 env_file=$2 log=$3
+  shift 3
+  setsid cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$port" --ignore-changes \
+    --env-file "$env_file" "$@" >"$log" 2>&1 &
+  WATCH_PID=$!
+  for _ in $(seq 1 300); do
+    curl -s -o /dev/null "http://127.0.0.1:$port/" && return
+    kill -0 "$WATCH_PID" 2>/dev/null || { cat "$log" >&2; die "cargo lambda watch exited"; }
+    sleep 0.2
+  done
+  cat "$log" >&2; die "cargo lambda watch did not answer on port $port"
+}
+
+stop_watch() {
+  if [ -n "$WATCH_PID" ]; then
+    kill -- -"$WATCH_PID" 2>/dev/null || true
+    wait "$WATCH_PID" 2>/dev/null || true
+    WATCH_PID=
+  fi
 }

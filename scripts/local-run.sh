@@ -23,12 +23,8 @@ step "building the CLI and the functions"
 cargo build --locked -p trailkeep -p ingest -p deliver -p digests -p lookup
 TRAILKEEP="$CARGO_TARGET_DIR/debug/trailkeep"
 
-WATCH_PID=
 cleanup() {
-  if [ -n "$WATCH_PID" ]; then
-    kill -- -"$WATCH_PID" 2>/dev/null || true
-    wait "$WATCH_PID" 2>/dev/null || true
-  fi
+  stop_watch
   stop_moto
 }
 trap cleanup EXIT
@@ -84,15 +80,7 @@ AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY
 AWS_REGION=$AWS_REGION
 RUST_LOG=info
 ENV
-setsid cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" --ignore-changes \
-  --env-file "$OUT_DIR/functions.env" \
-  >"$OUT_DIR/lambda.log" 2>&1 &
-WATCH_PID=$!
-for _ in $(seq 1 300); do
-  curl -s -o /dev/null "http://127.0.0.1:$LAMBDA_PORT/" && break
-  kill -0 "$WATCH_PID" 2>/dev/null || { cat "$OUT_DIR/lambda.log" >&2; die "cargo lambda watch exited"; }
-  sleep 0.2
-done
+start_watch "$LAMBDA_PORT" "$OUT_DIR/functions.env" "$OUT_DIR/lambda.log"
 
 invoke() {
   cargo lambda invoke ingest --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" --data-file "$1" 2>&1
