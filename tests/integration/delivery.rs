@@ -22,7 +22,7 @@ use trailkeep_shared::trail::{
 };
 use trailkeep_shared::trails::{self, NewTrail};
 
-use crate::helpers::{event_json, parse_time, TestBucket, TestTable};
+use crate::helpers::{assert_each_once, event_json, parse_time, TestBucket, TestTable};
 
 pub(crate) const ACCOUNT: &str = "111122223333";
 pub(crate) const HOME: &str = "eu-west-1";
@@ -373,22 +373,7 @@ async fn every_staged_event_is_in_exactly_one_log_file_whatever_the_interleaving
                 .map(|r| r["eventID"].as_str().unwrap().to_owned()),
         );
     }
-    assert_eq!(
-        actual.keys().collect::<Vec<_>>(),
-        expected.keys().collect::<Vec<_>>()
-    );
-    for (what, ids) in &actual {
-        let unique: BTreeSet<String> = ids.iter().cloned().collect();
-        assert_eq!(
-            unique.len(),
-            ids.len(),
-            "{what:?}: an event is in two files"
-        );
-        assert_eq!(
-            &unique, &expected[what],
-            "{what:?}: the logged events differ from the matching ones"
-        );
-    }
+    assert_each_once(&actual, &expected);
 
     // AND every file has a manifest entry with the hash of its content
     let manifests = manifest_entries(staging, &trails).await;

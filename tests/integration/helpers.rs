@@ -1,6 +1,6 @@
 //! Shared helpers: the local endpoint, clients, tables made from template.yaml.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
@@ -198,4 +198,26 @@ pub fn event_json(path: &str) -> serde_json::Value {
 
 pub fn parse_time(s: &str) -> chrono::DateTime<chrono::Utc> {
     trailkeep_shared::time::parse(s).expect("a valid time")
+}
+
+/// Asserts that the event ids found per group (a region, a trail and
+/// region…) are exactly the expected ones, each found once: the same
+/// groups, no id twice within a group, the same ids.
+pub fn assert_each_once<K: Ord + std::fmt::Debug>(
+    found: &BTreeMap<K, Vec<String>>,
+    expected: &BTreeMap<K, BTreeSet<String>>,
+) {
+    assert_eq!(
+        found.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>()
+    );
+    for (group, ids) in found {
+        let unique: BTreeSet<String> = ids.iter().cloned().collect();
+        assert_eq!(
+            unique.len(),
+            ids.len(),
+            "{group:?}: an event is in two files"
+        );
+        assert_eq!(&unique, &expected[group], "{group:?}: the events found");
+    }
 }

@@ -35,7 +35,9 @@ use trailkeep_shared::validate::{Keys, Request};
 use crate::delivery::{gunzip, Clock, ACCOUNT};
 use crate::digests::{check, kms_key, problems};
 use crate::faults::{FaultProxy, Faults};
-use crate::helpers::{endpoint, event_json, parse_time, sdk_config, TestBucket, TestTable};
+use crate::helpers::{
+    assert_each_once, endpoint, event_json, parse_time, sdk_config, TestBucket, TestTable,
+};
 use crate::policies::{self, table_arn, Bindings};
 
 const EVENTS: usize = 20_000;
@@ -515,19 +517,7 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
                 .insert(record.event_id.clone());
         }
     }
-    assert_eq!(
-        logged.keys().collect::<Vec<_>>(),
-        expected_logs.keys().collect::<Vec<_>>()
-    );
-    for (region, ids) in &logged {
-        let unique: BTreeSet<String> = ids.iter().cloned().collect();
-        assert_eq!(
-            unique.len(),
-            ids.len(),
-            "{region}: an event is in two log files"
-        );
-        assert_eq!(&unique, &expected_logs[region], "{region}: logged events");
-    }
+    assert_each_once(&logged, &expected_logs);
     assert_eq!(
         logged.values().map(Vec::len).sum::<usize>(),
         EVENTS,
