@@ -59,8 +59,9 @@ PY
 cat "$BENCH_DIR/zcat-one.json"
 
 step "whole process: validate-logs --local-dir against zcat | sha256sum, two bucket sizes"
-cargo build --release --locked -p trailkeep
+cargo build --release --locked -p trailkeep -p trailkeep-dev
 BIN="$CARGO_TARGET_DIR/release/trailkeep"
+DEV="$CARGO_TARGET_DIR/release/trailkeep-dev"
 RESULTS="$BENCH_DIR/validate.json"
 cleanup() {
   stop_watch
@@ -75,7 +76,7 @@ for size in "6 90" "24 90"; do
   hours=$1 per_hour=$2
   copy="$BENCH_DIR/copy-${hours}h-${per_hour}f"
   rm -rf "$copy" "$copy.pem"
-  made=$("$BIN" dev make-copy --dir "$copy" --hours "$hours" --files-per-hour "$per_hour" --records 500)
+  made=$("$DEV" make-copy --dir "$copy" --hours "$hours" --files-per-hour "$per_hour" --records 500)
   printf '%s\n' "$made"
   arn=$(printf '%s' "$made" | python3 -c 'import json,sys; print(json.load(sys.stdin)["trailArn"])')
   end=$(printf '%s' "$made" | python3 -c 'import json,sys; print(json.load(sys.stdin)["end"])')
@@ -115,7 +116,7 @@ PY
 cat "$BENCH_DIR/sizes.json"
 
 step "cold start: first invocation served under cargo-lambda's local runtime (release, this machine)"
-"$BIN" dev provision --template template.yaml --stack-name bench --outputs "$BENCH_DIR/outputs.json" \
+"$DEV" provision --template template.yaml --stack-name bench --outputs "$BENCH_DIR/outputs.json" \
   --set IngestFunctionArn=local --set AuditBusName=local --set IngestDeadLetterQueueUrl=local \
   --set ScheduleDeadLetterQueueUrl=local --set LookupUrl=local 2>/dev/null
 out() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$BENCH_DIR/outputs.json" "$1"; }
@@ -270,7 +271,7 @@ for run in validate_runs:
     size = f'{made["logFiles"]:,} log files, {made["digests"]} digests, {mb:,.0f} MB uncompressed ({made["compressedBytes"]/1e6:,.0f} MB gzipped)'
     z, o, o1 = run["zcat"], run["ours"], run["ours1"]
     rate = lambda r: mb / r["seconds"]
-    cmd = "`trailkeep validate-logs --local-dir COPY --public-key KEY.pem` (copy from `trailkeep dev make-copy`)"
+    cmd = "`trailkeep validate-logs --local-dir COPY --public-key KEY.pem` (copy from `trailkeep-dev make-copy`)"
     rows.append(f"| validate-logs --local-dir, {size}: inflate + SHA-256 of every log file, digests and signatures checked | "
                 f"{rate(o):,.0f} MB/s ({o['seconds']:.2f} s), peak RSS {o['maxRssKb']/1024:,.1f} MiB | "
                 f"`find … -print0 \\| sort -z \\| xargs -0 zcat \\| sha256sum`: {rate(z):,.0f} MB/s ({z['seconds']:.2f} s), peak RSS {z['maxRssKb']/1024:,.1f} MiB; target ≥ 0.8× | "

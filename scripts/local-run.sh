@@ -19,9 +19,10 @@ mkdir -p "$OUT_DIR"
 
 ensure_venv
 
-step "building the CLI and the functions"
-cargo build --locked -p trailkeep -p ingest -p deliver -p digests -p lookup
+step "building the CLI, the dev tooling and the functions"
+cargo build --locked -p trailkeep -p trailkeep-dev -p ingest -p deliver -p digests -p lookup
 TRAILKEEP="$CARGO_TARGET_DIR/debug/trailkeep"
+DEV="$CARGO_TARGET_DIR/debug/trailkeep-dev"
 
 cleanup() {
   stop_watch
@@ -33,12 +34,12 @@ start_moto
 step "creating resources from template.yaml"
 LAMBDA_PORT=$(free_port)
 # The queues and the audit bus with the AWS CLI; tables, bucket and key by
-# `trailkeep dev provision` from template.yaml's definitions.
+# `trailkeep-dev provision` (dev/) from template.yaml's definitions.
 local_aws() { aws --endpoint-url "$AWS_ENDPOINT_URL" --region "$AWS_REGION" "$@"; }
 INGEST_DLQ=$(local_aws sqs create-queue --queue-name "$STACK-ingest-dlq" --query QueueUrl --output text)
 SCHEDULE_DLQ=$(local_aws sqs create-queue --queue-name "$STACK-schedule-dlq" --query QueueUrl --output text)
 local_aws events create-event-bus --name "$STACK-audit" >/dev/null
-"$TRAILKEEP" dev provision --template template.yaml --stack-name "$STACK" --outputs "$OUTPUTS" \
+"$DEV" provision --template template.yaml --stack-name "$STACK" --outputs "$OUTPUTS" \
   --set "IngestFunctionArn=arn:aws:lambda:$AWS_REGION:123456789012:function:ingest" \
   --set "AuditBusName=$STACK-audit" \
   --set "IngestDeadLetterQueueUrl=$INGEST_DLQ" \
@@ -117,7 +118,7 @@ done
 
 step "event history in $HISTORY_TABLE (global events in each of $SERVED_REGIONS; data events are not history)"
 # 5 regional management events + 3 global ones in 2 regions.
-"$TRAILKEEP" dev show-history --table "$HISTORY_TABLE" --expect 11
+"$DEV" show-history --table "$HISTORY_TABLE" --expect 11
 
 # Scheduled runs at simulated times: deliver 8 minutes from now (the
 # events' windows are sealed by then), then for each of the next three hours
@@ -176,7 +177,7 @@ run_scheduled deliver 8
 step "log files of trail org-audit in s3://$LOG_BUCKET"
 # 8 management events (the re-delivery is not logged twice) + 5 S3 object
 # events of example-uploads (the trail's data selector).
-"$TRAILKEEP" dev show-logs --bucket "$LOG_BUCKET" --expect-records 13
+"$DEV" show-logs --bucket "$LOG_BUCKET" --expect-records 13
 
 step "digest: three simulated hours (deliver at H+5 min, digest at H+10 min); the last two have no deliveries"
 for h in 1 2 3; do

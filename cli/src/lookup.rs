@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
-use trailkeep_shared::aws::dynamodb::DynamoHistory;
-use trailkeep_shared::lookup::{self, LookupError, LookupSettings};
+use trailkeep_shared::aws::history_table::DynamoHistory;
+use trailkeep_shared::history::lookup::{self, LookupError, LookupSettings};
 
 #[derive(Args, Debug, Clone)]
 pub struct Query {

@@ -1,10 +1,9 @@
 //! `trailkeep`: operate and inspect a trailkeep deployment.
 //!
-//! Verbs follow `aws cloudtrail …` where CloudTrail has them; `dev …`
-//! commands work against a local endpoint (moto) for the local run.
+//! Verbs follow `aws cloudtrail …` where CloudTrail has them. Development
+//! helpers (local resources, inspection) are `trailkeep-dev`, a crate of
+//! their own (dev/).
 
-mod dev;
-mod devcopy;
 mod lookup;
 mod trails;
 mod validate;
@@ -32,9 +31,6 @@ enum Command {
     Audit(validate::AuditCommand),
     #[command(flatten)]
     Lookup(lookup::LookupCommand),
-    /// Local development: create resources from template.yaml, inspect the history.
-    #[command(subcommand)]
-    Dev(dev::DevCommand),
 }
 
 #[tokio::main]
@@ -57,10 +53,6 @@ async fn main() -> std::process::ExitCode {
         Command::Lookup(cmd) => match lookup::run(cmd).await {
             Ok(()) => return std::process::ExitCode::SUCCESS,
             Err(e) => (e.to_string(), e.exit_code()),
-        },
-        Command::Dev(cmd) => match dev::run(cmd).await {
-            Ok(()) => return std::process::ExitCode::SUCCESS,
-            Err(e) => (e.to_string(), 1),
         },
     };
     eprintln!("trailkeep: {message}");

@@ -3,9 +3,9 @@
 
 use clap::{ArgAction, Args, Subcommand};
 use serde_json::{json, Value};
-use trailkeep_shared::aws::trails::DynamoTrails;
+use trailkeep_shared::aws::trail_items::DynamoTrails;
+use trailkeep_shared::trail::{admin, AdminError, NewTrail, TrailUpdate};
 use trailkeep_shared::trail::{EventSelector, Trail};
-use trailkeep_shared::trails::{self, AdminError, NewTrail, TrailUpdate};
 
 /// Where the trails are: the stack's state table (output `StateTableName`).
 #[derive(Args, Clone, Debug)]
@@ -221,7 +221,7 @@ pub async fn run(state: StateArgs, cmd: TrailCommand) -> Result<(), TrailCliErro
                 )
                 .unwrap_or(false),
             };
-            let t = trails::create(&store, &account, &region, new)
+            let t = admin::create(&store, &account, &region, new)
                 .await
                 .map_err(service)?;
             Some(t.to_cloudtrail_json())
@@ -248,18 +248,18 @@ pub async fn run(state: StateArgs, cmd: TrailCommand) -> Result<(), TrailCliErro
                 ),
             };
             Some(
-                trails::update(&store, &name, update)
+                admin::update(&store, &name, update)
                     .await
                     .map_err(service)?
                     .to_cloudtrail_json(),
             )
         }
         TrailCommand::DeleteTrail { name } => {
-            trails::delete(&store, &name).await.map_err(service)?;
+            admin::delete(&store, &name).await.map_err(service)?;
             None
         }
         TrailCommand::DescribeTrails { trail_name_list } => {
-            let list = trails::describe(&store, &trail_name_list)
+            let list = admin::describe(&store, &trail_name_list)
                 .await
                 .map_err(service)?;
             Some(
@@ -267,19 +267,19 @@ pub async fn run(state: StateArgs, cmd: TrailCommand) -> Result<(), TrailCliErro
             )
         }
         TrailCommand::GetTrail { name } => Some(
-            json!({ "Trail": trails::get(&store, &name).await.map_err(service)?.to_cloudtrail_json() }),
+            json!({ "Trail": admin::get(&store, &name).await.map_err(service)?.to_cloudtrail_json() }),
         ),
         TrailCommand::GetTrailStatus { name } => Some(trail_status(
-            &trails::get(&store, &name).await.map_err(service)?,
+            &admin::get(&store, &name).await.map_err(service)?,
         )),
         TrailCommand::StartLogging { name } => {
-            trails::set_logging(&store, &name, true, chrono::Utc::now())
+            admin::set_logging(&store, &name, true, chrono::Utc::now())
                 .await
                 .map_err(service)?;
             None
         }
         TrailCommand::StopLogging { name } => {
-            trails::set_logging(&store, &name, false, chrono::Utc::now())
+            admin::set_logging(&store, &name, false, chrono::Utc::now())
                 .await
                 .map_err(service)?;
             None
@@ -290,13 +290,13 @@ pub async fn run(state: StateArgs, cmd: TrailCommand) -> Result<(), TrailCliErro
         } => {
             let selectors = parse_selectors(&event_selectors)?;
             Some(selectors_json(
-                &trails::put_event_selectors(&store, &trail_name, selectors)
+                &admin::put_event_selectors(&store, &trail_name, selectors)
                     .await
                     .map_err(service)?,
             ))
         }
         TrailCommand::GetEventSelectors { trail_name } => Some(selectors_json(
-            &trails::get(&store, &trail_name).await.map_err(service)?,
+            &admin::get(&store, &trail_name).await.map_err(service)?,
         )),
     };
     if let Some(v) = out {

@@ -11,11 +11,11 @@ use futures::{stream, StreamExt, TryStreamExt};
 use serde_json::json;
 use trailkeep_shared::aws::kms::KmsSigner;
 use trailkeep_shared::aws::s3::{self, S3Logs};
-use trailkeep_shared::aws::staging::{DynamoStaging, KeyUse};
-use trailkeep_shared::aws::trails::DynamoTrails;
-use trailkeep_shared::digester::DigestState;
-use trailkeep_shared::localcopy::{self, LocalDir};
-use trailkeep_shared::trails;
+use trailkeep_shared::aws::state_table::{DynamoStaging, KeyUse};
+use trailkeep_shared::aws::trail_items::DynamoTrails;
+use trailkeep_shared::digest::DigestState;
+use trailkeep_shared::trail::admin;
+use trailkeep_shared::validate::localcopy::{self, LocalDir};
 use trailkeep_shared::validate::{self, Finding, Keys, Report, Request, Source};
 
 #[derive(Clone, Copy, Debug, Default, ValueEnum)]
@@ -210,7 +210,7 @@ impl Ctx {
             } else {
                 let store =
                     DynamoTrails::new(aws_sdk_dynamodb::Client::new(&self.aws), &self.state_table);
-                let trail = trails::get(&store, name)
+                let trail = admin::get(&store, name)
                     .await
                     .map_err(|e| AuditError::Usage(format!("cannot read trail {name}: {e}")))?;
                 bucket = bucket.or(Some(trail.s3_bucket_name));

@@ -1,17 +1,28 @@
-//! `trailkeep dev …`: the local run's helpers. They refuse to run against
-//! anything but a loopback endpoint, so they can never touch a real account.
+//! `trailkeep-dev`: the local run's and the benchmarks' helpers. They
+//! refuse to run against anything but a loopback endpoint, so they can never
+//! touch a real account.
 
 use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use clap::Subcommand;
-use trailkeep_shared::aws::dynamodb::attr;
+use clap::{Parser, Subcommand};
+use trailkeep_dev::provision::{self, Template};
+use trailkeep_shared::aws::history_table::attr;
 use trailkeep_shared::history::PRIMARY_SK;
 use trailkeep_shared::model::Record;
-use trailkeep_shared::provision::{self, Template};
+
+#[derive(Parser)]
+#[command(
+    name = "trailkeep-dev",
+    about = "trailkeep development tooling (local endpoints only)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: DevCommand,
+}
 
 #[derive(Subcommand)]
-pub enum DevCommand {
+enum DevCommand {
     /// Create the stack's tables, log bucket and signing key from
     /// template.yaml on the local endpoint and write the stack outputs
     /// (template.yaml's Output names) as JSON: every output the template
@@ -65,7 +76,7 @@ pub enum DevCommand {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum DevError {
+enum DevError {
     #[error("AWS_ENDPOINT_URL must point at a local endpoint (127.0.0.1 or localhost), got {0:?}")]
     NotLocal(Option<String>),
     #[error(transparent)]
@@ -101,225 +112,259 @@ async fn local_config() -> Result<aws_config::SdkConfig, DevError> {
     Ok(trailkeep_shared::aws::sdk_config().await)
 }
 
-pub async fn run(cmd: DevCommand) -> Result<(), DevError> {
-    let aws = local_config().await?;
-    let client = aws_sdk_dynamodb::Client::new(&aws);
-    match cmd {
-        DevCommand::Provision {
-            template,
-            stack_name,
-            outputs,
-            set,
-        } => {
-            let template = Template::load(&template)?;
-            let mut out: BTreeMap<String, String> = BTreeMap::new();
-            let known = template.outputs();
-            for pair in &set {
-                let (name, value) = pair.split_once('=').ok_or_else(|| {
-                    provision::ProvisionError::Outputs(format!(
-                        "--set {pair:?}: expected NAME=VALUE"
-                    ))
-                })?;
-                if !known.iter().any(|(n, _)| n == name) {
-                    return Err(provision::ProvisionError::Outputs(format!(
-                        "--set {name}: template.yaml has no such output"
-                    ))
-                    .into());
-                }
-                out.insert(name.to_owned(), value.to_owned());
-            }
-            // What this command creates; every other output the template
-            // always has must come from --set.
-            const CREATED: [&str; 4] = [
-                "HistoryTableName",
-                "StateTableName",
-                "LogBucketName",
-                "SigningKeyArn",
-            ];
-            let missing: Vec<&str> = known
-                .iter()
-                .filter(|(name, condition)| {
-                    condition.is_none()
-                        && !out.contains_key(name)
-                        && !CREATED.contains(&name.as_str())
-                })
-                .map(|(name, _)| name.as_str())
-                .collect();
-            if !missing.is_empty() {
-                return Err(provision::ProvisionError::Outputs(format!(
-                    "no local value for {} (pass --set NAME=VALUE)",
-                    missing.join(", ")
-                ))
-                .into());
-            }
-            for (logical_id, output) in [
-                ("HistoryTable", "HistoryTableName"),
-                ("StateTable", "StateTableName"),
-            ] {
-                let table = format!("{stack_name}-{logical_id}");
-                provision::create_table(&client, &table, &template.table(logical_id)?).await?;
-                eprintln!("created table {table} (from template.yaml {logical_id})");
-                out.insert(output.into(), table);
-            }
-            let bucket = format!("{stack_name}-logbucket").to_lowercase();
-            let s3 = trailkeep_shared::aws::s3::client(&aws);
-            provision::create_bucket(&s3, &bucket, &template.bucket("LogBucket")?).await?;
-            eprintln!("created bucket {bucket} (from template.yaml LogBucket)");
-            out.insert("LogBucketName".into(), bucket);
-            let kms = aws_sdk_kms::Client::new(&aws);
-            let key = provision::create_key(&kms, &template.key("SigningKey")?).await?;
-            eprintln!("created signing key {key} (from template.yaml SigningKey)");
-            out.insert("SigningKeyArn".into(), key);
-            let json = serde_json::to_string_pretty(&out).unwrap_or_default();
-            std::fs::write(&outputs, json + "\n").map_err(|source| DevError::Write {
-                path: outputs.clone(),
-                source,
-            })?;
-            Ok(())
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match local_config().await {
+        Err(e) => Err(e),
+        Ok(aws) => match cli.command {
+            DevCommand::Provision {
+                template,
+                stack_name,
+                outputs,
+                set,
+            } => provision(&aws, &template, &stack_name, &outputs, &set).await,
+            DevCommand::ShowLogs {
+                bucket,
+                expect_records,
+            } => show_logs(&aws, &bucket, expect_records).await,
+            DevCommand::MakeCopy {
+                dir,
+                hours,
+                files_per_hour,
+                records,
+            } => make_copy(&aws, &dir, hours, files_per_hour, records).await,
+            DevCommand::ShowHistory {
+                table,
+                region,
+                expect,
+            } => show_history(&aws, &table, region.as_deref(), expect).await,
+        },
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("trailkeep-dev: {e}");
+            std::process::ExitCode::FAILURE
         }
-        DevCommand::ShowLogs {
-            bucket,
-            expect_records,
-        } => {
-            let s3 = trailkeep_shared::aws::s3::client(&aws);
-            let fail = |operation: &'static str, e: &dyn std::fmt::Display| DevError::Aws {
-                operation,
-                message: e.to_string(),
-            };
-            let mut pages = s3.list_objects_v2().bucket(&bucket).into_paginator().send();
-            let mut total = 0;
-            while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| {
-                    fail("ListObjectsV2", &aws_sdk_s3::error::DisplayErrorContext(&e))
-                })?;
-                for object in page.contents() {
-                    let key = object.key().unwrap_or_default();
-                    let got = s3
-                        .get_object()
-                        .bucket(&bucket)
-                        .key(key)
-                        .send()
-                        .await
-                        .map_err(|e| {
-                            fail("GetObject", &aws_sdk_s3::error::DisplayErrorContext(&e))
-                        })?;
-                    let gz = got
-                        .body
-                        .collect()
-                        .await
-                        .map_err(|e| fail("GetObject", &e))?
-                        .into_bytes();
-                    let bad = |reason: String| DevError::BadLog {
-                        key: key.to_owned(),
-                        reason,
-                    };
-                    let mut raw = Vec::new();
-                    std::io::Read::read_to_end(
-                        &mut flate2::read::GzDecoder::new(&gz[..]),
-                        &mut raw,
-                    )
-                    .map_err(|e| bad(e.to_string()))?;
-                    let doc: serde_json::Value =
-                        serde_json::from_slice(&raw).map_err(|e| bad(e.to_string()))?;
-                    let records = doc["Records"]
-                        .as_array()
-                        .map(Vec::len)
-                        .ok_or_else(|| bad("no Records array".into()))?;
-                    total += records;
-                    println!("s3://{bucket}/{key}  {records} records");
-                }
-            }
-            println!("{total} records in log files");
-            match expect_records {
-                Some(expected) if expected != total => Err(DevError::Records {
-                    expected,
-                    found: total,
-                }),
-                _ => Ok(()),
-            }
+    }
+}
+
+async fn provision(
+    aws: &aws_config::SdkConfig,
+    template: &str,
+    stack_name: &str,
+    outputs: &str,
+    set: &[String],
+) -> Result<(), DevError> {
+    let template = Template::load(template)?;
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    let known = template.outputs();
+    for pair in set {
+        let (name, value) = pair.split_once('=').ok_or_else(|| {
+            provision::ProvisionError::Outputs(format!("--set {pair:?}: expected NAME=VALUE"))
+        })?;
+        if !known.iter().any(|(n, _)| n == name) {
+            return Err(provision::ProvisionError::Outputs(format!(
+                "--set {name}: template.yaml has no such output"
+            ))
+            .into());
         }
-        DevCommand::MakeCopy {
-            dir,
-            hours,
-            files_per_hour,
-            records,
-        } => {
-            let made = crate::devcopy::make_copy(&aws, &dir, hours, files_per_hour, records)
+        out.insert(name.to_owned(), value.to_owned());
+    }
+    // What this command creates; every other output the template
+    // always has must come from --set.
+    const CREATED: [&str; 4] = [
+        "HistoryTableName",
+        "StateTableName",
+        "LogBucketName",
+        "SigningKeyArn",
+    ];
+    let missing: Vec<&str> = known
+        .iter()
+        .filter(|(name, condition)| {
+            condition.is_none() && !out.contains_key(name) && !CREATED.contains(&name.as_str())
+        })
+        .map(|(name, _)| name.as_str())
+        .collect();
+    if !missing.is_empty() {
+        return Err(provision::ProvisionError::Outputs(format!(
+            "no local value for {} (pass --set NAME=VALUE)",
+            missing.join(", ")
+        ))
+        .into());
+    }
+    for (logical_id, output) in [
+        ("HistoryTable", "HistoryTableName"),
+        ("StateTable", "StateTableName"),
+    ] {
+        let table = format!("{stack_name}-{logical_id}");
+        provision::create_table(
+            &aws_sdk_dynamodb::Client::new(aws),
+            &table,
+            &template.table(logical_id)?,
+        )
+        .await?;
+        eprintln!("created table {table} (from template.yaml {logical_id})");
+        out.insert(output.into(), table);
+    }
+    let bucket = format!("{stack_name}-logbucket").to_lowercase();
+    let s3 = trailkeep_shared::aws::s3::client(aws);
+    provision::create_bucket(&s3, &bucket, &template.bucket("LogBucket")?).await?;
+    eprintln!("created bucket {bucket} (from template.yaml LogBucket)");
+    out.insert("LogBucketName".into(), bucket);
+    let kms = aws_sdk_kms::Client::new(aws);
+    let key = provision::create_key(&kms, &template.key("SigningKey")?).await?;
+    eprintln!("created signing key {key} (from template.yaml SigningKey)");
+    out.insert("SigningKeyArn".into(), key);
+    let json = serde_json::to_string_pretty(&out).unwrap_or_default();
+    std::fs::write(outputs, json + "\n").map_err(|source| DevError::Write {
+        path: outputs.to_owned(),
+        source,
+    })?;
+    Ok(())
+}
+
+async fn show_logs(
+    aws: &aws_config::SdkConfig,
+    bucket: &str,
+    expect_records: Option<usize>,
+) -> Result<(), DevError> {
+    let s3 = trailkeep_shared::aws::s3::client(aws);
+    let fail = |operation: &'static str, e: &dyn std::fmt::Display| DevError::Aws {
+        operation,
+        message: e.to_string(),
+    };
+    let mut pages = s3.list_objects_v2().bucket(bucket).into_paginator().send();
+    let mut total = 0;
+    while let Some(page) = pages.next().await {
+        let page =
+            page.map_err(|e| fail("ListObjectsV2", &aws_sdk_s3::error::DisplayErrorContext(&e)))?;
+        for object in page.contents() {
+            let key = object.key().unwrap_or_default();
+            let got = s3
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
                 .await
-                .map_err(|e| DevError::Aws {
-                    operation: "make-copy",
-                    message: e.to_string(),
-                })?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&made).unwrap_or_default()
-            );
-            Ok(())
+                .map_err(|e| fail("GetObject", &aws_sdk_s3::error::DisplayErrorContext(&e)))?;
+            let gz = got
+                .body
+                .collect()
+                .await
+                .map_err(|e| fail("GetObject", &e))?
+                .into_bytes();
+            let bad = |reason: String| DevError::BadLog {
+                key: key.to_owned(),
+                reason,
+            };
+            let mut raw = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut raw)
+                .map_err(|e| bad(e.to_string()))?;
+            let doc: serde_json::Value =
+                serde_json::from_slice(&raw).map_err(|e| bad(e.to_string()))?;
+            let records = doc["Records"]
+                .as_array()
+                .map(Vec::len)
+                .ok_or_else(|| bad("no Records array".into()))?;
+            total += records;
+            println!("s3://{bucket}/{key}  {records} records");
         }
-        DevCommand::ShowHistory {
-            table,
-            region,
-            expect,
-        } => {
-            let mut events = Vec::new();
-            let mut pages = client
-                .scan()
-                .table_name(&table)
-                .filter_expression("#sk = :primary")
-                .expression_attribute_names("#sk", attr::SK)
-                .expression_attribute_values(":primary", AttributeValue::S(PRIMARY_SK.into()))
-                .into_paginator()
-                .items()
-                .send();
-            while let Some(item) = pages.next().await {
-                let item = item.map_err(|e| DevError::Aws {
-                    operation: "Scan",
-                    message: aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string(),
-                })?;
-                let pk = item
-                    .get(attr::PK)
-                    .and_then(|v| v.as_s().ok())
-                    .cloned()
-                    .unwrap_or_default();
-                let history_region = pk.split('#').next().unwrap_or_default().to_owned();
-                if region.as_ref().is_some_and(|r| *r != history_region) {
-                    continue;
-                }
-                let Some(record) = item
-                    .get(attr::RECORD)
-                    .and_then(|v| v.as_s().ok())
-                    .and_then(|s| serde_json::from_str::<Record>(s).ok())
-                else {
-                    continue;
-                };
-                events.push((history_region, record));
-            }
-            events.sort_by(|a, b| {
-                (a.1.event_time, &a.0, &a.1.event_id).cmp(&(b.1.event_time, &b.0, &b.1.event_id))
-            });
-            println!(
-                "{:<12} {:<20} {:<24} {:<32} {:<10} {:<6}",
-                "HISTORY", "EVENT TIME", "SOURCE", "NAME", "USER", "READ"
-            );
-            for (r, e) in &events {
-                println!(
-                    "{:<12} {:<20} {:<24} {:<32} {:<10} {:<6}",
-                    r,
-                    trailkeep_shared::time::format(&e.event_time),
-                    e.event_source,
-                    e.event_name,
-                    e.lookup_username().unwrap_or("-"),
-                    e.read_only.unwrap_or(false)
-                );
-            }
-            println!("{} events", events.len());
-            match expect {
-                Some(expected) if expected != events.len() => Err(DevError::Count {
-                    expected,
-                    found: events.len(),
-                }),
-                _ => Ok(()),
-            }
+    }
+    println!("{total} records in log files");
+    match expect_records {
+        Some(expected) if expected != total => Err(DevError::Records {
+            expected,
+            found: total,
+        }),
+        _ => Ok(()),
+    }
+}
+
+async fn make_copy(
+    aws: &aws_config::SdkConfig,
+    dir: &std::path::Path,
+    hours: i64,
+    files_per_hour: i64,
+    records: u64,
+) -> Result<(), DevError> {
+    let made = trailkeep_dev::make_copy::make_copy(aws, dir, hours, files_per_hour, records)
+        .await
+        .map_err(|e| DevError::Aws {
+            operation: "make-copy",
+            message: e.to_string(),
+        })?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&made).unwrap_or_default()
+    );
+    Ok(())
+}
+
+async fn show_history(
+    aws: &aws_config::SdkConfig,
+    table: &str,
+    region: Option<&str>,
+    expect: Option<usize>,
+) -> Result<(), DevError> {
+    let mut events = Vec::new();
+    let mut pages = aws_sdk_dynamodb::Client::new(aws)
+        .scan()
+        .table_name(table)
+        .filter_expression("#sk = :primary")
+        .expression_attribute_names("#sk", attr::SK)
+        .expression_attribute_values(":primary", AttributeValue::S(PRIMARY_SK.into()))
+        .into_paginator()
+        .items()
+        .send();
+    while let Some(item) = pages.next().await {
+        let item = item.map_err(|e| DevError::Aws {
+            operation: "Scan",
+            message: aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string(),
+        })?;
+        let pk = item
+            .get(attr::PK)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default();
+        let history_region = pk.split('#').next().unwrap_or_default().to_owned();
+        if region.as_ref().is_some_and(|r| *r != history_region) {
+            continue;
         }
+        let Some(record) = item
+            .get(attr::RECORD)
+            .and_then(|v| v.as_s().ok())
+            .and_then(|s| serde_json::from_str::<Record>(s).ok())
+        else {
+            continue;
+        };
+        events.push((history_region, record));
+    }
+    events.sort_by(|a, b| {
+        (a.1.event_time, &a.0, &a.1.event_id).cmp(&(b.1.event_time, &b.0, &b.1.event_id))
+    });
+    println!(
+        "{:<12} {:<20} {:<24} {:<32} {:<10} {:<6}",
+        "HISTORY", "EVENT TIME", "SOURCE", "NAME", "USER", "READ"
+    );
+    for (r, e) in &events {
+        println!(
+            "{:<12} {:<20} {:<24} {:<32} {:<10} {:<6}",
+            r,
+            trailkeep_shared::time::format(&e.event_time),
+            e.event_source,
+            e.event_name,
+            e.lookup_username().unwrap_or("-"),
+            e.read_only.unwrap_or(false)
+        );
+    }
+    println!("{} events", events.len());
+    match expect {
+        Some(expected) if expected != events.len() => Err(DevError::Count {
+            expected,
+            found: events.len(),
+        }),
+        _ => Ok(()),
     }
 }

@@ -1,78 +1,71 @@
-//! `trailkeep dev make-copy`: a generated, bucket-shaped local copy of a
+//! `trailkeep-dev make-copy`: a generated, bucket-shaped local copy of a
 //! trail's log and digest files for the validation benchmark
 //! (scripts/bench.sh). Log files come from the real assembly code, digests
 //! from the real digest run (signed by a KMS key on the local endpoint),
 //! so the copy validates exactly like a delivered bucket.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
 
+use crate::provision;
 use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest as _, Sha256};
 use trailkeep_shared::aws::kms::{KeyMap, KmsSigner};
+use trailkeep_shared::delivery::logfile::{self, Staged};
+use trailkeep_shared::delivery::StagingStore;
 use trailkeep_shared::delivery::{window_of, ManifestEntry};
-use trailkeep_shared::digester::{self, ChainHead, DigestSettings, DigestState, PublicKey, Signer};
-use trailkeep_shared::localcopy::{self, LocalDir};
-use trailkeep_shared::logfile::{self, Staged};
-use trailkeep_shared::provision;
+use trailkeep_shared::digest::gzhash::{GzError, Inflated};
+use trailkeep_shared::digest::{
+    DigestBucket, DigestSettings, Digester, Signer, SIGNATURE_ALGORITHM,
+};
 use trailkeep_shared::store::StoreError;
+use trailkeep_shared::testkit::MemoryState;
 use trailkeep_shared::trail::Trail;
+use trailkeep_shared::validate::localcopy::{self, LocalDir};
+use trailkeep_shared::validate::Source;
 
 pub const ACCOUNT: &str = "111122223333";
 pub const REGION: &str = "eu-west-1";
 pub const TRAIL: &str = "bench";
 
-/// Manifest and chain head in memory; every window before `next` is delivered.
-#[derive(Default)]
-struct Memory {
-    next: i64,
-    manifest: HashMap<String, Vec<ManifestEntry>>,
-    head: Mutex<Option<ChainHead>>,
-}
+/// A local directory as the digest run's bucket: log files are hashed
+/// where they lie, digests written with their signature sidecars, as
+/// `download-logs` lays out a copy.
+struct CopyBucket(LocalDir, PathBuf);
 
-impl DigestState for Memory {
-    async fn cursors(&self, _trail: &str) -> Result<Vec<(String, i64)>, StoreError> {
-        Ok(vec![(REGION.into(), self.next)])
-    }
-
-    async fn manifest(
+impl DigestBucket for CopyBucket {
+    async fn hash_log(
         &self,
-        _trail: &str,
-        _region: &str,
-        hour: &DateTime<Utc>,
-    ) -> Result<Vec<ManifestEntry>, StoreError> {
-        Ok(self
-            .manifest
-            .get(&hour.format("%Y-%m-%dT%H").to_string())
-            .cloned()
-            .unwrap_or_default())
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<Result<Inflated, GzError>>, StoreError> {
+        Source::hash_log(&self.0, bucket, key).await
     }
 
-    async fn head(&self, _trail: &str, _region: &str) -> Result<Option<ChainHead>, StoreError> {
-        Ok(self.head.lock().map(|h| h.clone()).unwrap_or_default())
-    }
-
-    async fn advance_head(
+    async fn put_digest(
         &self,
-        _trail: &str,
-        _region: &str,
-        _expected: Option<&DateTime<Utc>>,
-        next: &ChainHead,
-    ) -> Result<bool, StoreError> {
-        if let Ok(mut h) = self.head.lock() {
-            *h = Some(next.clone());
-        }
-        Ok(true)
-    }
-
-    async fn note_key(
-        &self,
-        _region: &str,
-        _key: &PublicKey,
-        _end: &DateTime<Utc>,
+        _bucket: &str,
+        key: &str,
+        gzip: Vec<u8>,
+        signature_hex: &str,
     ) -> Result<(), StoreError> {
-        Ok(())
+        let write = |key: &str, bytes: &[u8]| {
+            let path = self.1.join(key);
+            path.parent()
+                .map(std::fs::create_dir_all)
+                .transpose()
+                .and_then(|_| std::fs::write(&path, bytes))
+                .map_err(|e| StoreError::Backend {
+                    operation: "write",
+                    resource: path.display().to_string(),
+                    message: e.to_string(),
+                })
+        };
+        write(key, &gzip)?;
+        let meta = serde_json::json!({
+            "signature": signature_hex,
+            "signature-algorithm": SIGNATURE_ALGORITHM,
+        });
+        write(&localcopy::sidecar(key), meta.to_string().as_bytes())
     }
 }
 
@@ -165,8 +158,10 @@ pub async fn make_copy(
         })?,
     );
     let bucket = "bench-copy";
-    let copy = LocalDir::new(dir);
-    let mut memory = Memory::default();
+    let copy = CopyBucket(LocalDir::new(dir), dir.to_path_buf());
+    let state = MemoryState::default();
+    let first_window = window_of(&t0);
+    state.register(TRAIL, REGION, first_window).await?;
     let (mut uncompressed, mut compressed, mut n) = (0u64, 0u64, 0u64);
     for h in 0..hours {
         for f in 0..files_per_hour {
@@ -193,19 +188,16 @@ pub async fn make_copy(
                 uncompressed += file.uncompressed_bytes as u64;
                 compressed += file.gzip.len() as u64;
                 std::fs::write(&path, &file.gzip)?;
-                memory
-                    .manifest
-                    .entry(delivered.format("%Y-%m-%dT%H").to_string())
-                    .or_default()
-                    .push(ManifestEntry {
-                        bucket: bucket.into(),
-                        key,
-                        sha256: file.sha256,
-                        oldest: file.oldest,
-                        newest: file.newest,
-                        delivered,
-                        records: file.records,
-                    });
+                let entry = ManifestEntry {
+                    bucket: bucket.into(),
+                    key,
+                    sha256: file.sha256,
+                    oldest: file.oldest,
+                    newest: file.newest,
+                    delivered,
+                    records: file.records,
+                };
+                state.record_manifest(TRAIL, REGION, &entry).await?;
             }
         }
     }
@@ -224,20 +216,21 @@ pub async fn make_copy(
         event_selectors: Vec::new(),
     };
     let now = t0 + Duration::hours(hours) + Duration::minutes(10);
-    memory.next = window_of(&now);
+    // Every window up to now is delivered.
+    state
+        .advance(TRAIL, REGION, first_window, window_of(&now))
+        .await?;
     let settings = DigestSettings {
         regions: vec![REGION.into()],
         ..DigestSettings::default()
     };
-    let report = digester::run(
-        &memory,
-        &signer,
-        &copy,
-        std::slice::from_ref(&trail),
-        &now,
-        &settings,
-    )
-    .await?;
+    let digester = Digester {
+        state: &state,
+        signer: &signer,
+        bucket: &copy,
+        settings: &settings,
+    };
+    let report = digester.run(std::slice::from_ref(&trail), &now).await?;
     std::fs::write(
         dir.join(localcopy::COPY_INFO),
         serde_json::json!({ "bucket": bucket }).to_string(),
@@ -249,7 +242,7 @@ pub async fn make_copy(
     let public_key = dir.with_extension("pem");
     std::fs::write(&public_key, pem)?;
     Ok(Made {
-        log_files: memory.manifest.values().map(Vec::len).sum(),
+        log_files: state.delivered(TRAIL, REGION).len(),
         digests: report.digests,
         uncompressed_bytes: uncompressed,
         compressed_bytes: compressed,

@@ -322,7 +322,7 @@ mod tests {
 
     #[test]
     fn the_history_table_in_the_template_has_the_keys_and_ttl_the_code_writes() {
-        use crate::aws::dynamodb::attr;
+        use trailkeep_shared::aws::history_table::attr;
         let spec = Template::parse(TEMPLATE)
             .unwrap()
             .table("HistoryTable")
@@ -347,7 +347,7 @@ mod tests {
 
     #[test]
     fn the_state_table_in_the_template_has_the_keys_the_adapters_use() {
-        use crate::aws::dynamodb::attr;
+        use trailkeep_shared::aws::history_table::attr;
         let spec = Template::parse(TEMPLATE)
             .unwrap()
             .table("StateTable")

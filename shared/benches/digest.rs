@@ -18,11 +18,11 @@
 use std::io::{Read, Write};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use trailkeep_shared::delivery::logfile::{assemble, DEFAULT_MAX_FILE_BYTES};
+use trailkeep_shared::digest::gzhash::GzHasher;
 use trailkeep_shared::digest::{
     string_to_sign, DigestFile, DigestLogFile, HASH_ALGORITHM, SIGNATURE_ALGORITHM,
 };
-use trailkeep_shared::gzhash::GzHasher;
-use trailkeep_shared::logfile::{assemble, DEFAULT_MAX_FILE_BYTES};
 
 mod common;
 

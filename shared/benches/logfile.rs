@@ -10,7 +10,7 @@ use std::io::Write;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use flate2::write::GzEncoder;
 use flate2::Compression;
-use trailkeep_shared::logfile::{assemble, DEFAULT_MAX_FILE_BYTES};
+use trailkeep_shared::delivery::logfile::{assemble, DEFAULT_MAX_FILE_BYTES};
 
 mod common;
 

@@ -8,7 +8,7 @@
 //! `cargo bench -p trailkeep-shared --bench lookup`
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use trailkeep_shared::lookup::{response_json, Page};
+use trailkeep_shared::history::lookup::{response_json, Page};
 
 mod common;
 

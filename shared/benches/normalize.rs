@@ -5,7 +5,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
-use trailkeep_shared::normalize::{normalize, Context};
+use trailkeep_shared::ingest::normalize::{normalize, Context};
 
 const SHAPES: [(&str, &str); 6] = [
     (

@@ -62,15 +62,6 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 }
 
-/// A lookup over fixed pairs, for tests of the functions' configuration.
-pub fn pairs<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-    move |name| {
-        vars.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.to_string())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

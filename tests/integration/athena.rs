@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 
 use chrono::Duration;
 use serde_yaml_ng::Value;
+use trailkeep_shared::delivery::logfile::log_file_key;
 use trailkeep_shared::digest::digest_key;
-use trailkeep_shared::logfile::log_file_key;
-use trailkeep_shared::normalize::{normalize, Context};
+use trailkeep_shared::ingest::normalize::{normalize, Context};
 
 use crate::helpers::{event, parse_time, template};
 

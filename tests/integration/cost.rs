@@ -10,17 +10,17 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
-use trailkeep_shared::aws::dynamodb::DynamoHistory;
+use trailkeep_shared::aws::history_table::DynamoHistory;
 use trailkeep_shared::aws::kms::{KeyMap, KmsSigner};
 use trailkeep_shared::aws::s3::{self, S3Logs};
-use trailkeep_shared::aws::staging::DynamoStaging;
-use trailkeep_shared::aws::trails::DynamoTrails;
-use trailkeep_shared::delivery::{self, DeliverSettings};
-use trailkeep_shared::digester::{self, DigestSettings};
+use trailkeep_shared::aws::state_table::DynamoStaging;
+use trailkeep_shared::aws::trail_items::DynamoTrails;
+use trailkeep_shared::delivery::{DeliverSettings, Deliverer};
+use trailkeep_shared::digest::{DigestSettings, Digester};
 use trailkeep_shared::history::HistorySettings;
+use trailkeep_shared::ingest::normalize::{normalize, Context};
 use trailkeep_shared::ingest::{ingest, Targets};
-use trailkeep_shared::normalize::{normalize, Context};
-use trailkeep_shared::trails::{TrailCache, TrailStore};
+use trailkeep_shared::trail::{TrailCache, TrailStore};
 
 use crate::delivery::ACCOUNT;
 use crate::digests::kms_key;
@@ -151,25 +151,29 @@ async fn requests_per_event_are_what_the_design_says_and_are_recorded_for_the_co
         for tick in 1..=14 {
             let now = start + Duration::minutes(5 * tick);
             let trails = deliver_trails.load().await.unwrap().trails;
-            let r = delivery::deliver(&staging, &logs, &trails, &now, &DeliverSettings::default())
-                .await
-                .unwrap();
+            let settings = DeliverSettings::default();
+            let deliverer = Deliverer {
+                staging: &staging,
+                logs: &logs,
+                settings: &settings,
+            };
+            let r = deliverer.run(&trails, &now).await.unwrap();
             files += r.files as u64;
         }
         let digest_trails = DynamoTrails::new(digest_fn.dynamodb(), &state.name);
         let digest_state = DynamoStaging::new(digest_fn.dynamodb(), &state.name);
         let digest_bucket = S3Logs::new(s3::client(&digest_fn.sdk));
         let trails = digest_trails.load().await.unwrap().trails;
-        let digest = digester::run(
-            &digest_state,
-            &signer,
-            &digest_bucket,
-            &trails,
-            &(start + Duration::minutes(70)),
-            &digest_settings,
-        )
-        .await
-        .unwrap();
+        let digester = Digester {
+            state: &digest_state,
+            signer: &signer,
+            bucket: &digest_bucket,
+            settings: &digest_settings,
+        };
+        let digest = digester
+            .run(&trails, &(start + Duration::minutes(70)))
+            .await
+            .unwrap();
 
         // THEN ingest wrote each event once per history region (a put and
         // one batch of index items) and staged it once, registering each

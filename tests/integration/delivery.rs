@@ -9,20 +9,38 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 use tokio::sync::RwLock;
-use trailkeep_shared::aws::dynamodb::DynamoHistory;
+use trailkeep_shared::aws::history_table::DynamoHistory;
 use trailkeep_shared::aws::s3::S3Logs;
-use trailkeep_shared::aws::staging::DynamoStaging;
-use trailkeep_shared::delivery::{self, DeliverSettings, LogSink, StagingStore};
+use trailkeep_shared::aws::state_table::DynamoStaging;
+use trailkeep_shared::delivery::{
+    window_of, DeliverReport, DeliverSettings, Deliverer, LogSink, StagingStore,
+};
 use trailkeep_shared::history::HistorySettings;
+use trailkeep_shared::ingest::normalize::{normalize, Context};
 use trailkeep_shared::ingest::{ingest, Targets};
-use trailkeep_shared::normalize::{normalize, Context};
 use trailkeep_shared::store::StoreError;
+use trailkeep_shared::trail::{admin, NewTrail};
 use trailkeep_shared::trail::{
     DataResource, EventSelector, ReadWriteType, Trail, LAMBDA_FUNCTION, S3_OBJECT,
 };
-use trailkeep_shared::trails::{self, NewTrail};
 
 use crate::helpers::{assert_each_once, event_json, parse_time, TestBucket, TestTable};
+
+/// One deliver run: the use case over these ports.
+async fn deliver<S: StagingStore, L: LogSink>(
+    staging: &S,
+    logs: &L,
+    trails: &[Trail],
+    now: &DateTime<Utc>,
+    settings: &DeliverSettings,
+) -> Result<DeliverReport, StoreError> {
+    let deliverer = Deliverer {
+        staging,
+        logs,
+        settings,
+    };
+    deliverer.run(trails, now).await
+}
 
 pub(crate) const ACCOUNT: &str = "111122223333";
 pub(crate) const HOME: &str = "eu-west-1";
@@ -114,7 +132,7 @@ impl LogSink for DiesAfter<'_> {
 }
 
 async fn make_trails(
-    store: &trailkeep_shared::aws::trails::DynamoTrails,
+    store: &trailkeep_shared::aws::trail_items::DynamoTrails,
     bucket: &str,
 ) -> Vec<Trail> {
     let new = |name: &str, prefix: &str, multi: bool| NewTrail {
@@ -125,10 +143,10 @@ async fn make_trails(
         include_global_service_events: true,
         log_file_validation_enabled: true,
     };
-    trails::create(store, ACCOUNT, HOME, new("all-management", "all", true))
+    admin::create(store, ACCOUNT, HOME, new("all-management", "all", true))
         .await
         .unwrap();
-    trails::create(
+    admin::create(
         store,
         ACCOUNT,
         HOME,
@@ -136,10 +154,10 @@ async fn make_trails(
     )
     .await
     .unwrap();
-    trails::create(store, ACCOUNT, HOME, new("invocations", "lambda", true))
+    admin::create(store, ACCOUNT, HOME, new("invocations", "lambda", true))
         .await
         .unwrap();
-    trails::put_event_selectors(
+    admin::put_event_selectors(
         store,
         "writes-and-uploads",
         vec![
@@ -160,7 +178,7 @@ async fn make_trails(
     )
     .await
     .unwrap();
-    trails::put_event_selectors(
+    admin::put_event_selectors(
         store,
         "invocations",
         vec![EventSelector {
@@ -175,11 +193,11 @@ async fn make_trails(
     .await
     .unwrap();
     for name in ["all-management", "writes-and-uploads", "invocations"] {
-        trails::set_logging(store, name, true, parse_time("2026-11-24T00:00:00Z"))
+        admin::set_logging(store, name, true, parse_time("2026-11-24T00:00:00Z"))
             .await
             .unwrap();
     }
-    trails::describe(store, &[]).await.unwrap()
+    admin::describe(store, &[]).await.unwrap()
 }
 
 /// Event `i`: one of five shapes, in one of three regions, with a unique id.
@@ -281,11 +299,10 @@ async fn every_staged_event_is_in_exactly_one_log_file_whatever_the_interleaving
                     ok: 1,
                     done: 0.into(),
                 };
-                let result =
-                    delivery::deliver(staging, &dying, &trails, &now, &deliver_settings).await;
+                let result = deliver(staging, &dying, &trails, &now, &deliver_settings).await;
                 died = result.is_err() && dying.done.load(Ordering::SeqCst) > 1;
             } else {
-                delivery::deliver(staging, sink, &trails, &now, &deliver_settings)
+                deliver(staging, sink, &trails, &now, &deliver_settings)
                     .await
                     .expect("deliver");
             }
@@ -300,7 +317,7 @@ async fn every_staged_event_is_in_exactly_one_log_file_whatever_the_interleaving
     // AND after the last event, deliver runs until every window is sealed and delivered.
     clock.advance(3600).await;
     for _ in 0..3 {
-        let report = delivery::deliver(staging, sink, &trails, &clock.now(), &deliver_settings)
+        let report = deliver(staging, sink, &trails, &clock.now(), &deliver_settings)
             .await
             .unwrap();
         assert_eq!(report.behind, 0);
@@ -425,7 +442,7 @@ async fn a_rerun_for_the_same_window_writes_the_same_objects() {
     }
     let later = at + Duration::minutes(10);
     let settings = DeliverSettings::default();
-    delivery::deliver(&p.staging, &p.sink, &trails, &later, &settings)
+    deliver(&p.staging, &p.sink, &trails, &later, &settings)
         .await
         .unwrap();
     let first = p.bucket.objects().await;
@@ -434,12 +451,12 @@ async fn a_rerun_for_the_same_window_writes_the_same_objects() {
         for (region, next) in p.staging.regions(&trail.name).await.unwrap() {
             let rewound = p
                 .staging
-                .advance(&trail.name, &region, next, delivery::window_of(&at))
+                .advance(&trail.name, &region, next, window_of(&at))
                 .await;
             assert!(rewound.unwrap());
         }
     }
-    delivery::deliver(&p.staging, &p.sink, &trails, &later, &settings)
+    deliver(&p.staging, &p.sink, &trails, &later, &settings)
         .await
         .unwrap();
     let second = p.bucket.objects().await;
@@ -457,11 +474,11 @@ async fn a_delivered_log_file_has_cloudtrails_format() {
         s3_bucket_name: p.bucket.name.clone(),
         ..NewTrail::default()
     };
-    trails::create(&store, ACCOUNT, HOME, audit).await.unwrap();
-    trails::set_logging(&store, "audit", true, parse_time("2026-11-24T00:00:00Z"))
+    admin::create(&store, ACCOUNT, HOME, audit).await.unwrap();
+    admin::set_logging(&store, "audit", true, parse_time("2026-11-24T00:00:00Z"))
         .await
         .unwrap();
-    let trails = trails::describe(&store, &[]).await.unwrap();
+    let trails = admin::describe(&store, &[]).await.unwrap();
     let ctx = Context {
         account_id: ACCOUNT.into(),
     };
@@ -476,7 +493,7 @@ async fn a_delivered_log_file_has_cloudtrails_format() {
             .unwrap();
     }
     let later = at + Duration::minutes(8);
-    delivery::deliver(
+    deliver(
         &p.staging,
         &p.sink,
         &trails,

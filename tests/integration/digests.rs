@@ -13,14 +13,15 @@ use aws_sdk_s3::types::MetadataDirective;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 use trailkeep_shared::aws::kms::{KeyMap, KmsSigner};
-use trailkeep_shared::delivery::{self, DeliverSettings};
-use trailkeep_shared::digest::{string_to_sign, DigestFile};
-use trailkeep_shared::digester::{self, DigestReport, DigestSettings, DigestState, Signer};
+use trailkeep_shared::delivery::{DeliverSettings, Deliverer};
+use trailkeep_shared::digest::{
+    self, string_to_sign, DigestFile, DigestReport, DigestSettings, DigestState, Digester, Signer,
+};
 use trailkeep_shared::ingest::ingest;
-use trailkeep_shared::localcopy::{self, LocalDir};
-use trailkeep_shared::normalize::Context;
+use trailkeep_shared::ingest::normalize::Context;
 use trailkeep_shared::trail::Trail;
-use trailkeep_shared::trails::{self, NewTrail};
+use trailkeep_shared::trail::{admin, NewTrail};
+use trailkeep_shared::validate::localcopy::{self, LocalDir};
 use trailkeep_shared::validate::{self, Finding, Keys, Kind, Request};
 
 use crate::delivery::{gunzip, DiesAfter, Pipeline, ACCOUNT, HOME};
@@ -67,7 +68,7 @@ impl Audit {
             log_file_validation_enabled: true,
             ..NewTrail::default()
         };
-        trails::create(&p.state.trails(), ACCOUNT, HOME, new)
+        admin::create(&p.state.trails(), ACCOUNT, HOME, new)
             .await
             .unwrap();
         Self {
@@ -86,8 +87,8 @@ impl Audit {
 
     async fn set_logging(&mut self, on: bool, at: DateTime<Utc>) {
         let store = self.p.state.trails();
-        trails::set_logging(&store, TRAIL, on, at).await.unwrap();
-        self.trails = trails::describe(&store, &[]).await.unwrap();
+        admin::set_logging(&store, TRAIL, on, at).await.unwrap();
+        self.trails = admin::describe(&store, &[]).await.unwrap();
     }
 
     /// One management event in the home region, ingested at `at`.
@@ -105,28 +106,23 @@ impl Audit {
     }
 
     async fn deliver(&self, at: DateTime<Utc>) {
-        delivery::deliver(
-            &self.p.staging,
-            &self.p.sink,
-            &self.trails,
-            &at,
-            &DeliverSettings::default(),
-        )
-        .await
-        .unwrap();
+        let settings = DeliverSettings::default();
+        let deliverer = Deliverer {
+            staging: &self.p.staging,
+            logs: &self.p.sink,
+            settings: &settings,
+        };
+        deliverer.run(&self.trails, &at).await.unwrap();
     }
 
     async fn digest(&self, at: DateTime<Utc>) -> DigestReport {
-        digester::run(
-            &self.p.staging,
-            &self.signer,
-            &self.p.sink,
-            &self.trails,
-            &at,
-            &self.settings,
-        )
-        .await
-        .unwrap()
+        let digester = Digester {
+            state: &self.p.staging,
+            signer: &self.signer,
+            bucket: &self.p.sink,
+            settings: &self.settings,
+        };
+        digester.run(&self.trails, &at).await.unwrap()
     }
 
     /// Five-minute ticks over `[from, to)`: `events(tick)` events are
@@ -451,14 +447,15 @@ async fn a_file_delivered_by_a_run_in_flight_at_the_hour_is_in_exactly_one_diges
         ok: 0,
         done: AtomicUsize::new(0),
     };
-    let died = delivery::deliver(
-        &a.p.staging,
-        &dead,
-        &a.trails,
-        &parse_time("2026-11-24T03:59:00Z"),
-        &DeliverSettings::default(),
-    )
-    .await;
+    let settings = DeliverSettings::default();
+    let deliverer = Deliverer {
+        staging: &a.p.staging,
+        logs: &dead,
+        settings: &settings,
+    };
+    let died = deliverer
+        .run(&a.trails, &parse_time("2026-11-24T03:59:00Z"))
+        .await;
     assert!(died.is_err());
 
     // WHEN the digest runs at 04:10, before the re-run of deliver
@@ -524,7 +521,7 @@ async fn overlapping_runs_never_fork_a_chain_and_a_rerun_writes_the_same_object(
     let before = object_with_meta(&a, key).await;
     let head = a.p.staging.head(TRAIL, HOME).await.unwrap().unwrap();
     let (_, first) = &digests["2026-11-24T01:00:00Z"];
-    let rewound = digester::ChainHead {
+    let rewound = digest::ChainHead {
         end: t0 + Duration::hours(1),
         bucket: first.digest_s3_bucket.clone(),
         key: first.digest_s3_object.clone(),

@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
-use trailkeep_shared::aws::dynamodb::{attr, DynamoHistory};
-use trailkeep_shared::provision::{self, Template};
+use trailkeep_dev::provision::{self, Template};
+use trailkeep_shared::aws::history_table::{attr, DynamoHistory};
 
 /// The local endpoint; refuses to run against anything but loopback.
 pub fn endpoint() -> String {
@@ -121,8 +121,8 @@ impl TestTable {
         Self { client, name }
     }
 
-    pub fn trails(&self) -> trailkeep_shared::aws::trails::DynamoTrails {
-        trailkeep_shared::aws::trails::DynamoTrails::new(self.client.clone(), &self.name)
+    pub fn trails(&self) -> trailkeep_shared::aws::trail_items::DynamoTrails {
+        trailkeep_shared::aws::trail_items::DynamoTrails::new(self.client.clone(), &self.name)
     }
 
     pub fn store(&self) -> DynamoHistory {

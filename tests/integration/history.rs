@@ -4,16 +4,16 @@ use std::collections::BTreeSet;
 
 use futures::future::join_all;
 use serde_json::json;
-use trailkeep_shared::aws::dynamodb::attr;
-use trailkeep_shared::aws::dynamodb::DynamoHistory;
-use trailkeep_shared::aws::staging::DynamoStaging;
+use trailkeep_shared::aws::history_table::attr;
+use trailkeep_shared::aws::history_table::DynamoHistory;
+use trailkeep_shared::aws::state_table::DynamoStaging;
 use trailkeep_shared::history::{
     self, attribute_pk, index_items, primary_pk, time_pk, HistorySettings, HistoryStore, Item,
     LookupAttribute, PRIMARY_SK,
 };
+use trailkeep_shared::ingest::normalize::{normalize, Context};
 use trailkeep_shared::ingest::{IngestError, IngestReport, Targets};
 use trailkeep_shared::model::{EventCategory, Record};
-use trailkeep_shared::normalize::{normalize, Context};
 
 use crate::helpers::{event, event_json, n, s, TestTable};
 

@@ -4,10 +4,10 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use trailkeep_shared::aws::dynamodb::DynamoHistory;
+use trailkeep_shared::aws::history_table::DynamoHistory;
+use trailkeep_shared::history::lookup::{self, LookupSettings};
 use trailkeep_shared::history::{self, HistorySettings};
-use trailkeep_shared::lookup::{self, LookupSettings};
-use trailkeep_shared::normalize::{normalize, Context};
+use trailkeep_shared::ingest::normalize::{normalize, Context};
 
 use crate::helpers::{event, event_json, parse_time, TestTable};
 

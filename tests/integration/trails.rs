@@ -1,8 +1,8 @@
 //! Trail administration through DynamoDB on moto.
 
 use futures::future::join_all;
+use trailkeep_shared::trail::{admin, AdminError, NewTrail, TrailUpdate};
 use trailkeep_shared::trail::{DataResource, EventSelector, ReadWriteType, S3_OBJECT};
-use trailkeep_shared::trails::{self, AdminError, NewTrail, TrailUpdate};
 
 use crate::helpers::{parse_time, TestTable};
 
@@ -25,7 +25,7 @@ async fn a_trail_goes_through_its_whole_life() {
     let table = TestTable::state().await;
     let store = table.trails();
 
-    let created = trails::create(&store, ACCOUNT, REGION, new_trail("audit"))
+    let created = admin::create(&store, ACCOUNT, REGION, new_trail("audit"))
         .await
         .unwrap();
     assert_eq!(
@@ -37,10 +37,10 @@ async fn a_trail_goes_through_its_whole_life() {
         "a new trail does not log until start-logging"
     );
 
-    let by_arn = trails::get(&store, &created.arn()).await.unwrap();
+    let by_arn = admin::get(&store, &created.arn()).await.unwrap();
     assert_eq!(by_arn, created);
 
-    let updated = trails::update(
+    let updated = admin::update(
         &store,
         "audit",
         TrailUpdate {
@@ -66,27 +66,27 @@ async fn a_trail_goes_through_its_whole_life() {
             values: vec!["arn:aws:s3:::data/".into()],
         }],
     }];
-    trails::put_event_selectors(&store, "audit", selectors.clone())
+    admin::put_event_selectors(&store, "audit", selectors.clone())
         .await
         .unwrap();
     let started = parse_time("2026-11-24T03:20:00Z");
     let stopped = parse_time("2026-11-24T05:40:00Z");
     assert!(
-        trails::set_logging(&store, "audit", true, started)
+        admin::set_logging(&store, "audit", true, started)
             .await
             .unwrap()
             .is_logging
     );
     // Starting a logging trail again is no transition: the start time stays.
-    trails::set_logging(&store, "audit", true, stopped)
+    admin::set_logging(&store, "audit", true, stopped)
         .await
         .unwrap();
-    let now = trails::get(&store, "audit").await.unwrap();
+    let now = admin::get(&store, "audit").await.unwrap();
     assert_eq!(now.event_selectors, selectors);
     assert!(now.is_logging);
     assert_eq!(now.start_logging_time, Some(started));
     assert_eq!(now.stop_logging_time, None);
-    let off = trails::set_logging(&store, "audit", false, stopped)
+    let off = admin::set_logging(&store, "audit", false, stopped)
         .await
         .unwrap();
     assert!(!off.is_logging);
@@ -95,13 +95,13 @@ async fn a_trail_goes_through_its_whole_life() {
         (Some(started), Some(stopped))
     );
 
-    assert_eq!(trails::describe(&store, &[]).await.unwrap().len(), 1);
-    trails::delete(&store, "audit").await.unwrap();
+    assert_eq!(admin::describe(&store, &[]).await.unwrap().len(), 1);
+    admin::delete(&store, "audit").await.unwrap();
     assert!(matches!(
-        trails::get(&store, "audit").await,
+        admin::get(&store, "audit").await,
         Err(AdminError::TrailNotFound(_))
     ));
-    assert!(trails::describe(&store, &[]).await.unwrap().is_empty());
+    assert!(admin::describe(&store, &[]).await.unwrap().is_empty());
     table.delete().await;
 }
 
@@ -109,26 +109,26 @@ async fn a_trail_goes_through_its_whole_life() {
 async fn bad_requests_get_cloudtrails_errors() {
     let table = TestTable::state().await;
     let store = table.trails();
-    trails::create(&store, ACCOUNT, REGION, new_trail("audit"))
+    admin::create(&store, ACCOUNT, REGION, new_trail("audit"))
         .await
         .unwrap();
 
     let cases: Vec<(&str, Result<_, AdminError>)> = vec![
         (
             "TrailAlreadyExistsException",
-            trails::create(&store, ACCOUNT, REGION, new_trail("audit")).await,
+            admin::create(&store, ACCOUNT, REGION, new_trail("audit")).await,
         ),
         (
             "InvalidTrailNameException",
-            trails::create(&store, ACCOUNT, REGION, new_trail("-bad-")).await,
+            admin::create(&store, ACCOUNT, REGION, new_trail("-bad-")).await,
         ),
         (
             "TrailNotFoundException",
-            trails::set_logging(&store, "missing", true, parse_time("2026-11-24T03:20:00Z")).await,
+            admin::set_logging(&store, "missing", true, parse_time("2026-11-24T03:20:00Z")).await,
         ),
         (
             "InvalidS3BucketNameException",
-            trails::update(
+            admin::update(
                 &store,
                 "audit",
                 TrailUpdate {
@@ -140,7 +140,7 @@ async fn bad_requests_get_cloudtrails_errors() {
         ),
         (
             "InvalidEventSelectorsException",
-            trails::put_event_selectors(
+            admin::put_event_selectors(
                 &store,
                 "audit",
                 vec![EventSelector {
@@ -161,12 +161,12 @@ async fn bad_requests_get_cloudtrails_errors() {
         assert!(err.to_string().starts_with(code), "{err}");
     }
     assert!(matches!(
-        trails::delete(&store, "missing").await,
+        admin::delete(&store, "missing").await,
         Err(AdminError::TrailNotFound(_))
     ));
     // A refused change left the stored trail as it was.
     assert_eq!(
-        trails::get(&store, "audit").await.unwrap().s3_bucket_name,
+        admin::get(&store, "audit").await.unwrap().s3_bucket_name,
         "audit-logs"
     );
     table.delete().await;
@@ -179,7 +179,7 @@ async fn concurrent_creates_never_exceed_five_trails() {
 
     let results = join_all(
         (0..12)
-            .map(|i| trails::create(&store, ACCOUNT, REGION, new_trail(&format!("trail-{i:02}")))),
+            .map(|i| admin::create(&store, ACCOUNT, REGION, new_trail(&format!("trail-{i:02}")))),
     )
     .await;
 
@@ -189,16 +189,16 @@ async fn concurrent_creates_never_exceed_five_trails() {
         .filter(|r| matches!(r, Err(AdminError::MaximumNumberOfTrailsExceeded)))
         .count();
     assert_eq!((created, refused), (5, 7), "{results:?}");
-    assert_eq!(trails::describe(&store, &[]).await.unwrap().len(), 5);
+    assert_eq!(admin::describe(&store, &[]).await.unwrap().len(), 5);
 
     // Deleting one makes room for exactly one more.
-    let first = trails::describe(&store, &[]).await.unwrap().remove(0);
-    trails::delete(&store, &first.name).await.unwrap();
-    trails::create(&store, ACCOUNT, REGION, new_trail("late-one"))
+    let first = admin::describe(&store, &[]).await.unwrap().remove(0);
+    admin::delete(&store, &first.name).await.unwrap();
+    admin::create(&store, ACCOUNT, REGION, new_trail("late-one"))
         .await
         .unwrap();
     assert!(matches!(
-        trails::create(&store, ACCOUNT, REGION, new_trail("late-two")).await,
+        admin::create(&store, ACCOUNT, REGION, new_trail("late-two")).await,
         Err(AdminError::MaximumNumberOfTrailsExceeded)
     ));
     table.delete().await;
@@ -208,11 +208,11 @@ async fn concurrent_creates_never_exceed_five_trails() {
 async fn concurrent_changes_to_one_trail_are_all_kept() {
     let table = TestTable::state().await;
     let store = table.trails();
-    trails::create(&store, ACCOUNT, REGION, new_trail("audit"))
+    admin::create(&store, ACCOUNT, REGION, new_trail("audit"))
         .await
         .unwrap();
 
-    let prefix = trails::update(
+    let prefix = admin::update(
         &store,
         "audit",
         TrailUpdate {
@@ -220,7 +220,7 @@ async fn concurrent_changes_to_one_trail_are_all_kept() {
             ..TrailUpdate::default()
         },
     );
-    let global = trails::update(
+    let global = admin::update(
         &store,
         "audit",
         TrailUpdate {
@@ -228,7 +228,7 @@ async fn concurrent_changes_to_one_trail_are_all_kept() {
             ..TrailUpdate::default()
         },
     );
-    let validation = trails::update(
+    let validation = admin::update(
         &store,
         "audit",
         TrailUpdate {
@@ -236,8 +236,8 @@ async fn concurrent_changes_to_one_trail_are_all_kept() {
             ..TrailUpdate::default()
         },
     );
-    let logging = trails::set_logging(&store, "audit", true, parse_time("2026-11-24T03:20:00Z"));
-    let selectors = trails::put_event_selectors(
+    let logging = admin::set_logging(&store, "audit", true, parse_time("2026-11-24T03:20:00Z"));
+    let selectors = admin::put_event_selectors(
         &store,
         "audit",
         vec![EventSelector {
@@ -251,7 +251,7 @@ async fn concurrent_changes_to_one_trail_are_all_kept() {
         r.expect("every change lands");
     }
 
-    let t = trails::get(&store, "audit").await.unwrap();
+    let t = admin::get(&store, "audit").await.unwrap();
     assert_eq!(t.s3_key_prefix.as_deref(), Some("p"));
     assert!(!t.include_global_service_events);
     assert!(!t.log_file_validation_enabled);

@@ -2,8 +2,8 @@
 
 pub use trailkeep_shared::config::ConfigError;
 use trailkeep_shared::config::Env;
+use trailkeep_shared::delivery::logfile::{DEFAULT_MAX_FILE_BYTES, MIN_MAX_FILE_BYTES};
 use trailkeep_shared::delivery::{DeliverSettings, DEFAULT_GRACE_SECS};
-use trailkeep_shared::logfile::{DEFAULT_MAX_FILE_BYTES, MIN_MAX_FILE_BYTES};
 
 #[derive(Debug)]
 pub struct Config {
@@ -40,7 +40,7 @@ impl Config {
 mod tests {
     use super::*;
 
-    use trailkeep_shared::config::pairs as lookup;
+    use trailkeep_shared::testkit::env as lookup;
 
     #[test]
     fn defaults_and_bounds() {

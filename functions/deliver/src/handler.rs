@@ -1,10 +1,13 @@
 //! Decode the schedule, call `shared`, map errors.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use lambda_runtime::{Error, LambdaEvent};
+use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::Value;
-use trailkeep_shared::delivery::{self, DeliverReport, DeliverSettings, LogSink, StagingStore};
-use trailkeep_shared::trails::TrailStore;
+use trailkeep_shared::delivery::{
+    DeliverReport, DeliverSettings, Deliverer, LogSink, StagingStore,
+};
+use trailkeep_shared::store::StoreError;
+use trailkeep_shared::trail::TrailStore;
 
 pub(crate) struct Deps<S, T, L> {
     pub staging: S,
@@ -13,21 +16,43 @@ pub(crate) struct Deps<S, T, L> {
     pub settings: DeliverSettings,
 }
 
+/// Why a run failed; its `errorType` says whether a retry can help.
 #[derive(Debug, thiserror::Error)]
-enum DeliverError {
+pub(crate) enum DeliverError {
+    /// Permanent: the trigger is not a scheduled event.
     #[error("the scheduled event has no time: deliver takes \"now\" from it")]
     NoTime,
+    /// Transient: the next run (or a retry) picks up where this one stopped.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<DeliverError> for Diagnostic {
+    fn from(e: DeliverError) -> Self {
+        let error_type = match e {
+            DeliverError::NoTime => "BadTrigger",
+            DeliverError::Store(_) => "StoreUnavailable",
+        };
+        Diagnostic {
+            error_type: error_type.into(),
+            error_message: e.to_string(),
+        }
+    }
 }
 
 /// "Now" is the scheduled event's time, so a run replays exactly.
 pub(crate) async fn handle<S: StagingStore, T: TrailStore, L: LogSink>(
     deps: &Deps<S, T, L>,
     event: LambdaEvent<EventBridgeEvent<Value>>,
-) -> Result<DeliverReport, Error> {
+) -> Result<DeliverReport, DeliverError> {
     let now = event.payload.time.ok_or(DeliverError::NoTime)?;
     let trails = deps.trails.load().await?.trails;
-    let report =
-        delivery::deliver(&deps.staging, &deps.logs, &trails, &now, &deps.settings).await?;
+    let deliverer = Deliverer {
+        staging: &deps.staging,
+        logs: &deps.logs,
+        settings: &deps.settings,
+    };
+    let report = deliverer.run(&trails, &now).await?;
     tracing::info!(
         now = %now,
         windows = report.windows,
@@ -38,4 +63,74 @@ pub(crate) async fn handle<S: StagingStore, T: TrailStore, L: LogSink>(
         "delivered"
     );
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trailkeep_shared::testkit::{
+        api_call_record, trail, MemoryBucket, MemoryState, MemoryTrails,
+    };
+
+    fn scheduled(time: Option<&str>) -> LambdaEvent<EventBridgeEvent<Value>> {
+        let mut v: Value = serde_json::from_str(include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../events/scheduled/deliver.json"
+        )))
+        .unwrap();
+        match time {
+            Some(t) => v["time"] = t.into(),
+            None => drop(v.as_object_mut().unwrap().remove("time")),
+        }
+        LambdaEvent::new(serde_json::from_value(v).unwrap(), Default::default())
+    }
+
+    async fn deps() -> Deps<MemoryState, MemoryTrails, MemoryBucket> {
+        let since = trailkeep_shared::time::parse("2026-11-24T00:00:00Z").unwrap();
+        let event = api_call_record("6f1b2b7e-6a5b-4f3d-9d43-5c1a9e2f1a02", &since);
+        let deps = Deps {
+            staging: MemoryState::default(),
+            trails: MemoryTrails::with(vec![trail("audit", since)]),
+            logs: MemoryBucket::default(),
+            settings: DeliverSettings::default(),
+        };
+        let trails = deps.trails.trails();
+        trailkeep_shared::delivery::stage(
+            &deps.staging,
+            &trails,
+            &event.record,
+            &event.json,
+            &since,
+        )
+        .await
+        .unwrap();
+        deps
+    }
+
+    #[tokio::test]
+    async fn a_scheduled_run_delivers_the_sealed_windows_of_its_time() {
+        let deps = deps().await;
+        let report = handle(&deps, scheduled(Some("2026-11-24T00:10:00Z")))
+            .await
+            .unwrap();
+        assert_eq!((report.files, report.records), (1, 1));
+        assert_eq!(
+            deps.logs.logged_event_ids("logs"),
+            ["6f1b2b7e-6a5b-4f3d-9d43-5c1a9e2f1a02"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_trigger_without_time_is_a_bad_trigger_and_a_failed_write_is_transient() {
+        let deps = deps().await;
+        let no_time = handle(&deps, scheduled(None)).await.unwrap_err();
+        assert_eq!(Diagnostic::from(no_time).error_type, "BadTrigger");
+        deps.logs.fail_writes_after(Some(0));
+        let failed = handle(&deps, scheduled(Some("2026-11-24T00:10:00Z")))
+            .await
+            .unwrap_err();
+        let d = Diagnostic::from(failed);
+        assert_eq!(d.error_type, "StoreUnavailable");
+        assert!(d.error_message.contains("PutObject"), "{}", d.error_message);
+    }
 }

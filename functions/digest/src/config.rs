@@ -4,7 +4,7 @@ use trailkeep_shared::aws::kms::KeyMap;
 pub use trailkeep_shared::config::ConfigError;
 use trailkeep_shared::config::Env;
 use trailkeep_shared::delivery::DEFAULT_GRACE_SECS;
-use trailkeep_shared::digester::DigestSettings;
+use trailkeep_shared::digest::DigestSettings;
 
 #[derive(Debug)]
 pub struct Config {
@@ -48,7 +48,7 @@ impl Config {
 mod tests {
     use super::*;
 
-    use trailkeep_shared::config::pairs as lookup;
+    use trailkeep_shared::testkit::env as lookup;
 
     #[test]
     fn defaults_regions_and_bounds() {

@@ -7,8 +7,8 @@ mod handler;
 use lambda_runtime::{service_fn, Error};
 use trailkeep_shared::aws::kms::KmsSigner;
 use trailkeep_shared::aws::s3::{self, S3Logs};
-use trailkeep_shared::aws::staging::DynamoStaging;
-use trailkeep_shared::aws::trails::DynamoTrails;
+use trailkeep_shared::aws::state_table::DynamoStaging;
+use trailkeep_shared::aws::trail_items::DynamoTrails;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

@@ -49,7 +49,7 @@ impl Config {
 mod tests {
     use super::*;
 
-    use trailkeep_shared::config::pairs as lookup;
+    use trailkeep_shared::testkit::env as lookup;
 
     #[test]
     fn defaults_are_90_days_and_the_own_region() {

@@ -5,10 +5,10 @@ mod config;
 mod handler;
 
 use lambda_runtime::{service_fn, Error};
-use trailkeep_shared::aws::dynamodb::DynamoHistory;
-use trailkeep_shared::aws::staging::DynamoStaging;
-use trailkeep_shared::aws::trails::DynamoTrails;
-use trailkeep_shared::trails::TrailCache;
+use trailkeep_shared::aws::history_table::DynamoHistory;
+use trailkeep_shared::aws::state_table::DynamoStaging;
+use trailkeep_shared::aws::trail_items::DynamoTrails;
+use trailkeep_shared::trail::TrailCache;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

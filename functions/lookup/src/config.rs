@@ -2,8 +2,8 @@
 
 pub use trailkeep_shared::config::ConfigError;
 use trailkeep_shared::config::Env;
+use trailkeep_shared::history::lookup::LookupSettings;
 use trailkeep_shared::history::DEFAULT_RETENTION_DAYS;
-use trailkeep_shared::lookup::LookupSettings;
 
 /// The token key must be at least this long (HMAC-SHA256).
 const MIN_TOKEN_KEY_BYTES: usize = 32;
@@ -53,7 +53,7 @@ impl Config {
 mod tests {
     use super::*;
 
-    use trailkeep_shared::config::pairs as lookup;
+    use trailkeep_shared::testkit::env as lookup;
 
     #[test]
     fn the_token_key_is_required_and_long_enough() {

@@ -5,20 +5,22 @@ use aws_lambda_events::event::lambda_function_urls::{
 };
 use aws_lambda_events::http::{HeaderMap, HeaderValue};
 use base64::Engine as _;
-use lambda_runtime::{Error, LambdaEvent};
-use trailkeep_shared::lookup::{self, HistoryReader, LookupSettings, CONTENT_TYPE};
+use lambda_runtime::LambdaEvent;
+use trailkeep_shared::history::lookup::{self, HistoryReader, LookupSettings, CONTENT_TYPE};
 
 pub(crate) struct Deps<R> {
     pub reader: R,
     pub settings: LookupSettings,
 }
 
+/// Every answer, errors included, is an HTTP response (the API's error
+/// names and status codes): the function itself never fails.
 /// "Now" is the request's time (function URL request context), so a
 /// request replays exactly.
 pub(crate) async fn handle<R: HistoryReader>(
     deps: &Deps<R>,
     event: LambdaEvent<LambdaFunctionUrlRequest>,
-) -> Result<LambdaFunctionUrlResponse, Error> {
+) -> Result<LambdaFunctionUrlResponse, std::convert::Infallible> {
     let request = event.payload;
     let now = request_time(request.request_context.time_epoch);
     let method = request

@@ -5,7 +5,7 @@ mod config;
 mod handler;
 
 use lambda_runtime::{service_fn, Error};
-use trailkeep_shared::aws::dynamodb::DynamoHistory;
+use trailkeep_shared::aws::history_table::DynamoHistory;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

@@ -1,8 +1,8 @@
 //! Realistic records for the benches.
 
-use trailkeep_shared::logfile::Staged;
+use trailkeep_shared::delivery::logfile::Staged;
+use trailkeep_shared::ingest::normalize::{normalize, Context};
 use trailkeep_shared::model::Record;
-use trailkeep_shared::normalize::{normalize, Context};
 
 const SAMPLES: [&str; 5] = [
     include_str!("../../../events/eventbridge/api-call-write.json"),

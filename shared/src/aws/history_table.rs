@@ -145,7 +145,7 @@ impl HistoryStore for DynamoHistory {
     }
 }
 
-impl crate::lookup::HistoryReader for DynamoHistory {
+impl crate::history::lookup::HistoryReader for DynamoHistory {
     async fn query(
         &self,
         pk: &str,
@@ -154,7 +154,7 @@ impl crate::lookup::HistoryReader for DynamoHistory {
         after: Option<&str>,
         limit: usize,
         now: i64,
-    ) -> Result<(Vec<crate::lookup::Stored>, Option<String>), StoreError> {
+    ) -> Result<(Vec<crate::history::lookup::Stored>, Option<String>), StoreError> {
         let s = |v: &str| AttributeValue::S(v.to_owned());
         let mut query = self
             .client
@@ -186,7 +186,7 @@ impl crate::lookup::HistoryReader for DynamoHistory {
         let items = out
             .items()
             .iter()
-            .map(|i| crate::lookup::Stored {
+            .map(|i| crate::history::lookup::Stored {
                 sk: text(i, attr::SK),
                 record: text(i, attr::RECORD),
             })

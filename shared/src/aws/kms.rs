@@ -12,7 +12,7 @@ use aws_sdk_kms::Client;
 use tokio::sync::Mutex;
 
 use crate::digest::{fingerprint, pkcs1_from_spki};
-use crate::digester::{PublicKey, Signer};
+use crate::digest::{PublicKey, Signer};
 use crate::store::StoreError;
 
 /// Which key signs which region's digests: `REGION=KEY,…` with `*=KEY` (or a

@@ -20,8 +20,14 @@ pub async fn sdk_config() -> SdkConfig {
     sdk_config_loader().load().await
 }
 
-pub mod dynamodb;
+/// The event history table: history items, lookups' reads.
+pub mod history_table;
+/// KMS: the digest signer, public keys.
 pub mod kms;
+/// S3: log files and digests written, read and hashed.
 pub mod s3;
-pub mod staging;
-pub mod trails;
+/// The state table's delivery and digest items: staging, claims, cursors,
+/// manifests, chain heads, the key registry.
+pub mod state_table;
+/// The state table's trail document.
+pub mod trail_items;

@@ -7,9 +7,9 @@ use aws_sdk_s3::types::ServerSideEncryption;
 use aws_sdk_s3::Client;
 
 use crate::delivery::LogSink;
+use crate::digest::gzhash::{GzError, GzHasher, Inflated};
+use crate::digest::DigestBucket;
 use crate::digest::SIGNATURE_ALGORITHM;
-use crate::digester::DigestBucket;
-use crate::gzhash::{GzError, GzHasher, Inflated};
 use crate::store::StoreError;
 use crate::validate::{Fetched, Source};
 

@@ -19,12 +19,12 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use chrono::Duration;
 
-use crate::aws::dynamodb::attr;
+use crate::aws::history_table::attr;
+use crate::delivery::logfile::Staged;
 use crate::delivery::{
     delivery_time, ManifestEntry, StagingStore, DEFAULT_GRACE_SECS, MARKER_DAYS,
 };
-use crate::digester::{ChainHead, DigestState, PublicKey};
-use crate::logfile::Staged;
+use crate::digest::{ChainHead, DigestState, PublicKey};
 use crate::store::StoreError;
 
 /// Delivery state on DynamoDB.

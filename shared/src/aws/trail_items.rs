@@ -8,10 +8,10 @@ use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
-use crate::aws::dynamodb::attr;
+use crate::aws::history_table::attr;
 use crate::store::StoreError;
 use crate::trail::Trail;
-use crate::trails::{TrailSet, TrailStore};
+use crate::trail::{TrailSet, TrailStore};
 
 const PK: &str = "TRAIL";
 const SK: &str = "set";

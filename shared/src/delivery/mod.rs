@@ -15,20 +15,22 @@
 //!   is left out. The files are a pure function of the events the window
 //!   owns, so a re-run writes the same keys with the same bytes.
 
+pub mod logfile;
+mod window;
+
+pub use window::{
+    delivery_time, last_sealed, window_end, window_of, DEFAULT_GRACE_SECS, WINDOW_SECS,
+};
+
 use std::future::Future;
 
 use chrono::{DateTime, Duration, Utc};
 use futures::{stream, StreamExt, TryStreamExt};
 
-use crate::logfile::{self, Staged};
 use crate::store::StoreError;
 use crate::trail::Trail;
+use logfile::Staged;
 
-/// Length of a delivery window.
-pub const WINDOW_SECS: i64 = 300;
-/// Default time after a window's end before it is sealed: more than twice
-/// the ingest function's timeout (30 s) plus clock skew.
-pub const DEFAULT_GRACE_SECS: i64 = 120;
 /// How long delivery markers are kept: a source re-delivering an event later
 /// than this would see it logged again. EventBridge retries for at most 24 h,
 /// Lambda's asynchronous retries for at most 6 h.
@@ -36,27 +38,8 @@ pub const MARKER_DAYS: i64 = 7;
 /// Windows one deliver run handles per trail and region at most (a long
 /// outage is caught up over several runs).
 pub const MAX_WINDOWS_PER_RUN: i64 = 48;
-
-/// The window a moment falls in.
-pub fn window_of(t: &DateTime<Utc>) -> i64 {
-    t.timestamp().div_euclid(WINDOW_SECS)
-}
-
-/// The end of window `w` (exclusive).
-pub fn window_end(w: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp((w + 1) * WINDOW_SECS, 0).unwrap_or_default()
-}
-
-/// The newest window sealed at `now`.
-pub fn last_sealed(now: &DateTime<Utc>, grace_secs: i64) -> i64 {
-    window_of(&(*now - Duration::seconds(grace_secs))) - 1
-}
-
-/// The delivery time of window `w`'s files (in their keys): the moment it is
-/// sealed, so every run that delivers `w` names its files alike.
-pub fn delivery_time(w: i64, grace_secs: i64) -> DateTime<Utc> {
-    window_end(w) + Duration::seconds(grace_secs)
-}
+/// Claims in flight at once in one window.
+const CLAIMS_AT_ONCE: usize = 16;
 
 /// One delivered log file, as the digest function will read it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -191,125 +174,127 @@ pub struct DeliverReport {
     pub behind: usize,
 }
 
-/// Delivers every sealed window of every trail (logging or not: what was
-/// staged before a stop is still delivered).
-pub async fn deliver<S: StagingStore, L: LogSink>(
-    store: &S,
-    sink: &L,
-    trails: &[Trail],
-    now: &DateTime<Utc>,
-    settings: &DeliverSettings,
-) -> Result<DeliverReport, StoreError> {
-    let mut report = DeliverReport::default();
-    let sealed = last_sealed(now, settings.grace_secs);
-    for trail in trails {
-        for (region, next) in store.regions(&trail.name).await? {
-            let last = sealed.min(next + MAX_WINDOWS_PER_RUN - 1);
-            if last < sealed {
-                report.behind += 1;
-            }
-            for w in next..=last {
-                deliver_window(store, sink, trail, &region, w, settings, &mut report).await?;
-                store.advance(&trail.name, &region, w, w + 1).await?;
-                report.windows += 1;
-            }
-        }
-    }
-    Ok(report)
+/// Log file delivery, over its ports.
+pub struct Deliverer<'a, S, L> {
+    pub staging: &'a S,
+    pub logs: &'a L,
+    pub settings: &'a DeliverSettings,
 }
 
-async fn deliver_window<S: StagingStore, L: LogSink>(
-    store: &S,
-    sink: &L,
-    trail: &Trail,
-    region: &str,
-    w: i64,
-    settings: &DeliverSettings,
-    report: &mut DeliverReport,
-) -> Result<(), StoreError> {
-    let staged = store.staged(&trail.name, region, w).await?;
-    if staged.is_empty() {
-        return Ok(());
-    }
-    let delivered = delivery_time(w, settings.grace_secs);
-    let expires_at = (delivered + Duration::days(MARKER_DAYS)).timestamp();
-    let owners: Vec<i64> = stream::iter(staged.iter())
-        .map(|e| store.claim(&trail.name, region, &e.event_id, w, expires_at))
-        .buffered(16)
-        .try_collect()
-        .await?;
-    let mut owned: Vec<Staged> = Vec::with_capacity(staged.len());
-    for (event, owner) in staged.into_iter().zip(owners) {
-        if owner == w {
-            owned.push(event);
-        } else {
-            report.duplicates += 1;
+impl<S: StagingStore, L: LogSink> Deliverer<'_, S, L> {
+    /// Delivers every sealed window of every trail (logging or not: what
+    /// was staged before a stop is still delivered).
+    pub async fn run(
+        &self,
+        trails: &[Trail],
+        now: &DateTime<Utc>,
+    ) -> Result<DeliverReport, StoreError> {
+        let mut report = DeliverReport::default();
+        let sealed = last_sealed(now, self.settings.grace_secs);
+        for trail in trails {
+            for (region, next) in self.staging.regions(&trail.name).await? {
+                let last = sealed.min(next + MAX_WINDOWS_PER_RUN - 1);
+                if last < sealed {
+                    report.behind += 1;
+                }
+                for w in next..=last {
+                    self.window(trail, &region, w, &mut report).await?;
+                    self.staging.advance(&trail.name, &region, w, w + 1).await?;
+                    report.windows += 1;
+                }
+            }
         }
+        Ok(report)
     }
-    let files = logfile::assemble(&mut owned, settings.max_file_bytes).map_err(|e| {
-        StoreError::Backend {
-            operation: "assemble",
-            resource: "log file".into(),
-            message: e.to_string(),
+
+    /// Delivers window `w` of a trail's region: claims its events, then
+    /// writes the files of the events it owns and records them in the
+    /// manifest.
+    async fn window(
+        &self,
+        trail: &Trail,
+        region: &str,
+        w: i64,
+        report: &mut DeliverReport,
+    ) -> Result<(), StoreError> {
+        let staged = self.staging.staged(&trail.name, region, w).await?;
+        if staged.is_empty() {
+            return Ok(());
         }
-    })?;
-    let arn = trail.arn();
-    let w_text = w.to_string();
-    for (part, file) in files.into_iter().enumerate() {
-        let unique = logfile::unique_suffix(&[&arn, region, &w_text, &part.to_string()]);
-        let key = logfile::log_file_key(
-            trail.s3_key_prefix.as_deref(),
-            &trail.account_id,
-            region,
-            &delivered,
-            &unique,
-        );
-        let entry = ManifestEntry {
-            bucket: trail.s3_bucket_name.clone(),
-            key: key.clone(),
-            sha256: file.sha256.clone(),
-            oldest: file.oldest,
-            newest: file.newest,
-            delivered,
-            records: file.records,
-        };
-        sink.put(&trail.s3_bucket_name, &key, file.gzip).await?;
-        store.record_manifest(&trail.name, region, &entry).await?;
-        report.files += 1;
-        report.records += entry.records;
+        let delivered = delivery_time(w, self.settings.grace_secs);
+        let mut owned = self
+            .claim(trail, region, w, staged, &delivered, report)
+            .await?;
+        let files = logfile::assemble(&mut owned, self.settings.max_file_bytes).map_err(|e| {
+            StoreError::Backend {
+                operation: "assemble",
+                resource: "log file".into(),
+                message: e.to_string(),
+            }
+        })?;
+        let arn = trail.arn();
+        let w_text = w.to_string();
+        for (part, file) in files.into_iter().enumerate() {
+            let unique = logfile::unique_suffix(&[&arn, region, &w_text, &part.to_string()]);
+            let key = logfile::log_file_key(
+                trail.s3_key_prefix.as_deref(),
+                &trail.account_id,
+                region,
+                &delivered,
+                &unique,
+            );
+            let entry = ManifestEntry {
+                bucket: trail.s3_bucket_name.clone(),
+                key: key.clone(),
+                sha256: file.sha256.clone(),
+                oldest: file.oldest,
+                newest: file.newest,
+                delivered,
+                records: file.records,
+            };
+            self.logs
+                .put(&trail.s3_bucket_name, &key, file.gzip)
+                .await?;
+            self.staging
+                .record_manifest(&trail.name, region, &entry)
+                .await?;
+            report.files += 1;
+            report.records += entry.records;
+        }
+        Ok(())
     }
-    Ok(())
+
+    /// The staged events window `w` owns: each is claimed for `w`, and one
+    /// that another window claimed first (a re-delivery) is left out.
+    async fn claim(
+        &self,
+        trail: &Trail,
+        region: &str,
+        w: i64,
+        staged: Vec<Staged>,
+        delivered: &DateTime<Utc>,
+        report: &mut DeliverReport,
+    ) -> Result<Vec<Staged>, StoreError> {
+        let expires_at = (*delivered + Duration::days(MARKER_DAYS)).timestamp();
+        let owners: Vec<i64> = stream::iter(staged.iter())
+            .map(|e| {
+                self.staging
+                    .claim(&trail.name, region, &e.event_id, w, expires_at)
+            })
+            .buffered(CLAIMS_AT_ONCE)
+            .try_collect()
+            .await?;
+        let mut owned = Vec::with_capacity(staged.len());
+        for (event, owner) in staged.into_iter().zip(owners) {
+            if owner == w {
+                owned.push(event);
+            } else {
+                report.duplicates += 1;
+            }
+        }
+        Ok(owned)
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn t(s: &str) -> DateTime<Utc> {
-        crate::time::parse(s).unwrap()
-    }
-
-    #[test]
-    fn windows_are_five_minutes_and_seal_after_the_grace() {
-        let w = window_of(&t("2026-11-24T02:07:30Z"));
-        assert_eq!(window_end(w), t("2026-11-24T02:10:00Z"));
-        assert_eq!(window_of(&t("2026-11-24T02:05:00Z")), w);
-        assert_eq!(window_of(&t("2026-11-24T02:04:59Z")), w - 1);
-        // Sealed 120 s after its end, not before.
-        assert_eq!(last_sealed(&t("2026-11-24T02:11:59Z"), 120), w - 1);
-        assert_eq!(last_sealed(&t("2026-11-24T02:12:00Z"), 120), w);
-        assert_eq!(delivery_time(w, 120), t("2026-11-24T02:12:00Z"));
-    }
-
-    #[test]
-    fn no_write_at_or_before_the_seal_of_a_window_can_be_in_a_later_sealed_window() {
-        // For every moment an ingest may write at, the window it writes into
-        // is not sealed yet, even `grace` seconds later.
-        for secs in (0..3600).step_by(7) {
-            let write = t("2026-11-24T00:00:00Z") + Duration::seconds(secs);
-            let w = window_of(&write);
-            let deadline = write + Duration::seconds(DEFAULT_GRACE_SECS - 1);
-            assert!(last_sealed(&deadline, DEFAULT_GRACE_SECS) < w, "{write}");
-        }
-    }
-}
+mod tests;

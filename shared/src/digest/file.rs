@@ -128,8 +128,15 @@ mod tests {
     fn the_fingerprint_is_md5_of_the_pkcs1_key_as_openssl_computes_it() {
         // testdata: an RSA-2048 public key as KMS returns it (SPKI DER), and
         // `openssl rsa -RSAPublicKey_out -outform DER | md5sum` of the same key.
-        let spki = include_bytes!("../testdata/signing-key.spki.der");
-        let expected = include_str!("../testdata/signing-key.fingerprint").trim();
+        let spki = include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/testdata/signing-key.spki.der"
+        ));
+        let expected = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/testdata/signing-key.fingerprint"
+        ))
+        .trim();
         let pkcs1 = pkcs1_from_spki(spki).unwrap();
         assert!(pkcs1.len() < spki.len());
         assert_eq!(fingerprint(&pkcs1), expected);

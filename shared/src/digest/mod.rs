@@ -16,19 +16,23 @@
 //!   manifest, and PKCS#1 v1.5 signatures are deterministic: a re-run for the
 //!   same hour writes the same key, bytes and signature.
 
+pub mod file;
+pub mod gzhash;
+
+pub use file::{
+    digest_end, digest_key, fingerprint, pkcs1_from_spki, sha256_hex, string_to_sign, DigestFile,
+    DigestLogFile, KeyError, HASH_ALGORITHM, SIGNATURE_ALGORITHM,
+};
+
 use std::future::Future;
 
 use chrono::{DateTime, Duration, Utc};
 use futures::{stream, StreamExt, TryStreamExt};
 
 use crate::delivery::{delivery_time, window_of, ManifestEntry};
-use crate::digest::{
-    digest_end, digest_key, sha256_hex, string_to_sign, DigestFile, DigestLogFile, HASH_ALGORITHM,
-    SIGNATURE_ALGORITHM,
-};
-use crate::gzhash::{GzError, Inflated};
 use crate::store::StoreError;
 use crate::trail::Trail;
+use gzhash::{GzError, Inflated};
 
 /// The last digest of a chain, as the next one needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -223,20 +227,43 @@ pub fn due(
     })
 }
 
-/// Writes every digest that is due at `now` (the schedule's time).
-pub async fn run<S: DigestState, K: Signer, B: DigestBucket>(
-    state: &S,
-    signer: &K,
-    bucket: &B,
-    trails: &[Trail],
-    now: &DateTime<Utc>,
-    settings: &DigestSettings,
-) -> Result<DigestReport, StoreError> {
-    let mut report = DigestReport::default();
-    for trail in trails.iter().filter(|t| t.log_file_validation_enabled) {
-        let cursors = state.cursors(&trail.name).await?;
+/// The hourly digest run, over its ports.
+pub struct Digester<'a, S, K, B> {
+    pub state: &'a S,
+    pub signer: &'a K,
+    pub bucket: &'a B,
+    pub settings: &'a DigestSettings,
+}
+
+impl<S: DigestState, K: Signer, B: DigestBucket> Digester<'_, S, K, B> {
+    /// Writes every digest that is due at `now` (the schedule's time).
+    pub async fn run(
+        &self,
+        trails: &[Trail],
+        now: &DateTime<Utc>,
+    ) -> Result<DigestReport, StoreError> {
+        let mut report = DigestReport::default();
+        for trail in trails.iter().filter(|t| t.log_file_validation_enabled) {
+            let cursors = self.state.cursors(&trail.name).await?;
+            for region in self.regions(trail, &cursors) {
+                // The region's hour ending at H is complete once its first
+                // undelivered window delivers at or after H.
+                let complete_until = cursors
+                    .iter()
+                    .find(|(r, _)| *r == region)
+                    .map(|(_, next)| delivery_time(*next, self.settings.grace_secs));
+                self.chain(trail, &region, complete_until, now, &mut report)
+                    .await?;
+            }
+        }
+        Ok(report)
+    }
+
+    /// The regions a trail's digests cover: a multi-region trail's served
+    /// regions and every region it has staged events in; else its home.
+    fn regions(&self, trail: &Trail, cursors: &[(String, i64)]) -> Vec<String> {
         let mut regions: Vec<String> = if trail.is_multi_region_trail {
-            settings
+            self.settings
                 .regions
                 .iter()
                 .cloned()
@@ -247,125 +274,128 @@ pub async fn run<S: DigestState, K: Signer, B: DigestBucket>(
         };
         regions.sort();
         regions.dedup();
-        for region in &regions {
-            // The region's hour ending at H is complete once its first
-            // undelivered window delivers at or after H.
-            let complete_until = cursors
-                .iter()
-                .find(|(r, _)| r == region)
-                .map(|(_, next)| delivery_time(*next, settings.grace_secs));
-            chain(
-                state,
-                signer,
-                bucket,
-                trail,
-                region,
-                complete_until,
-                now,
-                settings,
-                &mut report,
-            )
+        regions
+    }
+
+    /// Extends one region's chain by every hour that is due and complete.
+    async fn chain(
+        &self,
+        trail: &Trail,
+        region: &str,
+        complete_until: Option<DateTime<Utc>>,
+        now: &DateTime<Utc>,
+        report: &mut DigestReport,
+    ) -> Result<(), StoreError> {
+        let stored = self.state.head(&trail.name, region).await?;
+        let Some(due) = due(trail, stored.as_ref(), now, self.settings) else {
+            return Ok(());
+        };
+        let mut expected = stored.as_ref().map(|h| h.end);
+        let mut previous = if due.continues { stored.clone() } else { None };
+        let key = self.signer.public_key(region).await?;
+        let mut end = due.first;
+        let mut written = None;
+        while end <= due.last {
+            if complete_until.is_some_and(|c| c < end) {
+                report.waiting += 1;
+                break;
+            }
+            let last = due.final_end == Some(end);
+            let head = self
+                .write_digest((trail, region, &key), previous.as_ref(), end, last, report)
+                .await?;
+            if !self
+                .state
+                .advance_head(&trail.name, region, expected.as_ref(), &head)
+                .await?
+            {
+                report.raced += 1;
+                break;
+            }
+            report.digests += 1;
+            written = Some(end);
+            expected = Some(end);
+            previous = Some(head);
+            end += Duration::hours(1);
+        }
+        if let Some(end) = written {
+            self.state.note_key(region, &key, &end).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the digest ending at `end` of a trail's region (signed with
+    /// `key`), and returns the chain's new head.
+    async fn write_digest(
+        &self,
+        (trail, region, key): (&Trail, &str, &PublicKey),
+        previous: Option<&ChainHead>,
+        end: DateTime<Utc>,
+        last: bool,
+        report: &mut DigestReport,
+    ) -> Result<ChainHead, StoreError> {
+        let start = end - Duration::hours(1);
+        let mut entries = self.state.manifest(&trail.name, region, &start).await?;
+        entries.sort_by(|a, b| (&a.bucket, &a.key).cmp(&(&b.bucket, &b.key)));
+        report.tampered += recheck(self.bucket, &entries, self.settings.concurrency).await?;
+        report.log_files += entries.len();
+
+        let digest = digest_file(trail, region, key, previous, end, &entries);
+        let object = digest.digest_s3_object.clone();
+        let fail = |operation: &'static str, e: &dyn std::fmt::Display| StoreError::Backend {
+            operation,
+            resource: object.clone(),
+            message: e.to_string(),
+        };
+        let json = serde_json::to_vec(&digest).map_err(|e| fail("serialize digest", &e))?;
+        let to_sign = string_to_sign(
+            &digest.digest_end_time,
+            &digest.digest_s3_bucket,
+            &object,
+            &json,
+            digest.previous_digest_signature.as_deref(),
+        );
+        let signature = hex::encode(self.signer.sign(region, to_sign.as_bytes()).await?);
+        let gzip = gzip(&json).map_err(|e| fail("compress digest", &e))?;
+        self.bucket
+            .put_digest(&trail.s3_bucket_name, &object, gzip, &signature)
             .await?;
-        }
-    }
-    Ok(report)
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn chain<S: DigestState, K: Signer, B: DigestBucket>(
-    state: &S,
-    signer: &K,
-    bucket: &B,
-    trail: &Trail,
-    region: &str,
-    complete_until: Option<DateTime<Utc>>,
-    now: &DateTime<Utc>,
-    settings: &DigestSettings,
-    report: &mut DigestReport,
-) -> Result<(), StoreError> {
-    let stored = state.head(&trail.name, region).await?;
-    let Some(due) = due(trail, stored.as_ref(), now, settings) else {
-        return Ok(());
-    };
-    let mut expected = stored.as_ref().map(|h| h.end);
-    let mut previous = if due.continues { stored.clone() } else { None };
-    let key = signer.public_key(region).await?;
-    let mut end = due.first;
-    let mut written = None;
-    while end <= due.last {
-        if complete_until.is_some_and(|c| c < end) {
-            report.waiting += 1;
-            break;
-        }
-        let stop_here = due.final_end == Some(end);
-        let head = write_digest(
-            state,
-            signer,
-            bucket,
-            trail,
-            region,
-            &key,
-            previous.as_ref(),
+        Ok(ChainHead {
             end,
-            stop_here,
-            settings,
-            report,
-        )
-        .await?;
-        if !state
-            .advance_head(&trail.name, region, expected.as_ref(), &head)
-            .await?
-        {
-            report.raced += 1;
-            break;
-        }
-        report.digests += 1;
-        written = Some(end);
-        expected = Some(end);
-        previous = Some(head);
-        end += Duration::hours(1);
+            bucket: trail.s3_bucket_name.clone(),
+            key: object,
+            sha256: sha256_hex(&json),
+            signature,
+            last,
+        })
     }
-    if let Some(end) = written {
-        state.note_key(region, &key, &end).await?;
-    }
-    Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn write_digest<S: DigestState, K: Signer, B: DigestBucket>(
-    state: &S,
-    signer: &K,
-    bucket: &B,
+/// The digest file ending at `end` that lists `entries` (sorted) and
+/// extends `previous` (`None`: the first of a chain).
+fn digest_file(
     trail: &Trail,
     region: &str,
     key: &PublicKey,
     previous: Option<&ChainHead>,
     end: DateTime<Utc>,
-    last: bool,
-    settings: &DigestSettings,
-    report: &mut DigestReport,
-) -> Result<ChainHead, StoreError> {
-    let start = end - Duration::hours(1);
-    let mut entries = state.manifest(&trail.name, region, &start).await?;
-    entries.sort_by(|a, b| (&a.bucket, &a.key).cmp(&(&b.bucket, &b.key)));
-    report.tampered += recheck(bucket, &entries, settings.concurrency).await?;
-    report.log_files += entries.len();
-
+    entries: &[ManifestEntry],
+) -> DigestFile {
     let time = crate::time::format;
-    let object = digest_key(
-        trail.s3_key_prefix.as_deref(),
-        &trail.account_id,
-        region,
-        &trail.name,
-        &trail.home_region,
-        &end,
-    );
-    let digest = DigestFile {
+    let start = end - Duration::hours(1);
+    DigestFile {
         aws_account_id: trail.account_id.clone(),
         digest_start_time: time(&start),
         digest_end_time: time(&end),
         digest_s3_bucket: trail.s3_bucket_name.clone(),
-        digest_s3_object: object.clone(),
+        digest_s3_object: digest_key(
+            trail.s3_key_prefix.as_deref(),
+            &trail.account_id,
+            region,
+            &trail.name,
+            &trail.home_region,
+            &end,
+        ),
         digest_public_key_fingerprint: key.fingerprint.clone(),
         digest_signature_algorithm: SIGNATURE_ALGORITHM.into(),
         newest_event_time: entries.iter().map(|e| e.newest).max().map(|t| time(&t)),
@@ -386,36 +416,7 @@ async fn write_digest<S: DigestState, K: Signer, B: DigestBucket>(
                 oldest_event_time: time(&e.oldest),
             })
             .collect(),
-    };
-    let json = serde_json::to_vec(&digest).map_err(|e| StoreError::Backend {
-        operation: "serialize digest",
-        resource: object.clone(),
-        message: e.to_string(),
-    })?;
-    let to_sign = string_to_sign(
-        &digest.digest_end_time,
-        &digest.digest_s3_bucket,
-        &object,
-        &json,
-        digest.previous_digest_signature.as_deref(),
-    );
-    let signature = hex::encode(signer.sign(region, to_sign.as_bytes()).await?);
-    let gzip = gzip(&json).map_err(|e| StoreError::Backend {
-        operation: "compress digest",
-        resource: object.clone(),
-        message: e.to_string(),
-    })?;
-    bucket
-        .put_digest(&trail.s3_bucket_name, &object, gzip, &signature)
-        .await?;
-    Ok(ChainHead {
-        end,
-        bucket: trail.s3_bucket_name.clone(),
-        key: object,
-        sha256: sha256_hex(&json),
-        signature,
-        last,
-    })
+    }
 }
 
 /// Re-hashes the listed files as they are in the bucket now. A file that is
@@ -615,3 +616,6 @@ mod tests {
         assert_eq!(due(&never, None, &t("2026-11-24T09:10:00Z"), &s), None);
     }
 }
+
+#[cfg(test)]
+mod chain_tests;

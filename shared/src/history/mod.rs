@@ -17,13 +17,15 @@
 //! keys, so re-deliveries (also concurrent ones, also with different content
 //! under the same eventID) never add a second entry anywhere.
 
+pub mod lookup;
+
 use std::collections::BTreeSet;
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
 
+use crate::ingest::normalize::Normalized;
 use crate::model::{EventCategory, Record};
-use crate::normalize::Normalized;
 use crate::time;
 
 /// Default retention of the event history.
@@ -189,7 +191,7 @@ impl HistorySettings {
     pub fn regions<'a>(&'a self, record: &'a Record) -> Vec<&'a str> {
         if record.category() == EventCategory::Data {
             Vec::new()
-        } else if crate::classify::is_global(record) {
+        } else if crate::ingest::classify::is_global(record) {
             self.served_regions.iter().map(String::as_str).collect()
         } else {
             vec![record.aws_region.as_str()]
@@ -305,7 +307,7 @@ mod tests {
             ]
         }))
         .unwrap();
-        crate::classify::classify(&mut r);
+        crate::ingest::classify::classify(&mut r);
         r
     }
 

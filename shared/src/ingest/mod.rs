@@ -9,14 +9,17 @@
 //!   failed too, so that after Lambda's retries it lands in the dead-letter
 //!   queue where the operator finds it with the error message.
 
+pub mod classify;
+pub mod normalize;
+
 use serde::Serialize;
 
 use chrono::{DateTime, Utc};
 
 use crate::delivery::{self, StagingStore};
 use crate::history::{self, HistorySettings, HistoryStore, Recorded, StoreError};
-use crate::normalize::{self, Context, Ignored, Rejected};
 use crate::trail::Trail;
+use normalize::{Context, Ignored, Rejected};
 
 /// What one payload did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -149,3 +152,6 @@ pub async fn ingest<H: HistoryStore, S: StagingStore>(
     }
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests;

@@ -301,37 +301,6 @@ pub async fn delete<S: TrailStore>(store: &S, name_or_arn: &str) -> Result<(), A
     .await
 }
 
-/// The trails as a function sees them: reloaded at most every `ttl`, so a
-/// trail change (start/stop logging, selectors) takes effect within `ttl`.
-pub struct TrailCache<S> {
-    store: S,
-    ttl: std::time::Duration,
-    cached: tokio::sync::Mutex<Option<(std::time::Instant, std::sync::Arc<Vec<Trail>>)>>,
-}
-
-impl<S: TrailStore> TrailCache<S> {
-    pub fn new(store: S, ttl: std::time::Duration) -> Self {
-        Self {
-            store,
-            ttl,
-            cached: tokio::sync::Mutex::new(None),
-        }
-    }
-
-    /// The trails, from the cache when it is fresh.
-    pub async fn trails(&self) -> Result<std::sync::Arc<Vec<Trail>>, StoreError> {
-        let mut cached = self.cached.lock().await;
-        if let Some((at, trails)) = cached.as_ref() {
-            if at.elapsed() < self.ttl {
-                return Ok(trails.clone());
-            }
-        }
-        let trails = std::sync::Arc::new(self.store.load().await?.trails);
-        *cached = Some((std::time::Instant::now(), trails.clone()));
-        Ok(trails)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -353,5 +322,67 @@ mod tests {
         assert!(AdminError::MaximumNumberOfTrailsExceeded
             .to_string()
             .starts_with(AdminError::MaximumNumberOfTrailsExceeded.code()));
+    }
+
+    fn new_trail(name: &str) -> NewTrail {
+        NewTrail {
+            name: name.into(),
+            s3_bucket_name: "logs".into(),
+            ..NewTrail::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lost_compare_and_set_is_retried_on_the_winners_document() {
+        use crate::testkit::MemoryTrails;
+        // GIVEN a document another writer changes three times under us
+        let store = MemoryTrails::with(vec![]);
+        create(&store, "111122223333", "eu-west-1", new_trail("first"))
+            .await
+            .unwrap();
+        store.conflict_next_saves(3);
+        // WHEN a trail is created
+        let made = create(&store, "111122223333", "eu-west-1", new_trail("second")).await;
+        // THEN the fourth attempt lands, and nothing the others wrote is lost
+        assert_eq!(made.unwrap().name, "second");
+        assert_eq!(store.saves(), 1 + 4);
+        let names: Vec<String> = store.trails().into_iter().map(|t| t.name).collect();
+        assert_eq!(names, ["first", "second"]);
+    }
+
+    #[tokio::test]
+    async fn a_document_that_never_settles_is_refused_not_overwritten() {
+        use crate::testkit::MemoryTrails;
+        let store = MemoryTrails::with(vec![]);
+        store.conflict_next_saves(1000);
+        let made = create(&store, "111122223333", "eu-west-1", new_trail("audit")).await;
+        assert!(
+            matches!(made, Err(AdminError::ConcurrentModification(ref n)) if n == "audit"),
+            "{made:?}"
+        );
+        assert_eq!(store.saves(), CAS_ATTEMPTS as usize);
+        assert!(store.trails().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_sixth_trail_of_a_region_is_refused() {
+        use crate::testkit::MemoryTrails;
+        let store = MemoryTrails::with(vec![]);
+        for n in 0..5 {
+            create(
+                &store,
+                "111122223333",
+                "eu-west-1",
+                new_trail(&format!("trail-{n}")),
+            )
+            .await
+            .unwrap();
+        }
+        let sixth = create(&store, "111122223333", "eu-west-1", new_trail("trail-5")).await;
+        assert!(matches!(
+            sixth,
+            Err(AdminError::MaximumNumberOfTrailsExceeded)
+        ));
+        assert_eq!(store.trails().len(), 5);
     }
 }

@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::classify::{is_global, partition, GLOBAL_REGION};
+use crate::ingest::classify::{is_global, partition, GLOBAL_REGION};
 use crate::model::{EventCategory, Record};
 
 /// At most this many trails per region.

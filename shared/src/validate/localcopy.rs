@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::gzhash::{GzError, GzHasher, Inflated};
+use crate::digest::gzhash::{GzError, GzHasher, Inflated};
 use crate::store::StoreError;
 use crate::validate::{Fetched, Source};
 
@@ -168,40 +168,5 @@ impl Source for LocalDir {
             .await
             .map_err(|e| self.fail("hash", &path, e))?
             .map_err(|e| self.fail("read", &path, e))
-    }
-}
-
-/// A local directory as the digest function's bucket: the benchmark's
-/// generator writes a bucket-shaped copy with the real digest code.
-impl crate::digester::DigestBucket for LocalDir {
-    async fn hash_log(
-        &self,
-        bucket: &str,
-        key: &str,
-    ) -> Result<Option<Result<Inflated, GzError>>, StoreError> {
-        Source::hash_log(self, bucket, key).await
-    }
-
-    async fn put_digest(
-        &self,
-        _bucket: &str,
-        key: &str,
-        gzip: Vec<u8>,
-        signature_hex: &str,
-    ) -> Result<(), StoreError> {
-        let path = self.path(key);
-        let write = |path: &Path, bytes: &[u8]| {
-            path.parent()
-                .map(std::fs::create_dir_all)
-                .transpose()
-                .and_then(|_| std::fs::write(path, bytes))
-                .map_err(|e| self.fail("write", path, e))
-        };
-        write(&path, &gzip)?;
-        let meta = serde_json::json!({
-            "signature": signature_hex,
-            "signature-algorithm": crate::digest::SIGNATURE_ALGORITHM,
-        });
-        write(&self.path(&sidecar(key)), meta.to_string().as_bytes())
     }
 }

@@ -14,6 +14,8 @@
 //! them up to its end minus one hour and a grace period (or up to the
 //! chain head, when it can be read).
 
+pub mod localcopy;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 
@@ -21,12 +23,12 @@ use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use futures::channel::mpsc;
 use futures::{SinkExt, StreamExt, TryStreamExt};
 
+use crate::digest::gzhash::{inflate, GzError, Inflated};
+use crate::digest::ChainHead;
 use crate::digest::{
     digest_end, digest_key, fingerprint, pkcs1_from_spki, sha256_hex, string_to_sign, DigestFile,
     DigestLogFile, SIGNATURE_ALGORITHM,
 };
-use crate::digester::ChainHead;
-use crate::gzhash::{inflate, GzError, Inflated};
 use crate::store::StoreError;
 
 /// A digest object with its signature metadata.
@@ -620,8 +622,15 @@ mod tests {
 
     #[test]
     fn keys_are_read_as_pem_or_der_spki_or_pkcs1_with_one_fingerprint() {
-        let spki = include_bytes!("../testdata/signing-key.spki.der");
-        let expected = include_str!("../testdata/signing-key.fingerprint").trim();
+        let spki = include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/testdata/signing-key.spki.der"
+        ));
+        let expected = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/testdata/signing-key.fingerprint"
+        ))
+        .trim();
         let pkcs1 = pkcs1_from_spki(spki).unwrap();
         let pem = |label: &str, der: &[u8]| {
             pem_rfc7468::encode_string(label, pem_rfc7468::LineEnding::LF, der).unwrap()

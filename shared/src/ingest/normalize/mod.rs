@@ -11,7 +11,7 @@ mod s3;
 
 use serde_json::value::RawValue;
 
-use crate::classify;
+use crate::ingest::classify;
 use crate::model::{Record, MAX_RECORD_BYTES, UNSET_TIME};
 
 /// Facts about the receiving deployment that a payload may not carry.

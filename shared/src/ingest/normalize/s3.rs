@@ -15,7 +15,7 @@ use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use super::{invalid, Batch, Context, Envelope, Outcome, RecordError};
-use crate::classify::partition;
+use crate::ingest::classify::partition;
 use crate::model::{event_type, EventCategory, Record, Resource, UserIdentity};
 
 /// Notification event names → the S3 API operation they record.

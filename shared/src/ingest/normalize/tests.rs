@@ -89,7 +89,7 @@ fn service_event_keeps_fields_the_model_does_not_name() {
 fn iam_call_is_global() {
     let n = one("eventbridge/iam-global-call.json");
     assert_eq!(n.record.aws_region, "us-east-1");
-    assert!(crate::classify::is_global(&n.record));
+    assert!(crate::ingest::classify::is_global(&n.record));
     assert_eq!(n.record.resources.as_ref().map(Vec::len), Some(2));
 }
 

@@ -1,0 +1,12 @@
+//! trailkeep's development tooling, in a crate of its own that neither the
+//! functions nor the `trailkeep` CLI link:
+//!
+//! - [`provision`]: the resources template.yaml declares (tables, log
+//!   bucket, signing key), created on a local endpoint for the local run
+//!   and the integration tests;
+//! - [`make_copy`]: the validation benchmark's generated bucket copy.
+//!
+//! The `trailkeep-dev` binary (src/main.rs) wraps them for the scripts.
+
+pub mod make_copy;
+pub mod provision;

@@ -1,0 +1,161 @@
+//! The hourly digest run on in-memory fakes (crate::testkit): chains that
+//! continue across a missed run and catch up after an outage, checked by
+//! the validator with the test key.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::*;
+use crate::delivery::{stage, DeliverSettings, Deliverer};
+use crate::testkit::{api_call_record, trail, MemoryBucket, MemoryState, TestSigner};
+use crate::validate::{validate, Finding, Report, Request};
+
+fn t(s: &str) -> DateTime<Utc> {
+    crate::time::parse(s).unwrap()
+}
+
+/// A trail logging since 00:20, with one event at half past every hour
+/// from 00:30, and the fakes it runs on.
+struct World {
+    state: MemoryState,
+    bucket: MemoryBucket,
+    signer: TestSigner,
+    trails: Vec<Trail>,
+    settings: DigestSettings,
+}
+
+impl World {
+    async fn new(hours: i64) -> Self {
+        let w = World {
+            state: MemoryState::default(),
+            bucket: MemoryBucket::default(),
+            signer: TestSigner::new(),
+            trails: vec![trail("audit", t("2026-11-24T00:20:00Z"))],
+            settings: DigestSettings::default(),
+        };
+        for h in 0..hours {
+            let at = t("2026-11-24T00:30:00Z") + Duration::hours(h);
+            let id = format!("00000000-0000-4000-8000-{h:012}");
+            let event = api_call_record(&id, &at);
+            stage(&w.state, &w.trails, &event.record, &event.json, &at)
+                .await
+                .unwrap();
+        }
+        w
+    }
+
+    async fn deliver(&self, now: &str) {
+        let settings = DeliverSettings::default();
+        let deliverer = Deliverer {
+            staging: &self.state,
+            logs: &self.bucket,
+            settings: &settings,
+        };
+        deliverer.run(&self.trails, &t(now)).await.unwrap();
+    }
+
+    async fn digest(&self, now: &str) -> DigestReport {
+        let digester = Digester {
+            state: &self.state,
+            signer: &self.signer,
+            bucket: &self.bucket,
+            settings: &self.settings,
+        };
+        digester.run(&self.trails, &t(now)).await.unwrap()
+    }
+
+    /// validate-logs over the fakes, with the test key.
+    async fn validate(&self, end: &str) -> (Report, Vec<Finding>) {
+        let request = Request {
+            bucket: "logs".into(),
+            prefix: None,
+            account_id: crate::testkit::ACCOUNT.into(),
+            trail_name: "audit".into(),
+            home_region: "eu-west-1".into(),
+            regions: Vec::new(),
+            start: t("2026-11-24T00:00:00Z"),
+            end: t(end),
+            now: t(end),
+            heads: HashMap::new(),
+            tail_grace: Duration::minutes(30),
+            concurrency: 4,
+        };
+        let mut findings = Vec::new();
+        let report = validate(&self.bucket, &self.signer.keys(), &request, |f| {
+            findings.push(f)
+        })
+        .await
+        .unwrap();
+        (report, findings)
+    }
+
+    fn digest_keys(&self) -> Vec<String> {
+        self.bucket
+            .keys("logs", "AWSLogs/111122223333/CloudTrail-Digest/eu-west-1/")
+    }
+}
+
+#[tokio::test]
+async fn a_chain_continues_after_a_missed_hour() {
+    // GIVEN hourly deliveries, and a digest run at 01:10
+    let w = World::new(3).await;
+    w.deliver("2026-11-24T01:05:00Z").await;
+    assert_eq!(w.digest("2026-11-24T01:10:00Z").await.digests, 1);
+    // WHEN the 02:10 run never happens
+    w.deliver("2026-11-24T02:05:00Z").await;
+    w.deliver("2026-11-24T03:05:00Z").await;
+    let report = w.digest("2026-11-24T03:10:00Z").await;
+
+    // THEN the 03:10 run writes the missed hour and its own, chained
+    assert_eq!((report.digests, report.log_files), (2, 2));
+    assert_eq!(
+        w.digest_keys(),
+        [
+            "AWSLogs/111122223333/CloudTrail-Digest/eu-west-1/2026/11/24/111122223333_CloudTrail-Digest_eu-west-1_audit_eu-west-1_20261124T010000Z.json.gz",
+            "AWSLogs/111122223333/CloudTrail-Digest/eu-west-1/2026/11/24/111122223333_CloudTrail-Digest_eu-west-1_audit_eu-west-1_20261124T020000Z.json.gz",
+            "AWSLogs/111122223333/CloudTrail-Digest/eu-west-1/2026/11/24/111122223333_CloudTrail-Digest_eu-west-1_audit_eu-west-1_20261124T030000Z.json.gz",
+        ]
+    );
+    let head = w.state.chain_head("audit", "eu-west-1").unwrap();
+    assert_eq!(head.end, t("2026-11-24T03:00:00Z"));
+    // AND the validator finds one unbroken, correctly signed chain
+    let (report, findings) = w.validate("2026-11-24T03:10:00Z").await;
+    assert!(report.all_valid(), "{findings:?}");
+    assert_eq!((report.digests_total, report.logs_total), (3, 3));
+}
+
+#[tokio::test]
+async fn an_outage_is_caught_up_hour_by_hour_in_one_run() {
+    // GIVEN six hours of deliveries and no digest run at all
+    let w = World::new(6).await;
+    for h in 1..=6 {
+        w.deliver(&format!("2026-11-24T0{h}:05:00Z")).await;
+    }
+    // WHEN the digest function comes back at 06:10
+    let report = w.digest("2026-11-24T06:10:00Z").await;
+
+    // THEN it writes every hour from the one logging started in, oldest first
+    assert_eq!((report.digests, report.log_files), (6, 6));
+    assert_eq!(w.digest_keys().len(), 6);
+    // AND a second run at the same time writes nothing new
+    assert_eq!(w.digest("2026-11-24T06:10:00Z").await.digests, 0);
+    assert_eq!(w.bucket.puts(), 6 + 6, "six log files, six digests");
+    // AND every file is in the chain, valid
+    let (report, findings) = w.validate("2026-11-24T06:10:00Z").await;
+    assert!(report.all_valid(), "{findings:?}");
+    assert_eq!((report.digests_total, report.logs_total), (6, 6));
+}
+
+#[tokio::test]
+async fn an_hour_waits_until_its_files_are_delivered() {
+    // GIVEN an event at 00:30 that deliver has not handled yet
+    let w = World::new(1).await;
+    // WHEN the digest run comes first
+    let report = w.digest("2026-11-24T01:10:00Z").await;
+    // THEN the hour waits instead of being signed without its file
+    assert_eq!((report.digests, report.waiting), (0, 1));
+    w.deliver("2026-11-24T01:15:00Z").await;
+    let report = w.digest("2026-11-24T01:20:00Z").await;
+    assert_eq!((report.digests, report.log_files), (1, 1));
+}

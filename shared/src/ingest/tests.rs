@@ -1,0 +1,101 @@
+//! The ingest use case on in-memory fakes (crate::testkit).
+
+use super::*;
+use crate::testkit::{api_call, trail, MemoryHistory, MemoryState, ACCOUNT};
+
+fn t(s: &str) -> DateTime<Utc> {
+    crate::time::parse(s).unwrap()
+}
+
+struct Fakes {
+    history: MemoryHistory,
+    staging: MemoryState,
+    settings: HistorySettings,
+    trails: Vec<Trail>,
+}
+
+impl Fakes {
+    fn new() -> Self {
+        Fakes {
+            history: MemoryHistory::default(),
+            staging: MemoryState::default(),
+            settings: HistorySettings {
+                retention_days: 90,
+                served_regions: vec!["eu-west-1".into(), "us-east-1".into()],
+            },
+            trails: vec![trail("audit", t("2026-11-24T00:00:00Z"))],
+        }
+    }
+
+    async fn ingest(&self, payload: &str, now: &str) -> Result<IngestReport, IngestError> {
+        let targets = Targets {
+            history: &self.history,
+            settings: &self.settings,
+            staging: &self.staging,
+            trails: &self.trails,
+        };
+        let ctx = Context {
+            account_id: ACCOUNT.into(),
+        };
+        ingest(&targets, &ctx, payload, &t(now)).await
+    }
+}
+
+const ID: &str = "6f1b2b7e-6a5b-4f3d-9d43-5c1a9e2f1a02";
+
+#[tokio::test]
+async fn a_redelivered_event_is_stored_once_and_staged_per_delivery() {
+    let f = Fakes::new();
+    let payload = api_call(ID, &t("2026-11-24T01:04:10Z"));
+    let first = f.ingest(&payload, "2026-11-24T01:04:11Z").await.unwrap();
+    let items = f.history.keys();
+    let again = f.ingest(&payload, "2026-11-24T01:09:30Z").await.unwrap();
+
+    assert_eq!((first.stored, first.duplicates, first.staged), (1, 0, 1));
+    assert_eq!((again.stored, again.duplicates, again.staged), (0, 1, 1));
+    assert_eq!(f.history.keys(), items, "the history did not change");
+    // The primary item of eu-west-1's history holds the record.
+    let primary = f
+        .history
+        .record(&format!("eu-west-1#EventId#{ID}"), "event")
+        .unwrap();
+    assert!(
+        primary.contains("\"eventName\":\"AuthorizeSecurityGroupIngress\""),
+        "{primary}"
+    );
+    // Each delivery is staged in the window of its arrival, and the trail's
+    // region is delivered from the first: 01:04:11 is epoch second
+    // 1795482251, in 5-minute window 5984940 (deliver keeps one copy:
+    // delivery::tests).
+    assert_eq!(f.staging.cursor("audit", "eu-west-1"), Some(5_984_940));
+}
+
+#[tokio::test]
+async fn a_bad_record_is_refused_and_the_good_one_beside_it_is_kept() {
+    let f = Fakes::new();
+    let payload = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../events/s3/batch-with-bad-record.json"
+    ));
+    let err = f.ingest(payload, "2026-11-24T01:45:00Z").await.unwrap_err();
+    let IngestError::Rejected {
+        rejected,
+        accepted,
+        stored,
+    } = err
+    else {
+        panic!("expected rejected records, got {err}");
+    };
+    // The file holds three S3 records; the second has "eventTime": "not a time".
+    assert_eq!((rejected.len(), accepted, stored), (1, 2, 0));
+    assert_eq!(rejected[0].index, 1);
+    assert!(
+        rejected[0]
+            .to_string()
+            .starts_with("record 1: field Records[] is invalid"),
+        "{}",
+        rejected[0]
+    );
+    // S3 object events are data events: never in the history.
+    assert!(f.history.keys().is_empty());
+}

@@ -1,0 +1,735 @@
+//! In-memory fakes of every port (feature `testkit`), so each use case runs
+//! in a unit test in milliseconds, without a network. They keep the
+//! semantics the AWS adapters give the use cases (conditional writes,
+//! claims that return the owner, DynamoDB's `Limit` before the TTL filter),
+//! and each can be told to fail the way the real service can, to prove what
+//! a use case does then. moto proves the adapters themselves
+//! (tests/integration).
+//!
+//! - [`MemoryHistory`]: [`HistoryStore`] and [`HistoryReader`].
+//! - [`MemoryState`]: [`StagingStore`] and [`DigestState`] (the state table).
+//! - [`MemoryTrails`]: [`TrailStore`], with version conflicts on demand.
+//! - [`MemoryBucket`]: [`LogSink`], [`DigestBucket`] and the validator's
+//!   [`Source`], with write failures on demand.
+//! - [`TestSigner`]: a [`Signer`] with the committed test key
+//!   (`shared/testdata/testkit-signing-key.pk8.der`).
+//! - [`env`]: an environment of fixed pairs, for the functions' config tests.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
+
+use crate::delivery::logfile::Staged;
+use crate::delivery::{LogSink, ManifestEntry, StagingStore};
+use crate::digest::gzhash::{hash_gzip, GzError, Inflated};
+use crate::digest::{fingerprint, ChainHead, DigestBucket, DigestState, PublicKey, Signer};
+use crate::history::lookup::{HistoryReader, Stored};
+use crate::history::{Claim, HistoryStore, Item};
+use crate::store::StoreError;
+use crate::trail::{Trail, TrailSet, TrailStore};
+use crate::validate::{Fetched, Keys, Source};
+
+/// A lock that a panicking test thread cannot poison for the others.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn injected(operation: &'static str, resource: &str) -> StoreError {
+    StoreError::Backend {
+        operation,
+        resource: resource.to_owned(),
+        message: "injected failure (testkit)".into(),
+    }
+}
+
+/// A countdown of writes that succeed before every later one fails.
+#[derive(Debug, Default)]
+struct FailAfter(Mutex<Option<usize>>);
+
+impl FailAfter {
+    fn set(&self, n: Option<usize>) {
+        *lock(&self.0) = n;
+    }
+
+    /// True if this write must fail.
+    fn tick(&self) -> bool {
+        let mut left = lock(&self.0);
+        match left.as_mut() {
+            None => false,
+            Some(0) => true,
+            Some(n) => {
+                *n -= 1;
+                false
+            }
+        }
+    }
+}
+
+/// The event history table in memory.
+#[derive(Debug, Default)]
+pub struct MemoryHistory {
+    /// (pk, sk) → (record JSON, expiresAt).
+    items: Mutex<BTreeMap<(String, String), (String, i64)>>,
+}
+
+impl MemoryHistory {
+    /// Every item's (pk, sk), in key order.
+    pub fn keys(&self) -> Vec<(String, String)> {
+        lock(&self.items).keys().cloned().collect()
+    }
+
+    /// The record JSON of one item.
+    pub fn record(&self, pk: &str, sk: &str) -> Option<String> {
+        lock(&self.items)
+            .get(&(pk.to_owned(), sk.to_owned()))
+            .map(|(r, _)| r.clone())
+    }
+}
+
+impl HistoryStore for MemoryHistory {
+    async fn claim(&self, item: &Item<'_>) -> Result<Claim, StoreError> {
+        let mut items = lock(&self.items);
+        let key = (item.pk.clone(), item.sk.clone());
+        if let Some((record, _)) = items.get(&key) {
+            return Ok(Claim::Exists {
+                record: record.clone(),
+            });
+        }
+        items.insert(key, (item.record.to_owned(), item.expires_at));
+        Ok(Claim::Stored)
+    }
+
+    async fn put_all(&self, new: &[Item<'_>]) -> Result<(), StoreError> {
+        let mut items = lock(&self.items);
+        for item in new {
+            items.insert(
+                (item.pk.clone(), item.sk.clone()),
+                (item.record.to_owned(), item.expires_at),
+            );
+        }
+        Ok(())
+    }
+}
+
+impl HistoryReader for MemoryHistory {
+    /// As DynamoDB answers: `limit` items are *read* (newest first), then
+    /// the expired ones are filtered out, and the last key read is returned
+    /// whenever the limit was reached.
+    async fn query(
+        &self,
+        pk: &str,
+        low: &str,
+        high: &str,
+        after: Option<&str>,
+        limit: usize,
+        now: i64,
+    ) -> Result<(Vec<Stored>, Option<String>), StoreError> {
+        let items = lock(&self.items);
+        let read: Vec<(&String, &(String, i64))> = items
+            .range((pk.to_owned(), low.to_owned())..=(pk.to_owned(), high.to_owned()))
+            .rev()
+            .filter(|((_, sk), _)| after.is_none_or(|a| sk.as_str() < a))
+            .take(limit)
+            .map(|((_, sk), v)| (sk, v))
+            .collect();
+        let last = (read.len() == limit)
+            .then(|| read.last().map(|(sk, _)| (*sk).clone()))
+            .flatten();
+        let stored = read
+            .into_iter()
+            .filter(|(_, (_, expires))| *expires > now)
+            .map(|(sk, (record, _))| Stored {
+                sk: sk.clone(),
+                record: record.clone(),
+            })
+            .collect();
+        Ok((stored, last))
+    }
+
+    async fn get(&self, pk: &str, sk: &str, now: i64) -> Result<Option<String>, StoreError> {
+        Ok(lock(&self.items)
+            .get(&(pk.to_owned(), sk.to_owned()))
+            .filter(|(_, expires)| *expires > now)
+            .map(|(record, _)| record.clone()))
+    }
+}
+
+type TrailRegion = (String, String);
+
+#[derive(Debug, Default)]
+struct State {
+    /// First window not yet delivered, per (trail, region).
+    next: BTreeMap<TrailRegion, i64>,
+    /// Staged copies per (trail, region, window), by `{eventTime}#{eventID}`.
+    staged: BTreeMap<(String, String, i64), BTreeMap<String, Staged>>,
+    /// The window owning each (trail, region, eventID).
+    owners: HashMap<(String, String, String), i64>,
+    /// Manifest entries per (trail, region, delivery hour `YYYY-MM-DDTHH`), by key.
+    manifest: BTreeMap<(String, String, String), BTreeMap<String, ManifestEntry>>,
+    heads: HashMap<TrailRegion, ChainHead>,
+    /// Fingerprint → (key, last digest end signed).
+    keys: BTreeMap<String, (PublicKey, DateTime<Utc>)>,
+}
+
+/// The state table (delivery and digest items) in memory.
+#[derive(Debug, Default)]
+pub struct MemoryState {
+    state: Mutex<State>,
+    claims: AtomicUsize,
+}
+
+fn pair(trail: &str, region: &str) -> TrailRegion {
+    (trail.to_owned(), region.to_owned())
+}
+
+fn hour_of(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H").to_string()
+}
+
+impl MemoryState {
+    /// Claims made so far (one conditional write each in DynamoDB).
+    pub fn claims(&self) -> usize {
+        self.claims.load(Ordering::Relaxed)
+    }
+
+    /// The chain head of a trail's region.
+    pub fn chain_head(&self, trail: &str, region: &str) -> Option<ChainHead> {
+        lock(&self.state).heads.get(&pair(trail, region)).cloned()
+    }
+
+    /// The first undelivered window of a trail's region.
+    pub fn cursor(&self, trail: &str, region: &str) -> Option<i64> {
+        lock(&self.state).next.get(&pair(trail, region)).copied()
+    }
+
+    /// Every manifest entry of a trail's region, oldest delivery first.
+    pub fn delivered(&self, trail: &str, region: &str) -> Vec<ManifestEntry> {
+        lock(&self.state)
+            .manifest
+            .iter()
+            .filter(|((t, r, _), _)| t == trail && r == region)
+            .flat_map(|(_, entries)| entries.values().cloned())
+            .collect()
+    }
+
+    /// The keys the digest run noted, with the last digest end each signed.
+    pub fn keys_used(&self) -> Vec<(PublicKey, DateTime<Utc>)> {
+        lock(&self.state).keys.values().cloned().collect()
+    }
+}
+
+impl StagingStore for MemoryState {
+    async fn register(&self, trail: &str, region: &str, window: i64) -> Result<(), StoreError> {
+        let mut s = lock(&self.state);
+        let next = s.next.entry(pair(trail, region)).or_insert(window);
+        *next = (*next).min(window);
+        Ok(())
+    }
+
+    async fn stage(
+        &self,
+        trail: &str,
+        region: &str,
+        window: i64,
+        event: &Staged,
+    ) -> Result<(), StoreError> {
+        let sk = crate::history::index_sk(&event.event_time, &event.event_id);
+        lock(&self.state)
+            .staged
+            .entry((trail.to_owned(), region.to_owned(), window))
+            .or_default()
+            .insert(sk, event.clone());
+        Ok(())
+    }
+
+    async fn regions(&self, trail: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(lock(&self.state)
+            .next
+            .iter()
+            .filter(|((t, _), _)| t == trail)
+            .map(|((_, r), w)| (r.clone(), *w))
+            .collect())
+    }
+
+    async fn staged(
+        &self,
+        trail: &str,
+        region: &str,
+        window: i64,
+    ) -> Result<Vec<Staged>, StoreError> {
+        Ok(lock(&self.state)
+            .staged
+            .get(&(trail.to_owned(), region.to_owned(), window))
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn claim(
+        &self,
+        trail: &str,
+        region: &str,
+        event_id: &str,
+        window: i64,
+        _expires_at: i64,
+    ) -> Result<i64, StoreError> {
+        self.claims.fetch_add(1, Ordering::Relaxed);
+        let key = (trail.to_owned(), region.to_owned(), event_id.to_owned());
+        Ok(*lock(&self.state).owners.entry(key).or_insert(window))
+    }
+
+    async fn record_manifest(
+        &self,
+        trail: &str,
+        region: &str,
+        entry: &ManifestEntry,
+    ) -> Result<(), StoreError> {
+        let hour = hour_of(&entry.delivered);
+        lock(&self.state)
+            .manifest
+            .entry((trail.to_owned(), region.to_owned(), hour))
+            .or_default()
+            .insert(entry.key.clone(), entry.clone());
+        Ok(())
+    }
+
+    async fn advance(
+        &self,
+        trail: &str,
+        region: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<bool, StoreError> {
+        let mut s = lock(&self.state);
+        match s.next.get_mut(&pair(trail, region)) {
+            Some(next) if *next == from => {
+                *next = to;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+}
+
+impl DigestState for MemoryState {
+    async fn cursors(&self, trail: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        self.regions(trail).await
+    }
+
+    async fn manifest(
+        &self,
+        trail: &str,
+        region: &str,
+        hour: &DateTime<Utc>,
+    ) -> Result<Vec<ManifestEntry>, StoreError> {
+        Ok(lock(&self.state)
+            .manifest
+            .get(&(trail.to_owned(), region.to_owned(), hour_of(hour)))
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn head(&self, trail: &str, region: &str) -> Result<Option<ChainHead>, StoreError> {
+        Ok(self.chain_head(trail, region))
+    }
+
+    async fn advance_head(
+        &self,
+        trail: &str,
+        region: &str,
+        expected: Option<&DateTime<Utc>>,
+        next: &ChainHead,
+    ) -> Result<bool, StoreError> {
+        let mut s = lock(&self.state);
+        let current = s.heads.get(&pair(trail, region)).map(|h| h.end);
+        if current.as_ref() != expected {
+            return Ok(false);
+        }
+        s.heads.insert(pair(trail, region), next.clone());
+        Ok(true)
+    }
+
+    async fn note_key(
+        &self,
+        _region: &str,
+        key: &PublicKey,
+        end: &DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut s = lock(&self.state);
+        let entry = s
+            .keys
+            .entry(key.fingerprint.clone())
+            .or_insert_with(|| (key.clone(), *end));
+        entry.1 = entry.1.max(*end);
+        Ok(())
+    }
+}
+
+/// The trail document in memory, with compare-and-set on its version.
+#[derive(Debug, Default)]
+pub struct MemoryTrails {
+    set: Mutex<TrailSet>,
+    /// Saves still to lose to a (simulated) concurrent writer.
+    conflicts: AtomicUsize,
+    saves: AtomicUsize,
+}
+
+impl MemoryTrails {
+    pub fn with(trails: Vec<Trail>) -> Self {
+        let version = u64::from(!trails.is_empty());
+        Self {
+            set: Mutex::new(TrailSet { trails, version }),
+            ..Self::default()
+        }
+    }
+
+    /// The next `n` saves lose: another writer changes the document (its
+    /// version moves on, its trails stay) just before each of them.
+    pub fn conflict_next_saves(&self, n: usize) {
+        self.conflicts.store(n, Ordering::Relaxed);
+    }
+
+    /// Saves attempted so far, lost ones included.
+    pub fn saves(&self) -> usize {
+        self.saves.load(Ordering::Relaxed)
+    }
+
+    pub fn trails(&self) -> Vec<Trail> {
+        lock(&self.set).trails.clone()
+    }
+}
+
+impl TrailStore for MemoryTrails {
+    async fn load(&self) -> Result<TrailSet, StoreError> {
+        Ok(lock(&self.set).clone())
+    }
+
+    async fn save(&self, trails: &[Trail], expected: u64) -> Result<bool, StoreError> {
+        self.saves.fetch_add(1, Ordering::Relaxed);
+        let mut set = lock(&self.set);
+        let lose = self
+            .conflicts
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok();
+        if lose {
+            set.version += 1;
+        }
+        if set.version != expected {
+            return Ok(false);
+        }
+        *set = TrailSet {
+            trails: trails.to_vec(),
+            version: expected + 1,
+        };
+        Ok(true)
+    }
+}
+
+/// One object: bytes and the digest signature metadata.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Object {
+    pub bytes: Vec<u8>,
+    pub signature: Option<String>,
+    pub signature_algorithm: Option<String>,
+}
+
+/// Buckets in memory: (bucket, key) → object.
+#[derive(Debug, Default)]
+pub struct MemoryBucket {
+    objects: Mutex<BTreeMap<(String, String), Object>>,
+    fail: FailAfter,
+    puts: AtomicUsize,
+}
+
+impl MemoryBucket {
+    /// After `n` more successful writes, every write fails (a run killed
+    /// midway, or a bucket that refuses writes); `None` heals it.
+    pub fn fail_writes_after(&self, n: Option<usize>) {
+        self.fail.set(n);
+    }
+
+    /// Writes that succeeded so far.
+    pub fn puts(&self) -> usize {
+        self.puts.load(Ordering::Relaxed)
+    }
+
+    /// Every key of a bucket under `prefix`, in order.
+    pub fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        lock(&self.objects)
+            .keys()
+            .filter(|(b, k)| b == bucket && k.starts_with(prefix))
+            .map(|(_, k)| k.clone())
+            .collect()
+    }
+
+    pub fn object(&self, bucket: &str, key: &str) -> Option<Object> {
+        lock(&self.objects)
+            .get(&(bucket.to_owned(), key.to_owned()))
+            .cloned()
+    }
+
+    /// Replaces (or, with `None`, deletes) an object: the tampering an
+    /// attacker with write access could do.
+    pub fn set_object(&self, bucket: &str, key: &str, object: Option<Object>) {
+        let k = (bucket.to_owned(), key.to_owned());
+        let mut objects = lock(&self.objects);
+        match object {
+            Some(o) => objects.insert(k, o),
+            None => objects.remove(&k),
+        };
+    }
+
+    fn put(&self, bucket: &str, key: &str, object: Object) -> Result<(), StoreError> {
+        if self.fail.tick() {
+            return Err(injected("PutObject", key));
+        }
+        lock(&self.objects).insert((bucket.to_owned(), key.to_owned()), object);
+        self.puts.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+impl LogSink for MemoryBucket {
+    async fn put(&self, bucket: &str, key: &str, gzip: Vec<u8>) -> Result<(), StoreError> {
+        MemoryBucket::put(
+            self,
+            bucket,
+            key,
+            Object {
+                bytes: gzip,
+                ..Object::default()
+            },
+        )
+    }
+}
+
+impl DigestBucket for MemoryBucket {
+    async fn hash_log(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<Result<Inflated, GzError>>, StoreError> {
+        Ok(self.object(bucket, key).map(|o| hash_gzip(&o.bytes)))
+    }
+
+    async fn put_digest(
+        &self,
+        bucket: &str,
+        key: &str,
+        gzip: Vec<u8>,
+        signature_hex: &str,
+    ) -> Result<(), StoreError> {
+        let object = Object {
+            bytes: gzip,
+            signature: Some(signature_hex.to_owned()),
+            signature_algorithm: Some(crate::digest::SIGNATURE_ALGORITHM.to_owned()),
+        };
+        MemoryBucket::put(self, bucket, key, object)
+    }
+}
+
+impl Source for MemoryBucket {
+    fn location(&self, bucket: &str, key: &str) -> String {
+        format!("memory://{bucket}/{key}")
+    }
+
+    async fn folders(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut out: Vec<String> = self
+            .keys(bucket, prefix)
+            .iter()
+            .filter_map(|k| k[prefix.len()..].split_once('/').map(|(f, _)| f.to_owned()))
+            .collect();
+        out.dedup();
+        Ok(out)
+    }
+
+    async fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .keys(bucket, prefix)
+            .into_iter()
+            .filter(|k| k.as_str() > start_after)
+            .collect())
+    }
+
+    async fn get_digest(&self, bucket: &str, key: &str) -> Result<Option<Fetched>, StoreError> {
+        Ok(self.object(bucket, key).map(|o| Fetched {
+            bytes: o.bytes,
+            signature: o.signature,
+            signature_algorithm: o.signature_algorithm,
+        }))
+    }
+
+    async fn hash_log(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<Result<Inflated, GzError>>, StoreError> {
+        DigestBucket::hash_log(self, bucket, key).await
+    }
+}
+
+/// The committed test key (PKCS#8 DER, RSA-2048): test data only.
+const TEST_KEY: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/testdata/testkit-signing-key.pk8.der"
+));
+
+/// Signs like KMS (RSASSA-PKCS1-v1_5 SHA-256), with the committed test key
+/// for every region.
+pub struct TestSigner {
+    pair: ring::signature::RsaKeyPair,
+    public: PublicKey,
+}
+
+impl Default for TestSigner {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestSigner {
+    /// # Panics
+    /// Only if the committed test key is not a valid RSA PKCS#8 key.
+    pub fn new() -> Self {
+        let pair = ring::signature::RsaKeyPair::from_pkcs8(TEST_KEY)
+            .expect("shared/testdata/testkit-signing-key.pk8.der is an RSA PKCS#8 key");
+        let pkcs1 = ring::signature::KeyPair::public_key(&pair)
+            .as_ref()
+            .to_vec();
+        let public = PublicKey {
+            key_id: "testkit-signing-key".into(),
+            fingerprint: fingerprint(&pkcs1),
+            pkcs1,
+        };
+        Self { pair, public }
+    }
+
+    pub fn public(&self) -> &PublicKey {
+        &self.public
+    }
+
+    /// The validator's trusted keys: this one.
+    pub fn keys(&self) -> Keys {
+        let mut keys = Keys::default();
+        keys.add_pkcs1(self.public.pkcs1.clone());
+        keys
+    }
+}
+
+impl Signer for TestSigner {
+    async fn public_key(&self, _region: &str) -> Result<PublicKey, StoreError> {
+        Ok(self.public.clone())
+    }
+
+    async fn sign(&self, _region: &str, message: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let mut signature = vec![0; self.pair.public().modulus_len()];
+        self.pair
+            .sign(
+                &ring::signature::RSA_PKCS1_SHA256,
+                &ring::rand::SystemRandom::new(),
+                message,
+                &mut signature,
+            )
+            .map_err(|_| injected("Sign", "testkit-signing-key"))?;
+        Ok(signature)
+    }
+}
+
+/// The account of the samples below.
+pub const ACCOUNT: &str = "111122223333";
+
+/// events/eventbridge/api-call-write.json (an EC2 call in eu-west-1) as an
+/// EventBridge payload, with this eventID and eventTime.
+pub fn api_call(event_id: &str, event_time: &DateTime<Utc>) -> String {
+    let sample = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../events/eventbridge/api-call-write.json"
+    ));
+    let mut v: serde_json::Value =
+        serde_json::from_str(sample).expect("events/eventbridge/api-call-write.json is JSON");
+    v["detail"]["eventID"] = event_id.into();
+    v["detail"]["eventTime"] = crate::time::format(event_time).into();
+    v.to_string()
+}
+
+/// The one record of [`api_call`], normalized.
+pub fn api_call_record(
+    event_id: &str,
+    event_time: &DateTime<Utc>,
+) -> crate::ingest::normalize::Normalized {
+    let ctx = crate::ingest::normalize::Context {
+        account_id: ACCOUNT.into(),
+    };
+    crate::ingest::normalize::normalize(&api_call(event_id, event_time), &ctx)
+        .records
+        .pop()
+        .expect("the sample API call normalizes to one record")
+}
+
+/// A multi-region trail logging every management event into bucket `logs`,
+/// with log file validation, logging since `since`.
+pub fn trail(name: &str, since: DateTime<Utc>) -> Trail {
+    Trail {
+        name: name.into(),
+        home_region: "eu-west-1".into(),
+        account_id: ACCOUNT.into(),
+        s3_bucket_name: "logs".into(),
+        s3_key_prefix: None,
+        is_multi_region_trail: true,
+        include_global_service_events: true,
+        log_file_validation_enabled: true,
+        is_logging: true,
+        start_logging_time: Some(since),
+        stop_logging_time: None,
+        event_selectors: Vec::new(),
+    }
+}
+
+impl MemoryBucket {
+    /// The eventIDs in a bucket's log files (`…/CloudTrail/…`), file by file
+    /// in key order, records in file order. An unreadable file panics.
+    pub fn logged_event_ids(&self, bucket: &str) -> Vec<String> {
+        let mut ids = Vec::new();
+        for key in self.keys(bucket, "") {
+            if !key.contains("/CloudTrail/") {
+                continue;
+            }
+            let bytes = self.object(bucket, &key).unwrap_or_default().bytes;
+            let json = crate::digest::gzhash::inflate(&bytes).expect("a log file is gzip");
+            let doc: serde_json::Value = serde_json::from_slice(&json).expect("a log file is JSON");
+            for record in doc["Records"].as_array().into_iter().flatten() {
+                ids.push(record["eventID"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+        ids
+    }
+}
+
+/// An environment of fixed pairs, for tests of the functions' configuration.
+pub fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+    move |name| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_test_signer_has_the_fingerprint_openssl_computed() {
+        let expected = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/testdata/testkit-signing-key.fingerprint"
+        ));
+        assert_eq!(TestSigner::new().public().fingerprint, expected.trim());
+    }
+}
