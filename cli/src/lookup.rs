@@ -231,6 +231,20 @@ impl Backend {
 
 /// POSTs a LookupEvents body to the function URL, SigV4-signed for the
 /// `lambda` service with the caller's credentials.
+/// The caller's credentials, as SigV4 signs with them.
+async fn identity(
+    aws: &aws_config::SdkConfig,
+) -> Result<aws_smithy_runtime_api::client::identity::Identity, String> {
+    let provider = aws
+        .credentials_provider()
+        .ok_or_else(|| "no AWS credentials configured".to_owned())?;
+    let credentials =
+        aws_credential_types::provider::ProvideCredentials::provide_credentials(&provider)
+            .await
+            .map_err(|e| format!("no AWS credentials: {e}"))?;
+    Ok(credentials.into())
+}
+
 async fn signed_post(
     url: &str,
     aws: &aws_config::SdkConfig,
@@ -244,14 +258,7 @@ async fn signed_post(
         message,
     };
     let payload = body.to_string();
-    let provider = aws
-        .credentials_provider()
-        .ok_or_else(|| fail("no AWS credentials configured".into()))?;
-    let credentials =
-        aws_credential_types::provider::ProvideCredentials::provide_credentials(&provider)
-            .await
-            .map_err(|e| fail(format!("no AWS credentials: {e}")))?;
-    let identity: aws_smithy_runtime_api::client::identity::Identity = credentials.into();
+    let identity = identity(aws).await.map_err(fail)?;
     let region = aws
         .region()
         .map(|r| r.to_string())

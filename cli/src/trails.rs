@@ -174,6 +174,37 @@ fn parse_selectors(arg: &str) -> Result<Vec<EventSelector>, TrailCliError> {
     serde_json::from_str(&text).map_err(|e| TrailCliError::Selectors(e.to_string()))
 }
 
+/// `create-trail`'s flags, with the AWS CLI's defaults: global events on,
+/// single-region, no validation.
+fn new_trail(name: String, s3_bucket_name: String, flags: TrailFlags) -> NewTrail {
+    let update = trail_update(None, flags);
+    NewTrail {
+        name,
+        s3_bucket_name,
+        s3_key_prefix: update.s3_key_prefix,
+        include_global_service_events: update.include_global_service_events.unwrap_or(true),
+        is_multi_region_trail: update.is_multi_region_trail.unwrap_or(false),
+        log_file_validation_enabled: update.log_file_validation_enabled.unwrap_or(false),
+    }
+}
+
+/// `update-trail`'s flags: what is not given stays as it is.
+fn trail_update(s3_bucket_name: Option<String>, flags: TrailFlags) -> TrailUpdate {
+    TrailUpdate {
+        s3_bucket_name,
+        s3_key_prefix: flags.s3_key_prefix,
+        include_global_service_events: pick(
+            flags.include_global_service_events,
+            flags.no_include_global_service_events,
+        ),
+        is_multi_region_trail: pick(flags.is_multi_region_trail, flags.no_is_multi_region_trail),
+        log_file_validation_enabled: pick(
+            flags.enable_log_file_validation,
+            flags.no_enable_log_file_validation,
+        ),
+    }
+}
+
 /// Runs one verb; prints its JSON response (nothing for the verbs whose
 /// CloudTrail response is empty).
 pub async fn run(state: StateArgs, cmd: TrailCommand) -> Result<(), TrailCliError> {
@@ -200,27 +231,7 @@ pub async fn run(state: StateArgs, cmd: TrailCommand) -> Result<(), TrailCliErro
             })?;
             let account = who.account().unwrap_or_default().to_owned();
             let region = aws.region().map(|r| r.to_string()).unwrap_or_default();
-            let new = NewTrail {
-                name,
-                s3_bucket_name,
-                s3_key_prefix: flags.s3_key_prefix,
-                // The AWS CLI's defaults: global events on, single-region, no validation.
-                include_global_service_events: pick(
-                    flags.include_global_service_events,
-                    flags.no_include_global_service_events,
-                )
-                .unwrap_or(true),
-                is_multi_region_trail: pick(
-                    flags.is_multi_region_trail,
-                    flags.no_is_multi_region_trail,
-                )
-                .unwrap_or(false),
-                log_file_validation_enabled: pick(
-                    flags.enable_log_file_validation,
-                    flags.no_enable_log_file_validation,
-                )
-                .unwrap_or(false),
-            };
+            let new = new_trail(name, s3_bucket_name, flags);
             let t = admin::create(&store, &account, &region, new)
                 .await
                 .map_err(service)?;
@@ -230,30 +241,12 @@ pub async fn run(state: StateArgs, cmd: TrailCommand) -> Result<(), TrailCliErro
             name,
             s3_bucket_name,
             flags,
-        } => {
-            let update = TrailUpdate {
-                s3_bucket_name,
-                s3_key_prefix: flags.s3_key_prefix,
-                include_global_service_events: pick(
-                    flags.include_global_service_events,
-                    flags.no_include_global_service_events,
-                ),
-                is_multi_region_trail: pick(
-                    flags.is_multi_region_trail,
-                    flags.no_is_multi_region_trail,
-                ),
-                log_file_validation_enabled: pick(
-                    flags.enable_log_file_validation,
-                    flags.no_enable_log_file_validation,
-                ),
-            };
-            Some(
-                admin::update(&store, &name, update)
-                    .await
-                    .map_err(service)?
-                    .to_cloudtrail_json(),
-            )
-        }
+        } => Some(
+            admin::update(&store, &name, trail_update(s3_bucket_name, flags))
+                .await
+                .map_err(service)?
+                .to_cloudtrail_json(),
+        ),
         TrailCommand::DeleteTrail { name } => {
             admin::delete(&store, &name).await.map_err(service)?;
             None

@@ -13,7 +13,7 @@ use trailkeep_shared::aws::kms::KmsSigner;
 use trailkeep_shared::aws::s3::{self, S3Logs};
 use trailkeep_shared::aws::state_table::{DynamoStaging, KeyUse};
 use trailkeep_shared::aws::trail_items::DynamoTrails;
-use trailkeep_shared::digest::DigestState;
+use trailkeep_shared::digest::{ChainHead, DigestState};
 use trailkeep_shared::trail::admin;
 use trailkeep_shared::validate::localcopy::{self, LocalDir};
 use trailkeep_shared::validate::{self, Finding, Keys, Report, Request, Source};
@@ -43,34 +43,38 @@ pub struct Location {
     account_id: Option<String>,
 }
 
+/// `validate-logs`' flags.
+#[derive(Args, Debug)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    location: Location,
+    /// Start of the range (ISO 8601 or epoch seconds).
+    #[arg(long)]
+    start_time: String,
+    /// End of the range (default: now).
+    #[arg(long)]
+    end_time: Option<String>,
+    /// Print every valid file too.
+    #[arg(long)]
+    verbose: bool,
+    /// Validate a local copy (from download-logs) instead of the bucket.
+    #[arg(long)]
+    local_dir: Option<PathBuf>,
+    /// Public key file (PEM or DER, SubjectPublicKeyInfo or PKCS#1);
+    /// repeatable. Default: the keys the digest function used, from KMS.
+    #[arg(long)]
+    public_key: Vec<PathBuf>,
+    /// Log files checked at once.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    output: Output,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
     /// Validate digest and log files (as `aws cloudtrail validate-logs`).
-    ValidateLogs {
-        #[command(flatten)]
-        location: Location,
-        /// Start of the range (ISO 8601 or epoch seconds).
-        #[arg(long)]
-        start_time: String,
-        /// End of the range (default: now).
-        #[arg(long)]
-        end_time: Option<String>,
-        /// Print every valid file too.
-        #[arg(long)]
-        verbose: bool,
-        /// Validate a local copy (from download-logs) instead of the bucket.
-        #[arg(long)]
-        local_dir: Option<PathBuf>,
-        /// Public key file (PEM or DER, SubjectPublicKeyInfo or PKCS#1);
-        /// repeatable. Default: the keys the digest function used, from KMS.
-        #[arg(long)]
-        public_key: Vec<PathBuf>,
-        /// Log files checked at once.
-        #[arg(long, default_value_t = 8)]
-        concurrency: usize,
-        #[arg(long, value_enum, default_value_t = Output::Text)]
-        output: Output,
-    },
+    ValidateLogs(ValidateArgs),
     /// Copy a trail's log and digest files to a local directory laid out
     /// like the bucket, with the digests' signature metadata in sidecars.
     DownloadLogs {
@@ -220,6 +224,40 @@ impl Ctx {
         Ok((bucket.unwrap_or_default(), prefix.filter(|p| !p.is_empty())))
     }
 
+    /// The keys validation trusts: the files given, else the keys the
+    /// digest function used.
+    async fn trusted_keys(&self, files: &[PathBuf]) -> Result<Keys, AuditError> {
+        let mut keys = Keys::default();
+        for path in files {
+            keys.add_file_bytes(&read_file(path)?)
+                .map_err(|e| AuditError::File {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                })?;
+        }
+        if files.is_empty() {
+            for (_, pkcs1) in self.used_keys().await? {
+                keys.add_pkcs1(pkcs1);
+            }
+        }
+        Ok(keys)
+    }
+
+    /// The chain heads, to cross-check the tail (best effort: an auditor
+    /// may have no access to the state table).
+    async fn chain_heads(&self, trail: &str) -> HashMap<String, ChainHead> {
+        let mut heads = HashMap::new();
+        if let Some(state) = &self.state {
+            let regions = state.cursors(trail).await.unwrap_or_default();
+            for (region, _) in regions {
+                if let Ok(Some(h)) = state.head(trail, &region).await {
+                    heads.insert(region, h);
+                }
+            }
+        }
+        heads
+    }
+
     /// The keys the digest function used, with their public halves from KMS.
     async fn used_keys(&self) -> Result<Vec<(KeyUse, Vec<u8>)>, AuditError> {
         let state = self.state.as_ref().ok_or_else(|| {
@@ -264,105 +302,7 @@ fn read_file(path: &Path) -> Result<Vec<u8>, AuditError> {
 pub async fn run(state_table: &str, cmd: AuditCommand) -> Result<(), AuditError> {
     let ctx = Ctx::new(state_table).await;
     match cmd {
-        AuditCommand::ValidateLogs {
-            location,
-            start_time,
-            end_time,
-            verbose,
-            local_dir,
-            public_key,
-            concurrency,
-            output,
-        } => {
-            let (home, arn_account, name) = parse_trail_arn(&location.trail_arn)?;
-            let now = Utc::now();
-            let start = parse_time(&start_time)?;
-            let end = end_time
-                .as_deref()
-                .map(parse_time)
-                .transpose()?
-                .unwrap_or(now);
-            if start > end {
-                return Err(AuditError::Usage(
-                    "--start-time must be before --end-time".into(),
-                ));
-            }
-            let local = local_dir.map(LocalDir::new);
-            let (bucket, prefix) = ctx
-                .bucket_and_prefix(&location, &name, local.as_ref())
-                .await?;
-            let mut keys = Keys::default();
-            for path in &public_key {
-                keys.add_file_bytes(&read_file(path)?)
-                    .map_err(|e| AuditError::File {
-                        path: path.display().to_string(),
-                        message: e.to_string(),
-                    })?;
-            }
-            if public_key.is_empty() {
-                for (_, pkcs1) in ctx.used_keys().await? {
-                    keys.add_pkcs1(pkcs1);
-                }
-            }
-            let mut heads = HashMap::new();
-            if let Some(state) = &ctx.state {
-                // The chain heads, to cross-check the tail (best effort: an
-                // auditor may have no access to the state table).
-                let regions = state.cursors(&name).await.unwrap_or_default();
-                for (region, _) in regions {
-                    if let Ok(Some(h)) = state.head(&name, &region).await {
-                        heads.insert(region, h);
-                    }
-                }
-            }
-            let request = Request {
-                bucket,
-                prefix,
-                account_id: location.account_id.clone().unwrap_or(arn_account),
-                trail_name: name,
-                home_region: home,
-                regions: Vec::new(),
-                start,
-                end,
-                now,
-                heads,
-                tail_grace: chrono::Duration::minutes(validate::DEFAULT_TAIL_GRACE_MINUTES),
-                concurrency,
-            };
-            if matches!(output, Output::Text) {
-                println!(
-                    "Validating log files for trail {} between {} and {}\n",
-                    location.trail_arn,
-                    trailkeep_shared::time::format(&start),
-                    trailkeep_shared::time::format(&end)
-                );
-            }
-            // Findings print as they are made (JSON collects them).
-            let mut findings = Vec::new();
-            let sink = |f: Finding| match output {
-                Output::Json => findings.push(f),
-                Output::Text if f.problem.is_some() => eprintln!("{}", f.line()),
-                Output::Text if verbose => println!("{}", f.line()),
-                Output::Text => {}
-            };
-            let report = match &local {
-                Some(dir) => validate::validate(dir, &keys, &request, sink).await?,
-                None => {
-                    let s3 = S3Logs::new(s3::client(&ctx.aws));
-                    validate::validate(&s3, &keys, &request, sink).await?
-                }
-            };
-            print_report(&report, &request, &findings, output);
-            // Nothing checked proves nothing: not "valid".
-            if report.digests_total == 0 {
-                return Err(AuditError::Invalid);
-            }
-            if report.all_valid() {
-                Ok(())
-            } else {
-                Err(AuditError::Invalid)
-            }
-        }
+        AuditCommand::ValidateLogs(args) => validate_logs(&ctx, args).await,
         AuditCommand::DownloadLogs {
             location,
             local_dir,
@@ -370,29 +310,11 @@ pub async fn run(state_table: &str, cmd: AuditCommand) -> Result<(), AuditError>
             end_time,
             concurrency,
         } => {
-            let (_, arn_account, name) = parse_trail_arn(&location.trail_arn)?;
-            let (bucket, prefix) = ctx.bucket_and_prefix(&location, &name, None).await?;
-            let account = location.account_id.clone().unwrap_or(arn_account);
             let days = (
                 start_time.as_deref().map(parse_time).transpose()?,
                 end_time.as_deref().map(parse_time).transpose()?,
             );
-            let client = s3::client(&ctx.aws);
-            let n = download(
-                &client,
-                &bucket,
-                prefix.as_deref(),
-                &account,
-                &local_dir,
-                days,
-                concurrency,
-            )
-            .await?;
-            println!(
-                "downloaded {n} objects from s3://{bucket} to {}",
-                local_dir.display()
-            );
-            Ok(())
+            download_logs(&ctx, &location, &local_dir, days, concurrency).await
         }
         AuditCommand::ListPublicKeys {
             start_time,
@@ -401,49 +323,164 @@ pub async fn run(state_table: &str, cmd: AuditCommand) -> Result<(), AuditError>
         } => {
             let start = start_time.as_deref().map(parse_time).transpose()?;
             let end = end_time.as_deref().map(parse_time).transpose()?;
-            let mut list = Vec::new();
-            for (k, pkcs1) in ctx.used_keys().await? {
-                let valid_from = trailkeep_shared::time::parse(&k.first_used)
-                    .map(|t| t - chrono::Duration::hours(1))
-                    .ok();
-                let valid_to = trailkeep_shared::time::parse(&k.last_used).ok();
-                if start.zip(valid_to).is_some_and(|(s, to)| to < s)
-                    || end.zip(valid_from).is_some_and(|(e, from)| from > e)
-                {
-                    continue;
-                }
-                if let Some(dir) = &pem_dir {
-                    let pem = pem_rfc7468::encode_string(
-                        "RSA PUBLIC KEY",
-                        pem_rfc7468::LineEnding::LF,
-                        &pkcs1,
-                    )
-                    .map_err(|e| AuditError::Usage(e.to_string()))?;
-                    std::fs::create_dir_all(dir)
-                        .and_then(|_| {
-                            std::fs::write(dir.join(format!("{}.pem", k.fingerprint)), pem)
-                        })
-                        .map_err(|e| AuditError::File {
-                            path: dir.display().to_string(),
-                            message: e.to_string(),
-                        })?;
-                }
-                list.push(json!({
-                    "Value": base64_encode(&pkcs1),
-                    "ValidityStartTime": valid_from.map(|t| trailkeep_shared::time::format(&t)),
-                    "ValidityEndTime": valid_to.map(|t| trailkeep_shared::time::format(&t)),
-                    "Fingerprint": k.fingerprint,
-                    "KeyId": k.key_id,
-                    "Region": k.region,
-                }));
-            }
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&json!({ "PublicKeyList": list })).unwrap_or_default()
-            );
-            Ok(())
+            list_public_keys(&ctx, start, end, pem_dir.as_deref()).await
         }
     }
+}
+
+/// `validate-logs`: prints findings as they are made; `Invalid` unless
+/// every file checked out (and at least one digest was found).
+async fn validate_logs(ctx: &Ctx, args: ValidateArgs) -> Result<(), AuditError> {
+    let ValidateArgs {
+        location,
+        start_time,
+        end_time,
+        verbose,
+        local_dir,
+        public_key,
+        concurrency,
+        output,
+    } = args;
+    let (home, arn_account, name) = parse_trail_arn(&location.trail_arn)?;
+    let now = Utc::now();
+    let start = parse_time(&start_time)?;
+    let end = end_time
+        .as_deref()
+        .map(parse_time)
+        .transpose()?
+        .unwrap_or(now);
+    if start > end {
+        return Err(AuditError::Usage(
+            "--start-time must be before --end-time".into(),
+        ));
+    }
+    let local = local_dir.map(LocalDir::new);
+    let (bucket, prefix) = ctx
+        .bucket_and_prefix(&location, &name, local.as_ref())
+        .await?;
+    let keys = ctx.trusted_keys(&public_key).await?;
+    let heads = ctx.chain_heads(&name).await;
+    let request = Request {
+        bucket,
+        prefix,
+        account_id: location.account_id.clone().unwrap_or(arn_account),
+        trail_name: name,
+        home_region: home,
+        regions: Vec::new(),
+        start,
+        end,
+        now,
+        heads,
+        tail_grace: chrono::Duration::minutes(validate::DEFAULT_TAIL_GRACE_MINUTES),
+        concurrency,
+    };
+    if matches!(output, Output::Text) {
+        println!(
+            "Validating log files for trail {} between {} and {}\n",
+            location.trail_arn,
+            trailkeep_shared::time::format(&start),
+            trailkeep_shared::time::format(&end)
+        );
+    }
+    // Findings print as they are made (JSON collects them).
+    let mut findings = Vec::new();
+    let sink = |f: Finding| match output {
+        Output::Json => findings.push(f),
+        Output::Text if f.problem.is_some() => eprintln!("{}", f.line()),
+        Output::Text if verbose => println!("{}", f.line()),
+        Output::Text => {}
+    };
+    let report = match &local {
+        Some(dir) => validate::validate(dir, &keys, &request, sink).await?,
+        None => {
+            let s3 = S3Logs::new(s3::client(&ctx.aws));
+            validate::validate(&s3, &keys, &request, sink).await?
+        }
+    };
+    print_report(&report, &request, &findings, output);
+    // Nothing checked proves nothing: not "valid".
+    if report.digests_total == 0 {
+        return Err(AuditError::Invalid);
+    }
+    if report.all_valid() {
+        Ok(())
+    } else {
+        Err(AuditError::Invalid)
+    }
+}
+
+/// `download-logs`.
+async fn download_logs(
+    ctx: &Ctx,
+    location: &Location,
+    local_dir: &Path,
+    days: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+    concurrency: usize,
+) -> Result<(), AuditError> {
+    let (_, arn_account, name) = parse_trail_arn(&location.trail_arn)?;
+    let (bucket, prefix) = ctx.bucket_and_prefix(location, &name, None).await?;
+    let account = location.account_id.clone().unwrap_or(arn_account);
+    let client = s3::client(&ctx.aws);
+    let n = download(
+        &client,
+        &bucket,
+        prefix.as_deref(),
+        &account,
+        local_dir,
+        days,
+        concurrency,
+    )
+    .await?;
+    println!(
+        "downloaded {n} objects from s3://{bucket} to {}",
+        local_dir.display()
+    );
+    Ok(())
+}
+
+/// `list-public-keys`, and the PEM files with `--pem-dir`.
+async fn list_public_keys(
+    ctx: &Ctx,
+    start: Option<DateTime<Utc>>,
+    end: Option<DateTime<Utc>>,
+    pem_dir: Option<&Path>,
+) -> Result<(), AuditError> {
+    let mut list = Vec::new();
+    for (k, pkcs1) in ctx.used_keys().await? {
+        let valid_from = trailkeep_shared::time::parse(&k.first_used)
+            .map(|t| t - chrono::Duration::hours(1))
+            .ok();
+        let valid_to = trailkeep_shared::time::parse(&k.last_used).ok();
+        if start.zip(valid_to).is_some_and(|(s, to)| to < s)
+            || end.zip(valid_from).is_some_and(|(e, from)| from > e)
+        {
+            continue;
+        }
+        if let Some(dir) = pem_dir {
+            let pem =
+                pem_rfc7468::encode_string("RSA PUBLIC KEY", pem_rfc7468::LineEnding::LF, &pkcs1)
+                    .map_err(|e| AuditError::Usage(e.to_string()))?;
+            std::fs::create_dir_all(dir)
+                .and_then(|_| std::fs::write(dir.join(format!("{}.pem", k.fingerprint)), pem))
+                .map_err(|e| AuditError::File {
+                    path: dir.display().to_string(),
+                    message: e.to_string(),
+                })?;
+        }
+        list.push(json!({
+            "Value": base64_encode(&pkcs1),
+            "ValidityStartTime": valid_from.map(|t| trailkeep_shared::time::format(&t)),
+            "ValidityEndTime": valid_to.map(|t| trailkeep_shared::time::format(&t)),
+            "Fingerprint": k.fingerprint,
+            "KeyId": k.key_id,
+            "Region": k.region,
+        }));
+    }
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&json!({ "PublicKeyList": list })).unwrap_or_default()
+    );
+    Ok(())
 }
 
 fn base64_encode(bytes: &[u8]) -> String {

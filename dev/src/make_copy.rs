@@ -130,38 +130,17 @@ pub struct Made {
     pub public_key: PathBuf,
 }
 
-/// Writes `hours` hours of `files_per_hour` log files of `records` records
-/// each, and their digests, into `dir`; the PEM public key beside it.
-pub async fn make_copy(
-    aws: &aws_config::SdkConfig,
+/// Writes the log files of `shape` (hours, files per hour, records per
+/// file) into `dir` and their manifest entries into `state`; returns their
+/// uncompressed and compressed sizes.
+async fn write_logs(
     dir: &std::path::Path,
-    hours: i64,
-    files_per_hour: i64,
-    records: u64,
-) -> Result<Made, CopyError> {
-    let t0 = trailkeep_shared::time::parse("2026-11-01T00:00:00Z").unwrap_or_default();
-    let kms = aws_sdk_kms::Client::new(aws);
-    let key = provision::create_key(
-        &kms,
-        &provision::KeySpec {
-            key_spec: "RSA_2048".into(),
-            key_usage: "SIGN_VERIFY".into(),
-        },
-    )
-    .await?;
-    let signer = KmsSigner::new(
-        aws,
-        KeyMap::parse(&key).map_err(|e| StoreError::Backend {
-            operation: "SIGNING_KEYS",
-            resource: key.clone(),
-            message: e.to_string(),
-        })?,
-    );
-    let bucket = "bench-copy";
-    let copy = CopyBucket(LocalDir::new(dir), dir.to_path_buf());
-    let state = MemoryState::default();
-    let first_window = window_of(&t0);
-    state.register(TRAIL, REGION, first_window).await?;
+    bucket: &str,
+    state: &MemoryState,
+    t0: DateTime<Utc>,
+    shape: (i64, i64, u64),
+) -> Result<(u64, u64), CopyError> {
+    let (hours, files_per_hour, records) = shape;
     let (mut uncompressed, mut compressed, mut n) = (0u64, 0u64, 0u64);
     for h in 0..hours {
         for f in 0..files_per_hour {
@@ -201,6 +180,43 @@ pub async fn make_copy(
             }
         }
     }
+    Ok((uncompressed, compressed))
+}
+
+/// Writes `hours` hours of `files_per_hour` log files of `records` records
+/// each, and their digests, into `dir`; the PEM public key beside it.
+pub async fn make_copy(
+    aws: &aws_config::SdkConfig,
+    dir: &std::path::Path,
+    hours: i64,
+    files_per_hour: i64,
+    records: u64,
+) -> Result<Made, CopyError> {
+    let t0 = trailkeep_shared::time::parse("2026-11-01T00:00:00Z").unwrap_or_default();
+    let kms = aws_sdk_kms::Client::new(aws);
+    let key = provision::create_key(
+        &kms,
+        &provision::KeySpec {
+            key_spec: "RSA_2048".into(),
+            key_usage: "SIGN_VERIFY".into(),
+        },
+    )
+    .await?;
+    let signer = KmsSigner::new(
+        aws,
+        KeyMap::parse(&key).map_err(|e| StoreError::Backend {
+            operation: "SIGNING_KEYS",
+            resource: key.clone(),
+            message: e.to_string(),
+        })?,
+    );
+    let bucket = "bench-copy";
+    let copy = CopyBucket(LocalDir::new(dir), dir.to_path_buf());
+    let state = MemoryState::default();
+    let first_window = window_of(&t0);
+    state.register(TRAIL, REGION, first_window).await?;
+    let (uncompressed, compressed) =
+        write_logs(dir, bucket, &state, t0, (hours, files_per_hour, records)).await?;
     let trail = Trail {
         name: TRAIL.into(),
         home_region: REGION.into(),

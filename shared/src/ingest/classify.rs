@@ -1,4 +1,4 @@
-//! Classification rules (DESIGN §2): management vs data, read-only vs write,
+//! Classification rules (docs/normalization.md): management vs data, read-only vs write,
 //! global services. Every list the rules use is kept here, in one place.
 
 use crate::model::{EventCategory, Record, EVENT_VERSION};

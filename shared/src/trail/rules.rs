@@ -1,6 +1,6 @@
 //! Trails: which events a trail logs, and into which region's log files.
 //!
-//! The rules (DESIGN §2 "Trails"): a trail with no event selectors logs all
+//! The rules (docs/trails.md "Which events a trail logs"): a trail with no event selectors logs all
 //! management events and no data events; a selector picks management events
 //! by ReadWriteType and data events by resource ARN prefix (S3 objects) or
 //! exact ARN (Lambda functions); a multi-region trail logs every region's

@@ -1,4 +1,4 @@
-//! Log file validation (DESIGN §3 invariant 4; docs/validation.md): walks
+//! Log file validation (docs/validation.md): walks
 //! each region's digest chain from newest to oldest over a time range and
 //! checks every digest and every log file it lists, with the AWS CLI's
 //! messages.
@@ -311,6 +311,21 @@ fn key_end(key: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.and_utc())
 }
 
+/// The regions to check: those named, or every region with digests, and
+/// always the home region and those the chain heads name (a region whose
+/// digests are all gone is reported).
+async fn regions<S: Source>(src: &S, req: &Request, root: &str) -> Result<Vec<String>, StoreError> {
+    if !req.regions.is_empty() {
+        return Ok(req.regions.clone());
+    }
+    let mut r = src.folders(&req.bucket, root).await?;
+    r.push(req.home_region.clone());
+    r.extend(req.heads.keys().cloned());
+    r.sort();
+    r.dedup();
+    Ok(r)
+}
+
 /// Log files queued between the chain walk and the log checks.
 const LOG_QUEUE: usize = 256;
 
@@ -330,18 +345,7 @@ pub async fn validate<S: Source>(
         .map(|p| format!("{p}/"))
         .unwrap_or_default();
     let root = format!("{p}AWSLogs/{}/CloudTrail-Digest/", req.account_id);
-    // Every region with digests, and always the home region (and those the
-    // chain heads name): a region whose digests are all gone is reported.
-    let regions = if req.regions.is_empty() {
-        let mut r = src.folders(&req.bucket, &root).await?;
-        r.push(req.home_region.clone());
-        r.extend(req.heads.keys().cloned());
-        r.sort();
-        r.dedup();
-        r
-    } else {
-        req.regions.clone()
-    };
+    let regions = regions(src, req, &root).await?;
     let (log_tx, log_rx) = mpsc::channel::<DigestLogFile>(LOG_QUEUE);
     let (out_tx, mut out_rx) = mpsc::unbounded::<Finding>();
     let walk = {
@@ -350,17 +354,15 @@ pub async fn validate<S: Source>(
         async move {
             let mut found = Found::default();
             for region in regions {
-                region_chain(
+                let chain = RegionChain {
                     src,
                     keys,
                     req,
                     root,
                     region,
-                    &mut found,
-                    &mut log_tx,
-                    &out_tx,
-                )
-                .await?;
+                    out: &out_tx,
+                };
+                chain.check(&mut found, &mut log_tx).await?;
             }
             Ok::<_, StoreError>(found)
         }
@@ -421,140 +423,167 @@ struct Found {
     end: Option<String>,
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn region_chain<S: Source>(
-    src: &S,
-    keys: &Keys,
-    req: &Request,
-    root: &str,
-    region: &str,
-    found_range: &mut Found,
-    logs: &mut mpsc::Sender<DigestLogFile>,
-    out: &mpsc::UnboundedSender<Finding>,
-) -> Result<(), StoreError> {
-    let emit = |f: Finding| {
-        out.unbounded_send(f).map_err(|e| StoreError::Backend {
-            operation: "report",
-            resource: "findings".into(),
-            message: e.to_string(),
-        })
-    };
-    let hour = Duration::hours(1);
-    let expected_key = |end: &DateTime<Utc>| {
+impl Found {
+    /// Widens the range to cover a valid digest.
+    fn extend(&mut self, d: &DigestFile) {
+        if self.start.as_ref().is_none_or(|s| *s > d.digest_start_time) {
+            self.start = Some(d.digest_start_time.clone());
+        }
+        if self.end.as_ref().is_none_or(|e| *e < d.digest_end_time) {
+            self.end = Some(d.digest_end_time.clone());
+        }
+    }
+}
+
+/// What the walk knows of the digest it goes to next: the hash and
+/// signature the newer digest says it has (none for the newest).
+struct Link {
+    sha256: Option<String>,
+    signature: Option<String>,
+}
+
+/// The next digest to visit: its end time, key, and what links it.
+type Step = (DateTime<Utc>, String, Option<Link>);
+
+/// One region's chain: found in range, checked for a truncated tail,
+/// walked newest to oldest, and what the walk never reached reported.
+struct RegionChain<'a, S> {
+    src: &'a S,
+    keys: &'a Keys,
+    req: &'a Request,
+    root: &'a str,
+    region: &'a str,
+    out: &'a mpsc::UnboundedSender<Finding>,
+}
+
+impl<S: Source> RegionChain<'_, S> {
+    async fn check(
+        &self,
+        found_range: &mut Found,
+        logs: &mut mpsc::Sender<DigestLogFile>,
+    ) -> Result<(), StoreError> {
+        let found = self.in_range().await?;
+        self.report_tail(&found)?;
+        let visited = self.walk(&found, found_range, logs).await?;
+        self.report_strays(&found, &visited).await
+    }
+
+    fn emit(&self, kind: Kind, key: &str, problem: Option<String>) -> Result<(), StoreError> {
+        let finding = Finding {
+            kind,
+            location: self.src.location(&self.req.bucket, key),
+            problem,
+        };
+        self.out
+            .unbounded_send(finding)
+            .map_err(|e| StoreError::Backend {
+                operation: "report",
+                resource: "findings".into(),
+                message: e.to_string(),
+            })
+    }
+
+    fn expected_key(&self, end: &DateTime<Utc>) -> String {
+        let req = self.req;
         digest_key(
             req.prefix.as_deref(),
             &req.account_id,
-            region,
+            self.region,
             &req.trail_name,
             &req.home_region,
             end,
         )
-    };
-    // The digests of this trail in range, as the AWS CLI picks them: end
-    // times from the start to one hour past the end.
-    let folder = format!("{root}{region}/");
-    let stem = format!(
-        "{}_CloudTrail-Digest_{region}_{}_{}_",
-        req.account_id, req.trail_name, req.home_region
-    );
-    let start_after = expected_key(&(req.start - Duration::minutes(1)));
-    let last_end = req.end + hour;
-    let mut found: BTreeMap<DateTime<Utc>, Vec<String>> = BTreeMap::new();
-    for key in src.list(&req.bucket, &folder, &start_after).await? {
-        let name = key.rsplit('/').next().unwrap_or_default();
-        let Some(end) = key_end(&key) else { continue };
-        if name.starts_with(&stem) && end >= req.start && end <= last_end {
-            found.entry(end).or_default().push(key);
-        }
     }
 
-    // Tail: with hourly digests, the range must hold them up to its end
-    // minus an hour and the grace — or, if the chain head is known, up to
-    // the head (and no further once the chain has ended).
-    let by_rule = digest_end(&(req.end.min(req.now) - hour - req.tail_grace));
-    let head = req.heads.get(region);
-    let expected_newest = match head {
-        Some(h) if h.last => h.end.min(last_end),
-        Some(h) => h.end.min(last_end).max(by_rule),
-        None => by_rule,
-    };
-    let tail_from = match found.keys().next_back() {
-        Some(newest) => *newest + hour,
-        // Nothing at all: from the first hour boundary in the range.
-        None => digest_end(&(req.start + hour - Duration::seconds(1))),
-    };
-    let mut t = expected_newest;
-    while t >= tail_from && t >= req.start {
-        emit(Finding {
-            kind: Kind::Digest,
-            location: src.location(&req.bucket, &expected_key(&t)),
-            problem: Some(format!(
-                "{NOT_FOUND} (the chain must reach {}: digests are written every hour)",
-                crate::time::format(&expected_newest)
-            )),
-        })?;
-        t -= hour;
-    }
-
-    // The walk, newest to oldest.
-    struct Link {
-        sha256: Option<String>,
-        signature: Option<String>,
-    }
-    let found_keys: HashSet<&String> = found.values().flatten().collect();
-    let older = |end: &DateTime<Utc>| -> Option<(DateTime<Utc>, String)> {
-        found
-            .range(..*end)
-            .next_back()
-            .and_then(|(e, ks)| ks.first().map(|k| (*e, k.clone())))
-    };
-    let mut visited: HashSet<String> = HashSet::new();
-    let mut cursor: Option<(DateTime<Utc>, String, Option<Link>)> = found
-        .iter()
-        .next_back()
-        .and_then(|(e, ks)| ks.first().map(|k| (*e, k.clone(), None)));
-    while let Some((end, key, link)) = cursor.take() {
-        if end < req.start || !visited.insert(key.clone()) {
-            break;
-        }
-        if !found_keys.contains(&key) {
-            emit(Finding {
-                kind: Kind::Digest,
-                location: src.location(&req.bucket, &key),
-                problem: Some(NOT_FOUND.into()),
-            })?;
-            // Its predecessor is the previous hour's digest, unless no
-            // digest older than it was found at all.
-            cursor = older(&end).map(|_| {
-                let prev = end - hour;
-                (prev, expected_key(&prev), None)
-            });
-            continue;
-        }
-        let checked = check_digest(src, keys, req, &key).await?;
-        let mut problem = checked.problem.clone();
-        if problem.is_none() {
-            if let Some(link) = &link {
-                if link.sha256 != checked.sha256 || link.signature != checked.signature {
-                    problem = Some(BAD_HASH.into());
-                }
+    /// The digests of this trail in range, as the AWS CLI picks them: end
+    /// times from the start to one hour past the end; by end time.
+    async fn in_range(&self) -> Result<BTreeMap<DateTime<Utc>, Vec<String>>, StoreError> {
+        let req = self.req;
+        let folder = format!("{}{}/", self.root, self.region);
+        let stem = format!(
+            "{}_CloudTrail-Digest_{}_{}_{}_",
+            req.account_id, self.region, req.trail_name, req.home_region
+        );
+        let start_after = self.expected_key(&(req.start - Duration::minutes(1)));
+        let last_end = req.end + Duration::hours(1);
+        let mut found: BTreeMap<DateTime<Utc>, Vec<String>> = BTreeMap::new();
+        for key in self.src.list(&req.bucket, &folder, &start_after).await? {
+            let name = key.rsplit('/').next().unwrap_or_default();
+            let Some(end) = key_end(&key) else { continue };
+            if name.starts_with(&stem) && end >= req.start && end <= last_end {
+                found.entry(end).or_default().push(key);
             }
         }
-        emit(Finding {
-            kind: Kind::Digest,
-            location: src.location(&req.bucket, &key),
-            problem: problem.clone(),
-        })?;
-        if problem.is_none() {
-            if let Some(d) = &checked.digest {
-                let start = d.digest_start_time.clone();
-                if found_range.start.as_ref().is_none_or(|s| *s > start) {
-                    found_range.start = Some(start);
-                }
-                let end = d.digest_end_time.clone();
-                if found_range.end.as_ref().is_none_or(|e| *e < end) {
-                    found_range.end = Some(end);
-                }
+        Ok(found)
+    }
+
+    /// Tail: with hourly digests, the range must hold them up to its end
+    /// minus an hour and the grace — or, if the chain head is known, up to
+    /// the head (and no further once the chain has ended).
+    fn report_tail(&self, found: &BTreeMap<DateTime<Utc>, Vec<String>>) -> Result<(), StoreError> {
+        let (req, hour) = (self.req, Duration::hours(1));
+        let last_end = req.end + hour;
+        let by_rule = digest_end(&(req.end.min(req.now) - hour - req.tail_grace));
+        let expected_newest = match req.heads.get(self.region) {
+            Some(h) if h.last => h.end.min(last_end),
+            Some(h) => h.end.min(last_end).max(by_rule),
+            None => by_rule,
+        };
+        let tail_from = match found.keys().next_back() {
+            Some(newest) => *newest + hour,
+            // Nothing at all: from the first hour boundary in the range.
+            None => digest_end(&(req.start + hour - Duration::seconds(1))),
+        };
+        let mut t = expected_newest;
+        while t >= tail_from && t >= req.start {
+            let problem = format!(
+                "{NOT_FOUND} (the chain must reach {}: digests are written every hour)",
+                crate::time::format(&expected_newest)
+            );
+            self.emit(Kind::Digest, &self.expected_key(&t), Some(problem))?;
+            t -= hour;
+        }
+        Ok(())
+    }
+
+    /// The walk, newest to oldest, following each digest's link to the
+    /// previous one; the log files of valid digests go to `logs`. Returns
+    /// the keys visited.
+    async fn walk(
+        &self,
+        found: &BTreeMap<DateTime<Utc>, Vec<String>>,
+        found_range: &mut Found,
+        logs: &mut mpsc::Sender<DigestLogFile>,
+    ) -> Result<HashSet<String>, StoreError> {
+        let found_keys: HashSet<&String> = found.values().flatten().collect();
+        let older = |end: &DateTime<Utc>| -> Option<(DateTime<Utc>, String)> {
+            found
+                .range(..*end)
+                .next_back()
+                .and_then(|(e, ks)| ks.first().map(|k| (*e, k.clone())))
+        };
+        let mut visited: HashSet<String> = HashSet::new();
+        let mut cursor: Option<Step> = found
+            .iter()
+            .next_back()
+            .and_then(|(e, ks)| ks.first().map(|k| (*e, k.clone(), None)));
+        while let Some((end, key, link)) = cursor.take() {
+            if end < self.req.start || !visited.insert(key.clone()) {
+                break;
+            }
+            if !found_keys.contains(&key) {
+                self.emit(Kind::Digest, &key, Some(NOT_FOUND.into()))?;
+                // Its predecessor is the previous hour's digest, unless no
+                // digest older than it was found at all.
+                cursor = older(&end).map(|_| {
+                    let prev = end - Duration::hours(1);
+                    (prev, self.expected_key(&prev), None)
+                });
+                continue;
+            }
+            let checked = self.check_linked(&key, link.as_ref()).await?;
+            if let (None, Some(d)) = (&checked.problem, &checked.digest) {
+                found_range.extend(d);
                 // Its log files are checked while the walk goes on.
                 for log in &d.log_files {
                     logs.send(log.clone())
@@ -566,43 +595,57 @@ async fn region_chain<S: Source>(
                         })?;
                 }
             }
-        }
-        cursor = match checked.digest {
-            Some(DigestFile {
-                previous_digest_s3_bucket: Some(pb),
-                previous_digest_s3_object: Some(pk),
-                previous_digest_hash_value,
-                previous_digest_signature,
-                ..
-            }) if pb == req.bucket => key_end(&pk).map(|pe| {
-                (
-                    pe,
-                    pk,
-                    Some(Link {
+            cursor = match checked.digest {
+                Some(DigestFile {
+                    previous_digest_s3_bucket: Some(pb),
+                    previous_digest_s3_object: Some(pk),
+                    previous_digest_hash_value,
+                    previous_digest_signature,
+                    ..
+                }) if pb == self.req.bucket => key_end(&pk).map(|pe| {
+                    let link = Link {
                         sha256: previous_digest_hash_value,
                         signature: previous_digest_signature,
-                    }),
-                )
-            }),
-            // A chain's first digest (or one that cannot be read): go on
-            // with the next older digest found.
-            _ => older(&end).map(|(e, k)| (e, k, None)),
-        };
+                    };
+                    (pe, pk, Some(link))
+                }),
+                // A chain's first digest (or one that cannot be read): go
+                // on with the next older digest found.
+                _ => older(&end).map(|(e, k)| (e, k, None)),
+            };
+        }
+        Ok(visited)
     }
-    // Digests in range the walk never reached: copies or strays.
-    for key in found.values().flatten().filter(|k| !visited.contains(*k)) {
-        let checked = check_digest(src, keys, req, key).await?;
-        let problem = match checked.problem {
-            Some(p) if p != NOT_FOUND => p,
-            _ => "not part of the digest chain".into(),
-        };
-        emit(Finding {
-            kind: Kind::Digest,
-            location: src.location(&req.bucket, key),
-            problem: Some(problem),
-        })?;
+
+    /// Checks one digest, and that it is the one its newer neighbour
+    /// links to; reports the verdict.
+    async fn check_linked(&self, key: &str, link: Option<&Link>) -> Result<Checked, StoreError> {
+        let mut checked = check_digest(self.src, self.keys, self.req, key).await?;
+        if checked.problem.is_none()
+            && link.is_some_and(|l| l.sha256 != checked.sha256 || l.signature != checked.signature)
+        {
+            checked.problem = Some(BAD_HASH.into());
+        }
+        self.emit(Kind::Digest, key, checked.problem.clone())?;
+        Ok(checked)
     }
-    Ok(())
+
+    /// Digests in range the walk never reached: copies or strays.
+    async fn report_strays(
+        &self,
+        found: &BTreeMap<DateTime<Utc>, Vec<String>>,
+        visited: &HashSet<String>,
+    ) -> Result<(), StoreError> {
+        for key in found.values().flatten().filter(|k| !visited.contains(*k)) {
+            let checked = check_digest(self.src, self.keys, self.req, key).await?;
+            let problem = match checked.problem {
+                Some(p) if p != NOT_FOUND => p,
+                _ => "not part of the digest chain".into(),
+            };
+            self.emit(Kind::Digest, key, Some(problem))?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

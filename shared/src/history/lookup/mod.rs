@@ -1,4 +1,4 @@
-//! LookupEvents over the event history (DESIGN §2 "Event history lookup";
+//! LookupEvents over the event history (docs/lookup.md;
 //! docs/event-history.md "How a lookup reads it").
 //!
 //! - The request is CloudTrail's `LookupEvents` input (AWS JSON 1.1: times

@@ -143,6 +143,30 @@ pub struct LookupSettings {
     pub token_key: Vec<u8>,
 }
 
+/// The one lookup attribute of a request, checked.
+fn attribute(list: Vec<WireAttribute>) -> Result<(LookupAttribute, String), LookupError> {
+    let bad = |why: String| Err(LookupError::InvalidLookupAttributes(why));
+    let [a] = list.as_slice() else {
+        return bad(format!(
+            "LookupAttributes must contain exactly one attribute, got {}",
+            list.len()
+        ));
+    };
+    let key = a.attribute_key.as_deref().unwrap_or_default();
+    let Some(attribute) = LookupAttribute::parse(key) else {
+        return bad(format!(
+            "AttributeKey {key:?} is not one of EventId, EventName, ReadOnly, Username, ResourceType, ResourceName, EventSource, AccessKeyId"
+        ));
+    };
+    let value = a.attribute_value.clone().unwrap_or_default();
+    if value.is_empty() || value.len() > MAX_INDEXED_VALUE_BYTES {
+        return bad(format!(
+            "AttributeValue must be 1 to {MAX_INDEXED_VALUE_BYTES} bytes long"
+        ));
+    }
+    Ok((attribute, value))
+}
+
 /// Reads and checks a LookupEvents request body at `now`.
 pub fn parse_request(
     body: &[u8],
@@ -165,32 +189,7 @@ pub fn parse_request(
             "EventCategory {c:?} is not supported: the history holds management events only"
         )));
     }
-    let attribute = match wire.lookup_attributes {
-        None => None,
-        Some(list) => {
-            let bad = |why: String| Err(LookupError::InvalidLookupAttributes(why));
-            if list.len() != 1 {
-                return bad(format!(
-                    "LookupAttributes must contain exactly one attribute, got {}",
-                    list.len()
-                ));
-            }
-            let a = &list[0];
-            let key = a.attribute_key.as_deref().unwrap_or_default();
-            let Some(attribute) = LookupAttribute::parse(key) else {
-                return bad(format!(
-                    "AttributeKey {key:?} is not one of EventId, EventName, ReadOnly, Username, ResourceType, ResourceName, EventSource, AccessKeyId"
-                ));
-            };
-            let value = a.attribute_value.clone().unwrap_or_default();
-            if value.is_empty() || value.len() > MAX_INDEXED_VALUE_BYTES {
-                return bad(format!(
-                    "AttributeValue must be 1 to {MAX_INDEXED_VALUE_BYTES} bytes long"
-                ));
-            }
-            Some((attribute, value))
-        }
-    };
+    let attribute = wire.lookup_attributes.map(attribute).transpose()?;
     let explicit_end = wire.end_time.map(|t| wire_time(t, "EndTime")).transpose()?;
     let explicit_start = wire
         .start_time

@@ -1,6 +1,7 @@
 //! EventBridge events: CloudTrail-delivered events, S3 object events, and
 //! custom application events (any other source / detail-type).
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::{invalid, s3, Envelope, Outcome, RecordError};
@@ -89,20 +90,7 @@ fn custom(event: Envelope) -> Result<Outcome, RecordError> {
     let account = event
         .account
         .ok_or(RecordError::Missing { field: "account" })?;
-    let detail: Option<Value> = match &event.detail {
-        Some(raw) => serde_json::from_str(raw.get()).map_err(|e| invalid("detail", e))?,
-        None => None,
-    };
-    let mut detail = match detail {
-        Some(Value::Object(m)) => m,
-        None | Some(Value::Null) => Map::new(),
-        Some(_) => {
-            return Err(RecordError::Invalid {
-                field: "detail".into(),
-                reason: "must be a JSON object".into(),
-            })
-        }
-    };
+    let mut detail = detail_object(event.detail.as_deref())?;
     let source = event
         .source
         .ok_or(RecordError::Missing { field: "source" })?;
@@ -130,21 +118,7 @@ fn custom(event: Envelope) -> Result<Outcome, RecordError> {
                 }),
             }
         };
-    let user_identity = match known.remove("userIdentity") {
-        None | Some(Value::Null) => UserIdentity {
-            identity_type: Some(
-                if aws_service.is_some() {
-                    "AWSService"
-                } else {
-                    "Unknown"
-                }
-                .to_owned(),
-            ),
-            invoked_by: aws_service.map(|_| event_source.clone()),
-            ..UserIdentity::default()
-        },
-        Some(v) => serde_json::from_value(v).map_err(|e| invalid("detail.userIdentity", e))?,
-    };
+    let user_identity = custom_identity(&mut known, aws_service.is_some(), &event_source)?;
     let read_only = match known.remove("readOnly") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => b,
@@ -190,6 +164,39 @@ fn custom(event: Envelope) -> Result<Outcome, RecordError> {
         ..Record::default()
     };
     Ok(Outcome::Record(Box::new(record)))
+}
+
+/// An application event's detail: a JSON object, or nothing.
+fn detail_object(raw: Option<&RawValue>) -> Result<Map<String, Value>, RecordError> {
+    let detail: Option<Value> = match raw {
+        Some(raw) => serde_json::from_str(raw.get()).map_err(|e| invalid("detail", e))?,
+        None => None,
+    };
+    match detail {
+        Some(Value::Object(m)) => Ok(m),
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(_) => Err(RecordError::Invalid {
+            field: "detail".into(),
+            reason: "must be a JSON object".into(),
+        }),
+    }
+}
+
+/// The detail's `userIdentity`, or the service (for `aws.*` sources) or
+/// an unknown caller.
+fn custom_identity(
+    known: &mut Map<String, Value>,
+    aws_service: bool,
+    event_source: &str,
+) -> Result<UserIdentity, RecordError> {
+    match known.remove("userIdentity") {
+        None | Some(Value::Null) => Ok(UserIdentity {
+            identity_type: Some(if aws_service { "AWSService" } else { "Unknown" }.to_owned()),
+            invoked_by: aws_service.then(|| event_source.to_owned()),
+            ..UserIdentity::default()
+        }),
+        Some(v) => serde_json::from_value(v).map_err(|e| invalid("detail.userIdentity", e)),
+    }
 }
 
 fn default_custom_type(aws_service: bool) -> String {
