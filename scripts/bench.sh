@@ -100,6 +100,26 @@ PY
 done
 echo "]" >>"$RESULTS"
 
+# The product card names sha2; the product hashes with ring. Both, end to
+# end, on the larger copy (the same streaming inflate + SHA-256 the digest
+# function runs on every log file it re-hashes).
+step "SHA-256 end to end: validate-logs --local-dir with ring (the product's) and with sha2"
+SHA_COPY="$copy"
+cp "$BIN" "$BENCH_DIR/trailkeep-ring"
+cargo build --release --locked -p trailkeep --features trailkeep-shared/sha2-hash
+cp "$BIN" "$BENCH_DIR/trailkeep-sha2"
+cargo build --release --locked -p trailkeep
+{
+  printf '{'
+  for impl in ring sha2; do
+    t=$(best_of 5 "$BENCH_DIR/trailkeep-$impl" validate-logs --trail-arn "$arn" --start-time 2026-11-01T00:00:00Z \
+      --end-time "$end" --local-dir "$SHA_COPY" --public-key "$SHA_COPY.pem")
+    printf '"%s": "%s"%s' "$impl" "$t" "$([ $impl = ring ] && echo , || true)"
+  done
+  printf ', "bytes": %s}\n' "$(printf '%s' "$made" | python3 -c 'import json,sys; print(json.load(sys.stdin)["uncompressedBytes"])')"
+} >"$BENCH_DIR/sha256.json"
+cat "$BENCH_DIR/sha256.json"
+
 step "function footprint: release binaries for arm64 and x86_64 (cargo lambda build)"
 FOOT="$BENCH_DIR/footprint"
 rm -rf "$FOOT"
@@ -265,6 +285,14 @@ for files in ("12", "120"):
                     f"{d[0]/1000:,.1f} µs/digest ({d[1]/1000:,.1f}–{d[2]/1000:,.1f}) | one digest per trail and region per hour | n/a | {machine} | "
                     f"`cargo bench -p trailkeep-shared --bench digest -- digest-build` |")
 
+sha_path = os.path.join(bench_dir, "sha256.json")
+if os.path.exists(sha_path):
+    sha = json.load(open(sha_path))
+    ring_s, sha2_s = (float(sha[k].split()[0]) for k in ("ring", "sha2"))
+    mb = sha["bytes"] / 1e6
+    rows.append(f"| SHA-256 end to end: validate-logs --local-dir on {mb:,.0f} MB uncompressed (2,160 log files, 24 digests), hashing with ring 0.17 (the product's) | "
+                f"{mb/ring_s:,.0f} MB/s ({ring_s:.2f} s) | the same build hashing with sha2 0.11 (`--features trailkeep-shared/sha2-hash`): {mb/sha2_s:,.0f} MB/s ({sha2_s:.2f} s) | "
+                f"sha2 takes {sha2_s/ring_s:.2f}× as long | {machine} | `trailkeep validate-logs --local-dir COPY --public-key KEY.pem`, each build best of 5 |")
 for run in validate_runs:
     made = run["made"]
     mb = made["uncompressedBytes"] / 1e6

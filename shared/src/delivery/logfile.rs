@@ -1,4 +1,4 @@
-//! Trail log files: CloudTrail's key layout and content (DESIGN §2).
+//! Trail log files: CloudTrail's key layout and content (docs/trails.md "Log files").
 //!
 //! Content: gzip of `{"Records":[…]}`, one or more records sorted by
 //! `eventTime` (ties by `eventID`, so the bytes are the same on every re-run).
@@ -7,10 +7,10 @@
 
 use std::io::Write;
 
+use crate::digest::sha256::Sha256;
 use chrono::{DateTime, Utc};
 use flate2::write::GzEncoder;
 use flate2::Compression;
-use ring::digest::{Context, SHA256};
 
 /// CloudTrail caps a log file at 50 MB compressed. trailkeep caps the
 /// *uncompressed* size, which bounds the compressed size too.
@@ -70,7 +70,7 @@ pub fn assemble(records: &mut [Staged], max_bytes: usize) -> std::io::Result<Vec
 /// Hashes and compresses in one pass over the records.
 fn write_file(records: &[Staged], size: usize) -> std::io::Result<Assembled> {
     struct Tee {
-        sha: Context,
+        sha: Sha256,
         gz: GzEncoder<Vec<u8>>,
     }
     impl Tee {
@@ -80,7 +80,7 @@ fn write_file(records: &[Staged], size: usize) -> std::io::Result<Assembled> {
         }
     }
     let mut tee = Tee {
-        sha: Context::new(&SHA256),
+        sha: Sha256::new(),
         gz: GzEncoder::new(Vec::with_capacity(size / 6), Compression::default()),
     };
     tee.put(HEAD)?;
@@ -102,7 +102,7 @@ fn write_file(records: &[Staged], size: usize) -> std::io::Result<Assembled> {
     };
     Ok(Assembled {
         gzip: tee.gz.finish()?,
-        sha256: hex::encode(tee.sha.finish()),
+        sha256: tee.sha.finish_hex(),
         oldest: first,
         newest: last,
         records: records.len(),
@@ -133,12 +133,12 @@ pub fn log_file_key(
 /// The 16-character unique part of a key, derived from what identifies the
 /// file (trail, region, window, part) so that a re-run writes the same key.
 pub fn unique_suffix(parts: &[&str]) -> String {
-    let mut h = Context::new(&SHA256);
+    let mut h = Sha256::new();
     for p in parts {
         h.update(&(p.len() as u64).to_be_bytes());
         h.update(p.as_bytes());
     }
-    hex::encode(&h.finish().as_ref()[..8])
+    hex::encode(&h.finish()[..8])
 }
 
 #[cfg(test)]

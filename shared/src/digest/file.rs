@@ -1,5 +1,5 @@
 //! Digest files: CloudTrail's digest format, key, string to sign and key
-//! fingerprint (DESIGN §2 "Digest file"). Pure functions; the digest
+//! fingerprint (docs/digests.md). Pure functions; the digest
 //! function and the validator build on them.
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
@@ -86,10 +86,7 @@ pub fn string_to_sign(
 }
 
 /// Lowercase hex SHA-256, the form digests and the signing string use.
-/// All of trailkeep's SHA-256 is `ring`'s (BENCHMARKS.md: 1.3× `sha2`).
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes))
-}
+pub use super::sha256::sha256_hex;
 
 /// Why a public key is unusable.
 #[derive(Debug, thiserror::Error)]

@@ -18,6 +18,7 @@
 
 pub mod file;
 pub mod gzhash;
+pub mod sha256;
 
 pub use file::{
     digest_end, digest_key, fingerprint, pkcs1_from_spki, sha256_hex, string_to_sign, DigestFile,
