@@ -1,6 +1,6 @@
 //! The event record: one CloudTrail-format JSON object per event.
 //!
-//! Field names and order follow CloudTrail's record (DESIGN §2). Fields a
+//! Field names and order follow CloudTrail's record (docs/normalization.md). Fields a
 //! source sends that the model does not name are kept in `extra` and written
 //! back out unchanged, so nothing a source says is dropped.
 
@@ -21,13 +21,17 @@ fn unset_time() -> DateTime<Utc> {
     UNSET_TIME
 }
 
-/// `eventType` values named by DESIGN §2.
+/// `eventType` values CloudTrail defines (docs/normalization.md).
 pub mod event_type {
     pub const API_CALL: &str = "AwsApiCall";
     pub const SERVICE_EVENT: &str = "AwsServiceEvent";
     pub const CONSOLE_ACTION: &str = "AwsConsoleAction";
     pub const CONSOLE_SIGN_IN: &str = "AwsConsoleSignIn";
     pub const ALL: [&str; 4] = [API_CALL, SERVICE_EVENT, CONSOLE_ACTION, CONSOLE_SIGN_IN];
+    /// trailkeep's own: an application's audit event (from the audit bus,
+    /// any non-`aws.` source). Never one of CloudTrail's four, so no tool
+    /// can take it for a record AWS wrote (docs/normalization.md).
+    pub const APPLICATION: &str = "ApplicationEvent";
 }
 
 /// `eventCategory`: management (control plane) or data (object level, invocations).

@@ -72,9 +72,23 @@ impl FailAfter {
 pub struct MemoryHistory {
     /// (pk, sk) → (record JSON, expiresAt).
     items: Mutex<BTreeMap<(String, String), (String, i64)>>,
+    failing: std::sync::atomic::AtomicBool,
 }
 
 impl MemoryHistory {
+    /// Every read fails from now on (`false`: heals), as a throttled or
+    /// unreachable table does; the error names the table, as the adapter's do.
+    pub fn fail_reads(&self, failing: bool) {
+        self.failing.store(failing, Ordering::Relaxed);
+    }
+
+    fn read(&self) -> Result<(), StoreError> {
+        if self.failing.load(Ordering::Relaxed) {
+            return Err(injected("Query", "trailkeep-HistoryTable-secret-name"));
+        }
+        Ok(())
+    }
+
     /// Every item's (pk, sk), in key order.
     pub fn keys(&self) -> Vec<(String, String)> {
         lock(&self.items).keys().cloned().collect()
@@ -126,6 +140,7 @@ impl HistoryReader for MemoryHistory {
         limit: usize,
         now: i64,
     ) -> Result<(Vec<Stored>, Option<String>), StoreError> {
+        self.read()?;
         let items = lock(&self.items);
         let read: Vec<(&String, &(String, i64))> = items
             .range((pk.to_owned(), low.to_owned())..=(pk.to_owned(), high.to_owned()))
@@ -149,6 +164,7 @@ impl HistoryReader for MemoryHistory {
     }
 
     async fn get(&self, pk: &str, sk: &str, now: i64) -> Result<Option<String>, StoreError> {
+        self.read()?;
         Ok(lock(&self.items)
             .get(&(pk.to_owned(), sk.to_owned()))
             .filter(|(_, expires)| *expires > now)

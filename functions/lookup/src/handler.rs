@@ -44,6 +44,11 @@ pub(crate) async fn handle<R: HistoryReader>(
     let answer = lookup::http(&deps.reader, &deps.settings, &method, target, &body, &now).await;
     let mut headers = HeaderMap::new();
     headers.insert("content-type", HeaderValue::from_static(CONTENT_TYPE));
+    // As AWS's JSON protocol does: clients report it (botocore's
+    // ResponseMetadata.RequestId), and it finds the log line of a 500.
+    if let Ok(id) = HeaderValue::from_str(&event.context.request_id) {
+        headers.insert("x-amzn-requestid", id);
+    }
     let mut response = LambdaFunctionUrlResponse::default();
     response.status_code = i64::from(answer.status);
     response.headers = headers;

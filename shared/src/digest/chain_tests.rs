@@ -159,3 +159,47 @@ async fn an_hour_waits_until_its_files_are_delivered() {
     let report = w.digest("2026-11-24T01:20:00Z").await;
     assert_eq!((report.digests, report.log_files), (1, 1));
 }
+
+#[tokio::test]
+async fn a_digest_bomb_is_reported_invalid_and_validation_goes_on() {
+    use std::io::Write as _;
+    // GIVEN three hours of digests, the middle one replaced by 64 MiB of
+    // zeros gzipped (64 KiB), its signature metadata kept
+    let w = World::new(3).await;
+    for h in 1..=3 {
+        w.deliver(&format!("2026-11-24T0{h}:05:00Z")).await;
+    }
+    assert_eq!(w.digest("2026-11-24T03:10:00Z").await.digests, 3);
+    let bomb_key = w.digest_keys()[1].clone();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..64 {
+        gz.write_all(&zeros).unwrap();
+    }
+    let mut bomb = w.bucket.object("logs", &bomb_key).unwrap();
+    bomb.bytes = gz.finish().unwrap();
+    assert!(bomb.bytes.len() < 1 << 20);
+    w.bucket.set_object("logs", &bomb_key, Some(bomb));
+
+    // WHEN it is validated
+    let (report, findings) = w.validate("2026-11-24T03:10:00Z").await;
+
+    // THEN the bomb is INVALID with its key, and the rest is still checked
+    let bad: Vec<&Finding> = findings.iter().filter(|f| f.problem.is_some()).collect();
+    assert_eq!(bad.len(), 1, "{findings:?}");
+    assert!(bad[0].location.ends_with(&bomb_key));
+    assert!(
+        bad[0]
+            .problem
+            .as_deref()
+            .unwrap()
+            .contains("bytes inflated"),
+        "{:?}",
+        bad[0]
+    );
+    assert_eq!((report.digests_total, report.digests_valid), (3, 2));
+    assert_eq!(
+        report.logs_valid, 2,
+        "the valid digests' log files were checked"
+    );
+}

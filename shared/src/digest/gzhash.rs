@@ -3,14 +3,12 @@
 //! without ever holding the file. Used by the digest function (re-hashing
 //! delivered log files) and by the validator.
 //!
-//! The hash is `ring`'s SHA-256: on this hot path it is 1.3× as fast as
-//! RustCrypto's `sha2` (BENCHMARKS.md, `sha256` rows); `sha2` stays the
-//! reference the tests compare against.
+//! The hash is the product's one SHA-256 ([`super::sha256`]).
 
 use std::io::Write;
 
+use super::sha256::Sha256;
 use flate2::write::GzDecoder;
-use ring::digest::{Context, SHA256};
 
 /// Why a gzip file does not check out.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -21,10 +19,14 @@ pub enum GzError {
     TrailingData,
     #[error("invalid format: {0}")]
     Invalid(String),
+    /// More than the caller allows once inflated (a gzip bomb, or not the
+    /// file it claims to be).
+    #[error("invalid format: over {0} bytes inflated")]
+    TooLarge(usize),
 }
 
 struct HashWriter {
-    hasher: Context,
+    hasher: Sha256,
     len: u64,
 }
 
@@ -65,7 +67,7 @@ impl GzHasher {
     pub fn new() -> Self {
         Self {
             decoder: GzDecoder::new(HashWriter {
-                hasher: Context::new(&SHA256),
+                hasher: Sha256::new(),
                 len: 0,
             }),
             trailing: false,
@@ -90,7 +92,7 @@ impl GzHasher {
             .map_err(|e| GzError::Invalid(e.to_string()))?;
         let w = self.decoder.get_ref();
         Ok(Inflated {
-            sha256: hex::encode(w.hasher.clone().finish()),
+            sha256: w.hasher.clone().finish_hex(),
             len: w.len,
         })
     }
@@ -114,13 +116,53 @@ fn feed<W: Write>(decoder: &mut GzDecoder<W>, mut chunk: &[u8]) -> Result<bool, 
 
 /// The inflated content of a (small) gzip file, refusing trailing data.
 pub fn inflate(bytes: &[u8]) -> Result<Vec<u8>, GzError> {
-    let mut decoder = GzDecoder::new(Vec::with_capacity(bytes.len() * 4));
-    if feed(&mut decoder, bytes)? {
-        return Err(GzError::TrailingData);
+    inflate_at_most(bytes, usize::MAX)
+}
+
+/// Collects inflated bytes up to a limit, then refuses more.
+struct Capped {
+    out: Vec<u8>,
+    max: usize,
+}
+
+impl Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.out.len().saturating_add(buf.len()) > self.max {
+            return Err(std::io::Error::other(GzError::TooLarge(self.max)));
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
     }
-    decoder
-        .finish()
-        .map_err(|e| GzError::Invalid(e.to_string()))
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// [`inflate`], refusing to hold more than `max` inflated bytes: what a
+/// hostile file can make the reader allocate is bounded.
+pub fn inflate_at_most(bytes: &[u8], max: usize) -> Result<Vec<u8>, GzError> {
+    let capacity = bytes.len().saturating_mul(4).min(max).min(1 << 24);
+    let mut decoder = GzDecoder::new(Capped {
+        out: Vec::with_capacity(capacity),
+        max,
+    });
+    let too_large = |e: &dyn std::fmt::Display| {
+        if e.to_string() == GzError::TooLarge(max).to_string() {
+            GzError::TooLarge(max)
+        } else {
+            GzError::Invalid(e.to_string())
+        }
+    };
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let n = decoder.write(rest).map_err(|e| too_large(&e))?;
+        if n == 0 {
+            return Err(GzError::TrailingData);
+        }
+        rest = &rest[n..];
+    }
+    decoder.finish().map(|c| c.out).map_err(|e| too_large(&e))
 }
 
 /// The hash of a whole gzip file in memory.

@@ -23,7 +23,7 @@ use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use futures::channel::mpsc;
 use futures::{SinkExt, StreamExt, TryStreamExt};
 
-use crate::digest::gzhash::{inflate, GzError, Inflated};
+use crate::digest::gzhash::{inflate_at_most, GzError, Inflated};
 use crate::digest::ChainHead;
 use crate::digest::{
     digest_end, digest_key, fingerprint, pkcs1_from_spki, sha256_hex, string_to_sign, DigestFile,
@@ -225,6 +225,11 @@ impl Report {
     }
 }
 
+/// The largest digest file read, compressed or inflated: one hour's digest
+/// of even 5,000 log files is about 2.5 MB of JSON. A larger one is
+/// reported INVALID unread, so a hostile file cannot exhaust memory.
+pub const MAX_DIGEST_BYTES: usize = 16 << 20;
+
 const NOT_FOUND: &str = "not found";
 const BAD_FORMAT: &str = "invalid format";
 const BAD_SIGNATURE: &str = "signature verification failed";
@@ -255,9 +260,25 @@ async fn check_digest<S: Source>(
         out.problem = Some(NOT_FOUND.into());
         return Ok(out);
     };
-    let Ok(json) = inflate(&fetched.bytes) else {
-        out.problem = Some(BAD_FORMAT.into());
+    if fetched.bytes.len() > MAX_DIGEST_BYTES {
+        out.problem = Some(format!(
+            "{BAD_FORMAT}: {} bytes, a digest is at most {MAX_DIGEST_BYTES}",
+            fetched.bytes.len()
+        ));
         return Ok(out);
+    }
+    let json = match inflate_at_most(&fetched.bytes, MAX_DIGEST_BYTES) {
+        Ok(json) => json,
+        Err(GzError::TooLarge(_)) => {
+            out.problem = Some(format!(
+                "{BAD_FORMAT}: over {MAX_DIGEST_BYTES} bytes inflated (a digest lists at most a few thousand log files)"
+            ));
+            return Ok(out);
+        }
+        Err(_) => {
+            out.problem = Some(BAD_FORMAT.into());
+            return Ok(out);
+        }
     };
     let Ok(digest) = serde_json::from_slice::<DigestFile>(&json) else {
         out.problem = Some(BAD_FORMAT.into());
@@ -405,7 +426,7 @@ async fn check_log<S: Source>(src: &S, log: DigestLogFile) -> Result<Finding, St
     let problem = match src.hash_log(&log.s3_bucket, &log.s3_object).await? {
         None => Some(NOT_FOUND.to_owned()),
         Some(Err(GzError::TrailingData)) => Some(GzError::TrailingData.to_string()),
-        Some(Err(GzError::Invalid(_))) => Some(BAD_FORMAT.to_owned()),
+        Some(Err(GzError::Invalid(_) | GzError::TooLarge(_))) => Some(BAD_FORMAT.to_owned()),
         Some(Ok(h)) if h.sha256 != log.hash_value => Some(BAD_HASH.to_owned()),
         Some(Ok(_)) => None,
     };

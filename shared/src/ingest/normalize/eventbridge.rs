@@ -41,16 +41,26 @@ const CUSTOM_RECORD_FIELDS: [&str; 10] = [
 
 pub(super) fn normalize(event: Envelope) -> Result<Outcome, RecordError> {
     let detail_type = event.detail_type.as_deref().unwrap_or_default();
-    if let Some((_, implied_type)) = CLOUDTRAIL_DETAIL_TYPES
-        .iter()
-        .find(|(dt, _)| *dt == detail_type)
-    {
-        return cloudtrail(event, implied_type);
-    }
     let source = event
         .source
         .as_deref()
         .ok_or(RecordError::Missing { field: "source" })?;
+    if let Some((_, implied_type)) = CLOUDTRAIL_DETAIL_TYPES
+        .iter()
+        .find(|(dt, _)| *dt == detail_type)
+    {
+        // EventBridge refuses PutEvents with an `aws.` source: only AWS can
+        // send one, so it is the proof that CloudTrail wrote this record.
+        if !source.starts_with("aws.") {
+            return Err(RecordError::Invalid {
+                field: "source".into(),
+                reason: format!(
+                    "{source:?} is not an AWS source: a {detail_type:?} event is accepted only from an aws.* source (forged CloudTrail record refused)"
+                ),
+            });
+        }
+        return cloudtrail(event, implied_type);
+    }
     if source == "aws.s3" && matches!(detail_type, "Object Created" | "Object Deleted") {
         return s3::from_eventbridge(event);
     }
@@ -98,6 +108,14 @@ fn custom(event: Envelope) -> Result<Outcome, RecordError> {
     let aws_service = source.strip_prefix("aws.");
     let event_source = match aws_service {
         Some(service) => format!("{service}.amazonaws.com"),
+        None if names_an_aws_service(&source) => {
+            return Err(RecordError::Invalid {
+                field: "source".into(),
+                reason: format!(
+                    "{source:?} names an AWS service: an application event's source may not pass for AWS (use your own, e.g. com.example.app)"
+                ),
+            })
+        }
         None => source.clone(),
     };
     // Take the recognised fields out of the detail; what remains is additionalEventData.
@@ -129,14 +147,21 @@ fn custom(event: Envelope) -> Result<Outcome, RecordError> {
             })
         }
     };
-    let event_type = match detail.remove("eventType") {
-        Some(Value::String(t)) if event_type::ALL.contains(&t.as_str()) => t,
-        Some(other) => {
-            // Not one of the four: keep what the application said.
-            detail.insert("eventType".into(), other);
-            default_custom_type(aws_service.is_some())
+    let event_type = match (aws_service, detail.remove("eventType")) {
+        (Some(_), Some(Value::String(t))) if event_type::ALL.contains(&t.as_str()) => t,
+        (Some(_), None) => event_type::SERVICE_EVENT.to_owned(),
+        // An application's event is always an application event; what it
+        // said its type was stays in additionalEventData.
+        (aws, said) => {
+            if let Some(said) = said {
+                detail.insert("eventType".into(), said);
+            }
+            if aws.is_some() {
+                event_type::SERVICE_EVENT.to_owned()
+            } else {
+                event_type::APPLICATION.to_owned()
+            }
         }
-        None => default_custom_type(aws_service.is_some()),
     };
     let resources = event
         .resources
@@ -199,13 +224,11 @@ fn custom_identity(
     }
 }
 
-fn default_custom_type(aws_service: bool) -> String {
-    if aws_service {
-        event_type::SERVICE_EVENT
-    } else {
-        event_type::API_CALL
-    }
-    .to_owned()
+/// A source that reads as an AWS service's: `…amazonaws.com` or `aws…`
+/// in any case (EventBridge refuses only the exact `aws.` prefix).
+fn names_an_aws_service(source: &str) -> bool {
+    let s = source.trim().to_ascii_lowercase();
+    s.starts_with("aws") || s.ends_with("amazonaws.com") || s.ends_with("amazonaws.com.")
 }
 
 /// `arn:partition:service:region:account:resource` → a resource entry; the

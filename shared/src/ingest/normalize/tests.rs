@@ -205,7 +205,7 @@ fn custom_application_event_maps_the_envelope_and_keeps_the_rest_of_the_detail()
     assert_eq!(out["eventSource"], "com.example.billing");
     assert_eq!(out["eventName"], "InvoiceApproved");
     assert_eq!(out["eventTime"], "2026-11-24T01:50:00Z");
-    assert_eq!(out["eventType"], "AwsApiCall");
+    assert_eq!(out["eventType"], "ApplicationEvent");
     assert_eq!(out["recipientAccountId"], "111122223333");
     assert_eq!(out["userIdentity"]["userName"], "dave");
     assert_eq!(out["sourceIPAddress"], "198.51.100.42");
@@ -403,4 +403,59 @@ proptest! {
         let back: crate::model::Record = serde_json::from_str(&rec.json).unwrap();
         prop_assert_eq!(&back, &rec.record);
     }
+}
+
+/// A payload with CloudTrail's shape from `source`.
+fn from_source(file: &str, source: &str) -> Batch {
+    let mut payload = load(file);
+    payload["source"] = json!(source);
+    normalize(&payload.to_string(), &ctx())
+}
+
+#[test]
+fn a_cloudtrail_record_from_a_non_aws_source_is_refused_as_forged() {
+    for file in [
+        "eventbridge/api-call-write.json",
+        "eventbridge/console-signin-success.json",
+        "eventbridge/service-event.json",
+    ] {
+        // GIVEN the genuine payload is accepted from its aws.* source
+        assert_eq!(normalize(&load(file).to_string(), &ctx()).records.len(), 1);
+        for forger in ["com.example.app", "com.example.aws", "iam.amazonaws.com"] {
+            // WHEN the same payload comes from any other source
+            let batch = from_source(file, forger);
+            // THEN it is refused with the reason, and not kept as anything else
+            assert!(batch.records.is_empty(), "{file} from {forger}");
+            assert_eq!(batch.rejected.len(), 1, "{file} from {forger}");
+            let why = batch.rejected[0].to_string();
+            assert!(
+                why.contains("field source is invalid") && why.contains("forged"),
+                "{why}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_application_event_cannot_pass_for_an_aws_service() {
+    for source in [
+        "iam.amazonaws.com",
+        "IAM.AmazonAWS.com",
+        "s3.amazonaws.com.",
+        "aws-iam",
+        "AWS.iam",
+    ] {
+        let batch = from_source("eventbridge/custom-app-event.json", source);
+        assert!(batch.records.is_empty(), "{source}");
+        let why = batch.rejected[0].to_string();
+        assert!(why.contains("names an AWS service"), "{source}: {why}");
+    }
+    // An application that claims an AWS eventType keeps the claim only as data.
+    let mut payload = load("eventbridge/custom-app-event.json");
+    payload["detail"]["eventType"] = json!("AwsApiCall");
+    let n = normalize(&payload.to_string(), &ctx()).records.remove(0);
+    let out = written(&n);
+    assert_eq!(out["eventType"], "ApplicationEvent");
+    assert_eq!(out["eventSource"], "com.example.billing");
+    assert_eq!(out["additionalEventData"]["eventType"], "AwsApiCall");
 }
