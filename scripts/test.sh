@@ -34,6 +34,9 @@ start_moto
 step "cargo test (unit, property and integration tests against $AWS_ENDPOINT_URL)"
 cargo test --workspace --locked
 
+step "SHA-256: the ring build gives the published hashes too (feature ring-hash)"
+cargo test --locked -p trailkeep-shared --features ring-hash --lib digest::sha256
+
 stop_moto
 unset AWS_ENDPOINT_URL
 

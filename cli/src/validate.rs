@@ -457,6 +457,17 @@ async fn list_public_keys(
             continue;
         }
         if let Some(dir) = pem_dir {
+            // The file name comes from the state table: only a fingerprint.
+            let fingerprint_ok = k.fingerprint.len() == 32
+                && k.fingerprint
+                    .bytes()
+                    .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+            if !fingerprint_ok {
+                return Err(AuditError::Usage(format!(
+                    "refused to write a PEM file for key {:?}: its fingerprint {:?} is not 32 hex digits",
+                    k.key_id, k.fingerprint
+                )));
+            }
             let pem =
                 pem_rfc7468::encode_string("RSA PUBLIC KEY", pem_rfc7468::LineEnding::LF, &pkcs1)
                     .map_err(|e| AuditError::Usage(e.to_string()))?;
@@ -545,7 +556,7 @@ async fn download(
     let p = prefix.map(|p| format!("{p}/")).unwrap_or_default();
     let root = format!("{p}AWSLogs/{account}/");
     let s3 = S3Logs::new(client.clone());
-    let mut keys = Vec::new();
+    let (mut keys, mut refused) = (Vec::new(), Vec::new());
     for kind in ["CloudTrail/", "CloudTrail-Digest/"] {
         let folder = format!("{root}{kind}");
         for key in s3.list(bucket, &folder, "").await? {
@@ -553,8 +564,12 @@ async fn download(
             let keep = day.is_some_and(|d| {
                 from.is_none_or(|f| d >= f.date_naive()) && to.is_none_or(|t| d <= t.date_naive())
             });
-            if keep {
-                keys.push(key);
+            if !keep {
+                continue;
+            }
+            match localcopy::unsafe_key(&key) {
+                None => keys.push(key),
+                Some(why) => refused.push(format!("{key:?} {why}")),
             }
         }
     }
@@ -569,6 +584,7 @@ async fn download(
     )
     .map_err(|e| file_err(dir, e))?;
     let n = keys.len();
+    let copy = &LocalDir::new(dir);
     stream::iter(keys)
         .map(|key| async move {
             let fail = |e: String| trailkeep_shared::store::StoreError::Backend {
@@ -585,21 +601,22 @@ async fn download(
                 .map_err(|e| fail(aws_sdk_s3::error::DisplayErrorContext(&e).to_string()))?;
             let meta = out.metadata().cloned().unwrap_or_default();
             let bytes = out.body.collect().await.map_err(|e| fail(e.to_string()))?;
-            let path = dir.join(&key);
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| file_err(parent, e))?;
-            }
-            std::fs::write(&path, bytes.into_bytes()).map_err(|e| file_err(&path, e))?;
-            if !meta.is_empty() {
-                let side = dir.join(localcopy::sidecar(&key));
-                let text = serde_json::to_string_pretty(&meta).unwrap_or_default();
-                std::fs::write(&side, text).map_err(|e| file_err(&side, e))?;
-            }
+            copy.write_object(&key, &bytes.into_bytes(), &meta)?;
             Ok::<(), AuditError>(())
         })
         .buffer_unordered(concurrency.max(1))
         .try_collect::<Vec<()>>()
         .await?;
+    if !refused.is_empty() {
+        // Everything else is copied; these could not be without leaving
+        // the directory, and an auditor must know.
+        return Err(AuditError::Usage(format!(
+            "copied {n} objects; refused {} whose keys would leave {}: {}",
+            refused.len(),
+            dir.display(),
+            refused.join("; ")
+        )));
+    }
     Ok(n)
 }
 

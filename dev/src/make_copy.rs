@@ -30,7 +30,7 @@ pub const TRAIL: &str = "bench";
 /// A local directory as the digest run's bucket: log files are hashed
 /// where they lie, digests written with their signature sidecars, as
 /// `download-logs` lays out a copy.
-struct CopyBucket(LocalDir, PathBuf);
+struct CopyBucket(LocalDir);
 
 impl DigestBucket for CopyBucket {
     async fn hash_log(
@@ -48,24 +48,14 @@ impl DigestBucket for CopyBucket {
         gzip: Vec<u8>,
         signature_hex: &str,
     ) -> Result<(), StoreError> {
-        let write = |key: &str, bytes: &[u8]| {
-            let path = self.1.join(key);
-            path.parent()
-                .map(std::fs::create_dir_all)
-                .transpose()
-                .and_then(|_| std::fs::write(&path, bytes))
-                .map_err(|e| StoreError::Backend {
-                    operation: "write",
-                    resource: path.display().to_string(),
-                    message: e.to_string(),
-                })
-        };
-        write(key, &gzip)?;
-        let meta = serde_json::json!({
-            "signature": signature_hex,
-            "signature-algorithm": SIGNATURE_ALGORITHM,
-        });
-        write(&localcopy::sidecar(key), meta.to_string().as_bytes())
+        let meta = std::collections::HashMap::from([
+            ("signature".to_owned(), signature_hex.to_owned()),
+            (
+                "signature-algorithm".to_owned(),
+                SIGNATURE_ALGORITHM.to_owned(),
+            ),
+        ]);
+        self.0.write_object(key, &gzip, &meta)
     }
 }
 
@@ -110,6 +100,8 @@ fn record(n: u64, at: &DateTime<Utc>) -> Staged {
 pub enum CopyError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Incomplete(#[from] trailkeep_shared::store::Incomplete),
     #[error(transparent)]
     Provision(#[from] provision::ProvisionError),
     #[error("{0}")]
@@ -211,7 +203,7 @@ pub async fn make_copy(
         })?,
     );
     let bucket = "bench-copy";
-    let copy = CopyBucket(LocalDir::new(dir), dir.to_path_buf());
+    let copy = CopyBucket(LocalDir::new(dir));
     let state = MemoryState::default();
     let first_window = window_of(&t0);
     state.register(TRAIL, REGION, first_window).await?;
@@ -246,7 +238,10 @@ pub async fn make_copy(
         bucket: &copy,
         settings: &settings,
     };
-    let report = digester.run(std::slice::from_ref(&trail), &now).await?;
+    let report = digester
+        .run(std::slice::from_ref(&trail), &now)
+        .await
+        .into_result()?;
     std::fs::write(
         dir.join(localcopy::COPY_INFO),
         serde_json::json!({ "bucket": bucket }).to_string(),

@@ -73,6 +73,9 @@ pub struct MemoryHistory {
     /// (pk, sk) → (record JSON, expiresAt).
     items: Mutex<BTreeMap<(String, String), (String, i64)>>,
     failing: std::sync::atomic::AtomicBool,
+    /// Partition keys longer than this are refused, as DynamoDB refuses
+    /// those over 2,048 bytes (0: DynamoDB's own limit).
+    max_pk: AtomicUsize,
 }
 
 impl MemoryHistory {
@@ -80,6 +83,28 @@ impl MemoryHistory {
     /// unreachable table does; the error names the table, as the adapter's do.
     pub fn fail_reads(&self, failing: bool) {
         self.failing.store(failing, Ordering::Relaxed);
+    }
+
+    /// Refuse partition keys over `bytes` (DynamoDB's limit is 2,048).
+    pub fn refuse_keys_over(&self, bytes: usize) {
+        self.max_pk.store(bytes, Ordering::Relaxed);
+    }
+
+    fn check_key(&self, item: &Item<'_>) -> Result<(), StoreError> {
+        let max = match self.max_pk.load(Ordering::Relaxed) {
+            0 => 2048,
+            n => n,
+        };
+        if item.pk.len() > max {
+            return Err(StoreError::Refused {
+                operation: "PutItem",
+                resource: "history".into(),
+                message: format!(
+                    "ValidationException: Size of hashkey has exceeded the maximum size limit of {max} bytes"
+                ),
+            });
+        }
+        Ok(())
     }
 
     fn read(&self) -> Result<(), StoreError> {
@@ -104,6 +129,7 @@ impl MemoryHistory {
 
 impl HistoryStore for MemoryHistory {
     async fn claim(&self, item: &Item<'_>) -> Result<Claim, StoreError> {
+        self.check_key(item)?;
         let mut items = lock(&self.items);
         let key = (item.pk.clone(), item.sk.clone());
         if let Some((record, _)) = items.get(&key) {
@@ -116,6 +142,9 @@ impl HistoryStore for MemoryHistory {
     }
 
     async fn put_all(&self, new: &[Item<'_>]) -> Result<(), StoreError> {
+        for item in new {
+            self.check_key(item)?;
+        }
         let mut items = lock(&self.items);
         for item in new {
             items.insert(
@@ -227,6 +256,16 @@ impl MemoryState {
             .iter()
             .filter(|((t, r, _), _)| t == trail && r == region)
             .flat_map(|(_, entries)| entries.values().cloned())
+            .collect()
+    }
+
+    /// The eventIDs staged for a trail's region, over every window.
+    pub fn staged_ids(&self, trail: &str, region: &str) -> Vec<String> {
+        lock(&self.state)
+            .staged
+            .iter()
+            .filter(|((t, r, _), _)| t == trail && r == region)
+            .flat_map(|(_, events)| events.values().map(|e| e.event_id.clone()))
             .collect()
     }
 
@@ -400,8 +439,9 @@ impl MemoryTrails {
         }
     }
 
-    /// The next `n` saves lose: another writer changes the document (its
-    /// version moves on, its trails stay) just before each of them.
+    /// The next `n` saves lose: just before each, another writer changes
+    /// the document (its version moves on, and the first trail's key
+    /// prefix becomes `other-writer-{version}`).
     pub fn conflict_next_saves(&self, n: usize) {
         self.conflicts.store(n, Ordering::Relaxed);
     }
@@ -429,7 +469,12 @@ impl TrailStore for MemoryTrails {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
             .is_ok();
         if lose {
+            // Another writer's change: a prefix on the first trail.
             set.version += 1;
+            let version = set.version;
+            if let Some(first) = set.trails.first_mut() {
+                first.s3_key_prefix = Some(format!("other-writer-{version}"));
+            }
         }
         if set.version != expected {
             return Ok(false);
@@ -455,6 +500,8 @@ pub struct Object {
 pub struct MemoryBucket {
     objects: Mutex<BTreeMap<(String, String), Object>>,
     fail: FailAfter,
+    /// Buckets that refuse every write.
+    broken: Mutex<std::collections::BTreeSet<String>>,
     puts: AtomicUsize,
 }
 
@@ -463,6 +510,17 @@ impl MemoryBucket {
     /// midway, or a bucket that refuses writes); `None` heals it.
     pub fn fail_writes_after(&self, n: Option<usize>) {
         self.fail.set(n);
+    }
+
+    /// Every write to `bucket` fails (`false`: heals it), as a deleted
+    /// bucket or a policy that denies the function does.
+    pub fn break_bucket(&self, bucket: &str, broken: bool) {
+        let mut set = lock(&self.broken);
+        if broken {
+            set.insert(bucket.to_owned());
+        } else {
+            set.remove(bucket);
+        }
     }
 
     /// Writes that succeeded so far.
@@ -497,7 +555,7 @@ impl MemoryBucket {
     }
 
     fn put(&self, bucket: &str, key: &str, object: Object) -> Result<(), StoreError> {
-        if self.fail.tick() {
+        if lock(&self.broken).contains(bucket) || self.fail.tick() {
             return Err(injected("PutObject", key));
         }
         lock(&self.objects).insert((bucket.to_owned(), key.to_owned()), object);

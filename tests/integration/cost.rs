@@ -157,7 +157,7 @@ async fn requests_per_event_are_what_the_design_says_and_are_recorded_for_the_co
                 logs: &logs,
                 settings: &settings,
             };
-            let r = deliverer.run(&trails, &now).await.unwrap();
+            let r = deliverer.run(&trails, &now).await.into_result().unwrap();
             files += r.files as u64;
         }
         let digest_trails = DynamoTrails::new(digest_fn.dynamodb(), &state.name);
@@ -173,6 +173,7 @@ async fn requests_per_event_are_what_the_design_says_and_are_recorded_for_the_co
         let digest = digester
             .run(&trails, &(start + Duration::minutes(70)))
             .await
+            .into_result()
             .unwrap();
 
         // THEN ingest wrote each event once per history region (a put and

@@ -18,7 +18,7 @@ use trailkeep_shared::delivery::{
 use trailkeep_shared::history::HistorySettings;
 use trailkeep_shared::ingest::normalize::{normalize, Context};
 use trailkeep_shared::ingest::{ingest, Targets};
-use trailkeep_shared::store::StoreError;
+use trailkeep_shared::store::{Incomplete, StoreError};
 use trailkeep_shared::trail::{admin, NewTrail};
 use trailkeep_shared::trail::{
     DataResource, EventSelector, ReadWriteType, Trail, LAMBDA_FUNCTION, S3_OBJECT,
@@ -33,13 +33,13 @@ async fn deliver<S: StagingStore, L: LogSink>(
     trails: &[Trail],
     now: &DateTime<Utc>,
     settings: &DeliverSettings,
-) -> Result<DeliverReport, StoreError> {
+) -> Result<DeliverReport, Incomplete> {
     let deliverer = Deliverer {
         staging,
         logs,
         settings,
     };
-    deliverer.run(trails, now).await
+    deliverer.run(trails, now).await.into_result()
 }
 
 pub(crate) const ACCOUNT: &str = "111122223333";

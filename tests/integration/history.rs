@@ -406,3 +406,33 @@ async fn claim_stores_once_and_then_returns_what_is_stored() {
     );
     table.delete().await;
 }
+
+#[tokio::test]
+async fn a_key_dynamodb_refuses_is_a_permanent_refusal_not_a_store_outage() {
+    // Contract of the DynamoDB adapter: a ValidationException (here a
+    // partition key over DynamoDB's 2,048-byte limit) is the store refusing
+    // this input, which no retry can change; any other failure stays
+    // transient.
+    use trailkeep_shared::history::{HistoryStore, Item};
+    let table = TestTable::history().await;
+    let store = table.store();
+    let huge = Item {
+        pk: format!("eu-west-1#EventId#{}", "x".repeat(5000)),
+        sk: "event".into(),
+        record: "{}",
+        expires_at: 4_102_444_800,
+    };
+    let err = store.claim(&huge).await.unwrap_err();
+    assert!(err.is_permanent(), "{err}");
+    assert!(err.to_string().contains("refused"), "{err}");
+    let gone = DynamoHistory::new(crate::helpers::dynamodb().await, "no-such-table-trailkeep");
+    let outage = gone
+        .claim(&Item {
+            pk: "eu-west-1#EventId#x".into(),
+            ..huge
+        })
+        .await
+        .unwrap_err();
+    assert!(!outage.is_permanent(), "{outage}");
+    table.delete().await;
+}

@@ -308,13 +308,14 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
         async move {
             let now = clock.now();
             let run = async {
-                let trails = trails.load().await?.trails;
+                let trails = trails.load().await.map_err(|e| e.to_string())?.trails;
                 let deliverer = Deliverer {
                     staging,
                     logs,
                     settings,
                 };
-                deliverer.run(&trails, &now).await
+                let report = deliverer.run(&trails, &now).await;
+                report.into_result().map_err(|e| e.to_string())
             };
             maybe_killed(proxy, kill, 3 + (n as u64 * 7) % 40, run).await
         }
@@ -331,14 +332,15 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
         async move {
             let now = clock.now();
             let run = async {
-                let trails = trails.load().await?.trails;
+                let trails = trails.load().await.map_err(|e| e.to_string())?.trails;
                 let digester = Digester {
                     state,
                     signer,
                     bucket,
                     settings,
                 };
-                digester.run(&trails, &now).await
+                let report = digester.run(&trails, &now).await;
+                report.into_result().map_err(|e| e.to_string())
             };
             maybe_killed(proxy, kill, 2 + (n as u64 * 5) % 30, run).await
         }

@@ -6,7 +6,7 @@ use serde_json::Value;
 use trailkeep_shared::delivery::{
     DeliverReport, DeliverSettings, Deliverer, LogSink, StagingStore,
 };
-use trailkeep_shared::store::StoreError;
+use trailkeep_shared::store::{Incomplete, StoreError};
 use trailkeep_shared::trail::TrailStore;
 
 pub(crate) struct Deps<S, T, L> {
@@ -25,6 +25,9 @@ pub(crate) enum DeliverError {
     /// Transient: the next run (or a retry) picks up where this one stopped.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Some trails/regions failed; the others went on. Retried next run.
+    #[error(transparent)]
+    Incomplete(#[from] Incomplete),
 }
 
 impl From<DeliverError> for Diagnostic {
@@ -32,6 +35,7 @@ impl From<DeliverError> for Diagnostic {
         let error_type = match e {
             DeliverError::NoTime => "BadTrigger",
             DeliverError::Store(_) => "StoreUnavailable",
+            DeliverError::Incomplete(_) => "PartialFailure",
         };
         Diagnostic {
             error_type: error_type.into(),
@@ -52,7 +56,7 @@ pub(crate) async fn handle<S: StagingStore, T: TrailStore, L: LogSink>(
         logs: &deps.logs,
         settings: &deps.settings,
     };
-    let report = deliverer.run(&trails, &now).await?;
+    let report = deliverer.run(&trails, &now).await;
     tracing::info!(
         now = %now,
         windows = report.windows,
@@ -60,9 +64,10 @@ pub(crate) async fn handle<S: StagingStore, T: TrailStore, L: LogSink>(
         records = report.records,
         duplicates = report.duplicates,
         behind = report.behind,
+        failed = report.failed.len(),
         "delivered"
     );
-    Ok(report)
+    Ok(report.into_result()?)
 }
 
 #[cfg(test)]
@@ -121,7 +126,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_trigger_without_time_is_a_bad_trigger_and_a_failed_write_is_transient() {
+    async fn a_trigger_without_time_is_a_bad_trigger_and_a_failed_write_a_partial_failure() {
         let deps = deps().await;
         let no_time = handle(&deps, scheduled(None)).await.unwrap_err();
         assert_eq!(Diagnostic::from(no_time).error_type, "BadTrigger");
@@ -130,7 +135,7 @@ mod tests {
             .await
             .unwrap_err();
         let d = Diagnostic::from(failed);
-        assert_eq!(d.error_type, "StoreUnavailable");
+        assert_eq!(d.error_type, "PartialFailure");
         assert!(d.error_message.contains("PutObject"), "{}", d.error_message);
     }
 }

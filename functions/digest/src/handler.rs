@@ -6,7 +6,7 @@ use serde_json::Value;
 use trailkeep_shared::digest::{
     DigestBucket, DigestReport, DigestSettings, DigestState, Digester, Signer,
 };
-use trailkeep_shared::store::StoreError;
+use trailkeep_shared::store::{Incomplete, StoreError};
 use trailkeep_shared::trail::TrailStore;
 
 pub(crate) struct Deps<S, T, K, B> {
@@ -26,6 +26,9 @@ pub(crate) enum DigestError {
     /// Transient: the next run catches up every hour still due.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Some trails/regions failed; the others went on. Retried next run.
+    #[error(transparent)]
+    Incomplete(#[from] Incomplete),
 }
 
 impl From<DigestError> for Diagnostic {
@@ -33,6 +36,7 @@ impl From<DigestError> for Diagnostic {
         let error_type = match e {
             DigestError::NoTime => "BadTrigger",
             DigestError::Store(_) => "StoreUnavailable",
+            DigestError::Incomplete(_) => "PartialFailure",
         };
         Diagnostic {
             error_type: error_type.into(),
@@ -54,7 +58,7 @@ pub(crate) async fn handle<S: DigestState, T: TrailStore, K: Signer, B: DigestBu
         bucket: &deps.bucket,
         settings: &deps.settings,
     };
-    let report = digester.run(&trails, &now).await?;
+    let report = digester.run(&trails, &now).await;
     tracing::info!(
         now = %now,
         digests = report.digests,
@@ -62,9 +66,10 @@ pub(crate) async fn handle<S: DigestState, T: TrailStore, K: Signer, B: DigestBu
         tampered = report.tampered,
         waiting = report.waiting,
         raced = report.raced,
+        failed = report.failed.len(),
         "digested"
     );
-    Ok(report)
+    Ok(report.into_result()?)
 }
 
 #[cfg(test)]
@@ -120,7 +125,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_trigger_without_time_is_a_bad_trigger_and_a_failed_write_is_transient() {
+    async fn a_trigger_without_time_is_a_bad_trigger_and_a_failed_write_a_partial_failure() {
         let deps = deps();
         let no_time = handle(&deps, scheduled(None)).await.unwrap_err();
         assert_eq!(Diagnostic::from(no_time).error_type, "BadTrigger");
@@ -128,7 +133,7 @@ mod tests {
         let failed = handle(&deps, scheduled(Some("2026-11-24T01:10:00Z")))
             .await
             .unwrap_err();
-        assert_eq!(Diagnostic::from(failed).error_type, "StoreUnavailable");
+        assert_eq!(Diagnostic::from(failed).error_type, "PartialFailure");
         assert_eq!(deps.state.chain_head("audit", "eu-west-1"), None);
     }
 }

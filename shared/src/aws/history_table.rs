@@ -38,13 +38,31 @@ impl DynamoHistory {
 
     fn backend<E, R>(&self, operation: &'static str, e: SdkError<E, R>) -> StoreError
     where
-        E: std::error::Error + 'static,
+        E: std::error::Error + aws_sdk_dynamodb::error::ProvideErrorMetadata + 'static,
         R: std::fmt::Debug,
     {
+        let message = DisplayErrorContext(&e).to_string();
+        let resource = self.table.clone();
+        // A ValidationException about a size (a key or an item over
+        // DynamoDB's limits) is DynamoDB refusing this input: permanent,
+        // never a reason to retry the payload. Any other one (a table whose
+        // keys do not match the code: a deployment fault) stays transient,
+        // so the payload is retried and dead-lettered as a store fault.
+        let service = e.as_service_error();
+        let size = service
+            .and_then(|s| s.message())
+            .is_some_and(|m| m.to_ascii_lowercase().contains("size"));
+        if service.and_then(|s| s.code()) == Some("ValidationException") && size {
+            return StoreError::Refused {
+                operation,
+                resource,
+                message,
+            };
+        }
         StoreError::Backend {
             operation,
-            resource: self.table.clone(),
-            message: DisplayErrorContext(&e).to_string(),
+            resource,
+            message,
         }
     }
 }

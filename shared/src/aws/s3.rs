@@ -11,6 +11,7 @@ use crate::digest::gzhash::{GzError, GzHasher, Inflated};
 use crate::digest::DigestBucket;
 use crate::digest::SIGNATURE_ALGORITHM;
 use crate::store::StoreError;
+use crate::validate::MAX_DIGEST_BYTES;
 use crate::validate::{Fetched, Source};
 
 /// An S3 client for `sdk`; path-style addressing when an endpoint is set
@@ -235,12 +236,21 @@ impl Source for S3Logs {
             return Ok(None);
         };
         let meta = out.metadata().cloned().unwrap_or_default();
-        let bytes = out
-            .body
-            .collect()
+        // At most one byte past the cap is read: the validator reports a
+        // larger digest INVALID, and a hostile object cannot fill memory.
+        let mut bytes = Vec::new();
+        let mut body = out.body;
+        while let Some(chunk) = body
+            .try_next()
             .await
             .map_err(|e| Self::fail("GetObject", bucket, key, e))?
-            .to_vec();
+        {
+            let room = (MAX_DIGEST_BYTES + 1).saturating_sub(bytes.len());
+            bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if bytes.len() > MAX_DIGEST_BYTES {
+                break;
+            }
+        }
         Ok(Some(Fetched {
             bytes,
             signature: meta.get("signature").cloned(),

@@ -27,7 +27,7 @@ use std::future::Future;
 use chrono::{DateTime, Duration, Utc};
 use futures::{stream, StreamExt, TryStreamExt};
 
-use crate::store::StoreError;
+use crate::store::{failed, Failed, Incomplete, StoreError};
 use crate::trail::Trail;
 use logfile::Staged;
 
@@ -38,6 +38,10 @@ pub const MARKER_DAYS: i64 = 7;
 /// Windows one deliver run handles per trail and region at most (a long
 /// outage is caught up over several runs).
 pub const MAX_WINDOWS_PER_RUN: i64 = 48;
+/// The `alarm` field of a failed trail/region's error log: a log query finds
+/// the trail and region (docs/operations.md "A stuck trail or region"); the
+/// run then fails, so the deliver errors alarm fires.
+pub const ALARM: &str = "DeliveryFailed";
 /// Claims in flight at once in one window.
 const CLAIMS_AT_ONCE: usize = 16;
 
@@ -172,6 +176,17 @@ pub struct DeliverReport {
     pub duplicates: usize,
     /// Trail/regions that still have sealed windows (caught up next run).
     pub behind: usize,
+    /// Trail/regions whose delivery failed this run (retried next run; the
+    /// others were delivered).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<Failed>,
+}
+
+impl DeliverReport {
+    /// The report, or the trail/regions that failed.
+    pub fn into_result(self) -> Result<Self, Incomplete> {
+        Incomplete::check(&self.failed).map(|()| self)
+    }
 }
 
 /// Log file delivery, over its ports.
@@ -183,28 +198,49 @@ pub struct Deliverer<'a, S, L> {
 
 impl<S: StagingStore, L: LogSink> Deliverer<'_, S, L> {
     /// Delivers every sealed window of every trail (logging or not: what
-    /// was staged before a stop is still delivered).
-    pub async fn run(
-        &self,
-        trails: &[Trail],
-        now: &DateTime<Utc>,
-    ) -> Result<DeliverReport, StoreError> {
+    /// was staged before a stop is still delivered). A trail's region that
+    /// fails is reported in `failed` and retried next run from its cursor;
+    /// it never holds up the others.
+    pub async fn run(&self, trails: &[Trail], now: &DateTime<Utc>) -> DeliverReport {
         let mut report = DeliverReport::default();
         let sealed = last_sealed(now, self.settings.grace_secs);
         for trail in trails {
-            for (region, next) in self.staging.regions(&trail.name).await? {
-                let last = sealed.min(next + MAX_WINDOWS_PER_RUN - 1);
-                if last < sealed {
-                    report.behind += 1;
+            let regions = match self.staging.regions(&trail.name).await {
+                Ok(r) => r,
+                Err(e) => {
+                    report.failed.push(failed(ALARM, &trail.name, "*", &e));
+                    continue;
                 }
-                for w in next..=last {
-                    self.window(trail, &region, w, &mut report).await?;
-                    self.staging.advance(&trail.name, &region, w, w + 1).await?;
-                    report.windows += 1;
+            };
+            for (region, next) in regions {
+                if let Err(e) = self.region(trail, &region, next, sealed, &mut report).await {
+                    report.failed.push(failed(ALARM, &trail.name, &region, &e));
                 }
             }
         }
-        Ok(report)
+        report
+    }
+
+    /// Delivers a trail's region window by window from its cursor, up to
+    /// the last sealed window (at most [`MAX_WINDOWS_PER_RUN`]).
+    async fn region(
+        &self,
+        trail: &Trail,
+        region: &str,
+        next: i64,
+        sealed: i64,
+        report: &mut DeliverReport,
+    ) -> Result<(), StoreError> {
+        let last = sealed.min(next + MAX_WINDOWS_PER_RUN - 1);
+        if last < sealed {
+            report.behind += 1;
+        }
+        for w in next..=last {
+            self.window(trail, region, w, report).await?;
+            self.staging.advance(&trail.name, region, w, w + 1).await?;
+            report.windows += 1;
+        }
+        Ok(())
     }
 
     /// Delivers window `w` of a trail's region: claims its events, then

@@ -28,14 +28,14 @@ async fn run(
     bucket: &MemoryBucket,
     trails: &[Trail],
     now: &str,
-) -> Result<DeliverReport, StoreError> {
+) -> Result<DeliverReport, crate::store::Incomplete> {
     let settings = DeliverSettings::default();
     let deliverer = Deliverer {
         staging: state,
         logs: bucket,
         settings: &settings,
     };
-    deliverer.run(trails, &t(now)).await
+    deliverer.run(trails, &t(now)).await.into_result()
 }
 
 fn sorted(mut ids: Vec<String>) -> Vec<String> {
@@ -173,4 +173,59 @@ async fn an_outage_longer_than_one_run_is_caught_up_window_by_window() {
     let expected: Vec<String> = sorted((0..60).map(id).collect());
     assert_eq!(sorted(bucket.logged_event_ids("logs")), expected);
     assert_eq!(state.delivered("audit", "eu-west-1").len(), 60);
+}
+
+#[tokio::test]
+async fn one_failing_trail_never_holds_up_the_others_and_catches_up_after() {
+    // GIVEN four trails, one of them writing to a bucket that refuses writes
+    let (state, bucket) = (MemoryState::default(), MemoryBucket::default());
+    let since = t("2026-11-24T00:00:00Z");
+    let mut broken = trail("broken", since);
+    broken.s3_bucket_name = "broken".into();
+    // First: a run that stopped at the first failure would deliver nothing.
+    let trails = [
+        broken,
+        trail("one", since),
+        trail("two", since),
+        trail("three", since),
+    ];
+    for n in 0..10 {
+        let at = crate::time::format(&(t("2026-11-24T01:00:00Z") + Duration::seconds(n as i64)));
+        stage_event(&state, &trails, n, &at, &at).await;
+    }
+    bucket.break_bucket("broken", true);
+
+    // WHEN deliver runs
+    let report = run(&state, &bucket, &trails, "2026-11-24T01:10:00Z").await;
+
+    // THEN the three healthy trails are delivered, the broken one reported
+    let Err(crate::store::Incomplete(failed)) = report else {
+        panic!("expected the broken trail to be reported: {report:?}");
+    };
+    assert_eq!(failed.len(), 1);
+    assert_eq!(
+        (failed[0].trail.as_str(), failed[0].region.as_str()),
+        ("broken", "eu-west-1")
+    );
+    let once: Vec<String> = sorted((0..10).map(id).collect());
+    let thrice: Vec<String> = sorted((0..10).flat_map(|n| [id(n), id(n), id(n)]).collect());
+    assert_eq!(sorted(bucket.logged_event_ids("logs")), thrice);
+    assert!(bucket.logged_event_ids("broken").is_empty());
+    assert_eq!(
+        state.cursor("broken", "eu-west-1"),
+        Some(5_984_940),
+        "not moved past the failure"
+    );
+
+    // WHEN the bucket is fixed, the next run catches the trail up
+    bucket.break_bucket("broken", false);
+    run(&state, &bucket, &trails, "2026-11-24T01:15:00Z")
+        .await
+        .unwrap();
+    assert_eq!(sorted(bucket.logged_event_ids("broken")), once);
+    assert_eq!(
+        sorted(bucket.logged_event_ids("logs")),
+        thrice,
+        "nothing twice"
+    );
 }

@@ -52,7 +52,11 @@ impl World {
             logs: &self.bucket,
             settings: &settings,
         };
-        deliverer.run(&self.trails, &t(now)).await.unwrap();
+        deliverer
+            .run(&self.trails, &t(now))
+            .await
+            .into_result()
+            .unwrap();
     }
 
     async fn digest(&self, now: &str) -> DigestReport {
@@ -62,7 +66,11 @@ impl World {
             bucket: &self.bucket,
             settings: &self.settings,
         };
-        digester.run(&self.trails, &t(now)).await.unwrap()
+        digester
+            .run(&self.trails, &t(now))
+            .await
+            .into_result()
+            .unwrap()
     }
 
     /// validate-logs over the fakes, with the test key.
@@ -201,5 +209,82 @@ async fn a_digest_bomb_is_reported_invalid_and_validation_goes_on() {
     assert_eq!(
         report.logs_valid, 2,
         "the valid digests' log files were checked"
+    );
+}
+
+#[tokio::test]
+async fn one_failing_trail_never_holds_up_the_others_digests() {
+    // GIVEN two trails with validation, one writing to a bucket that
+    // refuses writes
+    let mut w = World::new(2).await;
+    let mut broken = trail("broken", t("2026-11-24T00:20:00Z"));
+    broken.s3_bucket_name = "broken".into();
+    // First: a run that stopped at the first failure would sign nothing.
+    w.trails.insert(0, broken);
+    for h in 0..2 {
+        let at = t("2026-11-24T00:30:00Z") + Duration::hours(h);
+        let id = format!("00000000-0000-4000-8000-{h:012}");
+        let event = api_call_record(&id, &at);
+        stage(&w.state, &w.trails[..1], &event.record, &event.json, &at)
+            .await
+            .unwrap();
+    }
+    w.bucket.break_bucket("broken", true);
+    let settings = DeliverSettings::default();
+    let deliverer = Deliverer {
+        staging: &w.state,
+        logs: &w.bucket,
+        settings: &settings,
+    };
+    for now in ["2026-11-24T01:05:00Z", "2026-11-24T02:05:00Z"] {
+        assert!(!deliverer.run(&w.trails, &t(now)).await.failed.is_empty());
+    }
+    let digester = Digester {
+        state: &w.state,
+        signer: &w.signer,
+        bucket: &w.bucket,
+        settings: &w.settings,
+    };
+
+    // WHEN the digest function runs
+    let report = digester.run(&w.trails, &t("2026-11-24T02:10:00Z")).await;
+
+    // THEN the healthy trail's chain is written and valid; the broken
+    // trail waits for its files, and nothing of it is signed
+    assert_eq!(report.digests, 2);
+    assert_eq!(report.waiting, 1);
+    let (valid, findings) = w.validate("2026-11-24T02:10:00Z").await;
+    assert!(valid.all_valid(), "{findings:?}");
+    assert_eq!(w.state.chain_head("broken", "eu-west-1"), None);
+
+    // WHEN the bucket is fixed: deliver catches up, then the digests do
+    w.bucket.break_bucket("broken", false);
+    deliverer
+        .run(&w.trails, &t("2026-11-24T02:15:00Z"))
+        .await
+        .into_result()
+        .unwrap();
+    let report = digester.run(&w.trails, &t("2026-11-24T02:20:00Z")).await;
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert_eq!((report.digests, report.log_files), (2, 2));
+    let head = w.state.chain_head("broken", "eu-west-1").unwrap();
+    assert_eq!(head.end, t("2026-11-24T02:00:00Z"));
+
+    // AND a digest write that fails is reported and retried, not skipped
+    w.bucket.break_bucket("broken", true);
+    w.deliver("2026-11-24T03:05:00Z").await;
+    let failed = digester.run(&w.trails, &t("2026-11-24T03:10:00Z")).await;
+    assert_eq!(failed.failed.len(), 1);
+    assert_eq!(failed.failed[0].trail, "broken");
+    assert_eq!(
+        w.state.chain_head("audit", "eu-west-1").unwrap().end,
+        t("2026-11-24T03:00:00Z")
+    );
+    w.bucket.break_bucket("broken", false);
+    let retried = digester.run(&w.trails, &t("2026-11-24T03:20:00Z")).await;
+    assert_eq!(retried.digests, 1);
+    assert_eq!(
+        w.state.chain_head("broken", "eu-west-1").unwrap().end,
+        t("2026-11-24T03:00:00Z")
     );
 }

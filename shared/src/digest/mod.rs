@@ -31,9 +31,14 @@ use chrono::{DateTime, Duration, Utc};
 use futures::{stream, StreamExt, TryStreamExt};
 
 use crate::delivery::{delivery_time, window_of, ManifestEntry};
-use crate::store::StoreError;
+use crate::store::{failed, Failed, Incomplete, StoreError};
 use crate::trail::Trail;
 use gzhash::{GzError, Inflated};
+
+/// The `alarm` field of a failed trail/region's error log: a log query finds
+/// the trail and region (docs/operations.md "A stuck trail or region"); the
+/// run then fails, so the digest errors alarm fires.
+pub const ALARM: &str = "DigestFailed";
 
 /// The last digest of a chain, as the next one needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -166,6 +171,10 @@ pub struct DigestReport {
     pub waiting: usize,
     /// Chains another run advanced first.
     pub raced: usize,
+    /// Trail/regions whose digest failed this run (caught up next run; the
+    /// others were written).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<Failed>,
 }
 
 /// The digest that ends a stopped trail's chain: the first hour boundary
@@ -228,6 +237,13 @@ pub fn due(
     })
 }
 
+impl DigestReport {
+    /// The report, or the trail/regions that failed.
+    pub fn into_result(self) -> Result<Self, Incomplete> {
+        Incomplete::check(&self.failed).map(|()| self)
+    }
+}
+
 /// The hourly digest run, over its ports.
 pub struct Digester<'a, S, K, B> {
     pub state: &'a S,
@@ -237,15 +253,19 @@ pub struct Digester<'a, S, K, B> {
 }
 
 impl<S: DigestState, K: Signer, B: DigestBucket> Digester<'_, S, K, B> {
-    /// Writes every digest that is due at `now` (the schedule's time).
-    pub async fn run(
-        &self,
-        trails: &[Trail],
-        now: &DateTime<Utc>,
-    ) -> Result<DigestReport, StoreError> {
+    /// Writes every digest that is due at `now` (the schedule's time). A
+    /// trail's region that fails is reported in `failed` and caught up by
+    /// the next run; it never holds up the others.
+    pub async fn run(&self, trails: &[Trail], now: &DateTime<Utc>) -> DigestReport {
         let mut report = DigestReport::default();
         for trail in trails.iter().filter(|t| t.log_file_validation_enabled) {
-            let cursors = self.state.cursors(&trail.name).await?;
+            let cursors = match self.state.cursors(&trail.name).await {
+                Ok(c) => c,
+                Err(e) => {
+                    report.failed.push(failed(ALARM, &trail.name, "*", &e));
+                    continue;
+                }
+            };
             for region in self.regions(trail, &cursors) {
                 // The region's hour ending at H is complete once its first
                 // undelivered window delivers at or after H.
@@ -253,11 +273,15 @@ impl<S: DigestState, K: Signer, B: DigestBucket> Digester<'_, S, K, B> {
                     .iter()
                     .find(|(r, _)| *r == region)
                     .map(|(_, next)| delivery_time(*next, self.settings.grace_secs));
-                self.chain(trail, &region, complete_until, now, &mut report)
-                    .await?;
+                let chained = self
+                    .chain(trail, &region, complete_until, now, &mut report)
+                    .await;
+                if let Err(e) = chained {
+                    report.failed.push(failed(ALARM, &trail.name, &region, &e));
+                }
             }
         }
-        Ok(report)
+        report
     }
 
     /// The regions a trail's digests cover: a multi-region trail's served

@@ -91,12 +91,13 @@ pub async fn ingest<H: HistoryStore, S: StagingStore>(
     payload: &str,
     now: &DateTime<Utc>,
 ) -> Result<IngestReport, IngestError> {
-    let batch = normalize::normalize(payload, ctx);
+    let mut batch = normalize::normalize(payload, ctx);
     let mut report = IngestReport {
         accepted: batch.records.len(),
         ..IngestReport::default()
     };
     let mut failures = Vec::new();
+    let mut refused = Vec::new();
     for event in &batch.records {
         report.event_ids.push(event.record.event_id.clone());
         let outcome = async {
@@ -121,6 +122,16 @@ pub async fn ingest<H: HistoryStore, S: StagingStore>(
                     Recorded::NotInHistory => report.data_events += 1,
                 }
             }
+            // The store refused this record itself (a key over its limits):
+            // permanent, so the record is rejected, not the payload retried.
+            Err(e) if e.is_permanent() => refused.push(Rejected {
+                index: event.index,
+                event_id: Some(event.record.event_id.clone()),
+                error: normalize::RecordError::Invalid {
+                    field: "record".into(),
+                    reason: e.to_string(),
+                },
+            }),
             Err(e) => {
                 tracing::error!(event_id = %event.record.event_id, error = %e, "storing event failed");
                 failures.push(e);
@@ -131,6 +142,9 @@ pub async fn ingest<H: HistoryStore, S: StagingStore>(
         tracing::info!(index, reason = %reason, "record ignored");
         report.ignored.push(format!("record {index}: {reason}"));
     }
+    // A record the store refused was counted as accepted: it is rejected.
+    report.accepted -= refused.len();
+    batch.rejected.extend(refused);
     for r in &batch.rejected {
         tracing::error!(index = r.index, event_id = ?r.event_id, error = %r.error, "record rejected");
         report.rejected.push(r.to_string());

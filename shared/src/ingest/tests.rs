@@ -72,7 +72,16 @@ async fn a_redelivered_event_is_stored_once_and_staged_per_delivery() {
 
 #[tokio::test]
 async fn a_bad_record_is_refused_and_the_good_one_beside_it_is_kept() {
-    let f = Fakes::new();
+    // GIVEN a trail that logs every S3 object event
+    let mut f = Fakes::new();
+    f.trails[0].event_selectors = vec![crate::trail::EventSelector {
+        read_write_type: crate::trail::ReadWriteType::All,
+        include_management_events: false,
+        data_resources: vec![crate::trail::DataResource {
+            resource_type: crate::trail::S3_OBJECT.into(),
+            values: vec!["arn:aws:s3".into()],
+        }],
+    }];
     let payload = include_str!(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../events/s3/batch-with-bad-record.json"
@@ -96,6 +105,38 @@ async fn a_bad_record_is_refused_and_the_good_one_beside_it_is_kept() {
         "{}",
         rejected[0]
     );
-    // S3 object events are data events: never in the history.
+    // S3 object events are data events: never in the history, but the two
+    // good ones are staged for the trail's log files.
+    assert!(f.history.keys().is_empty());
+    assert_eq!(f.staging.staged_ids("audit", "eu-west-1").len(), 2);
+}
+
+#[tokio::test]
+async fn a_record_the_store_refuses_is_rejected_not_retried() {
+    // GIVEN a history that refuses long keys (as DynamoDB refuses keys over
+    // 2,048 bytes), and an event whose keys exceed that
+    let f = Fakes::new();
+    f.history.refuse_keys_over(40);
+    let payload = api_call(ID, &t("2026-11-24T01:04:10Z"));
+    let err = f
+        .ingest(&payload, "2026-11-24T01:04:11Z")
+        .await
+        .unwrap_err();
+    // THEN it is a rejected record (permanent), not a store failure that
+    // Lambda would retry and dead-letter as a fault
+    let IngestError::Rejected {
+        rejected,
+        accepted,
+        stored,
+    } = err
+    else {
+        panic!("expected a rejected record, got {err}");
+    };
+    assert_eq!((rejected.len(), accepted, stored), (1, 0, 0));
+    let why = rejected[0].to_string();
+    assert!(
+        why.contains("field record is invalid") && why.contains("refused"),
+        "{why}"
+    );
     assert!(f.history.keys().is_empty());
 }

@@ -346,8 +346,11 @@ mod tests {
         // THEN the fourth attempt lands, and nothing the others wrote is lost
         assert_eq!(made.unwrap().name, "second");
         assert_eq!(store.saves(), 1 + 4);
-        let names: Vec<String> = store.trails().into_iter().map(|t| t.name).collect();
+        let trails = store.trails();
+        let names: Vec<&str> = trails.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["first", "second"]);
+        // The other writer's last change (version 1 + 3 lost saves = 4) is kept.
+        assert_eq!(trails[0].s3_key_prefix.as_deref(), Some("other-writer-4"));
     }
 
     #[tokio::test]

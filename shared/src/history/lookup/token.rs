@@ -29,7 +29,9 @@ pub(super) fn binding(
         time(start),
         time(end)
     );
-    hex::encode(&ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes()).as_ref()[..16])
+    let mut h = crate::digest::sha256::Sha256::new();
+    h.update(canonical.as_bytes());
+    hex::encode(&h.finish()[..16])
 }
 
 pub(super) const B64: base64::engine::GeneralPurpose =

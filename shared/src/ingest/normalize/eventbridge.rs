@@ -55,7 +55,8 @@ pub(super) fn normalize(event: Envelope) -> Result<Outcome, RecordError> {
             return Err(RecordError::Invalid {
                 field: "source".into(),
                 reason: format!(
-                    "{source:?} is not an AWS source: a {detail_type:?} event is accepted only from an aws.* source (forged CloudTrail record refused)"
+                    "\"{}\" is not an AWS source: a {detail_type:?} event is accepted only from an aws.* source (forged CloudTrail record refused)",
+                    super::quote_prefix(source)
                 ),
             });
         }
@@ -112,7 +113,8 @@ fn custom(event: Envelope) -> Result<Outcome, RecordError> {
             return Err(RecordError::Invalid {
                 field: "source".into(),
                 reason: format!(
-                    "{source:?} names an AWS service: an application event's source may not pass for AWS (use your own, e.g. com.example.app)"
+                    "\"{}\" names an AWS service: an application event's source may not pass for AWS (use your own, e.g. com.example.app)",
+                    super::quote_prefix(&source)
                 ),
             })
         }
@@ -224,11 +226,14 @@ fn custom_identity(
     }
 }
 
-/// A source that reads as an AWS service's: `…amazonaws.com` or `aws…`
-/// in any case (EventBridge refuses only the exact `aws.` prefix).
+/// A source that could read as an AWS service's: one starting `aws` or
+/// holding `amazonaws` anywhere (`iam.amazonaws.com`, `.com.cn`, `.com.`),
+/// in any case, or with any character outside ASCII (look-alike letters,
+/// zero-width spaces). EventBridge itself refuses only the exact `aws.`
+/// prefix.
 fn names_an_aws_service(source: &str) -> bool {
     let s = source.trim().to_ascii_lowercase();
-    s.starts_with("aws") || s.ends_with("amazonaws.com") || s.ends_with("amazonaws.com.")
+    !source.is_ascii() || s.starts_with("aws") || s.contains("amazonaws")
 }
 
 /// `arn:partition:service:region:account:resource` → a resource entry; the

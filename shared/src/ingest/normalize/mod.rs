@@ -24,6 +24,8 @@ pub struct Context {
 /// A record ready to store: the classified record and its serialized form.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Normalized {
+    /// The record's position in the payload.
+    pub index: usize,
     pub record: Record,
     /// The record as CloudTrail JSON (what is stored and delivered), at most 256 KB.
     pub json: String,
@@ -91,10 +93,12 @@ impl Batch {
             Err(e) => (Err(e), event_id),
         };
         match result {
-            Ok(n) => self.records.push(n),
+            Ok(n) => self.records.push(Normalized { index, ..n }),
             Err(error) => self.rejected.push(Rejected {
                 index,
-                event_id,
+                // The id as sent may be anything (5,000 bytes, control
+                // characters): a report names the record, it does not copy it.
+                event_id: event_id.map(|id| quote_prefix(&id)),
                 error,
             }),
         }
@@ -191,6 +195,7 @@ fn finish(mut record: Record) -> Result<Normalized, RecordError> {
     if record.event_time == UNSET_TIME {
         return Err(RecordError::Missing { field: "eventTime" });
     }
+    check_keys(&record)?;
     classify::classify(&mut record);
     let json = serde_json::to_string(&record).map_err(|e| RecordError::Invalid {
         field: "record".into(),
@@ -199,14 +204,98 @@ fn finish(mut record: Record) -> Result<Normalized, RecordError> {
     if json.len() > MAX_RECORD_BYTES {
         return Err(RecordError::TooLarge { bytes: json.len() });
     }
-    Ok(Normalized { record, json })
+    Ok(Normalized {
+        index: 0,
+        record,
+        json,
+    })
 }
 
-/// Maps a serde error on a source structure to a record error naming the structure.
+/// At most 40 characters of a value from a record, control characters
+/// escaped, with `…` if cut: what a report may quote of hostile input.
+pub fn quote_prefix(value: &str) -> String {
+    let mut out: String = value
+        .chars()
+        .take(40)
+        .flat_map(char::escape_default)
+        .collect();
+    if value.chars().count() > 40 {
+        out.push('…');
+    }
+    out
+}
+
+/// The longest eventID accepted (CloudTrail's are 36-character GUIDs).
+pub const MAX_EVENT_ID: usize = 128;
+
+/// Checks every value that becomes part of a DynamoDB or S3 key where it
+/// enters (docs/normalization.md "Values that become keys"): the region
+/// (history partitions, log file keys), the event ID (history and staging
+/// keys) and the recipient account.
+fn check_keys(record: &Record) -> Result<(), RecordError> {
+    let bad = |field: &str, reason: String| RecordError::Invalid {
+        field: field.into(),
+        reason,
+    };
+    if !is_region(&record.aws_region) {
+        return Err(bad(
+            "awsRegion",
+            format!(
+                "\"{}\" is not an AWS region name (like eu-west-1: lowercase words and a number, joined by -, at most 32 characters)",
+                quote_prefix(&record.aws_region)
+            ),
+        ));
+    }
+    let id = &record.event_id;
+    if id.len() > MAX_EVENT_ID
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+    {
+        return Err(bad(
+            "eventID",
+            format!(
+                "must be 1 to {MAX_EVENT_ID} characters of A-Z a-z 0-9 - _ . : (got {} bytes)",
+                id.len()
+            ),
+        ));
+    }
+    let account = &record.recipient_account_id;
+    let twelve_digits = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
+    if !account.is_empty() && !twelve_digits {
+        return Err(bad("recipientAccountId", "must be 12 digits".into()));
+    }
+    Ok(())
+}
+
+/// AWS's region syntax: `us-east-1`, `us-gov-west-1`, `eu-central-2`:
+/// lowercase words joined by `-`, ending in a number of one or two digits.
+pub fn is_region(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    let Some((number, words)) = parts.split_last() else {
+        return false;
+    };
+    region.len() <= 32
+        && words.len() >= 2
+        && words
+            .iter()
+            .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()))
+        && (1..=2).contains(&number.len())
+        && number.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Maps a serde error on a source structure to a record error naming the
+/// structure. serde quotes the offending value: at most 200 characters of
+/// the message are kept, so a report never carries a record's contents.
 fn invalid(field: &str, e: serde_json::Error) -> RecordError {
+    let reason = e.to_string();
+    let mut short: String = reason.chars().take(200).collect();
+    if short.len() < reason.len() {
+        short.push('…');
+    }
     RecordError::Invalid {
         field: field.into(),
-        reason: e.to_string(),
+        reason: short,
     }
 }
 

@@ -9,7 +9,6 @@
 use aws_lambda_events::s3::S3EventRecord;
 use chrono::{DateTime, SubsecRound, Utc};
 use percent_encoding::percent_decode_str;
-use ring::digest::SHA256;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
@@ -189,7 +188,7 @@ pub fn object_event_id(
     version_id: Option<&str>,
     sequencer: Option<&str>,
 ) -> String {
-    let mut h = ring::digest::Context::new(&SHA256);
+    let mut h = crate::digest::sha256::Sha256::new();
     for part in [
         bucket,
         key,
@@ -201,7 +200,7 @@ pub fn object_event_id(
     }
     let digest = h.finish();
     let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest.as_ref()[..16]);
+    bytes.copy_from_slice(&digest[..16]);
     uuid::Uuid::new_v8(bytes).hyphenated().to_string()
 }
 

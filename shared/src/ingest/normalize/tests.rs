@@ -434,6 +434,10 @@ fn a_cloudtrail_record_from_a_non_aws_source_is_refused_as_forged() {
             );
         }
     }
+    // The sample the local run shows refused: a "StopLogging" from com.example.forger.
+    let sample = normalize(&load("malformed/forged-api-call.json").to_string(), &ctx());
+    assert!(sample.records.is_empty());
+    assert!(sample.rejected[0].to_string().contains("forged"));
 }
 
 #[test]
@@ -444,6 +448,9 @@ fn an_application_event_cannot_pass_for_an_aws_service() {
         "s3.amazonaws.com.",
         "aws-iam",
         "AWS.iam",
+        "iam.amazonaws.com.cn",
+        "iam.amazonaws.com\u{200b}",
+        "iam.amаzonaws.com",
     ] {
         let batch = from_source("eventbridge/custom-app-event.json", source);
         assert!(batch.records.is_empty(), "{source}");
@@ -458,4 +465,70 @@ fn an_application_event_cannot_pass_for_an_aws_service() {
     assert_eq!(out["eventType"], "ApplicationEvent");
     assert_eq!(out["eventSource"], "com.example.billing");
     assert_eq!(out["additionalEventData"]["eventType"], "AwsApiCall");
+}
+
+#[test]
+fn values_that_become_keys_are_checked_where_they_enter() {
+    let with = |field: &str, value: Value| {
+        let mut p = load("eventbridge/api-call-write.json");
+        p["detail"][field] = value;
+        normalize(&p.to_string(), &ctx())
+    };
+    let refused = |batch: Batch, field: &str| {
+        assert!(batch.records.is_empty(), "{field} accepted");
+        let why = batch.rejected[0].to_string();
+        assert!(why.contains(&format!("field {field} is invalid")), "{why}");
+        assert!(why.len() < 400, "the reason quotes at most a prefix: {why}");
+    };
+    // Regions: 300 characters, a path, a parent folder, a key separator.
+    for region in [
+        "a".repeat(300),
+        "eu-west-1/../../x".into(),
+        "..".into(),
+        "eu/west-1".into(),
+        "eu-west-1#EventName".into(),
+        "EU-WEST-1".into(),
+        "eu-west-".into(),
+    ] {
+        refused(with("awsRegion", json!(region)), "awsRegion");
+    }
+    for region in [
+        "us-east-1",
+        "us-gov-west-1",
+        "ap-southeast-3",
+        "il-central-1",
+    ] {
+        assert_eq!(
+            with("awsRegion", json!(region)).records.len(),
+            1,
+            "{region}"
+        );
+    }
+    // Event IDs: 5,000 characters, separators, control characters.
+    for id in ["x".repeat(5000), "a#b".into(), "a/b".into(), "a\nb".into()] {
+        refused(with("eventID", json!(id)), "eventID");
+    }
+    // The recipient account: 12 digits.
+    for account in ["12345", "11112222333x", "111122223333#"] {
+        refused(
+            with("recipientAccountId", json!(account)),
+            "recipientAccountId",
+        );
+    }
+}
+
+proptest! {
+    /// History keys cannot collide: region (checked: no `#`) and the
+    /// attribute name (a fixed set) lead, the fixed-width day ends, so the
+    /// value between them is recovered exactly, whatever `#` it holds.
+    #[test]
+    fn attribute_partition_keys_are_injective(
+        a in "[a-z#]{0,6}", b in "[a-z#]{0,6}", day in 1u32..28, other in 1u32..28,
+    ) {
+        use crate::history::{attribute_pk, LookupAttribute::EventName};
+        let (d1, d2) = (format!("2026-11-{day:02}"), format!("2026-11-{other:02}"));
+        let k1 = attribute_pk("eu-west-1", EventName, &a, &d1);
+        let k2 = attribute_pk("eu-west-1", EventName, &b, &d2);
+        prop_assert_eq!(k1 == k2, a == b && d1 == d2);
+    }
 }
