@@ -91,10 +91,11 @@ impl LocalDir {
                     ))
                 }
                 Ok(_) => {}
+                // Nothing below a missing component exists: no symlink either.
                 Err(_) => break,
             }
         }
-        Ok(p)
+        Ok(self.root.join(key))
     }
 
     /// Writes one object of the copy (creating its folders) and, when it
@@ -317,6 +318,24 @@ mod tests {
         let dotdot = Source::hash_log(&dir, "b", "AWSLogs/../../outside/secret.json.gz").await;
         let linked = Source::hash_log(&dir, "b", "AWSLogs/link/secret.json.gz").await;
         let digest = Source::get_digest(&dir, "b", "AWSLogs/link/secret.json.gz").await;
+
+        // Objects are written where their keys say, folders created.
+        let key = "AWSLogs/111122223333/CloudTrail-Digest/eu-west-1/2026/11/24/d.json.gz";
+        let meta = HashMap::from([("signature".to_owned(), "ab".to_owned())]);
+        dir.write_object(key, b"digest", &meta).unwrap();
+        dir.write_object(
+            "AWSLogs/111122223333/CloudTrail/x.json.gz",
+            b"log",
+            &HashMap::new(),
+        )
+        .unwrap();
+        assert_eq!(std::fs::read(copy.join(key)).unwrap(), b"digest");
+        let fetched = Source::get_digest(&dir, "b", key).await.unwrap().unwrap();
+        assert_eq!(fetched.signature.as_deref(), Some("ab"));
+        assert!(dir
+            .write_object("AWSLogs/../../x", b"no", &HashMap::new())
+            .is_err());
+        assert!(!base.join("x").exists());
 
         assert!(matches!(dotdot, Ok(None)), "{dotdot:?}");
         assert!(matches!(linked, Ok(None)), "{linked:?}");
