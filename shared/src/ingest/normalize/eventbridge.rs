@@ -107,19 +107,7 @@ fn custom(event: Envelope) -> Result<Outcome, RecordError> {
         .ok_or(RecordError::Missing { field: "source" })?;
     let detail_type = event.detail_type.unwrap_or_default();
     let aws_service = source.strip_prefix("aws.");
-    let event_source = match aws_service {
-        Some(service) => format!("{service}.amazonaws.com"),
-        None if names_an_aws_service(&source) => {
-            return Err(RecordError::Invalid {
-                field: "source".into(),
-                reason: format!(
-                    "\"{}\" names an AWS service: an application event's source may not pass for AWS (use your own, e.g. com.example.app)",
-                    super::quote_prefix(&source)
-                ),
-            })
-        }
-        None => source.clone(),
-    };
+    let event_source = custom_source(&source)?;
     // Take the recognised fields out of the detail; what remains is additionalEventData.
     let mut known = Map::new();
     for field in CUSTOM_RECORD_FIELDS {
@@ -149,22 +137,7 @@ fn custom(event: Envelope) -> Result<Outcome, RecordError> {
             })
         }
     };
-    let event_type = match (aws_service, detail.remove("eventType")) {
-        (Some(_), Some(Value::String(t))) if event_type::ALL.contains(&t.as_str()) => t,
-        (Some(_), None) => event_type::SERVICE_EVENT.to_owned(),
-        // An application's event is always an application event; what it
-        // said its type was stays in additionalEventData.
-        (aws, said) => {
-            if let Some(said) = said {
-                detail.insert("eventType".into(), said);
-            }
-            if aws.is_some() {
-                event_type::SERVICE_EVENT.to_owned()
-            } else {
-                event_type::APPLICATION.to_owned()
-            }
-        }
-    };
+    let event_type = custom_event_type(aws_service.is_some(), &mut detail);
     let resources = event
         .resources
         .filter(|r| !r.is_empty())
@@ -191,6 +164,43 @@ fn custom(event: Envelope) -> Result<Outcome, RecordError> {
         ..Record::default()
     };
     Ok(Outcome::Record(Box::new(record)))
+}
+
+/// The record's `eventSource`: `aws.X` is `X.amazonaws.com`; any other
+/// source as sent, unless it could pass for an AWS service.
+fn custom_source(source: &str) -> Result<String, RecordError> {
+    match source.strip_prefix("aws.") {
+        Some(service) => Ok(format!("{service}.amazonaws.com")),
+        None if names_an_aws_service(source) => Err(RecordError::Invalid {
+            field: "source".into(),
+            reason: format!(
+                "\"{}\" names an AWS service: an application event's source may not pass for AWS (use your own, e.g. com.example.app)",
+                super::quote_prefix(source)
+            ),
+        }),
+        None => Ok(source.to_owned()),
+    }
+}
+
+/// The record's `eventType`: an AWS service event's own type if it is one
+/// of CloudTrail's four, else `AwsServiceEvent`; an application's event is
+/// always `ApplicationEvent`, and a type it said it had stays in the
+/// detail (additionalEventData).
+fn custom_event_type(aws_service: bool, detail: &mut Map<String, Value>) -> String {
+    match (aws_service, detail.remove("eventType")) {
+        (true, Some(Value::String(t))) if event_type::ALL.contains(&t.as_str()) => t,
+        (true, None) => event_type::SERVICE_EVENT.to_owned(),
+        (aws, said) => {
+            if let Some(said) = said {
+                detail.insert("eventType".into(), said);
+            }
+            if aws {
+                event_type::SERVICE_EVENT.to_owned()
+            } else {
+                event_type::APPLICATION.to_owned()
+            }
+        }
+    }
 }
 
 /// An application event's detail: a JSON object, or nothing.
