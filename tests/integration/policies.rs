@@ -265,7 +265,8 @@ fn each_role_can_do_only_its_part() {
         let signs = strings(s.get("Action"))
             .iter()
             .any(|a| a == "kms:Sign" || a == "kms:*");
-        if signs {
+        let allows = s.get("Effect").and_then(Value::as_str) == Some("Allow");
+        if signs && allows {
             assert!(principal.contains("DigestFunctionRole"), "{s:?}");
         }
         if principal.contains(":root") {
@@ -273,6 +274,60 @@ fn each_role_can_do_only_its_part() {
             assert!(s.get("Action").is_none());
         }
     }
+    // The explicit Deny, evaluated as KMS does for one statement: it
+    // applies to a principal (every principal: "*") and an action it
+    // lists, when its one condition, ArnNotEquals on aws:PrincipalArn,
+    // holds. The digest role is the only principal it spares.
+    let digest_role = "arn:aws:iam::111122223333:role/trailkeep-DigestFunctionRole-1A2B3C";
+    let deny = statements
+        .iter()
+        .find(|s| s.get("Effect").and_then(Value::as_str) == Some("Deny"))
+        .expect("the key policy has an explicit Deny");
+    assert_eq!(
+        format!("{:?}", deny.get("Principal")),
+        format!("{:?}", Some(&Value::from("*")))
+    );
+    let denied = |principal: &str, action: &str| {
+        let acts = strings(deny.get("Action"))
+            .iter()
+            .any(|a| matches(a, action));
+        let conditions = deny["Condition"].as_mapping().expect("a Condition");
+        let holds = conditions.iter().all(|(operator, block)| {
+            let block = block.as_mapping().expect("a condition block");
+            block.iter().all(|(key, value)| {
+                assert_eq!(
+                    operator.as_str(),
+                    Some("ArnNotEquals"),
+                    "only ArnNotEquals is evaluated here"
+                );
+                assert_eq!(key.as_str(), Some("aws:PrincipalArn"));
+                // The value is !GetAtt DigestFunctionRole.Arn: bound to the role's ARN.
+                assert!(
+                    format!("{value:?}").contains("DigestFunctionRole"),
+                    "{value:?}"
+                );
+                principal != digest_role
+            })
+        });
+        acts && holds
+    };
+    for principal in [
+        "arn:aws:iam::111122223333:root",
+        "arn:aws:iam::111122223333:role/Admin",
+        "arn:aws:iam::111122223333:role/trailkeep-DeliverFunctionRole-9Z8Y",
+        "arn:aws:iam::444455556666:user/mallory",
+    ] {
+        assert!(denied(principal, "kms:Sign"), "{principal} may sign");
+        assert!(
+            denied(principal, "kms:CreateGrant"),
+            "{principal} may grant"
+        );
+        assert!(
+            !denied(principal, "kms:GetPublicKey"),
+            "public keys stay readable"
+        );
+    }
+    assert!(!denied(digest_role, "kms:Sign"), "the digest role signs");
 
     // The bucket policy: nobody deletes a digest; only the digest role puts one.
     let policy = t
