@@ -34,8 +34,8 @@ start_moto
 step "cargo test (unit, property and integration tests against $AWS_ENDPOINT_URL)"
 cargo test --workspace --locked
 
-step "SHA-256: the ring build gives the published hashes too (feature ring-hash)"
-cargo test --locked -p trailkeep-shared --features ring-hash --lib digest::sha256
+step "SHA-256: the sha2 build gives the published hashes too (feature sha2-hash)"
+cargo test --locked -p trailkeep-shared --features sha2-hash --lib digest::sha256
 
 stop_moto
 unset AWS_ENDPOINT_URL

@@ -1,16 +1,16 @@
-//! The product's one SHA-256: RustCrypto's `sha2`, as the product card
-//! names it, or with the `ring-hash` feature `ring`'s, so both can be
-//! measured end to end as shipped. Measured on validate-logs over 1.3 GB,
-//! ring was 4 % (best runs) to 11 % (medians) faster (BENCHMARKS.md, "SHA-256 end to end"): under the
-//! 15 % that would justify leaving the card's crate. Every hash of a log
-//! file or a digest goes through [`Sha256`]; the two give the same bytes
-//! (tests).
+//! The product's one SHA-256: `ring`'s, or with the `sha2-hash` feature
+//! RustCrypto's `sha2` (the product card's crate), so both can be measured
+//! end to end as shipped. On x86_64 they are 4–11 % apart, but on arm64 (the
+//! functions' target, a cross-built binary under qemu-user) sha2 takes
+//! 1.16–1.47× as long: over the 15 % that justifies keeping ring
+//! (BENCHMARKS.md, "SHA-256 end to end"). Every hash of a log file or a
+//! digest goes through [`Sha256`]; the two give the same bytes (tests).
 
 /// An incremental SHA-256.
 #[derive(Clone)]
 pub struct Sha256(
-    #[cfg(feature = "ring-hash")] ring::digest::Context,
-    #[cfg(not(feature = "ring-hash"))] sha2::Sha256,
+    #[cfg(not(feature = "sha2-hash"))] ring::digest::Context,
+    #[cfg(feature = "sha2-hash")] sha2::Sha256,
 );
 
 impl Default for Sha256 {
@@ -21,25 +21,25 @@ impl Default for Sha256 {
 
 impl Sha256 {
     pub fn new() -> Self {
-        #[cfg(feature = "ring-hash")]
+        #[cfg(not(feature = "sha2-hash"))]
         return Self(ring::digest::Context::new(&ring::digest::SHA256));
-        #[cfg(not(feature = "ring-hash"))]
+        #[cfg(feature = "sha2-hash")]
         return Self(<sha2::Sha256 as sha2::Digest>::new());
     }
 
     pub fn update(&mut self, bytes: &[u8]) {
-        #[cfg(feature = "ring-hash")]
+        #[cfg(not(feature = "sha2-hash"))]
         self.0.update(bytes);
-        #[cfg(not(feature = "ring-hash"))]
+        #[cfg(feature = "sha2-hash")]
         sha2::Digest::update(&mut self.0, bytes);
     }
 
     /// The 32-byte digest.
     pub fn finish(self) -> [u8; 32] {
         let mut out = [0; 32];
-        #[cfg(feature = "ring-hash")]
+        #[cfg(not(feature = "sha2-hash"))]
         out.copy_from_slice(self.0.finish().as_ref());
-        #[cfg(not(feature = "ring-hash"))]
+        #[cfg(feature = "sha2-hash")]
         out.copy_from_slice(&sha2::Digest::finalize(self.0));
         out
     }
@@ -73,7 +73,7 @@ mod tests {
         assert_eq!(h.finish_hex(), reference);
         assert_eq!(sha256_hex(&data), reference);
         // FIPS 180-2's published examples, whichever implementation is built
-        // (scripts/test.sh runs this with --features ring-hash too).
+        // (scripts/test.sh runs this with --features sha2-hash too).
         for (input, hash) in [
             (
                 &b""[..],
