@@ -356,7 +356,7 @@ async fn show_history(
             e.event_source,
             e.event_name,
             e.lookup_username().unwrap_or("-"),
-            e.read_only.unwrap_or(false)
+            e.is_read_only()
         );
     }
     println!("{} events", events.len());

@@ -155,9 +155,22 @@ pub struct Resource {
 }
 
 impl Record {
-    /// The category, `Management` until classification says otherwise.
+    /// The category the record states, else the one the classification
+    /// rules give (an AWS record before 1.07 has no `eventCategory`).
     pub fn category(&self) -> EventCategory {
-        self.event_category.unwrap_or_default()
+        self.event_category.unwrap_or_else(|| {
+            if crate::ingest::classify::is_data_event(&self.event_source, &self.event_name) {
+                EventCategory::Data
+            } else {
+                EventCategory::Management
+            }
+        })
+    }
+
+    /// `readOnly` as the record states it, else by the operation's name.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+            .unwrap_or_else(|| crate::ingest::classify::is_read_only_name(&self.event_name))
     }
 
     /// The user name LookupEvents reports and filters on: `userIdentity.userName`,

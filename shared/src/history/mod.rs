@@ -86,7 +86,7 @@ impl LookupAttribute {
         let values: Vec<&str> = match self {
             Self::EventId => vec![record.event_id.as_str()],
             Self::EventName => vec![record.event_name.as_str()],
-            Self::ReadOnly => vec![if record.read_only.unwrap_or(false) {
+            Self::ReadOnly => vec![if record.is_read_only() {
                 "true"
             } else {
                 "false"

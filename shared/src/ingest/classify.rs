@@ -95,24 +95,18 @@ pub fn is_global(record: &Record) -> bool {
     }
 }
 
-/// Completes a record's classification: version, category, managementEvent,
-/// readOnly, and the us-east-1 region of global services. Values the source
-/// stated (`readOnly`, `eventCategory`) are kept; `managementEvent` always
-/// agrees with the category.
+/// Completes the classification of a record trailkeep built (S3
+/// notification, application event): its version, category,
+/// managementEvent, readOnly, and the us-east-1 region of global services.
+/// Values the source stated (`readOnly`, `eventCategory`) are kept;
+/// `managementEvent` always agrees with the category. A record AWS wrote is
+/// never passed here: it is kept as sent (docs/normalization.md).
 pub fn classify(record: &mut Record) {
     record.event_version = EVENT_VERSION.to_owned();
-    let category = record.event_category.unwrap_or_else(|| {
-        if is_data_event(&record.event_source, &record.event_name) {
-            EventCategory::Data
-        } else {
-            EventCategory::Management
-        }
-    });
+    let category = record.category();
     record.event_category = Some(category);
     record.management_event = Some(category == EventCategory::Management);
-    if record.read_only.is_none() {
-        record.read_only = Some(is_read_only_name(&record.event_name));
-    }
+    record.read_only = Some(record.is_read_only());
     if is_global(record) {
         record.aws_region = GLOBAL_REGION.to_owned();
     }

@@ -309,7 +309,7 @@ impl Trail {
 
 impl EventSelector {
     fn selects(&self, record: &Record) -> bool {
-        let read_only = record.read_only.unwrap_or(false);
+        let read_only = record.is_read_only();
         let direction = match self.read_write_type {
             ReadWriteType::All => true,
             ReadWriteType::ReadOnly => read_only,

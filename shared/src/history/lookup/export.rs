@@ -54,7 +54,7 @@ pub fn csv_row(record_json: &str) -> Option<Vec<String>> {
         r.aws_region.clone(),
         r.error_code.clone().unwrap_or_default(),
         r.source_ip_address.clone().unwrap_or_default(),
-        r.read_only.unwrap_or(false).to_string(),
+        r.is_read_only().to_string(),
     ];
     Some(cells.iter().map(|c| neutralise(c)).collect())
 }

@@ -169,7 +169,7 @@ pub fn event_json(record_json: &str) -> Option<Value> {
     Some(json!({
         "EventId": r.event_id,
         "EventName": r.event_name,
-        "ReadOnly": if r.read_only.unwrap_or(false) { "true" } else { "false" },
+        "ReadOnly": if r.is_read_only() { "true" } else { "false" },
         "AccessKeyId": r.user_identity.access_key_id,
         "EventTime": r.event_time.timestamp(),
         "EventSource": r.event_source,

@@ -68,26 +68,56 @@ pub(super) fn normalize(event: Envelope) -> Result<Outcome, RecordError> {
     custom(event)
 }
 
-/// A CloudTrail record in `detail`; the envelope fills what the detail lacks.
+/// A CloudTrail record in `detail`, kept as AWS wrote it: the record's JSON
+/// is the detail's own text (whitespace between tokens removed), every
+/// field and value unchanged, `eventVersion` included. Only a field the
+/// detail lacks (or leaves empty) is filled, from the envelope: `eventID`,
+/// `awsRegion`, `recipientAccountId`, `eventTime`, and the `eventType` the
+/// detail-type implies (docs/normalization.md "AWS's records").
 fn cloudtrail(event: Envelope, implied_type: &str) -> Result<Outcome, RecordError> {
     let detail = event
         .detail
         .ok_or(RecordError::Missing { field: "detail" })?;
     let mut record: Record =
         serde_json::from_str(detail.get()).map_err(|e| invalid("detail", e))?;
-    let fill = |field: &mut String, fallback: Option<String>| {
-        if field.is_empty() {
-            *field = fallback.unwrap_or_default();
+    let mut filled: Vec<(&str, String)> = Vec::new();
+    let mut fill = |name, field: &mut String, fallback: Option<String>| {
+        if let Some(value) = fallback.filter(|_| field.is_empty()) {
+            field.clone_from(&value);
+            filled.push((name, value));
         }
     };
-    fill(&mut record.event_id, event.id);
-    fill(&mut record.aws_region, event.region);
-    fill(&mut record.recipient_account_id, event.account);
-    fill(&mut record.event_type, Some(implied_type.to_owned()));
+    fill("eventID", &mut record.event_id, event.id);
+    fill("awsRegion", &mut record.aws_region, event.region);
+    fill(
+        "recipientAccountId",
+        &mut record.recipient_account_id,
+        event.account,
+    );
+    fill(
+        "eventType",
+        &mut record.event_type,
+        Some(implied_type.to_owned()),
+    );
     if record.event_time == UNSET_TIME {
-        record.event_time = event.time.unwrap_or(UNSET_TIME);
+        if let Some(time) = event.time {
+            record.event_time = time;
+            filled.push(("eventTime", crate::time::format(&time)));
+        }
     }
-    Ok(Outcome::Record(Box::new(record)))
+    let json = if filled.is_empty() {
+        super::compact(detail.get())
+    } else {
+        // Rare (AWS sends all of these): the detail as a map, in its own
+        // field order, with the missing values set.
+        let mut map: Map<String, Value> =
+            serde_json::from_str(detail.get()).map_err(|e| invalid("detail", e))?;
+        for (name, value) in filled {
+            map.insert(name.to_owned(), Value::String(value));
+        }
+        serde_json::to_string(&map).map_err(|e| invalid("detail", e))?
+    };
+    Ok(Outcome::AsSent(Box::new(record), json))
 }
 
 /// Any other event: an application's own audit event, or an AWS service

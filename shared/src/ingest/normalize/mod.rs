@@ -71,7 +71,12 @@ pub struct Batch {
 
 /// What a source-specific normalizer made of one record.
 enum Outcome {
+    /// A record trailkeep built (S3 notification, application event):
+    /// classified and written in trailkeep's own version.
     Record(Box<Record>),
+    /// A record AWS wrote, with its JSON exactly as AWS sent it (only
+    /// missing fields filled): neither reclassified nor re-serialized.
+    AsSent(Box<Record>, String),
     Ignored(String),
 }
 
@@ -87,7 +92,13 @@ impl Batch {
                 let id = Some(r.event_id.clone())
                     .filter(|id| !id.is_empty())
                     .or(event_id);
-                (finish(*r), id)
+                (finish(*r, None), id)
+            }
+            Ok(Outcome::AsSent(r, json)) => {
+                let id = Some(r.event_id.clone())
+                    .filter(|id| !id.is_empty())
+                    .or(event_id);
+                (finish(*r, Some(json)), id)
             }
             Ok(Outcome::Ignored(reason)) => return self.ignored.push(Ignored { index, reason }),
             Err(e) => (Err(e), event_id),
@@ -177,8 +188,9 @@ pub fn normalize(payload: &str, ctx: &Context) -> Batch {
     batch
 }
 
-/// Classifies, checks and serializes a record.
-fn finish(mut record: Record) -> Result<Normalized, RecordError> {
+/// Checks a record; classifies and serializes one trailkeep built (`json`
+/// is `None`), keeps the JSON of one AWS wrote.
+fn finish(mut record: Record, json: Option<String>) -> Result<Normalized, RecordError> {
     for (field, value) in [
         ("eventID", &record.event_id),
         ("eventSource", &record.event_source),
@@ -196,11 +208,16 @@ fn finish(mut record: Record) -> Result<Normalized, RecordError> {
         return Err(RecordError::Missing { field: "eventTime" });
     }
     check_keys(&record)?;
-    classify::classify(&mut record);
-    let json = serde_json::to_string(&record).map_err(|e| RecordError::Invalid {
-        field: "record".into(),
-        reason: e.to_string(),
-    })?;
+    let json = match json {
+        Some(json) => json,
+        None => {
+            classify::classify(&mut record);
+            serde_json::to_string(&record).map_err(|e| RecordError::Invalid {
+                field: "record".into(),
+                reason: e.to_string(),
+            })?
+        }
+    };
     if json.len() > MAX_RECORD_BYTES {
         return Err(RecordError::TooLarge { bytes: json.len() });
     }
@@ -209,6 +226,31 @@ fn finish(mut record: Record) -> Result<Normalized, RecordError> {
         record,
         json,
     })
+}
+
+/// JSON text without the whitespace between its tokens; strings, numbers
+/// and field order untouched. `json` must be valid JSON.
+fn compact(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in json.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !matches!(c, ' ' | '\n' | '\r' | '\t') {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// At most 40 characters of a value from a record, control characters

@@ -30,17 +30,15 @@ fn written(n: &Normalized) -> Value {
 }
 
 #[test]
-fn cloudtrail_api_call_keeps_every_field_and_gets_version_1_11() {
+fn a_cloudtrail_record_is_kept_as_aws_wrote_it() {
     let n = one("eventbridge/api-call-write.json");
-    let out = written(&n);
     let source = load("eventbridge/api-call-write.json")["detail"].clone();
-    // Every field of the source is in the record with the same value, but the version.
-    for (k, v) in source.as_object().unwrap() {
-        if k != "eventVersion" {
-            assert_eq!(&out[k], v, "field {k}");
-        }
-    }
-    assert_eq!(out["eventVersion"], "1.11");
+    // Every field of the source, with its value and nothing else: the
+    // version stays 1.10.
+    assert_eq!(written(&n), source);
+    assert_eq!(written(&n)["eventVersion"], "1.10");
+    // The text is AWS's, only the whitespace between tokens gone.
+    assert_eq!(n.json, serde_json::to_string(&source).unwrap());
     assert_eq!(n.record.read_only, Some(false));
     assert_eq!(n.record.event_category, Some(EventCategory::Management));
     assert_eq!(n.record.lookup_username(), Some("bob"));
@@ -67,7 +65,11 @@ fn console_sign_ins_are_global_write_management_events() {
         let n = one(&format!("eventbridge/{file}"));
         let out = written(&n);
         assert_eq!(out["eventType"], "AwsConsoleSignIn", "{file}");
-        assert_eq!(out["awsRegion"], "us-east-1", "{file}: sign-in is global");
+        // AWS records a sign-in in the region of the sign-in endpoint; the
+        // record keeps it, and the event is still global (every region's
+        // history, the global-service log files).
+        assert_eq!(out["awsRegion"], "eu-west-1", "{file}: as AWS wrote it");
+        assert!(crate::ingest::classify::is_global(&n.record), "{file}");
         assert_eq!(out["readOnly"], false, "{file}");
         assert_eq!(out["managementEvent"], true, "{file}");
         assert_eq!(out["responseElements"]["ConsoleLogin"], outcome, "{file}");
@@ -94,12 +96,18 @@ fn iam_call_is_global() {
 }
 
 #[test]
-fn console_action_without_classification_is_classified() {
-    let out = written(&one("eventbridge/console-action.json"));
-    assert_eq!(out["eventType"], "AwsConsoleAction");
-    assert_eq!(out["readOnly"], true, "Describe* reads");
-    assert_eq!(out["eventCategory"], "Management");
-    assert_eq!(out["managementEvent"], true);
+fn a_cloudtrail_record_without_classification_gains_no_fields_but_is_classified() {
+    // An AWS record that does not say readOnly, eventCategory or
+    // managementEvent (AWS wrote none before 1.06/1.07) is stored without
+    // them; the rules still classify it for history and trail selection.
+    let source = load("eventbridge/console-action.json")["detail"].clone();
+    for field in ["readOnly", "eventCategory", "managementEvent"] {
+        assert!(source.get(field).is_none(), "the sample has no {field}");
+    }
+    let n = one("eventbridge/console-action.json");
+    assert_eq!(written(&n), source);
+    assert!(n.record.is_read_only(), "Describe* reads");
+    assert_eq!(n.record.category(), EventCategory::Management);
 }
 
 #[test]
@@ -346,9 +354,38 @@ fn cloudtrail_detail_without_time_or_region_takes_the_envelope_values() {
     detail.remove("awsRegion");
     payload["time"] = json!("2026-11-24T05:06:07Z");
     let batch = normalize(&payload.to_string(), &ctx());
-    let out = written(&batch.records[0]);
+    let mut out = written(&batch.records[0]);
     assert_eq!(out["eventTime"], "2026-11-24T05:06:07Z");
     assert_eq!(out["awsRegion"], "eu-west-1");
+    // Only the two missing fields were added; the rest is as sent, in order.
+    let out = out.as_object_mut().unwrap();
+    out.remove("eventTime");
+    out.remove("awsRegion");
+    assert_eq!(
+        serde_json::to_string(out).unwrap(),
+        payload["detail"].to_string()
+    );
+}
+
+proptest! {
+    /// `compact` removes exactly the whitespace between tokens: any JSON,
+    /// pretty-printed, comes back as its compact text, strings with spaces,
+    /// tabs, quotes and backslashes unchanged.
+    #[test]
+    fn compact_removes_only_the_whitespace_between_tokens(
+        keys in proptest::collection::vec("[ a-z\\\\\"\t\n]{0,8}", 1..5),
+        strings in proptest::collection::vec("[ a-zA-Z\\\\\"\t\né☃]{0,12}", 5),
+        n in any::<i64>(),
+        f in -1e9f64..1e9,
+    ) {
+        let mut m = serde_json::Map::new();
+        for (i, (k, v)) in keys.iter().zip(&strings).enumerate() {
+            m.insert(k.clone(), json!([v, {"n": n, "f": f, "i": i, "z": null, "t": true}]));
+        }
+        let v = Value::Object(m);
+        let pretty = serde_json::to_string_pretty(&v).unwrap();
+        prop_assert_eq!(super::compact(&pretty), v.to_string());
+    }
 }
 
 #[test]
