@@ -36,6 +36,7 @@ pub enum ProvisionError {
 pub struct Template {
     resources: serde_yaml_ng::Mapping,
     outputs: serde_yaml_ng::Mapping,
+    parameters: serde_yaml_ng::Mapping,
 }
 
 /// What the template says about one DynamoDB table.
@@ -70,7 +71,25 @@ impl Template {
             .and_then(Value::as_mapping)
             .cloned()
             .unwrap_or_default();
-        Ok(Self { resources, outputs })
+        let parameters = doc
+            .get("Parameters")
+            .and_then(Value::as_mapping)
+            .cloned()
+            .unwrap_or_default();
+        Ok(Self {
+            resources,
+            outputs,
+            parameters,
+        })
+    }
+
+    /// A parameter's default value, as text (numbers too).
+    pub fn parameter_default(&self, name: &str) -> Option<String> {
+        match self.parameters.get(name)?.get("Default")? {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
     }
 
     /// The stack's outputs: (name, the condition it depends on, if any).
@@ -162,6 +181,9 @@ impl Template {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BucketSpec {
     pub versioning: bool,
+    /// Object Lock default retention (mode, days) as deployed with the
+    /// template's default parameters, if any.
+    pub object_lock: Option<(String, i32)>,
 }
 
 impl Template {
@@ -172,8 +194,24 @@ impl Template {
             .get("VersioningConfiguration")
             .and_then(|v| v.get("Status"))
             .and_then(Value::as_str);
+        // `ObjectLockConfiguration: !If [UseObjectLock, {… Mode: !Ref
+        // ObjectLockMode, Days: !Ref ObjectLockDays}, …]`, with the defaults.
+        let object_lock = match (
+            props.get("ObjectLockConfiguration"),
+            self.parameter_default("ObjectLockMode"),
+            self.parameter_default("ObjectLockDays"),
+        ) {
+            (Some(_), Some(mode), Some(days)) if mode != "NONE" => {
+                let days = days
+                    .parse()
+                    .map_err(|_| invalid(logical_id, format!("ObjectLockDays {days:?}")))?;
+                Some((mode, days))
+            }
+            _ => None,
+        };
         Ok(BucketSpec {
             versioning: status == Some("Enabled"),
+            object_lock,
         })
     }
 }
@@ -191,6 +229,7 @@ pub async fn create_bucket(
     client
         .create_bucket()
         .bucket(name)
+        .object_lock_enabled_for_bucket(spec.object_lock.is_some())
         .send()
         .await
         .map_err(|e| fail(&aws_sdk_s3::error::DisplayErrorContext(&e)))?;
@@ -202,6 +241,32 @@ pub async fn create_bucket(
             .put_bucket_versioning()
             .bucket(name)
             .versioning_configuration(versioning)
+            .send()
+            .await
+            .map_err(|e| fail(&aws_sdk_s3::error::DisplayErrorContext(&e)))?;
+    }
+    if let Some((mode, days)) = &spec.object_lock {
+        use aws_sdk_s3::types::{
+            DefaultRetention, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockRetentionMode,
+            ObjectLockRule,
+        };
+        let config = ObjectLockConfiguration::builder()
+            .object_lock_enabled(ObjectLockEnabled::Enabled)
+            .rule(
+                ObjectLockRule::builder()
+                    .default_retention(
+                        DefaultRetention::builder()
+                            .mode(ObjectLockRetentionMode::from(mode.as_str()))
+                            .days(*days)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build();
+        client
+            .put_object_lock_configuration()
+            .bucket(name)
+            .object_lock_configuration(config)
             .send()
             .await
             .map_err(|e| fail(&aws_sdk_s3::error::DisplayErrorContext(&e)))?;
@@ -372,12 +437,13 @@ mod tests {
     }
 
     #[test]
-    fn the_log_bucket_is_versioned() {
+    fn the_log_bucket_is_versioned_and_locked_by_default() {
         let spec = Template::parse(TEMPLATE)
             .unwrap()
             .bucket("LogBucket")
             .unwrap();
         assert!(spec.versioning);
+        assert_eq!(spec.object_lock, Some(("GOVERNANCE".to_owned(), 400)));
     }
 
     #[test]

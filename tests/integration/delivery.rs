@@ -565,6 +565,97 @@ async fn aws_records_of_every_version_come_out_as_aws_wrote_them() {
     p.delete().await;
 }
 
+/// Item 8 of issue 21: in a bucket made as template.yaml makes the log
+/// bucket by default (Object Lock, GOVERNANCE), deliver writes its log files
+/// (S3 wants a checksum on every put under Object Lock: the SDK sends one),
+/// and nobody can delete a delivered version or overwrite it in place. The
+/// GOVERNANCE bypass is the bucket policy's to refuse
+/// (`policies::nobody_but_the_bucket_admin_changes_retention`).
+#[tokio::test]
+async fn under_the_default_object_lock_a_delivered_version_cannot_be_deleted() {
+    let p = Pipeline::new().await;
+    let bucket = TestBucket::log_bucket().await;
+    let store = p.state.trails();
+    let audit = NewTrail {
+        name: "audit".into(),
+        s3_bucket_name: bucket.name.clone(),
+        ..NewTrail::default()
+    };
+    admin::create(&store, ACCOUNT, HOME, audit).await.unwrap();
+    admin::set_logging(&store, "audit", true, parse_time("2026-11-24T00:00:00Z"))
+        .await
+        .unwrap();
+    let trails = admin::describe(&store, &[]).await.unwrap();
+    let ctx = Context {
+        account_id: ACCOUNT.into(),
+    };
+    let at = parse_time("2026-11-24T04:00:10Z");
+    ingest(
+        &p.targets(&trails),
+        &ctx,
+        &crate::helpers::event("eventbridge/api-call-write.json"),
+        &at,
+    )
+    .await
+    .unwrap();
+    let report = deliver(
+        &p.staging,
+        &p.sink,
+        &trails,
+        &(at + Duration::minutes(8)),
+        &DeliverSettings::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.files, 1, "{report:?}");
+    let objects = bucket.objects().await;
+    assert_eq!(objects.len(), 1);
+    let (key, original) = &objects[0];
+
+    let s3 = &bucket.client;
+    let head = s3
+        .head_object()
+        .bucket(&bucket.name)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        head.object_lock_mode().map(|m| m.as_str()),
+        Some("GOVERNANCE")
+    );
+    let version = head.version_id().unwrap().to_owned();
+    // The attack: delete the delivered version, with and without the
+    // version ID (the latter only hides it behind a delete marker).
+    let deleted = s3
+        .delete_object()
+        .bucket(&bucket.name)
+        .key(key)
+        .version_id(&version)
+        .send()
+        .await;
+    assert!(deleted.is_err(), "a locked version was deleted");
+    s3.put_object()
+        .bucket(&bucket.name)
+        .key(key)
+        .body(b"forged".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    // An overwrite is a new version; the delivered one is still there, whole.
+    let kept = s3
+        .get_object()
+        .bucket(&bucket.name)
+        .key(key)
+        .version_id(&version)
+        .send()
+        .await
+        .unwrap();
+    let kept = kept.body.collect().await.unwrap().into_bytes();
+    assert_eq!(&kept[..], &original[..]);
+    p.delete().await;
+}
+
 #[tokio::test]
 async fn a_delivered_log_file_has_cloudtrails_format() {
     let p = Pipeline::new().await;

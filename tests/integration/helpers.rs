@@ -51,6 +51,18 @@ impl TestBucket {
         Self { client, name }
     }
 
+    /// A bucket made as template.yaml makes the log bucket with its default
+    /// parameters: versioned, Object Lock default retention.
+    pub async fn log_bucket() -> Self {
+        let client = trailkeep_shared::aws::s3::client(&sdk_config().await);
+        let name = format!("logs-{}", &uuid::Uuid::new_v4().simple().to_string()[..20]);
+        let spec = template().bucket("LogBucket").expect("LogBucket");
+        provision::create_bucket(&client, &name, &spec)
+            .await
+            .expect("create the log bucket");
+        Self { client, name }
+    }
+
     /// Every object: (key, bytes), by key.
     pub async fn objects(&self) -> Vec<(String, Vec<u8>)> {
         let mut keys = Vec::new();

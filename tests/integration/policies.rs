@@ -362,3 +362,137 @@ fn each_role_can_do_only_its_part() {
         "TLS only"
     );
 }
+
+/// Does the Deny statement `s` of a resource policy refuse `principal`
+/// `action` on `arn`? Evaluated as IAM does for the forms template.yaml
+/// uses: Principal `*`, Action/Resource patterns, and a Condition that is
+/// absent, `!If [condition, …, !Ref AWS::NoValue]` (chosen by `conditions`)
+/// or `ArnNotEquals` on `aws:PrincipalArn` (values from `bind`, with
+/// parameters bound by name).
+fn deny_applies(
+    s: &Value,
+    action: &str,
+    arn: &str,
+    principal: &str,
+    bind: &Bindings,
+    conditions: &BTreeMap<&str, bool>,
+) -> bool {
+    assert_eq!(s.get("Effect").and_then(Value::as_str), Some("Deny"));
+    assert_eq!(s.get("Principal").and_then(Value::as_str), Some("*"));
+    let acts = strings(s.get("Action")).iter().any(|a| matches(a, action));
+    let on = resolve_all(s.get("Resource"), bind)
+        .iter()
+        .any(|r| matches(r, arn));
+    let mut condition = s.get("Condition");
+    if let Some(Value::Tagged(t)) = condition {
+        assert_eq!(t.tag.to_string(), "!If");
+        let branches = t.value.as_sequence().expect("!If [name, then, else]");
+        let name = branches[0].as_str().expect("a condition name");
+        let chosen = &branches[if conditions[name] { 1 } else { 2 }];
+        let no_value =
+            matches!(chosen, Value::Tagged(t) if t.value.as_str() == Some("AWS::NoValue"));
+        condition = (!no_value).then_some(chosen);
+    }
+    let holds = condition.is_none_or(|c| {
+        c.as_mapping()
+            .expect("a Condition")
+            .iter()
+            .all(|(operator, block)| {
+                assert_eq!(operator.as_str(), Some("ArnNotEquals"));
+                block.as_mapping().unwrap().iter().all(|(key, value)| {
+                    assert_eq!(key.as_str(), Some("aws:PrincipalArn"));
+                    let spared = match value {
+                        Value::Tagged(t) if t.tag == "!Ref" => {
+                            bind[t.value.as_str().expect("!Ref name")].clone()
+                        }
+                        v => resolve(v, bind),
+                    };
+                    principal != spared
+                })
+            })
+    });
+    acts && on && holds
+}
+
+/// Item 8 of issue 21: nobody but the bucket admin role (and nobody at all
+/// when the parameter is empty) may add a lifecycle rule, suspend
+/// versioning, shorten Object Lock or bypass GOVERNANCE on the log bucket.
+#[test]
+fn nobody_but_the_bucket_admin_changes_retention() {
+    let t = template();
+    let admin = "arn:aws:iam::111122223333:role/TrailkeepBucketAdmin";
+    let policy = t
+        .properties("LogBucketPolicy", "AWS::S3::BucketPolicy")
+        .unwrap();
+    let statements = policy["PolicyDocument"]["Statement"].as_sequence().unwrap();
+    let bucket = "arn:aws:s3:::logs";
+    let object =
+        "arn:aws:s3:::logs/AWSLogs/111122223333/CloudTrail-Digest/eu-west-1/2026/11/24/x.json.gz";
+    let changes = [
+        ("s3:PutLifecycleConfiguration", bucket),
+        ("s3:PutBucketVersioning", bucket),
+        ("s3:PutBucketObjectLockConfiguration", bucket),
+        ("s3:BypassGovernanceRetention", object),
+        ("s3:PutObjectRetention", object),
+    ];
+    let others = [
+        "arn:aws:iam::111122223333:root",
+        "arn:aws:iam::111122223333:role/Admin",
+        "arn:aws:iam::111122223333:role/trailkeep-DigestFunctionRole-1A2B3C",
+        "arn:aws:iam::444455556666:user/mallory",
+    ];
+    for admin_set in [false, true] {
+        let bind: Bindings = [
+            ("LogBucket", bucket.to_owned()),
+            (
+                "DeliverFunctionRole",
+                "arn:aws:iam::111122223333:role/d".to_owned(),
+            ),
+            (
+                "DigestFunctionRole",
+                "arn:aws:iam::111122223333:role/g".to_owned(),
+            ),
+            (
+                "BucketAdminRoleArn",
+                if admin_set { admin } else { "" }.to_owned(),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let conditions = BTreeMap::from([("HasBucketAdmin", admin_set)]);
+        let denied = |action: &str, arn: &str, principal: &str| {
+            statements
+                .iter()
+                .filter(|s| s.get("Effect").and_then(Value::as_str) == Some("Deny"))
+                .filter(|s| {
+                    s.get("Condition")
+                        .is_none_or(|c| !format!("{c:?}").contains("SecureTransport"))
+                })
+                .any(|s| deny_applies(s, action, arn, principal, &bind, &conditions))
+        };
+        for (action, arn) in changes {
+            for principal in others {
+                assert!(denied(action, arn, principal), "{principal} may {action}");
+            }
+            assert_eq!(
+                denied(action, arn, admin),
+                !admin_set,
+                "the admin role and {action}, admin parameter set: {admin_set}"
+            );
+        }
+        // Reading and delivering are untouched.
+        assert!(!denied("s3:GetObject", object, others[1]));
+        assert!(!denied(
+            "s3:PutObject",
+            object,
+            "arn:aws:iam::111122223333:role/g"
+        ));
+    }
+    // The default deployment locks every version (GOVERNANCE): the Deny on
+    // the bypass is what makes it hold.
+    let bucket = t.bucket("LogBucket").unwrap();
+    assert_eq!(
+        bucket.object_lock.map(|(mode, _)| mode).as_deref(),
+        Some("GOVERNANCE")
+    );
+}
