@@ -139,12 +139,15 @@ cat "$BENCH_DIR/sizes.json"
 step "cold start: first invocation served under cargo-lambda's local runtime (release, this machine)"
 "$DEV" provision --template template.yaml --stack-name bench --outputs "$BENCH_DIR/outputs.json" \
   --set IngestFunctionArn=local --set AuditBusName=local --set IngestDeadLetterQueueUrl=local \
-  --set ScheduleDeadLetterQueueUrl=local --set LookupUrl=local 2>/dev/null
+  --set ScheduleDeadLetterQueueUrl=local --set LookupUrl=local --set IngestQueueArn=local 2>/dev/null
+INGEST_QUEUE=$(aws --endpoint-url "$AWS_ENDPOINT_URL" sqs create-queue --queue-name bench-ingest \
+  --attributes VisibilityTimeout=180 --query QueueUrl --output text)
 out() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$BENCH_DIR/outputs.json" "$1"; }
 cat >"$BENCH_DIR/functions.env" <<ENV
 HISTORY_TABLE=$(out HistoryTableName)
 STATE_TABLE=$(out StateTableName)
 SIGNING_KEYS=$(out SigningKeyArn)
+INGEST_QUEUE_URL=$INGEST_QUEUE
 LOOKUP_TOKEN_KEY=bench-token-key-not-a-secret-0123456789abcdef
 AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL
 AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID
@@ -154,11 +157,14 @@ RUST_LOG=warn
 ENV
 LAMBDA_PORT=$(free_port)
 INVOKE=$(cat <<'PY'
-import json, sys, time, urllib.request
-port, rounds = sys.argv[1], int(sys.argv[2])
+import json, subprocess, sys, time, urllib.request
+port, rounds, queue = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 scheduled = json.load(open("events/scheduled/deliver.json"))
+def ingest_batch():  # one message through the ingest queue (scripts/sqs_batch.py)
+    return subprocess.run([sys.executable, "scripts/sqs_batch.py", queue, "events/eventbridge/api-call-write.json"],
+                          check=True, capture_output=True).stdout
 calls = {
-    "ingest": ("/2015-03-31/functions/ingest/invocations", open("events/eventbridge/api-call-write.json", "rb").read(), {}),
+    "ingest": ("/2015-03-31/functions/ingest/invocations", ingest_batch, {}),
     "deliver": ("/2015-03-31/functions/deliver/invocations", json.dumps(scheduled).encode(), {}),
     "digest": ("/2015-03-31/functions/digest/invocations", json.dumps(scheduled).encode(), {}),
     "lookup": ("/lambda-url/lookup", b'{"MaxResults": 5}',
@@ -169,8 +175,9 @@ out = {}
 for name, (path, body, headers) in calls.items():
     times = []
     for _ in range(rounds):
+        data = body() if callable(body) else body
         t0 = time.perf_counter()
-        req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, headers=headers, method="POST")
+        req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, headers=headers, method="POST")
         with urllib.request.urlopen(req, timeout=600) as r:
             r.read()
         times.append(time.perf_counter() - t0)
@@ -180,11 +187,11 @@ PY
 )
 # Once to build what `cargo lambda watch` runs (cargo run --release --bin NAME).
 WATCH=("$LAMBDA_PORT" "$BENCH_DIR/functions.env" "$BENCH_DIR/watch.log" --release)
-start_watch "${WATCH[@]}"; python3 -c "$INVOKE" "$LAMBDA_PORT" 1 >/dev/null; stop_watch
+start_watch "${WATCH[@]}"; python3 -c "$INVOKE" "$LAMBDA_PORT" 1 "$INGEST_QUEUE" >/dev/null; stop_watch
 echo "[" >"$BENCH_DIR/coldstart.json"
 for round in 1 2 3; do
   start_watch "${WATCH[@]}"
-  python3 -c "$INVOKE" "$LAMBDA_PORT" 2 >>"$BENCH_DIR/coldstart.json"
+  python3 -c "$INVOKE" "$LAMBDA_PORT" 2 "$INGEST_QUEUE" >>"$BENCH_DIR/coldstart.json"
   stop_watch
   [ "$round" = 3 ] || echo "," >>"$BENCH_DIR/coldstart.json"
 done

@@ -2,8 +2,8 @@
 # The whole pipeline on this machine (README command 1): installs what it
 # needs (pinned), starts moto on 127.0.0.1 unless AWS_ENDPOINT_URL is set,
 # creates the stack's resources from template.yaml, runs the functions as
-# Lambdas under cargo-lambda's local runtime: ingest on every payload in
-# events/, then deliver and digest over three simulated hours (two without
+# Lambdas under cargo-lambda's local runtime: every payload in events/
+# through the ingest queue to ingest (one forged direct invocation refused), then deliver and digest over three simulated hours (two without
 # deliveries); prints the event history, the log files, and the validator's
 # report (online, and offline on a downloaded copy with the PEM key). Stops
 # whatever it started.
@@ -37,12 +37,15 @@ LAMBDA_PORT=$(free_port)
 # `trailkeep-dev provision` (dev/) from template.yaml's definitions.
 local_aws() { aws --endpoint-url "$AWS_ENDPOINT_URL" --region "$AWS_REGION" "$@"; }
 INGEST_DLQ=$(local_aws sqs create-queue --queue-name "$STACK-ingest-dlq" --query QueueUrl --output text)
+INGEST_QUEUE=$(local_aws sqs create-queue --queue-name "$STACK-ingest" \
+  --attributes VisibilityTimeout=180 --query QueueUrl --output text)
 SCHEDULE_DLQ=$(local_aws sqs create-queue --queue-name "$STACK-schedule-dlq" --query QueueUrl --output text)
 local_aws events create-event-bus --name "$STACK-audit" >/dev/null
 "$DEV" provision --template template.yaml --stack-name "$STACK" --outputs "$OUTPUTS" \
   --set "IngestFunctionArn=arn:aws:lambda:$AWS_REGION:123456789012:function:ingest" \
   --set "AuditBusName=$STACK-audit" \
   --set "IngestDeadLetterQueueUrl=$INGEST_DLQ" \
+  --set "IngestQueueArn=arn:aws:sqs:$AWS_REGION:123456789012:$STACK-ingest" \
   --set "ScheduleDeadLetterQueueUrl=$SCHEDULE_DLQ" \
   --set "LookupUrl=http://127.0.0.1:$LAMBDA_PORT/lambda-url/lookup"
 output() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$OUTPUTS" "$1"; }
@@ -69,6 +72,8 @@ cat >"$OUT_DIR/functions.env" <<ENV
 HISTORY_TABLE=$HISTORY_TABLE
 STATE_TABLE=$TRAILKEEP_STATE_TABLE
 TRAIL_CACHE_SECONDS=0
+INGEST_QUEUE_URL=$INGEST_QUEUE
+INGEST_QUEUE_VISIBILITY_SECONDS=180
 SERVED_REGIONS=$SERVED_REGIONS
 RETENTION_DAYS=90
 GRACE_SECONDS=120
@@ -83,37 +88,50 @@ RUST_LOG=info
 ENV
 start_watch "$LAMBDA_PORT" "$OUT_DIR/functions.env" "$OUT_DIR/lambda.log"
 
+# invoke FILE [--forge]: FILE sent to the ingest queue and received from
+# it, as an EventBridge rule (or S3) and Lambda's poller would, then the
+# batch handed to ingest. With --forge, a made-up batch handed to ingest
+# directly, as a principal with lambda:InvokeFunction could.
 invoke() {
-  cargo lambda invoke ingest --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" --data-file "$1" 2>&1
+  python3 scripts/sqs_batch.py "$INGEST_QUEUE" "$@" >"$OUT_DIR/sqs-event.json" || return 1
+  cargo lambda invoke ingest --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" \
+    --data-file "$OUT_DIR/sqs-event.json" 2>&1
 }
+last_log() { grep "$1" "$OUT_DIR/lambda.log" | tail -1 | sed 's/.*}: //' | cut -c1-"${2:-150}"; }
 
-step "ingest: every payload in events/ through the ingest Lambda"
+step "ingest: every payload in events/ through the ingest queue and the ingest Lambda"
 failures=0
 for f in events/eventbridge/*.json events/s3/*.json; do
   case "$f" in
     */batch-with-bad-record.json) continue ;;
   esac
-  if out=$(invoke "$f"); then
-    printf '  ok     %-48s %s\n' "$f" "$(printf '%s' "$out" | tr -d '\n' | cut -c1-110)"
+  if out=$(invoke "$f") && printf '%s' "$out" | grep -q '"batchItemFailures":\[\]'; then
+    printf '  ok     %-48s %s\n' "$f" "$(last_log 'batch ingested' 110)"
   else
     printf '  FAILED %-48s %s\n' "$f" "$out"; failures=$((failures + 1))
   fi
 done
 # A re-delivery: stored once, reported as a duplicate.
-if out=$(invoke events/eventbridge/api-call-write.json) && printf '%s' "$out" | grep -q '"duplicates":1'; then
+if out=$(invoke events/eventbridge/api-call-write.json) && last_log 'batch ingested' | grep -q 'duplicates=1'; then
   printf '  ok     %-48s re-delivered: reported as a duplicate\n' "events/eventbridge/api-call-write.json"
 else
   printf '  FAILED re-delivery not reported as a duplicate: %s\n' "$out"; failures=$((failures + 1))
 fi
 
-step "ingest: bad input is refused with the field and reason (Lambda retries, then the DLQ)"
+step "ingest: bad input is refused with the field and reason (handed back to the queue, then its DLQ)"
 for f in events/s3/batch-with-bad-record.json events/malformed/*.json; do
-  if out=$(invoke "$f"); then
-    printf '  NOT REFUSED %s: %s\n' "$f" "$out"; failures=$((failures + 1))
+  if out=$(invoke "$f") && printf '%s' "$out" | grep -q '"itemIdentifier"'; then
+    printf '  refused %-46s %s\n' "$f" "$(last_log 'message failed' 200 | grep -o 'record [0-9].*' | cut -c1-200)"
   else
-    printf '  refused %-46s %s\n' "$f" "$(printf '%s' "$out" | grep -o 'record [0-9].*' | head -1 | cut -c1-200)"
+    printf '  NOT REFUSED %s: %s\n' "$f" "$out"; failures=$((failures + 1))
   fi
 done
+# A forged event: an AWS API call, invoked directly as if from the queue.
+if out=$(invoke events/eventbridge/api-call-read.json --forge) || ! printf '%s' "$out" | grep -q ForgedMessages; then
+  printf '  NOT REFUSED forged direct invocation: %s\n' "$out"; failures=$((failures + 1))
+else
+  printf '  refused %-46s %s\n' "a direct invocation with a made-up message" "$(printf '%s' "$out" | grep -o 'the ingest queue does not know[^"]*' | cut -c1-80)"
+fi
 [ "$failures" -eq 0 ] || { tail -50 "$OUT_DIR/lambda.log" >&2; die "$failures invocation(s) did not behave"; }
 
 step "event history in $HISTORY_TABLE (global events in each of $SERVED_REGIONS; data events are not history)"

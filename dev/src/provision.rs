@@ -106,6 +106,15 @@ impl Template {
             .collect()
     }
 
+    /// Every resource of type `resource_type`: (logical ID, definition).
+    pub fn resources_of_type(&self, resource_type: &str) -> Vec<(String, &Value)> {
+        self.resources
+            .iter()
+            .filter(|(_, r)| r.get("Type").and_then(Value::as_str) == Some(resource_type))
+            .filter_map(|(id, r)| id.as_str().map(|id| (id.to_owned(), r)))
+            .collect()
+    }
+
     /// The properties of resource `logical_id`, checking its type.
     pub fn properties(
         &self,

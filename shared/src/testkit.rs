@@ -11,8 +11,11 @@
 //! - [`MemoryTrails`]: [`TrailStore`], with version conflicts on demand.
 //! - [`MemoryBucket`]: [`LogSink`], [`DigestBucket`] and the validator's
 //!   [`Source`], with write failures on demand.
+//! - [`MemoryQueue`]: the ingest queue's [`Receipts`]: messages it handed
+//!   out, and an outage on demand.
 //! - [`TestSigner`]: a [`Signer`] with the committed test key
 //!   (`shared/testdata/testkit-signing-key.pk8.der`).
+//! - [`IngestFakes`]: the ingest use case's targets on these fakes.
 //! - [`env`]: an environment of fixed pairs, for the functions' config tests.
 
 use std::collections::{BTreeMap, HashMap};
@@ -26,7 +29,9 @@ use crate::delivery::{LogSink, ManifestEntry, StagingStore};
 use crate::digest::gzhash::{hash_gzip, GzError, Inflated};
 use crate::digest::{fingerprint, ChainHead, DigestBucket, DigestState, PublicKey, Signer};
 use crate::history::lookup::{HistoryReader, Stored};
-use crate::history::{Claim, HistoryStore, Item};
+use crate::history::{Claim, HistorySettings, HistoryStore, Item};
+use crate::ingest::queue::{Message, Receipts};
+use crate::ingest::Targets;
 use crate::store::StoreError;
 use crate::trail::{Trail, TrailSet, TrailStore};
 use crate::validate::{Fetched, Keys, Source};
@@ -421,6 +426,48 @@ impl DigestState for MemoryState {
     }
 }
 
+/// The ingest queue: the receipt handles of the messages it handed out.
+#[derive(Debug, Default)]
+pub struct MemoryQueue {
+    in_flight: Mutex<Vec<String>>,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl MemoryQueue {
+    /// `body` sent to the queue and received from it, as Lambda's poller
+    /// receives it: a message with a handle the queue knows.
+    pub fn receive(&self, body: &str) -> Message {
+        let mut in_flight = lock(&self.in_flight);
+        let n = in_flight.len();
+        let handle = format!("AQEB-memory-queue-{n}");
+        in_flight.push(handle.clone());
+        Message {
+            id: format!("00000000-0000-4000-8000-{n:012}"),
+            receipt_handle: handle,
+            body: body.to_owned(),
+        }
+    }
+
+    /// Whether the queue fails to answer from now on.
+    pub fn fail(&self, failing: bool) {
+        self.failing.store(failing, Ordering::Relaxed);
+    }
+}
+
+impl Receipts for MemoryQueue {
+    async fn confirm(&self, messages: &[Message]) -> Result<Vec<String>, StoreError> {
+        if self.failing.load(Ordering::Relaxed) {
+            return Err(injected("ChangeMessageVisibilityBatch", "ingest-queue"));
+        }
+        let in_flight = lock(&self.in_flight);
+        Ok(messages
+            .iter()
+            .filter(|m| in_flight.contains(&m.receipt_handle))
+            .map(|m| m.id.clone())
+            .collect())
+    }
+}
+
 /// The trail document in memory, with compare-and-set on its version.
 #[derive(Debug, Default)]
 pub struct MemoryTrails {
@@ -791,6 +838,42 @@ pub fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String
         vars.iter()
             .find(|(k, _)| *k == name)
             .map(|(_, v)| v.to_string())
+    }
+}
+
+/// Where the ingest use case writes, on fakes: the histories of eu-west-1
+/// and us-east-1 (90 days), staging, and trail `audit` logging every
+/// management event since 2026-11-24.
+pub struct IngestFakes {
+    pub history: MemoryHistory,
+    pub staging: MemoryState,
+    pub settings: HistorySettings,
+    pub trails: Vec<Trail>,
+}
+
+impl Default for IngestFakes {
+    fn default() -> Self {
+        let since = crate::time::parse("2026-11-24T00:00:00Z").expect("a valid time");
+        Self {
+            history: MemoryHistory::default(),
+            staging: MemoryState::default(),
+            settings: HistorySettings {
+                retention_days: 90,
+                served_regions: vec!["eu-west-1".into(), "us-east-1".into()],
+            },
+            trails: vec![trail("audit", since)],
+        }
+    }
+}
+
+impl IngestFakes {
+    pub fn targets(&self) -> Targets<'_, MemoryHistory, MemoryState> {
+        Targets {
+            history: &self.history,
+            settings: &self.settings,
+            staging: &self.staging,
+            trails: &self.trails,
+        }
     }
 }
 

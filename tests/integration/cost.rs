@@ -131,7 +131,9 @@ async fn requests_per_event_are_what_the_design_says_and_are_recorded_for_the_co
         let mut staged_regions = std::collections::BTreeSet::new();
         for (n, &i) in ids.iter().enumerate() {
             let at: DateTime<Utc> = start + Duration::seconds(n as i64 * 3000 / EVENTS as i64);
-            let text = payload(i, at);
+            // `payload` dates event i at its base + i × 350 ms: the event
+            // happens at `at`, when it is ingested.
+            let text = payload(i, at - Duration::milliseconds(i as i64 * 350));
             let record = normalize(&text, &ctx).records.remove(0).record;
             history_copies += settings.regions(&record).len() as u64;
             let trails = ingest_trails.trails().await.unwrap();

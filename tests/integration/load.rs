@@ -62,7 +62,8 @@ const FAULTS: Faults = Faults {
 
 /// Event `i`: management events (regional in the served regions, and
 /// global), S3 object events (notifications and EventBridge) and Lambda
-/// invocations, with unique ids and event times spread over two hours.
+/// invocations, with unique ids and event times spread over two hours from
+/// `t0`.
 pub(crate) fn payload(i: usize, t0: DateTime<Utc>) -> String {
     let region = SERVED[i % 2];
     let data_region = ["eu-west-1", "us-east-1", "ap-south-1"][i % 3];
@@ -201,6 +202,9 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
     let kms = aws_sdk_kms::Client::new(&direct);
     let key_arn = kms_key(&kms).await;
     let t0 = parse_time("2026-11-24T00:00:30Z");
+    // The events happened in the two hours before the test's clock starts
+    // (ingest refuses an eventTime more than 5 minutes ahead of it).
+    let events_from = t0 - Duration::seconds(EVENTS as i64 * 350 / 1000 + 60);
     let admin = state_table.trails();
     log_everything(&admin, TRAIL, &bucket.name, t0).await;
 
@@ -256,7 +260,7 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
                 let mine: Vec<usize> = (task..EVENTS).step_by(TASKS).collect();
                 let again: Vec<usize> = mine.iter().copied().filter(|i| i % 10 == 7).collect();
                 for i in mine.into_iter().chain(again) {
-                    let payload = payload(i, t0);
+                    let payload = payload(i, events_from);
                     let mut attempt = 0;
                     loop {
                         attempt += 1;
@@ -524,7 +528,10 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
     let mut expected_history: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let trail = admin::get(&admin, TRAIL).await.unwrap();
     for i in 0..EVENTS {
-        let record = normalize(&payload(i, t0), &ctx).records.remove(0).record;
+        let record = normalize(&payload(i, events_from), &ctx)
+            .records
+            .remove(0)
+            .record;
         if let Some(region) = trail.log_region(&record) {
             expected_logs
                 .entry(region.to_owned())
@@ -561,7 +568,7 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
         loop {
             let mut body = json!({
                 "Region": region,
-                "StartTime": t0.timestamp() - 60,
+                "StartTime": events_from.timestamp() - 60,
                 "EndTime": end.timestamp(),
                 "MaxResults": 50,
             });
@@ -600,7 +607,7 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
         assert_eq!(unique, expected_history[region], "{region}: history");
         // One lookup by EventId too (the other read path).
         let one = unique.iter().next().unwrap();
-        let body = json!({"Region": region, "StartTime": t0.timestamp() - 60, "EndTime": end.timestamp(),
+        let body = json!({"Region": region, "StartTime": events_from.timestamp() - 60, "EndTime": end.timestamp(),
             "LookupAttributes": [{"AttributeKey": "EventId", "AttributeValue": one}]});
         let answer = lookup::http(
             &lookup_reader,
@@ -620,6 +627,10 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
         ("HistoryTable", table_arn(&history_table.name)),
         ("StateTable", table_arn(&state_table.name)),
         ("LogBucket", format!("arn:aws:s3:::{}", bucket.name)),
+        (
+            "IngestQueue",
+            "arn:aws:sqs:us-east-1:123456789012:ingest".to_owned(),
+        ),
     ]
     .into_iter()
     .collect();

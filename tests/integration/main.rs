@@ -14,4 +14,5 @@ mod history;
 mod load;
 mod lookup;
 mod policies;
+mod queue;
 mod trails;

@@ -199,6 +199,10 @@ fn each_role_can_do_only_its_part() {
         ("HistoryTable", table_arn("history")),
         ("StateTable", table_arn("state")),
         ("LogBucket", "arn:aws:s3:::logs".to_owned()),
+        (
+            "IngestQueue",
+            "arn:aws:sqs:us-east-1:123456789012:ingest".to_owned(),
+        ),
     ]
     .into_iter()
     .collect();
@@ -363,55 +367,157 @@ fn each_role_can_do_only_its_part() {
     );
 }
 
-/// Does the Deny statement `s` of a resource policy refuse `principal`
-/// `action` on `arn`? Evaluated as IAM does for the forms template.yaml
-/// uses: Principal `*`, Action/Resource patterns, and a Condition that is
-/// absent, `!If [condition, …, !Ref AWS::NoValue]` (chosen by `conditions`)
-/// or `ArnNotEquals` on `aws:PrincipalArn` (values from `bind`, with
-/// parameters bound by name).
-fn deny_applies(
-    s: &Value,
-    action: &str,
-    arn: &str,
-    principal: &str,
-    bind: &Bindings,
-    conditions: &BTreeMap<&str, bool>,
-) -> bool {
+/// The parameters and conditions a test deploys the template with.
+struct Deployment<'a> {
+    /// ARNs of resources (`!GetAtt X.Arn`) and parameter values (`!Ref P`;
+    /// a list parameter as comma-separated text).
+    bind: &'a Bindings,
+    conditions: BTreeMap<&'a str, bool>,
+}
+
+/// A CloudFormation value as the strings it stands for, for the forms the
+/// template's policies use: text, lists, `!Ref`, `!GetAtt`, `!Sub` (with or
+/// without a variable map), `!Join`, `!Split`, `!If`.
+fn cfn(v: &Value, d: &Deployment) -> Vec<String> {
+    let one = |v: &Value| -> String {
+        let mut all = cfn(v, d);
+        assert_eq!(all.len(), 1, "one value expected from {v:?}");
+        all.remove(0)
+    };
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Sequence(items) => items.iter().flat_map(|i| cfn(i, d)).collect(),
+        Value::Tagged(t) => {
+            let args = t.value.as_sequence();
+            let arg = |i: usize| &args.expect("arguments")[i];
+            match t.tag.to_string().trim_start_matches('!') {
+                "Ref" if t.value.as_str() == Some("AWS::NoValue") => Vec::new(),
+                "Ref" => {
+                    let name = t.value.as_str().expect("!Ref name");
+                    let value = d.bind.get(name).unwrap_or_else(|| panic!("bind {name}"));
+                    value.split(',').map(str::to_owned).collect()
+                }
+                "GetAtt" => vec![resolve(v, d.bind)],
+                "Sub" => {
+                    let (text, vars) = match &t.value {
+                        Value::String(s) => (s.clone(), BTreeMap::new()),
+                        _ => {
+                            let vars = arg(1)
+                                .as_mapping()
+                                .expect("!Sub variables")
+                                .iter()
+                                .map(|(k, v)| (k.as_str().unwrap().to_owned(), one(v)))
+                                .collect::<BTreeMap<_, _>>();
+                            (arg(0).as_str().expect("!Sub text").to_owned(), vars)
+                        }
+                    };
+                    let mut out = String::new();
+                    let mut rest = text.as_str();
+                    while let Some(start) = rest.find("${") {
+                        out.push_str(&rest[..start]);
+                        let end = rest[start..].find('}').expect("closed ${…}") + start;
+                        let name = &rest[start + 2..end];
+                        let value = vars.get(name).cloned().unwrap_or_else(|| {
+                            d.bind
+                                .get(name.trim_end_matches(".Arn"))
+                                .cloned()
+                                .unwrap_or_else(|| panic!("bind {name}"))
+                        });
+                        out.push_str(&value);
+                        rest = &rest[end + 1..];
+                    }
+                    out.push_str(rest);
+                    vec![out]
+                }
+                "Join" => vec![cfn(arg(1), d).join(arg(0).as_str().expect("separator"))],
+                "Split" => one(arg(1))
+                    .split(arg(0).as_str().expect("separator"))
+                    .map(str::to_owned)
+                    .collect(),
+                "If" => {
+                    let name = arg(0).as_str().expect("condition name");
+                    cfn(arg(if d.conditions[name] { 1 } else { 2 }), d)
+                }
+                other => panic!("unsupported !{other}"),
+            }
+        }
+        other => panic!("unsupported value {other:?}"),
+    }
+}
+
+/// One request to a resource: who, what, on which ARN, and (for a
+/// service acting for a resource) the `aws:SourceArn` it carries.
+struct Request<'a> {
+    principal: &'a str,
+    action: &'a str,
+    arn: &'a str,
+    source_arn: Option<&'a str>,
+}
+
+/// Does the Deny statement `s` of a resource policy refuse `r`? Evaluated
+/// as IAM does for what template.yaml uses: Principal `*`, Action/Resource
+/// patterns, and a Condition (itself perhaps under `!If`) of `ArnEquals` /
+/// `ArnNotEquals` on `aws:PrincipalArn` or `aws:SourceArn`. A key the
+/// request lacks makes `ArnNotEquals` hold and `ArnEquals` fail, as in IAM.
+fn deny_applies(s: &Value, r: &Request, d: &Deployment) -> bool {
     assert_eq!(s.get("Effect").and_then(Value::as_str), Some("Deny"));
     assert_eq!(s.get("Principal").and_then(Value::as_str), Some("*"));
-    let acts = strings(s.get("Action")).iter().any(|a| matches(a, action));
-    let on = resolve_all(s.get("Resource"), bind)
+    let acts = strings(s.get("Action"))
         .iter()
-        .any(|r| matches(r, arn));
-    let mut condition = s.get("Condition");
-    if let Some(Value::Tagged(t)) = condition {
+        .any(|a| matches(a, r.action));
+    let on = s
+        .get("Resource")
+        .map(|v| cfn(v, d))
+        .unwrap_or_default()
+        .iter()
+        .any(|p| matches(p, r.arn));
+    let mut condition = s.get("Condition").cloned();
+    if let Some(Value::Tagged(t)) = &condition {
         assert_eq!(t.tag.to_string(), "!If");
         let branches = t.value.as_sequence().expect("!If [name, then, else]");
         let name = branches[0].as_str().expect("a condition name");
-        let chosen = &branches[if conditions[name] { 1 } else { 2 }];
+        let chosen = &branches[if d.conditions[name] { 1 } else { 2 }];
         let no_value =
             matches!(chosen, Value::Tagged(t) if t.value.as_str() == Some("AWS::NoValue"));
-        condition = (!no_value).then_some(chosen);
+        condition = (!no_value).then(|| chosen.clone());
     }
     let holds = condition.is_none_or(|c| {
         c.as_mapping()
             .expect("a Condition")
             .iter()
             .all(|(operator, block)| {
-                assert_eq!(operator.as_str(), Some("ArnNotEquals"));
-                block.as_mapping().unwrap().iter().all(|(key, value)| {
-                    assert_eq!(key.as_str(), Some("aws:PrincipalArn"));
-                    let spared = match value {
-                        Value::Tagged(t) if t.tag == "!Ref" => {
-                            bind[t.value.as_str().expect("!Ref name")].clone()
-                        }
-                        v => resolve(v, bind),
+                let negated = match operator.as_str() {
+                    Some("ArnNotEquals") => true,
+                    Some("ArnEquals") => false,
+                    other => panic!("operator {other:?} is not evaluated here"),
+                };
+                block.as_mapping().unwrap().iter().all(|(key, values)| {
+                    let actual = match key.as_str() {
+                        Some("aws:PrincipalArn") => Some(r.principal),
+                        Some("aws:SourceArn") => r.source_arn,
+                        other => panic!("key {other:?} is not evaluated here"),
                     };
-                    principal != spared
+                    let listed = cfn(values, d);
+                    match actual {
+                        None => negated,
+                        Some(a) => listed.iter().any(|v| matches(v, a)) != negated,
+                    }
                 })
             })
     });
     acts && on && holds
+}
+
+/// The Deny statements of resource `policy`'s document, but TLS-only
+/// (every request here is over TLS).
+fn denies(policy: &Value) -> Vec<&Value> {
+    policy["PolicyDocument"]["Statement"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter(|s| s.get("Effect").and_then(Value::as_str) == Some("Deny"))
+        .filter(|s| !format!("{:?}", s.get("Condition")).contains("SecureTransport"))
+        .collect()
 }
 
 /// Item 8 of issue 21: nobody but the bucket admin role (and nobody at all
@@ -424,7 +530,6 @@ fn nobody_but_the_bucket_admin_changes_retention() {
     let policy = t
         .properties("LogBucketPolicy", "AWS::S3::BucketPolicy")
         .unwrap();
-    let statements = policy["PolicyDocument"]["Statement"].as_sequence().unwrap();
     let bucket = "arn:aws:s3:::logs";
     let object =
         "arn:aws:s3:::logs/AWSLogs/111122223333/CloudTrail-Digest/eu-west-1/2026/11/24/x.json.gz";
@@ -459,16 +564,18 @@ fn nobody_but_the_bucket_admin_changes_retention() {
         ]
         .into_iter()
         .collect();
-        let conditions = BTreeMap::from([("HasBucketAdmin", admin_set)]);
+        let d = Deployment {
+            bind: &bind,
+            conditions: BTreeMap::from([("HasBucketAdmin", admin_set)]),
+        };
         let denied = |action: &str, arn: &str, principal: &str| {
-            statements
-                .iter()
-                .filter(|s| s.get("Effect").and_then(Value::as_str) == Some("Deny"))
-                .filter(|s| {
-                    s.get("Condition")
-                        .is_none_or(|c| !format!("{c:?}").contains("SecureTransport"))
-                })
-                .any(|s| deny_applies(s, action, arn, principal, &bind, &conditions))
+            let r = Request {
+                principal,
+                action,
+                arn,
+                source_arn: None,
+            };
+            denies(policy).iter().any(|s| deny_applies(s, &r, &d))
         };
         for (action, arn) in changes {
             for principal in others {
@@ -495,4 +602,116 @@ fn nobody_but_the_bucket_admin_changes_retention() {
         bucket.object_lock.map(|(mode, _)| mode).as_deref(),
         Some("GOVERNANCE")
     );
+}
+
+/// Issue 21, item 1: only the stack's rules and monitored buckets can send
+/// to the ingest queue, whatever identity policies say, and only the ingest
+/// function's role can take messages out (so nobody else holds a receipt
+/// handle ingest would accept).
+#[test]
+fn only_the_stacks_rules_and_buckets_send_to_the_ingest_queue() {
+    let t = template();
+    let policy = t
+        .properties("IngestQueuePolicy", "AWS::SQS::QueuePolicy")
+        .unwrap();
+    let queue = "arn:aws:sqs:eu-west-1:111122223333:trailkeep-IngestQueue-1A2B";
+    let rule = |name: &str| format!("arn:aws:events:eu-west-1:111122223333:rule/{name}");
+    let ingest_role = "arn:aws:iam::111122223333:role/trailkeep-IngestFunctionRole-1A2B";
+    for monitored in [false, true] {
+        let bind: Bindings = [
+            ("IngestQueue", queue.to_owned()),
+            ("IngestFunctionRole", ingest_role.to_owned()),
+            ("CloudTrailEventsRule", rule("ct")),
+            ("AuditBusRule", rule("trailkeep-audit/app")),
+            ("S3ObjectEventsRule", rule("s3")),
+            ("MonitoredBuckets", "uploads,invoices".to_owned()),
+            ("AWS::AccountId", "111122223333".to_owned()),
+        ]
+        .into_iter()
+        .collect();
+        let d = Deployment {
+            bind: &bind,
+            conditions: BTreeMap::from([("HasMonitoredBuckets", monitored)]),
+        };
+        let denied = |principal: &str, action: &str, source_arn: Option<&str>| {
+            let r = Request {
+                principal,
+                action,
+                arn: queue,
+                source_arn,
+            };
+            denies(policy).iter().any(|s| deny_applies(s, &r, &d))
+        };
+        // The stack's own senders.
+        assert!(!denied(
+            "events.amazonaws.com",
+            "sqs:SendMessage",
+            Some(&rule("ct"))
+        ));
+        assert!(!denied(
+            "events.amazonaws.com",
+            "sqs:SendMessage",
+            Some(&rule("trailkeep-audit/app"))
+        ));
+        assert_eq!(
+            denied(
+                "s3.amazonaws.com",
+                "sqs:SendMessage",
+                Some("arn:aws:s3:::uploads")
+            ),
+            !monitored,
+            "a monitored bucket's notification (monitoring: {monitored})"
+        );
+        // The attacks: a principal of the account with sqs:SendMessage in
+        // its identity policy; the root user; a rule or bucket not the
+        // stack's.
+        for principal in [
+            "arn:aws:iam::111122223333:role/Admin",
+            "arn:aws:iam::111122223333:root",
+            "arn:aws:iam::444455556666:user/mallory",
+        ] {
+            assert!(
+                denied(principal, "sqs:SendMessage", None),
+                "{principal} sends"
+            );
+            assert!(
+                denied(principal, "sqs:ReceiveMessage", None),
+                "{principal} receives"
+            );
+            assert!(
+                denied(principal, "sqs:ChangeMessageVisibility", None),
+                "{principal} holds a handle"
+            );
+            assert!(
+                denied(principal, "sqs:PurgeQueue", None),
+                "{principal} purges"
+            );
+        }
+        assert!(denied(
+            "events.amazonaws.com",
+            "sqs:SendMessage",
+            Some(&rule("someone-elses-rule"))
+        ));
+        assert!(denied(
+            "s3.amazonaws.com",
+            "sqs:SendMessage",
+            Some("arn:aws:s3:::not-monitored")
+        ));
+        // Lambda's poller, with the ingest role, takes messages out.
+        for action in [
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:ChangeMessageVisibility",
+        ] {
+            assert!(!denied(ingest_role, action, None), "ingest may {action}");
+        }
+    }
+    // Nothing else can invoke ingest: no Lambda permission in the template
+    // names it (EventBridge and S3 reach it only through the queue).
+    for (id, resource) in t.resources_of_type("AWS::Lambda::Permission") {
+        assert!(
+            !format!("{:?}", resource.get("Properties")).contains("IngestFunction"),
+            "{id} lets someone invoke ingest"
+        );
+    }
 }

@@ -10,6 +10,11 @@ pub struct Config {
     pub history_table: String,
     /// STATE_TABLE: trails and delivery staging.
     pub state_table: String,
+    /// INGEST_QUEUE_URL: the queue every event arrives through.
+    pub queue_url: String,
+    /// INGEST_QUEUE_VISIBILITY_SECONDS (default 180): the queue's visibility
+    /// timeout, which confirming a receipt handle sets again.
+    pub queue_visibility_seconds: i32,
     /// TRAIL_CACHE_SECONDS (default 60): how often the trails are reloaded.
     pub trail_cache: std::time::Duration,
     /// RETENTION_DAYS (default 90) and SERVED_REGIONS (default AWS_REGION).
@@ -26,6 +31,13 @@ impl Config {
         Ok(Self {
             history_table: env.required("HISTORY_TABLE")?,
             state_table: env.required("STATE_TABLE")?,
+            queue_url: env.required("INGEST_QUEUE_URL")?,
+            queue_visibility_seconds: env.number(
+                "INGEST_QUEUE_VISIBILITY_SECONDS",
+                180,
+                1,
+                43_200,
+            )? as i32,
             trail_cache: std::time::Duration::from_secs(env.number(
                 "TRAIL_CACHE_SECONDS",
                 60,
@@ -56,6 +68,10 @@ mod tests {
         let c = Config::from_lookup(lookup(&[
             ("HISTORY_TABLE", "t"),
             ("STATE_TABLE", "s"),
+            (
+                "INGEST_QUEUE_URL",
+                "https://sqs.eu-west-1.amazonaws.com/111122223333/q",
+            ),
             ("AWS_REGION", "eu-west-1"),
         ]))
         .unwrap();
@@ -68,6 +84,10 @@ mod tests {
         let c = Config::from_lookup(lookup(&[
             ("HISTORY_TABLE", "t"),
             ("STATE_TABLE", "s"),
+            (
+                "INGEST_QUEUE_URL",
+                "https://sqs.eu-west-1.amazonaws.com/111122223333/q",
+            ),
             ("SERVED_REGIONS", "eu-west-1, us-east-1,"),
             ("RETENTION_DAYS", "30"),
         ]))
@@ -81,6 +101,10 @@ mod tests {
         let err = Config::from_lookup(lookup(&[
             ("HISTORY_TABLE", "t"),
             ("STATE_TABLE", "s"),
+            (
+                "INGEST_QUEUE_URL",
+                "https://sqs.eu-west-1.amazonaws.com/111122223333/q",
+            ),
             ("RETENTION_DAYS", "0"),
         ]))
         .unwrap_err();

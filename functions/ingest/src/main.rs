@@ -1,11 +1,12 @@
-//! The ingest Lambda: EventBridge events and S3 notifications → event
-//! history and trail staging.
+//! The ingest Lambda: batches of the ingest queue (EventBridge events and
+//! S3 notifications) → event history and trail staging.
 
 mod config;
 mod handler;
 
 use lambda_runtime::{service_fn, Error};
 use trailkeep_shared::aws::history_table::DynamoHistory;
+use trailkeep_shared::aws::sqs::SqsReceipts;
 use trailkeep_shared::aws::state_table::DynamoStaging;
 use trailkeep_shared::aws::trail_items::DynamoTrails;
 use trailkeep_shared::trail::TrailCache;
@@ -17,6 +18,11 @@ async fn main() -> Result<(), Error> {
     let aws = trailkeep_shared::aws::sdk_config().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
     let deps = handler::Deps {
+        receipts: SqsReceipts::new(
+            aws_sdk_sqs::Client::new(&aws),
+            &config.queue_url,
+            config.queue_visibility_seconds,
+        ),
         history: DynamoHistory::new(dynamodb.clone(), &config.history_table),
         staging: DynamoStaging::new(dynamodb.clone(), &config.state_table),
         trails: TrailCache::new(

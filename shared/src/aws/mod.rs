@@ -26,6 +26,8 @@ pub mod history_table;
 pub mod kms;
 /// S3: log files and digests written, read and hashed.
 pub mod s3;
+/// SQS: the ingest queue's receipt handles confirmed.
+pub mod sqs;
 /// The state table's delivery and digest items: staging, claims, cursors,
 /// manifests, chain heads, the key registry.
 pub mod state_table;

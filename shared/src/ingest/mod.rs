@@ -1,16 +1,22 @@
-//! The ingest use case: one Lambda payload → normalized records → history.
+//! The ingest use case: one payload (a message of the ingest queue) →
+//! normalized records → history and trail staging.
 //!
 //! What is retried and what is not (docs/ingest.md):
 //! - a store failure (throttling, 5xx, network) is transient: the payload
-//!   fails as a whole so Lambda retries it; every write is idempotent, so the
-//!   records already stored are not stored twice;
-//! - a bad record is permanent: the good records beside it are stored, the
+//!   fails as a whole, so its message goes back to the queue and is
+//!   retried; every write is idempotent, so the records already stored are
+//!   not stored twice;
+//! - a bad record (including an `eventTime` outside the retention window or
+//!   in the future) is permanent: the good records beside it are stored, the
 //!   bad one is reported with its field and reason, and the payload is then
-//!   failed too, so that after Lambda's retries it lands in the dead-letter
-//!   queue where the operator finds it with the error message.
+//!   failed too, so that after the queue's retries it lands in the
+//!   dead-letter queue where the operator finds it.
+//!
+//! [`queue`] confirms each message with the queue before this runs.
 
 pub mod classify;
 pub mod normalize;
+pub mod queue;
 
 use serde::Serialize;
 
@@ -92,6 +98,17 @@ pub async fn ingest<H: HistoryStore, S: StagingStore>(
     now: &DateTime<Utc>,
 ) -> Result<IngestReport, IngestError> {
     let mut batch = normalize::normalize(payload, ctx);
+    // Times are checked here, against the ingest time and the retention.
+    for n in std::mem::take(&mut batch.records) {
+        match normalize::check_event_time(&n.record, now, targets.settings.retention_days) {
+            Ok(()) => batch.records.push(n),
+            Err(error) => batch.rejected.push(Rejected {
+                index: n.index,
+                event_id: Some(normalize::quote_prefix(&n.record.event_id)),
+                error,
+            }),
+        }
+    }
     let mut report = IngestReport {
         accepted: batch.records.len(),
         ..IngestReport::default()

@@ -1,43 +1,38 @@
 //! The ingest use case on in-memory fakes (crate::testkit).
 
 use super::*;
-use crate::testkit::{api_call, trail, MemoryHistory, MemoryState, ACCOUNT};
+use crate::testkit::{api_call, IngestFakes, ACCOUNT};
 
 fn t(s: &str) -> DateTime<Utc> {
     crate::time::parse(s).unwrap()
 }
 
-struct Fakes {
-    history: MemoryHistory,
-    staging: MemoryState,
-    settings: HistorySettings,
-    trails: Vec<Trail>,
+/// The fakes, and one ingest call at a given time.
+struct Fakes(IngestFakes);
+
+impl std::ops::Deref for Fakes {
+    type Target = IngestFakes;
+    fn deref(&self) -> &IngestFakes {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Fakes {
+    fn deref_mut(&mut self) -> &mut IngestFakes {
+        &mut self.0
+    }
 }
 
 impl Fakes {
     fn new() -> Self {
-        Fakes {
-            history: MemoryHistory::default(),
-            staging: MemoryState::default(),
-            settings: HistorySettings {
-                retention_days: 90,
-                served_regions: vec!["eu-west-1".into(), "us-east-1".into()],
-            },
-            trails: vec![trail("audit", t("2026-11-24T00:00:00Z"))],
-        }
+        Fakes(IngestFakes::default())
     }
 
     async fn ingest(&self, payload: &str, now: &str) -> Result<IngestReport, IngestError> {
-        let targets = Targets {
-            history: &self.history,
-            settings: &self.settings,
-            staging: &self.staging,
-            trails: &self.trails,
-        };
         let ctx = Context {
             account_id: ACCOUNT.into(),
         };
-        ingest(&targets, &ctx, payload, &t(now)).await
+        ingest(&self.targets(), &ctx, payload, &t(now)).await
     }
 }
 
@@ -139,4 +134,43 @@ async fn a_record_the_store_refuses_is_rejected_not_retried() {
         "{why}"
     );
     assert!(f.history.keys().is_empty());
+}
+
+#[tokio::test]
+async fn an_event_time_outside_the_retention_or_in_the_future_is_refused() {
+    // Issue 21, item 2: a year-9999 record would never expire (TTL =
+    // eventTime + retention); one older than the retention would be stored
+    // already expired. Each is refused with the field and the reason; the
+    // edges are accepted.
+    let f = Fakes::new();
+    let now = "2026-11-24T12:00:00Z";
+    for (n, (time, accepted)) in [
+        ("9999-12-31T23:59:59Z", false),
+        ("2026-11-24T12:05:01Z", false),
+        ("2026-11-24T12:05:00Z", true),
+        ("2026-08-26T12:00:00Z", true),
+        ("2026-08-26T11:59:59Z", false),
+        ("1970-01-01T00:00:00Z", false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = format!("7e000000-0000-4000-8000-00000000000{n}");
+        let result = f.ingest(&api_call(&id, &t(time)), now).await;
+        let stored = f
+            .history
+            .record(&format!("eu-west-1#EventId#{id}"), "event");
+        if accepted {
+            assert_eq!(result.unwrap().stored, 1, "{time}");
+            assert!(stored.is_some(), "{time}");
+        } else {
+            let Err(IngestError::Rejected { rejected, .. }) = result else {
+                panic!("{time} was not refused");
+            };
+            let message = rejected[0].to_string();
+            assert!(message.contains("field eventTime is invalid"), "{message}");
+            assert!(stored.is_none(), "{time} was stored");
+        }
+    }
+    assert_eq!(f.staging.staged_ids("audit", "eu-west-1").len(), 2);
 }

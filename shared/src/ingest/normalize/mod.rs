@@ -267,6 +267,44 @@ pub fn quote_prefix(value: &str) -> String {
     out
 }
 
+/// How far past the ingest time an `eventTime` may lie. AWS never sends a
+/// time in the future; this allows for clocks that disagree.
+pub const MAX_FUTURE_SECONDS: i64 = 300;
+
+/// Checks that a record's `eventTime` lies between the start of the
+/// history's retention and [`MAX_FUTURE_SECONDS`] after `now` (the ingest
+/// time). A record from year 9999 would otherwise live forever (its TTL is
+/// eventTime + retention), and one older than the retention would be
+/// stored already expired.
+pub fn check_event_time(
+    record: &Record,
+    now: &chrono::DateTime<chrono::Utc>,
+    retention_days: u32,
+) -> Result<(), RecordError> {
+    let earliest = *now - chrono::Duration::days(i64::from(retention_days));
+    let latest = *now + chrono::Duration::seconds(MAX_FUTURE_SECONDS);
+    let t = &record.event_time;
+    let bad = |reason: String| RecordError::Invalid {
+        field: "eventTime".into(),
+        reason,
+    };
+    if *t > latest {
+        return Err(bad(format!(
+            "{} is more than {MAX_FUTURE_SECONDS} s after the ingest time {} (AWS never sends a future time)",
+            crate::time::format(t),
+            crate::time::format(now)
+        )));
+    }
+    if *t < earliest {
+        return Err(bad(format!(
+            "{} is before the history's retention window ({retention_days} days back from {})",
+            crate::time::format(t),
+            crate::time::format(now)
+        )));
+    }
+    Ok(())
+}
+
 /// The longest eventID accepted (CloudTrail's are 36-character GUIDs).
 pub const MAX_EVENT_ID: usize = 128;
 

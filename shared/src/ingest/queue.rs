@@ -1,0 +1,172 @@
+//! The ingest queue: the only way in (docs/security.md "Only AWS speaks as AWS").
+//!
+//! EventBridge's rules and S3's notifications send to a queue whose policy
+//! refuses every other sender, and Lambda polls it for the ingest function.
+//! A principal allowed `lambda:InvokeFunction` could still hand the
+//! function a made-up batch of "messages", so before a message is trusted
+//! its receipt handle is confirmed with the queue: only a message really
+//! received from it (in flight, by the ingest role, the one principal the
+//! queue policy lets receive) has one. A message the queue does not know is
+//! refused as forged, and never retried.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+
+use super::normalize::Context;
+use super::{ingest, IngestError, IngestReport, Targets};
+use crate::delivery::StagingStore;
+use crate::history::HistoryStore;
+use crate::store::StoreError;
+
+/// One message of a batch, as the trigger hands it over.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    pub id: String,
+    pub receipt_handle: String,
+    /// An EventBridge event or an S3 notification (JSON text).
+    pub body: String,
+}
+
+/// The port to the queue: which of these receipt handles belong to
+/// messages in flight in it.
+pub trait Receipts: Send + Sync {
+    /// The ids of `messages` whose receipt handle the queue confirmed; the
+    /// others are unknown to it. Fails only when the queue could not answer.
+    fn confirm(
+        &self,
+        messages: &[Message],
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+}
+
+/// What became of a batch.
+#[derive(Debug, Default)]
+pub struct BatchReport {
+    /// Per message processed: its id and what ingesting it did.
+    pub ingested: Vec<(String, IngestReport)>,
+    /// Messages to retry (their ids): a store failure, or bad records, which
+    /// after the queue's retries go to the dead-letter queue for a person.
+    pub failed: Vec<(String, IngestError)>,
+    /// Messages the queue does not know: forged, refused, never retried.
+    pub forged: Vec<String>,
+}
+
+impl BatchReport {
+    /// The ids Lambda should return to the queue (`batchItemFailures`).
+    pub fn retry_ids(&self) -> Vec<&str> {
+        self.failed.iter().map(|(id, _)| id.as_str()).collect()
+    }
+}
+
+/// Ingests the messages the queue confirms, each on its own: one failing
+/// message never costs the others. `now` is the ingest time.
+/// Err only when the queue could not confirm anything (retry the batch).
+pub async fn ingest_batch<R: Receipts, H: HistoryStore, S: StagingStore>(
+    receipts: &R,
+    targets: &Targets<'_, H, S>,
+    ctx: &Context,
+    messages: &[Message],
+    now: &DateTime<Utc>,
+) -> Result<BatchReport, StoreError> {
+    let confirmed = receipts.confirm(messages).await?;
+    let mut report = BatchReport::default();
+    for m in messages {
+        if !confirmed.contains(&m.id) {
+            tracing::error!(
+                alarm = "ForgedMessage",
+                message_id = %super::normalize::quote_prefix(&m.id),
+                "message refused: the ingest queue does not know its receipt handle (not received from the queue: forged or replayed)"
+            );
+            report.forged.push(m.id.clone());
+            continue;
+        }
+        match ingest(targets, ctx, &m.body, now).await {
+            Ok(r) => report.ingested.push((m.id.clone(), r)),
+            Err(e) => {
+                tracing::error!(message_id = %m.id, error = %e, "message failed");
+                report.failed.push((m.id.clone(), e));
+            }
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{api_call, IngestFakes, MemoryQueue, ACCOUNT};
+
+    fn t(s: &str) -> DateTime<Utc> {
+        crate::time::parse(s).unwrap()
+    }
+
+    async fn run(
+        queue: &MemoryQueue,
+        fakes: &IngestFakes,
+        batch: &[Message],
+    ) -> Result<BatchReport, StoreError> {
+        let ctx = Context {
+            account_id: ACCOUNT.into(),
+        };
+        let now = t("2026-11-24T01:00:05Z");
+        ingest_batch(queue, &fakes.targets(), &ctx, batch, &now).await
+    }
+
+    #[tokio::test]
+    async fn a_message_the_queue_never_handed_out_is_refused_and_the_real_ones_go_on() {
+        // GIVEN one message really received from the queue and one made up
+        // by a caller of the function (an AWS source and all)
+        let queue = MemoryQueue::default();
+        let real = queue.receive(&api_call(
+            "11111111-1111-4111-8111-111111111111",
+            &t("2026-11-24T01:00:00Z"),
+        ));
+        let forged = Message {
+            id: "f0f0f0f0-0000-4000-8000-000000000000".into(),
+            receipt_handle: "AQEBforgedhandle==".into(),
+            body: api_call(
+                "22222222-2222-4222-8222-222222222222",
+                &t("2026-11-24T01:00:01Z"),
+            ),
+        };
+        let fakes = IngestFakes::default();
+        // WHEN the batch is ingested
+        let report = run(&queue, &fakes, &[forged.clone(), real.clone()])
+            .await
+            .unwrap();
+        // THEN the real one is stored and staged, the forged one neither,
+        // and it is not handed back for a retry
+        assert_eq!(report.forged, [forged.id]);
+        assert_eq!(report.ingested.len(), 1);
+        assert_eq!(report.ingested[0].0, real.id);
+        assert!(report.retry_ids().is_empty());
+        let keys: Vec<String> = fakes.history.keys().into_iter().map(|(pk, _)| pk).collect();
+        assert!(keys.iter().any(|k| k.contains("11111111-1111")));
+        assert!(
+            !keys.iter().any(|k| k.contains("22222222-2222")),
+            "{keys:?}"
+        );
+        assert_eq!(
+            fakes.staging.staged_ids("audit", "eu-west-1"),
+            ["11111111-1111-4111-8111-111111111111"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failing_message_is_retried_alone_and_a_silent_queue_retries_the_batch() {
+        let queue = MemoryQueue::default();
+        let good = queue.receive(&api_call(
+            "33333333-3333-4333-8333-333333333333",
+            &t("2026-11-24T01:00:00Z"),
+        ));
+        let bad = queue.receive("{\"detail-type\": \"x\"}");
+        let fakes = IngestFakes::default();
+        let batch = [bad.clone(), good.clone()];
+        let report = run(&queue, &fakes, &batch).await.unwrap();
+        assert_eq!(report.retry_ids(), [bad.id.as_str()]);
+        assert_eq!(report.ingested.len(), 1);
+        // The queue cannot answer: nothing is trusted, the batch is retried.
+        queue.fail(true);
+        assert!(run(&queue, &fakes, &batch).await.is_err());
+    }
+}
