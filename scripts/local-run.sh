@@ -207,12 +207,13 @@ TRAIL_ARN=$("$TRAILKEEP" get-trail --name org-audit | python3 -c 'import json,sy
 START=$(python3 -c 'import datetime as d; print((d.datetime.now(d.timezone.utc) - d.timedelta(hours=1)).strftime("%Y-%m-%dT%H:00:00Z"))')
 END=$(python3 -c 'import datetime as d; print((d.datetime.now(d.timezone.utc) + d.timedelta(hours=3)).strftime("%Y-%m-%dT%H:15:00Z"))')
 
-step "validate-logs (online: digests and logs from S3, public keys from KMS, chain heads from the state table)"
-"$TRAILKEEP" validate-logs --trail-arn "$TRAIL_ARN" --start-time "$START" --end-time "$END" --verbose
+step "validate-logs (online: digests and logs from S3, the stack's signing key from KMS, chain heads from the state table)"
+"$TRAILKEEP" validate-logs --trail-arn "$TRAIL_ARN" --start-time "$START" --end-time "$END" --verbose \
+  --signing-key-arn "$SIGNING_KEY"
 
 step "offline: list-public-keys --pem-dir, download-logs, validate-logs --local-dir --public-key"
 rm -rf "$OUT_DIR/keys" "$OUT_DIR/copy"
-"$TRAILKEEP" list-public-keys --pem-dir "$OUT_DIR/keys"
+"$TRAILKEEP" list-public-keys --signing-key-arn "$SIGNING_KEY" --pem-dir "$OUT_DIR/keys"
 "$TRAILKEEP" download-logs --trail-arn "$TRAIL_ARN" --local-dir "$OUT_DIR/copy"
 (
   unset TRAILKEEP_STATE_TABLE

@@ -9,7 +9,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use clap::{Args, Subcommand, ValueEnum};
 use futures::{stream, StreamExt, TryStreamExt};
 use serde_json::json;
-use trailkeep_shared::aws::kms::KmsSigner;
+use trailkeep_shared::aws::kms;
 use trailkeep_shared::aws::s3::{self, S3Logs};
 use trailkeep_shared::aws::state_table::{DynamoStaging, KeyUse};
 use trailkeep_shared::aws::trail_items::DynamoTrails;
@@ -61,14 +61,31 @@ pub struct ValidateArgs {
     #[arg(long)]
     local_dir: Option<PathBuf>,
     /// Public key file (PEM or DER, SubjectPublicKeyInfo or PKCS#1);
-    /// repeatable. Default: the keys the digest function used, from KMS.
+    /// repeatable. Instead of --signing-key-arn, for offline validation.
     #[arg(long)]
     public_key: Vec<PathBuf>,
+    #[command(flatten)]
+    signing: SigningKeys,
     /// Log files checked at once.
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
     #[arg(long, value_enum, default_value_t = Output::Text)]
     output: Output,
+}
+
+/// The keys an auditor trusts.
+#[derive(Args, Debug, Clone)]
+pub struct SigningKeys {
+    /// The stack's signing key ARN (output SigningKeyArn); repeatable or
+    /// comma-separated, one per region if several. Only digests signed by
+    /// these keys are valid: the key registry in the state table is never
+    /// trusted, since whoever can write that table could add a key to it.
+    #[arg(
+        long = "signing-key-arn",
+        env = "TRAILKEEP_SIGNING_KEY_ARNS",
+        value_delimiter = ','
+    )]
+    arns: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -101,6 +118,8 @@ pub enum AuditCommand {
         /// Write each key as `{fingerprint}.pem` (PKCS#1) into this directory.
         #[arg(long)]
         pem_dir: Option<PathBuf>,
+        #[command(flatten)]
+        signing: SigningKeys,
     },
 }
 
@@ -224,23 +243,28 @@ impl Ctx {
         Ok((bucket.unwrap_or_default(), prefix.filter(|p| !p.is_empty())))
     }
 
-    /// The keys validation trusts: the files given, else the keys the
-    /// digest function used.
-    async fn trusted_keys(&self, files: &[PathBuf]) -> Result<Keys, AuditError> {
-        let mut keys = Keys::default();
-        for path in files {
-            keys.add_file_bytes(&read_file(path)?)
-                .map_err(|e| AuditError::File {
-                    path: path.display().to_string(),
-                    message: e.to_string(),
-                })?;
-        }
-        if files.is_empty() {
-            for (_, pkcs1) in self.used_keys().await? {
-                keys.add_pkcs1(pkcs1);
+    /// The keys validation trusts: the files given, else the public halves
+    /// of the signing key ARNs given. Nothing else.
+    async fn trusted_keys(
+        &self,
+        files: &[PathBuf],
+        signing: &SigningKeys,
+    ) -> Result<Keys, AuditError> {
+        if !files.is_empty() {
+            let mut keys = Keys::default();
+            for path in files {
+                keys.add_file_bytes(&read_file(path)?)
+                    .map_err(|e| AuditError::File {
+                        path: path.display().to_string(),
+                        message: e.to_string(),
+                    })?;
             }
+            return Ok(keys);
         }
-        Ok(keys)
+        if signing.arns.is_empty() {
+            return Err(AuditError::Usage(NO_TRUSTED_KEYS.into()));
+        }
+        Ok(kms::trusted_keys(&self.aws, &signing.arns).await?)
     }
 
     /// The chain heads, to cross-check the tail (best effort: an auditor
@@ -258,39 +282,40 @@ impl Ctx {
         heads
     }
 
-    /// The keys the digest function used, with their public halves from KMS.
-    async fn used_keys(&self) -> Result<Vec<(KeyUse, Vec<u8>)>, AuditError> {
+    /// The keys the digest function used (the state table's registry, for
+    /// their dates) that are among the trusted keys, matched by fingerprint,
+    /// the key material itself. A registry entry for any other key is
+    /// reported and left out.
+    async fn used_keys(&self, signing: &SigningKeys) -> Result<Vec<(KeyUse, Vec<u8>)>, AuditError> {
+        if signing.arns.is_empty() {
+            return Err(AuditError::Usage(NO_TRUSTED_KEYS.into()));
+        }
         let state = self.state.as_ref().ok_or_else(|| {
             AuditError::Usage(
-                "no public keys: pass --public-key FILE, or --state-table (TRAILKEEP_STATE_TABLE) to read them from KMS".into(),
+                "list-public-keys reads when each key was used from the state table: pass --state-table (TRAILKEEP_STATE_TABLE)".into(),
             )
         })?;
-        let used = state.keys_used().await?;
+        let trusted = kms::trusted_keys(&self.aws, &signing.arns).await?;
         let mut out = Vec::new();
-        for k in used {
-            let client = kms_client(&self.aws, &k.key_id);
-            let public = KmsSigner::fetch(&client, &k.key_id).await?;
-            out.push((k, public.pkcs1));
+        for k in state.keys_used().await? {
+            match trusted.get(&k.fingerprint) {
+                Some(pkcs1) => {
+                    let pkcs1 = pkcs1.to_vec();
+                    out.push((k, pkcs1));
+                }
+                None => eprintln!(
+                    "warning: the state table names key {:?} (fingerprint {:?}), which is not a --signing-key-arn: not listed, not trusted",
+                    trailkeep_shared::ingest::normalize::quote_prefix(&k.key_id),
+                    trailkeep_shared::ingest::normalize::quote_prefix(&k.fingerprint)
+                ),
+            }
         }
         Ok(out)
     }
 }
 
-/// A KMS client in the key's region (a key ARN names it).
-fn kms_client(aws: &aws_config::SdkConfig, key: &str) -> aws_sdk_kms::Client {
-    let region = key
-        .strip_prefix("arn:")
-        .and_then(|r| r.split(':').nth(2))
-        .filter(|r| !r.is_empty());
-    match region {
-        Some(r) => aws_sdk_kms::Client::from_conf(
-            aws_sdk_kms::config::Builder::from(aws)
-                .region(aws_config::Region::new(r.to_owned()))
-                .build(),
-        ),
-        None => aws_sdk_kms::Client::new(aws),
-    }
-}
+/// Why validation will not guess its keys.
+const NO_TRUSTED_KEYS: &str = "no trusted keys: pass --signing-key-arn ARN (TRAILKEEP_SIGNING_KEY_ARNS; the stack output SigningKeyArn) or --public-key FILE. The key registry in the state table is not trusted: whoever can write that table could add a key to it";
 
 fn read_file(path: &Path) -> Result<Vec<u8>, AuditError> {
     std::fs::read(path).map_err(|e| AuditError::File {
@@ -320,10 +345,11 @@ pub async fn run(state_table: &str, cmd: AuditCommand) -> Result<(), AuditError>
             start_time,
             end_time,
             pem_dir,
+            signing,
         } => {
             let start = start_time.as_deref().map(parse_time).transpose()?;
             let end = end_time.as_deref().map(parse_time).transpose()?;
-            list_public_keys(&ctx, start, end, pem_dir.as_deref()).await
+            list_public_keys(&ctx, start, end, pem_dir.as_deref(), &signing).await
         }
     }
 }
@@ -338,6 +364,7 @@ async fn validate_logs(ctx: &Ctx, args: ValidateArgs) -> Result<(), AuditError> 
         verbose,
         local_dir,
         public_key,
+        signing,
         concurrency,
         output,
     } = args;
@@ -358,7 +385,7 @@ async fn validate_logs(ctx: &Ctx, args: ValidateArgs) -> Result<(), AuditError> 
     let (bucket, prefix) = ctx
         .bucket_and_prefix(&location, &name, local.as_ref())
         .await?;
-    let keys = ctx.trusted_keys(&public_key).await?;
+    let keys = ctx.trusted_keys(&public_key, &signing).await?;
     let heads = ctx.chain_heads(&name).await;
     let request = Request {
         bucket,
@@ -444,9 +471,10 @@ async fn list_public_keys(
     start: Option<DateTime<Utc>>,
     end: Option<DateTime<Utc>>,
     pem_dir: Option<&Path>,
+    signing: &SigningKeys,
 ) -> Result<(), AuditError> {
     let mut list = Vec::new();
-    for (k, pkcs1) in ctx.used_keys().await? {
+    for (k, pkcs1) in ctx.used_keys(signing).await? {
         let valid_from = trailkeep_shared::time::parse(&k.first_used)
             .map(|t| t - chrono::Duration::hours(1))
             .ok();

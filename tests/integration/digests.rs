@@ -12,7 +12,7 @@ use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use aws_sdk_s3::types::MetadataDirective;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
-use trailkeep_shared::aws::kms::{KeyMap, KmsSigner};
+use trailkeep_shared::aws::kms::{self, KeyMap, KmsSigner};
 use trailkeep_shared::delivery::{DeliverSettings, Deliverer};
 use trailkeep_shared::digest::{
     self, string_to_sign, DigestFile, DigestReport, DigestSettings, DigestState, Digester, Signer,
@@ -169,10 +169,12 @@ impl Audit {
         }
     }
 
+    /// The keys an auditor trusts: the stack's signing key ARN, as
+    /// `validate-logs --signing-key-arn` reads them.
     async fn keys(&self) -> Keys {
-        let mut keys = Keys::default();
-        keys.add_pkcs1(self.signer.public_key(HOME).await.unwrap().pkcs1);
-        keys
+        kms::trusted_keys(&sdk_config().await, std::slice::from_ref(&self.key_arn))
+            .await
+            .unwrap()
     }
 
     /// Every digest in the bucket, by end time, parsed.
@@ -994,5 +996,77 @@ async fn a_log_file_changed_before_its_digest_keeps_its_delivery_hash_and_raises
     ];
     expected.sort();
     assert_eq!(problems, expected);
+    a.delete().await;
+}
+
+/// Issue 21, item 6: what validation trusts is not writable by the
+/// pipeline. A writer of the state table (any function's role today) names
+/// its own KMS key in the key registry and re-signs the newest digest with
+/// a log file struck from it. A validator that took its keys from the
+/// registry finds nothing wrong; with the stack's key ARN (what
+/// `validate-logs --signing-key-arn` uses), the forged digest is INVALID.
+#[tokio::test]
+async fn a_key_the_state_table_names_is_not_trusted() {
+    let mut a = Audit::new().await;
+    let t0 = parse_time("2026-11-24T00:00:00Z");
+    a.set_logging(true, t0).await;
+    let end = t0 + Duration::hours(3) + Duration::minutes(15);
+    a.simulate(
+        t0,
+        end,
+        |t| usize::from(t.format("%M").to_string() == "05"),
+        |_| true,
+    )
+    .await;
+    let digests = a.digests().await;
+    let (key, mut d) = digests.values().next_back().cloned().unwrap();
+    assert_eq!(d.log_files.len(), 1, "the newest digest lists a file");
+
+    // The attack: strike the log file, sign with a key of one's own, and
+    // name that key in the registry as the digest function does.
+    let rogue_arn = kms_key(&a.kms).await;
+    let rogue = KmsSigner::new(&sdk_config().await, KeyMap::parse(&rogue_arn).unwrap());
+    let rogue_public = rogue.public_key(HOME).await.unwrap();
+    let (_, meta) = object_with_meta(&a, &key).await;
+    d.log_files.clear();
+    d.digest_public_key_fingerprint = rogue_public.fingerprint.clone();
+    let json = serde_json::to_vec(&d).unwrap();
+    let to_sign = string_to_sign(
+        &d.digest_end_time,
+        &d.digest_s3_bucket,
+        &key,
+        &json,
+        d.previous_digest_signature.as_deref(),
+    );
+    let mut meta = meta;
+    let sig = rogue.sign(HOME, to_sign.as_bytes()).await.unwrap();
+    meta.insert("signature".into(), hex::encode(sig));
+    put(&a, &key, gzip(&json), meta).await;
+    a.p.staging
+        .note_key(HOME, &rogue_public, &parse_time(&d.digest_end_time))
+        .await
+        .unwrap();
+
+    let request = a.request(t0, end);
+    let registry = a.p.staging.keys_used().await.unwrap();
+    let mut from_registry = Keys::default();
+    for k in &registry {
+        from_registry.add_pkcs1(KmsSigner::fetch(&a.kms, &k.key_id).await.unwrap().pkcs1);
+    }
+    let fooled = check(&a.p.sink, &from_registry, &request).await;
+    assert!(
+        fooled.all_valid(),
+        "trusting the registry, the forgery passes: {:?}",
+        problems(&fooled.findings)
+    );
+
+    let report = check(&a.p.sink, &a.keys().await, &request).await;
+    assert_eq!(
+        problems(&report.findings),
+        [format!(
+            "Digest file\ts3://{}/{key}\tINVALID: public key not found in region {HOME} for fingerprint {}",
+            a.p.bucket.name, rogue_public.fingerprint
+        )]
+    );
     a.delete().await;
 }

@@ -184,6 +184,40 @@ impl Signer for KmsSigner {
     }
 }
 
+/// The keys an auditor trusts: the public halves of exactly these KMS
+/// keys (the stack's `SigningKeyArn`, one per region if several), each from
+/// its own region. Validation never trusts a key because the state table
+/// names it: any principal that can write that table could name its own
+/// (docs/security.md "What validation trusts").
+pub async fn trusted_keys(
+    aws: &aws_config::SdkConfig,
+    key_arns: &[String],
+) -> Result<crate::validate::Keys, StoreError> {
+    let mut keys = crate::validate::Keys::default();
+    for arn in key_arns {
+        let public = KmsSigner::fetch(&client_for(aws, arn), arn).await?;
+        keys.add_pkcs1(public.pkcs1);
+    }
+    Ok(keys)
+}
+
+/// A KMS client in the key's region when `key` is an ARN, else the
+/// configuration's.
+pub fn client_for(aws: &aws_config::SdkConfig, key: &str) -> Client {
+    let region = key
+        .strip_prefix("arn:")
+        .and_then(|r| r.split(':').nth(2))
+        .filter(|r| !r.is_empty());
+    match region {
+        Some(r) => Client::from_conf(
+            aws_sdk_kms::config::Builder::from(aws)
+                .region(aws_config::Region::new(r.to_owned()))
+                .build(),
+        ),
+        None => Client::new(aws),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -117,6 +117,11 @@ impl Keys {
         Ok(self.add_pkcs1(pkcs1))
     }
 
+    /// The PKCS#1 DER key with this fingerprint, if trusted.
+    pub fn get(&self, fingerprint: &str) -> Option<&[u8]> {
+        self.0.get(fingerprint).map(Vec::as_slice)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
