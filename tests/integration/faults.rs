@@ -65,6 +65,8 @@ struct State {
     /// (IAM action, resource): a DynamoDB table's name, an S3 object's or
     /// bucket's ARN, a KMS key id.
     access: Mutex<BTreeSet<(String, String)>>,
+    /// (IAM action, table, partition key) of every DynamoDB write.
+    writes: Mutex<BTreeSet<(String, String, String)>>,
     armed: AtomicBool,
 }
 
@@ -140,6 +142,12 @@ impl FaultProxy {
     /// ARNs (`arn:aws:s3:::bucket/key`), KMS key ids as the request named them.
     pub fn access(&self) -> BTreeSet<(String, String)> {
         self.state.access.lock().unwrap().clone()
+    }
+
+    /// Every DynamoDB write: (IAM action, table, the item's partition key),
+    /// what `dynamodb:LeadingKeys` conditions are evaluated on.
+    pub fn written_keys(&self) -> BTreeSet<(String, String, String)> {
+        self.state.writes.lock().unwrap().clone()
     }
 
     /// Requests that reached the service so far.
@@ -220,6 +228,12 @@ async fn forward(
         let mut access = state.access.lock().unwrap();
         for resource in resources(service, &parts, &body) {
             access.insert((action.clone(), resource));
+        }
+    }
+    if service == Service::DynamoDb {
+        let mut writes = state.writes.lock().unwrap();
+        for (table, key) in written_keys(&action, &body) {
+            writes.insert((action.clone(), table, key));
         }
     }
     let count = |f: &dyn Fn(&mut ActionStats)| {
@@ -344,6 +358,32 @@ fn resources(service: Service, parts: &hyper::http::request::Parts, body: &[u8])
                     .into_owned();
             vec![format!("arn:aws:s3:::{}", path.trim_end_matches('/'))]
         }
+    }
+}
+
+/// The (table, partition key) pairs a DynamoDB write request writes.
+fn written_keys(action: &str, body: &[u8]) -> Vec<(String, String)> {
+    let req: Value = serde_json::from_slice(body).unwrap_or_default();
+    let pk = |item: &Value| item["pk"]["S"].as_str().map(str::to_owned);
+    let table = req["TableName"].as_str().unwrap_or_default().to_owned();
+    match action {
+        "dynamodb:PutItem" => pk(&req["Item"]).map(|k| (table, k)).into_iter().collect(),
+        "dynamodb:UpdateItem" | "dynamodb:DeleteItem" => {
+            pk(&req["Key"]).map(|k| (table, k)).into_iter().collect()
+        }
+        "dynamodb:BatchWriteItem" => req["RequestItems"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .flat_map(|(table, writes)| {
+                writes.as_array().into_iter().flatten().filter_map(|w| {
+                    pk(&w["PutRequest"]["Item"])
+                        .or_else(|| pk(&w["DeleteRequest"]["Key"]))
+                        .map(|k| (table.clone(), k))
+                })
+            })
+            .collect(),
+        _ => Vec::new(),
     }
 }
 

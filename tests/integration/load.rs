@@ -653,6 +653,7 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
             function,
             &grants,
             &f.proxy.access(),
+            &f.proxy.written_keys(),
             to_arn,
         ));
     }

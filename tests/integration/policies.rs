@@ -8,12 +8,28 @@ use serde_yaml_ng::Value;
 
 use crate::helpers::template;
 
-/// One Allow statement: its actions and resource patterns (ARNs with `*`).
+/// One Allow statement: its actions and resource patterns (ARNs with `*`),
+/// and the item partition keys it is limited to
+/// (`ForAllValues:StringLike` on `dynamodb:LeadingKeys`), if any.
 #[derive(Clone, Debug)]
 pub struct Grant {
     pub sid: String,
     pub actions: Vec<String>,
     pub resources: Vec<String>,
+    pub leading_keys: Option<Vec<String>>,
+}
+
+impl Grant {
+    /// Does this statement allow `action` on `arn` (for an item with
+    /// partition key `pk`, when the request names one)?
+    fn allows(&self, action: &str, arn: &str, pk: Option<&str>) -> bool {
+        self.actions.iter().any(|a| a == action)
+            && self.resources.iter().any(|p| matches(p, arn))
+            && match (&self.leading_keys, pk) {
+                (Some(patterns), Some(pk)) => patterns.iter().any(|p| matches(p, pk)),
+                _ => true,
+            }
+    }
 }
 
 /// ARNs of the template's resources in this test (`HistoryTable` → the
@@ -62,6 +78,11 @@ pub fn grants(function: &str, bind: &Bindings) -> Vec<Grant> {
                 .to_owned(),
             actions: strings(s.get("Action")),
             resources: resolve_all(s.get("Resource"), bind),
+            leading_keys: s
+                .get("Condition")
+                .and_then(|c| c.get("ForAllValues:StringLike"))
+                .and_then(|c| c.get("dynamodb:LeadingKeys"))
+                .map(|v| strings(Some(v))),
         })
         .collect()
 }
@@ -126,12 +147,15 @@ pub fn matches(pattern: &str, arn: &str) -> bool {
 
 /// Compares what a function did with what its role allows, for the
 /// services trailkeep's code calls (DynamoDB, S3, KMS): every request is
-/// allowed by some statement, and every statement's every action was
-/// needed on some resource it names. Returns the problems found.
+/// allowed by some statement, every DynamoDB write by a statement whose
+/// `dynamodb:LeadingKeys` admit the item's partition key, and every
+/// statement's every action (and every leading-key pattern) was needed.
+/// Returns the problems found.
 pub fn compare(
     function: &str,
     grants: &[Grant],
     seen: &BTreeSet<(String, String)>,
+    writes: &BTreeSet<(String, String, String)>,
     to_arn: impl Fn(&str, &str) -> String,
 ) -> Vec<String> {
     let ours = |a: &str| {
@@ -143,14 +167,22 @@ pub fn compare(
         .iter()
         .map(|(a, r)| (a.clone(), to_arn(a, r)))
         .collect();
+    let writes: Vec<(String, String, String)> = writes
+        .iter()
+        .map(|(a, table, pk)| (a.clone(), to_arn(a, table), pk.clone()))
+        .collect();
     let mut problems = Vec::new();
     for (action, arn) in &seen {
-        let allowed = grants
-            .iter()
-            .any(|g| g.actions.contains(action) && g.resources.iter().any(|p| matches(p, arn)));
-        if !allowed {
+        if !grants.iter().any(|g| g.allows(action, arn, None)) {
             problems.push(format!(
                 "{function} called {action} on {arn}, which its role does not allow"
+            ));
+        }
+    }
+    for (action, arn, pk) in &writes {
+        if !grants.iter().any(|g| g.allows(action, arn, Some(pk))) {
+            problems.push(format!(
+                "{function} called {action} on item {pk:?} of {arn}, which no statement's dynamodb:LeadingKeys admit"
             ));
         }
     }
@@ -163,6 +195,17 @@ pub fn compare(
                 problems.push(format!(
                     "{function}'s statement {} allows {action} on {:?}, which its code never called",
                     g.sid, g.resources
+                ));
+            }
+        }
+        for pattern in g.leading_keys.iter().flatten() {
+            let used = writes
+                .iter()
+                .any(|(a, arn, pk)| g.allows(a, arn, Some(pk)) && matches(pattern, pk));
+            if !used {
+                problems.push(format!(
+                    "{function}'s statement {} admits items {pattern:?}, which its code never wrote",
+                    g.sid
                 ));
             }
         }
@@ -713,5 +756,73 @@ fn only_the_stacks_rules_and_buckets_send_to_the_ingest_queue() {
             !format!("{:?}", resource.get("Properties")).contains("IngestFunction"),
             "{id} lets someone invoke ingest"
         );
+    }
+}
+
+/// Issue 21, item 6: each function may write only the state-table items it
+/// owns (`dynamodb:LeadingKeys`), so a compromised function cannot forge
+/// another's: ingest no claims, manifests, chain heads, keys or trails;
+/// deliver no chain heads, keys, trails or staged events; digest nothing but
+/// chain heads and the keys-used registry. The load test checks the other
+/// direction: every write each function made is admitted.
+#[test]
+fn each_function_writes_only_its_own_state_items() {
+    let state = table_arn("state");
+    let bind: Bindings = [
+        ("HistoryTable", table_arn("history")),
+        ("StateTable", state.clone()),
+        ("LogBucket", "arn:aws:s3:::logs".to_owned()),
+        (
+            "IngestQueue",
+            "arn:aws:sqs:us-east-1:123456789012:ingest".to_owned(),
+        ),
+    ]
+    .into_iter()
+    .collect();
+    // One item of each kind: staged event, delivery cursor, claim,
+    // manifest, chain head, key registry, trails.
+    let items = [
+        ("STG#audit#eu-west-1#5984940", "staged event"),
+        ("DLV#audit", "delivery cursor"),
+        ("OWN#audit#eu-west-1#6f1b2b7e", "delivery claim"),
+        ("MAN#audit#eu-west-1#2026-11-24T01", "manifest"),
+        ("DIG#audit", "chain head"),
+        ("KEY", "key registry"),
+        ("TRAIL", "trails"),
+    ];
+    for (function, owns) in [
+        ("IngestFunction", &["staged event", "delivery cursor"][..]),
+        (
+            "DeliverFunction",
+            &["delivery claim", "manifest", "delivery cursor"][..],
+        ),
+        ("DigestFunction", &["chain head", "key registry"][..]),
+        ("LookupFunction", &[][..]),
+    ] {
+        let grants = grants(function, &bind);
+        for (pk, kind) in items {
+            for action in ["dynamodb:PutItem", "dynamodb:UpdateItem"] {
+                let allowed = grants.iter().any(|g| g.allows(action, &state, Some(pk)));
+                assert_eq!(
+                    allowed,
+                    owns.contains(&kind) && grants.iter().any(|g| g.allows(action, &state, None)),
+                    "{function} {action} on a {kind} item ({pk})"
+                );
+            }
+        }
+        // No write to the state table without a LeadingKeys condition.
+        for g in &grants {
+            let writes = g
+                .actions
+                .iter()
+                .any(|a| a == "dynamodb:PutItem" || a == "dynamodb:UpdateItem");
+            if writes && g.resources.iter().any(|r| r == &state) {
+                assert!(
+                    g.leading_keys.is_some(),
+                    "{function}: {} writes any item",
+                    g.sid
+                );
+            }
+        }
     }
 }
