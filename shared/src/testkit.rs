@@ -30,7 +30,7 @@ use crate::digest::gzhash::{hash_gzip, GzError, Inflated};
 use crate::digest::{fingerprint, ChainHead, DigestBucket, DigestState, PublicKey, Signer};
 use crate::history::lookup::{HistoryReader, Stored};
 use crate::history::{Claim, HistorySettings, HistoryStore, Item};
-use crate::ingest::queue::{Message, Receipts};
+use crate::ingest::queue::{Message, Receipt, Receipts};
 use crate::ingest::Targets;
 use crate::store::StoreError;
 use crate::trail::{Trail, TrailSet, TrailStore};
@@ -430,6 +430,7 @@ impl DigestState for MemoryState {
 #[derive(Debug, Default)]
 pub struct MemoryQueue {
     in_flight: Mutex<Vec<String>>,
+    unanswered: Mutex<Vec<String>>,
     failing: std::sync::atomic::AtomicBool,
 }
 
@@ -448,6 +449,12 @@ impl MemoryQueue {
         }
     }
 
+    /// The queue will not answer for this handle (a transient per-entry
+    /// failure).
+    pub fn leave_unanswered(&self, handle: &str) {
+        lock(&self.unanswered).push(handle.to_owned());
+    }
+
     /// Whether the queue fails to answer from now on.
     pub fn fail(&self, failing: bool) {
         self.failing.store(failing, Ordering::Relaxed);
@@ -455,15 +462,22 @@ impl MemoryQueue {
 }
 
 impl Receipts for MemoryQueue {
-    async fn confirm(&self, messages: &[Message]) -> Result<Vec<String>, StoreError> {
+    async fn confirm(&self, messages: &[Message]) -> Result<Vec<Receipt>, StoreError> {
         if self.failing.load(Ordering::Relaxed) {
             return Err(injected("ChangeMessageVisibilityBatch", "ingest-queue"));
         }
-        let in_flight = lock(&self.in_flight);
+        let (in_flight, unanswered) = (lock(&self.in_flight), lock(&self.unanswered));
         Ok(messages
             .iter()
-            .filter(|m| in_flight.contains(&m.receipt_handle))
-            .map(|m| m.id.clone())
+            .map(|m| {
+                if unanswered.contains(&m.receipt_handle) {
+                    Receipt::Unanswered
+                } else if in_flight.contains(&m.receipt_handle) {
+                    Receipt::Confirmed
+                } else {
+                    Receipt::Unknown
+                }
+            })
             .collect())
     }
 }

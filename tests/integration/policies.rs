@@ -749,6 +749,43 @@ fn only_the_stacks_rules_and_buckets_send_to_the_ingest_queue() {
             assert!(!denied(ingest_role, action, None), "ingest may {action}");
         }
     }
+    // The dead-letter queue: only the stack's rules and the ingest queue's
+    // redrive put messages there, so nothing planted is re-ingested when an
+    // operator drains it.
+    let dlq = "arn:aws:sqs:eu-west-1:111122223333:trailkeep-IngestDeadLetterQueue-9Z";
+    let dlq_policy = t
+        .properties("IngestDeadLetterQueuePolicy", "AWS::SQS::QueuePolicy")
+        .unwrap();
+    let bind: Bindings = [
+        ("IngestDeadLetterQueue", dlq.to_owned()),
+        ("IngestQueue", queue.to_owned()),
+        ("CloudTrailEventsRule", rule("ct")),
+        ("AuditBusRule", rule("trailkeep-audit/app")),
+        ("S3ObjectEventsRule", rule("s3")),
+    ]
+    .into_iter()
+    .collect();
+    let d = Deployment {
+        bind: &bind,
+        conditions: BTreeMap::from([("HasMonitoredBuckets", true)]),
+    };
+    let dlq_denies = |principal: &str, source_arn: Option<&str>| {
+        let r = Request {
+            principal,
+            action: "sqs:SendMessage",
+            arn: dlq,
+            source_arn,
+        };
+        denies(dlq_policy).iter().any(|s| deny_applies(s, &r, &d))
+    };
+    assert!(dlq_denies("arn:aws:iam::111122223333:role/Admin", None));
+    assert!(!dlq_denies("sqs.amazonaws.com", Some(queue)));
+    assert!(!dlq_denies("events.amazonaws.com", Some(&rule("ct"))));
+    assert!(dlq_denies(
+        "events.amazonaws.com",
+        Some(&rule("someone-elses-rule"))
+    ));
+
     // Nothing else can invoke ingest: no Lambda permission in the template
     // names it (EventBridge and S3 reach it only through the queue).
     for (id, resource) in t.resources_of_type("AWS::Lambda::Permission") {
@@ -790,22 +827,33 @@ fn each_function_writes_only_its_own_state_items() {
         ("KEY", "key registry"),
         ("TRAIL", "trails"),
     ];
+    let (put, update) = ("dynamodb:PutItem", "dynamodb:UpdateItem");
     for (function, owns) in [
-        ("IngestFunction", &["staged event", "delivery cursor"][..]),
+        (
+            "IngestFunction",
+            &[(put, "staged event"), (update, "delivery cursor")][..],
+        ),
         (
             "DeliverFunction",
-            &["delivery claim", "manifest", "delivery cursor"][..],
+            &[
+                (put, "delivery claim"),
+                (put, "manifest"),
+                (update, "delivery cursor"),
+            ][..],
         ),
-        ("DigestFunction", &["chain head", "key registry"][..]),
+        (
+            "DigestFunction",
+            &[(put, "chain head"), (update, "key registry")][..],
+        ),
         ("LookupFunction", &[][..]),
     ] {
         let grants = grants(function, &bind);
         for (pk, kind) in items {
-            for action in ["dynamodb:PutItem", "dynamodb:UpdateItem"] {
+            for action in [put, update] {
                 let allowed = grants.iter().any(|g| g.allows(action, &state, Some(pk)));
                 assert_eq!(
                     allowed,
-                    owns.contains(&kind) && grants.iter().any(|g| g.allows(action, &state, None)),
+                    owns.contains(&(action, kind)),
                     "{function} {action} on a {kind} item ({pk})"
                 );
             }

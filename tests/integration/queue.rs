@@ -4,7 +4,7 @@
 use aws_sdk_sqs::Client;
 use trailkeep_shared::aws::sqs::SqsReceipts;
 use trailkeep_shared::ingest::normalize::Context;
-use trailkeep_shared::ingest::queue::{ingest_batch, Message, Receipts};
+use trailkeep_shared::ingest::queue::{ingest_batch, Message, Receipt, Receipts};
 use trailkeep_shared::testkit::{api_call, IngestFakes, ACCOUNT};
 
 use crate::helpers::{parse_time, sdk_config};
@@ -79,11 +79,17 @@ async fn only_messages_received_from_the_ingest_queue_are_ingested() {
     batch.push(forged(1, ""));
     let foreign = through(&client, &other, &api_call(&id(102), &t0)).await;
     batch.push(forged(2, &foreign.receipt_handle));
+    // … and one made up with a real message's ID.
+    batch.push(Message {
+        id: batch[0].id.clone(),
+        ..forged(3, "AQEBc2FtZSBpZA==")
+    });
 
     let receipts = SqsReceipts::new(client.clone(), &ours, 180);
-    let confirmed = receipts.confirm(&batch).await.unwrap();
-    let real: Vec<String> = batch[..12].iter().map(|m| m.id.clone()).collect();
-    assert_eq!(confirmed, real);
+    let answers = receipts.confirm(&batch).await.unwrap();
+    let mut expected = vec![Receipt::Confirmed; 12];
+    expected.extend([Receipt::Unknown; 4]);
+    assert_eq!(answers, expected);
 
     // Through the use case: the real ones are stored and staged, no
     // forged one is, and none of them is handed back for a retry.
@@ -95,7 +101,10 @@ async fn only_messages_received_from_the_ingest_queue_are_ingested() {
     let report = ingest_batch(&receipts, &fakes.targets(), &ctx, &batch, &now)
         .await
         .unwrap();
-    assert_eq!(report.forged, ["forged-0", "forged-1", "forged-2"]);
+    assert_eq!(
+        report.forged,
+        ["forged-0", "forged-1", "forged-2", batch[0].id.as_str()]
+    );
     assert_eq!(report.ingested.len(), 12);
     assert!(report.retry_ids().is_empty());
     let mut staged = fakes.staging.staged_ids("audit", "eu-west-1");

@@ -3,7 +3,7 @@
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry;
 
-use crate::ingest::queue::{Message, Receipts};
+use crate::ingest::queue::{Message, Receipt, Receipts};
 use crate::store::StoreError;
 
 /// SQS allows at most this many entries per batch request.
@@ -29,27 +29,35 @@ impl SqsReceipts {
 }
 
 impl Receipts for SqsReceipts {
-    async fn confirm(&self, messages: &[Message]) -> Result<Vec<String>, StoreError> {
+    async fn confirm(&self, messages: &[Message]) -> Result<Vec<Receipt>, StoreError> {
         let fail = |message: String| StoreError::Backend {
             operation: "ChangeMessageVisibilityBatch",
             resource: self.queue_url.clone(),
             message,
         };
-        // Entry IDs are the positions, not the message IDs: a made-up
+        // An empty handle is no handle; the others are asked for, ten at a
+        // time. Entry IDs are positions, not the message IDs: a made-up
         // batch may hold IDs SQS would refuse, or the same one twice.
-        let candidates: Vec<&Message> = messages
+        let mut answers: Vec<Receipt> = messages
             .iter()
-            .filter(|m| !m.receipt_handle.is_empty())
+            .map(|m| {
+                if m.receipt_handle.is_empty() {
+                    Receipt::Unknown
+                } else {
+                    Receipt::Unanswered
+                }
+            })
             .collect();
-        let mut confirmed = Vec::new();
-        for chunk in candidates.chunks(MAX_BATCH) {
+        let asked: Vec<usize> = (0..messages.len())
+            .filter(|&i| !messages[i].receipt_handle.is_empty())
+            .collect();
+        for chunk in asked.chunks(MAX_BATCH) {
             let entries = chunk
                 .iter()
-                .enumerate()
-                .map(|(i, m)| {
+                .map(|&i| {
                     ChangeMessageVisibilityBatchRequestEntry::builder()
                         .id(i.to_string())
-                        .receipt_handle(&m.receipt_handle)
+                        .receipt_handle(&messages[i].receipt_handle)
                         .visibility_timeout(self.visibility_seconds)
                         .build()
                         .map_err(|e| fail(e.to_string()))
@@ -63,19 +71,30 @@ impl Receipts for SqsReceipts {
                 .send()
                 .await
                 .map_err(|e| fail(DisplayErrorContext(&e).to_string()))?;
+            let position = |id: &str| id.parse::<usize>().ok().filter(|i| chunk.contains(i));
             for ok in out.successful() {
-                if let Some(m) = ok.id().parse::<usize>().ok().and_then(|i| chunk.get(i)) {
-                    confirmed.push(m.id.clone());
+                if let Some(i) = position(ok.id()) {
+                    answers[i] = Receipt::Confirmed;
                 }
             }
             for refused in out.failed() {
-                tracing::warn!(
-                    entry = refused.id(),
-                    code = refused.code(),
-                    "receipt handle not confirmed"
-                );
+                let Some(i) = position(refused.id()) else {
+                    continue;
+                };
+                // Only an invalid handle says "never handed out"; anything
+                // else (a message no longer in flight, an internal error)
+                // is for the queue to deliver again.
+                if refused.code() == "ReceiptHandleIsInvalid" {
+                    answers[i] = Receipt::Unknown;
+                } else {
+                    tracing::warn!(
+                        entry = refused.id(),
+                        code = refused.code(),
+                        "receipt not confirmed"
+                    );
+                }
             }
         }
-        Ok(confirmed)
+        Ok(answers)
     }
 }

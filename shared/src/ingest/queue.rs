@@ -14,7 +14,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 
 use super::normalize::Context;
-use super::{ingest, IngestError, IngestReport, Targets};
+use super::{ingest, IngestReport, Targets};
 use crate::delivery::StagingStore;
 use crate::history::HistoryStore;
 use crate::store::StoreError;
@@ -28,15 +28,26 @@ pub struct Message {
     pub body: String,
 }
 
+/// What the queue says about one message's receipt handle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Receipt {
+    /// A message in flight in the queue: received from it.
+    Confirmed,
+    /// A handle the queue never gave out (`ReceiptHandleIsInvalid`).
+    Unknown,
+    /// The queue could not say for this message (a transient failure).
+    Unanswered,
+}
+
 /// The port to the queue: which of these receipt handles belong to
 /// messages in flight in it.
 pub trait Receipts: Send + Sync {
-    /// The ids of `messages` whose receipt handle the queue confirmed; the
-    /// others are unknown to it. Fails only when the queue could not answer.
+    /// One answer per message, in order, each for that message's own
+    /// handle. Fails only when the queue could not answer at all.
     fn confirm(
         &self,
         messages: &[Message],
-    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<Receipt>, StoreError>> + Send;
 }
 
 /// What became of a batch.
@@ -44,9 +55,10 @@ pub trait Receipts: Send + Sync {
 pub struct BatchReport {
     /// Per message processed: its id and what ingesting it did.
     pub ingested: Vec<(String, IngestReport)>,
-    /// Messages to retry (their ids): a store failure, or bad records, which
-    /// after the queue's retries go to the dead-letter queue for a person.
-    pub failed: Vec<(String, IngestError)>,
+    /// Messages to retry (their ids): a store failure, bad records (which
+    /// after the queue's retries go to the dead-letter queue for a person),
+    /// or a receipt the queue could not confirm this time.
+    pub failed: Vec<String>,
     /// Messages the queue does not know: forged, refused, never retried.
     pub forged: Vec<String>,
 }
@@ -54,7 +66,7 @@ pub struct BatchReport {
 impl BatchReport {
     /// The ids Lambda should return to the queue (`batchItemFailures`).
     pub fn retry_ids(&self) -> Vec<&str> {
-        self.failed.iter().map(|(id, _)| id.as_str()).collect()
+        self.failed.iter().map(String::as_str).collect()
     }
 }
 
@@ -68,23 +80,33 @@ pub async fn ingest_batch<R: Receipts, H: HistoryStore, S: StagingStore>(
     messages: &[Message],
     now: &DateTime<Utc>,
 ) -> Result<BatchReport, StoreError> {
-    let confirmed = receipts.confirm(messages).await?;
+    let receipts = receipts.confirm(messages).await?;
     let mut report = BatchReport::default();
-    for m in messages {
-        if !confirmed.contains(&m.id) {
-            tracing::error!(
-                alarm = "ForgedMessage",
-                message_id = %super::normalize::quote_prefix(&m.id),
-                "message refused: the ingest queue does not know its receipt handle (not received from the queue: forged or replayed)"
-            );
-            report.forged.push(m.id.clone());
-            continue;
+    // Each message by its own answer, by position: an ID is whatever the
+    // caller wrote, and a made-up message may repeat a real one's.
+    for (i, m) in messages.iter().enumerate() {
+        match receipts.get(i).copied().unwrap_or(Receipt::Unanswered) {
+            Receipt::Confirmed => {}
+            Receipt::Unknown => {
+                tracing::error!(
+                    alarm = "ForgedMessage",
+                    message_id = %super::normalize::quote_prefix(&m.id),
+                    "message refused: the ingest queue does not know its receipt handle (not received from the queue: forged)"
+                );
+                report.forged.push(m.id.clone());
+                continue;
+            }
+            Receipt::Unanswered => {
+                tracing::warn!(message_id = %m.id, "the queue did not confirm the message this time: handed back");
+                report.failed.push(m.id.clone());
+                continue;
+            }
         }
         match ingest(targets, ctx, &m.body, now).await {
             Ok(r) => report.ingested.push((m.id.clone(), r)),
             Err(e) => {
                 tracing::error!(message_id = %m.id, error = %e, "message failed");
-                report.failed.push((m.id.clone(), e));
+                report.failed.push(m.id.clone());
             }
         }
     }
@@ -129,14 +151,19 @@ mod tests {
                 &t("2026-11-24T01:00:01Z"),
             ),
         };
+        // … and one made up with the real message's ID
+        let same_id = Message {
+            id: real.id.clone(),
+            ..forged.clone()
+        };
         let fakes = IngestFakes::default();
         // WHEN the batch is ingested
-        let report = run(&queue, &fakes, &[forged.clone(), real.clone()])
+        let report = run(&queue, &fakes, &[forged.clone(), real.clone(), same_id])
             .await
             .unwrap();
-        // THEN the real one is stored and staged, the forged one neither,
-        // and it is not handed back for a retry
-        assert_eq!(report.forged, [forged.id]);
+        // THEN the real one is stored and staged, the forged ones neither,
+        // and they are not handed back for a retry
+        assert_eq!(report.forged, [forged.id, real.id.clone()]);
         assert_eq!(report.ingested.len(), 1);
         assert_eq!(report.ingested[0].0, real.id);
         assert!(report.retry_ids().is_empty());
@@ -165,7 +192,19 @@ mod tests {
         let report = run(&queue, &fakes, &batch).await.unwrap();
         assert_eq!(report.retry_ids(), [bad.id.as_str()]);
         assert_eq!(report.ingested.len(), 1);
-        // The queue cannot answer: nothing is trusted, the batch is retried.
+        // The queue cannot answer for one message: it is handed back, not
+        // called forged, and not ingested.
+        let unsure = queue.receive(&api_call(
+            "44444444-4444-4444-8444-444444444444",
+            &t("2026-11-24T01:00:00Z"),
+        ));
+        queue.leave_unanswered(&unsure.receipt_handle);
+        let report = run(&queue, &fakes, std::slice::from_ref(&unsure))
+            .await
+            .unwrap();
+        assert_eq!(report.retry_ids(), [unsure.id.as_str()]);
+        assert!(report.forged.is_empty() && report.ingested.is_empty());
+        // The queue cannot answer at all: nothing is trusted, the batch is retried.
         queue.fail(true);
         assert!(run(&queue, &fakes, &batch).await.is_err());
     }
