@@ -66,6 +66,12 @@ pub struct ValidateArgs {
     public_key: Vec<PathBuf>,
     #[command(flatten)]
     signing: SigningKeys,
+    /// Regions the trail logs (comma-separated): each is checked even if
+    /// none of its digests is left. The regions with digests, the home
+    /// region and those the state table's chain heads name are always
+    /// checked.
+    #[arg(long, value_delimiter = ',')]
+    regions: Vec<String>,
     /// Log files checked at once.
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
@@ -365,6 +371,7 @@ async fn validate_logs(ctx: &Ctx, args: ValidateArgs) -> Result<(), AuditError> 
         local_dir,
         public_key,
         signing,
+        regions,
         concurrency,
         output,
     } = args;
@@ -393,7 +400,7 @@ async fn validate_logs(ctx: &Ctx, args: ValidateArgs) -> Result<(), AuditError> 
         account_id: location.account_id.clone().unwrap_or(arn_account),
         trail_name: name,
         home_region: home,
-        regions: Vec::new(),
+        regions,
         start,
         end,
         now,

@@ -75,13 +75,18 @@ impl World {
 
     /// validate-logs over the fakes, with the test key.
     async fn validate(&self, end: &str) -> (Report, Vec<Finding>) {
+        self.validate_regions(end, &[]).await
+    }
+
+    /// validate-logs naming `regions` (`--regions`).
+    async fn validate_regions(&self, end: &str, regions: &[&str]) -> (Report, Vec<Finding>) {
         let request = Request {
             bucket: "logs".into(),
             prefix: None,
             account_id: crate::testkit::ACCOUNT.into(),
             trail_name: "audit".into(),
             home_region: "eu-west-1".into(),
-            regions: Vec::new(),
+            regions: regions.iter().map(|r| r.to_string()).collect(),
             start: t("2026-11-24T00:00:00Z"),
             end: t(end),
             now: t(end),
@@ -287,4 +292,60 @@ async fn one_failing_trail_never_holds_up_the_others_digests() {
         w.state.chain_head("broken", "eu-west-1").unwrap().end,
         t("2026-11-24T03:00:00Z")
     );
+}
+
+#[tokio::test]
+async fn a_region_whose_digests_are_all_deleted_is_reported_when_named() {
+    // GIVEN a multi-region trail with three hours of digests in eu-west-1
+    // and in us-east-1
+    let mut w = World::new(3).await;
+    w.trails[0].is_multi_region_trail = true;
+    for h in 0..3 {
+        let at = t("2026-11-24T00:40:00Z") + Duration::hours(h);
+        let id = format!("00000000-0000-4000-8000-1000000000{h:02}");
+        let mut event = api_call_record(&id, &at);
+        event.record.aws_region = "us-east-1".into();
+        stage(&w.state, &w.trails, &event.record, &event.json, &at)
+            .await
+            .unwrap();
+    }
+    for h in 1..=3 {
+        w.deliver(&format!("2026-11-24T0{h}:05:00Z")).await;
+        w.digest(&format!("2026-11-24T0{h}:10:00Z")).await;
+    }
+    let us_east = "AWSLogs/111122223333/CloudTrail-Digest/us-east-1/";
+    assert_eq!(w.bucket.keys("logs", us_east).len(), 3);
+    assert!(w.validate("2026-11-24T03:10:00Z").await.0.all_valid());
+
+    // WHEN every us-east-1 digest is deleted (the log files stay)
+    for key in w.bucket.keys("logs", us_east) {
+        w.bucket.set_object("logs", &key, None);
+    }
+
+    // THEN a validator that only finds regions by their digest folders
+    // sees nothing wrong, and naming the region reports every missing hour
+    let (blind, _) = w.validate("2026-11-24T03:10:00Z").await;
+    assert!(
+        blind.all_valid(),
+        "no folder, no region: the gap --regions closes"
+    );
+    let (report, findings) = w
+        .validate_regions("2026-11-24T03:10:00Z", &["us-east-1"])
+        .await;
+    assert!(!report.all_valid());
+    let missing: Vec<&str> = findings
+        .iter()
+        .filter(|f| {
+            f.problem
+                .as_deref()
+                .is_some_and(|p| p.starts_with("not found"))
+        })
+        .map(|f| f.location.as_str())
+        .collect();
+    // Without the state table's head, the tail rule demands digests up to
+    // the end less an hour and the grace (01:00 here): 00:00 and 01:00.
+    assert_eq!(missing.len(), 2, "{findings:?}");
+    assert!(missing
+        .iter()
+        .all(|k| k.contains("/CloudTrail-Digest/us-east-1/")));
 }

@@ -145,6 +145,8 @@ pub struct Request {
     pub trail_name: String,
     pub home_region: String,
     /// Regions to check; empty: every region with digests under the prefix.
+    /// Regions the auditor names: checked even when none of their digests
+    /// is left (added to those found).
     pub regions: Vec<String>,
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
@@ -337,16 +339,15 @@ fn key_end(key: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.and_utc())
 }
 
-/// The regions to check: those named, or every region with digests, and
-/// always the home region and those the chain heads name (a region whose
-/// digests are all gone is reported).
+/// The regions to check: every region with digests, the home region, those
+/// the chain heads name, and those the auditor named. A region whose digests
+/// are all gone has no folder left: it is checked, and reported, when the
+/// state table (its chain head) or the auditor (`--regions`) names it.
 async fn regions<S: Source>(src: &S, req: &Request, root: &str) -> Result<Vec<String>, StoreError> {
-    if !req.regions.is_empty() {
-        return Ok(req.regions.clone());
-    }
     let mut r = src.folders(&req.bucket, root).await?;
     r.push(req.home_region.clone());
     r.extend(req.heads.keys().cloned());
+    r.extend(req.regions.iter().cloned());
     r.sort();
     r.dedup();
     Ok(r)
