@@ -13,7 +13,7 @@ use trailkeep_shared::aws::kms;
 use trailkeep_shared::aws::s3::{self, S3Logs};
 use trailkeep_shared::aws::state_table::{DynamoStaging, KeyUse};
 use trailkeep_shared::aws::trail_items::DynamoTrails;
-use trailkeep_shared::digest::{ChainHead, DigestState};
+use trailkeep_shared::digest::{ChainHead, DigestState, SegmentMark};
 use trailkeep_shared::trail::admin;
 use trailkeep_shared::validate::localcopy::{self, LocalDir};
 use trailkeep_shared::validate::{self, Finding, Keys, Report, Request, Source};
@@ -288,6 +288,20 @@ impl Ctx {
         heads
     }
 
+    /// The chain segment marks, to check every ended segment to its final
+    /// digest (best effort, like the heads; a failure is said on stderr).
+    async fn chain_segments(&self, trail: &str) -> HashMap<String, Vec<SegmentMark>> {
+        let Some(state) = &self.state else {
+            return HashMap::new();
+        };
+        state.segments(trail).await.unwrap_or_else(|e| {
+            eprintln!(
+                "warning: chain segments not read from the state table ({e}): segment ends are not checked"
+            );
+            HashMap::new()
+        })
+    }
+
     /// The keys the digest function used (the state table's registry, for
     /// their dates) that are among the trusted keys, matched by fingerprint,
     /// the key material itself. A registry entry for any other key is
@@ -394,6 +408,7 @@ async fn validate_logs(ctx: &Ctx, args: ValidateArgs) -> Result<(), AuditError> 
         .await?;
     let keys = ctx.trusted_keys(&public_key, &signing).await?;
     let heads = ctx.chain_heads(&name).await;
+    let segments = ctx.chain_segments(&name).await;
     let request = Request {
         bucket,
         prefix,
@@ -405,6 +420,7 @@ async fn validate_logs(ctx: &Ctx, args: ValidateArgs) -> Result<(), AuditError> 
         end,
         now,
         heads,
+        segments,
         tail_grace: chrono::Duration::minutes(validate::DEFAULT_TAIL_GRACE_MINUTES),
         concurrency,
     };

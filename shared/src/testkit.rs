@@ -25,9 +25,11 @@ use std::sync::{Mutex, MutexGuard};
 use chrono::{DateTime, Utc};
 
 use crate::delivery::logfile::Staged;
-use crate::delivery::{LogSink, ManifestEntry, StagingStore};
+use crate::delivery::{LogSink, ManifestEntry, StagedPage, StagingStore};
 use crate::digest::gzhash::{hash_gzip, GzError, Inflated};
-use crate::digest::{fingerprint, ChainHead, DigestBucket, DigestState, PublicKey, Signer};
+use crate::digest::{
+    fingerprint, Boundary, ChainHead, DigestBucket, DigestState, PublicKey, SegmentMark, Signer,
+};
 use crate::history::lookup::{HistoryReader, Stored};
 use crate::history::{Claim, HistorySettings, HistoryStore, Item};
 use crate::ingest::queue::{Message, Receipt, Receipts};
@@ -210,7 +212,9 @@ type TrailRegion = (String, String);
 
 #[derive(Debug, Default)]
 struct State {
-    /// First window not yet delivered, per (trail, region).
+    /// First window ingest staged into, per (trail, region) (`REG#`).
+    first: BTreeMap<TrailRegion, i64>,
+    /// First window not yet delivered, per (trail, region) (`DLV#`).
     next: BTreeMap<TrailRegion, i64>,
     /// Staged copies per (trail, region, window), by `{eventTime}#{eventID}`.
     staged: BTreeMap<(String, String, i64), BTreeMap<String, Staged>>,
@@ -219,6 +223,8 @@ struct State {
     /// Manifest entries per (trail, region, delivery hour `YYYY-MM-DDTHH`), by key.
     manifest: BTreeMap<(String, String, String), BTreeMap<String, ManifestEntry>>,
     heads: HashMap<TrailRegion, ChainHead>,
+    /// Chain segment marks per (trail, region), by (end, boundary).
+    segments: BTreeMap<TrailRegion, BTreeMap<(DateTime<Utc>, Boundary), SegmentMark>>,
     /// Fingerprint → (key, last digest end signed).
     keys: BTreeMap<String, (PublicKey, DateTime<Utc>)>,
 }
@@ -228,6 +234,10 @@ struct State {
 pub struct MemoryState {
     state: Mutex<State>,
     claims: AtomicUsize,
+    /// Staged events per page (0: 100).
+    page_items: AtomicUsize,
+    /// Pages of staged events read so far.
+    pages: AtomicUsize,
 }
 
 fn pair(trail: &str, region: &str) -> TrailRegion {
@@ -239,6 +249,17 @@ fn hour_of(t: &DateTime<Utc>) -> String {
 }
 
 impl MemoryState {
+    /// Reads staged events `n` per page.
+    pub fn with_page_items(self, n: usize) -> Self {
+        self.page_items.store(n, Ordering::Relaxed);
+        self
+    }
+
+    /// Pages of staged events read so far.
+    pub fn pages_read(&self) -> usize {
+        self.pages.load(Ordering::Relaxed)
+    }
+
     /// Claims made so far (one conditional write each in DynamoDB).
     pub fn claims(&self) -> usize {
         self.claims.load(Ordering::Relaxed)
@@ -249,9 +270,20 @@ impl MemoryState {
         lock(&self.state).heads.get(&pair(trail, region)).cloned()
     }
 
+    /// The chain segment marks of a trail's region, oldest first.
+    pub fn segments(&self, trail: &str, region: &str) -> Vec<SegmentMark> {
+        lock(&self.state)
+            .segments
+            .get(&pair(trail, region))
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// The first undelivered window of a trail's region.
     pub fn cursor(&self, trail: &str, region: &str) -> Option<i64> {
-        lock(&self.state).next.get(&pair(trail, region)).copied()
+        let s = lock(&self.state);
+        let key = pair(trail, region);
+        s.next.get(&key).or_else(|| s.first.get(&key)).copied()
     }
 
     /// Every manifest entry of a trail's region, oldest delivery first.
@@ -283,8 +315,8 @@ impl MemoryState {
 impl StagingStore for MemoryState {
     async fn register(&self, trail: &str, region: &str, window: i64) -> Result<(), StoreError> {
         let mut s = lock(&self.state);
-        let next = s.next.entry(pair(trail, region)).or_insert(window);
-        *next = (*next).min(window);
+        let first = s.first.entry(pair(trail, region)).or_insert(window);
+        *first = (*first).min(window);
         Ok(())
     }
 
@@ -305,12 +337,14 @@ impl StagingStore for MemoryState {
     }
 
     async fn regions(&self, trail: &str) -> Result<Vec<(String, i64)>, StoreError> {
-        Ok(lock(&self.state)
-            .next
-            .iter()
-            .filter(|((t, _), _)| t == trail)
-            .map(|((_, r), w)| (r.clone(), *w))
-            .collect())
+        let s = lock(&self.state);
+        let mut out: BTreeMap<String, i64> = BTreeMap::new();
+        for map in [&s.first, &s.next] {
+            for ((_, r), w) in map.iter().filter(|((t, _), _)| t == trail) {
+                out.insert(r.clone(), *w);
+            }
+        }
+        Ok(out.into_iter().collect())
     }
 
     async fn staged(
@@ -318,12 +352,34 @@ impl StagingStore for MemoryState {
         trail: &str,
         region: &str,
         window: i64,
-    ) -> Result<Vec<Staged>, StoreError> {
-        Ok(lock(&self.state)
-            .staged
-            .get(&(trail.to_owned(), region.to_owned(), window))
-            .map(|m| m.values().cloned().collect())
-            .unwrap_or_default())
+        after: Option<&str>,
+    ) -> Result<StagedPage, StoreError> {
+        use std::ops::Bound;
+        self.pages.fetch_add(1, Ordering::Relaxed);
+        let per_page = match self.page_items.load(Ordering::Relaxed) {
+            0 => 100,
+            n => n,
+        };
+        let s = lock(&self.state);
+        let Some(window) = s.staged.get(&(trail.to_owned(), region.to_owned(), window)) else {
+            return Ok(StagedPage::default());
+        };
+        let from = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.to_owned()));
+        let mut page = window.range((from, Bound::Unbounded));
+        let events: Vec<(String, Staged)> = page
+            .by_ref()
+            .take(per_page)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let next = if page.next().is_some() {
+            events.last().map(|(k, _)| k.clone())
+        } else {
+            None
+        };
+        Ok(StagedPage {
+            events: events.into_iter().map(|(_, e)| e).collect(),
+            next,
+        })
     }
 
     async fn claim(
@@ -362,12 +418,13 @@ impl StagingStore for MemoryState {
         to: i64,
     ) -> Result<bool, StoreError> {
         let mut s = lock(&self.state);
-        match s.next.get_mut(&pair(trail, region)) {
-            Some(next) if *next == from => {
-                *next = to;
+        let key = pair(trail, region);
+        match s.next.get(&key) {
+            Some(next) if *next != from => Ok(false),
+            _ => {
+                s.next.insert(key, to);
                 Ok(true)
             }
-            _ => Ok(false),
         }
     }
 }
@@ -408,6 +465,21 @@ impl DigestState for MemoryState {
         }
         s.heads.insert(pair(trail, region), next.clone());
         Ok(true)
+    }
+
+    async fn note_segment(
+        &self,
+        trail: &str,
+        region: &str,
+        mark: &SegmentMark,
+    ) -> Result<(), StoreError> {
+        lock(&self.state)
+            .segments
+            .entry(pair(trail, region))
+            .or_default()
+            .entry((mark.end, mark.boundary))
+            .or_insert_with(|| mark.clone());
+        Ok(())
     }
 
     async fn note_key(

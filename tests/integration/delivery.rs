@@ -431,7 +431,7 @@ fn trailkeep_tests_sha256(bytes: &[u8]) -> String {
 }
 
 #[tokio::test]
-async fn a_rerun_for_the_same_window_writes_the_same_objects() {
+async fn a_rerun_for_the_same_window_writes_the_same_objects_however_it_pages() {
     let p = Pipeline::new().await;
     let trails = make_trails(&p.state.trails(), &p.bucket.name).await;
     let ctx = Context {
@@ -459,7 +459,11 @@ async fn a_rerun_for_the_same_window_writes_the_same_objects() {
             assert!(rewound.unwrap());
         }
     }
-    deliver(&p.staging, &p.sink, &trails, &later, &settings)
+    // The re-run reads each window 3 staged events per Query page
+    // (ExclusiveStartKey): a window streams through page by page (issue 21,
+    // item 3), and the files do not depend on where the pages fall.
+    let paged = DynamoStaging::new(p.state.client.clone(), &p.state.name).with_page_items(3);
+    deliver(&paged, &p.sink, &trails, &later, &settings)
         .await
         .unwrap();
     let second = p.bucket.objects().await;

@@ -164,6 +164,7 @@ impl Audit {
             end,
             now: end,
             heads: HashMap::new(),
+            segments: HashMap::new(),
             tail_grace: Duration::minutes(validate::DEFAULT_TAIL_GRACE_MINUTES),
             concurrency: 4,
         }
@@ -402,6 +403,86 @@ async fn fifty_hours_of_digests_form_one_valid_chain_per_logging_period() {
     assert!(out["problems"].as_array().is_some_and(|p| !p.is_empty()));
 
     std::fs::remove_dir_all(&dir).unwrap();
+    a.delete().await;
+}
+
+/// Issue 21, item 7: a stop ends a chain segment, and a restart begins a
+/// new one with no link to it. Deleting the last digests (and their log
+/// files) before a stop leaves the first segment looking shorter: no link
+/// and no tail rule shows it. The state's append-only segment marks do.
+#[tokio::test]
+async fn deleting_the_digests_before_a_stop_is_reported_from_the_segment_marks() {
+    // GIVEN a trail logging from 00:05, stopped at 02:50 (final digest
+    // 03:00) and restarted at 04:40 (a new segment from 05:00), to 07:15
+    let mut a = Audit::new().await;
+    let t0 = parse_time("2026-11-24T00:00:00Z");
+    let h = |n: i64| t0 + Duration::hours(n);
+    let events = |t: DateTime<Utc>| usize::from(t.format("%M").to_string() == "25");
+    a.set_logging(true, t0 + Duration::minutes(5)).await;
+    a.simulate(t0, h(2) + Duration::minutes(50), events, |_| true)
+        .await;
+    a.set_logging(false, h(2) + Duration::minutes(50)).await;
+    a.simulate(h(3), h(4) + Duration::minutes(40), events, |_| true)
+        .await;
+    a.set_logging(true, h(4) + Duration::minutes(40)).await;
+    let end = h(7) + Duration::minutes(15);
+    a.simulate(h(4) + Duration::minutes(40), end, events, |_| true)
+        .await;
+    let digests = a.digests().await;
+    let ends: Vec<DateTime<Utc>> = digests.keys().map(|e| parse_time(e)).collect();
+    assert_eq!(ends, [1, 2, 3, 5, 6, 7].map(h));
+    // The state table recorded each segment's first and final digest.
+    let segments = a.p.staging.segments(TRAIL).await.unwrap();
+    let marks: Vec<(digest::Boundary, DateTime<Utc>, String)> = segments[HOME]
+        .iter()
+        .map(|m| (m.boundary, m.end, m.key.clone()))
+        .collect();
+    let key_at = |n: i64| digests[&trailkeep_shared::time::format(&h(n))].0.clone();
+    assert_eq!(
+        marks,
+        [
+            (digest::Boundary::Start, h(1), key_at(1)),
+            (digest::Boundary::Final, h(3), key_at(3)),
+            (digest::Boundary::Start, h(5), key_at(5)),
+        ]
+    );
+    let keys = a.keys().await;
+    let mut request = a.request(t0, end);
+    request.heads.insert(
+        HOME.into(),
+        a.p.staging.head(TRAIL, HOME).await.unwrap().unwrap(),
+    );
+    request.segments = segments;
+    let report = check(&a.p.sink, &keys, &request).await;
+    assert_eq!(problems(&report.findings), Vec::<String>::new());
+    assert_eq!(report.digests(), (6, 6));
+
+    // WHEN the 02:00 and 03:00 digests and every log file they list are deleted
+    for n in [2, 3] {
+        let (key, d) = &digests[&trailkeep_shared::time::format(&h(n))];
+        for log in &d.log_files {
+            delete(&a, &log.s3_object).await;
+        }
+        delete(&a, key).await;
+    }
+
+    // THEN the chain head alone sees nothing wrong
+    let mut heads_only = request.clone();
+    heads_only.segments.clear();
+    let blind = check(&a.p.sink, &keys, &heads_only).await;
+    assert!(blind.all_valid(), "{:?}", problems(&blind.findings));
+    // AND with the segment marks both digests are reported missing, and
+    // nothing else
+    let report = check(&a.p.sink, &keys, &request).await;
+    let found = problems(&report.findings);
+    assert_eq!(found.len(), 2, "{found:?}");
+    for (line, n) in found.iter().zip([3, 2]) {
+        assert!(
+            line.contains(&key_at(n)) && line.contains("INVALID: not found"),
+            "{line}"
+        );
+    }
+    assert_eq!(report.digests(), (4, 6));
     a.delete().await;
 }
 

@@ -460,6 +460,7 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
         end,
         now: end,
         heads: Default::default(),
+        segments: Default::default(),
         tail_grace: Duration::minutes(30),
         concurrency: 8,
     };

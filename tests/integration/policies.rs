@@ -798,9 +798,10 @@ fn only_the_stacks_rules_and_buckets_send_to_the_ingest_queue() {
 
 /// Issue 21, item 6: each function may write only the state-table items it
 /// owns (`dynamodb:LeadingKeys`), so a compromised function cannot forge
-/// another's: ingest no claims, manifests, chain heads, keys or trails;
+/// another's: ingest no delivery cursors, claims, manifests, chain heads,
+/// keys or trails;
 /// deliver no chain heads, keys, trails or staged events; digest nothing but
-/// chain heads and the keys-used registry. The load test checks the other
+/// chain heads, chain segment marks and the keys-used registry. The load test checks the other
 /// direction: every write each function made is admitted.
 #[test]
 fn each_function_writes_only_its_own_state_items() {
@@ -816,14 +817,16 @@ fn each_function_writes_only_its_own_state_items() {
     ]
     .into_iter()
     .collect();
-    // One item of each kind: staged event, delivery cursor, claim,
+    // One item of each kind: staged event, region registration, delivery cursor, claim,
     // manifest, chain head, key registry, trails.
     let items = [
         ("STG#audit#eu-west-1#5984940", "staged event"),
+        ("REG#audit", "region registration"),
         ("DLV#audit", "delivery cursor"),
         ("OWN#audit#eu-west-1#6f1b2b7e", "delivery claim"),
         ("MAN#audit#eu-west-1#2026-11-24T01", "manifest"),
         ("DIG#audit", "chain head"),
+        ("SEG#audit", "chain segment mark"),
         ("KEY", "key registry"),
         ("TRAIL", "trails"),
     ];
@@ -831,7 +834,7 @@ fn each_function_writes_only_its_own_state_items() {
     for (function, owns) in [
         (
             "IngestFunction",
-            &[(put, "staged event"), (update, "delivery cursor")][..],
+            &[(put, "staged event"), (update, "region registration")][..],
         ),
         (
             "DeliverFunction",
@@ -843,7 +846,11 @@ fn each_function_writes_only_its_own_state_items() {
         ),
         (
             "DigestFunction",
-            &[(put, "chain head"), (update, "key registry")][..],
+            &[
+                (put, "chain head"),
+                (put, "chain segment mark"),
+                (update, "key registry"),
+            ][..],
         ),
         ("LookupFunction", &[][..]),
     ] {

@@ -2,14 +2,19 @@
 //!
 //! | item | pk | sk | attributes |
 //! |---|---|---|---|
-//! | region of a trail | `DLV#{trail}` | `{region}` | `next`: first window not yet delivered |
+//! | region a trail has staged events in (ingest) | `REG#{trail}` | `{region}` | `first`: earliest window staged into |
+//! | delivery cursor (deliver) | `DLV#{trail}` | `{region}` | `next`: first window not yet delivered |
 //! | staged event | `STG#{trail}#{region}#{window}` | `{eventTime}#{eventID}` | `rec`, `expiresAt` |
 //! | delivery marker | `OWN#{trail}#{region}#{eventID}` | `-` | `w`: the window that owns the event, `expiresAt` |
 //! | manifest entry | `MAN#{trail}#{region}#{YYYY-MM-DDTHH}` (delivery hour) | `{key}` | `bucket`, `sha256`, `oldest`, `newest`, `delivered`, `records` |
 //! | digest chain head | `DIG#{trail}` | `{region}` | `end`, `bucket`, `object`, `sha256`, `signature`, `last` |
+//! | chain segment mark (append-only) | `SEG#{trail}` | `{region}#{end}#{start\|final}` | `bucket`, `object` of the segment's first or final digest |
 //! | signing key used | `KEY` | `{fingerprint}` | `keyId`, `region`, `firstUsed`, `lastUsed` (digest end times) |
 //!
-//! Every write is a single-item write; none needs a transaction.
+//! Every write is a single-item write; none needs a transaction. Ingest
+//! writes only `STG#` and `REG#` items, so it cannot move a delivery cursor
+//! past windows not yet delivered: a region's cursor starts at its
+//! registration's `first` window, and from then on only deliver moves it.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -22,9 +27,9 @@ use chrono::Duration;
 use crate::aws::history_table::attr;
 use crate::delivery::logfile::Staged;
 use crate::delivery::{
-    delivery_time, ManifestEntry, StagingStore, DEFAULT_GRACE_SECS, MARKER_DAYS,
+    delivery_time, ManifestEntry, StagedPage, StagingStore, DEFAULT_GRACE_SECS, MARKER_DAYS,
 };
-use crate::digest::{ChainHead, DigestState, PublicKey};
+use crate::digest::{Boundary, ChainHead, DigestState, PublicKey, SegmentMark};
 use crate::store::StoreError;
 
 /// Delivery state on DynamoDB.
@@ -34,6 +39,8 @@ pub struct DynamoStaging {
     table: String,
     /// (trail, region) pairs this instance has registered (below).
     registered: Arc<Mutex<HashSet<(String, String)>>>,
+    /// Items per page of staged events (`None`: DynamoDB's 1 MB pages).
+    page_items: Option<i32>,
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -64,7 +71,15 @@ impl DynamoStaging {
             client,
             table: table.into(),
             registered: Arc::default(),
+            page_items: None,
         }
+    }
+
+    /// Reads staged events `n` items per page (tests: paging without
+    /// megabytes of records).
+    pub fn with_page_items(mut self, n: i32) -> Self {
+        self.page_items = Some(n);
+        self
     }
 
     /// The registered pairs (a poisoned lock only means another thread
@@ -141,25 +156,24 @@ impl DynamoStaging {
 impl StagingStore for DynamoStaging {
     async fn register(&self, trail: &str, region: &str, window: i64) -> Result<(), StoreError> {
         // One write per (trail, region) for the life of the container, not
-        // one per event: once `next` exists and is at or below a window that
-        // was current, it stays at or below every later current window, since
-        // deliver never moves it past a window that is not sealed yet and the
-        // item is never deleted (docs/delivery.md).
+        // one per event: once `first` exists and is at or below a window that
+        // was current, every later window is at or above it, and deliver
+        // starts the region's cursor there (docs/delivery.md).
         let pair = (trail.to_owned(), region.to_owned());
         if self.registered_pairs().contains(&pair) {
             return Ok(());
         }
-        // Lower `next` to this window if it is above it (only a race between
+        // Lower `first` to this window if it is above it (only a race between
         // the first registrations can make it so); never raise it.
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key(attr::PK, s(format!("DLV#{trail}")))
+            .key(attr::PK, s(format!("REG#{trail}")))
             .key(attr::SK, s(region))
-            .update_expression("SET #next = :w")
-            .condition_expression("attribute_not_exists(#next) OR #next > :w")
-            .expression_attribute_names("#next", "next")
+            .update_expression("SET #first = :w")
+            .condition_expression("attribute_not_exists(#first) OR #first > :w")
+            .expression_attribute_names("#first", "first")
             .expression_attribute_values(":w", n(window))
             .send()
             .await;
@@ -197,22 +211,25 @@ impl StagingStore for DynamoStaging {
     }
 
     async fn regions(&self, trail: &str) -> Result<Vec<(String, i64)>, StoreError> {
-        let mut out = Vec::new();
-        for item in self.partition(format!("DLV#{trail}")).await? {
-            let region = item
-                .get(attr::SK)
-                .and_then(|v| v.as_s().ok())
-                .cloned()
-                .unwrap_or_default();
-            let next = item
-                .get("next")
+        // A region's cursor where deliver has one; else the first window
+        // ingest registered (deliver creates the cursor when it moves it).
+        let window = |item: &std::collections::HashMap<String, AttributeValue>, k: &str| {
+            item.get(k)
                 .and_then(|v| v.as_n().ok())
-                .and_then(|v| v.parse().ok());
-            if let Some(next) = next {
-                out.push((region, next));
+                .and_then(|v| v.parse::<i64>().ok())
+        };
+        let mut out: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
+        for item in self.partition(format!("REG#{trail}")).await? {
+            if let Some(first) = window(&item, "first") {
+                out.insert(text(&item, attr::SK), first);
             }
         }
-        Ok(out)
+        for item in self.partition(format!("DLV#{trail}")).await? {
+            if let Some(next) = window(&item, "next") {
+                out.insert(text(&item, attr::SK), next);
+            }
+        }
+        Ok(out.into_iter().collect())
     }
 
     async fn staged(
@@ -220,35 +237,49 @@ impl StagingStore for DynamoStaging {
         trail: &str,
         region: &str,
         window: i64,
-    ) -> Result<Vec<Staged>, StoreError> {
-        let mut out = Vec::new();
-        for item in self
-            .partition(format!("STG#{trail}#{region}#{window}"))
-            .await?
-        {
-            let sk = item
-                .get(attr::SK)
-                .and_then(|v| v.as_s().ok())
-                .cloned()
-                .unwrap_or_default();
+        after: Option<&str>,
+    ) -> Result<StagedPage, StoreError> {
+        let pk = format!("STG#{trail}#{region}#{window}");
+        let start = after.map(|sk| {
+            std::collections::HashMap::from([
+                (attr::PK.to_owned(), s(&pk)),
+                (attr::SK.to_owned(), s(sk)),
+            ])
+        });
+        // One Query page: at most 1 MB, or `page_items` items.
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(&pk))
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .set_limit(self.page_items)
+            .send()
+            .await
+            .map_err(|e| self.fail("Query", DisplayErrorContext(&e)))?;
+        let mut events = Vec::new();
+        for item in page.items() {
             // sk = {eventTime}#{eventID}; eventTime is fixed-width (20 chars).
+            let sk = text(item, attr::SK);
             let (time, id) = sk
                 .split_once('#')
                 .ok_or_else(|| self.fail("read staged event", format!("bad sort key {sk:?}")))?;
             let event_time =
                 crate::time::parse(time).map_err(|e| self.fail("read staged event", e))?;
-            let json = item
-                .get(attr::RECORD)
-                .and_then(|v| v.as_s().ok())
-                .cloned()
-                .unwrap_or_default();
-            out.push(Staged {
+            events.push(Staged {
                 event_time,
                 event_id: id.to_owned(),
-                json,
+                json: text(item, attr::RECORD),
             });
         }
-        Ok(out)
+        let next = page
+            .last_evaluated_key()
+            .map(|k| k.get(attr::SK).and_then(|v| v.as_s().ok()).cloned())
+            .map(|sk| sk.ok_or_else(|| self.fail("Query", "a page ended without a sort key")))
+            .transpose()?;
+        Ok(StagedPage { events, next })
     }
 
     async fn claim(
@@ -335,7 +366,8 @@ impl StagingStore for DynamoStaging {
             .key(attr::PK, s(format!("DLV#{trail}")))
             .key(attr::SK, s(region))
             .update_expression("SET #next = :to")
-            .condition_expression("#next = :from")
+            // No cursor yet: `from` is the registration's first window.
+            .condition_expression("attribute_not_exists(#next) OR #next = :from")
             .expression_attribute_names("#next", "next")
             .expression_attribute_values(":from", n(from))
             .expression_attribute_values(":to", n(to))
@@ -484,5 +516,71 @@ impl DigestState for DynamoStaging {
             Err(e) if conditional_failed(&e) => Ok(()),
             Err(e) => Err(self.fail("UpdateItem", DisplayErrorContext(&e))),
         }
+    }
+
+    async fn note_segment(
+        &self,
+        trail: &str,
+        region: &str,
+        mark: &SegmentMark,
+    ) -> Result<(), StoreError> {
+        // Append-only: a mark once written is never replaced.
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(attr::PK, s(format!("SEG#{trail}")))
+            .item(
+                attr::SK,
+                s(format!(
+                    "{region}#{}#{}",
+                    crate::time::format(&mark.end),
+                    mark.boundary.as_str()
+                )),
+            )
+            .item("bucket", s(&mark.bucket))
+            .item("object", s(&mark.key))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if conditional_failed(&e) => Ok(()),
+            Err(e) => Err(self.fail("PutItem", DisplayErrorContext(&e))),
+        }
+    }
+}
+
+impl DynamoStaging {
+    /// Every chain segment mark of a trail, per region, oldest first (for
+    /// `validate-logs`).
+    pub async fn segments(
+        &self,
+        trail: &str,
+    ) -> Result<std::collections::HashMap<String, Vec<SegmentMark>>, StoreError> {
+        let mut out: std::collections::HashMap<String, Vec<SegmentMark>> =
+            std::collections::HashMap::new();
+        for item in self.partition(format!("SEG#{trail}")).await? {
+            let sk = text(&item, attr::SK);
+            let bad = || self.fail("read chain segment", format!("bad sort key {sk:?}"));
+            let mut parts = sk.splitn(3, '#');
+            let (Some(region), Some(end), Some(boundary)) =
+                (parts.next(), parts.next(), parts.next())
+            else {
+                return Err(bad());
+            };
+            let end = crate::time::parse(end).map_err(|_| bad())?;
+            let boundary = Boundary::parse(boundary).ok_or_else(bad)?;
+            out.entry(region.to_owned()).or_default().push(SegmentMark {
+                boundary,
+                end,
+                bucket: text(&item, "bucket"),
+                key: text(&item, "object"),
+            });
+        }
+        for marks in out.values_mut() {
+            marks.sort_by_key(|m| (m.end, m.boundary));
+        }
+        Ok(out)
     }
 }

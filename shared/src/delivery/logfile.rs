@@ -46,68 +46,115 @@ pub struct Assembled {
 /// Sorts `records` and packs them into as few files as the cap allows, in
 /// order; never an empty file. `max_bytes` must be at least [`MIN_MAX_FILE_BYTES`].
 pub fn assemble(records: &mut [Staged], max_bytes: usize) -> std::io::Result<Vec<Assembled>> {
-    let max_bytes = max_bytes.max(MIN_MAX_FILE_BYTES);
     records.sort_unstable_by(|a, b| (a.event_time, &a.event_id).cmp(&(b.event_time, &b.event_id)));
+    let mut packer = Packer::new(max_bytes);
     let mut files = Vec::new();
-    let mut start = 0;
-    while start < records.len() {
-        let mut end = start;
-        let mut size = HEAD.len() + TAIL.len();
-        while end < records.len() {
-            let add = records[end].json.len() + usize::from(end > start);
-            if end > start && size + add > max_bytes {
-                break;
-            }
-            size += add;
-            end += 1;
-        }
-        files.push(write_file(&records[start..end], size)?);
-        start = end;
+    for r in records.iter() {
+        files.extend(packer.push(r)?);
     }
+    files.extend(packer.finish()?);
     Ok(files)
 }
 
-/// Hashes and compresses in one pass over the records.
-fn write_file(records: &[Staged], size: usize) -> std::io::Result<Assembled> {
-    struct Tee {
-        sha: Sha256,
-        gz: GzEncoder<Vec<u8>>,
+/// Packs records, given in sort order, into files of at most `max_bytes`
+/// uncompressed, greedily: a record that does not fit closes the file and
+/// opens the next. Each record is hashed and compressed as it is pushed, so
+/// memory holds one file's compressed bytes, never a window's records: a
+/// window of any size streams through ([`assemble`] packs the same way).
+pub struct Packer {
+    max_bytes: usize,
+    open: Option<OpenFile>,
+}
+
+/// The file being written: its hash and gzip so far.
+struct OpenFile {
+    sha: Sha256,
+    gz: GzEncoder<Vec<u8>>,
+    size: usize,
+    records: usize,
+    oldest: DateTime<Utc>,
+    newest: DateTime<Utc>,
+}
+
+impl OpenFile {
+    fn start(first: &Staged) -> std::io::Result<Self> {
+        let mut f = Self {
+            sha: Sha256::new(),
+            gz: GzEncoder::new(Vec::new(), Compression::default()),
+            size: 0,
+            records: 0,
+            oldest: first.event_time,
+            newest: first.event_time,
+        };
+        f.put(HEAD)?;
+        f.size += TAIL.len();
+        Ok(f)
     }
-    impl Tee {
-        fn put(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-            self.sha.update(bytes);
-            self.gz.write_all(bytes)
+
+    fn put(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.sha.update(bytes);
+        self.size += bytes.len();
+        self.gz.write_all(bytes)
+    }
+
+    fn add(&mut self, r: &Staged) -> std::io::Result<()> {
+        if self.records > 0 {
+            self.put(b",")?;
+        }
+        self.put(r.json.as_bytes())?;
+        self.records += 1;
+        self.oldest = self.oldest.min(r.event_time);
+        self.newest = self.newest.max(r.event_time);
+        Ok(())
+    }
+
+    fn close(mut self) -> std::io::Result<Assembled> {
+        // `size` already counts the tail.
+        self.sha.update(TAIL);
+        self.gz.write_all(TAIL)?;
+        Ok(Assembled {
+            gzip: self.gz.finish()?,
+            sha256: self.sha.finish_hex(),
+            oldest: self.oldest,
+            newest: self.newest,
+            records: self.records,
+            uncompressed_bytes: self.size,
+        })
+    }
+}
+
+impl Packer {
+    /// A cap below [`MIN_MAX_FILE_BYTES`] is raised to it.
+    pub fn new(max_bytes: usize) -> Self {
+        Self {
+            max_bytes: max_bytes.max(MIN_MAX_FILE_BYTES),
+            open: None,
         }
     }
-    let mut tee = Tee {
-        sha: Sha256::new(),
-        gz: GzEncoder::new(Vec::with_capacity(size / 6), Compression::default()),
-    };
-    tee.put(HEAD)?;
-    for (i, r) in records.iter().enumerate() {
-        if i > 0 {
-            tee.put(b",")?;
-        }
-        tee.put(r.json.as_bytes())?;
+
+    /// Adds the next record; returns the file it closed, if the record did
+    /// not fit in it (the record then opens the next file).
+    pub fn push(&mut self, r: &Staged) -> std::io::Result<Option<Assembled>> {
+        let closed = match self.open.take() {
+            Some(f) if f.size + r.json.len() + 1 > self.max_bytes => Some(f.close()?),
+            Some(f) => {
+                self.open = Some(f);
+                None
+            }
+            None => None,
+        };
+        let file = match self.open.as_mut() {
+            Some(f) => f,
+            None => self.open.insert(OpenFile::start(r)?),
+        };
+        file.add(r)?;
+        Ok(closed)
     }
-    tee.put(TAIL)?;
-    let (first, last) = match (records.first(), records.last()) {
-        (Some(f), Some(l)) => (f.event_time, l.event_time),
-        _ => {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "a log file needs at least one record",
-            ))
-        }
-    };
-    Ok(Assembled {
-        gzip: tee.gz.finish()?,
-        sha256: tee.sha.finish_hex(),
-        oldest: first,
-        newest: last,
-        records: records.len(),
-        uncompressed_bytes: size,
-    })
+
+    /// Closes the last file, if any record was pushed since the last one closed.
+    pub fn finish(self) -> std::io::Result<Option<Assembled>> {
+        self.open.map(OpenFile::close).transpose()
+    }
 }
 
 /// `[prefix/]AWSLogs/{acct}/CloudTrail/{region}/{YYYY}/{MM}/{DD}/{acct}_CloudTrail_{region}_{YYYYMMDDTHHmmZ}_{unique}.json.gz`

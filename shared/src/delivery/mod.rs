@@ -80,13 +80,15 @@ pub trait StagingStore: Send + Sync {
         &self,
         trail: &str,
     ) -> impl Future<Output = Result<Vec<(String, i64)>, StoreError>> + Send;
-    /// The events staged in a window (strongly consistent).
+    /// One page of the events staged in a window (strongly consistent), in
+    /// `{eventTime}#{eventID}` order, starting after the sort key `after`.
     fn staged(
         &self,
         trail: &str,
         region: &str,
         window: i64,
-    ) -> impl Future<Output = Result<Vec<Staged>, StoreError>> + Send;
+        after: Option<&str>,
+    ) -> impl Future<Output = Result<StagedPage, StoreError>> + Send;
     /// Claims the event for `window` unless another window has; returns the owner.
     fn claim(
         &self,
@@ -110,6 +112,14 @@ pub trait StagingStore: Send + Sync {
         from: i64,
         to: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// A page of staged events and where the next one starts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StagedPage {
+    pub events: Vec<Staged>,
+    /// The sort key of the last event read, if more may follow.
+    pub next: Option<String>,
 }
 
 /// Where log files go (S3 in production).
@@ -189,6 +199,22 @@ impl DeliverReport {
     }
 }
 
+/// Which window's files are being written.
+struct FileOf<'a> {
+    trail: &'a Trail,
+    region: &'a str,
+    w: i64,
+    delivered: DateTime<Utc>,
+}
+
+fn assemble_failed(e: std::io::Error) -> StoreError {
+    StoreError::Backend {
+        operation: "assemble",
+        resource: "log file".into(),
+        message: e.to_string(),
+    }
+}
+
 /// Log file delivery, over its ports.
 pub struct Deliverer<'a, S, L> {
     pub staging: &'a S,
@@ -243,9 +269,12 @@ impl<S: StagingStore, L: LogSink> Deliverer<'_, S, L> {
         Ok(())
     }
 
-    /// Delivers window `w` of a trail's region: claims its events, then
-    /// writes the files of the events it owns and records them in the
-    /// manifest.
+    /// Delivers window `w` of a trail's region, page by page: claims each
+    /// page's events, packs the ones it owns into files as they come, and
+    /// writes each file (and its manifest entry) as soon as it is full. A
+    /// window of any size streams through: memory holds one page and one
+    /// file's compressed bytes. Pages come in sort order and the packing is
+    /// greedy, so the files are the same however the pages fall.
     async fn window(
         &self,
         trail: &Trail,
@@ -253,50 +282,79 @@ impl<S: StagingStore, L: LogSink> Deliverer<'_, S, L> {
         w: i64,
         report: &mut DeliverReport,
     ) -> Result<(), StoreError> {
-        let staged = self.staging.staged(&trail.name, region, w).await?;
-        if staged.is_empty() {
-            return Ok(());
-        }
-        let delivered = delivery_time(w, self.settings.grace_secs);
-        let mut owned = self
-            .claim(trail, region, w, staged, &delivered, report)
-            .await?;
-        let files = logfile::assemble(&mut owned, self.settings.max_file_bytes).map_err(|e| {
-            StoreError::Backend {
-                operation: "assemble",
-                resource: "log file".into(),
-                message: e.to_string(),
+        let file = FileOf {
+            trail,
+            region,
+            w,
+            delivered: delivery_time(w, self.settings.grace_secs),
+        };
+        let mut packer = logfile::Packer::new(self.settings.max_file_bytes);
+        let mut part = 0;
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .staging
+                .staged(&trail.name, region, w, after.as_deref())
+                .await?;
+            let owned = self
+                .claim(trail, region, w, page.events, &file.delivered, report)
+                .await?;
+            for event in &owned {
+                if let Some(full) = packer.push(event).map_err(assemble_failed)? {
+                    self.write(&file, part, full, report).await?;
+                    part += 1;
+                }
             }
-        })?;
-        let arn = trail.arn();
-        let w_text = w.to_string();
-        for (part, file) in files.into_iter().enumerate() {
-            let unique = logfile::unique_suffix(&[&arn, region, &w_text, &part.to_string()]);
-            let key = logfile::log_file_key(
-                trail.s3_key_prefix.as_deref(),
-                &trail.account_id,
-                region,
-                &delivered,
-                &unique,
-            );
-            let entry = ManifestEntry {
-                bucket: trail.s3_bucket_name.clone(),
-                key: key.clone(),
-                sha256: file.sha256.clone(),
-                oldest: file.oldest,
-                newest: file.newest,
-                delivered,
-                records: file.records,
-            };
-            self.logs
-                .put(&trail.s3_bucket_name, &key, file.gzip)
-                .await?;
-            self.staging
-                .record_manifest(&trail.name, region, &entry)
-                .await?;
-            report.files += 1;
-            report.records += entry.records;
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
         }
+        if let Some(last) = packer.finish().map_err(assemble_failed)? {
+            self.write(&file, part, last, report).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes part `part` of a window's files, then its manifest entry.
+    async fn write(
+        &self,
+        of: &FileOf<'_>,
+        part: usize,
+        file: logfile::Assembled,
+        report: &mut DeliverReport,
+    ) -> Result<(), StoreError> {
+        let trail = of.trail;
+        let unique = logfile::unique_suffix(&[
+            &trail.arn(),
+            of.region,
+            &of.w.to_string(),
+            &part.to_string(),
+        ]);
+        let key = logfile::log_file_key(
+            trail.s3_key_prefix.as_deref(),
+            &trail.account_id,
+            of.region,
+            &of.delivered,
+            &unique,
+        );
+        let entry = ManifestEntry {
+            bucket: trail.s3_bucket_name.clone(),
+            key: key.clone(),
+            sha256: file.sha256.clone(),
+            oldest: file.oldest,
+            newest: file.newest,
+            delivered: of.delivered,
+            records: file.records,
+        };
+        self.logs
+            .put(&trail.s3_bucket_name, &key, file.gzip)
+            .await?;
+        self.staging
+            .record_manifest(&trail.name, of.region, &entry)
+            .await?;
+        report.files += 1;
+        report.records += entry.records;
         Ok(())
     }
 

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::*;
+use crate::store::StoreError;
 use crate::testkit::{api_call_record, trail, MemoryBucket, MemoryState};
 
 fn t(s: &str) -> DateTime<Utc> {
@@ -228,4 +229,127 @@ async fn one_failing_trail_never_holds_up_the_others_and_catches_up_after() {
         thrice,
         "nothing twice"
     );
+}
+
+/// A log sink that notes, at each file written, how many pages of staged
+/// events the deliver run had read.
+struct PagesAtEachPut<'a> {
+    state: &'a MemoryState,
+    bucket: &'a MemoryBucket,
+    at: std::sync::Mutex<Vec<usize>>,
+}
+
+impl LogSink for PagesAtEachPut<'_> {
+    async fn put(&self, bucket: &str, key: &str, gzip: Vec<u8>) -> Result<(), StoreError> {
+        self.at.lock().unwrap().push(self.state.pages_read());
+        self.bucket.put(bucket, key, gzip).await
+    }
+}
+
+/// Event `i` of about 40 KB, at 01:00:0(i mod 7).
+fn large_event(i: usize) -> Staged {
+    let at = t("2026-11-24T01:00:00Z") + Duration::seconds(i as i64 % 7);
+    let json = serde_json::json!({
+        "eventID": id(i),
+        "eventTime": crate::time::format(&at),
+        "pad": "x".repeat(40_000),
+    })
+    .to_string();
+    Staged {
+        event_time: at,
+        event_id: id(i),
+        json,
+    }
+}
+
+/// Stages `n` large events in the window of 01:00.
+async fn stage_large(state: &MemoryState, n: usize) {
+    let now = t("2026-11-24T01:00:30Z");
+    for i in 0..n {
+        let event = large_event(i);
+        state
+            .register("audit", "eu-west-1", window_of(&now))
+            .await
+            .unwrap();
+        state
+            .stage("audit", "eu-west-1", window_of(&now), &event)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_large_window_streams_through_file_by_file_and_pages_do_not_change_the_files() {
+    // GIVEN one window of 60 events of 40 KB (2.4 MB), read 7 events per
+    // page (9 pages), with files capped at the smallest cap (~256 KB: about
+    // six events each)
+    let trails = [trail("audit", t("2026-11-24T00:00:00Z"))];
+    let settings = DeliverSettings {
+        max_file_bytes: logfile::MIN_MAX_FILE_BYTES,
+        ..DeliverSettings::default()
+    };
+    let state = MemoryState::default().with_page_items(7);
+    stage_large(&state, 60).await;
+    let bucket = MemoryBucket::default();
+    let sink = PagesAtEachPut {
+        state: &state,
+        bucket: &bucket,
+        at: std::sync::Mutex::default(),
+    };
+
+    // WHEN deliver runs
+    let report = Deliverer {
+        staging: &state,
+        logs: &sink,
+        settings: &settings,
+    }
+    .run(&trails, &t("2026-11-24T01:10:00Z"))
+    .await
+    .into_result()
+    .unwrap();
+
+    // THEN every event is delivered once, in files of at most the cap
+    assert_eq!(report.records, 60);
+    assert!(report.files >= 10, "{} files", report.files);
+    let expected: Vec<String> = sorted((0..60).map(id).collect());
+    assert_eq!(sorted(bucket.logged_event_ids("logs")), expected);
+    // AND files were written while the window was still being read: the
+    // first before the last page was read (a run that loads the window
+    // whole writes its first file after reading all 9 pages)
+    assert_eq!(state.pages_read(), 9);
+    let at = sink.at.lock().unwrap().clone();
+    assert_eq!(at.len(), report.files);
+    assert!(at[0] <= 2, "first file written after {} pages", at[0]);
+    // AND the files are the ones the window makes read whole in one page:
+    // same keys, same bytes
+    let whole = MemoryState::default().with_page_items(1000);
+    stage_large(&whole, 60).await;
+    let one_page = MemoryBucket::default();
+    Deliverer {
+        staging: &whole,
+        logs: &one_page,
+        settings: &settings,
+    }
+    .run(&trails, &t("2026-11-24T01:10:00Z"))
+    .await
+    .into_result()
+    .unwrap();
+    assert_eq!(whole.pages_read(), 1);
+    let keys = bucket.keys("logs", "");
+    assert_eq!(keys, one_page.keys("logs", ""));
+    for key in &keys {
+        assert_eq!(bucket.object("logs", key), one_page.object("logs", key));
+    }
+    // AND they are what assembling the whole window at once gives
+    let mut all: Vec<Staged> = (0..60).map(large_event).collect();
+    let assembled = logfile::assemble(&mut all, settings.max_file_bytes).unwrap();
+    let mut hashes: Vec<String> = state
+        .delivered("audit", "eu-west-1")
+        .into_iter()
+        .map(|e| e.sha256)
+        .collect();
+    let mut expected: Vec<String> = assembled.into_iter().map(|f| f.sha256).collect();
+    hashes.sort();
+    expected.sort();
+    assert_eq!(hashes, expected);
 }

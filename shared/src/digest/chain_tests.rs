@@ -80,7 +80,12 @@ impl World {
 
     /// validate-logs naming `regions` (`--regions`).
     async fn validate_regions(&self, end: &str, regions: &[&str]) -> (Report, Vec<Finding>) {
-        let request = Request {
+        self.validate_request(&self.request(end, regions)).await
+    }
+
+    /// The request validate-logs makes without the state table.
+    fn request(&self, end: &str, regions: &[&str]) -> Request {
+        Request {
             bucket: "logs".into(),
             prefix: None,
             account_id: crate::testkit::ACCOUNT.into(),
@@ -91,11 +96,15 @@ impl World {
             end: t(end),
             now: t(end),
             heads: HashMap::new(),
+            segments: HashMap::new(),
             tail_grace: Duration::minutes(30),
             concurrency: 4,
-        };
+        }
+    }
+
+    async fn validate_request(&self, request: &Request) -> (Report, Vec<Finding>) {
         let mut findings = Vec::new();
-        let report = validate(&self.bucket, &self.signer.keys(), &request, |f| {
+        let report = validate(&self.bucket, &self.signer.keys(), request, |f| {
             findings.push(f)
         })
         .await
@@ -348,4 +357,109 @@ async fn a_region_whose_digests_are_all_deleted_is_reported_when_named() {
     assert!(missing
         .iter()
         .all(|k| k.contains("/CloudTrail-Digest/us-east-1/")));
+}
+
+/// The problems among findings, as (key, problem).
+fn problems(findings: &[Finding]) -> Vec<(String, String)> {
+    findings
+        .iter()
+        .filter_map(|f| {
+            let key = f.location.strip_prefix("memory://logs/");
+            let key = key.unwrap_or(&f.location).to_owned();
+            Some((key, f.problem.clone()?))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_chain_segment_is_checked_to_its_final_digest() {
+    // GIVEN a trail stopped at 02:45 (final digest 03:00) and restarted at
+    // 04:40 (a new segment from 05:00), digests up to 07:00
+    let mut w = World::new(3).await;
+    for h in 1..=7 {
+        if h == 3 {
+            w.trails[0].is_logging = false;
+            w.trails[0].stop_logging_time = Some(t("2026-11-24T02:45:00Z"));
+        }
+        if h == 5 {
+            w.trails[0].is_logging = true;
+            w.trails[0].start_logging_time = Some(t("2026-11-24T04:40:00Z"));
+        }
+        w.deliver(&format!("2026-11-24T0{h}:05:00Z")).await;
+        w.digest(&format!("2026-11-24T0{h}:10:00Z")).await;
+    }
+    let (region, end) = ("eu-west-1", "2026-11-24T07:15:00Z");
+    let ends = |b: Boundary| -> Vec<DateTime<Utc>> {
+        w.state
+            .segments("audit", region)
+            .iter()
+            .filter(|m| m.boundary == b)
+            .map(|m| m.end)
+            .collect()
+    };
+    assert_eq!(
+        ends(Boundary::Start),
+        [t("2026-11-24T01:00:00Z"), t("2026-11-24T05:00:00Z")]
+    );
+    assert_eq!(ends(Boundary::Final), [t("2026-11-24T03:00:00Z")]);
+    let digest = |hour: &str| {
+        w.digest_keys()
+            .into_iter()
+            .find(|k| k.ends_with(&format!("_20261124T{hour}0000Z.json.gz")))
+            .unwrap()
+    };
+    // validate-logs with the state table: heads and segment marks
+    let mut with_state = w.request(end, &[]);
+    with_state
+        .heads
+        .insert(region.into(), w.state.chain_head("audit", region).unwrap());
+    with_state
+        .segments
+        .insert(region.into(), w.state.segments("audit", region));
+    let (report, findings) = w.validate_request(&with_state).await;
+    assert!(report.all_valid(), "{:?}", problems(&findings));
+    assert_eq!(report.digests_total, 6);
+
+    // WHEN the first digest of the second segment is missing: it is
+    // reported, and the hour before it (between the segments) is not
+    let five = digest("05");
+    let saved = w.bucket.object("logs", &five);
+    w.bucket.set_object("logs", &five, None);
+    let (_, findings) = w.validate_request(&with_state).await;
+    let found = problems(&findings);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].0, five);
+    w.bucket.set_object("logs", &five, saved);
+
+    // WHEN the last two digests before the stop and their log files are
+    // deleted
+    let (two, three) = (digest("02"), digest("03"));
+    for key in [&two, &three] {
+        let bytes = w.bucket.object("logs", key).unwrap().bytes;
+        let mut json = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut json)
+            .unwrap();
+        let d: DigestFile = serde_json::from_slice(&json).unwrap();
+        for log in d.log_files {
+            w.bucket.set_object("logs", &log.s3_object, None);
+        }
+        w.bucket.set_object("logs", key, None);
+    }
+
+    // THEN the chain head alone sees nothing wrong: the first segment just
+    // looks shorter
+    let mut heads_only = with_state.clone();
+    heads_only.segments.clear();
+    let (blind, _) = w.validate_request(&heads_only).await;
+    assert!(blind.all_valid(), "the gap the segment marks close");
+    // AND with the segment marks both missing digests are reported, and
+    // nothing else
+    let (report, findings) = w.validate_request(&with_state).await;
+    let found = problems(&findings);
+    let missing: Vec<&str> = found.iter().map(|(l, _)| l.as_str()).collect();
+    assert_eq!(missing, [three.as_str(), two.as_str()], "{found:?}");
+    assert!(found
+        .iter()
+        .all(|(_, p)| p.starts_with("not found") && p.contains("2026-11-24T03:00:00Z")));
+    assert_eq!(report.digests_valid, 4);
 }

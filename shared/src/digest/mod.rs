@@ -54,6 +54,45 @@ pub struct ChainHead {
     pub last: bool,
 }
 
+/// Which end of a chain segment a digest is. A stop and a restart start a
+/// new segment (a digest with no previous one); the state keeps each
+/// segment's first and final digest, append-only, so the validator can
+/// check every segment to its end (docs/digests.md "Chain segments").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Boundary {
+    /// The first digest of a segment.
+    Start,
+    /// The final digest of a segment: the trail stopped.
+    Final,
+}
+
+impl Boundary {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Start => "start",
+            Self::Final => "final",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "start" => Some(Self::Start),
+            "final" => Some(Self::Final),
+            _ => None,
+        }
+    }
+}
+
+/// One end of a chain segment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentMark {
+    pub boundary: Boundary,
+    /// The digest's end time.
+    pub end: DateTime<Utc>,
+    pub bucket: String,
+    pub key: String,
+}
+
 /// A signing key's public half.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PublicKey {
@@ -107,6 +146,14 @@ pub trait DigestState: Send + Sync {
         expected: Option<&DateTime<Utc>>,
         next: &ChainHead,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Records one end of a chain segment; never changes one already
+    /// recorded (a re-run records the same mark again, harmlessly).
+    fn note_segment(
+        &self,
+        trail: &str,
+        region: &str,
+        mark: &SegmentMark,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Records that `key` signed digests up to `end` (for `list-public-keys`).
     fn note_key(
         &self,
@@ -326,9 +373,24 @@ impl<S: DigestState, K: Signer, B: DigestBucket> Digester<'_, S, K, B> {
                 break;
             }
             let last = due.final_end == Some(end);
+            let first = previous.is_none();
             let head = self
                 .write_digest((trail, region, &key), previous.as_ref(), end, last, report)
                 .await?;
+            // Marks before the head moves: a run that dies in between
+            // leaves the head where it was, and the next run writes the
+            // same digest and marks again.
+            for (is, boundary) in [(first, Boundary::Start), (last, Boundary::Final)] {
+                if is {
+                    let mark = SegmentMark {
+                        boundary,
+                        end,
+                        bucket: head.bucket.clone(),
+                        key: head.key.clone(),
+                    };
+                    self.state.note_segment(&trail.name, region, &mark).await?;
+                }
+            }
             if !self
                 .state
                 .advance_head(&trail.name, region, expected.as_ref(), &head)

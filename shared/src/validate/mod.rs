@@ -12,7 +12,8 @@
 //! digests are reported one by one (several in a row too), and so is a
 //! truncated tail: digests are written every hour, so a range must hold
 //! them up to its end minus one hour and a grace period (or up to the
-//! chain head, when it can be read).
+//! chain head, when it can be read). With the state table, every ended
+//! chain segment must also reach the final digest its marks name.
 
 pub mod localcopy;
 
@@ -24,11 +25,11 @@ use futures::channel::mpsc;
 use futures::{SinkExt, StreamExt, TryStreamExt};
 
 use crate::digest::gzhash::{inflate_at_most, GzError, Inflated};
-use crate::digest::ChainHead;
 use crate::digest::{
     digest_end, digest_key, fingerprint, pkcs1_from_spki, sha256_hex, string_to_sign, DigestFile,
     DigestLogFile, SIGNATURE_ALGORITHM,
 };
+use crate::digest::{Boundary, ChainHead, SegmentMark};
 use crate::store::StoreError;
 
 /// A digest object with its signature metadata.
@@ -154,6 +155,9 @@ pub struct Request {
     pub now: DateTime<Utc>,
     /// Chain heads per region, when the state table can be read.
     pub heads: HashMap<String, ChainHead>,
+    /// Chain segment marks per region (oldest first), when the state table
+    /// can be read: every segment is checked to its final digest.
+    pub segments: HashMap<String, Vec<SegmentMark>>,
     /// How late a digest may be beyond its hour (tail truncation rule).
     pub tail_grace: Duration,
     /// Log files checked at once.
@@ -491,6 +495,7 @@ impl<S: Source> RegionChain<'_, S> {
     ) -> Result<(), StoreError> {
         let found = self.in_range().await?;
         self.report_tail(&found)?;
+        self.report_segment_ends(&found)?;
         let visited = self.walk(&found, found_range, logs).await?;
         self.report_strays(&found, &visited).await
     }
@@ -561,14 +566,85 @@ impl<S: Source> RegionChain<'_, S> {
             // Nothing at all: from the first hour boundary in the range.
             None => digest_end(&(req.start + hour - Duration::seconds(1))),
         };
-        let mut t = expected_newest;
-        while t >= tail_from && t >= req.start {
+        // Not below the start of the segment the tail belongs to.
+        let tail_from = self
+            .segment_start(&expected_newest)
+            .map_or(tail_from, |s| tail_from.max(s));
+        let problem = format!(
+            "{NOT_FOUND} (the chain must reach {}: digests are written every hour)",
+            crate::time::format(&expected_newest)
+        );
+        self.report_missing(expected_newest, tail_from, &problem)
+    }
+
+    /// Reports the digests from `newest` down to `floor` (and the range's
+    /// start) as missing.
+    fn report_missing(
+        &self,
+        newest: DateTime<Utc>,
+        floor: DateTime<Utc>,
+        problem: &str,
+    ) -> Result<(), StoreError> {
+        let mut t = newest;
+        while t >= floor && t >= self.req.start {
+            self.emit(Kind::Digest, &self.expected_key(&t), Some(problem.into()))?;
+            t -= Duration::hours(1);
+        }
+        Ok(())
+    }
+
+    /// This region's chain segment marks (from the state table).
+    fn marks(&self) -> &[SegmentMark] {
+        self.req
+            .segments
+            .get(self.region)
+            .map_or(&[][..], Vec::as_slice)
+    }
+
+    /// The first digest of the segment the digest ending at `end` belongs
+    /// to, if the state table recorded it.
+    fn segment_start(&self, end: &DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.marks()
+            .iter()
+            .filter(|m| m.boundary == Boundary::Start && m.end <= *end)
+            .map(|m| m.end)
+            .max()
+    }
+
+    /// Every ended segment must reach its final digest: deleting the last
+    /// digests (and their log files) before a stop leaves an older digest
+    /// as the segment's apparent end, which no link and no tail rule would
+    /// show. The state's append-only marks say where each segment ended.
+    fn report_segment_ends(
+        &self,
+        found: &BTreeMap<DateTime<Utc>, Vec<String>>,
+    ) -> Result<(), StoreError> {
+        let req = self.req;
+        let last_end = req.end + Duration::hours(1);
+        // The current chain's final digest is the tail rule's (report_tail).
+        let head_end = req.heads.get(self.region).filter(|h| h.last).map(|h| h.end);
+        for m in self.marks() {
+            let l = m.end;
+            if m.boundary != Boundary::Final
+                || l < req.start
+                || l > last_end
+                || Some(l) == head_end
+                || found.contains_key(&l)
+            {
+                continue;
+            }
+            let start = self.segment_start(&l);
+            let floor = found
+                .range(start.unwrap_or(req.start)..l)
+                .next_back()
+                .map_or(start.unwrap_or(req.start), |(newest, _)| {
+                    *newest + Duration::hours(1)
+                });
             let problem = format!(
-                "{NOT_FOUND} (the chain must reach {}: digests are written every hour)",
-                crate::time::format(&expected_newest)
+                "{NOT_FOUND} (the chain segment must reach {}, where it ended when the trail stopped)",
+                crate::time::format(&l)
             );
-            self.emit(Kind::Digest, &self.expected_key(&t), Some(problem))?;
-            t -= hour;
+            self.report_missing(l, floor, &problem)?;
         }
         Ok(())
     }
@@ -589,6 +665,12 @@ impl<S: Source> RegionChain<'_, S> {
                 .next_back()
                 .and_then(|(e, ks)| ks.first().map(|k| (*e, k.clone())))
         };
+        let starts: HashSet<DateTime<Utc>> = self
+            .marks()
+            .iter()
+            .filter(|m| m.boundary == Boundary::Start)
+            .map(|m| m.end)
+            .collect();
         let mut visited: HashSet<String> = HashSet::new();
         let mut cursor: Option<Step> = found
             .iter()
@@ -601,11 +683,17 @@ impl<S: Source> RegionChain<'_, S> {
             if !found_keys.contains(&key) {
                 self.emit(Kind::Digest, &key, Some(NOT_FOUND.into()))?;
                 // Its predecessor is the previous hour's digest, unless no
-                // digest older than it was found at all.
-                cursor = older(&end).map(|_| {
-                    let prev = end - Duration::hours(1);
-                    (prev, self.expected_key(&prev), None)
-                });
+                // digest older than it was found at all, or it began a
+                // segment (then the next older one found is the previous
+                // segment's).
+                cursor = if starts.contains(&end) {
+                    older(&end).map(|(e, k)| (e, k, None))
+                } else {
+                    older(&end).map(|_| {
+                        let prev = end - Duration::hours(1);
+                        (prev, self.expected_key(&prev), None)
+                    })
+                };
                 continue;
             }
             let checked = self.check_linked(&key, link.as_ref()).await?;
