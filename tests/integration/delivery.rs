@@ -132,6 +132,22 @@ impl LogSink for DiesAfter<'_> {
     }
 }
 
+/// One trail, "audit", logging into `bucket` since 2026-11-24T00:00Z.
+async fn audit_trail(p: &Pipeline, bucket: &str, global: bool) -> Vec<Trail> {
+    let store = p.state.trails();
+    let audit = NewTrail {
+        name: "audit".into(),
+        s3_bucket_name: bucket.to_owned(),
+        include_global_service_events: global,
+        ..NewTrail::default()
+    };
+    admin::create(&store, ACCOUNT, HOME, audit).await.unwrap();
+    admin::set_logging(&store, "audit", true, parse_time("2026-11-24T00:00:00Z"))
+        .await
+        .unwrap();
+    admin::describe(&store, &[]).await.unwrap()
+}
+
 async fn make_trails(
     store: &trailkeep_shared::aws::trail_items::DynamoTrails,
     bucket: &str,
@@ -481,18 +497,7 @@ async fn a_rerun_for_the_same_window_writes_the_same_objects_however_it_pages() 
 #[tokio::test]
 async fn aws_records_of_every_version_come_out_as_aws_wrote_them() {
     let p = Pipeline::new().await;
-    let store = p.state.trails();
-    let audit = NewTrail {
-        name: "audit".into(),
-        s3_bucket_name: p.bucket.name.clone(),
-        include_global_service_events: true,
-        ..NewTrail::default()
-    };
-    admin::create(&store, ACCOUNT, HOME, audit).await.unwrap();
-    admin::set_logging(&store, "audit", true, parse_time("2026-11-24T00:00:00Z"))
-        .await
-        .unwrap();
-    let trails = admin::describe(&store, &[]).await.unwrap();
+    let trails = audit_trail(&p, &p.bucket.name, true).await;
     let ctx = Context {
         account_id: ACCOUNT.into(),
     };
@@ -581,17 +586,7 @@ async fn aws_records_of_every_version_come_out_as_aws_wrote_them() {
 async fn under_the_default_object_lock_a_delivered_version_cannot_be_deleted() {
     let p = Pipeline::new().await;
     let bucket = TestBucket::log_bucket().await;
-    let store = p.state.trails();
-    let audit = NewTrail {
-        name: "audit".into(),
-        s3_bucket_name: bucket.name.clone(),
-        ..NewTrail::default()
-    };
-    admin::create(&store, ACCOUNT, HOME, audit).await.unwrap();
-    admin::set_logging(&store, "audit", true, parse_time("2026-11-24T00:00:00Z"))
-        .await
-        .unwrap();
-    let trails = admin::describe(&store, &[]).await.unwrap();
+    let trails = audit_trail(&p, &bucket.name, false).await;
     let ctx = Context {
         account_id: ACCOUNT.into(),
     };
@@ -665,17 +660,7 @@ async fn under_the_default_object_lock_a_delivered_version_cannot_be_deleted() {
 #[tokio::test]
 async fn a_delivered_log_file_has_cloudtrails_format() {
     let p = Pipeline::new().await;
-    let store = p.state.trails();
-    let audit = NewTrail {
-        name: "audit".into(),
-        s3_bucket_name: p.bucket.name.clone(),
-        ..NewTrail::default()
-    };
-    admin::create(&store, ACCOUNT, HOME, audit).await.unwrap();
-    admin::set_logging(&store, "audit", true, parse_time("2026-11-24T00:00:00Z"))
-        .await
-        .unwrap();
-    let trails = admin::describe(&store, &[]).await.unwrap();
+    let trails = audit_trail(&p, &p.bucket.name, false).await;
     let ctx = Context {
         account_id: ACCOUNT.into(),
     };

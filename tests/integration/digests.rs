@@ -486,6 +486,129 @@ async fn deleting_the_digests_before_a_stop_is_reported_from_the_segment_marks()
     a.delete().await;
 }
 
+/// Issue 21, item 3, through S3, DynamoDB and KMS: one trail whose bucket
+/// refuses every write (here: it does not exist) stays behind and is
+/// reported, while three others deliver and digest on time; once the
+/// bucket is there, the next runs catch it up and nothing is lost.
+#[tokio::test]
+async fn a_trail_whose_bucket_refuses_writes_stays_behind_while_three_others_go_on() {
+    // GIVEN four trails, "broken" first, writing to a bucket that is missing
+    let mut a = Audit::new().await;
+    let t0 = parse_time("2026-11-24T00:00:00Z");
+    let store = a.p.state.trails();
+    let missing = format!("{}-later", a.p.bucket.name);
+    for (name, bucket) in [
+        ("broken", &missing),
+        ("two", &a.p.bucket.name),
+        ("three", &a.p.bucket.name),
+    ] {
+        let new = NewTrail {
+            name: name.into(),
+            s3_bucket_name: bucket.clone(),
+            log_file_validation_enabled: true,
+            ..NewTrail::default()
+        };
+        admin::create(&store, ACCOUNT, HOME, new).await.unwrap();
+    }
+    for name in ["broken", TRAIL, "two", "three"] {
+        admin::set_logging(&store, name, true, t0).await.unwrap();
+    }
+    a.trails = admin::describe(&store, &[]).await.unwrap();
+    assert_eq!(a.trails.len(), 4);
+    for m in 0..10 {
+        a.ingest(t0 + Duration::minutes(5 * m + 1)).await;
+    }
+    let deliver = |at: &str| {
+        let settings = DeliverSettings::default();
+        let (staging, sink, trails) = (&a.p.staging, &a.p.sink, &a.trails);
+        let at = parse_time(at);
+        async move {
+            let deliverer = Deliverer {
+                staging,
+                logs: sink,
+                settings: &settings,
+            };
+            deliverer.run(trails, &at).await
+        }
+    };
+    let digest = |at: &str| {
+        let digester = Digester {
+            state: &a.p.staging,
+            signer: &a.signer,
+            bucket: &a.p.sink,
+            settings: &a.settings,
+        };
+        let (trails, at) = (&a.trails, parse_time(at));
+        async move { digester.run(trails, &at).await }
+    };
+    let failed = |f: &[trailkeep_shared::store::Failed]| -> Vec<(String, String)> {
+        f.iter()
+            .map(|f| (f.trail.clone(), f.region.clone()))
+            .collect()
+    };
+
+    // WHEN deliver and digest run
+    let delivered = deliver("2026-11-24T01:05:00Z").await;
+    let digested = digest("2026-11-24T01:10:00Z").await;
+
+    // THEN the three healthy trails have every event and the 01:00 digest,
+    // and only "broken" is reported
+    assert_eq!(
+        failed(&delivered.failed),
+        [("broken".to_owned(), HOME.to_owned())]
+    );
+    assert_eq!(delivered.records, 30, "ten events for each healthy trail");
+    assert!(digested.failed.is_empty(), "{digested:?}");
+    assert_eq!(digested.digests, 3, "{digested:?}");
+    assert_eq!(digested.waiting, 1, "broken's hour waits for its files");
+    for name in [TRAIL, "two", "three"] {
+        let head = a.p.staging.head(name, HOME).await.unwrap().unwrap();
+        assert_eq!(head.end, t0 + Duration::hours(1), "{name}");
+    }
+    assert_eq!(a.p.staging.head("broken", HOME).await.unwrap(), None);
+
+    // WHEN the bucket appears, the next runs catch "broken" up
+    a.p.bucket
+        .client
+        .create_bucket()
+        .bucket(&missing)
+        .send()
+        .await
+        .unwrap();
+    let delivered = deliver("2026-11-24T02:05:00Z").await;
+    assert!(delivered.failed.is_empty(), "{delivered:?}");
+    assert_eq!(delivered.records, 10);
+    let digested = digest("2026-11-24T02:10:00Z").await;
+    assert!(digested.failed.is_empty(), "{digested:?}");
+
+    // THEN its chain validates with every one of its ten events in it
+    let keys = a.keys().await;
+    let mut request = a.request(t0, parse_time("2026-11-24T02:15:00Z"));
+    (request.bucket, request.trail_name) = (missing.clone(), "broken".into());
+    let report = check(&a.p.sink, &keys, &request).await;
+    assert_eq!(problems(&report.findings), Vec::<String>::new());
+    assert_eq!(report.digests(), (2, 2));
+    let later = crate::helpers::TestBucket {
+        client: a.p.bucket.client.clone(),
+        name: missing.clone(),
+    };
+    let mut ids = Vec::new();
+    for (key, gz) in later.objects().await {
+        if key.contains("/CloudTrail/") {
+            let doc: serde_json::Value = serde_json::from_slice(&gunzip(&gz)).unwrap();
+            for r in doc["Records"].as_array().unwrap() {
+                ids.push(r["eventID"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    ids.sort();
+    let expected: Vec<String> = (1..=10)
+        .map(|n| format!("00000000-0000-4000-8000-{n:012}"))
+        .collect();
+    assert_eq!(ids, expected, "nothing lost, nothing twice");
+    a.delete().await;
+}
+
 /// Runs tests/awscli_validate.py (the AWS CLI's validator) on the bucket.
 fn awscli_validate(
     a: &Audit,
@@ -703,6 +826,29 @@ async fn put(a: &Audit, key: &str, bytes: Vec<u8>, meta: HashMap<String, String>
         .unwrap();
 }
 
+/// Signs `d` with `signer`'s key (naming its fingerprint) and puts it at
+/// `key` with the new signature in `meta`: a forgery by a key holder.
+async fn resign(
+    a: &Audit,
+    key: &str,
+    d: &mut DigestFile,
+    mut meta: HashMap<String, String>,
+    signer: &KmsSigner,
+) {
+    d.digest_public_key_fingerprint = signer.public_key(HOME).await.unwrap().fingerprint;
+    let json = serde_json::to_vec(&d).unwrap();
+    let to_sign = string_to_sign(
+        &d.digest_end_time,
+        &d.digest_s3_bucket,
+        key,
+        &json,
+        d.previous_digest_signature.as_deref(),
+    );
+    let sig = signer.sign(HOME, to_sign.as_bytes()).await.unwrap();
+    meta.insert("signature".into(), hex::encode(sig));
+    put(a, key, gzip(&json), meta).await;
+}
+
 async fn delete(a: &Audit, key: &str) {
     a.p.bucket
         .client
@@ -899,19 +1045,7 @@ async fn every_kind_of_tampering_is_reported_and_nothing_else() {
                 let (gz, meta) = object_with_meta(&a, &key).await;
                 let mut d: DigestFile = serde_json::from_slice(&gunzip(&gz)).unwrap();
                 let other = KmsSigner::new(&sdk_config().await, KeyMap::parse(&other_key).unwrap());
-                d.digest_public_key_fingerprint = other.public_key(HOME).await.unwrap().fingerprint;
-                let json = serde_json::to_vec(&d).unwrap();
-                let to_sign = string_to_sign(
-                    &d.digest_end_time,
-                    &d.digest_s3_bucket,
-                    &key,
-                    &json,
-                    d.previous_digest_signature.as_deref(),
-                );
-                let mut meta = meta;
-                let sig = other.sign(HOME, to_sign.as_bytes()).await.unwrap();
-                meta.insert("signature".into(), hex::encode(sig));
-                put(&a, &key, gzip(&json), meta).await;
+                resign(&a, &key, &mut d, meta, &other).await;
             }
             "a log file swapped for another valid log file" => {
                 let (gz, meta) = object_with_meta(&a, &log_key(8, 0)).await;
@@ -1110,19 +1244,7 @@ async fn a_key_the_state_table_names_is_not_trusted() {
     let rogue_public = rogue.public_key(HOME).await.unwrap();
     let (_, meta) = object_with_meta(&a, &key).await;
     d.log_files.clear();
-    d.digest_public_key_fingerprint = rogue_public.fingerprint.clone();
-    let json = serde_json::to_vec(&d).unwrap();
-    let to_sign = string_to_sign(
-        &d.digest_end_time,
-        &d.digest_s3_bucket,
-        &key,
-        &json,
-        d.previous_digest_signature.as_deref(),
-    );
-    let mut meta = meta;
-    let sig = rogue.sign(HOME, to_sign.as_bytes()).await.unwrap();
-    meta.insert("signature".into(), hex::encode(sig));
-    put(&a, &key, gzip(&json), meta).await;
+    resign(&a, &key, &mut d, meta, &rogue).await;
     a.p.staging
         .note_key(HOME, &rogue_public, &parse_time(&d.digest_end_time))
         .await

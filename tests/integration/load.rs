@@ -37,7 +37,7 @@ use crate::faults::{FaultProxy, Faults};
 use crate::helpers::{
     assert_each_once, endpoint, event_json, parse_time, sdk_config, TestBucket, TestTable,
 };
-use crate::policies::{self, table_arn, Bindings};
+use crate::policies::{self, table_arn};
 
 const EVENTS: usize = 20_000;
 /// Concurrent ingest invocations.
@@ -624,17 +624,7 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
 
     // AND each function called exactly the actions its role in
     // template.yaml allows, on exactly its resources
-    let bind: Bindings = [
-        ("HistoryTable", table_arn(&history_table.name)),
-        ("StateTable", table_arn(&state_table.name)),
-        ("LogBucket", format!("arn:aws:s3:::{}", bucket.name)),
-        (
-            "IngestQueue",
-            "arn:aws:sqs:us-east-1:123456789012:ingest".to_owned(),
-        ),
-    ]
-    .into_iter()
-    .collect();
+    let bind = policies::function_bindings(&history_table.name, &state_table.name, &bucket.name);
     let to_arn = |action: &str, resource: &str| {
         if action.starts_with("dynamodb:") {
             table_arn(resource)

@@ -235,20 +235,26 @@ mod tests {
     }
 }
 
-/// template.yaml's security posture, statement by statement.
-#[test]
-fn each_role_can_do_only_its_part() {
-    let bind: Bindings = [
-        ("HistoryTable", table_arn("history")),
-        ("StateTable", table_arn("state")),
-        ("LogBucket", "arn:aws:s3:::logs".to_owned()),
+/// The resources the functions' policies name, for tables and a bucket of
+/// these names.
+pub fn function_bindings(history: &str, state: &str, bucket: &str) -> Bindings {
+    [
+        ("HistoryTable", table_arn(history)),
+        ("StateTable", table_arn(state)),
+        ("LogBucket", format!("arn:aws:s3:::{bucket}")),
         (
             "IngestQueue",
             "arn:aws:sqs:us-east-1:123456789012:ingest".to_owned(),
         ),
     ]
     .into_iter()
-    .collect();
+    .collect()
+}
+
+/// template.yaml's security posture, statement by statement.
+#[test]
+fn each_role_can_do_only_its_part() {
+    let bind = function_bindings("history", "state", "logs");
     let functions = [
         "IngestFunction",
         "DeliverFunction",
@@ -806,17 +812,7 @@ fn only_the_stacks_rules_and_buckets_send_to_the_ingest_queue() {
 #[test]
 fn each_function_writes_only_its_own_state_items() {
     let state = table_arn("state");
-    let bind: Bindings = [
-        ("HistoryTable", table_arn("history")),
-        ("StateTable", state.clone()),
-        ("LogBucket", "arn:aws:s3:::logs".to_owned()),
-        (
-            "IngestQueue",
-            "arn:aws:sqs:us-east-1:123456789012:ingest".to_owned(),
-        ),
-    ]
-    .into_iter()
-    .collect();
+    let bind = function_bindings("history", "state", "logs");
     // One item of each kind: staged event, region registration, delivery cursor, claim,
     // manifest, chain head, key registry, trails.
     let items = [

@@ -263,8 +263,12 @@ impl<S: StagingStore, L: LogSink> Deliverer<'_, S, L> {
         }
         for w in next..=last {
             self.window(trail, region, w, report).await?;
-            self.staging.advance(&trail.name, region, w, w + 1).await?;
             report.windows += 1;
+            if !self.staging.advance(&trail.name, region, w, w + 1).await? {
+                // Another run moved the cursor first: it delivers the rest
+                // (the same files; stopping only saves the duplicate work).
+                break;
+            }
         }
         Ok(())
     }

@@ -30,11 +30,20 @@ async fn run(
     trails: &[Trail],
     now: &str,
 ) -> Result<DeliverReport, crate::store::Incomplete> {
-    let settings = DeliverSettings::default();
+    run_with(state, bucket, trails, now, &DeliverSettings::default()).await
+}
+
+async fn run_with(
+    state: &MemoryState,
+    logs: &impl LogSink,
+    trails: &[Trail],
+    now: &str,
+    settings: &DeliverSettings,
+) -> Result<DeliverReport, crate::store::Incomplete> {
     let deliverer = Deliverer {
         staging: state,
-        logs: bucket,
-        settings: &settings,
+        logs,
+        settings,
     };
     deliverer.run(trails, &t(now)).await.into_result()
 }
@@ -298,15 +307,9 @@ async fn a_large_window_streams_through_file_by_file_and_pages_do_not_change_the
     };
 
     // WHEN deliver runs
-    let report = Deliverer {
-        staging: &state,
-        logs: &sink,
-        settings: &settings,
-    }
-    .run(&trails, &t("2026-11-24T01:10:00Z"))
-    .await
-    .into_result()
-    .unwrap();
+    let report = run_with(&state, &sink, &trails, "2026-11-24T01:10:00Z", &settings)
+        .await
+        .unwrap();
 
     // THEN every event is delivered once, in files of at most the cap
     assert_eq!(report.records, 60);
@@ -325,14 +328,14 @@ async fn a_large_window_streams_through_file_by_file_and_pages_do_not_change_the
     let whole = MemoryState::default().with_page_items(1000);
     stage_large(&whole, 60).await;
     let one_page = MemoryBucket::default();
-    Deliverer {
-        staging: &whole,
-        logs: &one_page,
-        settings: &settings,
-    }
-    .run(&trails, &t("2026-11-24T01:10:00Z"))
+    run_with(
+        &whole,
+        &one_page,
+        &trails,
+        "2026-11-24T01:10:00Z",
+        &settings,
+    )
     .await
-    .into_result()
     .unwrap();
     assert_eq!(whole.pages_read(), 1);
     let keys = bucket.keys("logs", "");

@@ -419,6 +419,12 @@ async fn every_chain_segment_is_checked_to_its_final_digest() {
     let (report, findings) = w.validate_request(&with_state).await;
     assert!(report.all_valid(), "{:?}", problems(&findings));
     assert_eq!(report.digests_total, 6);
+    // A range that ends during the stop expects nothing after the final
+    // digest.
+    let mut in_stop = with_state.clone();
+    (in_stop.end, in_stop.now) = (t("2026-11-24T03:50:00Z"), t(end));
+    let (report, findings) = w.validate_request(&in_stop).await;
+    assert!(report.all_valid(), "{:?}", problems(&findings));
 
     // WHEN the first digest of the second segment is missing: it is
     // reported, and the hour before it (between the segments) is not
@@ -462,4 +468,9 @@ async fn every_chain_segment_is_checked_to_its_final_digest() {
         .iter()
         .all(|(_, p)| p.starts_with("not found") && p.contains("2026-11-24T03:00:00Z")));
     assert_eq!(report.digests_valid, 4);
+    // AND so they are, once each, when the range ends during the stop
+    let (_, findings) = w.validate_request(&in_stop).await;
+    let found = problems(&findings);
+    let missing: Vec<&str> = found.iter().map(|(l, _)| l.as_str()).collect();
+    assert_eq!(missing, [three.as_str(), two.as_str()], "{found:?}");
 }

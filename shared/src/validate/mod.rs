@@ -351,6 +351,7 @@ async fn regions<S: Source>(src: &S, req: &Request, root: &str) -> Result<Vec<St
     let mut r = src.folders(&req.bucket, root).await?;
     r.push(req.home_region.clone());
     r.extend(req.heads.keys().cloned());
+    r.extend(req.segments.keys().cloned());
     r.extend(req.regions.iter().cloned());
     r.sort();
     r.dedup();
@@ -554,13 +555,23 @@ impl<S: Source> RegionChain<'_, S> {
     /// the head (and no further once the chain has ended).
     fn report_tail(&self, found: &BTreeMap<DateTime<Utc>, Vec<String>>) -> Result<(), StoreError> {
         let (req, hour) = (self.req, Duration::hours(1));
-        let last_end = req.end + hour;
+        let last_end = digest_end(&(req.end + hour));
         let by_rule = digest_end(&(req.end.min(req.now) - hour - req.tail_grace));
         let expected_newest = match req.heads.get(self.region) {
             Some(h) if h.last => h.end.min(last_end),
             Some(h) => h.end.min(last_end).max(by_rule),
             None => by_rule,
         };
+        // A range that ends during a stop: the segment before it ended, and
+        // its end is checked against its final mark (report_segment_ends).
+        let latest_mark = self
+            .marks()
+            .iter()
+            .filter(|m| m.end <= expected_newest)
+            .max_by_key(|m| (m.end, m.boundary));
+        if latest_mark.is_some_and(|m| m.boundary == Boundary::Final && m.end < expected_newest) {
+            return Ok(());
+        }
         let tail_from = match found.keys().next_back() {
             Some(newest) => *newest + hour,
             // Nothing at all: from the first hour boundary in the range.
