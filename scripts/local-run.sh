@@ -47,7 +47,8 @@ local_aws events create-event-bus --name "$STACK-audit" >/dev/null
   --set "IngestDeadLetterQueueUrl=$INGEST_DLQ" \
   --set "IngestQueueArn=arn:aws:sqs:$AWS_REGION:123456789012:$STACK-ingest" \
   --set "ScheduleDeadLetterQueueUrl=$SCHEDULE_DLQ" \
-  --set "LookupUrl=http://127.0.0.1:$LAMBDA_PORT/lambda-url/lookup"
+  --set "LookupUrl=http://127.0.0.1:$LAMBDA_PORT/lambda-url/lookup" \
+  --set "ApiUrl=http://127.0.0.1:$LAMBDA_PORT/lambda-url/lookup"
 output() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$OUTPUTS" "$1"; }
 HISTORY_TABLE=$(output HistoryTableName)
 export TRAILKEEP_STATE_TABLE=$(output StateTableName)
@@ -80,6 +81,7 @@ GRACE_SECONDS=120
 SIGNING_KEYS=$SIGNING_KEY
 SETTLE_SECONDS=30
 LOOKUP_TOKEN_KEY=local-run-token-key-not-a-secret-0123456789
+ACCOUNT_ID=$(aws sts get-caller-identity --endpoint-url "$AWS_ENDPOINT_URL" --query Account --output text)
 AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL
 AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID
 AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY
@@ -230,6 +232,37 @@ if (unset TRAILKEEP_STATE_TABLE; "$TRAILKEEP" validate-logs --trail-arn "$TRAIL_
 fi
 sed 's/^/  /' "$OUT_DIR/tampered.txt"
 printf '  exit status non-zero, as expected\n'
+
+step "trailkeep's API with the AWS CLI's own CloudTrail client (aws cloudtrail … --endpoint-url ApiUrl): every change is an event"
+API_URL=$(output ApiUrl)
+ct() { aws cloudtrail --endpoint-url "$API_URL" --region "$AWS_REGION" "$@"; }
+ct create-trail --name api-audit --s3-bucket-name "$LOG_BUCKET" --enable-log-file-validation \
+  --query '[Name,TrailARN,LogFileValidationEnabled]' --output text | sed 's/^/  created   /'
+ct put-event-selectors --trail-name api-audit \
+  --event-selectors '[{"ReadWriteType": "WriteOnly", "IncludeManagementEvents": true}]' \
+  --query 'EventSelectors[0].ReadWriteType' --output text | sed 's/^/  selectors /'
+ct start-logging --name api-audit
+ct get-trail-status --name api-audit --query '[IsLogging,StartLoggingTime]' --output text | sed 's/^/  status    /'
+ct list-trails --query 'Trails[].Name' --output text | sed 's/^/  trails    /'
+ct describe-trails --trail-name-list api-audit \
+  --query 'trailList[0].[Name,HomeRegion,HasCustomEventSelectors]' --output text | sed 's/^/  described /'
+ct stop-logging --name api-audit
+[ "$(ct get-trail-status --name api-audit --query IsLogging)" = false ] || die "stop-logging did not stop api-audit"
+stops=$(ct lookup-events --lookup-attributes AttributeKey=EventName,AttributeValue=StopLogging --query 'length(Events)')
+[ "$stops" = 1 ] || die "lookup-events found $stops StopLogging events, expected 1"
+ct lookup-events --lookup-attributes AttributeKey=EventName,AttributeValue=StopLogging \
+  --query 'Events[0].CloudTrailEvent' --output json \
+  | python3 -c 'import json,sys; e=json.loads(json.load(sys.stdin)); print("  recorded ", e["eventTime"], e["eventSource"], e["eventName"], e["recipientAccountId"], json.dumps(e["requestParameters"]))'
+ct delete-trail --name api-audit
+if ct get-trail --name api-audit >"$OUT_DIR/err.txt" 2>&1; then die "api-audit still exists after delete-trail"; fi
+grep -q TrailNotFoundException "$OUT_DIR/err.txt" || { cat "$OUT_DIR/err.txt"; die "get-trail after delete: not TrailNotFoundException"; }
+if ct add-tags --resource-id "$TRAIL_ARN" --tags-list Key=team,Value=sec >"$OUT_DIR/err.txt" 2>&1; then
+  die "add-tags was accepted"
+fi
+printf '  refused as expected: %s\n' "$(grep -o 'UnsupportedOperationException.*' "$OUT_DIR/err.txt" | head -1)"
+changes=$(ct lookup-events --lookup-attributes AttributeKey=EventSource,AttributeValue=trailkeep --query 'length(Events)')
+[ "$changes" = 5 ] || die "lookup-events found $changes recorded API changes, expected 5 (create, selectors, start, stop, delete)"
+printf '  %s changes recorded in the history (eventSource trailkeep)\n' "$changes"
 
 step "done: stack outputs (template.yaml's Output names) in $OUTPUTS; function logs in $OUT_DIR/lambda.log"
 sed 's/^/  /' "$OUTPUTS"

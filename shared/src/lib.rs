@@ -20,6 +20,7 @@
 //! - `testkit` (feature `testkit`): in-memory fakes of every port, for
 //!   fast use-case tests.
 
+pub mod api;
 pub mod aws;
 pub mod config;
 pub mod delivery;

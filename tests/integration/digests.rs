@@ -609,6 +609,133 @@ async fn a_trail_whose_bucket_refuses_writes_stays_behind_while_three_others_go_
     a.delete().await;
 }
 
+/// Issue 13: a StopLogging call through the API, by one principal, is in
+/// the history and in the trail's own last log file with that principal's
+/// ARN, and the final digest covers that file.
+#[tokio::test]
+async fn a_stop_through_the_api_is_in_the_trails_last_log_file_with_the_callers_arn() {
+    use trailkeep_shared::api::{Api, ApiSettings, Call, Caller, TARGET_PREFIX};
+    // GIVEN a trail logging with validation since 00:00, events every hour
+    let mut a = Audit::new().await;
+    let t0 = parse_time("2026-11-24T00:00:00Z");
+    a.set_logging(true, t0).await;
+    let events = |t: DateTime<Utc>| usize::from(t.format("%M").to_string() == "25");
+    a.simulate(t0, t0 + Duration::hours(1), events, |_| true)
+        .await;
+
+    // WHEN bob stops it through the API at 01:02
+    // The API function's own adapters over the same tables.
+    let store = a.p.state.trails();
+    let history = trailkeep_shared::aws::history_table::DynamoHistory::new(
+        a.p.history.client.clone(),
+        &a.p.history.name,
+    );
+    let staging = trailkeep_shared::aws::state_table::DynamoStaging::new(
+        a.p.state.client.clone(),
+        &a.p.state.name,
+    );
+    let settings = ApiSettings {
+        lookup: trailkeep_shared::history::lookup::LookupSettings {
+            home_region: HOME.into(),
+            served_regions: vec![HOME.into()],
+            retention_days: 90,
+            token_key: vec![7; 32],
+        },
+        history: a.p.settings.clone(),
+    };
+    let api = Api {
+        account_id: ACCOUNT,
+        trails: &store,
+        history: &history,
+        staging: &staging,
+        settings: &settings,
+    };
+    let bob_arn = format!("arn:aws:iam::{ACCOUNT}:user/bob");
+    let bob = Caller {
+        arn: Some(bob_arn.clone()),
+        principal_id: Some("AIDABOB".into()),
+        account_id: Some(ACCOUNT.into()),
+        source_ip: Some("192.0.2.7".into()),
+        ..Caller::default()
+    };
+    let stopped_at = t0 + Duration::minutes(62);
+    let (stop_target, lookup_target) = (
+        format!("{TARGET_PREFIX}StopLogging"),
+        format!("{TARGET_PREFIX}LookupEvents"),
+    );
+    let stop = Call {
+        method: "POST",
+        target: Some(&stop_target),
+        body: br#"{"Name": "audit"}"#,
+        caller: &bob,
+        request_id: "req-stop",
+        now: stopped_at,
+    };
+    let answer = api.http(&stop).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    a.trails = admin::describe(&store, &[]).await.unwrap();
+    assert!(!a.trails[0].is_logging);
+    // AND the pipeline runs on: deliver every 5 minutes, digest hourly
+    a.simulate(
+        t0 + Duration::minutes(65),
+        t0 + Duration::hours(3) + Duration::minutes(15),
+        |_| 0,
+        |_| true,
+    )
+    .await;
+
+    // THEN the history has bob's StopLogging
+    let found = api
+        .http(&Call {
+            target: Some(&lookup_target),
+            body: br#"{"LookupAttributes": [{"AttributeKey": "EventName", "AttributeValue": "StopLogging"}]}"#,
+            request_id: "req-lookup",
+            now: stopped_at + Duration::minutes(1),
+            ..stop.clone()
+        })
+        .await;
+    assert_eq!(found.status, 200, "{}", found.body);
+    let page: serde_json::Value = serde_json::from_str(&found.body).unwrap();
+    assert_eq!(page["Events"].as_array().unwrap().len(), 1);
+    // AND the trail's last log file holds it, with bob's ARN
+    let mut stops = Vec::new();
+    for (key, gz) in a.p.bucket.objects().await {
+        if !key.contains("/CloudTrail/") {
+            continue;
+        }
+        let doc: serde_json::Value = serde_json::from_slice(&gunzip(&gz)).unwrap();
+        for r in doc["Records"].as_array().unwrap() {
+            if r["eventName"] == "StopLogging" {
+                stops.push((key.clone(), r.clone()));
+            }
+        }
+    }
+    assert_eq!(stops.len(), 1, "{stops:?}");
+    let (stop_file, record) = &stops[0];
+    assert_eq!(record["userIdentity"]["arn"], json!(bob_arn));
+    assert_eq!(record["eventSource"], json!("trailkeep"));
+    assert_eq!(record["sourceIPAddress"], json!("192.0.2.7"));
+    // AND the chain ends with the final digest (02:00), which lists that
+    // file, and validates
+    let digests = a.digests().await;
+    let (_, last) = digests.values().next_back().unwrap();
+    assert_eq!(last.digest_end_time, "2026-11-24T02:00:00Z");
+    assert!(last.log_files.iter().any(|l| &l.s3_object == stop_file));
+    let keys = a.keys().await;
+    let mut request = a.request(t0, t0 + Duration::hours(3) + Duration::minutes(15));
+    request.heads.insert(
+        HOME.into(),
+        a.p.staging.head(TRAIL, HOME).await.unwrap().unwrap(),
+    );
+    let report = check(&a.p.sink, &keys, &request).await;
+    assert_eq!(problems(&report.findings), Vec::<String>::new());
+    assert!(report
+        .findings
+        .iter()
+        .any(|f| f.location.ends_with(stop_file.as_str()) && f.problem.is_none()));
+    a.delete().await;
+}
+
 /// Runs tests/awscli_validate.py (the AWS CLI's validator) on the bucket.
 fn awscli_validate(
     a: &Audit,

@@ -299,13 +299,23 @@ fn each_role_can_do_only_its_part() {
         "deliver never reads"
     );
     assert!(!can("IngestFunction", "s3:PutObject", log_key));
+    // The API reads the history and the trails, and writes the trails and
+    // its own records (which items: each_function_writes_only_its_own_state_items).
     for g in grants("LookupFunction", &bind) {
         for a in &g.actions {
             assert!(
-                ["dynamodb:Query", "dynamodb:GetItem"].contains(&a.as_str()),
-                "lookup only reads: {a}"
+                [
+                    "dynamodb:Query",
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:BatchWriteItem",
+                    "dynamodb:UpdateItem"
+                ]
+                .contains(&a.as_str()),
+                "the API only reads and records: {a}"
             );
         }
+        assert!(g.resources.iter().all(|r| r.contains(":table/")), "{g:?}");
     }
 
     // The key policy: administrators manage the key but may not sign (so
@@ -807,8 +817,10 @@ fn only_the_stacks_rules_and_buckets_send_to_the_ingest_queue() {
 /// another's: ingest no delivery cursors, claims, manifests, chain heads,
 /// keys or trails;
 /// deliver no chain heads, keys, trails or staged events; digest nothing but
-/// chain heads, chain segment marks and the keys-used registry. The load test checks the other
-/// direction: every write each function made is admitted.
+/// chain heads, chain segment marks and the keys-used registry; and no
+/// function but the API (LookupFunction) writes the trails (issue 13). The
+/// load test checks the other direction: every write each function made is
+/// admitted.
 #[test]
 fn each_function_writes_only_its_own_state_items() {
     let state = table_arn("state");
@@ -848,7 +860,14 @@ fn each_function_writes_only_its_own_state_items() {
                 (update, "key registry"),
             ][..],
         ),
-        ("LookupFunction", &[][..]),
+        (
+            "LookupFunction",
+            &[
+                (put, "trails"),
+                (put, "staged event"),
+                (update, "region registration"),
+            ][..],
+        ),
     ] {
         let grants = grants(function, &bind);
         for (pk, kind) in items {

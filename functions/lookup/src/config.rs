@@ -1,9 +1,10 @@
 //! Configuration, read once at init from the variables template.yaml sets.
 
+use trailkeep_shared::api::ApiSettings;
 pub use trailkeep_shared::config::ConfigError;
 use trailkeep_shared::config::Env;
 use trailkeep_shared::history::lookup::LookupSettings;
-use trailkeep_shared::history::DEFAULT_RETENTION_DAYS;
+use trailkeep_shared::history::{HistorySettings, DEFAULT_RETENTION_DAYS};
 
 /// The token key must be at least this long (HMAC-SHA256).
 const MIN_TOKEN_KEY_BYTES: usize = 32;
@@ -12,10 +13,17 @@ const MIN_TOKEN_KEY_BYTES: usize = 32;
 pub struct Config {
     /// HISTORY_TABLE: the event history table.
     pub history_table: String,
+    /// STATE_TABLE: the trails, and the staged copies of the API's own
+    /// records.
+    pub state_table: String,
+    /// ACCOUNT_ID (optional, local emulators only): the deployment's
+    /// account when the function's ARN carries none. On AWS it does, and
+    /// template.yaml does not set it.
+    pub account_id: Option<String>,
     /// AWS_REGION (the default history region), SERVED_REGIONS (default
     /// AWS_REGION), RETENTION_DAYS (default 90), LOOKUP_TOKEN_KEY (≥ 32
     /// bytes; authenticates NextToken).
-    pub lookup: LookupSettings,
+    pub api: ApiSettings,
 }
 
 impl Config {
@@ -32,18 +40,24 @@ impl Config {
                 reason: format!("must be at least {MIN_TOKEN_KEY_BYTES} bytes long"),
             });
         }
+        let served_regions = env.regions("SERVED_REGIONS")?;
+        let retention_days =
+            env.number("RETENTION_DAYS", i64::from(DEFAULT_RETENTION_DAYS), 1, 3650)? as u32;
         Ok(Self {
             history_table: env.required("HISTORY_TABLE")?,
-            lookup: LookupSettings {
-                home_region: env.required("AWS_REGION")?,
-                served_regions: env.regions("SERVED_REGIONS")?,
-                retention_days: env.number(
-                    "RETENTION_DAYS",
-                    i64::from(DEFAULT_RETENTION_DAYS),
-                    1,
-                    3650,
-                )? as u32,
-                token_key,
+            state_table: env.required("STATE_TABLE")?,
+            account_id: env.get("ACCOUNT_ID"),
+            api: ApiSettings {
+                lookup: LookupSettings {
+                    home_region: env.required("AWS_REGION")?,
+                    served_regions: served_regions.clone(),
+                    retention_days,
+                    token_key,
+                },
+                history: HistorySettings {
+                    retention_days,
+                    served_regions,
+                },
             },
         })
     }
@@ -62,11 +76,17 @@ mod tests {
             ("HISTORY_TABLE", "h"),
             ("AWS_REGION", "eu-west-1"),
             ("LOOKUP_TOKEN_KEY", key.as_str()),
+            ("STATE_TABLE", "s"),
         ];
         let c = Config::from_lookup(lookup(&base)).unwrap();
-        assert_eq!(c.lookup.served_regions, ["eu-west-1"]);
-        assert_eq!(c.lookup.retention_days, 90);
-        let short = [base[0], base[1], ("LOOKUP_TOKEN_KEY", "short")];
+        assert_eq!(c.api.lookup.served_regions, ["eu-west-1"]);
+        assert_eq!(c.api.history.served_regions, ["eu-west-1"]);
+        assert_eq!(c.api.lookup.retention_days, 90);
+        assert!(
+            Config::from_lookup(lookup(&base[..3])).is_err(),
+            "STATE_TABLE"
+        );
+        let short = [base[0], base[1], ("LOOKUP_TOKEN_KEY", "short"), base[3]];
         let err = Config::from_lookup(lookup(&short)).unwrap_err();
         assert!(err.to_string().contains("LOOKUP_TOKEN_KEY"), "{err}");
         assert!(Config::from_lookup(lookup(&base[..2])).is_err());

@@ -6,30 +6,38 @@ use aws_lambda_events::event::lambda_function_urls::{
 use aws_lambda_events::http::{HeaderMap, HeaderValue};
 use base64::Engine as _;
 use lambda_runtime::LambdaEvent;
-use trailkeep_shared::history::lookup::{self, HistoryReader, LookupSettings, CONTENT_TYPE};
+use trailkeep_shared::api::{Api, ApiSettings, Call, Caller};
+use trailkeep_shared::delivery::StagingStore;
+use trailkeep_shared::history::lookup::{HistoryReader, CONTENT_TYPE};
+use trailkeep_shared::history::HistoryStore;
+use trailkeep_shared::trail::TrailStore;
 
-pub(crate) struct Deps<R> {
-    pub reader: R,
-    pub settings: LookupSettings,
+pub(crate) struct Deps<T, H, S> {
+    pub trails: T,
+    pub history: H,
+    pub staging: S,
+    pub settings: ApiSettings,
+    /// The configured account, used when the function's ARN has none.
+    pub account_id: Option<String>,
 }
 
 /// Every answer, errors included, is an HTTP response (the API's error
 /// names and status codes): the function itself never fails.
 /// "Now" is the request's time (function URL request context), so a
 /// request replays exactly.
-pub(crate) async fn handle<R: HistoryReader>(
-    deps: &Deps<R>,
+pub(crate) async fn handle<T, H, S>(
+    deps: &Deps<T, H, S>,
     event: LambdaEvent<LambdaFunctionUrlRequest>,
-) -> Result<LambdaFunctionUrlResponse, std::convert::Infallible> {
+) -> Result<LambdaFunctionUrlResponse, std::convert::Infallible>
+where
+    T: TrailStore,
+    H: HistoryStore + HistoryReader,
+    S: StagingStore,
+{
     let request = event.payload;
-    let now = request_time(request.request_context.time_epoch);
-    let method = request
-        .request_context
-        .http
-        .method
-        .as_ref()
-        .map(|m| m.as_str().to_owned())
-        .unwrap_or_default();
+    let context = &request.request_context;
+    let now = request_time(context.time_epoch);
+    let method = context.http.method.clone().unwrap_or_default();
     let target = request
         .headers
         .get("x-amz-target")
@@ -41,7 +49,32 @@ pub(crate) async fn handle<R: HistoryReader>(
             .decode(b)
             .unwrap_or_else(|_| b"not base64".to_vec()),
     };
-    let answer = lookup::http(&deps.reader, &deps.settings, &method, target, &body, &now).await;
+    let caller = caller(&request);
+    let request_id = context
+        .request_id
+        .clone()
+        .unwrap_or_else(|| event.context.request_id.clone());
+    let account_id = account(
+        &event.context.invoked_function_arn,
+        [context.account_id.as_deref(), deps.account_id.as_deref()],
+    );
+    let api = Api {
+        account_id,
+        trails: &deps.trails,
+        history: &deps.history,
+        staging: &deps.staging,
+        settings: &deps.settings,
+    };
+    let answer = api
+        .http(&Call {
+            method: &method,
+            target,
+            body: &body,
+            caller: &caller,
+            request_id: &request_id,
+            now,
+        })
+        .await;
     let mut headers = HeaderMap::new();
     headers.insert("content-type", HeaderValue::from_static(CONTENT_TYPE));
     // As AWS's JSON protocol does: clients report it (botocore's
@@ -54,6 +87,33 @@ pub(crate) async fn handle<R: HistoryReader>(
     response.headers = headers;
     response.body = Some(answer.body);
     Ok(response)
+}
+
+/// The caller the function URL's IAM authorization verified (absent only
+/// on an unsigned local endpoint), with its address and agent.
+fn caller(request: &LambdaFunctionUrlRequest) -> Caller {
+    let context = &request.request_context;
+    let iam = context.authorizer.as_ref().and_then(|a| a.iam.as_ref());
+    Caller {
+        arn: iam.and_then(|i| i.user_arn.clone()),
+        principal_id: iam.and_then(|i| i.caller_id.clone()),
+        account_id: iam.and_then(|i| i.account_id.clone()),
+        access_key_id: iam.and_then(|i| i.access_key.clone()),
+        source_ip: context.http.source_ip.clone(),
+        user_agent: context.http.user_agent.clone(),
+    }
+}
+
+/// The deployment's account: the one in the function's ARN
+/// (`arn:aws:lambda:region:account:function:name`), else the first of
+/// `fallbacks` that is one (a local emulator leaves the ARN without it).
+fn account<'a>(function_arn: &'a str, fallbacks: [Option<&'a str>; 2]) -> &'a str {
+    let is_account = |a: &&str| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit());
+    std::iter::once(function_arn.split(':').nth(4))
+        .chain(fallbacks)
+        .flatten()
+        .find(is_account)
+        .unwrap_or_default()
 }
 
 /// The request time: `timeEpoch` is milliseconds on AWS; cargo-lambda's
@@ -78,5 +138,41 @@ mod tests {
         assert_eq!(request_time(1_795_489_200_000), t);
         assert_eq!(request_time(1_795_489_200), t);
         assert!(request_time(0) > t - chrono::Duration::days(3650));
+    }
+
+    #[test]
+    fn the_caller_is_the_one_the_function_url_authorized() {
+        let request: LambdaFunctionUrlRequest = serde_json::from_value(serde_json::json!({
+            "headers": {},
+            "requestContext": {
+                "accountId": "111122223333",
+                "requestId": "r-1",
+                "authorizer": {"iam": {
+                    "accessKey": "AKIAEXAMPLE",
+                    "accountId": "111122223333",
+                    "callerId": "AIDABOB",
+                    "userArn": "arn:aws:iam::111122223333:user/bob",
+                    "userId": "AIDABOB"
+                }},
+                "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1",
+                         "sourceIp": "192.0.2.7", "userAgent": "aws-cli/2"},
+                "timeEpoch": 1795489200000i64
+            },
+            "isBase64Encoded": false
+        }))
+        .unwrap();
+        let c = caller(&request);
+        assert_eq!(c.arn.as_deref(), Some("arn:aws:iam::111122223333:user/bob"));
+        assert_eq!(c.principal_id.as_deref(), Some("AIDABOB"));
+        assert_eq!(c.access_key_id.as_deref(), Some("AKIAEXAMPLE"));
+        assert_eq!(c.source_ip.as_deref(), Some("192.0.2.7"));
+        assert_eq!(c.user_agent.as_deref(), Some("aws-cli/2"));
+        let arn = "arn:aws:lambda:eu-west-1:111122223333:function:api";
+        assert_eq!(account(arn, [Some("444455556666"), None]), "111122223333");
+        assert_eq!(
+            account("", [Some("x"), Some("444455556666")]),
+            "444455556666"
+        );
+        assert_eq!(account("lookup", [Some("not-an-account"), None]), "");
     }
 }

@@ -22,7 +22,7 @@ mod request;
 mod token;
 
 pub use export::{csv_row, neutralise, CSV_COLUMNS};
-pub use http::{http, HttpResponse, CONTENT_TYPE, TARGET};
+pub use http::{http, HttpResponse, CONTENT_TYPE, INTERNAL_ERROR, TARGET};
 pub use request::{parse_request, Lookup, LookupError, LookupSettings, Position, MAX_RESULTS};
 
 use std::future::Future;

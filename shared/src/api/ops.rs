@@ -1,0 +1,233 @@
+//! The trail operations: CloudTrail's request members in, CloudTrail's
+//! response shapes out (botocore's `cloudtrail/2013-11-01/service-2.json`).
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use super::{ApiError, Operation};
+use crate::trail::admin::{self, NewTrail, TrailStore, TrailUpdate};
+use crate::trail::{EventSelector, Trail};
+
+/// Request members CloudTrail has and trailkeep does not implement (yet):
+/// refused with a message rather than silently ignored.
+const UNSUPPORTED_MEMBERS: [&str; 7] = [
+    "SnsTopicName",
+    "CloudWatchLogsLogGroupArn",
+    "CloudWatchLogsRoleArn",
+    "KmsKeyId",
+    "IsOrganizationTrail",
+    "TagsList",
+    "AdvancedEventSelectors",
+];
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::bad("InvalidParameterException", message)
+}
+
+/// A required string member (a trail's name or ARN).
+pub(super) fn name_param(params: &Value, member: &str) -> Result<String, ApiError> {
+    match params.get(member) {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+        None | Some(Value::Null) => Err(ApiError::bad(
+            "TrailNotProvidedException",
+            format!("{member} is required"),
+        )),
+        Some(_) => Err(invalid(format!("{member} must be a non-empty string"))),
+    }
+}
+
+fn string_param(params: &Value, member: &str) -> Result<Option<String>, ApiError> {
+    match params.get(member) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(invalid(format!("{member} must be a string"))),
+    }
+}
+
+fn bool_param(params: &Value, member: &str) -> Result<Option<bool>, ApiError> {
+    match params.get(member) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(invalid(format!("{member} must be a boolean"))),
+    }
+}
+
+/// Refuses a member trailkeep does not implement, when it asks for anything
+/// (`IsOrganizationTrail: false` or an empty list asks for nothing).
+fn refuse_unsupported(params: &Value) -> Result<(), ApiError> {
+    for member in UNSUPPORTED_MEMBERS {
+        let asks = match params.get(member) {
+            None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+            Some(Value::Array(a)) => !a.is_empty(),
+            Some(Value::String(s)) => !s.is_empty(),
+            Some(_) => true,
+        };
+        if asks {
+            return Err(ApiError::bad(
+                "UnsupportedOperationException",
+                format!("{member} is not supported by trailkeep"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `CreateTrailResponse`/`UpdateTrailResponse`: the trail without the
+/// members only `Trail` has.
+fn trail_response(t: &Trail) -> Value {
+    let mut v = t.to_cloudtrail_json();
+    if let Some(o) = v.as_object_mut() {
+        for member in [
+            "HomeRegion",
+            "HasCustomEventSelectors",
+            "HasInsightSelectors",
+        ] {
+            o.remove(member);
+        }
+    }
+    v
+}
+
+fn selectors_response(t: &Trail) -> Value {
+    json!({ "TrailARN": t.arn(), "EventSelectors": t.event_selectors })
+}
+
+/// `GetTrailStatusResponse`; timestamps are epoch seconds (JSON 1.1).
+fn status_response(t: &Trail) -> Value {
+    let mut v = json!({ "IsLogging": t.is_logging });
+    if let Some(at) = t.start_logging_time {
+        v["StartLoggingTime"] = json!(at.timestamp());
+        v["TimeLoggingStarted"] = json!(crate::time::format(&at));
+    }
+    if let Some(at) = t.stop_logging_time {
+        v["StopLoggingTime"] = json!(at.timestamp());
+        v["TimeLoggingStopped"] = json!(crate::time::format(&at));
+    }
+    v
+}
+
+/// The operations that read trails.
+pub(super) async fn read<T: TrailStore>(
+    store: &T,
+    op: Operation,
+    params: &Value,
+) -> Result<Value, ApiError> {
+    Ok(match op {
+        Operation::DescribeTrails => {
+            let names: Vec<String> = match params.get("trailNameList") {
+                None | Some(Value::Null) => Vec::new(),
+                Some(v) => serde_json::from_value(v.clone())
+                    .map_err(|_| invalid("trailNameList must be a list of strings"))?,
+            };
+            let list = admin::describe(store, &names).await?;
+            json!({ "trailList": list.iter().map(Trail::to_cloudtrail_json).collect::<Vec<_>>() })
+        }
+        Operation::GetTrail => {
+            let t = admin::get(store, &name_param(params, "Name")?).await?;
+            json!({ "Trail": t.to_cloudtrail_json() })
+        }
+        Operation::ListTrails => {
+            // At most five trails: one page, never a NextToken.
+            let list = admin::describe(store, &[]).await?;
+            let trails: Vec<Value> = list
+                .iter()
+                .map(
+                    |t| json!({ "TrailARN": t.arn(), "Name": t.name, "HomeRegion": t.home_region }),
+                )
+                .collect();
+            json!({ "Trails": trails })
+        }
+        Operation::GetTrailStatus => {
+            status_response(&admin::get(store, &name_param(params, "Name")?).await?)
+        }
+        Operation::GetEventSelectors => {
+            selectors_response(&admin::get(store, &name_param(params, "TrailName")?).await?)
+        }
+        other => {
+            return Err(ApiError::bad(
+                "UnsupportedOperationException",
+                format!("{} is not a read", other.name()),
+            ))
+        }
+    })
+}
+
+/// Where new trails live: the deployment's account and region.
+pub(super) struct Home<'a> {
+    pub account_id: &'a str,
+    pub region: &'a str,
+}
+
+/// The operations that change trails. `now` (the request's time) is the
+/// time logging starts or stops.
+pub(super) async fn change<T: TrailStore>(
+    store: &T,
+    op: Operation,
+    params: &Value,
+    home: &Home<'_>,
+    now: DateTime<Utc>,
+) -> Result<Value, ApiError> {
+    refuse_unsupported(params)?;
+    Ok(match op {
+        Operation::CreateTrail => {
+            let account = home.account_id;
+            if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+                // A trail ARN without an account would name no trail.
+                return Err(ApiError::internal(&"the deployment's account is unknown"));
+            }
+            let new = NewTrail {
+                name: name_param(params, "Name")?,
+                s3_bucket_name: string_param(params, "S3BucketName")?.ok_or_else(|| {
+                    ApiError::bad("InvalidS3BucketNameException", "S3BucketName is required")
+                })?,
+                s3_key_prefix: string_param(params, "S3KeyPrefix")?,
+                // CloudTrail's defaults: global events on, one region, no validation.
+                include_global_service_events: bool_param(params, "IncludeGlobalServiceEvents")?
+                    .unwrap_or(true),
+                is_multi_region_trail: bool_param(params, "IsMultiRegionTrail")?.unwrap_or(false),
+                log_file_validation_enabled: bool_param(params, "EnableLogFileValidation")?
+                    .unwrap_or(false),
+            };
+            trail_response(&admin::create(store, home.account_id, home.region, new).await?)
+        }
+        Operation::UpdateTrail => {
+            let update = TrailUpdate {
+                s3_bucket_name: string_param(params, "S3BucketName")?,
+                s3_key_prefix: string_param(params, "S3KeyPrefix")?,
+                is_multi_region_trail: bool_param(params, "IsMultiRegionTrail")?,
+                include_global_service_events: bool_param(params, "IncludeGlobalServiceEvents")?,
+                log_file_validation_enabled: bool_param(params, "EnableLogFileValidation")?,
+            };
+            trail_response(&admin::update(store, &name_param(params, "Name")?, update).await?)
+        }
+        Operation::DeleteTrail => {
+            admin::delete(store, &name_param(params, "Name")?).await?;
+            json!({})
+        }
+        Operation::StartLogging | Operation::StopLogging => {
+            let on = op == Operation::StartLogging;
+            admin::set_logging(store, &name_param(params, "Name")?, on, now).await?;
+            json!({})
+        }
+        Operation::PutEventSelectors => {
+            let name = name_param(params, "TrailName")?;
+            let selectors: Vec<EventSelector> = match params.get("EventSelectors") {
+                Some(v) if !v.is_null() => serde_json::from_value(v.clone())
+                    .map_err(|e| ApiError::bad("InvalidEventSelectorsException", e.to_string()))?,
+                _ => {
+                    return Err(ApiError::bad(
+                        "InvalidEventSelectorsException",
+                        "EventSelectors is required",
+                    ))
+                }
+            };
+            selectors_response(&admin::put_event_selectors(store, &name, selectors).await?)
+        }
+        other => {
+            return Err(ApiError::bad(
+                "UnsupportedOperationException",
+                format!("{} is not a change", other.name()),
+            ))
+        }
+    })
+}

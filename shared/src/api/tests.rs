@@ -1,0 +1,432 @@
+//! The API on in-memory fakes (crate::testkit): CloudTrail's operations,
+//! and every change recorded with its caller.
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{json, Value};
+
+use super::*;
+use crate::testkit::{MemoryHistory, MemoryState, MemoryTrails};
+
+const HOME: &str = "eu-west-1";
+const ACCOUNT: &str = "111122223333";
+
+fn t(s: &str) -> DateTime<Utc> {
+    crate::time::parse(s).unwrap()
+}
+
+fn settings() -> ApiSettings {
+    ApiSettings {
+        lookup: LookupSettings {
+            home_region: HOME.into(),
+            served_regions: vec![HOME.into()],
+            retention_days: 90,
+            token_key: b"0123456789abcdef0123456789abcdef".to_vec(),
+        },
+        history: HistorySettings {
+            retention_days: 90,
+            served_regions: vec![HOME.into()],
+        },
+    }
+}
+
+fn caller(name: &str) -> Caller {
+    Caller {
+        arn: Some(format!("arn:aws:iam::{ACCOUNT}:user/{name}")),
+        principal_id: Some(format!("AIDA{}", name.to_uppercase())),
+        account_id: Some(ACCOUNT.into()),
+        access_key_id: Some("AKIAEXAMPLE".into()),
+        source_ip: Some("192.0.2.7".into()),
+        user_agent: Some("aws-cli/2 test".into()),
+    }
+}
+
+struct World {
+    trails: MemoryTrails,
+    history: MemoryHistory,
+    state: MemoryState,
+    settings: ApiSettings,
+    requests: std::sync::atomic::AtomicUsize,
+}
+
+impl World {
+    fn new() -> Self {
+        Self {
+            trails: MemoryTrails::default(),
+            history: MemoryHistory::default(),
+            state: MemoryState::default(),
+            settings: settings(),
+            requests: Default::default(),
+        }
+    }
+
+    /// One call by `who` at `at` with a fresh request ID (or `request_id`).
+    async fn call_as(
+        &self,
+        who: &str,
+        op: &str,
+        body: Value,
+        at: &str,
+        request_id: Option<&str>,
+    ) -> (u16, Value) {
+        let n = self
+            .requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = request_id.map_or_else(|| format!("req-{n}"), str::to_owned);
+        let target = format!("{TARGET_PREFIX}{op}");
+        let body = body.to_string();
+        let caller = caller(who);
+        let call = Call {
+            method: "POST",
+            target: Some(&target),
+            body: body.as_bytes(),
+            caller: &caller,
+            request_id: &id,
+            now: t(at),
+        };
+        let api = Api {
+            account_id: ACCOUNT,
+            trails: &self.trails,
+            history: &self.history,
+            staging: &self.state,
+            settings: &self.settings,
+        };
+        let r = api.http(&call).await;
+        (r.status, serde_json::from_str(&r.body).unwrap())
+    }
+
+    async fn call(&self, op: &str, body: Value, at: &str) -> (u16, Value) {
+        self.call_as("alice", op, body, at, None).await
+    }
+
+    /// The recorded events named `name`, newest first (LookupEvents).
+    async fn recorded(&self, name: &str, at: &str) -> Vec<Value> {
+        let (status, out) = self
+            .call(
+                "LookupEvents",
+                json!({"LookupAttributes": [{"AttributeKey": "EventName", "AttributeValue": name}]}),
+                at,
+            )
+            .await;
+        assert_eq!(status, 200, "{out}");
+        out["Events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| serde_json::from_str(e["CloudTrailEvent"].as_str().unwrap()).unwrap())
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_trails_life_through_the_api_is_answered_as_cloudtrail_and_every_change_recorded() {
+    let w = World::new();
+    // Create, start, status, describe, list
+    let (s, created) = w
+        .call(
+            "CreateTrail",
+            json!({"Name": "audit", "S3BucketName": "logs", "EnableLogFileValidation": true}),
+            "2026-11-24T10:00:00Z",
+        )
+        .await;
+    assert_eq!(s, 200, "{created}");
+    assert_eq!(created["Name"], "audit");
+    assert_eq!(
+        created["TrailARN"],
+        format!("arn:aws:cloudtrail:{HOME}:{ACCOUNT}:trail/audit")
+    );
+    assert_eq!(
+        created["IncludeGlobalServiceEvents"], true,
+        "CloudTrail's default"
+    );
+    assert_eq!(created["LogFileValidationEnabled"], true);
+    assert!(
+        created.get("HomeRegion").is_none(),
+        "not in CreateTrailResponse"
+    );
+    let (s, _) = w
+        .call(
+            "StartLogging",
+            json!({"Name": "audit"}),
+            "2026-11-24T10:01:00Z",
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (_, status) = w
+        .call(
+            "GetTrailStatus",
+            json!({"Name": "audit"}),
+            "2026-11-24T10:02:00Z",
+        )
+        .await;
+    assert_eq!(status["IsLogging"], true);
+    assert_eq!(
+        status["StartLoggingTime"],
+        t("2026-11-24T10:01:00Z").timestamp(),
+        "JSON 1.1 timestamps are epoch seconds"
+    );
+    let (_, listed) = w
+        .call("ListTrails", json!({}), "2026-11-24T10:02:00Z")
+        .await;
+    assert_eq!(listed["Trails"][0]["Name"], "audit");
+    assert_eq!(listed["Trails"][0]["HomeRegion"], HOME);
+    let (_, described) = w
+        .call(
+            "DescribeTrails",
+            json!({"trailNameList": ["audit"]}),
+            "2026-11-24T10:02:00Z",
+        )
+        .await;
+    assert_eq!(described["trailList"][0]["HomeRegion"], HOME);
+
+    // WHEN bob stops logging
+    let (s, _) = w
+        .call_as(
+            "bob",
+            "StopLogging",
+            json!({"Name": "audit"}),
+            "2026-11-24T10:30:00Z",
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+
+    // THEN the history has the call, with bob as the caller
+    let stops = w.recorded("StopLogging", "2026-11-24T10:31:00Z").await;
+    assert_eq!(stops.len(), 1);
+    let stop = &stops[0];
+    assert_eq!(
+        stop["userIdentity"]["arn"],
+        format!("arn:aws:iam::{ACCOUNT}:user/bob")
+    );
+    assert_eq!(stop["userIdentity"]["type"], "IAMUser");
+    assert_eq!(stop["eventSource"], EVENT_SOURCE);
+    assert_eq!(stop["eventType"], "ApplicationEvent");
+    assert_eq!(stop["sourceIPAddress"], "192.0.2.7");
+    assert_eq!(stop["requestParameters"], json!({"Name": "audit"}));
+    assert_eq!(stop["readOnly"], false);
+    assert_eq!(stop["managementEvent"], true);
+    // AND it was staged for the trail it stopped (recorded while it still
+    // logged), so it is in the trail's own last log file
+    let staged = w.state.staged_ids("audit", HOME);
+    assert!(
+        staged.contains(&stop["eventID"].as_str().unwrap().to_owned()),
+        "{staged:?}"
+    );
+    // AND the start is in the trail's files too, the create is not (the
+    // trail did not log yet)
+    let start = &w.recorded("StartLogging", "2026-11-24T10:31:00Z").await[0];
+    assert!(staged.contains(&start["eventID"].as_str().unwrap().to_owned()));
+    assert_eq!(staged.len(), 2, "{staged:?}");
+    // AND the status says when
+    let (_, status) = w
+        .call(
+            "GetTrailStatus",
+            json!({"Name": "audit"}),
+            "2026-11-24T10:32:00Z",
+        )
+        .await;
+    assert_eq!(status["IsLogging"], false);
+    assert_eq!(
+        status["StopLoggingTime"],
+        t("2026-11-24T10:30:00Z").timestamp()
+    );
+
+    // WHEN the trail is deleted: recorded before it takes effect
+    w.call(
+        "StartLogging",
+        json!({"Name": "audit"}),
+        "2026-11-24T11:00:00Z",
+    )
+    .await;
+    let (s, _) = w
+        .call(
+            "DeleteTrail",
+            json!({"Name": "audit"}),
+            "2026-11-24T11:10:00Z",
+        )
+        .await;
+    assert_eq!(s, 200);
+    let delete = &w.recorded("DeleteTrail", "2026-11-24T11:11:00Z").await[0];
+    assert!(w
+        .state
+        .staged_ids("audit", HOME)
+        .contains(&delete["eventID"].as_str().unwrap().to_owned()));
+    let (s, gone) = w
+        .call("GetTrail", json!({"Name": "audit"}), "2026-11-24T11:12:00Z")
+        .await;
+    assert_eq!(
+        (s, gone["__type"].as_str()),
+        (400, Some("TrailNotFoundException"))
+    );
+}
+
+#[tokio::test]
+async fn a_refused_change_is_recorded_with_its_error_and_changes_nothing() {
+    let w = World::new();
+    let at = "2026-11-24T10:00:00Z";
+    let create = json!({"Name": "audit", "S3BucketName": "logs"});
+    assert_eq!(w.call("CreateTrail", create.clone(), at).await.0, 200);
+
+    // WHEN mallory creates it again, stops a trail that does not exist,
+    // and asks for KMS encryption trailkeep does not offer yet
+    let (s, again) = w.call_as("mallory", "CreateTrail", create, at, None).await;
+    let (s2, missing) = w
+        .call_as("mallory", "StopLogging", json!({"Name": "nope"}), at, None)
+        .await;
+    let (s3, kms) = w
+        .call_as(
+            "mallory",
+            "UpdateTrail",
+            json!({"Name": "audit", "KmsKeyId": "alias/x"}),
+            at,
+            None,
+        )
+        .await;
+
+    // THEN each is refused in CloudTrail's words
+    assert_eq!(
+        (s, again["__type"].as_str()),
+        (400, Some("TrailAlreadyExistsException"))
+    );
+    assert_eq!(
+        (s2, missing["__type"].as_str()),
+        (400, Some("TrailNotFoundException"))
+    );
+    assert_eq!(
+        (s3, kms["__type"].as_str()),
+        (400, Some("UnsupportedOperationException"))
+    );
+    assert!(kms["message"].as_str().unwrap().contains("KmsKeyId"));
+    // AND each refusal is in the history with its error code and caller
+    let later = "2026-11-24T10:05:00Z";
+    for (name, code) in [
+        ("CreateTrail", "TrailAlreadyExistsException"),
+        ("StopLogging", "TrailNotFoundException"),
+        ("UpdateTrail", "UnsupportedOperationException"),
+    ] {
+        let refused: Vec<Value> = w
+            .recorded(name, later)
+            .await
+            .into_iter()
+            .filter(|r| r["errorCode"] == code)
+            .collect();
+        assert_eq!(refused.len(), 1, "{name}");
+        assert!(refused[0]["userIdentity"]["arn"]
+            .as_str()
+            .unwrap()
+            .ends_with("user/mallory"));
+        assert!(refused[0]["errorMessage"].as_str().is_some());
+    }
+    // AND nothing changed
+    let (_, t) = w.call("GetTrail", json!({"Name": "audit"}), later).await;
+    assert!(t["Trail"].get("KmsKeyId").is_none());
+    assert_eq!(w.trails.trails().len(), 1);
+}
+
+#[tokio::test]
+async fn a_stop_whose_record_cannot_be_written_is_not_made() {
+    let w = World::new();
+    let at = "2026-11-24T10:00:00Z";
+    w.call(
+        "CreateTrail",
+        json!({"Name": "audit", "S3BucketName": "logs"}),
+        at,
+    )
+    .await;
+    w.call("StartLogging", json!({"Name": "audit"}), at).await;
+    // WHEN the history refuses every write
+    w.history.refuse_keys_over(1);
+    let (s, out) = w
+        .call(
+            "StopLogging",
+            json!({"Name": "audit"}),
+            "2026-11-24T10:10:00Z",
+        )
+        .await;
+    // THEN the call fails, says nothing of the store, and the trail logs on
+    assert_eq!(s, 500, "{out}");
+    assert_eq!(out["message"], INTERNAL_ERROR);
+    assert!(
+        w.trails.trails()[0].is_logging,
+        "an unrecorded stop must not happen"
+    );
+}
+
+#[tokio::test]
+async fn a_retried_request_is_recorded_once() {
+    let w = World::new();
+    let at = "2026-11-24T10:00:00Z";
+    w.call(
+        "CreateTrail",
+        json!({"Name": "audit", "S3BucketName": "logs"}),
+        at,
+    )
+    .await;
+    // The same function URL request delivered twice (a Lambda retry)
+    for _ in 0..2 {
+        w.call_as(
+            "alice",
+            "StartLogging",
+            json!({"Name": "audit"}),
+            at,
+            Some("same"),
+        )
+        .await;
+    }
+    let later = (t(at) + Duration::minutes(1)).to_rfc3339();
+    assert_eq!(w.recorded("StartLogging", &later).await.len(), 1);
+}
+
+#[tokio::test]
+async fn operations_and_requests_the_api_does_not_answer_are_refused_by_name() {
+    let w = World::new();
+    let at = "2026-11-24T10:00:00Z";
+    let (s, out) = w.call("AddTags", json!({}), at).await;
+    assert_eq!(
+        (s, out["__type"].as_str()),
+        (400, Some("UnsupportedOperationException"))
+    );
+    let (s, out) = w.call("NoSuchThing", json!({}), at).await;
+    assert_eq!(
+        (s, out["__type"].as_str()),
+        (400, Some("UnsupportedOperationException"))
+    );
+    // Not CloudTrail's target at all
+    let api = Api {
+        account_id: ACCOUNT,
+        trails: &w.trails,
+        history: &w.history,
+        staging: &w.state,
+        settings: &w.settings,
+    };
+    let caller = caller("eve");
+    let mut call = Call {
+        method: "POST",
+        target: Some("com.example.Other.Thing"),
+        body: b"{}",
+        caller: &caller,
+        request_id: "r",
+        now: t(at),
+    };
+    let r = api.http(&call).await;
+    assert!(r.body.contains("UnknownOperationException"), "{}", r.body);
+    call.target = Some("com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.CreateTrail");
+    call.body = b"[1, 2]";
+    let r = api.http(&call).await;
+    assert!(r.body.contains("SerializationException"), "{}", r.body);
+    call.method = "GET";
+    assert_eq!(api.http(&call).await.status, 405);
+    // A missing name
+    let (s, out) = w.call("StartLogging", json!({}), at).await;
+    assert_eq!(
+        (s, out["__type"].as_str()),
+        (400, Some("TrailNotProvidedException"))
+    );
+    // No target: LookupEvents, as the lookup URL always answered
+    call.method = "POST";
+    call.target = None;
+    call.body = b"{}";
+    let r = api.http(&call).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("\"Events\""));
+}
