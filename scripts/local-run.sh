@@ -55,18 +55,6 @@ export TRAILKEEP_STATE_TABLE=$(output StateTableName)
 LOG_BUCKET=$(output LogBucketName)
 SIGNING_KEY=$(output SigningKeyArn)
 
-step "trails: create one with the AWS CLI's verbs and flags (trailkeep create-trail …)"
-"$TRAILKEEP" create-trail --name org-audit --s3-bucket-name "$LOG_BUCKET" \
-  --is-multi-region-trail --enable-log-file-validation
-"$TRAILKEEP" put-event-selectors --trail-name org-audit --event-selectors \
-  '[{"ReadWriteType": "All", "IncludeManagementEvents": true, "DataResources": [{"Type": "AWS::S3::Object", "Values": ["arn:aws:s3:::example-uploads/"]}]}]' >/dev/null
-"$TRAILKEEP" start-logging --name org-audit
-"$TRAILKEEP" get-trail-status --name org-audit
-if "$TRAILKEEP" create-trail --name org-audit --s3-bucket-name "$LOG_BUCKET" 2>"$OUT_DIR/err.txt"; then
-  die "a second trail with the same name was accepted"
-fi
-printf '  refused as expected: %s\n' "$(cat "$OUT_DIR/err.txt")"
-
 step "starting the functions under cargo-lambda's local runtime"
 # An env file, not --env-var: values may hold commas (SERVED_REGIONS).
 cat >"$OUT_DIR/functions.env" <<ENV
@@ -81,6 +69,7 @@ GRACE_SECONDS=120
 SIGNING_KEYS=$SIGNING_KEY
 SETTLE_SECONDS=30
 LOOKUP_TOKEN_KEY=local-run-token-key-not-a-secret-0123456789
+TRAIL_ADMIN_ARNS=*
 ACCOUNT_ID=$(aws sts get-caller-identity --endpoint-url "$AWS_ENDPOINT_URL" --query Account --output text)
 AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL
 AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID
@@ -89,6 +78,19 @@ AWS_REGION=$AWS_REGION
 RUST_LOG=info
 ENV
 start_watch "$LAMBDA_PORT" "$OUT_DIR/functions.env" "$OUT_DIR/lambda.log"
+
+step "trails: create one with the AWS CLI's verbs and flags (trailkeep create-trail …, through trailkeep's API)"
+export TRAILKEEP_API_URL=$(output ApiUrl)
+"$TRAILKEEP" create-trail --name org-audit --s3-bucket-name "$LOG_BUCKET" \
+  --is-multi-region-trail --enable-log-file-validation
+"$TRAILKEEP" put-event-selectors --trail-name org-audit --event-selectors \
+  '[{"ReadWriteType": "All", "IncludeManagementEvents": true, "DataResources": [{"Type": "AWS::S3::Object", "Values": ["arn:aws:s3:::example-uploads/"]}]}]' >/dev/null
+"$TRAILKEEP" start-logging --name org-audit
+"$TRAILKEEP" get-trail-status --name org-audit
+if "$TRAILKEEP" create-trail --name org-audit --s3-bucket-name "$LOG_BUCKET" 2>"$OUT_DIR/err.txt"; then
+  die "a second trail with the same name was accepted"
+fi
+printf '  refused as expected: %s\n' "$(cat "$OUT_DIR/err.txt")"
 
 # invoke FILE [--forge]: FILE sent to the ingest queue and received from
 # it, as an EventBridge rule (or S3) and Lambda's poller would, then the
@@ -137,8 +139,10 @@ fi
 [ "$failures" -eq 0 ] || { tail -50 "$OUT_DIR/lambda.log" >&2; die "$failures invocation(s) did not behave"; }
 
 step "event history in $HISTORY_TABLE (global events in each of $SERVED_REGIONS; data events are not history)"
-# 5 regional management events + 3 global ones in 2 regions.
-"$DEV" show-history --table "$HISTORY_TABLE" --expect 11
+# 5 regional management events + 3 global ones in 2 regions, and the 4
+# trail changes made through the API above (create, selectors, start, the
+# refused second create).
+"$DEV" show-history --table "$HISTORY_TABLE" --expect 15
 
 # Scheduled runs at simulated times: deliver 8 minutes from now (the
 # events' windows are sealed by then), then for each of the next three hours
@@ -196,14 +200,25 @@ run_scheduled deliver 8
 
 step "log files of trail org-audit in s3://$LOG_BUCKET"
 # 8 management events (the re-delivery is not logged twice) + 5 S3 object
-# events of example-uploads (the trail's data selector).
-"$DEV" show-logs --bucket "$LOG_BUCKET" --expect-records 13
+# events of example-uploads (the trail's data selector) + the 2 trail
+# changes made while org-audit logged (its start-logging, the refused
+# second create-trail).
+"$DEV" show-logs --bucket "$LOG_BUCKET" --expect-records 15
 
 step "digest: three simulated hours (deliver at H+5 min, digest at H+10 min); the last two have no deliveries"
 for h in 1 2 3; do
   run_scheduled deliver "@$h+5"
   run_scheduled digest "@$h+10"
 done
+
+step "get-trail-status: what deliver and digest last did (through the API)"
+"$TRAILKEEP" get-trail-status --name org-audit | tee "$OUT_DIR/status.json" | sed 's/^/  /'
+python3 - "$OUT_DIR/status.json" <<'PY' || die "get-trail-status does not report the deliveries"
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s.get("LatestDeliveryTime") and s.get("LatestDigestDeliveryTime"), s
+assert "LatestDeliveryError" not in s and "LatestDigestDeliveryError" not in s, s
+PY
 
 TRAIL_ARN=$("$TRAILKEEP" get-trail --name org-audit | python3 -c 'import json,sys; print(json.load(sys.stdin)["Trail"]["TrailARN"])')
 START=$(python3 -c 'import datetime as d; print((d.datetime.now(d.timezone.utc) - d.timedelta(hours=1)).strftime("%Y-%m-%dT%H:00:00Z"))')
@@ -236,6 +251,8 @@ printf '  exit status non-zero, as expected\n'
 step "trailkeep's API with the AWS CLI's own CloudTrail client (aws cloudtrail … --endpoint-url ApiUrl): every change is an event"
 API_URL=$(output ApiUrl)
 ct() { aws cloudtrail --endpoint-url "$API_URL" --region "$AWS_REGION" "$@"; }
+recorded() { ct lookup-events --lookup-attributes AttributeKey=EventSource,AttributeValue=trailkeep --query 'length(Events)'; }
+changes_before=$(recorded)
 ct create-trail --name api-audit --s3-bucket-name "$LOG_BUCKET" --enable-log-file-validation \
   --query '[Name,TrailARN,LogFileValidationEnabled]' --output text | sed 's/^/  created   /'
 ct put-event-selectors --trail-name api-audit \
@@ -260,9 +277,9 @@ if ct add-tags --resource-id "$TRAIL_ARN" --tags-list Key=team,Value=sec >"$OUT_
   die "add-tags was accepted"
 fi
 printf '  refused as expected: %s\n' "$(grep -o 'UnsupportedOperationException.*' "$OUT_DIR/err.txt" | head -1)"
-changes=$(ct lookup-events --lookup-attributes AttributeKey=EventSource,AttributeValue=trailkeep --query 'length(Events)')
-[ "$changes" = 5 ] || die "lookup-events found $changes recorded API changes, expected 5 (create, selectors, start, stop, delete)"
-printf '  %s changes recorded in the history (eventSource trailkeep)\n' "$changes"
+changes=$(($(recorded) - changes_before))
+[ "$changes" = 5 ] || die "lookup-events found $changes new recorded API changes, expected 5 (create, selectors, start, stop, delete)"
+printf '  %s changes recorded in the history (eventSource trailkeep); %s in all, org-audit'"'"'s included\n' "$changes" "$(recorded)"
 
 step "done: stack outputs (template.yaml's Output names) in $OUTPUTS; function logs in $OUT_DIR/lambda.log"
 sed 's/^/  /' "$OUTPUTS"

@@ -12,6 +12,8 @@ use sha2::{Digest as _, Sha256};
 use trailkeep_shared::aws::history_table::DynamoHistory;
 use trailkeep_shared::history::lookup::{self, LookupError, LookupSettings};
 
+use crate::api_client::{ApiCallError, ApiClient};
+
 #[derive(Args, Debug, Clone)]
 pub struct Query {
     /// The lookup endpoint (stack output LookupUrl): IAM-signed requests.
@@ -80,15 +82,9 @@ pub enum LookupCliError {
     Attributes(String),
     #[error("pass --endpoint-url (TRAILKEEP_LOOKUP_URL, stack output LookupUrl) or --history-table (TRAILKEEP_HISTORY_TABLE)")]
     NoSource,
-    /// An error answer of the endpoint.
-    #[error("An error occurred ({code}) when calling the LookupEvents operation: {message}")]
-    Remote {
-        status: u16,
-        code: String,
-        message: String,
-    },
-    #[error("calling {url} failed: {message}")]
-    Http { url: String, message: String },
+    /// An error answer of the endpoint, or no answer.
+    #[error(transparent)]
+    Api(#[from] ApiCallError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("{0}")]
@@ -100,7 +96,7 @@ impl LookupCliError {
         match self {
             Self::Lookup(e) if e.status() < 500 => 252,
             Self::Attributes(_) | Self::NoSource => 252,
-            Self::Remote { status, .. } if *status < 500 => 252,
+            Self::Api(e) => e.exit_code(),
             _ => 254,
         }
     }
@@ -155,39 +151,14 @@ enum Backend {
         settings: LookupSettings,
         now: chrono::DateTime<chrono::Utc>,
     },
-    Http {
-        url: String,
-        aws: Box<aws_config::SdkConfig>,
-        client: Box<HttpClient>,
-    },
+    Http(Box<ApiClient>),
 }
-
-type HttpClient = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    http_body_util::Full<bytes::Bytes>,
->;
 
 impl Backend {
     async fn new(query: &Query) -> Result<Self, LookupCliError> {
         let aws = trailkeep_shared::aws::sdk_config().await;
         if let Some(url) = &query.endpoint_url {
-            let https = hyper_rustls::HttpsConnectorBuilder::new()
-                .with_native_roots()
-                .map_err(|e| LookupCliError::Http {
-                    url: url.clone(),
-                    message: format!("no TLS root certificates: {e}"),
-                })?
-                .https_or_http()
-                .enable_http1()
-                .build();
-            let client =
-                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                    .build(https);
-            return Ok(Self::Http {
-                url: url.clone(),
-                aws: Box::new(aws),
-                client: Box::new(client),
-            });
+            return Ok(Self::Http(Box::new(ApiClient::new(url).await?)));
         }
         let table = query
             .history_table
@@ -224,108 +195,9 @@ impl Backend {
                 let page = lookup::lookup(reader, &request, settings, now).await?;
                 Ok(lookup::response_json(&page))
             }
-            Self::Http { url, aws, client } => signed_post(url, aws, client, body).await,
+            Self::Http(api) => Ok(api.call("LookupEvents", body).await?),
         }
     }
-}
-
-/// POSTs a LookupEvents body to the function URL, SigV4-signed for the
-/// `lambda` service with the caller's credentials.
-/// The caller's credentials, as SigV4 signs with them.
-async fn identity(
-    aws: &aws_config::SdkConfig,
-) -> Result<aws_smithy_runtime_api::client::identity::Identity, String> {
-    let provider = aws
-        .credentials_provider()
-        .ok_or_else(|| "no AWS credentials configured".to_owned())?;
-    let credentials =
-        aws_credential_types::provider::ProvideCredentials::provide_credentials(&provider)
-            .await
-            .map_err(|e| format!("no AWS credentials: {e}"))?;
-    Ok(credentials.into())
-}
-
-async fn signed_post(
-    url: &str,
-    aws: &aws_config::SdkConfig,
-    client: &HttpClient,
-    body: &Value,
-) -> Result<Value, LookupCliError> {
-    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-    use http_body_util::BodyExt;
-    let fail = |message: String| LookupCliError::Http {
-        url: url.to_owned(),
-        message,
-    };
-    let payload = body.to_string();
-    let identity = identity(aws).await.map_err(fail)?;
-    let region = aws
-        .region()
-        .map(|r| r.to_string())
-        .unwrap_or_else(|| "us-east-1".into());
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region(&region)
-        .name("lambda")
-        .time(std::time::SystemTime::now())
-        .settings(SigningSettings::default())
-        .build()
-        .map_err(|e| fail(e.to_string()))?
-        .into();
-    let headers = [
-        ("content-type", lookup::CONTENT_TYPE),
-        ("x-amz-target", lookup::TARGET),
-    ];
-    let signable = SignableRequest::new(
-        "POST",
-        url,
-        headers.iter().copied(),
-        SignableBody::Bytes(payload.as_bytes()),
-    )
-    .map_err(|e| fail(e.to_string()))?;
-    let (instructions, _) = sign(signable, &params)
-        .map_err(|e| fail(e.to_string()))?
-        .into_parts();
-    let mut request = http::Request::builder().method("POST").uri(url);
-    for (name, value) in headers {
-        request = request.header(name, value);
-    }
-    let mut request = request
-        .body(http_body_util::Full::new(bytes::Bytes::from(payload)))
-        .map_err(|e| fail(e.to_string()))?;
-    instructions.apply_to_request_http1x(&mut request);
-    let response = client
-        .request(request)
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    let status = response.status().as_u16();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| fail(e.to_string()))?
-        .to_bytes();
-    let v: Value = serde_json::from_slice(&bytes).map_err(|_| {
-        fail(format!(
-            "HTTP {status}: {}",
-            String::from_utf8_lossy(&bytes)
-                .chars()
-                .take(300)
-                .collect::<String>()
-        ))
-    })?;
-    if status != 200 {
-        return Err(LookupCliError::Remote {
-            status,
-            code: v["__type"].as_str().unwrap_or("UnknownError").to_owned(),
-            message: v["message"]
-                .as_str()
-                .or_else(|| v["Message"].as_str())
-                .unwrap_or_default()
-                .to_owned(),
-        });
-    }
-    Ok(v)
 }
 
 /// Reads pages until `limit` events or the end; hands each event (the

@@ -4,6 +4,7 @@
 //! helpers (local resources, inspection) are `trailkeep-dev`, a crate of
 //! their own (dev/).
 
+mod api_client;
 mod lookup;
 mod trails;
 mod validate;
@@ -19,6 +20,8 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(flatten)]
     state: trails::StateArgs,
+    #[command(flatten)]
+    api: trails::ApiArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -41,7 +44,7 @@ async fn main() -> std::process::ExitCode {
         .init();
     let cli = Cli::parse();
     let (message, code) = match cli.command {
-        Command::Trail(cmd) => match trails::run(cli.state, cmd).await {
+        Command::Trail(cmd) => match trails::run(cli.api, cmd).await {
             Ok(()) => return std::process::ExitCode::SUCCESS,
             Err(e) => (e.to_string(), e.exit_code()),
         },

@@ -1,17 +1,26 @@
-//! Trail verbs with the AWS CLI's names and flags (`aws cloudtrail …`), and
-//! JSON output shaped like CloudTrail's responses.
+//! Trail verbs with the AWS CLI's names and flags (`aws cloudtrail …`),
+//! calling trailkeep's API (stack output `ApiUrl`, SigV4-signed): the only
+//! way trails change, so every change is recorded as an event
+//! (docs/api.md). Output: CloudTrail's response JSON.
 
 use clap::{ArgAction, Args, Subcommand};
 use serde_json::{json, Value};
-use trailkeep_shared::aws::trail_items::DynamoTrails;
-use trailkeep_shared::trail::{admin, AdminError, NewTrail, TrailUpdate};
-use trailkeep_shared::trail::{EventSelector, Trail};
+use trailkeep_shared::trail::EventSelector;
 
-/// Where the trails are: the stack's state table (output `StateTableName`).
+use crate::api_client::{ApiCallError, ApiClient};
+
+/// The stack's state table (output `StateTableName`), which validation reads.
 #[derive(Args, Clone, Debug)]
 pub struct StateArgs {
     #[arg(long, env = "TRAILKEEP_STATE_TABLE", global = true, default_value = "")]
     pub state_table: String,
+}
+
+/// trailkeep's API (output `ApiUrl`), which the trail verbs call.
+#[derive(Args, Clone, Debug)]
+pub struct ApiArgs {
+    #[arg(long, env = "TRAILKEEP_API_URL", global = true, default_value = "")]
+    pub api_url: String,
 }
 
 /// `--flag` / `--no-flag` pairs, as the AWS CLI spells booleans.
@@ -125,43 +134,38 @@ impl TrailCommand {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrailCliError {
-    #[error("the state table is not set: pass --state-table or set TRAILKEEP_STATE_TABLE (stack output StateTableName)")]
-    NoTable,
-    #[error("An error occurred ({code}) when calling the {operation} operation: {message}")]
-    Service {
-        code: &'static str,
-        operation: &'static str,
-        message: String,
-    },
+    #[error(
+        "the API URL is not set: pass --api-url or set TRAILKEEP_API_URL (stack output ApiUrl)"
+    )]
+    NoApi,
+    #[error(transparent)]
+    Api(#[from] ApiCallError),
     #[error("--event-selectors: {0}")]
     Selectors(String),
-    #[error("cannot find the account: sts:GetCallerIdentity failed: {0}")]
-    Account(String),
 }
 
 impl TrailCliError {
     /// The AWS CLI's exit codes: 254 for a service error, 252 for bad input.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Service { .. } | Self::Account(_) => 254,
-            Self::NoTable | Self::Selectors(_) => 252,
+            Self::Api(ApiCallError::Remote { .. }) => 254,
+            Self::Api(e) => e.exit_code(),
+            Self::NoApi | Self::Selectors(_) => 252,
         }
     }
 }
 
-fn trail_status(t: &Trail) -> Value {
-    let mut v = json!({ "IsLogging": t.is_logging });
-    if let Some(at) = t.start_logging_time {
-        v["StartLoggingTime"] = json!(trailkeep_shared::time::format(&at));
-    }
-    if let Some(at) = t.stop_logging_time {
-        v["StopLoggingTime"] = json!(trailkeep_shared::time::format(&at));
+/// The AWS CLI prints timestamps as ISO 8601; the API sends epoch seconds.
+fn iso_times(mut v: Value, members: &[&str]) -> Value {
+    for m in members {
+        if let Some(t) = v[*m]
+            .as_i64()
+            .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+        {
+            v[*m] = json!(trailkeep_shared::time::format(&t));
+        }
     }
     v
-}
-
-fn selectors_json(t: &Trail) -> Value {
-    json!({ "TrailARN": t.arn(), "EventSelectors": t.event_selectors })
 }
 
 /// `--event-selectors` takes JSON or `file://PATH`, as the AWS CLI does.
@@ -174,126 +178,104 @@ fn parse_selectors(arg: &str) -> Result<Vec<EventSelector>, TrailCliError> {
     serde_json::from_str(&text).map_err(|e| TrailCliError::Selectors(e.to_string()))
 }
 
-/// `create-trail`'s flags, with the AWS CLI's defaults: global events on,
-/// single-region, no validation.
-fn new_trail(name: String, s3_bucket_name: String, flags: TrailFlags) -> NewTrail {
-    let update = trail_update(None, flags);
-    NewTrail {
-        name,
-        s3_bucket_name,
-        s3_key_prefix: update.s3_key_prefix,
-        include_global_service_events: update.include_global_service_events.unwrap_or(true),
-        is_multi_region_trail: update.is_multi_region_trail.unwrap_or(false),
-        log_file_validation_enabled: update.log_file_validation_enabled.unwrap_or(false),
+/// `--flag`/`--no-flag` pairs into the request members they set (absent:
+/// the API's default, or unchanged on update).
+fn flag_members(flags: &TrailFlags) -> Value {
+    let mut b = json!({});
+    if let Some(p) = &flags.s3_key_prefix {
+        b["S3KeyPrefix"] = json!(p);
     }
-}
-
-/// `update-trail`'s flags: what is not given stays as it is.
-fn trail_update(s3_bucket_name: Option<String>, flags: TrailFlags) -> TrailUpdate {
-    TrailUpdate {
-        s3_bucket_name,
-        s3_key_prefix: flags.s3_key_prefix,
-        include_global_service_events: pick(
+    for (member, on, off) in [
+        (
+            "IncludeGlobalServiceEvents",
             flags.include_global_service_events,
             flags.no_include_global_service_events,
         ),
-        is_multi_region_trail: pick(flags.is_multi_region_trail, flags.no_is_multi_region_trail),
-        log_file_validation_enabled: pick(
+        (
+            "IsMultiRegionTrail",
+            flags.is_multi_region_trail,
+            flags.no_is_multi_region_trail,
+        ),
+        (
+            "EnableLogFileValidation",
             flags.enable_log_file_validation,
             flags.no_enable_log_file_validation,
         ),
+    ] {
+        if let Some(v) = pick(on, off) {
+            b[member] = json!(v);
+        }
     }
+    b
 }
 
-/// Runs one verb; prints its JSON response (nothing for the verbs whose
-/// CloudTrail response is empty).
-pub async fn run(state: StateArgs, cmd: TrailCommand) -> Result<(), TrailCliError> {
-    if state.state_table.is_empty() {
-        return Err(TrailCliError::NoTable);
-    }
-    let aws = trailkeep_shared::aws::sdk_config().await;
-    let store = DynamoTrails::new(aws_sdk_dynamodb::Client::new(&aws), &state.state_table);
+/// The operation and request body a verb makes.
+fn request(cmd: TrailCommand) -> Result<(&'static str, Value), TrailCliError> {
     let operation = cmd.operation();
-    let service = |e: AdminError| TrailCliError::Service {
-        code: e.code(),
-        operation,
-        message: e.to_string(),
-    };
-    let out: Option<Value> = match cmd {
+    let body = match cmd {
         TrailCommand::CreateTrail {
             name,
             s3_bucket_name,
             flags,
         } => {
-            let sts = aws_sdk_sts::Client::new(&aws);
-            let who = sts.get_caller_identity().send().await.map_err(|e| {
-                TrailCliError::Account(aws_sdk_sts::error::DisplayErrorContext(&e).to_string())
-            })?;
-            let account = who.account().unwrap_or_default().to_owned();
-            let region = aws.region().map(|r| r.to_string()).unwrap_or_default();
-            let new = new_trail(name, s3_bucket_name, flags);
-            let t = admin::create(&store, &account, &region, new)
-                .await
-                .map_err(service)?;
-            Some(t.to_cloudtrail_json())
+            let mut b = flag_members(&flags);
+            b["Name"] = json!(name);
+            b["S3BucketName"] = json!(s3_bucket_name);
+            b
         }
         TrailCommand::UpdateTrail {
             name,
             s3_bucket_name,
             flags,
-        } => Some(
-            admin::update(&store, &name, trail_update(s3_bucket_name, flags))
-                .await
-                .map_err(service)?
-                .to_cloudtrail_json(),
-        ),
-        TrailCommand::DeleteTrail { name } => {
-            admin::delete(&store, &name).await.map_err(service)?;
-            None
+        } => {
+            let mut b = flag_members(&flags);
+            b["Name"] = json!(name);
+            if let Some(bucket) = s3_bucket_name {
+                b["S3BucketName"] = json!(bucket);
+            }
+            b
         }
+        TrailCommand::DescribeTrails { trail_name_list } if trail_name_list.is_empty() => json!({}),
         TrailCommand::DescribeTrails { trail_name_list } => {
-            let list = admin::describe(&store, &trail_name_list)
-                .await
-                .map_err(service)?;
-            Some(
-                json!({ "trailList": list.iter().map(Trail::to_cloudtrail_json).collect::<Vec<_>>() }),
-            )
+            json!({ "trailNameList": trail_name_list })
         }
-        TrailCommand::GetTrail { name } => Some(
-            json!({ "Trail": admin::get(&store, &name).await.map_err(service)?.to_cloudtrail_json() }),
-        ),
-        TrailCommand::GetTrailStatus { name } => Some(trail_status(
-            &admin::get(&store, &name).await.map_err(service)?,
-        )),
-        TrailCommand::StartLogging { name } => {
-            admin::set_logging(&store, &name, true, chrono::Utc::now())
-                .await
-                .map_err(service)?;
-            None
-        }
-        TrailCommand::StopLogging { name } => {
-            admin::set_logging(&store, &name, false, chrono::Utc::now())
-                .await
-                .map_err(service)?;
-            None
-        }
+        TrailCommand::DeleteTrail { name }
+        | TrailCommand::GetTrail { name }
+        | TrailCommand::GetTrailStatus { name }
+        | TrailCommand::StartLogging { name }
+        | TrailCommand::StopLogging { name } => json!({ "Name": name }),
         TrailCommand::PutEventSelectors {
             trail_name,
             event_selectors,
         } => {
             let selectors = parse_selectors(&event_selectors)?;
-            Some(selectors_json(
-                &admin::put_event_selectors(&store, &trail_name, selectors)
-                    .await
-                    .map_err(service)?,
-            ))
+            json!({ "TrailName": trail_name, "EventSelectors": selectors })
         }
-        TrailCommand::GetEventSelectors { trail_name } => Some(selectors_json(
-            &admin::get(&store, &trail_name).await.map_err(service)?,
-        )),
+        TrailCommand::GetEventSelectors { trail_name } => json!({ "TrailName": trail_name }),
     };
-    if let Some(v) = out {
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    Ok((operation, body))
+}
+
+/// Runs one verb through the API; prints its JSON response (nothing for
+/// the verbs whose CloudTrail response is empty).
+pub async fn run(api: ApiArgs, cmd: TrailCommand) -> Result<(), TrailCliError> {
+    if api.api_url.is_empty() {
+        return Err(TrailCliError::NoApi);
+    }
+    let (operation, body) = request(cmd)?;
+    let client = ApiClient::new(&api.api_url).await?;
+    let out = client.call(operation, &body).await?;
+    let out = iso_times(
+        out,
+        &[
+            "StartLoggingTime",
+            "StopLoggingTime",
+            "LatestDeliveryTime",
+            "LatestDigestDeliveryTime",
+        ],
+    );
+    if out.as_object().is_some_and(|o| !o.is_empty()) {
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     }
     Ok(())
 }
@@ -326,5 +308,47 @@ mod tests {
         assert_eq!(pick(true, false), Some(true));
         assert_eq!(pick(false, true), Some(false));
         assert_eq!(pick(false, false), None);
+    }
+
+    #[test]
+    fn verbs_become_cloudtrail_requests() {
+        let flags = TrailFlags {
+            is_multi_region_trail: true,
+            no_include_global_service_events: true,
+            ..TrailFlags::default()
+        };
+        let (op, body) = request(TrailCommand::CreateTrail {
+            name: "audit".into(),
+            s3_bucket_name: "logs".into(),
+            flags,
+        })
+        .unwrap();
+        assert_eq!(op, "CreateTrail");
+        assert_eq!(
+            body,
+            json!({"Name": "audit", "S3BucketName": "logs", "IsMultiRegionTrail": true,
+                   "IncludeGlobalServiceEvents": false})
+        );
+        let (op, body) = request(TrailCommand::UpdateTrail {
+            name: "audit".into(),
+            s3_bucket_name: None,
+            flags: TrailFlags::default(),
+        })
+        .unwrap();
+        assert_eq!((op, body), ("UpdateTrail", json!({"Name": "audit"})));
+        let (op, body) = request(TrailCommand::PutEventSelectors {
+            trail_name: "audit".into(),
+            event_selectors: r#"[{"ReadWriteType": "WriteOnly"}]"#.into(),
+        })
+        .unwrap();
+        assert_eq!(op, "PutEventSelectors");
+        assert_eq!(body["EventSelectors"][0]["ReadWriteType"], "WriteOnly");
+        assert_eq!(
+            iso_times(
+                json!({"StartLoggingTime": 1795489200}),
+                &["StartLoggingTime"]
+            ),
+            json!({"StartLoggingTime": "2026-11-24T03:00:00Z"})
+        );
     }
 }

@@ -35,7 +35,7 @@ use crate::history::{Claim, HistorySettings, HistoryStore, Item};
 use crate::ingest::queue::{Message, Receipt, Receipts};
 use crate::ingest::Targets;
 use crate::store::StoreError;
-use crate::trail::{Trail, TrailSet, TrailStore};
+use crate::trail::{HealthStore, RunOutcome, Trail, TrailHealth, TrailSet, TrailStore};
 use crate::validate::{Fetched, Keys, Source};
 
 /// A lock that a panicking test thread cannot poison for the others.
@@ -223,6 +223,8 @@ struct State {
     /// Manifest entries per (trail, region, delivery hour `YYYY-MM-DDTHH`), by key.
     manifest: BTreeMap<(String, String, String), BTreeMap<String, ManifestEntry>>,
     heads: HashMap<TrailRegion, ChainHead>,
+    /// Each trail's health, as the runs noted it.
+    health: HashMap<String, TrailHealth>,
     /// Chain segment marks per (trail, region), by (end, boundary).
     segments: BTreeMap<TrailRegion, BTreeMap<(DateTime<Utc>, Boundary), SegmentMark>>,
     /// Fingerprint → (key, last digest end signed).
@@ -426,6 +428,38 @@ impl StagingStore for MemoryState {
                 Ok(true)
             }
         }
+    }
+}
+
+impl HealthStore for MemoryState {
+    async fn note_delivery(&self, trail: &str, outcome: &RunOutcome) -> Result<(), StoreError> {
+        let mut s = lock(&self.state);
+        let h = s.health.entry(trail.to_owned()).or_default();
+        h.delivery_attempt = Some(outcome.at);
+        h.delivery_succeeded = Some(outcome.error.is_none());
+        if outcome.wrote {
+            h.delivered = Some(outcome.at);
+        }
+        h.delivery_error = outcome.error.clone();
+        Ok(())
+    }
+
+    async fn note_digest(&self, trail: &str, outcome: &RunOutcome) -> Result<(), StoreError> {
+        let mut s = lock(&self.state);
+        let h = s.health.entry(trail.to_owned()).or_default();
+        if outcome.wrote {
+            h.digest_delivered = Some(outcome.at);
+        }
+        h.digest_error = outcome.error.clone();
+        Ok(())
+    }
+
+    async fn health(&self, trail: &str) -> Result<TrailHealth, StoreError> {
+        Ok(lock(&self.state)
+            .health
+            .get(trail)
+            .cloned()
+            .unwrap_or_default())
     }
 }
 

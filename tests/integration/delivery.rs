@@ -28,7 +28,7 @@ use trailkeep_shared::trail::{
 use crate::helpers::{assert_each_once, event_json, parse_time, TestBucket, TestTable};
 
 /// One deliver run: the use case over these ports.
-async fn deliver<S: StagingStore, L: LogSink>(
+async fn deliver<S: StagingStore + trailkeep_shared::trail::HealthStore, L: LogSink>(
     staging: &S,
     logs: &L,
     trails: &[Trail],

@@ -19,8 +19,8 @@ use trailkeep_shared::digest::{
 };
 use trailkeep_shared::ingest::ingest;
 use trailkeep_shared::ingest::normalize::Context;
-use trailkeep_shared::trail::Trail;
 use trailkeep_shared::trail::{admin, NewTrail};
+use trailkeep_shared::trail::{HealthStore, Trail};
 use trailkeep_shared::validate::localcopy::{self, LocalDir};
 use trailkeep_shared::validate::{self, Finding, Keys, Kind, Request};
 
@@ -566,6 +566,25 @@ async fn a_trail_whose_bucket_refuses_writes_stays_behind_while_three_others_go_
         assert_eq!(head.end, t0 + Duration::hours(1), "{name}");
     }
     assert_eq!(a.p.staging.head("broken", HOME).await.unwrap(), None);
+    // AND GetTrailStatus's health says so (issue 13, item 5)
+    let (at_5, at_10) = (t0 + Duration::minutes(65), t0 + Duration::minutes(70));
+    let broken = a.p.staging.health("broken").await.unwrap();
+    assert_eq!(broken.delivery_attempt, Some(at_5));
+    assert_eq!(broken.delivery_succeeded, Some(false));
+    assert_eq!(broken.delivered, None);
+    assert!(
+        broken
+            .delivery_error
+            .as_deref()
+            .is_some_and(|e| e.contains("PutObject")),
+        "{broken:?}"
+    );
+    let two = a.p.staging.health("two").await.unwrap();
+    assert_eq!(
+        (two.delivered, two.digest_delivered, two.delivery_succeeded),
+        (Some(at_5), Some(at_10), Some(true))
+    );
+    assert_eq!((two.delivery_error, two.digest_error), (None, None));
 
     // WHEN the bucket appears, the next runs catch "broken" up
     a.p.bucket
@@ -580,6 +599,10 @@ async fn a_trail_whose_bucket_refuses_writes_stays_behind_while_three_others_go_
     assert_eq!(delivered.records, 10);
     let digested = digest("2026-11-24T02:10:00Z").await;
     assert!(digested.failed.is_empty(), "{digested:?}");
+    let healed = a.p.staging.health("broken").await.unwrap();
+    assert_eq!(healed.delivery_error, None, "a good run clears the error");
+    assert_eq!(healed.delivered, Some(t0 + Duration::minutes(125)));
+    assert_eq!(healed.digest_delivered, Some(t0 + Duration::minutes(130)));
 
     // THEN its chain validates with every one of its ten events in it
     let keys = a.keys().await;
@@ -635,6 +658,7 @@ async fn a_stop_through_the_api_is_in_the_trails_last_log_file_with_the_callers_
         &a.p.state.name,
     );
     let settings = ApiSettings {
+        trail_admins: vec![format!("arn:aws:iam::{ACCOUNT}:user/*")],
         lookup: trailkeep_shared::history::lookup::LookupSettings {
             home_region: HOME.into(),
             served_regions: vec![HOME.into()],

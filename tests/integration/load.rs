@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 use tokio::sync::RwLock;
+use trailkeep_shared::api::{Api, ApiSettings, Call, Caller, TARGET_PREFIX};
 use trailkeep_shared::aws::history_table::DynamoHistory;
 use trailkeep_shared::aws::kms::{KeyMap, KmsSigner};
 use trailkeep_shared::aws::s3::{self, S3Logs};
@@ -21,7 +22,7 @@ use trailkeep_shared::aws::state_table::DynamoStaging;
 use trailkeep_shared::aws::trail_items::DynamoTrails;
 use trailkeep_shared::delivery::{DeliverSettings, Deliverer};
 use trailkeep_shared::digest::{DigestFile, DigestSettings, Digester, Signer};
-use trailkeep_shared::history::lookup::{self, LookupSettings};
+use trailkeep_shared::history::lookup::LookupSettings;
 use trailkeep_shared::history::HistorySettings;
 use trailkeep_shared::ingest::normalize::{normalize, Context};
 use trailkeep_shared::ingest::{ingest, Targets};
@@ -554,15 +555,46 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
     );
 
     // … and in the history of each region it belongs to, exactly once, as
-    // LookupEvents pages through it
-    let lookup_reader = DynamoHistory::new(lookup_fn.dynamodb(), &history_table.name);
-    let lookup_settings = LookupSettings {
-        home_region: HOME.into(),
-        served_regions: SERVED.map(String::from).to_vec(),
-        retention_days: 90,
-        token_key: vec![7; 32],
+    // LookupEvents pages through it (the lookup function: trailkeep's API,
+    // built as its main.rs builds it)
+    let api_trails = DynamoTrails::new(lookup_fn.dynamodb(), &state_table.name);
+    let api_history = DynamoHistory::new(lookup_fn.dynamodb(), &history_table.name);
+    let api_staging = DynamoStaging::new(lookup_fn.dynamodb(), &state_table.name);
+    let api_settings = ApiSettings {
+        trail_admins: vec!["*".into()],
+        lookup: LookupSettings {
+            home_region: HOME.into(),
+            served_regions: SERVED.map(String::from).to_vec(),
+            retention_days: 90,
+            token_key: vec![7; 32],
+        },
+        history: settings.clone(),
+    };
+    let api = Api {
+        account_id: ACCOUNT,
+        trails: &api_trails,
+        history: &api_history,
+        staging: &api_staging,
+        settings: &api_settings,
     };
     let now = clock.now();
+    let caller = Caller::default();
+    let lookup_target = format!("{TARGET_PREFIX}LookupEvents");
+    let lookup = |body: Value| {
+        let (api, caller, target) = (&api, &caller, &lookup_target);
+        async move {
+            let body = body.to_string();
+            api.http(&Call {
+                method: "POST",
+                target: Some(target),
+                body: body.as_bytes(),
+                caller,
+                request_id: "load-lookup",
+                now,
+            })
+            .await
+        }
+    };
     for region in SERVED {
         let mut found = Vec::new();
         let mut token: Option<String> = None;
@@ -576,15 +608,7 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
             if let Some(t) = &token {
                 body["NextToken"] = json!(t);
             }
-            let answer = lookup::http(
-                &lookup_reader,
-                &lookup_settings,
-                "POST",
-                Some("com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents"),
-                body.to_string().as_bytes(),
-                &now,
-            )
-            .await;
+            let answer = lookup(body).await;
             assert_eq!(answer.status, 200, "{}", answer.body);
             let page: Value = serde_json::from_str(&answer.body).unwrap();
             found.extend(
@@ -610,17 +634,40 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
         let one = unique.iter().next().unwrap();
         let body = json!({"Region": region, "StartTime": events_from.timestamp() - 60, "EndTime": end.timestamp(),
             "LookupAttributes": [{"AttributeKey": "EventId", "AttributeValue": one}]});
-        let answer = lookup::http(
-            &lookup_reader,
-            &lookup_settings,
-            "POST",
-            Some("com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents"),
-            body.to_string().as_bytes(),
-            &now,
-        )
-        .await;
+        let answer = lookup(body).await;
         assert!(answer.body.contains(one.as_str()), "{}", answer.body);
     }
+
+    // AND a trail change through the API, through the same faults: a
+    // client retries until it gets an answer, and its first request is
+    // repeated (a Lambda retry of the same request: recorded once)
+    let start = format!("{TARGET_PREFIX}StartLogging");
+    let body = json!({ "Name": TRAIL }).to_string();
+    let mut answered = 0;
+    for _ in 0..20 {
+        let answer = api
+            .http(&Call {
+                method: "POST",
+                target: Some(&start),
+                body: body.as_bytes(),
+                caller: &caller,
+                request_id: "load-start-logging",
+                now,
+            })
+            .await;
+        answered += usize::from(answer.status == 200);
+        if answered == 2 {
+            break;
+        }
+    }
+    assert_eq!(answered, 2, "the API never answered through the faults");
+    let recorded = lookup(json!({"LookupAttributes": [{"AttributeKey": "EventName", "AttributeValue": "StartLogging"}]})).await;
+    let recorded: Value = serde_json::from_str(&recorded.body).unwrap();
+    assert_eq!(
+        recorded["Events"].as_array().map(Vec::len),
+        Some(1),
+        "{recorded}"
+    );
 
     // AND each function called exactly the actions its role in
     // template.yaml allows, on exactly its resources

@@ -835,6 +835,8 @@ fn each_function_writes_only_its_own_state_items() {
         ("MAN#audit#eu-west-1#2026-11-24T01", "manifest"),
         ("DIG#audit", "chain head"),
         ("SEG#audit", "chain segment mark"),
+        ("DLH#audit", "delivery health"),
+        ("DGH#audit", "digest health"),
         ("KEY", "key registry"),
         ("TRAIL", "trails"),
     ];
@@ -850,6 +852,7 @@ fn each_function_writes_only_its_own_state_items() {
                 (put, "delivery claim"),
                 (put, "manifest"),
                 (update, "delivery cursor"),
+                (update, "delivery health"),
             ][..],
         ),
         (
@@ -858,6 +861,7 @@ fn each_function_writes_only_its_own_state_items() {
                 (put, "chain head"),
                 (put, "chain segment mark"),
                 (update, "key registry"),
+                (update, "digest health"),
             ][..],
         ),
         (

@@ -7,7 +7,7 @@ use trailkeep_shared::delivery::{
     DeliverReport, DeliverSettings, Deliverer, LogSink, StagingStore,
 };
 use trailkeep_shared::store::{Incomplete, StoreError};
-use trailkeep_shared::trail::TrailStore;
+use trailkeep_shared::trail::{HealthStore, TrailStore};
 
 pub(crate) struct Deps<S, T, L> {
     pub staging: S,
@@ -45,7 +45,7 @@ impl From<DeliverError> for Diagnostic {
 }
 
 /// "Now" is the scheduled event's time, so a run replays exactly.
-pub(crate) async fn handle<S: StagingStore, T: TrailStore, L: LogSink>(
+pub(crate) async fn handle<S: StagingStore + HealthStore, T: TrailStore, L: LogSink>(
     deps: &Deps<S, T, L>,
     event: LambdaEvent<EventBridgeEvent<Value>>,
 ) -> Result<DeliverReport, DeliverError> {

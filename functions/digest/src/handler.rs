@@ -7,7 +7,7 @@ use trailkeep_shared::digest::{
     DigestBucket, DigestReport, DigestSettings, DigestState, Digester, Signer,
 };
 use trailkeep_shared::store::{Incomplete, StoreError};
-use trailkeep_shared::trail::TrailStore;
+use trailkeep_shared::trail::{HealthStore, TrailStore};
 
 pub(crate) struct Deps<S, T, K, B> {
     pub state: S,
@@ -46,7 +46,12 @@ impl From<DigestError> for Diagnostic {
 }
 
 /// "Now" is the scheduled event's time, so a run replays exactly.
-pub(crate) async fn handle<S: DigestState, T: TrailStore, K: Signer, B: DigestBucket>(
+pub(crate) async fn handle<
+    S: DigestState + HealthStore,
+    T: TrailStore,
+    K: Signer,
+    B: DigestBucket,
+>(
     deps: &Deps<S, T, K, B>,
     event: LambdaEvent<EventBridgeEvent<Value>>,
 ) -> Result<DigestReport, DigestError> {

@@ -16,6 +16,7 @@ pub struct Config {
     /// STATE_TABLE: the trails, and the staged copies of the API's own
     /// records.
     pub state_table: String,
+    /// TRAIL_ADMIN_ARNS is in `api.trail_admins`.
     /// ACCOUNT_ID (optional, local emulators only): the deployment's
     /// account when the function's ARN carries none. On AWS it does, and
     /// template.yaml does not set it.
@@ -48,6 +49,18 @@ impl Config {
             state_table: env.required("STATE_TABLE")?,
             account_id: env.get("ACCOUNT_ID"),
             api: ApiSettings {
+                // Who may change trails (comma-separated ARN patterns, `*`
+                // a wildcard); unset: nobody.
+                trail_admins: env
+                    .get("TRAIL_ADMIN_ARNS")
+                    .map(|v| {
+                        v.split(',')
+                            .map(str::trim)
+                            .filter(|p| !p.is_empty())
+                            .map(str::to_owned)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
                 lookup: LookupSettings {
                     home_region: env.required("AWS_REGION")?,
                     served_regions: served_regions.clone(),
@@ -82,6 +95,25 @@ mod tests {
         assert_eq!(c.api.lookup.served_regions, ["eu-west-1"]);
         assert_eq!(c.api.history.served_regions, ["eu-west-1"]);
         assert_eq!(c.api.lookup.retention_days, 90);
+        assert!(
+            c.api.trail_admins.is_empty(),
+            "nobody changes trails unless named"
+        );
+        let admins = [
+            base[0],
+            base[1],
+            base[2],
+            base[3],
+            (
+                "TRAIL_ADMIN_ARNS",
+                "arn:aws:iam::1:role/A, arn:aws:sts::1:assumed-role/A/*",
+            ),
+        ];
+        let c = Config::from_lookup(lookup(&admins)).unwrap();
+        assert_eq!(
+            c.api.trail_admins,
+            ["arn:aws:iam::1:role/A", "arn:aws:sts::1:assumed-role/A/*"]
+        );
         assert!(
             Config::from_lookup(lookup(&base[..3])).is_err(),
             "STATE_TABLE"

@@ -10,7 +10,7 @@ use trailkeep_shared::api::{Api, ApiSettings, Call, Caller};
 use trailkeep_shared::delivery::StagingStore;
 use trailkeep_shared::history::lookup::{HistoryReader, CONTENT_TYPE};
 use trailkeep_shared::history::HistoryStore;
-use trailkeep_shared::trail::TrailStore;
+use trailkeep_shared::trail::{HealthStore, TrailStore};
 
 pub(crate) struct Deps<T, H, S> {
     pub trails: T,
@@ -32,7 +32,7 @@ pub(crate) async fn handle<T, H, S>(
 where
     T: TrailStore,
     H: HistoryStore + HistoryReader,
-    S: StagingStore,
+    S: StagingStore + HealthStore,
 {
     let request = event.payload;
     let context = &request.request_context;

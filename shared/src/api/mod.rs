@@ -25,7 +25,7 @@ use crate::ingest::normalize::Normalized;
 use crate::model::{Record, UserIdentity};
 use crate::store::StoreError;
 use crate::trail::admin::TrailStore;
-use crate::trail::Trail;
+use crate::trail::{HealthStore, Trail};
 
 /// CloudTrail's JSON 1.1 target prefix; the operation follows it.
 pub const TARGET_PREFIX: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.";
@@ -36,6 +36,9 @@ pub const EVENT_SOURCE: &str = "trailkeep";
 /// (`requestParameters` is then null and `additionalEventData` says so):
 /// a record is at most 256 KB.
 pub const MAX_RECORDED_PARAMETERS: usize = 64 * 1024;
+/// Error messages (which may quote the caller's input) are cut here, in
+/// answers and records.
+pub const MAX_MESSAGE_CHARS: usize = 1024;
 
 /// Who called, as the function URL's IAM authorizer and HTTP context say.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -67,8 +70,40 @@ pub struct Call<'a> {
 /// What the API needs to know of its deployment.
 #[derive(Clone, Debug)]
 pub struct ApiSettings {
+    /// Who may change trails: caller ARNs, `*` matching any run of
+    /// characters (`arn:aws:sts::111122223333:assumed-role/Admin/*`). Empty:
+    /// nobody; reading and LookupEvents need only the function URL's IAM.
+    pub trail_admins: Vec<String>,
     pub lookup: LookupSettings,
     pub history: HistorySettings,
+}
+
+impl ApiSettings {
+    /// Whether a caller may change trails.
+    pub fn may_change(&self, caller: Option<&str>) -> bool {
+        let caller = caller.unwrap_or_default();
+        self.trail_admins.iter().any(|p| glob(p, caller))
+    }
+}
+
+/// `*` matches any run of characters (none included); nothing else is special.
+fn glob(pattern: &str, text: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 /// The API over its ports.
@@ -91,10 +126,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn bad(code: &'static str, message: impl Into<String>) -> Self {
+        let message: String = message.into();
         Self {
             status: 400,
             code,
-            message: message.into(),
+            message: message.chars().take(MAX_MESSAGE_CHARS).collect(),
         }
     }
 
@@ -223,7 +259,7 @@ impl<T, H, S> Api<'_, T, H, S>
 where
     T: TrailStore,
     H: HistoryStore + HistoryReader,
-    S: StagingStore,
+    S: StagingStore + HealthStore,
 {
     /// Answers one HTTP request. Errors are AWS JSON protocol errors
     /// (`{"__type", "message"}`), 400 for the caller's, 500 ("internal
@@ -262,6 +298,8 @@ where
         };
         let answer = if op.is_change() {
             self.change(op, &params, call).await
+        } else if op == Operation::GetTrailStatus {
+            self.status(&params).await
         } else {
             ops::read(self.trails, op, &params).await
         };
@@ -284,6 +322,23 @@ where
         call: &Call<'_>,
     ) -> Result<Value, ApiError> {
         let before = self.trails.load().await?.trails;
+        // Who may change trails: the `TRAIL_ADMIN_ARNS` patterns (a reader
+        // of the history may not). A refusal is recorded like any other.
+        if !self.settings.may_change(call.caller.arn.as_deref()) {
+            let e = ApiError::bad(
+                "AccessDeniedException",
+                format!(
+                    "{} may not change trails (the stack's TrailAdminArns)",
+                    call.caller
+                        .arn
+                        .as_deref()
+                        .unwrap_or("an unauthenticated caller")
+                ),
+            );
+            self.record(op, params, call, Some(&e), None, &[&before])
+                .await?;
+            return Err(e);
+        }
         if matches!(op, Operation::StopLogging | Operation::DeleteTrail) {
             let name = ops::name_param(params, "Name");
             let found = match &name {
@@ -292,30 +347,38 @@ where
                     .map_err(ApiError::from),
                 Err(e) => Err(e.clone()),
             };
-            if let Err(e) = found {
-                self.record(op, params, call, Some(&e), None, "refused", &before)
+            if let Err(e) = found.and_then(|_| ops::refuse_unsupported(params)) {
+                self.record(op, params, call, Some(&e), None, &[&before])
                     .await?;
                 return Err(e);
             }
-            self.record(op, params, call, None, None, "call", &before)
+            self.record(op, params, call, None, None, &[&before])
                 .await?;
             let done = ops::change(self.trails, op, params, &self.home(), call.now).await;
             if let Err(e) = &done {
                 // The attempt is already recorded as made: its failure too.
-                self.record(op, params, call, Some(e), None, "failed", &before)
+                self.record(op, params, call, Some(e), None, &[&before])
                     .await?;
             }
             return done;
         }
         let done = ops::change(self.trails, op, params, &self.home(), call.now).await;
+        // Staged for the trails as they were and as they are: a change that
+        // silences a trail (selectors, bucket) is in that trail's files too,
+        // and one that starts it is in its first ones.
         let after = match &done {
-            Ok(_) => self.trails.load().await?.trails,
-            Err(_) => before,
+            Ok(_) => self
+                .trails
+                .load()
+                .await
+                .map(|s| s.trails)
+                .unwrap_or_default(),
+            Err(_) => Vec::new(),
         };
         let response = done.as_ref().ok().filter(|_| op == Operation::CreateTrail);
         let error = done.as_ref().err();
         let recorded = self
-            .record(op, params, call, error, response, "call", &after)
+            .record(op, params, call, error, response, &[&before, &after])
             .await;
         if let (Err(e), Ok(_)) = (&recorded, &done) {
             tracing::error!(
@@ -331,6 +394,14 @@ where
         done
     }
 
+    /// `GetTrailStatus`: the trail, and what deliver and digest last did.
+    async fn status(&self, params: &Value) -> Result<Value, ApiError> {
+        let trail =
+            crate::trail::admin::get(self.trails, &ops::name_param(params, "Name")?).await?;
+        let health = self.staging.health(&trail.name).await?;
+        Ok(ops::status_response(&trail, &health))
+    }
+
     fn home(&self) -> ops::Home<'_> {
         ops::Home {
             account_id: self.account_id,
@@ -338,9 +409,9 @@ where
         }
     }
 
-    /// Records the call in the history and stages it for the trails in
-    /// `trails` that log it. A store failure fails the call (500).
-    #[allow(clippy::too_many_arguments)]
+    /// Records the call in the history and stages it for the trails of
+    /// each set in `trails` that log it (staging twice is one item). A store
+    /// failure fails the call (500).
     async fn record(
         &self,
         op: Operation,
@@ -348,8 +419,7 @@ where
         call: &Call<'_>,
         error: Option<&ApiError>,
         response: Option<&Value>,
-        phase: &str,
-        trails: &[Trail],
+        trails: &[&[Trail]],
     ) -> Result<(), ApiError> {
         let record = audit_record(
             &AuditedCall {
@@ -358,7 +428,6 @@ where
                 call,
                 error,
                 response,
-                phase,
             },
             self.account_id,
             &self.settings.lookup.home_region,
@@ -370,7 +439,9 @@ where
             json,
         };
         history::record(self.history, &self.settings.history, &event).await?;
-        delivery::stage(self.staging, trails, &event.record, &event.json, &call.now).await?;
+        for set in trails {
+            delivery::stage(self.staging, set, &event.record, &event.json, &call.now).await?;
+        }
         Ok(())
     }
 }
@@ -396,9 +467,6 @@ pub struct AuditedCall<'a> {
     pub call: &'a Call<'a>,
     pub error: Option<&'a ApiError>,
     pub response: Option<&'a Value>,
-    /// Distinguishes a call's records (`call`, `refused`, `failed`) in the
-    /// seed of their eventIDs.
-    pub phase: &'a str,
 }
 
 /// The management event that records an API call, as CloudTrail records
@@ -446,12 +514,16 @@ pub fn audit_record(a: &AuditedCall<'_>, account_id: &str, region: &str) -> Reco
         source_ip_address: caller.source_ip.clone(),
         user_agent: caller.user_agent.clone(),
         error_code: a.error.map(|e| e.code.to_owned()),
-        error_message: a.error.map(|e| e.message.clone()),
+        error_message: a
+            .error
+            .map(|e| e.message.chars().take(MAX_MESSAGE_CHARS).collect()),
         request_parameters,
         response_elements: a.response.cloned(),
         additional_event_data: additional,
         request_id: Some(a.call.request_id.to_owned()),
-        event_id: event_id(a.call.request_id, a.phase),
+        // The outcome is part of the seed: a retry of a request whose first
+        // attempt failed records its own outcome beside the failure.
+        event_id: event_id(a.call.request_id, a.error.map_or("ok", |e| e.code)),
         event_type: crate::model::event_type::APPLICATION.into(),
         recipient_account_id: account_id.into(),
         ..Record::default()

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::{ApiError, Operation};
 use crate::trail::admin::{self, NewTrail, TrailStore, TrailUpdate};
-use crate::trail::{EventSelector, Trail};
+use crate::trail::{EventSelector, Trail, TrailHealth};
 
 /// Request members CloudTrail has and trailkeep does not implement (yet):
 /// refused with a message rather than silently ignored.
@@ -54,7 +54,7 @@ fn bool_param(params: &Value, member: &str) -> Result<Option<bool>, ApiError> {
 
 /// Refuses a member trailkeep does not implement, when it asks for anything
 /// (`IsOrganizationTrail: false` or an empty list asks for nothing).
-fn refuse_unsupported(params: &Value) -> Result<(), ApiError> {
+pub(super) fn refuse_unsupported(params: &Value) -> Result<(), ApiError> {
     for member in UNSUPPORTED_MEMBERS {
         let asks = match params.get(member) {
             None | Some(Value::Null) | Some(Value::Bool(false)) => false,
@@ -92,17 +92,37 @@ fn selectors_response(t: &Trail) -> Value {
     json!({ "TrailARN": t.arn(), "EventSelectors": t.event_selectors })
 }
 
-/// `GetTrailStatusResponse`; timestamps are epoch seconds (JSON 1.1).
-fn status_response(t: &Trail) -> Value {
+/// `GetTrailStatusResponse`: the trail's logging state and what the last
+/// deliver and digest runs did. Timestamps are epoch seconds (JSON 1.1);
+/// the `…Attempt…` and `TimeLogging…` members are strings, as CloudTrail's.
+pub(super) fn status_response(t: &Trail, h: &TrailHealth) -> Value {
     let mut v = json!({ "IsLogging": t.is_logging });
-    if let Some(at) = t.start_logging_time {
-        v["StartLoggingTime"] = json!(at.timestamp());
-        v["TimeLoggingStarted"] = json!(crate::time::format(&at));
-    }
-    if let Some(at) = t.stop_logging_time {
-        v["StopLoggingTime"] = json!(at.timestamp());
-        v["TimeLoggingStopped"] = json!(crate::time::format(&at));
-    }
+    let mut time = |member: &str, at: Option<DateTime<Utc>>| {
+        if let Some(at) = at {
+            v[member] = json!(at.timestamp());
+        }
+    };
+    time("StartLoggingTime", t.start_logging_time);
+    time("StopLoggingTime", t.stop_logging_time);
+    time("LatestDeliveryTime", h.delivered);
+    time("LatestDigestDeliveryTime", h.digest_delivered);
+    let mut text = |member: &str, value: Option<String>| {
+        if let Some(value) = value {
+            v[member] = json!(value);
+        }
+    };
+    let iso = |at: Option<DateTime<Utc>>| at.map(|at| crate::time::format(&at));
+    text("TimeLoggingStarted", iso(t.start_logging_time));
+    text("TimeLoggingStopped", iso(t.stop_logging_time));
+    text("LatestDeliveryError", h.delivery_error.clone());
+    text("LatestDigestDeliveryError", h.digest_error.clone());
+    text("LatestDeliveryAttemptTime", iso(h.delivery_attempt));
+    text(
+        "LatestDeliveryAttemptSucceeded",
+        iso(h
+            .delivery_attempt
+            .filter(|_| h.delivery_succeeded == Some(true))),
+    );
     v
 }
 
@@ -136,9 +156,6 @@ pub(super) async fn read<T: TrailStore>(
                 )
                 .collect();
             json!({ "Trails": trails })
-        }
-        Operation::GetTrailStatus => {
-            status_response(&admin::get(store, &name_param(params, "Name")?).await?)
         }
         Operation::GetEventSelectors => {
             selectors_response(&admin::get(store, &name_param(params, "TrailName")?).await?)

@@ -16,6 +16,7 @@ fn t(s: &str) -> DateTime<Utc> {
 
 fn settings() -> ApiSettings {
     ApiSettings {
+        trail_admins: vec![format!("arn:aws:iam::{ACCOUNT}:user/*")],
         lookup: LookupSettings {
             home_region: HOME.into(),
             served_regions: vec![HOME.into()],
@@ -261,6 +262,63 @@ async fn a_trails_life_through_the_api_is_answered_as_cloudtrail_and_every_chang
 }
 
 #[tokio::test]
+async fn get_trail_status_reports_what_deliver_and_digest_last_did() {
+    use crate::trail::{HealthStore, RunOutcome};
+    let w = World::new();
+    let at = "2026-11-24T10:00:00Z";
+    w.call(
+        "CreateTrail",
+        json!({"Name": "audit", "S3BucketName": "logs"}),
+        at,
+    )
+    .await;
+    // GIVEN a deliver run that wrote at 10:05, one that failed at 10:10,
+    // and a digest run that wrote at 11:10
+    let ok = |t: &str| RunOutcome {
+        at: crate::time::parse(t).unwrap(),
+        wrote: true,
+        error: None,
+    };
+    w.state
+        .note_delivery("audit", &ok("2026-11-24T10:05:00Z"))
+        .await
+        .unwrap();
+    let failed = RunOutcome {
+        wrote: false,
+        error: Some("PutObject on logs failed: AccessDenied".into()),
+        ..ok("2026-11-24T10:10:00Z")
+    };
+    w.state.note_delivery("audit", &failed).await.unwrap();
+    w.state
+        .note_digest("audit", &ok("2026-11-24T11:10:00Z"))
+        .await
+        .unwrap();
+    // THEN GetTrailStatus says it in CloudTrail's members
+    let (_, status) = w
+        .call(
+            "GetTrailStatus",
+            json!({"Name": "audit"}),
+            "2026-11-24T11:11:00Z",
+        )
+        .await;
+    assert_eq!(
+        status["LatestDeliveryTime"],
+        t("2026-11-24T10:05:00Z").timestamp()
+    );
+    assert_eq!(
+        status["LatestDeliveryError"],
+        "PutObject on logs failed: AccessDenied"
+    );
+    assert_eq!(status["LatestDeliveryAttemptTime"], "2026-11-24T10:10:00Z");
+    assert!(status.get("LatestDeliveryAttemptSucceeded").is_none());
+    assert_eq!(
+        status["LatestDigestDeliveryTime"],
+        t("2026-11-24T11:10:00Z").timestamp()
+    );
+    assert!(status.get("LatestDigestDeliveryError").is_none());
+}
+
+#[tokio::test]
 async fn a_refused_change_is_recorded_with_its_error_and_changes_nothing() {
     let w = World::new();
     let at = "2026-11-24T10:00:00Z";
@@ -321,6 +379,75 @@ async fn a_refused_change_is_recorded_with_its_error_and_changes_nothing() {
     let (_, t) = w.call("GetTrail", json!({"Name": "audit"}), later).await;
     assert!(t["Trail"].get("KmsKeyId").is_none());
     assert_eq!(w.trails.trails().len(), 1);
+}
+
+#[tokio::test]
+async fn only_the_trail_admins_change_trails_and_a_refused_caller_is_recorded() {
+    let mut w = World::new();
+    let at = "2026-11-24T10:00:00Z";
+    w.call(
+        "CreateTrail",
+        json!({"Name": "audit", "S3BucketName": "logs"}),
+        at,
+    )
+    .await;
+    w.call("StartLogging", json!({"Name": "audit"}), at).await;
+    // WHEN only alice's role may change trails, and bob (a reader) stops
+    // the trail
+    w.settings.trail_admins = vec![format!("arn:aws:iam::{ACCOUNT}:user/alice")];
+    let (s, out) = w
+        .call_as("bob", "StopLogging", json!({"Name": "audit"}), at, None)
+        .await;
+    // THEN he is refused, the trail logs on, and the attempt is recorded
+    assert_eq!(
+        (s, out["__type"].as_str()),
+        (400, Some("AccessDeniedException"))
+    );
+    assert!(w.trails.trails()[0].is_logging);
+    let later = "2026-11-24T10:05:00Z";
+    let stops = w.recorded("StopLogging", later).await;
+    assert_eq!(stops.len(), 1);
+    assert_eq!(stops[0]["errorCode"], "AccessDeniedException");
+    assert!(stops[0]["userIdentity"]["arn"]
+        .as_str()
+        .unwrap()
+        .ends_with("user/bob"));
+    // AND he may still read
+    let (s, _) = w
+        .call_as("bob", "GetTrail", json!({"Name": "audit"}), later, None)
+        .await;
+    assert_eq!(s, 200);
+    // AND nobody changes trails when no admin is named
+    w.settings.trail_admins.clear();
+    let (s, _) = w
+        .call_as(
+            "alice",
+            "StopLogging",
+            json!({"Name": "audit"}),
+            later,
+            None,
+        )
+        .await;
+    assert_eq!(s, 400);
+}
+
+#[test]
+fn admin_patterns_match_as_written_with_star_for_any_run() {
+    let s = |admins: &[&str]| ApiSettings {
+        trail_admins: admins.iter().map(|a| a.to_string()).collect(),
+        ..settings()
+    };
+    let role = "arn:aws:sts::111122223333:assumed-role/Admin/alice";
+    assert!(s(&["arn:aws:sts::111122223333:assumed-role/Admin/*"]).may_change(Some(role)));
+    assert!(s(&["*"]).may_change(Some(role)));
+    assert!(s(&["*:assumed-role/Admin/*"]).may_change(Some(role)));
+    assert!(s(&[role]).may_change(Some(role)));
+    assert!(!s(&["arn:aws:sts::111122223333:assumed-role/Admin"]).may_change(Some(role)));
+    assert!(!s(&["arn:aws:sts::111122223333:assumed-role/Admin/*x"]).may_change(Some(role)));
+    assert!(!s(&["arn:aws:sts::444455556666:assumed-role/Admin/*"]).may_change(Some(role)));
+    assert!(!s(&[]).may_change(Some(role)));
+    assert!(!s(&["arn:*"]).may_change(None), "an unauthenticated caller");
+    assert!(s(&["*"]).may_change(None), "a local run's `*`");
 }
 
 #[tokio::test]

@@ -9,6 +9,8 @@
 //! | manifest entry | `MAN#{trail}#{region}#{YYYY-MM-DDTHH}` (delivery hour) | `{key}` | `bucket`, `sha256`, `oldest`, `newest`, `delivered`, `records` |
 //! | digest chain head | `DIG#{trail}` | `{region}` | `end`, `bucket`, `object`, `sha256`, `signature`, `last` |
 //! | chain segment mark (append-only) | `SEG#{trail}` | `{region}#{end}#{start\|final}` | `bucket`, `object` of the segment's first or final digest |
+//! | delivery health (deliver) | `DLH#{trail}` | `-` | `attemptAt`, `okAt`, `wroteAt`, `lastError` (GetTrailStatus) |
+//! | digest health (digest) | `DGH#{trail}` | `-` | `attemptAt`, `okAt`, `wroteAt`, `lastError` |
 //! | signing key used | `KEY` | `{fingerprint}` | `keyId`, `region`, `firstUsed`, `lastUsed` (digest end times) |
 //!
 //! Every write is a single-item write; none needs a transaction. Ingest
@@ -31,6 +33,7 @@ use crate::delivery::{
 };
 use crate::digest::{Boundary, ChainHead, DigestState, PublicKey, SegmentMark};
 use crate::store::StoreError;
+use crate::trail::{HealthStore, RunOutcome, TrailHealth};
 
 /// Delivery state on DynamoDB.
 #[derive(Clone, Debug)]
@@ -412,6 +415,40 @@ impl DynamoStaging {
     }
 }
 
+impl HealthStore for DynamoStaging {
+    async fn note_delivery(&self, trail: &str, outcome: &RunOutcome) -> Result<(), StoreError> {
+        self.note_run("DLH", trail, outcome).await
+    }
+
+    async fn note_digest(&self, trail: &str, outcome: &RunOutcome) -> Result<(), StoreError> {
+        self.note_run("DGH", trail, outcome).await
+    }
+
+    async fn health(&self, trail: &str) -> Result<TrailHealth, StoreError> {
+        let (deliver, digest) = (
+            self.run_item("DLH", trail).await?,
+            self.run_item("DGH", trail).await?,
+        );
+        let time = |item: &std::collections::HashMap<String, AttributeValue>, k: &str| {
+            item.get(k)
+                .and_then(|v| v.as_s().ok())
+                .and_then(|t| crate::time::parse(t).ok())
+        };
+        let error = |item: &std::collections::HashMap<String, AttributeValue>| {
+            item.get("lastError").and_then(|v| v.as_s().ok()).cloned()
+        };
+        let attempt = time(&deliver, "attemptAt");
+        Ok(TrailHealth {
+            delivery_attempt: attempt,
+            delivery_succeeded: attempt.map(|a| time(&deliver, "okAt") == Some(a)),
+            delivered: time(&deliver, "wroteAt"),
+            delivery_error: error(&deliver),
+            digest_delivered: time(&digest, "wroteAt"),
+            digest_error: error(&digest),
+        })
+    }
+}
+
 impl DigestState for DynamoStaging {
     async fn cursors(&self, trail: &str) -> Result<Vec<(String, i64)>, StoreError> {
         self.regions(trail).await
@@ -551,7 +588,70 @@ impl DigestState for DynamoStaging {
     }
 }
 
+/// An error as GetTrailStatus shows it: at most this many characters.
+const MAX_HEALTH_ERROR_CHARS: usize = 500;
+
 impl DynamoStaging {
+    /// Notes one run's outcome in `{kind}#{trail}` (`DLH#`: deliver's,
+    /// `DGH#`: digest's): the attempt, the last time it wrote, the error of a
+    /// failed run (removed by a run without one).
+    async fn note_run(
+        &self,
+        kind: &str,
+        trail: &str,
+        outcome: &RunOutcome,
+    ) -> Result<(), StoreError> {
+        let mut set = vec!["attemptAt = :a"];
+        if outcome.wrote {
+            set.push("wroteAt = :a");
+        }
+        if outcome.error.is_some() {
+            set.push("lastError = :e");
+        } else {
+            set.push("okAt = :a");
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if outcome.error.is_none() {
+            expression.push_str(" REMOVE lastError");
+        }
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::PK, s(format!("{kind}#{trail}")))
+            .key(attr::SK, s("-"))
+            .update_expression(expression)
+            .expression_attribute_values(":a", s(crate::time::format(&outcome.at)));
+        if let Some(e) = &outcome.error {
+            let e: String = e.chars().take(MAX_HEALTH_ERROR_CHARS).collect();
+            update = update.expression_attribute_values(":e", s(e));
+        }
+        update
+            .send()
+            .await
+            .map_err(|e| self.fail("UpdateItem", DisplayErrorContext(&e)))?;
+        Ok(())
+    }
+
+    /// One health item's attributes (none if absent).
+    async fn run_item(
+        &self,
+        kind: &str,
+        trail: &str,
+    ) -> Result<std::collections::HashMap<String, AttributeValue>, StoreError> {
+        let got = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(attr::PK, s(format!("{kind}#{trail}")))
+            .key(attr::SK, s("-"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.fail("GetItem", DisplayErrorContext(&e)))?;
+        Ok(got.item.unwrap_or_default())
+    }
+
     /// Every chain segment mark of a trail, per region, oldest first (for
     /// `validate-logs`).
     pub async fn segments(

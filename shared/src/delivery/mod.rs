@@ -28,7 +28,7 @@ use chrono::{DateTime, Duration, Utc};
 use futures::{stream, StreamExt, TryStreamExt};
 
 use crate::store::{failed, Failed, Incomplete, StoreError};
-use crate::trail::Trail;
+use crate::trail::{health, HealthStore, RunOutcome, Trail};
 use logfile::Staged;
 
 /// How long delivery markers are kept: a source re-delivering an event later
@@ -222,7 +222,7 @@ pub struct Deliverer<'a, S, L> {
     pub settings: &'a DeliverSettings,
 }
 
-impl<S: StagingStore, L: LogSink> Deliverer<'_, S, L> {
+impl<S: StagingStore + HealthStore, L: LogSink> Deliverer<'_, S, L> {
     /// Delivers every sealed window of every trail (logging or not: what
     /// was staged before a stop is still delivered). A trail's region that
     /// fails is reported in `failed` and retried next run from its cursor;
@@ -231,18 +231,28 @@ impl<S: StagingStore, L: LogSink> Deliverer<'_, S, L> {
         let mut report = DeliverReport::default();
         let sealed = last_sealed(now, self.settings.grace_secs);
         for trail in trails {
-            let regions = match self.staging.regions(&trail.name).await {
-                Ok(r) => r,
-                Err(e) => {
-                    report.failed.push(failed(ALARM, &trail.name, "*", &e));
-                    continue;
+            let (files, failures) = (report.files, report.failed.len());
+            match self.staging.regions(&trail.name).await {
+                Ok(regions) => {
+                    for (region, next) in regions {
+                        if let Err(e) = self.region(trail, &region, next, sealed, &mut report).await
+                        {
+                            report.failed.push(failed(ALARM, &trail.name, &region, &e));
+                        }
+                    }
                 }
-            };
-            for (region, next) in regions {
-                if let Err(e) = self.region(trail, &region, next, sealed, &mut report).await {
-                    report.failed.push(failed(ALARM, &trail.name, &region, &e));
-                }
+                Err(e) => report.failed.push(failed(ALARM, &trail.name, "*", &e)),
             }
+            let outcome = RunOutcome {
+                at: *now,
+                wrote: report.files > files,
+                error: report.failed.get(failures).map(|f| f.error.clone()),
+            };
+            health::note(
+                &trail.name,
+                self.staging.note_delivery(&trail.name, &outcome),
+            )
+            .await;
         }
         report
     }

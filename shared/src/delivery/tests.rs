@@ -226,6 +226,13 @@ async fn one_failing_trail_never_holds_up_the_others_and_catches_up_after() {
         Some(5_984_940),
         "not moved past the failure"
     );
+    // AND GetTrailStatus's health: the error for broken, a delivery for one
+    use crate::trail::HealthStore;
+    let broken = state.health("broken").await.unwrap();
+    assert!(broken.delivery_error.is_some() && broken.delivered.is_none());
+    let one = state.health("one").await.unwrap();
+    assert_eq!(one.delivered, Some(t("2026-11-24T01:10:00Z")));
+    assert_eq!(one.delivery_error, None);
 
     // WHEN the bucket is fixed, the next run catches the trail up
     bucket.break_bucket("broken", false);
@@ -233,6 +240,9 @@ async fn one_failing_trail_never_holds_up_the_others_and_catches_up_after() {
         .await
         .unwrap();
     assert_eq!(sorted(bucket.logged_event_ids("broken")), once);
+    let healed = state.health("broken").await.unwrap();
+    assert_eq!(healed.delivered, Some(t("2026-11-24T01:15:00Z")));
+    assert_eq!(healed.delivery_error, None, "a good run clears the error");
     assert_eq!(
         sorted(bucket.logged_event_ids("logs")),
         thrice,

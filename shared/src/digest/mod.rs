@@ -32,7 +32,7 @@ use futures::{stream, StreamExt, TryStreamExt};
 
 use crate::delivery::{delivery_time, window_of, ManifestEntry};
 use crate::store::{failed, Failed, Incomplete, StoreError};
-use crate::trail::Trail;
+use crate::trail::{health, HealthStore, RunOutcome, Trail};
 use gzhash::{GzError, Inflated};
 
 /// The `alarm` field of a failed trail/region's error log: a log query finds
@@ -299,34 +299,39 @@ pub struct Digester<'a, S, K, B> {
     pub settings: &'a DigestSettings,
 }
 
-impl<S: DigestState, K: Signer, B: DigestBucket> Digester<'_, S, K, B> {
+impl<S: DigestState + HealthStore, K: Signer, B: DigestBucket> Digester<'_, S, K, B> {
     /// Writes every digest that is due at `now` (the schedule's time). A
     /// trail's region that fails is reported in `failed` and caught up by
     /// the next run; it never holds up the others.
     pub async fn run(&self, trails: &[Trail], now: &DateTime<Utc>) -> DigestReport {
         let mut report = DigestReport::default();
         for trail in trails.iter().filter(|t| t.log_file_validation_enabled) {
-            let cursors = match self.state.cursors(&trail.name).await {
-                Ok(c) => c,
-                Err(e) => {
-                    report.failed.push(failed(ALARM, &trail.name, "*", &e));
-                    continue;
+            let (digests, failures) = (report.digests, report.failed.len());
+            match self.state.cursors(&trail.name).await {
+                Ok(cursors) => {
+                    for region in self.regions(trail, &cursors) {
+                        // The region's hour ending at H is complete once its
+                        // first undelivered window delivers at or after H.
+                        let complete_until = cursors
+                            .iter()
+                            .find(|(r, _)| *r == region)
+                            .map(|(_, next)| delivery_time(*next, self.settings.grace_secs));
+                        let chained = self
+                            .chain(trail, &region, complete_until, now, &mut report)
+                            .await;
+                        if let Err(e) = chained {
+                            report.failed.push(failed(ALARM, &trail.name, &region, &e));
+                        }
+                    }
                 }
-            };
-            for region in self.regions(trail, &cursors) {
-                // The region's hour ending at H is complete once its first
-                // undelivered window delivers at or after H.
-                let complete_until = cursors
-                    .iter()
-                    .find(|(r, _)| *r == region)
-                    .map(|(_, next)| delivery_time(*next, self.settings.grace_secs));
-                let chained = self
-                    .chain(trail, &region, complete_until, now, &mut report)
-                    .await;
-                if let Err(e) = chained {
-                    report.failed.push(failed(ALARM, &trail.name, &region, &e));
-                }
+                Err(e) => report.failed.push(failed(ALARM, &trail.name, "*", &e)),
             }
+            let outcome = RunOutcome {
+                at: *now,
+                wrote: report.digests > digests,
+                error: report.failed.get(failures).map(|f| f.error.clone()),
+            };
+            health::note(&trail.name, self.state.note_digest(&trail.name, &outcome)).await;
         }
         report
     }

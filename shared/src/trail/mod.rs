@@ -5,8 +5,10 @@
 
 pub mod admin;
 mod cache;
+pub mod health;
 mod rules;
 
 pub use admin::{trail_name, AdminError, NewTrail, TrailSet, TrailStore, TrailUpdate};
 pub use cache::TrailCache;
+pub use health::{HealthStore, RunOutcome, TrailHealth};
 pub use rules::*;
