@@ -27,13 +27,9 @@ pub enum ApiCallError {
 }
 
 impl ApiCallError {
-    /// The AWS CLI's exit codes: 252 for a request the service refused as
-    /// bad, 254 for everything else.
+    /// The AWS CLI's exit code for a request made that failed: 254.
     pub fn exit_code(&self) -> u8 {
-        match self {
-            Self::Remote { status, .. } if *status < 500 => 252,
-            _ => 254,
-        }
+        254
     }
 }
 
@@ -77,10 +73,9 @@ impl ApiClient {
         };
         let payload = body.to_string();
         let identity = identity(&self.aws).await.map_err(fail)?;
-        let region = self
-            .aws
-            .region()
-            .map(|r| r.to_string())
+        let region = url_region(url)
+            .map(str::to_owned)
+            .or_else(|| self.aws.region().map(|r| r.to_string()))
             .unwrap_or_else(|| "us-east-1".into());
         let params = aws_sigv4::sign::v4::SigningParams::builder()
             .identity(&identity)
@@ -148,6 +143,15 @@ impl ApiClient {
     }
 }
 
+/// The region of a function URL (`https://ID.lambda-url.REGION.on.aws/`),
+/// which its signature must name, whatever the profile's region.
+fn url_region(url: &str) -> Option<&str> {
+    let host = url.split("://").nth(1)?.split(['/', ':']).next()?;
+    let rest = host.split_once(".lambda-url.")?.1;
+    rest.strip_suffix(".on.aws")
+        .filter(|r| !r.is_empty() && !r.contains('.'))
+}
+
 /// The caller's credentials, as SigV4 signs with them.
 async fn identity(
     aws: &aws_config::SdkConfig,
@@ -160,4 +164,23 @@ async fn identity(
             .await
             .map_err(|e| format!("no AWS credentials: {e}"))?;
     Ok(credentials.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_function_urls_region_is_read_from_its_host() {
+        assert_eq!(
+            url_region("https://abcdefghij.lambda-url.eu-west-1.on.aws/"),
+            Some("eu-west-1")
+        );
+        assert_eq!(
+            url_region("https://abcdefghij.lambda-url.us-gov-west-1.on.aws"),
+            Some("us-gov-west-1")
+        );
+        assert_eq!(url_region("http://127.0.0.1:9000/lambda-url/lookup"), None);
+        assert_eq!(url_region("https://example.com/"), None);
+    }
 }

@@ -148,7 +148,6 @@ impl TrailCliError {
     /// The AWS CLI's exit codes: 254 for a service error, 252 for bad input.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Api(ApiCallError::Remote { .. }) => 254,
             Self::Api(e) => e.exit_code(),
             Self::NoApi | Self::Selectors(_) => 252,
         }

@@ -437,6 +437,9 @@ impl HealthStore for MemoryState {
         let h = s.health.entry(trail.to_owned()).or_default();
         h.delivery_attempt = Some(outcome.at);
         h.delivery_succeeded = Some(outcome.error.is_none());
+        if outcome.error.is_none() {
+            h.delivery_ok = Some(outcome.at);
+        }
         if outcome.wrote {
             h.delivered = Some(outcome.at);
         }

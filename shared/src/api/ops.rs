@@ -117,12 +117,7 @@ pub(super) fn status_response(t: &Trail, h: &TrailHealth) -> Value {
     text("LatestDeliveryError", h.delivery_error.clone());
     text("LatestDigestDeliveryError", h.digest_error.clone());
     text("LatestDeliveryAttemptTime", iso(h.delivery_attempt));
-    text(
-        "LatestDeliveryAttemptSucceeded",
-        iso(h
-            .delivery_attempt
-            .filter(|_| h.delivery_succeeded == Some(true))),
-    );
+    text("LatestDeliveryAttemptSucceeded", iso(h.delivery_ok));
     v
 }
 

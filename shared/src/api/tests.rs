@@ -310,7 +310,10 @@ async fn get_trail_status_reports_what_deliver_and_digest_last_did() {
         "PutObject on logs failed: AccessDenied"
     );
     assert_eq!(status["LatestDeliveryAttemptTime"], "2026-11-24T10:10:00Z");
-    assert!(status.get("LatestDeliveryAttemptSucceeded").is_none());
+    assert_eq!(
+        status["LatestDeliveryAttemptSucceeded"], "2026-11-24T10:05:00Z",
+        "the last successful attempt, before the failed one"
+    );
     assert_eq!(
         status["LatestDigestDeliveryTime"],
         t("2026-11-24T11:10:00Z").timestamp()

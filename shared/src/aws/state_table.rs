@@ -441,6 +441,7 @@ impl HealthStore for DynamoStaging {
         Ok(TrailHealth {
             delivery_attempt: attempt,
             delivery_succeeded: attempt.map(|a| time(&deliver, "okAt") == Some(a)),
+            delivery_ok: time(&deliver, "okAt"),
             delivered: time(&deliver, "wroteAt"),
             delivery_error: error(&deliver),
             digest_delivered: time(&digest, "wroteAt"),

@@ -15,6 +15,8 @@ pub struct TrailHealth {
     /// of its regions was delivered.
     pub delivery_attempt: Option<DateTime<Utc>>,
     pub delivery_succeeded: Option<bool>,
+    /// The last deliver run that delivered every region of the trail.
+    pub delivery_ok: Option<DateTime<Utc>>,
     /// The last run that wrote a log file.
     pub delivered: Option<DateTime<Utc>>,
     /// The last failed run's error (gone once a run succeeds).
