@@ -222,6 +222,8 @@ pub async fn make_copy(
         start_logging_time: Some(t0),
         stop_logging_time: None,
         event_selectors: Vec::new(),
+        advanced_event_selectors: Vec::new(),
+        tags: Vec::new(),
     };
     let now = t0 + Duration::hours(hours) + Duration::minutes(10);
     // Every window up to now is delivered.

@@ -932,6 +932,8 @@ pub fn trail(name: &str, since: DateTime<Utc>) -> Trail {
         start_logging_time: Some(since),
         stop_logging_time: None,
         event_selectors: Vec::new(),
+        advanced_event_selectors: Vec::new(),
+        tags: Vec::new(),
     }
 }
 

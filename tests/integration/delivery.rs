@@ -159,6 +159,7 @@ async fn make_trails(
         is_multi_region_trail: multi,
         include_global_service_events: true,
         log_file_validation_enabled: true,
+        tags: Vec::new(),
     };
     admin::create(store, ACCOUNT, HOME, new("all-management", "all", true))
         .await
@@ -182,6 +183,7 @@ async fn make_trails(
                 read_write_type: ReadWriteType::WriteOnly,
                 include_management_events: true,
                 data_resources: vec![],
+                exclude_management_event_sources: Vec::new(),
             },
             EventSelector {
                 read_write_type: ReadWriteType::All,
@@ -190,6 +192,7 @@ async fn make_trails(
                     resource_type: S3_OBJECT.into(),
                     values: vec!["arn:aws:s3:::example-uploads/".into()],
                 }],
+                exclude_management_event_sources: Vec::new(),
             },
         ],
     )
@@ -205,6 +208,7 @@ async fn make_trails(
                 resource_type: LAMBDA_FUNCTION.into(),
                 values: vec!["arn:aws:lambda".into()],
             }],
+            exclude_management_event_sources: Vec::new(),
         }],
     )
     .await

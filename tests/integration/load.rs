@@ -144,6 +144,7 @@ pub(crate) async fn log_everything(
                 everything(S3_OBJECT, "arn:aws:s3"),
                 everything(LAMBDA_FUNCTION, "arn:aws:lambda"),
             ],
+            exclude_management_event_sources: Vec::new(),
         }],
     )
     .await

@@ -65,6 +65,7 @@ async fn a_trail_goes_through_its_whole_life() {
             resource_type: S3_OBJECT.into(),
             values: vec!["arn:aws:s3:::data/".into()],
         }],
+        exclude_management_event_sources: Vec::new(),
     }];
     admin::put_event_selectors(&store, "audit", selectors.clone())
         .await
@@ -150,6 +151,7 @@ async fn bad_requests_get_cloudtrails_errors() {
                         resource_type: S3_OBJECT.into(),
                         values: vec!["arn:aws:s3:::nobucketslash".into()],
                     }],
+                    exclude_management_event_sources: Vec::new(),
                 }],
             )
             .await,
@@ -244,6 +246,7 @@ async fn concurrent_changes_to_one_trail_are_all_kept() {
             read_write_type: ReadWriteType::ReadOnly,
             include_management_events: true,
             data_resources: vec![],
+            exclude_management_event_sources: Vec::new(),
         }],
     );
     let (a, b, c, d, e) = futures::join!(prefix, global, validation, logging, selectors);

@@ -181,10 +181,13 @@ pub enum Operation {
     StopLogging,
     PutEventSelectors,
     GetEventSelectors,
+    AddTags,
+    RemoveTags,
+    ListTags,
 }
 
 impl Operation {
-    const ALL: [Self; 12] = [
+    const ALL: [Self; 15] = [
         Self::LookupEvents,
         Self::CreateTrail,
         Self::UpdateTrail,
@@ -197,6 +200,9 @@ impl Operation {
         Self::StopLogging,
         Self::PutEventSelectors,
         Self::GetEventSelectors,
+        Self::AddTags,
+        Self::RemoveTags,
+        Self::ListTags,
     ];
 
     pub fn name(self) -> &'static str {
@@ -213,6 +219,9 @@ impl Operation {
             Self::StopLogging => "StopLogging",
             Self::PutEventSelectors => "PutEventSelectors",
             Self::GetEventSelectors => "GetEventSelectors",
+            Self::AddTags => "AddTags",
+            Self::RemoveTags => "RemoveTags",
+            Self::ListTags => "ListTags",
         }
     }
 
@@ -251,6 +260,8 @@ impl Operation {
                 | Self::StartLogging
                 | Self::StopLogging
                 | Self::PutEventSelectors
+                | Self::AddTags
+                | Self::RemoveTags
         )
     }
 }

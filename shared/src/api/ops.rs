@@ -6,19 +6,33 @@ use serde_json::{json, Value};
 
 use super::{ApiError, Operation};
 use crate::trail::admin::{self, NewTrail, TrailStore, TrailUpdate};
-use crate::trail::{EventSelector, Trail, TrailHealth};
+use crate::trail::{AdvancedEventSelector, EventSelector, Tag, Trail, TrailHealth};
 
 /// Request members CloudTrail has and trailkeep does not implement (yet):
 /// refused with a message rather than silently ignored.
-const UNSUPPORTED_MEMBERS: [&str; 7] = [
+const UNSUPPORTED_MEMBERS: [&str; 5] = [
     "SnsTopicName",
     "CloudWatchLogsLogGroupArn",
     "CloudWatchLogsRoleArn",
     "KmsKeyId",
     "IsOrganizationTrail",
-    "TagsList",
-    "AdvancedEventSelectors",
 ];
+
+/// At most this many resources in one `ListTags` call (CloudTrail's limit).
+const MAX_LIST_TAGS_RESOURCES: usize = 20;
+
+/// `TagsList`, required (`AddTags`, `RemoveTags`) or not (`CreateTrail`).
+fn tags_param(params: &Value, required: bool) -> Result<Vec<Tag>, ApiError> {
+    match params.get("TagsList") {
+        None | Some(Value::Null) if required => Err(ApiError::bad(
+            "InvalidTagParameterException",
+            "TagsList is required",
+        )),
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|e| ApiError::bad("InvalidTagParameterException", e.to_string())),
+    }
+}
 
 fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::bad("InvalidParameterException", message)
@@ -88,8 +102,19 @@ fn trail_response(t: &Trail) -> Value {
     v
 }
 
+/// `GetEventSelectorsResponse`/`PutEventSelectorsResponse`: the kind of
+/// selectors the trail has.
 fn selectors_response(t: &Trail) -> Value {
-    json!({ "TrailARN": t.arn(), "EventSelectors": t.event_selectors })
+    if t.advanced_event_selectors.is_empty() {
+        json!({ "TrailARN": t.arn(), "EventSelectors": t.event_selectors })
+    } else {
+        json!({ "TrailARN": t.arn(), "AdvancedEventSelectors": t.advanced_event_selectors })
+    }
+}
+
+fn selectors_param<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, ApiError> {
+    serde_json::from_value(v.clone())
+        .map_err(|e| ApiError::bad("InvalidEventSelectorsException", e.to_string()))
 }
 
 /// `GetTrailStatusResponse`: the trail's logging state and what the last
@@ -152,6 +177,26 @@ pub(super) async fn read<T: TrailStore>(
                 .collect();
             json!({ "Trails": trails })
         }
+        Operation::ListTags => {
+            // `ResourceIdList`: trail ARNs, each answered with its tags
+            // (a trail that is not there is an error, as in CloudTrail).
+            let ids: Vec<String> = match params.get("ResourceIdList") {
+                Some(v) if !v.is_null() => serde_json::from_value(v.clone())
+                    .map_err(|_| invalid("ResourceIdList must be a list of strings"))?,
+                _ => return Err(invalid("ResourceIdList is required")),
+            };
+            if ids.len() > MAX_LIST_TAGS_RESOURCES {
+                return Err(invalid(format!(
+                    "at most {MAX_LIST_TAGS_RESOURCES} resources per ListTags call"
+                )));
+            }
+            let mut list = Vec::new();
+            for id in &ids {
+                let t = admin::get(store, id).await?;
+                list.push(json!({ "ResourceId": t.arn(), "TagsList": t.tags }));
+            }
+            json!({ "ResourceTagList": list })
+        }
         Operation::GetEventSelectors => {
             selectors_response(&admin::get(store, &name_param(params, "TrailName")?).await?)
         }
@@ -199,6 +244,7 @@ pub(super) async fn change<T: TrailStore>(
                 is_multi_region_trail: bool_param(params, "IsMultiRegionTrail")?.unwrap_or(false),
                 log_file_validation_enabled: bool_param(params, "EnableLogFileValidation")?
                     .unwrap_or(false),
+                tags: tags_param(params, false)?,
             };
             trail_response(&admin::create(store, home.account_id, home.region, new).await?)
         }
@@ -216,6 +262,16 @@ pub(super) async fn change<T: TrailStore>(
             admin::delete(store, &name_param(params, "Name")?).await?;
             json!({})
         }
+        Operation::AddTags | Operation::RemoveTags => {
+            let trail = name_param(params, "ResourceId")?;
+            let tags = tags_param(params, true)?;
+            if op == Operation::AddTags {
+                admin::add_tags(store, &trail, &tags).await?;
+            } else {
+                admin::remove_tags(store, &trail, &tags).await?;
+            }
+            json!({})
+        }
         Operation::StartLogging | Operation::StopLogging => {
             let on = op == Operation::StartLogging;
             admin::set_logging(store, &name_param(params, "Name")?, on, now).await?;
@@ -223,17 +279,30 @@ pub(super) async fn change<T: TrailStore>(
         }
         Operation::PutEventSelectors => {
             let name = name_param(params, "TrailName")?;
-            let selectors: Vec<EventSelector> = match params.get("EventSelectors") {
-                Some(v) if !v.is_null() => serde_json::from_value(v.clone())
-                    .map_err(|e| ApiError::bad("InvalidEventSelectorsException", e.to_string()))?,
-                _ => {
+            let given = |member| params.get(member).filter(|v| !v.is_null());
+            let trail = match (given("EventSelectors"), given("AdvancedEventSelectors")) {
+                (Some(basic), None) => {
+                    let selectors: Vec<EventSelector> = selectors_param(basic)?;
+                    admin::put_event_selectors(store, &name, selectors).await?
+                }
+                (None, Some(advanced)) => {
+                    let selectors: Vec<AdvancedEventSelector> = selectors_param(advanced)?;
+                    admin::put_advanced_event_selectors(store, &name, selectors).await?
+                }
+                (Some(_), Some(_)) => {
                     return Err(ApiError::bad(
-                        "InvalidEventSelectorsException",
-                        "EventSelectors is required",
+                        "InvalidParameterCombinationException",
+                        "give EventSelectors or AdvancedEventSelectors, not both",
+                    ))
+                }
+                (None, None) => {
+                    return Err(ApiError::bad(
+                        "InvalidParameterCombinationException",
+                        "EventSelectors or AdvancedEventSelectors is required",
                     ))
                 }
             };
-            selectors_response(&admin::put_event_selectors(store, &name, selectors).await?)
+            selectors_response(&trail)
         }
         other => {
             return Err(ApiError::bad(

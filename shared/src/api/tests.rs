@@ -99,6 +99,17 @@ impl World {
         self.call_as("alice", op, body, at, None).await
     }
 
+    /// `ListTags` of one trail: its `TagsList`.
+    async fn tags(&self, arn: &str) -> Value {
+        let at = "2026-11-24T10:00:30Z";
+        let (s, out) = self
+            .call("ListTags", json!({"ResourceIdList": [arn]}), at)
+            .await;
+        assert_eq!(s, 200, "{out}");
+        assert_eq!(out["ResourceTagList"][0]["ResourceId"], arn);
+        out["ResourceTagList"][0]["TagsList"].clone()
+    }
+
     /// The recorded events named `name`, newest first (LookupEvents).
     async fn recorded(&self, name: &str, at: &str) -> Vec<Value> {
         let (status, out) = self
@@ -511,7 +522,7 @@ async fn a_retried_request_is_recorded_once() {
 async fn operations_and_requests_the_api_does_not_answer_are_refused_by_name() {
     let w = World::new();
     let at = "2026-11-24T10:00:00Z";
-    let (s, out) = w.call("AddTags", json!({}), at).await;
+    let (s, out) = w.call("CreateEventDataStore", json!({}), at).await;
     assert_eq!(
         (s, out["__type"].as_str()),
         (400, Some("UnsupportedOperationException"))
@@ -559,4 +570,201 @@ async fn operations_and_requests_the_api_does_not_answer_are_refused_by_name() {
     let r = api.http(&call).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body.contains("\"Events\""));
+}
+
+#[tokio::test]
+async fn advanced_selectors_replace_basic_ones_and_choose_what_a_trail_logs() {
+    let w = World::new();
+    let at = "2026-11-24T10:00:00Z";
+    let (s, out) = w
+        .call(
+            "CreateTrail",
+            json!({"Name": "audit", "S3BucketName": "logs"}),
+            at,
+        )
+        .await;
+    assert_eq!(s, 200, "{out}");
+    let writes_only = json!([{
+        "Name": "management writes",
+        "FieldSelectors": [
+            {"Field": "eventCategory", "Equals": ["Management"]},
+            {"Field": "readOnly", "Equals": ["false"]}
+        ]
+    }]);
+    let (s, out) = w
+        .call(
+            "PutEventSelectors",
+            json!({"TrailName": "audit", "AdvancedEventSelectors": writes_only}),
+            at,
+        )
+        .await;
+    assert_eq!(s, 200, "{out}");
+    assert_eq!(out["AdvancedEventSelectors"], writes_only);
+    assert!(out.get("EventSelectors").is_none(), "{out}");
+    let (_, got) = w
+        .call("GetEventSelectors", json!({"TrailName": "audit"}), at)
+        .await;
+    assert_eq!(got["AdvancedEventSelectors"], writes_only);
+    let (_, trail) = w.call("GetTrail", json!({"Name": "audit"}), at).await;
+    assert_eq!(trail["Trail"]["HasCustomEventSelectors"], true);
+    // What the trail now logs
+    let stored = crate::trail::admin::get(&w.trails, "audit").await.unwrap();
+    let mut write = crate::model::Record {
+        event_source: "ec2.amazonaws.com".into(),
+        event_name: "RunInstances".into(),
+        read_only: Some(false),
+        event_category: Some(crate::model::EventCategory::Management),
+        ..Default::default()
+    };
+    assert!(stored.selects(&write));
+    write.read_only = Some(true);
+    assert!(!stored.selects(&write));
+
+    // Basic selectors replace advanced ones; both at once is refused.
+    let (s, out) = w
+        .call(
+            "PutEventSelectors",
+            json!({"TrailName": "audit", "EventSelectors": [{"ReadWriteType": "All"}],
+                   "AdvancedEventSelectors": writes_only}),
+            at,
+        )
+        .await;
+    assert_eq!(
+        (s, out["__type"].as_str()),
+        (400, Some("InvalidParameterCombinationException"))
+    );
+    let (s, out) = w
+        .call(
+            "PutEventSelectors",
+            json!({"TrailName": "audit", "EventSelectors": [{"ReadWriteType": "ReadOnly"}]}),
+            at,
+        )
+        .await;
+    assert_eq!(s, 200, "{out}");
+    assert!(out.get("AdvancedEventSelectors").is_none(), "{out}");
+    let stored = crate::trail::admin::get(&w.trails, "audit").await.unwrap();
+    assert!(stored.advanced_event_selectors.is_empty());
+
+    // A selector CloudTrail refuses is refused, recorded, and changes nothing.
+    let (s, out) = w
+        .call(
+            "PutEventSelectors",
+            json!({"TrailName": "audit", "AdvancedEventSelectors": [{
+                "FieldSelectors": [{"Field": "eventName", "Equals": ["StopLogging"]}]
+            }]}),
+            at,
+        )
+        .await;
+    assert_eq!(
+        (s, out["__type"].as_str()),
+        (400, Some("InvalidEventSelectorsException")),
+        "{out}"
+    );
+    assert_eq!(
+        crate::trail::admin::get(&w.trails, "audit").await.unwrap(),
+        stored
+    );
+    let later = "2026-11-24T10:01:00Z";
+    let recorded = w.recorded("PutEventSelectors", later).await;
+    assert_eq!(recorded.len(), 4, "two changes and two refusals");
+    assert!(recorded
+        .iter()
+        .any(|r| r["errorCode"] == "InvalidEventSelectorsException"));
+}
+
+#[tokio::test]
+async fn tags_are_added_replaced_listed_and_removed_and_each_change_recorded() {
+    let w = World::new();
+    let at = "2026-11-24T10:00:00Z";
+    let arn = format!("arn:aws:cloudtrail:{HOME}:{ACCOUNT}:trail/audit");
+    let (s, out) = w
+        .call(
+            "CreateTrail",
+            json!({"Name": "audit", "S3BucketName": "logs",
+                   "TagsList": [{"Key": "team", "Value": "security"}]}),
+            at,
+        )
+        .await;
+    assert_eq!(s, 200, "{out}");
+    let (s, out) = w
+        .call(
+            "AddTags",
+            json!({"ResourceId": arn, "TagsList": [
+                {"Key": "team", "Value": "audit"}, {"Key": "cost-centre", "Value": "42"}, {"Key": "flag"}
+            ]}),
+            at,
+        )
+        .await;
+    assert_eq!((s, &out), (200, &json!({})));
+    assert_eq!(
+        w.tags(&arn).await,
+        json!([{"Key": "team", "Value": "audit"}, {"Key": "cost-centre", "Value": "42"}, {"Key": "flag"}])
+    );
+    let (s, _) = w
+        .call(
+            "RemoveTags",
+            json!({"ResourceId": arn, "TagsList": [{"Key": "team"}, {"Key": "absent"}]}),
+            at,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        w.tags(&arn).await,
+        json!([{"Key": "cost-centre", "Value": "42"}, {"Key": "flag"}])
+    );
+    // Refused: reserved keys, too many tags, and another account's trail of
+    // the same name (an ARN must be the trail's own).
+    for (body, code) in [
+        (
+            json!({"ResourceId": arn, "TagsList": [{"Key": "aws:createdBy", "Value": "x"}]}),
+            "InvalidTagParameterException",
+        ),
+        (
+            json!({"ResourceId": arn, "TagsList": (0..50).map(|i| json!({"Key": format!("k{i}")})).collect::<Vec<_>>()}),
+            "TagsLimitExceededException",
+        ),
+        (
+            json!({"ResourceId": "arn:aws:cloudtrail:eu-west-1:999999999999:trail/audit",
+                   "TagsList": [{"Key": "owner", "Value": "mallory"}]}),
+            "TrailNotFoundException",
+        ),
+        (json!({"ResourceId": arn}), "InvalidTagParameterException"),
+    ] {
+        let (s, out) = w.call("AddTags", body, at).await;
+        assert_eq!((s, out["__type"].as_str()), (400, Some(code)), "{out}");
+    }
+    assert_eq!(
+        w.tags(&arn).await,
+        json!([{"Key": "cost-centre", "Value": "42"}, {"Key": "flag"}])
+    );
+    let (s, out) = w
+        .call(
+            "ListTags",
+            json!({"ResourceIdList": ["arn:aws:cloudtrail:us-east-1:111122223333:trail/audit"]}),
+            at,
+        )
+        .await;
+    assert_eq!(
+        (s, out["__type"].as_str()),
+        (400, Some("TrailNotFoundException"))
+    );
+    // A reader may list tags but not change them, and is recorded trying.
+    let (s, _) = w
+        .call_as(
+            "bob",
+            "ListTags",
+            json!({"ResourceIdList": [arn]}),
+            at,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let later = "2026-11-24T10:01:00Z";
+    let added = w.recorded("AddTags", later).await;
+    assert_eq!(added.len(), 5, "one change and four refusals");
+    assert_eq!(w.recorded("RemoveTags", later).await.len(), 1);
+    assert!(
+        w.recorded("ListTags", later).await.is_empty(),
+        "reads are not recorded"
+    );
 }

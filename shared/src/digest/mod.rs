@@ -577,6 +577,8 @@ mod tests {
             start_logging_time: Some(t("2026-11-24T03:20:00Z")),
             stop_logging_time: None,
             event_selectors: vec![],
+            advanced_event_selectors: Vec::new(),
+            tags: Vec::new(),
         }
     }
 

@@ -76,6 +76,7 @@ async fn a_bad_record_is_refused_and_the_good_one_beside_it_is_kept() {
             resource_type: crate::trail::S3_OBJECT.into(),
             values: vec!["arn:aws:s3".into()],
         }],
+        exclude_management_event_sources: Vec::new(),
     }];
     let payload = include_str!(concat!(
         env!("CARGO_MANIFEST_DIR"),

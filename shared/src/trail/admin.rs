@@ -14,7 +14,10 @@
 use std::future::Future;
 
 use crate::store::StoreError;
-use crate::trail::{validate_name, EventSelector, Trail, TrailError, MAX_TRAILS_PER_REGION};
+use crate::trail::{
+    validate_name, AdvancedEventSelector, EventSelector, Tag, Trail, TrailError,
+    MAX_TRAILS_PER_REGION,
+};
 
 /// How many times a change is retried when another writer changed the trail first.
 const CAS_ATTEMPTS: u32 = 8;
@@ -61,6 +64,8 @@ impl AdminError {
             Self::Invalid(TrailError::InvalidEventSelectors(_)) => "InvalidEventSelectorsException",
             Self::Invalid(TrailError::InvalidS3Prefix(_)) => "InvalidS3PrefixException",
             Self::Invalid(TrailError::InvalidS3BucketName(_)) => "InvalidS3BucketNameException",
+            Self::Invalid(TrailError::InvalidTagParameter(_)) => "InvalidTagParameterException",
+            Self::Invalid(TrailError::TagsLimitExceeded(_)) => "TagsLimitExceededException",
             Self::ConcurrentModification(_) => "ConcurrentModificationException",
             Self::Store(_) => "InternalFailure",
         }
@@ -96,6 +101,7 @@ pub struct NewTrail {
     pub is_multi_region_trail: bool,
     pub include_global_service_events: bool,
     pub log_file_validation_enabled: bool,
+    pub tags: Vec<Tag>,
 }
 
 /// What `update-trail` may change; `None` leaves a setting as it is.
@@ -107,6 +113,13 @@ pub struct TrailUpdate {
     pub is_multi_region_trail: Option<bool>,
     pub include_global_service_events: Option<bool>,
     pub log_file_validation_enabled: Option<bool>,
+}
+
+/// Is this the trail `name_or_arn` names? An ARN must be the trail's own:
+/// another account's or region's trail of the same name is not this one.
+fn names(trail: &Trail, name_or_arn: &str) -> bool {
+    trail.name == trail_name(name_or_arn)
+        && (!name_or_arn.starts_with("arn:") || trail.arn() == name_or_arn)
 }
 
 /// A trail is named by its name or its ARN (`…:trail/NAME`), as in CloudTrail.
@@ -150,7 +163,7 @@ where
     change(store, name, |trails| {
         let trail = trails
             .iter_mut()
-            .find(|t| t.name == name)
+            .find(|t| names(t, name_or_arn))
             .ok_or_else(|| AdminError::TrailNotFound(name.to_owned()))?;
         edit(trail);
         trail.validate()?;
@@ -180,6 +193,8 @@ pub async fn create<S: TrailStore>(
         start_logging_time: None,
         stop_logging_time: None,
         event_selectors: Vec::new(),
+        advanced_event_selectors: Vec::new(),
+        tags: new.tags,
     };
     trail.validate()?;
     change(store, &trail.name, |trails| {
@@ -206,7 +221,7 @@ pub async fn get<S: TrailStore>(store: &S, name_or_arn: &str) -> Result<Trail, A
         .await?
         .trails
         .into_iter()
-        .find(|t| t.name == name)
+        .find(|t| names(t, name_or_arn))
         .ok_or_else(|| AdminError::TrailNotFound(name.to_owned()))
 }
 
@@ -219,10 +234,9 @@ pub async fn describe<S: TrailStore>(
     if names.is_empty() {
         return Ok(all);
     }
-    let wanted: Vec<&str> = names.iter().map(|n| trail_name(n)).collect();
     Ok(all
         .into_iter()
-        .filter(|t| wanted.contains(&t.name.as_str()))
+        .filter(|t| names.iter().any(|n| self::names(t, n)))
         .collect())
 }
 
@@ -281,7 +295,53 @@ pub async fn put_event_selectors<S: TrailStore>(
     selectors: Vec<EventSelector>,
 ) -> Result<Trail, AdminError> {
     modify(store, name_or_arn, |t| {
-        t.event_selectors = selectors.clone()
+        t.event_selectors = selectors.clone();
+        t.advanced_event_selectors.clear();
+    })
+    .await
+}
+
+/// `put-event-selectors --advanced-event-selectors`: replaces the basic
+/// selectors too, as in CloudTrail.
+pub async fn put_advanced_event_selectors<S: TrailStore>(
+    store: &S,
+    name_or_arn: &str,
+    selectors: Vec<AdvancedEventSelector>,
+) -> Result<Trail, AdminError> {
+    modify(store, name_or_arn, |t| {
+        t.advanced_event_selectors = selectors.clone();
+        t.event_selectors.clear();
+    })
+    .await
+}
+
+/// `add-tags`: sets each tag, replacing the value of a key the trail has.
+pub async fn add_tags<S: TrailStore>(
+    store: &S,
+    name_or_arn: &str,
+    tags: &[Tag],
+) -> Result<Trail, AdminError> {
+    modify(store, name_or_arn, |t| {
+        for tag in tags {
+            match t.tags.iter_mut().find(|have| have.key == tag.key) {
+                Some(have) => have.value = tag.value.clone(),
+                None => t.tags.push(tag.clone()),
+            }
+        }
+    })
+    .await
+}
+
+/// `remove-tags`: removes the tags with these keys (their values are not
+/// compared); a key the trail does not have is no error.
+pub async fn remove_tags<S: TrailStore>(
+    store: &S,
+    name_or_arn: &str,
+    tags: &[Tag],
+) -> Result<Trail, AdminError> {
+    modify(store, name_or_arn, |t| {
+        t.tags
+            .retain(|have| tags.iter().all(|gone| gone.key != have.key))
     })
     .await
 }
@@ -292,7 +352,7 @@ pub async fn delete<S: TrailStore>(store: &S, name_or_arn: &str) -> Result<(), A
     validate_name(name)?;
     change(store, name, |trails| {
         let before = trails.len();
-        trails.retain(|t| t.name != name);
+        trails.retain(|t| !names(t, name_or_arn));
         if trails.len() == before {
             return Err(AdminError::TrailNotFound(name.to_owned()));
         }

@@ -4,6 +4,7 @@
 //! functions read ([`cache`]).
 
 pub mod admin;
+mod advanced;
 mod cache;
 pub mod health;
 mod rules;

@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use crate::ingest::classify::{is_global, partition, GLOBAL_REGION};
 use crate::model::{EventCategory, Record};
 
+pub use super::advanced::{validate_advanced, AdvancedEventSelector, FieldSelector};
+
 /// At most this many trails per region.
 pub const MAX_TRAILS_PER_REGION: usize = 5;
 /// At most this many event selectors per trail (CloudTrail's limit).
@@ -43,6 +45,10 @@ pub struct EventSelector {
     pub include_management_events: bool,
     #[serde(default)]
     pub data_resources: Vec<DataResource>,
+    /// Management events of these sources are not selected (CloudTrail's
+    /// `ExcludeManagementEventSources`, e.g. `kms.amazonaws.com`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_management_event_sources: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -80,9 +86,61 @@ pub struct Trail {
     pub start_logging_time: Option<chrono::DateTime<chrono::Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_logging_time: Option<chrono::DateTime<chrono::Utc>>,
-    /// Empty: all management events, no data events.
+    /// Empty (and no advanced selectors): all management events, no data
+    /// events.
     #[serde(default)]
     pub event_selectors: Vec<EventSelector>,
+    /// When not empty, these select the events and `event_selectors` is
+    /// empty: a trail has one kind or the other, as in CloudTrail.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub advanced_event_selectors: Vec<AdvancedEventSelector>,
+    /// The trail's tags (`AddTags`, `ListTags`), keys unique.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
+}
+
+/// At most this many tags per trail (CloudTrail's limit).
+pub const MAX_TAGS: usize = 50;
+
+/// One tag, in CloudTrail's shape.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct Tag {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+/// Checks tags: at most [`MAX_TAGS`], keys of 1–128 characters, unique,
+/// not starting with `aws:` (reserved), values of at most 256.
+pub fn validate_tags(tags: &[Tag]) -> Result<(), TrailError> {
+    if tags.len() > MAX_TAGS {
+        return Err(TrailError::TagsLimitExceeded(format!(
+            "{} tags; at most {MAX_TAGS} per trail",
+            tags.len()
+        )));
+    }
+    for (i, tag) in tags.iter().enumerate() {
+        let bad = |why: &str| {
+            Err(TrailError::InvalidTagParameter(format!(
+                "tag key {}: {why}",
+                crate::ingest::normalize::quote_prefix(&tag.key)
+            )))
+        };
+        if !(1..=128).contains(&tag.key.chars().count()) {
+            return bad("keys are 1 to 128 characters");
+        }
+        if tag.key.starts_with("aws:") {
+            return bad("the prefix aws: is reserved");
+        }
+        if tag.value.as_ref().is_some_and(|v| v.chars().count() > 256) {
+            return bad("values are at most 256 characters");
+        }
+        if tags[..i].iter().any(|t| t.key == tag.key) {
+            return bad("appears twice");
+        }
+    }
+    Ok(())
 }
 
 /// Why a trail configuration is refused, with CloudTrail's error names.
@@ -96,6 +154,10 @@ pub enum TrailError {
     InvalidS3Prefix(String),
     #[error("InvalidS3BucketNameException: {0}")]
     InvalidS3BucketName(String),
+    #[error("InvalidTagParameterException: {0}")]
+    InvalidTagParameter(String),
+    #[error("TagsLimitExceededException: {0}")]
+    TagsLimitExceeded(String),
 }
 
 /// Checks a trail name: 3–128 of `[A-Za-z0-9._-]`, starting and ending with a
@@ -243,7 +305,8 @@ impl Trail {
             "HomeRegion": self.home_region,
             "TrailARN": self.arn(),
             "LogFileValidationEnabled": self.log_file_validation_enabled,
-            "HasCustomEventSelectors": !self.event_selectors.is_empty(),
+            "HasCustomEventSelectors": !self.event_selectors.is_empty()
+                || !self.advanced_event_selectors.is_empty(),
             "HasInsightSelectors": false,
             "IsOrganizationTrail": false,
         });
@@ -257,6 +320,13 @@ impl Trail {
     pub fn validate(&self) -> Result<(), TrailError> {
         validate_name(&self.name)?;
         validate_selectors(&self.event_selectors)?;
+        validate_advanced(&self.advanced_event_selectors)?;
+        validate_tags(&self.tags)?;
+        if !self.event_selectors.is_empty() && !self.advanced_event_selectors.is_empty() {
+            return Err(TrailError::InvalidEventSelectors(
+                "a trail has EventSelectors or AdvancedEventSelectors, not both".into(),
+            ));
+        }
         let bucket = &self.s3_bucket_name;
         if !(3..=63).contains(&bucket.len())
             || !bucket
@@ -279,6 +349,12 @@ impl Trail {
 
     /// Does the trail's configuration select this event (ignoring logging state and region)?
     pub fn selects(&self, record: &Record) -> bool {
+        if !self.advanced_event_selectors.is_empty() {
+            return self
+                .advanced_event_selectors
+                .iter()
+                .any(|s| s.selects(record));
+        }
         if self.event_selectors.is_empty() {
             return record.category() == EventCategory::Management;
         }
@@ -319,7 +395,12 @@ impl EventSelector {
             return false;
         }
         match record.category() {
-            EventCategory::Management => self.include_management_events,
+            EventCategory::Management => {
+                self.include_management_events
+                    && !self
+                        .exclude_management_event_sources
+                        .contains(&record.event_source)
+            }
             EventCategory::Data => self.data_resources.iter().any(|d| d.selects(record)),
         }
     }

@@ -4,7 +4,7 @@ use super::*;
 use crate::model::Resource;
 use proptest::prelude::*;
 
-fn trail(selectors: Vec<EventSelector>) -> Trail {
+pub(super) fn trail(selectors: Vec<EventSelector>) -> Trail {
     Trail {
         name: "audit".into(),
         home_region: "eu-west-1".into(),
@@ -18,18 +18,21 @@ fn trail(selectors: Vec<EventSelector>) -> Trail {
         start_logging_time: None,
         stop_logging_time: None,
         event_selectors: selectors,
+        advanced_event_selectors: Vec::new(),
+        tags: Vec::new(),
     }
 }
 
-fn mgmt(rw: ReadWriteType, include: bool) -> EventSelector {
+pub(super) fn mgmt(rw: ReadWriteType, include: bool) -> EventSelector {
     EventSelector {
         read_write_type: rw,
         include_management_events: include,
         data_resources: vec![],
+        exclude_management_event_sources: Vec::new(),
     }
 }
 
-fn data(rw: ReadWriteType, resource_type: &str, values: &[&str]) -> EventSelector {
+pub(super) fn data(rw: ReadWriteType, resource_type: &str, values: &[&str]) -> EventSelector {
     EventSelector {
         read_write_type: rw,
         include_management_events: false,
@@ -37,10 +40,11 @@ fn data(rw: ReadWriteType, resource_type: &str, values: &[&str]) -> EventSelecto
             resource_type: resource_type.into(),
             values: values.iter().map(|v| v.to_string()).collect(),
         }],
+        exclude_management_event_sources: Vec::new(),
     }
 }
 
-fn event(
+pub(super) fn event(
     source: &str,
     name: &str,
     region: &str,
@@ -57,7 +61,7 @@ fn event(
     }
 }
 
-fn ec2_read() -> Record {
+pub(super) fn ec2_read() -> Record {
     event(
         "ec2.amazonaws.com",
         "DescribeInstances",
@@ -66,7 +70,7 @@ fn ec2_read() -> Record {
         EventCategory::Management,
     )
 }
-fn ec2_write() -> Record {
+pub(super) fn ec2_write() -> Record {
     event(
         "ec2.amazonaws.com",
         "RunInstances",
@@ -75,7 +79,7 @@ fn ec2_write() -> Record {
         EventCategory::Management,
     )
 }
-fn s3_object(bucket: &str, key: &str, read_only: bool) -> Record {
+pub(super) fn s3_object(bucket: &str, key: &str, read_only: bool) -> Record {
     let mut r = event(
         "s3.amazonaws.com",
         if read_only { "GetObject" } else { "PutObject" },
@@ -97,7 +101,7 @@ fn s3_object(bucket: &str, key: &str, read_only: bool) -> Record {
     ]);
     r
 }
-fn invoke(function: &str) -> Record {
+pub(super) fn invoke(function: &str) -> Record {
     let mut r = event(
         "lambda.amazonaws.com",
         "Invoke",
@@ -421,3 +425,5 @@ proptest! {
         }
     }
 }
+
+mod advanced;
