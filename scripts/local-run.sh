@@ -24,7 +24,9 @@ cargo build --locked -p trailkeep -p trailkeep-dev -p ingest -p deliver -p diges
 TRAILKEEP="$CARGO_TARGET_DIR/debug/trailkeep"
 DEV="$CARGO_TARGET_DIR/debug/trailkeep-dev"
 
+PROXY_PID=
 cleanup() {
+  [ -z "$PROXY_PID" ] || kill "$PROXY_PID" 2>/dev/null || true
   stop_watch
   stop_moto
 }
@@ -248,38 +250,80 @@ fi
 sed 's/^/  /' "$OUT_DIR/tampered.txt"
 printf '  exit status non-zero, as expected\n'
 
-step "trailkeep's API with the AWS CLI's own CloudTrail client (aws cloudtrail … --endpoint-url ApiUrl): every change is an event"
+step "trailkeep's API with the stock AWS CLI (aws trailkeep …, the model trailkeep install-aws-model installs), signed for lambda as a deployed function URL checks; every change is an event"
 API_URL=$(output ApiUrl)
-ct() { aws cloudtrail --endpoint-url "$API_URL" --region "$AWS_REGION" "$@"; }
-recorded() { ct lookup-events --lookup-attributes AttributeKey=EventSource,AttributeValue=trailkeep --query 'length(Events)'; }
+# The model, where botocore looks (AWS_DATA_PATH here; ~/.aws/models by default).
+"$TRAILKEEP" install-aws-model --dir "$OUT_DIR/aws-models" | sed 's/^/  /'
+export AWS_DATA_PATH="$OUT_DIR/aws-models"
+# A loopback stand-in for the function URL's IAM auth: it verifies each
+# SigV4 signature (scope lambda, the test credentials) before forwarding.
+rm -f "$OUT_DIR/proxy.port"
+python3 "$ROOT/scripts/sigv4_proxy.py" --upstream "$API_URL" --port-file "$OUT_DIR/proxy.port" \
+  2>"$OUT_DIR/proxy.log" &
+PROXY_PID=$!
+for _ in $(seq 50); do [ -s "$OUT_DIR/proxy.port" ] && break; sleep 0.1; done
+[ -s "$OUT_DIR/proxy.port" ] || die "the SigV4 proxy did not start"
+SIGNED_URL="http://127.0.0.1:$(cat "$OUT_DIR/proxy.port")/lambda-url/lookup"
+tk() { aws trailkeep --endpoint-url "$SIGNED_URL" --region "$AWS_REGION" "$@"; }
+recorded() { tk lookup-events --lookup-attributes AttributeKey=EventSource,AttributeValue=trailkeep --query 'length(Events)'; }
 changes_before=$(recorded)
-ct create-trail --name api-audit --s3-bucket-name "$LOG_BUCKET" --enable-log-file-validation \
+tk create-trail --name api-audit --s3-bucket-name "$LOG_BUCKET" --enable-log-file-validation \
+  --tags-list Key=team,Value=security \
   --query '[Name,TrailARN,LogFileValidationEnabled]' --output text | sed 's/^/  created   /'
-ct put-event-selectors --trail-name api-audit \
-  --event-selectors '[{"ReadWriteType": "WriteOnly", "IncludeManagementEvents": true}]' \
-  --query 'EventSelectors[0].ReadWriteType' --output text | sed 's/^/  selectors /'
-ct start-logging --name api-audit
-ct get-trail-status --name api-audit --query '[IsLogging,StartLoggingTime]' --output text | sed 's/^/  status    /'
-ct list-trails --query 'Trails[].Name' --output text | sed 's/^/  trails    /'
-ct describe-trails --trail-name-list api-audit \
+tk put-event-selectors --trail-name api-audit --advanced-event-selectors \
+  '[{"Name": "management writes", "FieldSelectors": [{"Field": "eventCategory", "Equals": ["Management"]}, {"Field": "readOnly", "Equals": ["false"]}]}]' \
+  --query 'AdvancedEventSelectors[0].Name' --output text | sed 's/^/  selectors /'
+API_TRAIL_ARN=$(tk get-trail --name api-audit --query Trail.TrailARN --output text)
+tk add-tags --resource-id "$API_TRAIL_ARN" --tags-list Key=owner,Value=audit-team
+tk list-tags --resource-id-list "$API_TRAIL_ARN" --query 'ResourceTagList[0].TagsList[].[Key,Value]' --output text \
+  | sed 's/^/  tag       /'
+tk start-logging --name api-audit
+tk get-trail-status --name api-audit --query '[IsLogging,StartLoggingTime]' --output text | sed 's/^/  status    /'
+tk list-trails --query 'Trails[].Name' --output text | sed 's/^/  trails    /'
+tk describe-trails --trail-name-list api-audit \
   --query 'trailList[0].[Name,HomeRegion,HasCustomEventSelectors]' --output text | sed 's/^/  described /'
-ct stop-logging --name api-audit
-[ "$(ct get-trail-status --name api-audit --query IsLogging)" = false ] || die "stop-logging did not stop api-audit"
-stops=$(ct lookup-events --lookup-attributes AttributeKey=EventName,AttributeValue=StopLogging --query 'length(Events)')
+tk list-public-keys --query 'PublicKeyList[].[Fingerprint,ValidityStartTime,ValidityEndTime]' --output text \
+  | sed 's/^/  key       /'
+[ "$(tk list-public-keys --query 'length(PublicKeyList)')" = 1 ] || die "list-public-keys did not list the signing key"
+tk stop-logging --name api-audit
+[ "$(tk get-trail-status --name api-audit --query IsLogging)" = false ] || die "stop-logging did not stop api-audit"
+stops=$(tk lookup-events --lookup-attributes AttributeKey=EventName,AttributeValue=StopLogging --query 'length(Events)')
 [ "$stops" = 1 ] || die "lookup-events found $stops StopLogging events, expected 1"
-ct lookup-events --lookup-attributes AttributeKey=EventName,AttributeValue=StopLogging \
+tk lookup-events --lookup-attributes AttributeKey=EventName,AttributeValue=StopLogging \
   --query 'Events[0].CloudTrailEvent' --output json \
   | python3 -c 'import json,sys; e=json.loads(json.load(sys.stdin)); print("  recorded ", e["eventTime"], e["eventSource"], e["eventName"], e["recipientAccountId"], json.dumps(e["requestParameters"]))'
-ct delete-trail --name api-audit
-if ct get-trail --name api-audit >"$OUT_DIR/err.txt" 2>&1; then die "api-audit still exists after delete-trail"; fi
+tk delete-trail --name api-audit
+if tk get-trail --name api-audit >"$OUT_DIR/err.txt" 2>&1; then die "api-audit still exists after delete-trail"; fi
 grep -q TrailNotFoundException "$OUT_DIR/err.txt" || { cat "$OUT_DIR/err.txt"; die "get-trail after delete: not TrailNotFoundException"; }
-if ct add-tags --resource-id "$TRAIL_ARN" --tags-list Key=team,Value=sec >"$OUT_DIR/err.txt" 2>&1; then
-  die "add-tags was accepted"
-fi
-printf '  refused as expected: %s\n' "$(grep -o 'UnsupportedOperationException.*' "$OUT_DIR/err.txt" | head -1)"
 changes=$(($(recorded) - changes_before))
-[ "$changes" = 5 ] || die "lookup-events found $changes new recorded API changes, expected 5 (create, selectors, start, stop, delete)"
+[ "$changes" = 6 ] || die "lookup-events found $changes new recorded API changes, expected 6 (create, selectors, add-tags, start, stop, delete)"
 printf '  %s changes recorded in the history (eventSource trailkeep); %s in all, org-audit'"'"'s included\n' "$changes" "$(recorded)"
+# boto3's client("trailkeep") with the model's paginator: pages of 2.
+python3 - "$SIGNED_URL" <<'PY' | sed 's/^/  /'
+import sys, boto3
+client = boto3.client("trailkeep", endpoint_url=sys.argv[1])
+pages = list(client.get_paginator("lookup_events").paginate(
+    LookupAttributes=[{"AttributeKey": "EventSource", "AttributeValue": "trailkeep"}],
+    PaginationConfig={"PageSize": 2}))
+events = sum(len(p["Events"]) for p in pages)
+assert len(pages) > 1 and events > 2, (len(pages), events)
+print("boto3 client('trailkeep'): %d recorded changes in %d pages of at most 2" % (events, len(pages)))
+PY
+# The stand-in refuses what a function URL refuses: a request signed for
+# cloudtrail (as `aws cloudtrail` signs), and a signature by another secret.
+if aws cloudtrail describe-trails --endpoint-url "$SIGNED_URL" --region "$AWS_REGION" >"$OUT_DIR/err.txt" 2>&1; then
+  die "a request signed for cloudtrail passed the SigV4 check"
+fi
+printf '  refused as expected: %s\n' "$(grep -o 'Forbidden.*' "$OUT_DIR/err.txt" | head -1)"
+if AWS_SECRET_ACCESS_KEY=not-the-secret tk describe-trails >"$OUT_DIR/err.txt" 2>&1; then
+  die "a request signed with another secret passed the SigV4 check"
+fi
+printf '  refused as expected: %s\n' "$(grep -o 'Forbidden.*' "$OUT_DIR/err.txt" | head -1)"
+printf '  SigV4 (scope lambda) verified on %s requests, refused on %s\n' \
+  "$(grep -c verified "$OUT_DIR/proxy.log")" "$(grep -c refused "$OUT_DIR/proxy.log")"
+kill "$PROXY_PID" 2>/dev/null || true
+wait "$PROXY_PID" 2>/dev/null || true
+PROXY_PID=
 
 step "done: stack outputs (template.yaml's Output names) in $OUTPUTS; function logs in $OUT_DIR/lambda.log"
 sed 's/^/  /' "$OUTPUTS"

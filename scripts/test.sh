@@ -17,6 +17,9 @@ cargo fmt --all -- --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "the botocore model (cli/models/) is what the pinned botocore gives (scripts/botocore-model.py --check)"
+python3 scripts/botocore-model.py --check
+
 step "cfn-lint template.yaml"
 cfn-lint template.yaml
 

@@ -5,6 +5,7 @@
 //! their own (dev/).
 
 mod api_client;
+mod aws_model;
 mod lookup;
 mod trails;
 mod validate;
@@ -34,6 +35,14 @@ enum Command {
     Audit(validate::AuditCommand),
     #[command(flatten)]
     Lookup(lookup::LookupCommand),
+    /// Installs the botocore model that lets the AWS CLI and SDKs call the
+    /// API: `aws trailkeep <operation> --endpoint-url $ApiUrl`, boto3's
+    /// `client("trailkeep")` (signed for `lambda`, as the function URL wants).
+    InstallAwsModel {
+        /// Where botocore looks for models [default: ~/.aws/models].
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
 }
 
 #[tokio::main]
@@ -56,6 +65,22 @@ async fn main() -> std::process::ExitCode {
         Command::Lookup(cmd) => match lookup::run(cmd).await {
             Ok(()) => return std::process::ExitCode::SUCCESS,
             Err(e) => (e.to_string(), e.exit_code()),
+        },
+        Command::InstallAwsModel { dir } => match dir.or_else(aws_model::default_dir) {
+            None => ("no --dir, and HOME is not set".to_owned(), 252),
+            Some(dir) => match aws_model::install(&dir) {
+                Ok(files) => {
+                    for file in files {
+                        println!("wrote {}", file.display());
+                    }
+                    println!(
+                        "use: aws {} describe-trails --endpoint-url \"$ApiUrl\" (or export AWS_ENDPOINT_URL_TRAILKEEP=\"$ApiUrl\")",
+                        aws_model::SERVICE
+                    );
+                    return std::process::ExitCode::SUCCESS;
+                }
+                Err(e) => (e.to_string(), 255),
+            },
         },
     };
     eprintln!("trailkeep: {message}");

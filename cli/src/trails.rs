@@ -5,7 +5,7 @@
 
 use clap::{ArgAction, Args, Subcommand};
 use serde_json::{json, Value};
-use trailkeep_shared::trail::EventSelector;
+use trailkeep_shared::trail::{AdvancedEventSelector, EventSelector};
 
 use crate::api_client::{ApiCallError, ApiClient};
 
@@ -100,12 +100,15 @@ pub enum TrailCommand {
         #[arg(long)]
         name: String,
     },
-    /// Set a trail's event selectors (JSON, or file://PATH).
+    /// Set a trail's event selectors, basic or advanced (JSON, or
+    /// file://PATH); either kind replaces the other.
     PutEventSelectors {
         #[arg(long)]
         trail_name: String,
-        #[arg(long)]
-        event_selectors: String,
+        #[arg(long, required_unless_present = "advanced_event_selectors")]
+        event_selectors: Option<String>,
+        #[arg(long, conflicts_with = "event_selectors")]
+        advanced_event_selectors: Option<String>,
     },
     /// Show a trail's event selectors.
     GetEventSelectors {
@@ -168,7 +171,7 @@ fn iso_times(mut v: Value, members: &[&str]) -> Value {
 }
 
 /// `--event-selectors` takes JSON or `file://PATH`, as the AWS CLI does.
-fn parse_selectors(arg: &str) -> Result<Vec<EventSelector>, TrailCliError> {
+fn parse_selectors<T: serde::de::DeserializeOwned>(arg: &str) -> Result<T, TrailCliError> {
     let text = match arg.strip_prefix("file://") {
         Some(path) => std::fs::read_to_string(path)
             .map_err(|e| TrailCliError::Selectors(format!("{path}: {e}")))?,
@@ -246,10 +249,18 @@ fn request(cmd: TrailCommand) -> Result<(&'static str, Value), TrailCliError> {
         TrailCommand::PutEventSelectors {
             trail_name,
             event_selectors,
-        } => {
-            let selectors = parse_selectors(&event_selectors)?;
-            json!({ "TrailName": trail_name, "EventSelectors": selectors })
-        }
+            advanced_event_selectors,
+        } => match (event_selectors, advanced_event_selectors) {
+            (_, Some(advanced)) => {
+                let selectors: Vec<AdvancedEventSelector> = parse_selectors(&advanced)?;
+                json!({ "TrailName": trail_name, "AdvancedEventSelectors": selectors })
+            }
+            (basic, None) => {
+                let selectors: Vec<EventSelector> =
+                    parse_selectors(basic.as_deref().unwrap_or("[]"))?;
+                json!({ "TrailName": trail_name, "EventSelectors": selectors })
+            }
+        },
         TrailCommand::GetEventSelectors { trail_name } => json!({ "TrailName": trail_name }),
     };
     Ok((operation, body))
@@ -286,18 +297,21 @@ mod tests {
     #[test]
     fn selectors_come_as_json_or_from_a_file() {
         let json = r#"[{"ReadWriteType": "ReadOnly"}]"#;
-        assert_eq!(parse_selectors(json).unwrap().len(), 1);
+        assert_eq!(
+            parse_selectors::<Vec<EventSelector>>(json).unwrap().len(),
+            1
+        );
         let path = std::env::temp_dir().join(format!("selectors-{}.json", std::process::id()));
         std::fs::write(&path, json).unwrap();
         assert_eq!(
-            parse_selectors(&format!("file://{}", path.display()))
+            parse_selectors::<Vec<EventSelector>>(&format!("file://{}", path.display()))
                 .unwrap()
                 .len(),
             1
         );
         std::fs::remove_file(&path).unwrap();
         assert!(matches!(
-            parse_selectors("not json"),
+            parse_selectors::<Vec<EventSelector>>("not json"),
             Err(TrailCliError::Selectors(_))
         ));
     }
@@ -337,11 +351,34 @@ mod tests {
         assert_eq!((op, body), ("UpdateTrail", json!({"Name": "audit"})));
         let (op, body) = request(TrailCommand::PutEventSelectors {
             trail_name: "audit".into(),
-            event_selectors: r#"[{"ReadWriteType": "WriteOnly"}]"#.into(),
+            event_selectors: Some(r#"[{"ReadWriteType": "WriteOnly"}]"#.into()),
+            advanced_event_selectors: None,
         })
         .unwrap();
         assert_eq!(op, "PutEventSelectors");
         assert_eq!(body["EventSelectors"][0]["ReadWriteType"], "WriteOnly");
+        let advanced =
+            r#"[{"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Management"]}]}]"#;
+        let (_, body) = request(TrailCommand::PutEventSelectors {
+            trail_name: "audit".into(),
+            event_selectors: None,
+            advanced_event_selectors: Some(advanced.into()),
+        })
+        .unwrap();
+        assert_eq!(
+            body["AdvancedEventSelectors"],
+            serde_json::from_str::<Value>(advanced).unwrap()
+        );
+        assert!(body.get("EventSelectors").is_none());
+        // A misspelt operator is refused here, before any request.
+        assert!(request(TrailCommand::PutEventSelectors {
+            trail_name: "audit".into(),
+            event_selectors: None,
+            advanced_event_selectors: Some(
+                r#"[{"FieldSelectors": [{"Field": "eventCategory", "Equal": ["Data"]}]}]"#.into()
+            ),
+        })
+        .is_err());
         assert_eq!(
             iso_times(
                 json!({"StartLoggingTime": 1795489200}),

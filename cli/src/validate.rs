@@ -11,8 +11,9 @@ use futures::{stream, StreamExt, TryStreamExt};
 use serde_json::json;
 use trailkeep_shared::aws::kms;
 use trailkeep_shared::aws::s3::{self, S3Logs};
-use trailkeep_shared::aws::state_table::{DynamoStaging, KeyUse};
+use trailkeep_shared::aws::state_table::DynamoStaging;
 use trailkeep_shared::aws::trail_items::DynamoTrails;
+use trailkeep_shared::digest::registry;
 use trailkeep_shared::digest::{ChainHead, DigestState, SegmentMark};
 use trailkeep_shared::trail::admin;
 use trailkeep_shared::validate::localcopy::{self, LocalDir};
@@ -306,7 +307,14 @@ impl Ctx {
     /// their dates) that are among the trusted keys, matched by fingerprint,
     /// the key material itself. A registry entry for any other key is
     /// reported and left out.
-    async fn used_keys(&self, signing: &SigningKeys) -> Result<Vec<(KeyUse, Vec<u8>)>, AuditError> {
+    /// The key registry's trusted keys whose span meets `[start, end]`
+    /// (`registry::list`); entries for other keys are reported on stderr.
+    async fn used_keys(
+        &self,
+        signing: &SigningKeys,
+        start: Option<DateTime<Utc>>,
+        end: Option<DateTime<Utc>>,
+    ) -> Result<Vec<registry::ListedKey>, AuditError> {
         if signing.arns.is_empty() {
             return Err(AuditError::Usage(NO_TRUSTED_KEYS.into()));
         }
@@ -316,21 +324,15 @@ impl Ctx {
             )
         })?;
         let trusted = kms::trusted_keys(&self.aws, &signing.arns).await?;
-        let mut out = Vec::new();
-        for k in state.keys_used().await? {
-            match trusted.get(&k.fingerprint) {
-                Some(pkcs1) => {
-                    let pkcs1 = pkcs1.to_vec();
-                    out.push((k, pkcs1));
-                }
-                None => eprintln!(
-                    "warning: the state table names key {:?} (fingerprint {:?}), which is not a --signing-key-arn: not listed, not trusted",
-                    trailkeep_shared::ingest::normalize::quote_prefix(&k.key_id),
-                    trailkeep_shared::ingest::normalize::quote_prefix(&k.fingerprint)
-                ),
-            }
+        let (listed, untrusted) = registry::list(state.keys_used().await?, &trusted, start, end);
+        for k in untrusted {
+            eprintln!(
+                "warning: the state table names key {:?} (fingerprint {:?}), which is not a --signing-key-arn: not listed, not trusted",
+                trailkeep_shared::ingest::normalize::quote_prefix(&k.key_id),
+                trailkeep_shared::ingest::normalize::quote_prefix(&k.fingerprint)
+            );
         }
-        Ok(out)
+        Ok(listed)
     }
 }
 
@@ -497,16 +499,8 @@ async fn list_public_keys(
     signing: &SigningKeys,
 ) -> Result<(), AuditError> {
     let mut list = Vec::new();
-    for (k, pkcs1) in ctx.used_keys(signing).await? {
-        let valid_from = trailkeep_shared::time::parse(&k.first_used)
-            .map(|t| t - chrono::Duration::hours(1))
-            .ok();
-        let valid_to = trailkeep_shared::time::parse(&k.last_used).ok();
-        if start.zip(valid_to).is_some_and(|(s, to)| to < s)
-            || end.zip(valid_from).is_some_and(|(e, from)| from > e)
-        {
-            continue;
-        }
+    for listed in ctx.used_keys(signing, start, end).await? {
+        let (k, pkcs1) = (&listed.key, &listed.pkcs1);
         if let Some(dir) = pem_dir {
             // The file name comes from the state table: only a fingerprint.
             let fingerprint_ok = k.fingerprint.len() == 32
@@ -520,7 +514,7 @@ async fn list_public_keys(
                 )));
             }
             let pem =
-                pem_rfc7468::encode_string("RSA PUBLIC KEY", pem_rfc7468::LineEnding::LF, &pkcs1)
+                pem_rfc7468::encode_string("RSA PUBLIC KEY", pem_rfc7468::LineEnding::LF, pkcs1)
                     .map_err(|e| AuditError::Usage(e.to_string()))?;
             std::fs::create_dir_all(dir)
                 .and_then(|_| std::fs::write(dir.join(format!("{}.pem", k.fingerprint)), pem))
@@ -530,9 +524,9 @@ async fn list_public_keys(
                 })?;
         }
         list.push(json!({
-            "Value": base64_encode(&pkcs1),
-            "ValidityStartTime": valid_from.map(|t| trailkeep_shared::time::format(&t)),
-            "ValidityEndTime": valid_to.map(|t| trailkeep_shared::time::format(&t)),
+            "Value": base64_encode(pkcs1),
+            "ValidityStartTime": listed.valid_from.map(|t| trailkeep_shared::time::format(&t)),
+            "ValidityEndTime": listed.valid_to.map(|t| trailkeep_shared::time::format(&t)),
             "Fingerprint": k.fingerprint,
             "KeyId": k.key_id,
             "Region": k.region,

@@ -1015,3 +1015,20 @@ mod tests {
         assert_eq!(TestSigner::new().public().fingerprint, expected.trim());
     }
 }
+
+/// The `PublicKeys` port in memory: a registry and the trusted keys.
+#[derive(Debug, Default)]
+pub struct MemoryKeys {
+    pub used: Vec<crate::digest::registry::KeyUse>,
+    pub trusted: crate::validate::Keys,
+}
+
+impl crate::digest::registry::PublicKeys for MemoryKeys {
+    async fn keys_used(&self) -> Result<Vec<crate::digest::registry::KeyUse>, StoreError> {
+        Ok(self.used.clone())
+    }
+
+    async fn trusted(&self) -> Result<crate::validate::Keys, StoreError> {
+        Ok(self.trusted.clone())
+    }
+}

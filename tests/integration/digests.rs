@@ -667,11 +667,20 @@ async fn a_stop_through_the_api_is_in_the_trails_last_log_file_with_the_callers_
         },
         history: a.p.settings.clone(),
     };
+    let keys = trailkeep_shared::aws::kms::AwsPublicKeys {
+        aws: sdk_config().await,
+        key_arns: vec![a.key_arn.clone()],
+        registry: trailkeep_shared::aws::state_table::DynamoStaging::new(
+            a.p.state.client.clone(),
+            &a.p.state.name,
+        ),
+    };
     let api = Api {
         account_id: ACCOUNT,
         trails: &store,
         history: &history,
         staging: &staging,
+        keys: &keys,
         settings: &settings,
     };
     let bob_arn = format!("arn:aws:iam::{ACCOUNT}:user/bob");
@@ -757,6 +766,39 @@ async fn a_stop_through_the_api_is_in_the_trails_last_log_file_with_the_callers_
         .findings
         .iter()
         .any(|f| f.location.ends_with(stop_file.as_str()) && f.problem.is_none()));
+    // AND ListPublicKeys (KMS and the key registry on moto) lists the key
+    // that signed them, over the hours it signed.
+    let target = format!("{TARGET_PREFIX}ListPublicKeys");
+    let answer = api
+        .http(&Call {
+            method: "POST",
+            target: Some(&target),
+            body: b"{}",
+            caller: &bob,
+            request_id: "list-keys",
+            now: t0 + Duration::hours(4),
+        })
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let out: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+    let list = out["PublicKeyList"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{out}");
+    assert_eq!(
+        list[0]["Fingerprint"],
+        json!(last.digest_public_key_fingerprint)
+    );
+    assert_eq!(list[0]["ValidityStartTime"], json!(t0.timestamp()));
+    assert_eq!(
+        list[0]["ValidityEndTime"],
+        json!(parse_time("2026-11-24T02:00:00Z").timestamp())
+    );
+    let mut listed = Keys::default();
+    let value = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        list[0]["Value"].as_str().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(listed.add_pkcs1(value), last.digest_public_key_fingerprint);
     a.delete().await;
 }
 

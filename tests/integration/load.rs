@@ -576,6 +576,7 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
         trails: &api_trails,
         history: &api_history,
         staging: &api_staging,
+        keys: &trailkeep_shared::testkit::MemoryKeys::default(),
         settings: &api_settings,
     };
     let now = clock.now();

@@ -246,6 +246,10 @@ pub fn function_bindings(history: &str, state: &str, bucket: &str) -> Bindings {
             "IngestQueue",
             "arn:aws:sqs:us-east-1:123456789012:ingest".to_owned(),
         ),
+        (
+            "SigningKey",
+            "arn:aws:kms:us-east-1:123456789012:key/signing".to_owned(),
+        ),
     ]
     .into_iter()
     .collect()
@@ -300,8 +304,14 @@ fn each_role_can_do_only_its_part() {
     );
     assert!(!can("IngestFunction", "s3:PutObject", log_key));
     // The API reads the history and the trails, and writes the trails and
-    // its own records (which items: each_function_writes_only_its_own_state_items).
+    // its own records (which items: each_function_writes_only_its_own_state_items);
+    // for ListPublicKeys it reads the signing key's public half, and no
+    // other key.
     for g in grants("LookupFunction", &bind) {
+        if g.actions == ["kms:GetPublicKey"] {
+            assert_eq!(g.resources, [bind["SigningKey"].as_str()], "{g:?}");
+            continue;
+        }
         for a in &g.actions {
             assert!(
                 [
@@ -317,6 +327,11 @@ fn each_role_can_do_only_its_part() {
         }
         assert!(g.resources.iter().all(|r| r.contains(":table/")), "{g:?}");
     }
+    assert!(can(
+        "LookupFunction",
+        "kms:GetPublicKey",
+        &bind["SigningKey"]
+    ));
 
     // The key policy: administrators manage the key but may not sign (so
     // no IAM policy can grant signing to anyone else).

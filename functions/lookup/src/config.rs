@@ -1,6 +1,7 @@
 //! Configuration, read once at init from the variables template.yaml sets.
 
 use trailkeep_shared::api::ApiSettings;
+use trailkeep_shared::aws::kms::KeyMap;
 pub use trailkeep_shared::config::ConfigError;
 use trailkeep_shared::config::Env;
 use trailkeep_shared::history::lookup::LookupSettings;
@@ -21,6 +22,9 @@ pub struct Config {
     /// account when the function's ARN carries none. On AWS it does, and
     /// template.yaml does not set it.
     pub account_id: Option<String>,
+    /// SIGNING_KEYS (optional; the digest function's `REGION=KEY,…`): the
+    /// keys `ListPublicKeys` lists. Unset: it lists none.
+    pub signing_keys: Vec<String>,
     /// AWS_REGION (the default history region), SERVED_REGIONS (default
     /// AWS_REGION), RETENTION_DAYS (default 90), LOOKUP_TOKEN_KEY (≥ 32
     /// bytes; authenticates NextToken).
@@ -48,6 +52,17 @@ impl Config {
             history_table: env.required("HISTORY_TABLE")?,
             state_table: env.required("STATE_TABLE")?,
             account_id: env.get("ACCOUNT_ID"),
+            signing_keys: match env.get("SIGNING_KEYS") {
+                None => Vec::new(),
+                Some(text) => KeyMap::parse(&text)
+                    .map_err(|e| ConfigError::Invalid {
+                        name: "SIGNING_KEYS",
+                        reason: e.to_string(),
+                    })?
+                    .keys()
+                    .map(str::to_owned)
+                    .collect(),
+            },
             api: ApiSettings {
                 // Who may change trails (comma-separated ARN patterns, `*`
                 // a wildcard); unset: nobody.
@@ -122,5 +137,24 @@ mod tests {
         let err = Config::from_lookup(lookup(&short)).unwrap_err();
         assert!(err.to_string().contains("LOOKUP_TOKEN_KEY"), "{err}");
         assert!(Config::from_lookup(lookup(&base[..2])).is_err());
+        assert!(c.signing_keys.is_empty());
+        let keys = [
+            base[0],
+            base[1],
+            base[2],
+            base[3],
+            ("SIGNING_KEYS", "arn:aws:kms:eu-west-1:1:key/a"),
+        ];
+        let c = Config::from_lookup(lookup(&keys)).unwrap();
+        assert_eq!(c.signing_keys, ["arn:aws:kms:eu-west-1:1:key/a"]);
+        let bad = [
+            base[0],
+            base[1],
+            base[2],
+            base[3],
+            ("SIGNING_KEYS", "eu-west-1="),
+        ];
+        let err = Config::from_lookup(lookup(&bad)).unwrap_err();
+        assert!(err.to_string().contains("SIGNING_KEYS"), "{err}");
     }
 }

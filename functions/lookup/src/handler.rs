@@ -8,14 +8,16 @@ use base64::Engine as _;
 use lambda_runtime::LambdaEvent;
 use trailkeep_shared::api::{Api, ApiSettings, Call, Caller};
 use trailkeep_shared::delivery::StagingStore;
+use trailkeep_shared::digest::registry::PublicKeys;
 use trailkeep_shared::history::lookup::{HistoryReader, CONTENT_TYPE};
 use trailkeep_shared::history::HistoryStore;
 use trailkeep_shared::trail::{HealthStore, TrailStore};
 
-pub(crate) struct Deps<T, H, S> {
+pub(crate) struct Deps<T, H, S, K> {
     pub trails: T,
     pub history: H,
     pub staging: S,
+    pub keys: K,
     pub settings: ApiSettings,
     /// The configured account, used when the function's ARN has none.
     pub account_id: Option<String>,
@@ -25,14 +27,15 @@ pub(crate) struct Deps<T, H, S> {
 /// names and status codes): the function itself never fails.
 /// "Now" is the request's time (function URL request context), so a
 /// request replays exactly.
-pub(crate) async fn handle<T, H, S>(
-    deps: &Deps<T, H, S>,
+pub(crate) async fn handle<T, H, S, K>(
+    deps: &Deps<T, H, S, K>,
     event: LambdaEvent<LambdaFunctionUrlRequest>,
 ) -> Result<LambdaFunctionUrlResponse, std::convert::Infallible>
 where
     T: TrailStore,
     H: HistoryStore + HistoryReader,
     S: StagingStore + HealthStore,
+    K: PublicKeys,
 {
     let request = event.payload;
     let context = &request.request_context;
@@ -63,6 +66,7 @@ where
         trails: &deps.trails,
         history: &deps.history,
         staging: &deps.staging,
+        keys: &deps.keys,
         settings: &deps.settings,
     };
     let answer = api

@@ -7,6 +7,7 @@ mod handler;
 
 use lambda_runtime::{service_fn, Error};
 use trailkeep_shared::aws::history_table::DynamoHistory;
+use trailkeep_shared::aws::kms::AwsPublicKeys;
 use trailkeep_shared::aws::state_table::DynamoStaging;
 use trailkeep_shared::aws::trail_items::DynamoTrails;
 
@@ -19,7 +20,12 @@ async fn main() -> Result<(), Error> {
     let deps = handler::Deps {
         trails: DynamoTrails::new(dynamodb.clone(), &config.state_table),
         history: DynamoHistory::new(dynamodb.clone(), &config.history_table),
-        staging: DynamoStaging::new(dynamodb, &config.state_table),
+        staging: DynamoStaging::new(dynamodb.clone(), &config.state_table),
+        keys: AwsPublicKeys {
+            aws: aws.clone(),
+            key_arns: config.signing_keys,
+            registry: DynamoStaging::new(dynamodb, &config.state_table),
+        },
         settings: config.api,
         account_id: config.account_id,
     };

@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
 use crate::delivery::{self, StagingStore};
+use crate::digest::registry::PublicKeys;
 use crate::history::lookup::{self, HistoryReader, HttpResponse, LookupSettings, INTERNAL_ERROR};
 use crate::history::{self, HistorySettings, HistoryStore};
 use crate::ingest::normalize::Normalized;
@@ -107,12 +108,14 @@ fn glob(pattern: &str, text: &str) -> bool {
 }
 
 /// The API over its ports.
-pub struct Api<'a, T, H, S> {
+pub struct Api<'a, T, H, S, K> {
     /// The deployment's account (`recipientAccountId`, new trails' account).
     pub account_id: &'a str,
     pub trails: &'a T,
     pub history: &'a H,
     pub staging: &'a S,
+    /// The digest signing keys (`ListPublicKeys`).
+    pub keys: &'a K,
     pub settings: &'a ApiSettings,
 }
 
@@ -184,10 +187,11 @@ pub enum Operation {
     AddTags,
     RemoveTags,
     ListTags,
+    ListPublicKeys,
 }
 
 impl Operation {
-    const ALL: [Self; 15] = [
+    const ALL: [Self; 16] = [
         Self::LookupEvents,
         Self::CreateTrail,
         Self::UpdateTrail,
@@ -203,6 +207,7 @@ impl Operation {
         Self::AddTags,
         Self::RemoveTags,
         Self::ListTags,
+        Self::ListPublicKeys,
     ];
 
     pub fn name(self) -> &'static str {
@@ -222,7 +227,13 @@ impl Operation {
             Self::AddTags => "AddTags",
             Self::RemoveTags => "RemoveTags",
             Self::ListTags => "ListTags",
+            Self::ListPublicKeys => "ListPublicKeys",
         }
+    }
+
+    /// The names of every operation the API answers.
+    pub fn names() -> Vec<&'static str> {
+        Self::ALL.iter().map(|op| op.name()).collect()
     }
 
     /// The operation an `X-Amz-Target` names.
@@ -266,11 +277,12 @@ impl Operation {
     }
 }
 
-impl<T, H, S> Api<'_, T, H, S>
+impl<T, H, S, K> Api<'_, T, H, S, K>
 where
     T: TrailStore,
     H: HistoryStore + HistoryReader,
     S: StagingStore + HealthStore,
+    K: PublicKeys,
 {
     /// Answers one HTTP request. Errors are AWS JSON protocol errors
     /// (`{"__type", "message"}`), 400 for the caller's, 500 ("internal
@@ -311,6 +323,8 @@ where
             self.change(op, &params, call).await
         } else if op == Operation::GetTrailStatus {
             self.status(&params).await
+        } else if op == Operation::ListPublicKeys {
+            ops::public_keys(self.keys, &params).await
         } else {
             ops::read(self.trails, op, &params).await
         };

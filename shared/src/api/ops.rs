@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::{ApiError, Operation};
+use crate::digest::registry::{self, PublicKeys};
 use crate::trail::admin::{self, NewTrail, TrailStore, TrailUpdate};
 use crate::trail::{AdvancedEventSelector, EventSelector, Tag, Trail, TrailHealth};
 
@@ -311,4 +312,66 @@ pub(super) async fn change<T: TrailStore>(
             ))
         }
     })
+}
+
+/// A timestamp member: epoch seconds (JSON 1.1), as botocore sends them.
+fn time_param(params: &Value, member: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+    match params.get(member) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_f64()
+            .and_then(|secs| DateTime::from_timestamp(secs.floor() as i64, 0))
+            .map(Some)
+            .ok_or_else(|| invalid(format!("{member} is not a time"))),
+        Some(_) => Err(invalid(format!("{member} must be epoch seconds"))),
+    }
+}
+
+/// `ListPublicKeys`: the deployment's signing keys the key registry says
+/// signed digests in `[StartTime, EndTime]` (absent: any time), with the
+/// span each signed. One page, never a `NextToken`. A registry entry for a
+/// key the deployment does not sign with is logged and not listed.
+pub(super) async fn public_keys<K: PublicKeys>(
+    keys: &K,
+    params: &Value,
+) -> Result<Value, ApiError> {
+    use base64::Engine as _;
+    let (start, end) = (
+        time_param(params, "StartTime")?,
+        time_param(params, "EndTime")?,
+    );
+    if let (Some(s), Some(e)) = (start, end) {
+        if e < s {
+            return Err(ApiError::bad(
+                "InvalidTimeRangeException",
+                "EndTime is before StartTime",
+            ));
+        }
+    }
+    let (listed, untrusted) =
+        registry::list(keys.keys_used().await?, &keys.trusted().await?, start, end);
+    for k in untrusted {
+        tracing::warn!(
+            key_id = %crate::ingest::normalize::quote_prefix(&k.key_id),
+            fingerprint = %crate::ingest::normalize::quote_prefix(&k.fingerprint),
+            "the key registry names a key the deployment does not sign with: not listed"
+        );
+    }
+    let list: Vec<Value> = listed
+        .iter()
+        .map(|k| {
+            let mut v = json!({
+                "Value": base64::engine::general_purpose::STANDARD.encode(&k.pkcs1),
+                "Fingerprint": k.key.fingerprint,
+            });
+            if let Some(t) = k.valid_from {
+                v["ValidityStartTime"] = json!(t.timestamp());
+            }
+            if let Some(t) = k.valid_to {
+                v["ValidityEndTime"] = json!(t.timestamp());
+            }
+            v
+        })
+        .collect();
+    Ok(json!({ "PublicKeyList": list }))
 }

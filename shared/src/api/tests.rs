@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 
 use super::*;
-use crate::testkit::{MemoryHistory, MemoryState, MemoryTrails};
+use crate::testkit::{MemoryHistory, MemoryKeys, MemoryState, MemoryTrails};
 
 const HOME: &str = "eu-west-1";
 const ACCOUNT: &str = "111122223333";
@@ -45,6 +45,7 @@ struct World {
     trails: MemoryTrails,
     history: MemoryHistory,
     state: MemoryState,
+    keys: MemoryKeys,
     settings: ApiSettings,
     requests: std::sync::atomic::AtomicUsize,
 }
@@ -55,6 +56,7 @@ impl World {
             trails: MemoryTrails::default(),
             history: MemoryHistory::default(),
             state: MemoryState::default(),
+            keys: MemoryKeys::default(),
             settings: settings(),
             requests: Default::default(),
         }
@@ -89,6 +91,7 @@ impl World {
             trails: &self.trails,
             history: &self.history,
             staging: &self.state,
+            keys: &self.keys,
             settings: &self.settings,
         };
         let r = api.http(&call).await;
@@ -538,6 +541,7 @@ async fn operations_and_requests_the_api_does_not_answer_are_refused_by_name() {
         trails: &w.trails,
         history: &w.history,
         staging: &w.state,
+        keys: &w.keys,
         settings: &w.settings,
     };
     let caller = caller("eve");
@@ -766,5 +770,71 @@ async fn tags_are_added_replaced_listed_and_removed_and_each_change_recorded() {
     assert!(
         w.recorded("ListTags", later).await.is_empty(),
         "reads are not recorded"
+    );
+}
+
+#[tokio::test]
+async fn list_public_keys_lists_the_deployments_keys_with_their_spans_and_never_a_registry_stranger(
+) {
+    use base64::Engine as _;
+    let mut w = World::new();
+    let ours = w.keys.trusted.add_pkcs1(vec![0x30, 1, 2, 3]);
+    let key_use = |fingerprint: &str, first: &str, last: &str| crate::digest::registry::KeyUse {
+        key_id: "arn:aws:kms:eu-west-1:111122223333:key/k".into(),
+        region: HOME.into(),
+        fingerprint: fingerprint.into(),
+        first_used: first.into(),
+        last_used: last.into(),
+    };
+    w.keys.used = vec![
+        key_use(&ours, "2026-11-01T01:00:00Z", "2026-11-24T09:00:00Z"),
+        // Written into the registry by someone else: not a key we sign with.
+        key_use(
+            "ffffffffffffffffffffffffffffffff",
+            "2026-11-01T01:00:00Z",
+            "2026-11-24T09:00:00Z",
+        ),
+    ];
+    let at = "2026-11-24T10:00:00Z";
+    let (s, out) = w.call("ListPublicKeys", json!({}), at).await;
+    assert_eq!(s, 200, "{out}");
+    let list = out["PublicKeyList"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{out}");
+    assert_eq!(list[0]["Fingerprint"], ours);
+    assert_eq!(
+        list[0]["Value"],
+        base64::engine::general_purpose::STANDARD.encode([0x30, 1, 2, 3])
+    );
+    assert_eq!(
+        list[0]["ValidityStartTime"],
+        t("2026-11-01T00:00:00Z").timestamp()
+    );
+    assert_eq!(
+        list[0]["ValidityEndTime"],
+        t("2026-11-24T09:00:00Z").timestamp()
+    );
+    // A range after the key's last use lists nothing; a reversed one is refused.
+    let after = t("2026-11-24T09:30:00Z").timestamp();
+    let (_, out) = w
+        .call("ListPublicKeys", json!({"StartTime": after}), at)
+        .await;
+    assert_eq!(out["PublicKeyList"], json!([]));
+    let (s, out) = w
+        .call(
+            "ListPublicKeys",
+            json!({"StartTime": after, "EndTime": after - 3600}),
+            at,
+        )
+        .await;
+    assert_eq!(
+        (s, out["__type"].as_str()),
+        (400, Some("InvalidTimeRangeException"))
+    );
+    let (s, out) = w
+        .call("ListPublicKeys", json!({"StartTime": "yesterday"}), at)
+        .await;
+    assert_eq!(
+        (s, out["__type"].as_str()),
+        (400, Some("InvalidParameterException"))
     );
 }

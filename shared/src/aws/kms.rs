@@ -201,6 +201,25 @@ pub async fn trusted_keys(
     Ok(keys)
 }
 
+/// The `PublicKeys` port on AWS: the registry in the state table; the
+/// trusted keys are `key_arns`' public keys, fetched from KMS on each call
+/// (`ListPublicKeys` is rare, and a rotated key shows at once).
+pub struct AwsPublicKeys {
+    pub aws: aws_config::SdkConfig,
+    pub key_arns: Vec<String>,
+    pub registry: crate::aws::state_table::DynamoStaging,
+}
+
+impl crate::digest::registry::PublicKeys for AwsPublicKeys {
+    async fn keys_used(&self) -> Result<Vec<crate::digest::registry::KeyUse>, StoreError> {
+        self.registry.keys_used().await
+    }
+
+    async fn trusted(&self) -> Result<crate::validate::Keys, StoreError> {
+        trusted_keys(&self.aws, &self.key_arns).await
+    }
+}
+
 /// A KMS client in the key's region when `key` is an ARN, else the
 /// configuration's.
 pub fn client_for(aws: &aws_config::SdkConfig, key: &str) -> Client {

@@ -384,15 +384,7 @@ impl StagingStore for DynamoStaging {
     }
 }
 
-/// A signing key `trailkeep` has used, as `list-public-keys` reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KeyUse {
-    pub key_id: String,
-    pub region: String,
-    pub fingerprint: String,
-    pub first_used: String,
-    pub last_used: String,
-}
+pub use crate::digest::registry::KeyUse;
 
 impl DynamoStaging {
     /// Every signing key the digest function has used.

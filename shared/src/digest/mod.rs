@@ -18,6 +18,7 @@
 
 pub mod file;
 pub mod gzhash;
+pub mod registry;
 pub mod sha256;
 
 pub use file::{
