@@ -156,10 +156,10 @@ enum Backend {
 
 impl Backend {
     async fn new(query: &Query) -> Result<Self, LookupCliError> {
-        let aws = trailkeep_shared::aws::sdk_config().await;
         if let Some(url) = &query.endpoint_url {
             return Ok(Self::Http(Box::new(ApiClient::new(url).await?)));
         }
+        let aws = trailkeep_shared::aws::sdk_config().await;
         let table = query
             .history_table
             .clone()

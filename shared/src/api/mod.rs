@@ -319,14 +319,11 @@ where
             Ok(p) => p,
             Err(e) => return e.response(),
         };
-        let answer = if op.is_change() {
-            self.change(op, &params, call).await
-        } else if op == Operation::GetTrailStatus {
-            self.status(&params).await
-        } else if op == Operation::ListPublicKeys {
-            ops::public_keys(self.keys, &params).await
-        } else {
-            ops::read(self.trails, op, &params).await
+        let answer = match op {
+            op if op.is_change() => self.change(op, &params, call).await,
+            Operation::GetTrailStatus => self.status(&params).await,
+            Operation::ListPublicKeys => ops::public_keys(self.keys, &params).await,
+            op => ops::read(self.trails, op, &params).await,
         };
         match answer {
             Ok(body) => HttpResponse {
@@ -366,12 +363,12 @@ where
         }
         if matches!(op, Operation::StopLogging | Operation::DeleteTrail) {
             let name = ops::name_param(params, "Name");
-            let found = match &name {
-                Ok(n) => crate::trail::admin::get(self.trails, n)
-                    .await
-                    .map_err(ApiError::from),
-                Err(e) => Err(e.clone()),
-            };
+            // The trail as loaded above: no second read.
+            let found = name.and_then(|n| {
+                crate::trail::admin::find(&before, &n)
+                    .map(|_| ())
+                    .map_err(ApiError::from)
+            });
             if let Err(e) = found.and_then(|_| ops::refuse_unsupported(params)) {
                 self.record(op, params, call, Some(&e), None, &[&before])
                     .await?;

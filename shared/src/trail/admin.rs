@@ -214,13 +214,16 @@ pub async fn create<S: TrailStore>(
 
 /// `get-trail`.
 pub async fn get<S: TrailStore>(store: &S, name_or_arn: &str) -> Result<Trail, AdminError> {
+    validate_name(trail_name(name_or_arn))?;
+    find(&store.load().await?.trails, name_or_arn).cloned()
+}
+
+/// The trail `name_or_arn` names among `trails`.
+pub fn find<'a>(trails: &'a [Trail], name_or_arn: &str) -> Result<&'a Trail, AdminError> {
     let name = trail_name(name_or_arn);
     validate_name(name)?;
-    store
-        .load()
-        .await?
-        .trails
-        .into_iter()
+    trails
+        .iter()
         .find(|t| names(t, name_or_arn))
         .ok_or_else(|| AdminError::TrailNotFound(name.to_owned()))
 }
