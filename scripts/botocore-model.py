@@ -97,7 +97,22 @@ def build():
     }
 
 
+def pinned_botocore():
+    """The botocore version scripts/requirements.lock pins."""
+    lock = os.path.join(os.path.dirname(os.path.abspath(__file__)), "requirements.lock")
+    for line in open(lock):
+        if line.startswith("botocore=="):
+            return line.split("==", 1)[1].split()[0]
+    return None
+
+
 def main():
+    pinned = pinned_botocore()
+    if botocore.__version__ != pinned:
+        sys.exit(
+            "botocore %s is not the pinned %s (scripts/requirements.lock): run this with the project's venv "
+            "(scripts/lib.sh ensure_venv), whose model is the one committed" % (botocore.__version__, pinned)
+        )
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--check", action="store_true", help="fail if the committed model differs")
     args = p.parse_args()

@@ -258,7 +258,7 @@ export AWS_DATA_PATH="$OUT_DIR/aws-models"
 # A loopback stand-in for the function URL's IAM auth: it verifies each
 # SigV4 signature (scope lambda, the test credentials) before forwarding.
 rm -f "$OUT_DIR/proxy.port"
-python3 "$ROOT/scripts/sigv4_proxy.py" --upstream "$API_URL" --port-file "$OUT_DIR/proxy.port" \
+python3 "$ROOT/scripts/sigv4_proxy.py" --upstream "$API_URL" --region "$AWS_REGION" --port-file "$OUT_DIR/proxy.port" \
   2>"$OUT_DIR/proxy.log" &
 PROXY_PID=$!
 for _ in $(seq 50); do [ -s "$OUT_DIR/proxy.port" ] && break; sleep 0.1; done
@@ -310,13 +310,19 @@ assert len(pages) > 1 and events > 2, (len(pages), events)
 print("boto3 client('trailkeep'): %d recorded changes in %d pages of at most 2" % (events, len(pages)))
 PY
 # The stand-in refuses what a function URL refuses: a request signed for
-# cloudtrail (as `aws cloudtrail` signs), and a signature by another secret.
+# cloudtrail (as `aws cloudtrail` signs), a signature by another secret,
+# one for another region.
 if aws cloudtrail describe-trails --endpoint-url "$SIGNED_URL" --region "$AWS_REGION" >"$OUT_DIR/err.txt" 2>&1; then
   die "a request signed for cloudtrail passed the SigV4 check"
 fi
 printf '  refused as expected: %s\n' "$(grep -o 'Forbidden.*' "$OUT_DIR/err.txt" | head -1)"
 if AWS_SECRET_ACCESS_KEY=not-the-secret tk describe-trails >"$OUT_DIR/err.txt" 2>&1; then
   die "a request signed with another secret passed the SigV4 check"
+fi
+printf '  refused as expected: %s\n' "$(grep -o 'Forbidden.*' "$OUT_DIR/err.txt" | head -1)"
+other_region=$([ "$AWS_REGION" = eu-west-1 ] && echo us-east-1 || echo eu-west-1)
+if aws trailkeep describe-trails --endpoint-url "$SIGNED_URL" --region "$other_region" >"$OUT_DIR/err.txt" 2>&1; then
+  die "a request signed for another region passed the SigV4 check"
 fi
 printf '  refused as expected: %s\n' "$(grep -o 'Forbidden.*' "$OUT_DIR/err.txt" | head -1)"
 printf '  SigV4 (scope lambda) verified on %s requests, refused on %s\n' \

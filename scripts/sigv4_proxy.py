@@ -1,17 +1,20 @@
 """A loopback stand-in for a function URL's IAM auth (scripts/local-run.sh).
 
 Checks each request's SigV4 signature as AWS does for a Lambda function URL
-with AuthType AWS_IAM: the credential scope must name service `lambda`, the
-access key must be the test credentials' and the signature must verify with
-their secret, recomputed here from the SigV4 specification (not with
-botocore's signer, which made it). A request that passes is forwarded to
+with AuthType AWS_IAM: the credential scope must name service `lambda` and
+the function's region, X-Amz-Date must be within 5 minutes of now, host and
+every x-amz-* header must be signed, the access key must be the test
+credentials' and the signature must verify with their secret, recomputed
+here from the SigV4 specification (not with botocore's signer, which made
+it). A request that passes is forwarded to
 the local function URL; one that fails is answered 403 and never reaches it.
 
-Usage: sigv4_proxy.py --upstream URL --port-file FILE (the chosen port is
-written there). Credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
+Usage: sigv4_proxy.py --upstream URL --region R --port-file FILE (the chosen
+port is written there). Credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
 Each decision is logged on stderr.
 """
 import argparse
+import datetime
 import hashlib
 import hmac
 import http.server
@@ -40,23 +43,37 @@ def canonical_query(query):
     return "&".join("%s=%s" % (enc(k), enc(v)) for k, v in sorted(pairs))
 
 
-def check(method, target, headers, body, access_key, secret):
-    """None when the request is signed for `lambda` by the test credentials,
-    else why not."""
+MAX_SKEW = datetime.timedelta(minutes=5)
+
+
+def check(method, target, headers, body, access_key, secret, expected_region, now):
+    """None when the request is signed for `lambda` in `expected_region` by
+    the test credentials, else why not."""
     m = AUTH.match(headers.get("authorization", ""))
     if not m:
         return "no SigV4 Authorization header"
     key_id, date, region, service, signed, signature = m.groups()
     if service != SERVICE:
         return "credential scope names service %r, not %r" % (service, SERVICE)
+    if region != expected_region:
+        return "credential scope names region %r, not %r" % (region, expected_region)
     if key_id != access_key:
         return "unknown access key %r" % key_id
     amz_date = headers.get("x-amz-date", "")
     if not amz_date.startswith(date):
         return "X-Amz-Date %r is not the scope's date %s" % (amz_date, date)
+    try:
+        signed_at = datetime.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.timezone.utc)
+    except ValueError:
+        return "X-Amz-Date %r is not a SigV4 time" % amz_date
+    if abs(now - signed_at) > MAX_SKEW:
+        return "X-Amz-Date %s is more than 5 minutes from now" % amz_date
     names = signed.split(";")
     if "host" not in names or names != sorted(names):
         return "SignedHeaders must be sorted and include host"
+    unsigned = [h for h in headers if h.startswith("x-amz-") and h not in names]
+    if unsigned:
+        return "x-amz-* headers not signed: %s" % ", ".join(sorted(unsigned))
     path, _, query = target.partition("?")
     canonical_headers = "".join(
         "%s:%s\n" % (n, " ".join(headers.get(n, "").split())) for n in names
@@ -87,6 +104,7 @@ def check(method, target, headers, body, access_key, secret):
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--upstream", required=True)
+    p.add_argument("--region", required=True, help="the function's region")
     p.add_argument("--port-file", required=True)
     args = p.parse_args()
     access_key = os.environ["AWS_ACCESS_KEY_ID"]
@@ -101,9 +119,16 @@ def main():
             self.wfile.write(body)
 
         def _handle(self):
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            why = check(self.command, self.path, headers, body, access_key, secret)
+            length = self.headers.get("Content-Length") or "0"
+            if not length.isdigit() or int(length) > 10 * 1024 * 1024:
+                return self._answer(400, b'{"Message": "bad Content-Length"}', "application/json")
+            body = self.rfile.read(int(length))
+            headers = {}
+            for k, v in self.headers.items():  # repeated headers: comma-joined
+                k = k.lower()
+                headers[k] = headers[k] + "," + v if k in headers else v
+            now = datetime.datetime.now(datetime.timezone.utc)
+            why = check(self.command, self.path, headers, body, access_key, secret, args.region, now)
             op = headers.get("x-amz-target", "").rsplit(".", 1)[-1]
             if why:
                 print("sigv4-proxy: refused %s: %s" % (op, why), file=sys.stderr, flush=True)

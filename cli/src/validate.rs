@@ -303,10 +303,6 @@ impl Ctx {
         })
     }
 
-    /// The keys the digest function used (the state table's registry, for
-    /// their dates) that are among the trusted keys, matched by fingerprint,
-    /// the key material itself. A registry entry for any other key is
-    /// reported and left out.
     /// The key registry's trusted keys whose span meets `[start, end]`
     /// (`registry::list`); entries for other keys are reported on stderr.
     async fn used_keys(

@@ -144,8 +144,8 @@ impl FaultProxy {
         self.state.access.lock().unwrap().clone()
     }
 
-    /// Every DynamoDB write: (IAM action, table, the item's partition key),
-    /// what `dynamodb:LeadingKeys` conditions are evaluated on.
+    /// Every DynamoDB write and partition Query: (IAM action, table, the
+    /// partition key), what `dynamodb:LeadingKeys` conditions are evaluated on.
     pub fn written_keys(&self) -> BTreeSet<(String, String, String)> {
         self.state.writes.lock().unwrap().clone()
     }
@@ -361,7 +361,8 @@ fn resources(service: Service, parts: &hyper::http::request::Parts, body: &[u8])
     }
 }
 
-/// The (table, partition key) pairs a DynamoDB write request writes.
+/// The (table, partition key) pairs a DynamoDB write request writes, or a
+/// Query (`pk = :pk`) reads.
 fn written_keys(action: &str, body: &[u8]) -> Vec<(String, String)> {
     let req: Value = serde_json::from_slice(body).unwrap_or_default();
     let pk = |item: &Value| item["pk"]["S"].as_str().map(str::to_owned);
@@ -371,6 +372,12 @@ fn written_keys(action: &str, body: &[u8]) -> Vec<(String, String)> {
         "dynamodb:UpdateItem" | "dynamodb:DeleteItem" => {
             pk(&req["Key"]).map(|k| (table, k)).into_iter().collect()
         }
+        "dynamodb:Query" if req["KeyConditionExpression"] == "pk = :pk" => req
+            ["ExpressionAttributeValues"][":pk"]["S"]
+            .as_str()
+            .map(|k| (table, k.to_owned()))
+            .into_iter()
+            .collect(),
         "dynamodb:BatchWriteItem" => req["RequestItems"]
             .as_object()
             .into_iter()

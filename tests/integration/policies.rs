@@ -182,7 +182,7 @@ pub fn compare(
     for (action, arn, pk) in &writes {
         if !grants.iter().any(|g| g.allows(action, arn, Some(pk))) {
             problems.push(format!(
-                "{function} called {action} on item {pk:?} of {arn}, which no statement's dynamodb:LeadingKeys admit"
+                "{function} called {action} on items {pk:?} of {arn}, which no statement's dynamodb:LeadingKeys admit"
             ));
         }
     }
@@ -204,7 +204,7 @@ pub fn compare(
                 .any(|(a, arn, pk)| g.allows(a, arn, Some(pk)) && matches(pattern, pk));
             if !used {
                 problems.push(format!(
-                    "{function}'s statement {} admits items {pattern:?}, which its code never wrote",
+                    "{function}'s statement {} admits items {pattern:?}, which its code never read or wrote",
                     g.sid
                 ));
             }

@@ -191,9 +191,10 @@ pub(super) async fn read<T: TrailStore>(
                     "at most {MAX_LIST_TAGS_RESOURCES} resources per ListTags call"
                 )));
             }
+            let trails = store.load().await?.trails;
             let mut list = Vec::new();
             for id in &ids {
-                let t = admin::get(store, id).await?;
+                let t = admin::find(&trails, id)?;
                 list.push(json!({ "ResourceId": t.arn(), "TagsList": t.tags }));
             }
             json!({ "ResourceTagList": list })
@@ -314,16 +315,18 @@ pub(super) async fn change<T: TrailStore>(
     })
 }
 
-/// A timestamp member: epoch seconds (JSON 1.1), as botocore sends them.
+/// A timestamp member (JSON 1.1: epoch seconds, as botocore sends them).
 fn time_param(params: &Value, member: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
     match params.get(member) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_f64()
-            .and_then(|secs| DateTime::from_timestamp(secs.floor() as i64, 0))
+        Some(v) => crate::history::lookup::time_member(v)
             .map(Some)
-            .ok_or_else(|| invalid(format!("{member} is not a time"))),
-        Some(_) => Err(invalid(format!("{member} must be epoch seconds"))),
+            .ok_or_else(|| {
+                ApiError::bad(
+                    "InvalidTimeRangeException",
+                    format!("{member} is not a timestamp"),
+                )
+            }),
     }
 }
 

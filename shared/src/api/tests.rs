@@ -733,6 +733,14 @@ async fn tags_are_added_replaced_listed_and_removed_and_each_change_recorded() {
             "TrailNotFoundException",
         ),
         (json!({"ResourceId": arn}), "InvalidTagParameterException"),
+        (
+            json!({"ResourceId": arn, "TagsList": [{"Key": "AWS:owner", "Value": "x"}]}),
+            "InvalidTagParameterException",
+        ),
+        (
+            json!({"ResourceId": arn, "TagsList": [{"Key": "k", "Value": "1"}, {"Key": "k", "Value": "2"}]}),
+            "InvalidTagParameterException",
+        ),
     ] {
         let (s, out) = w.call("AddTags", body, at).await;
         assert_eq!((s, out["__type"].as_str()), (400, Some(code)), "{out}");
@@ -765,7 +773,7 @@ async fn tags_are_added_replaced_listed_and_removed_and_each_change_recorded() {
     assert_eq!(s, 200);
     let later = "2026-11-24T10:01:00Z";
     let added = w.recorded("AddTags", later).await;
-    assert_eq!(added.len(), 5, "one change and four refusals");
+    assert_eq!(added.len(), 7, "one change and six refusals");
     assert_eq!(w.recorded("RemoveTags", later).await.len(), 1);
     assert!(
         w.recorded("ListTags", later).await.is_empty(),
@@ -835,6 +843,6 @@ async fn list_public_keys_lists_the_deployments_keys_with_their_spans_and_never_
         .await;
     assert_eq!(
         (s, out["__type"].as_str()),
-        (400, Some("InvalidParameterException"))
+        (400, Some("InvalidTimeRangeException"))
     );
 }

@@ -2,7 +2,8 @@
 //! holding every trail as a JSON array (`trails`) and a version (`version`).
 //! A write is a PutItem conditioned on the version it read, so it is atomic
 //! on its own (no transaction) and concurrent writers cannot both succeed.
-//! Five trails with their selectors stay far below the 400 KB item limit.
+//! Five trails of at most `MAX_TRAIL_BYTES` (64 KB) each stay below the
+//! 400 KB item limit (`Trail::validate` refuses a larger trail).
 
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;

@@ -15,7 +15,7 @@ use std::future::Future;
 
 use crate::store::StoreError;
 use crate::trail::{
-    validate_name, AdvancedEventSelector, EventSelector, Tag, Trail, TrailError,
+    validate_name, validate_tags, AdvancedEventSelector, EventSelector, Tag, Trail, TrailError,
     MAX_TRAILS_PER_REGION,
 };
 
@@ -324,6 +324,8 @@ pub async fn add_tags<S: TrailStore>(
     name_or_arn: &str,
     tags: &[Tag],
 ) -> Result<Trail, AdminError> {
+    // The request's own keys unique and valid, before merging.
+    validate_tags(tags)?;
     modify(store, name_or_arn, |t| {
         for tag in tags {
             match t.tags.iter_mut().find(|have| have.key == tag.key) {

@@ -11,6 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::rules::{resources_of_type, type_source};
 use super::{TrailError, LAMBDA_FUNCTION, S3_OBJECT};
 use crate::model::{EventCategory, Record};
 
@@ -57,15 +58,6 @@ const EVENT_SOURCE: &str = "eventSource";
 const EVENT_NAME: &str = "eventName";
 const RESOURCES_TYPE: &str = "resources.type";
 const RESOURCES_ARN: &str = "resources.ARN";
-
-/// The service whose events a data resource type names.
-fn type_source(resource_type: &str) -> Option<&'static str> {
-    match resource_type {
-        S3_OBJECT => Some("s3.amazonaws.com"),
-        LAMBDA_FUNCTION => Some("lambda.amazonaws.com"),
-        _ => None,
-    }
-}
 
 impl FieldSelector {
     fn operators(&self) -> [(&'static str, Option<&Vec<String>>); 6] {
@@ -137,17 +129,14 @@ impl AdvancedEventSelector {
         }
         let resource_type = self
             .field(RESOURCES_TYPE)
-            .and_then(FieldSelector::only_equals);
+            .and_then(FieldSelector::only_equals)
+            .unwrap_or_default();
         if category == EventCategory::Data {
-            let Some(source) = resource_type.and_then(type_source) else {
+            let Some(source) = type_source(resource_type) else {
                 return false;
             };
             // `resources.type`: the event is on a resource of that type.
-            let on_type = record
-                .resources
-                .iter()
-                .flatten()
-                .any(|r| r.resource_type.as_deref() == resource_type);
+            let on_type = resources_of_type(record, resource_type).next().is_some();
             if record.event_source != source || !on_type {
                 return false;
             }
@@ -162,11 +151,7 @@ impl AdvancedEventSelector {
             READ_ONLY => f.matches(read_only),
             EVENT_SOURCE => f.matches(&record.event_source),
             EVENT_NAME => f.matches(&record.event_name),
-            RESOURCES_ARN => record
-                .resources
-                .iter()
-                .flatten()
-                .filter(|r| r.resource_type.as_deref() == resource_type)
+            RESOURCES_ARN => resources_of_type(record, resource_type)
                 .filter_map(|r| r.arn.as_deref())
                 .any(|arn| f.matches(arn)),
             _ => false,
@@ -245,8 +230,14 @@ pub fn validate_advanced(selectors: &[AdvancedEventSelector]) -> Result<(), Trai
             let fine = match f.field.as_str() {
                 READ_ONLY => f.only_equals().is_some_and(|v| v == "true" || v == "false"),
                 RESOURCES_TYPE => f.only_equals().and_then(type_source).is_some(),
-                // CloudTrail allows only excluding sources of management events.
-                EVENT_SOURCE => f.conditions() == f.not_equals.as_ref().map_or(0, Vec::len),
+                // CloudTrail allows only excluding a few high-volume sources.
+                EVENT_SOURCE => {
+                    f.conditions() == f.not_equals.as_ref().map_or(0, Vec::len)
+                        && f.not_equals
+                            .iter()
+                            .flatten()
+                            .all(|v| super::EXCLUDABLE_SOURCES.contains(&v.as_str()))
+                }
                 _ => true,
             };
             if !fine {
@@ -256,7 +247,10 @@ pub fn validate_advanced(selectors: &[AdvancedEventSelector]) -> Result<(), Trai
                         READ_ONLY => "readOnly takes Equals \"true\" or \"false\"".to_owned(),
                         RESOURCES_TYPE =>
                             format!("resources.type takes Equals {S3_OBJECT} or {LAMBDA_FUNCTION}"),
-                        _ => "eventSource of management events takes NotEquals only".to_owned(),
+                        _ => format!(
+                            "eventSource of management events takes NotEquals {} only",
+                            super::EXCLUDABLE_SOURCES.join(" or ")
+                        ),
                     }
                 ));
             }

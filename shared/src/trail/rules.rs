@@ -99,6 +99,17 @@ pub struct Trail {
     pub tags: Vec<Tag>,
 }
 
+/// The management event sources a selector may exclude (CloudTrail's
+/// `ExcludeManagementEventSources`, and an advanced selector's
+/// `eventSource` `NotEquals`): high-volume sources, nothing else.
+pub const EXCLUDABLE_SOURCES: [&str; 2] = ["kms.amazonaws.com", "rdsdata.amazonaws.com"];
+
+/// A trail's configuration, serialized, is at most this many bytes: all
+/// five trails share one DynamoDB item (400 KB), so no trail's selectors
+/// can crowd out the others'. CloudTrail's own limits (500 values of up to
+/// 2048 characters) would allow more; trailkeep refuses that.
+pub const MAX_TRAIL_BYTES: usize = 64 * 1024;
+
 /// At most this many tags per trail (CloudTrail's limit).
 pub const MAX_TAGS: usize = 50;
 
@@ -130,7 +141,7 @@ pub fn validate_tags(tags: &[Tag]) -> Result<(), TrailError> {
         if !(1..=128).contains(&tag.key.chars().count()) {
             return bad("keys are 1 to 128 characters");
         }
-        if tag.key.starts_with("aws:") {
+        if tag.key.to_ascii_lowercase().starts_with("aws:") {
             return bad("the prefix aws: is reserved");
         }
         if tag.value.as_ref().is_some_and(|v| v.chars().count() > 256) {
@@ -212,6 +223,18 @@ pub fn validate_selectors(selectors: &[EventSelector]) -> Result<(), TrailError>
         return bad(format!(
             "{values} data resource values; at most {MAX_DATA_RESOURCE_VALUES} are allowed"
         ));
+    }
+    for source in selectors
+        .iter()
+        .flat_map(|s| &s.exclude_management_event_sources)
+    {
+        if !EXCLUDABLE_SOURCES.contains(&source.as_str()) {
+            return bad(format!(
+                "ExcludeManagementEventSources {:?}: only {} may be excluded",
+                crate::ingest::normalize::quote_prefix(source),
+                EXCLUDABLE_SOURCES.join(" and ")
+            ));
+        }
     }
     for resource in selectors.iter().flat_map(|s| &s.data_resources) {
         if resource.values.is_empty() {
@@ -322,6 +345,14 @@ impl Trail {
         validate_selectors(&self.event_selectors)?;
         validate_advanced(&self.advanced_event_selectors)?;
         validate_tags(&self.tags)?;
+        let bytes = serde_json::to_vec(self).map_or(usize::MAX, |v| v.len());
+        if bytes > MAX_TRAIL_BYTES {
+            return Err(TrailError::InvalidEventSelectors(format!(
+                "the trail's configuration would be {bytes} bytes; trailkeep keeps at most \
+                 {MAX_TRAIL_BYTES} per trail (all trails share one 400 KB item): use fewer or \
+                 shorter selector values"
+            )));
+        }
         if !self.event_selectors.is_empty() && !self.advanced_event_selectors.is_empty() {
             return Err(TrailError::InvalidEventSelectors(
                 "a trail has EventSelectors or AdvancedEventSelectors, not both".into(),
@@ -406,22 +437,41 @@ impl EventSelector {
     }
 }
 
+/// The service (`eventSource`) whose data events a resource type names.
+pub(super) fn type_source(resource_type: &str) -> Option<&'static str> {
+    match resource_type {
+        S3_OBJECT => Some("s3.amazonaws.com"),
+        LAMBDA_FUNCTION => Some("lambda.amazonaws.com"),
+        _ => None,
+    }
+}
+
+/// The event's resources of one type.
+pub(super) fn resources_of_type<'a>(
+    record: &'a Record,
+    resource_type: &'a str,
+) -> impl Iterator<Item = &'a crate::model::Resource> {
+    record
+        .resources
+        .iter()
+        .flatten()
+        .filter(move |r| r.resource_type.as_deref() == Some(resource_type))
+}
+
 impl DataResource {
     fn selects(&self, record: &Record) -> bool {
-        let (source, service) = match self.resource_type.as_str() {
-            S3_OBJECT => ("s3.amazonaws.com", "s3"),
-            LAMBDA_FUNCTION => ("lambda.amazonaws.com", "lambda"),
-            _ => return false,
+        let Some(source) = type_source(&self.resource_type) else {
+            return false;
         };
         if record.event_source != source {
             return false;
         }
-        let arns = record
-            .resources
-            .iter()
-            .flatten()
-            .filter(|r| r.resource_type.as_deref() == Some(self.resource_type.as_str()))
-            .filter_map(|r| r.arn.as_deref());
+        let service = if self.resource_type == S3_OBJECT {
+            "s3"
+        } else {
+            "lambda"
+        };
+        let arns = resources_of_type(record, &self.resource_type).filter_map(|r| r.arn.as_deref());
         let mut arns = arns.peekable();
         arns.peek().is_some()
             && arns.any(|arn| {

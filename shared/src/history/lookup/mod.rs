@@ -23,7 +23,9 @@ mod token;
 
 pub use export::{csv_row, neutralise, CSV_COLUMNS};
 pub use http::{http, HttpResponse, CONTENT_TYPE, INTERNAL_ERROR, TARGET};
-pub use request::{parse_request, Lookup, LookupError, LookupSettings, Position, MAX_RESULTS};
+pub use request::{
+    parse_request, time_member, Lookup, LookupError, LookupSettings, Position, MAX_RESULTS,
+};
 
 use std::future::Future;
 

@@ -113,6 +113,13 @@ enum WireTime {
     Text(String),
 }
 
+/// A JSON 1.1 timestamp member as clients send it: epoch seconds
+/// (botocore), or RFC 3339 or numeric text; `None` when it is not a time.
+pub fn time_member(v: &serde_json::Value) -> Option<DateTime<Utc>> {
+    let t: WireTime = serde_json::from_value(v.clone()).ok()?;
+    wire_time(t, "").ok()
+}
+
 fn wire_time(t: WireTime, name: &str) -> Result<DateTime<Utc>, LookupError> {
     let bad = || LookupError::InvalidTimeRange(format!("{name} is not a valid timestamp"));
     match t {

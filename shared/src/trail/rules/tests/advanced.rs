@@ -283,6 +283,31 @@ fn selectors_cloudtrail_refuses_are_refused() {
         ])],
         "501 conditions",
     );
+    refused(
+        vec![selector(vec![
+            category("Management"),
+            field("eventSource", "NotEquals", &["ec2.amazonaws.com"]),
+        ])],
+        "only the high-volume sources CloudTrail names may be excluded",
+    );
+    // Within CloudTrail's limits (500 values of up to 2048 characters) but
+    // more than one trail may take of the trails' shared item.
+    let long: Vec<String> = (0..100).map(|i| format!("{i:0>2048}")).collect();
+    let long: Vec<&str> = long.iter().map(String::as_str).collect();
+    let e = advanced(vec![selector(vec![
+        category("Data"),
+        field("resources.type", "Equals", &[S3_OBJECT]),
+        field("resources.ARN", "NotStartsWith", &long),
+    ])])
+    .validate()
+    .unwrap_err();
+    assert!(e.to_string().contains("bytes"), "{e}");
+    let mut basic = mgmt(ReadWriteType::All, true);
+    basic.exclude_management_event_sources = vec!["ec2.amazonaws.com".into()];
+    assert!(
+        trail(vec![basic]).validate().is_err(),
+        "basic exclusions too"
+    );
     let mut both = advanced(vec![selector(vec![category("Management")])]);
     both.event_selectors = vec![mgmt(ReadWriteType::All, true)];
     assert!(both.validate().is_err(), "basic and advanced together");
