@@ -286,6 +286,11 @@ if page and page_base:
     rows.append(f"| lookup page assembly: 50 stored records → LookupEvents response JSON (one core; DynamoDB not included) | "
                 f"{page[0]/1000:,.1f} µs/page ({page[1]/1000:,.1f}–{page[2]/1000:,.1f}) | parse the 50 records into serde_json Values and write them as an array: {page_base[0]/1000:,.1f} µs | "
                 f"{page[0]/page_base[0]:.2f}× the baseline's time | {machine} | `cargo bench -p trailkeep-shared --bench lookup` |")
+inflating = mean_ns("lookup-page", "trailkeep-inflating")
+if inflating and page:
+    rows.append(f"| lookup page assembly from packed records: inflate 50 records as stored (deflate) + the row above (one core; DynamoDB not included) | "
+                f"{inflating[0]/1000:,.1f} µs/page ({inflating[1]/1000:,.1f}–{inflating[2]/1000:,.1f}) | the row above, records already JSON: {page[0]/1000:,.1f} µs | "
+                f"{inflating[0]/page[0]:.2f}× its time | {machine} | `cargo bench -p trailkeep-shared --bench lookup` |")
 for files in ("12", "120"):
     d = mean_ns("digest-build", files)
     if d:

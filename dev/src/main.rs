@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use clap::{Parser, Subcommand};
 use trailkeep_dev::provision::{self, Template};
-use trailkeep_shared::aws::history_table::attr;
+use trailkeep_shared::aws::history_table::{attr, record_of};
 use trailkeep_shared::history::PRIMARY_SK;
 use trailkeep_shared::model::Record;
 
@@ -332,12 +332,21 @@ async fn show_history(
         if region.as_ref().is_some_and(|r| *r != history_region) {
             continue;
         }
-        let Some(record) = item
-            .get(attr::RECORD)
-            .and_then(|v| v.as_s().ok())
-            .and_then(|s| serde_json::from_str::<Record>(s).ok())
-        else {
-            continue;
+        let record = record_of(&item).map(|json| json.map(|j| serde_json::from_str::<Record>(&j)));
+        let record = match record {
+            Ok(Some(Ok(record))) => record,
+            Ok(Some(Err(e))) => {
+                eprintln!("  skipped {pk}: its record is not a CloudTrail record: {e}");
+                continue;
+            }
+            Ok(None) => {
+                eprintln!("  skipped {pk}: no record");
+                continue;
+            }
+            Err(e) => {
+                eprintln!("  skipped {pk}: {e}");
+                continue;
+            }
         };
         events.push((history_region, record));
     }

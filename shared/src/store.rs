@@ -67,12 +67,16 @@ pub enum StoreError {
         resource: String,
         message: String,
     },
+    /// An item holds what trailkeep never writes (its stored record does
+    /// not decode): altered outside trailkeep, or damaged.
+    #[error("an item in the store is unreadable: {message}")]
+    Corrupt { message: String },
 }
 
 impl StoreError {
     /// True if the same request can never succeed (a bad record, not a
     /// store that is down).
     pub fn is_permanent(&self) -> bool {
-        matches!(self, Self::Refused { .. })
+        matches!(self, Self::Refused { .. } | Self::Corrupt { .. })
     }
 }

@@ -74,18 +74,49 @@ impl FailAfter {
     }
 }
 
+/// What one history item holds beside its keys and TTL.
+#[derive(Clone, Debug)]
+enum Body {
+    /// An index item of today's layout: keys alone.
+    Keys,
+    /// A primary item of today's layout: the packed record.
+    Packed(Vec<u8>),
+    /// Any item of the layout before records were stored once: its JSON.
+    Json(String),
+}
+
+impl Body {
+    /// As the adapter reads it: an unreadable record is left out.
+    fn record(&self) -> Option<String> {
+        match self {
+            Body::Keys => None,
+            Body::Packed(p) => crate::history::unpack(p).ok(),
+            Body::Json(j) => Some(j.clone()),
+        }
+    }
+}
+
 /// The event history table in memory.
 #[derive(Debug, Default)]
 pub struct MemoryHistory {
-    /// (pk, sk) → (record JSON, expiresAt).
-    items: Mutex<BTreeMap<(String, String), (String, i64)>>,
+    /// (pk, sk) → (what the item holds, expiresAt).
+    items: Mutex<BTreeMap<(String, String), (Body, i64)>>,
     failing: std::sync::atomic::AtomicBool,
     /// Partition keys longer than this are refused, as DynamoDB refuses
     /// those over 2,048 bytes (0: DynamoDB's own limit).
     max_pk: AtomicUsize,
+    /// Eventually consistent batch reads see none of the primary items yet.
+    stale: std::sync::atomic::AtomicBool,
 }
 
 impl MemoryHistory {
+    /// Eventually consistent `records` reads answer nothing from now on, as
+    /// a replica behind the write does (`false`: caught up); strongly
+    /// consistent ones still answer.
+    pub fn stale_reads(&self, stale: bool) {
+        self.stale.store(stale, Ordering::Relaxed);
+    }
+
     /// Every read fails from now on (`false`: heals), as a throttled or
     /// unreachable table does; the error names the table, as the adapter's do.
     pub fn fail_reads(&self, failing: bool) {
@@ -126,11 +157,36 @@ impl MemoryHistory {
         lock(&self.items).keys().cloned().collect()
     }
 
-    /// The record JSON of one item.
+    /// The record JSON an item holds (none for an index item of today's
+    /// layout, which holds keys alone).
     pub fn record(&self, pk: &str, sk: &str) -> Option<String> {
         lock(&self.items)
             .get(&(pk.to_owned(), sk.to_owned()))
-            .map(|(r, _)| r.clone())
+            .and_then(|(body, _)| body.record())
+    }
+
+    /// Writes an item of the layout before records were stored once (every
+    /// item holding the record JSON), as a stack deployed before it left.
+    pub fn put_legacy(&self, pk: &str, sk: &str, json: &str, expires_at: i64) {
+        lock(&self.items).insert(
+            (pk.to_owned(), sk.to_owned()),
+            (Body::Json(json.to_owned()), expires_at),
+        );
+    }
+
+    /// Replaces what an item holds with these bytes as its packed record
+    /// (an item altered outside trailkeep).
+    pub fn corrupt(&self, pk: &str, sk: &str, bytes: &[u8]) {
+        if let Some((body, _)) = lock(&self.items).get_mut(&(pk.to_owned(), sk.to_owned())) {
+            *body = Body::Packed(bytes.to_vec());
+        }
+    }
+}
+
+fn body_of(item: &Item<'_>) -> Body {
+    match item.record {
+        Some(packed) => Body::Packed(packed.to_vec()),
+        None => Body::Keys,
     }
 }
 
@@ -139,12 +195,13 @@ impl HistoryStore for MemoryHistory {
         self.check_key(item)?;
         let mut items = lock(&self.items);
         let key = (item.pk.clone(), item.sk.clone());
-        if let Some((record, _)) = items.get(&key) {
+        if let Some((body, expires_at)) = items.get(&key) {
             return Ok(Claim::Exists {
-                record: record.clone(),
+                record: body.record(),
+                expires_at: Some(*expires_at),
             });
         }
-        items.insert(key, (item.record.to_owned(), item.expires_at));
+        items.insert(key, (body_of(item), item.expires_at));
         Ok(Claim::Stored)
     }
 
@@ -156,7 +213,7 @@ impl HistoryStore for MemoryHistory {
         for item in new {
             items.insert(
                 (item.pk.clone(), item.sk.clone()),
-                (item.record.to_owned(), item.expires_at),
+                (body_of(item), item.expires_at),
             );
         }
         Ok(())
@@ -178,7 +235,7 @@ impl HistoryReader for MemoryHistory {
     ) -> Result<(Vec<Stored>, Option<String>), StoreError> {
         self.read()?;
         let items = lock(&self.items);
-        let read: Vec<(&String, &(String, i64))> = items
+        let read: Vec<(&String, &(Body, i64))> = items
             .range((pk.to_owned(), low.to_owned())..=(pk.to_owned(), high.to_owned()))
             .rev()
             .filter(|((_, sk), _)| after.is_none_or(|a| sk.as_str() < a))
@@ -191,9 +248,9 @@ impl HistoryReader for MemoryHistory {
         let stored = read
             .into_iter()
             .filter(|(_, (_, expires))| *expires > now)
-            .map(|(sk, (record, _))| Stored {
+            .map(|(sk, (body, _))| Stored {
                 sk: sk.clone(),
-                record: record.clone(),
+                record: body.record(),
             })
             .collect();
         Ok((stored, last))
@@ -204,7 +261,37 @@ impl HistoryReader for MemoryHistory {
         Ok(lock(&self.items)
             .get(&(pk.to_owned(), sk.to_owned()))
             .filter(|(_, expires)| *expires > now)
-            .map(|(record, _)| record.clone()))
+            .and_then(|(body, _)| body.record()))
+    }
+
+    async fn records(
+        &self,
+        pks: &[String],
+        now: i64,
+        consistent: bool,
+    ) -> Result<HashMap<String, String>, StoreError> {
+        let mut distinct = pks.to_vec();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if distinct.len() != pks.len() {
+            return Err(StoreError::Refused {
+                operation: "BatchGetItem",
+                resource: "history".into(),
+                message: "ValidationException: Provided list of item keys contains duplicates"
+                    .into(),
+            });
+        }
+        let mut found = HashMap::new();
+        if self.stale.load(Ordering::Relaxed) && !consistent {
+            self.read()?;
+            return Ok(found);
+        }
+        for pk in pks {
+            if let Some(record) = self.get(pk, crate::history::PRIMARY_SK, now).await? {
+                found.insert(pk.clone(), record);
+            }
+        }
+        Ok(found)
     }
 }
 

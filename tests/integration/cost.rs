@@ -39,25 +39,30 @@ fn count(stats: &BTreeMap<String, ActionStats>, action: &str) -> u64 {
     stats.get(action).map_or(0, |s| s.requests)
 }
 
-/// Bytes of every item of a table, as DynamoDB sizes them (attribute
-/// names + values; numbers ~1 byte per two digits + 1).
-async fn table_bytes(table: &TestTable) -> usize {
+/// Bytes of every item of a table, as DynamoDB bills storage (attribute
+/// names + values, numbers ~1 byte per two digits + 1, plus 100 bytes of
+/// overhead per item), and the number of items.
+async fn table_bytes(table: &TestTable) -> (usize, usize) {
     use aws_sdk_dynamodb::types::AttributeValue as A;
-    table
-        .items()
-        .await
+    let items = table.items().await;
+    let bytes = items
         .iter()
-        .flat_map(|item| item.iter())
-        .map(|(name, value)| {
-            name.len()
-                + match value {
-                    A::S(s) => s.len(),
-                    A::N(n) => n.len().div_ceil(2) + 1,
-                    A::B(b) => b.as_ref().len(),
-                    _ => 1,
-                }
+        .map(|item| {
+            100 + item
+                .iter()
+                .map(|(name, value)| {
+                    name.len()
+                        + match value {
+                            A::S(s) => s.len(),
+                            A::N(n) => n.len().div_ceil(2) + 1,
+                            A::B(b) => b.as_ref().len(),
+                            _ => 1,
+                        }
+                })
+                .sum::<usize>()
         })
-        .sum()
+        .sum();
+    (bytes, items.len())
 }
 
 /// Bytes of every log file in the bucket.
@@ -234,11 +239,28 @@ async fn requests_per_event_are_what_the_design_says_and_are_recorded_for_the_co
         let gz_bytes = log_bytes(&bucket).await - bytes_before.0;
         // … and the items: the history's for the retention period, the
         // state table's (staged copies, delivery markers, manifest) for a week.
-        let history_bytes = table_bytes(&history).await - bytes_before.1;
-        let state_bytes = table_bytes(&state).await - bytes_before.2;
+        let (history_after, history_items_after) = table_bytes(&history).await;
+        let history_bytes = history_after - bytes_before.1 .0;
+        let history_items = history_items_after - bytes_before.1 .1;
+        let state_bytes = table_bytes(&state).await.0 - bytes_before.2 .0;
         if kind == "data" {
             assert_eq!(history_bytes, 0);
         }
+        // … the record once per history copy, packed, and index items of
+        // keys alone: one write unit each
+        let index_items = history_items as u64 - history_copies;
+        assert_eq!(
+            i.get("dynamodb:BatchWriteItem")
+                .map_or(0.0, |s| s.write_units),
+            index_items as f64,
+            "{kind}: an index item is one WRU"
+        );
+        // (an index item: ~150 bytes of keys and TTL + 100 of overhead; a
+        // primary item: the packed 0.3–0.9 KB record + keys + overhead)
+        assert!(
+            history_bytes as u64 <= 300 * index_items + 1200 * history_copies,
+            "{kind}: {history_bytes} bytes for {history_copies} copies, {index_items} index items"
+        );
         report.insert(
             kind.into(),
             json!({
@@ -248,6 +270,7 @@ async fn requests_per_event_are_what_the_design_says_and_are_recorded_for_the_co
                 "digests": digest.digests,
                 "logBytesGzipped": gz_bytes,
                 "historyItemBytes": history_bytes,
+                "historyItems": history_items,
                 "stateItemBytes": state_bytes,
                 "ingest": i,
                 "deliver": d,

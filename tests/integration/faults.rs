@@ -445,7 +445,16 @@ fn dynamodb_units(action: &str, request: &[u8], answer: &[u8]) -> (f64, f64, u64
     let ans: Value = serde_json::from_slice(answer).unwrap_or_default();
     let write = |item: &Value| (item_size(item) as f64 / 1024.0).ceil().max(1.0);
     let written = |items: &[&Value]| items.iter().map(|i| item_size(i) as u64).sum::<u64>();
-    let consistent = req["ConsistentRead"].as_bool().unwrap_or(false);
+    // A batch read's consistency is its table entry's.
+    let consistent = req["ConsistentRead"]
+        .as_bool()
+        .or_else(|| {
+            req["RequestItems"]
+                .as_object()
+                .and_then(|tables| tables.values().next())
+                .and_then(|t| t["ConsistentRead"].as_bool())
+        })
+        .unwrap_or(false);
     let read = |bytes: usize| {
         let units = (bytes as f64 / 4096.0).ceil().max(1.0);
         if consistent {
@@ -469,6 +478,18 @@ fn dynamodb_units(action: &str, request: &[u8], answer: &[u8]) -> (f64, f64, u64
             (items.iter().map(|i| write(i)).sum(), 0.0, written(&items))
         }
         "dynamodb:GetItem" => (0.0, read(item_size(&ans["Item"])), 0),
+        // Each item of a batch read is rounded up to 4 KB on its own.
+        "dynamodb:BatchGetItem" => {
+            let units = ans["Responses"]
+                .as_object()
+                .into_iter()
+                .flat_map(|tables| tables.values())
+                .filter_map(Value::as_array)
+                .flatten()
+                .map(|i| read(item_size(i)))
+                .sum();
+            (0.0, units, 0)
+        }
         "dynamodb:Query" | "dynamodb:Scan" => {
             let bytes = ans["Items"]
                 .as_array()
@@ -490,7 +511,11 @@ fn item_size(item: &Value) -> usize {
         .iter()
         .map(|(name, value)| {
             let v = match value.as_object().and_then(|o| o.iter().next()) {
-                Some((t, Value::String(s))) if t == "S" || t == "B" => s.len(),
+                Some((t, Value::String(s))) if t == "S" => s.len(),
+                // Binary travels base64-encoded; DynamoDB bills its bytes.
+                Some((t, Value::String(s))) if t == "B" => {
+                    s.len() / 4 * 3 - s.bytes().rev().take_while(|b| *b == b'=').count()
+                }
                 Some((t, Value::String(s))) if t == "N" => s.len().div_ceil(2) + 1,
                 Some((t, _)) if t == "BOOL" || t == "NULL" => 1,
                 _ => value.to_string().len(),
@@ -531,6 +556,32 @@ mod tests {
             serde_json::json!({"pk": {"S": "abc"}, "n": {"N": "12345"}, "b": {"BOOL": true}});
         // pk: 2 + 3; n: 1 + (5 digits → 3 + 1); b: 1 + 1
         assert_eq!(item_size(&item), 5 + 5 + 2);
+        // z: 1 + 5 bytes (base64 "aGVsbG8=")
+        assert_eq!(
+            item_size(&serde_json::json!({"z": {"B": "aGVsbG8="}})),
+            1 + 5
+        );
+        assert_eq!(
+            item_size(&serde_json::json!({"z": {"B": "aGVsbG8h"}})),
+            1 + 6
+        );
+        let batch = serde_json::json!({"Responses": {"t": [
+            {"z": {"S": "x".repeat(100)}}, {"z": {"S": "x".repeat(5000)}}
+        ]}});
+        assert_eq!(
+            dynamodb_units("dynamodb:BatchGetItem", b"{}", batch.to_string().as_bytes()),
+            (0.0, 0.5 + 1.0, 0),
+            "each item rounded up to 4 KB, eventually consistent at half"
+        );
+        assert_eq!(
+            dynamodb_units(
+                "dynamodb:BatchGetItem",
+                br#"{"RequestItems": {"t": {"ConsistentRead": true}}}"#,
+                batch.to_string().as_bytes()
+            ),
+            (0.0, 1.0 + 2.0, 0),
+            "strongly consistent at full"
+        );
         let put = serde_json::json!({"Item": {"rec": {"S": "x".repeat(1500)}}});
         assert_eq!(
             dynamodb_units("dynamodb:PutItem", put.to_string().as_bytes(), b"{}"),

@@ -17,6 +17,16 @@ use trailkeep_shared::model::{EventCategory, Record};
 
 use crate::helpers::{event, event_json, n, s, TestTable};
 
+/// The record JSON a primary item holds (packed); "" for an item without one.
+fn record_in(
+    item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+) -> String {
+    item.get(attr::PACKED)
+        .and_then(|v| v.as_b().ok())
+        .map(|b| history::unpack(b.as_ref()).expect("a packed record inflates"))
+        .unwrap_or_default()
+}
+
 /// Ingest with no trails: only the history is written (staging is tested in delivery.rs).
 async fn ingest(
     history: &DynamoHistory,
@@ -92,7 +102,7 @@ async fn every_payload_in_events_is_stored_where_it_belongs_with_its_index() {
             let primary = table.partition(&primary_pk(region, &record.event_id)).await;
             assert_eq!(primary.len(), 1, "{path} in {region}");
             // THEN the stored record is the normalized record, with its classification
-            let stored: Record = serde_json::from_str(s(&primary[0], attr::RECORD)).unwrap();
+            let stored: Record = serde_json::from_str(&record_in(&primary[0])).unwrap();
             assert_eq!(&stored, record, "{path}");
             assert_eq!(s(&primary[0], attr::SK), PRIMARY_SK);
             expected_items.insert((primary_pk(region, &record.event_id), PRIMARY_SK.to_owned()));
@@ -128,10 +138,18 @@ async fn every_payload_in_events_is_stored_where_it_belongs_with_its_index() {
     assert_eq!(actual, expected_items);
     for id in &data_event_ids {
         assert!(
-            all.iter()
-                .all(|i| !s(i, attr::RECORD).contains(id.as_str())),
+            all.iter().all(|i| !record_in(i).contains(id.as_str())),
             "data event {id} in history"
         );
+    }
+    // AND only primary items hold the record, once, packed; index items are keys and TTL
+    for item in &all {
+        let primary = s(item, attr::SK) == PRIMARY_SK;
+        assert_eq!(item.contains_key(attr::PACKED), primary, "{item:?}");
+        assert!(!item.contains_key(attr::RECORD), "{item:?}");
+        if !primary {
+            assert_eq!(item.len(), 3, "pk, sk, expiresAt: {item:?}");
+        }
     }
     let primaries = all.iter().filter(|i| s(i, attr::SK) == PRIMARY_SK).count();
     assert_eq!(
@@ -164,7 +182,7 @@ async fn the_same_event_delivered_five_times_concurrently_is_stored_once() {
         "{reports:?}"
     );
     let normalized = normalize(&payload, &c).records.remove(0);
-    let index = index_items(&normalized.record, &normalized.json, "eu-west-1", 0);
+    let index = index_items(&normalized.record, "eu-west-1", 0);
     let items = table.items().await;
     assert_eq!(
         items.len(),
@@ -202,15 +220,23 @@ async fn one_event_id_with_different_content_keeps_one_version_and_one_index() {
     assert!(results.iter().all(Result::is_ok));
 
     let items = table.items().await;
-    let versions: BTreeSet<&str> = items.iter().map(|i| s(i, attr::RECORD)).collect();
-    assert_eq!(
-        versions.len(),
-        1,
-        "every item holds the same (winning) version"
-    );
-    let winner: Record = serde_json::from_str(versions.into_iter().next().unwrap()).unwrap();
-    let index = index_items(&winner, "", "eu-west-1", 0);
-    assert_eq!(items.len(), 1 + index.len());
+    let primaries: Vec<_> = items
+        .iter()
+        .filter(|i| s(i, attr::SK) == PRIMARY_SK)
+        .collect();
+    assert_eq!(primaries.len(), 1, "one stored version");
+    let winner: Record = serde_json::from_str(&record_in(primaries[0])).unwrap();
+    // Every index item is the winning version's: its keys, nothing else.
+    let mut expected: BTreeSet<(String, String)> = index_items(&winner, "eu-west-1", 0)
+        .into_iter()
+        .map(|i| (i.pk, i.sk))
+        .collect();
+    expected.insert((s(primaries[0], attr::PK).to_owned(), PRIMARY_SK.to_owned()));
+    let actual: BTreeSet<(String, String)> = items
+        .iter()
+        .map(|i| (s(i, attr::PK).to_owned(), s(i, attr::SK).to_owned()))
+        .collect();
+    assert_eq!(actual, expected);
     table.delete().await;
 }
 
@@ -368,11 +394,12 @@ async fn put_all_writes_more_items_than_one_batch_holds() {
     // so the adapter chunks; every item arrives, rewriting is harmless.
     let table = TestTable::history().await;
     let store = table.store();
+    let packed = history::pack("{}");
     let items: Vec<Item<'_>> = (0..60)
         .map(|i| Item {
             pk: format!("p#{}", i % 7),
             sk: format!("s#{i:03}"),
-            record: "{}",
+            record: (i % 2 == 0).then_some(packed.as_slice()),
             expires_at: 1,
         })
         .collect();
@@ -387,23 +414,94 @@ async fn claim_stores_once_and_then_returns_what_is_stored() {
     use trailkeep_shared::history::Claim;
     let table = TestTable::history().await;
     let store = table.store();
+    let (v1, v2) = (history::pack("{\"v\":1}"), history::pack("{\"v\":2}"));
     let first = Item {
         pk: "r#EventId#x".into(),
         sk: PRIMARY_SK.into(),
-        record: "{\"v\":1}",
+        record: Some(&v1),
         expires_at: 5,
     };
     let second = Item {
-        record: "{\"v\":2}",
+        record: Some(&v2),
+        expires_at: 9,
         ..first.clone()
     };
     assert_eq!(store.claim(&first).await.unwrap(), Claim::Stored);
     assert_eq!(
         store.claim(&second).await.unwrap(),
         Claim::Exists {
-            record: "{\"v\":1}".into()
+            record: Some("{\"v\":1}".into()),
+            expires_at: Some(5),
         }
     );
+    table.delete().await;
+}
+
+#[tokio::test]
+async fn an_item_altered_outside_trailkeep_is_left_out_and_never_fails_a_read_or_a_write() {
+    // GIVEN two events stored, then one's packed record replaced by bytes
+    // that are not deflate, and the other's by a deflate bomb (1 MB of
+    // zeros packed to ~1 KB, past the 256 KB a record can be)
+    use aws_sdk_dynamodb::primitives::Blob;
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    use trailkeep_shared::history::lookup::{self, HistoryReader, LookupSettings};
+    let table = TestTable::history().await;
+    let store = table.store();
+    let cfg = settings(&["eu-west-1"], 90);
+    let c = ctx();
+    let read = event_json("eventbridge/api-call-read.json");
+    let write = event_json("eventbridge/api-call-write.json");
+    for p in [&read, &write] {
+        ingest(&store, &cfg, &c, &p.to_string()).await.unwrap();
+    }
+    let id_of = |p: &serde_json::Value| p["detail"]["eventID"].as_str().unwrap().to_owned();
+    let bomb = {
+        use std::io::Write;
+        let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(&vec![b' '; 1 << 20]).unwrap();
+        e.finish().unwrap()
+    };
+    for (p, bytes) in [(&read, b"not deflate".to_vec()), (&write, bomb)] {
+        table
+            .client
+            .update_item()
+            .table_name(&table.name)
+            .key(attr::PK, A::S(primary_pk("eu-west-1", &id_of(p))))
+            .key(attr::SK, A::S(PRIMARY_SK.into()))
+            .update_expression("SET #z = :z")
+            .expression_attribute_names("#z", attr::PACKED)
+            .expression_attribute_values(":z", A::B(Blob::new(bytes)))
+            .send()
+            .await
+            .unwrap();
+    }
+    // THEN reads leave them out: the records, one by one, and a lookup page
+    let pks: Vec<String> = [&read, &write]
+        .iter()
+        .map(|p| primary_pk("eu-west-1", &id_of(p)))
+        .collect();
+    assert!(store.records(&pks, 0, false).await.unwrap().is_empty());
+    assert_eq!(store.get(&pks[0], PRIMARY_SK, 0).await.unwrap(), None);
+    let settings = LookupSettings {
+        home_region: "eu-west-1".into(),
+        served_regions: vec!["eu-west-1".into()],
+        retention_days: 90,
+        token_key: b"integration-test-token-key-32-bytes!".to_vec(),
+    };
+    let now = chrono::DateTime::parse_from_rfc3339("2026-11-24T12:00:00Z")
+        .unwrap()
+        .to_utc();
+    let body = serde_json::json!({"StartTime": "2026-11-24T00:00:00Z"}).to_string();
+    let request = lookup::parse_request(body.as_bytes(), &settings, &now).unwrap();
+    let page = lookup::lookup(&store, &request, &settings, &now)
+        .await
+        .unwrap();
+    assert!(page.records.is_empty(), "{:?}", page.records);
+    // AND a re-delivery of one is neither an error nor indexed again
+    let before = table.items().await.len();
+    let report = ingest(&store, &cfg, &c, &read.to_string()).await.unwrap();
+    assert_eq!(report.duplicates, 1);
+    assert_eq!(table.items().await.len(), before);
     table.delete().await;
 }
 
@@ -416,10 +514,11 @@ async fn a_key_dynamodb_refuses_is_a_permanent_refusal_not_a_store_outage() {
     use trailkeep_shared::history::{HistoryStore, Item};
     let table = TestTable::history().await;
     let store = table.store();
+    let packed = history::pack("{}");
     let huge = Item {
         pk: format!("eu-west-1#EventId#{}", "x".repeat(5000)),
         sk: "event".into(),
-        record: "{}",
+        record: Some(&packed),
         expires_at: 4_102_444_800,
     };
     let err = store.claim(&huge).await.unwrap_err();

@@ -383,3 +383,157 @@ async fn the_cloudtrail_json_protocol_gets_cloudtrails_lookup_events_output() {
     assert_eq!(get.status, 405);
     table.delete().await;
 }
+
+/// Writes an event as a stack deployed before records were stored once
+/// wrote it: the record JSON (`rec`) on the primary item and on every index
+/// item, nothing packed.
+async fn record_in_old_layout(table: &TestTable, payload: &str, region: &str) -> String {
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    use trailkeep_shared::aws::history_table::attr;
+    let ctx = Context {
+        account_id: "111122223333".into(),
+    };
+    let n = normalize(payload, &ctx).records.remove(0);
+    let expires_at = n.record.event_time.timestamp() + 90 * 86_400;
+    let mut keys = vec![(
+        history::primary_pk(region, &n.record.event_id),
+        history::PRIMARY_SK.to_owned(),
+    )];
+    keys.extend(
+        history::index_items(&n.record, region, expires_at)
+            .into_iter()
+            .map(|i| (i.pk, i.sk)),
+    );
+    for (pk, sk) in keys {
+        table
+            .client
+            .put_item()
+            .table_name(&table.name)
+            .item(attr::PK, A::S(pk))
+            .item(attr::SK, A::S(sk))
+            .item(attr::RECORD, A::S(n.json.clone()))
+            .item(attr::EXPIRES_AT, A::N(expires_at.to_string()))
+            .send()
+            .await
+            .unwrap();
+    }
+    n.record.event_id
+}
+
+#[tokio::test]
+async fn a_history_written_in_the_old_layout_answers_beside_the_new_one() {
+    // GIVEN events stored by a stack before the upgrade (every item holding
+    // the record JSON) and events stored after it (packed, once), on one day
+    let table = TestTable::history().await;
+    let store = table.store();
+    let mut old_ids = Vec::new();
+    for (i, minute) in ["00", "02", "04"].iter().enumerate() {
+        let mut p = event_json("eventbridge/api-call-write.json");
+        p["detail"]["eventID"] = json!(id(&format!("7{i}")));
+        p["detail"]["eventTime"] = json!(format!("2026-11-24T08:{minute}:00Z"));
+        old_ids.push(record_in_old_layout(&table, &p.to_string(), "eu-west-1").await);
+    }
+    for (i, minute) in ["01", "03", "05"].iter().enumerate() {
+        let mut p = event_json("eventbridge/api-call-write.json");
+        p["detail"]["eventID"] = json!(id(&format!("8{i}")));
+        p["detail"]["eventTime"] = json!(format!("2026-11-24T08:{minute}:00Z"));
+        record(&store, &p.to_string(), 90).await;
+    }
+    let newest_first: Vec<String> = ["82", "72", "81", "71", "80", "70"]
+        .iter()
+        .map(|n| id(n))
+        .collect();
+
+    // THEN a time lookup, paged 4 by 4, and an attribute lookup return both
+    // layouts' events in order, each once, with their full records
+    let window = json!({ "StartTime": "2026-11-24T07:00:00Z", "EndTime": "2026-11-24T09:00:00Z" });
+    let mut paged = window.clone();
+    paged["MaxResults"] = json!(4);
+    let (found, pages) = all_pages(&store, paged).await;
+    assert_eq!(found, newest_first);
+    assert!(pages >= 2, "{pages} pages");
+    let mut by_name = by("EventName", "AuthorizeSecurityGroupIngress");
+    by_name["StartTime"] = window["StartTime"].clone();
+    by_name["EndTime"] = window["EndTime"].clone();
+    assert_eq!(ids(&store, by_name).await, newest_first);
+    let l =
+        lookup::parse_request(window.to_string().as_bytes(), &lookup_settings(), &now()).unwrap();
+    let page = lookup::lookup(&store, &l, &lookup_settings(), &now())
+        .await
+        .unwrap();
+    for e in lookup::response_json(&page)["Events"].as_array().unwrap() {
+        let inner: Value = serde_json::from_str(e["CloudTrailEvent"].as_str().unwrap()).unwrap();
+        assert_eq!(inner["eventID"], e["EventId"], "{e}");
+        assert_eq!(inner["eventName"], "AuthorizeSecurityGroupIngress");
+    }
+    // AND an EventId lookup finds an old one and a new one
+    for n in ["71", "81"] {
+        assert_eq!(ids(&store, by("EventId", &id(n))).await, [id(n)]);
+    }
+    // AND a re-delivery of an old event after the upgrade adds nothing: its
+    // stored version (old layout) stays the one indexed
+    let before = table.items().await.len();
+    let mut again = event_json("eventbridge/api-call-write.json");
+    again["detail"]["eventID"] = json!(old_ids[1].clone());
+    again["detail"]["eventTime"] = json!("2026-11-24T08:02:00Z");
+    record(&store, &again.to_string(), 90).await;
+    let items = table.items().await;
+    assert_eq!(items.len(), before);
+    // … its index items are rewritten keys-only, and lead to its old primary
+    use trailkeep_shared::aws::history_table::attr;
+    let sk_of = |i: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>| {
+        i[attr::SK].as_s().unwrap().clone()
+    };
+    let rewritten: Vec<_> = items
+        .iter()
+        .filter(|i| sk_of(i).ends_with(&old_ids[1]))
+        .collect();
+    assert!(rewritten.len() > 2, "{rewritten:?}");
+    for item in rewritten {
+        assert_eq!(
+            item.contains_key(attr::RECORD),
+            sk_of(item) == history::PRIMARY_SK,
+            "{item:?}"
+        );
+    }
+    assert_eq!(all_pages(&store, window).await.0, newest_first);
+    table.delete().await;
+}
+
+#[tokio::test]
+async fn records_are_read_in_batches_of_at_most_100_leaving_out_absent_and_expired() {
+    // Contract of the DynamoDB adapter's BatchGetItem: AWS (and moto) take
+    // at most 100 keys a request, so 131 keys are read in two.
+    use trailkeep_shared::history::lookup::HistoryReader;
+    use trailkeep_shared::history::{pack, HistoryStore, Item, PRIMARY_SK};
+    let table = TestTable::history().await;
+    let store = table.store();
+    let packed: Vec<Vec<u8>> = (0..130).map(|i| pack(&format!("{{\"n\":{i}}}"))).collect();
+    let items: Vec<Item<'_>> = (0..130)
+        .map(|i| Item {
+            pk: format!("eu-west-1#EventId#{i}"),
+            sk: PRIMARY_SK.into(),
+            record: Some(&packed[i]),
+            // Every tenth one expired at `now` = 1,000.
+            expires_at: if i % 10 == 0 { 1_000 } else { 2_000 },
+        })
+        .collect();
+    store.put_all(&items).await.unwrap();
+    let mut wanted: Vec<String> = (0..130).map(|i| format!("eu-west-1#EventId#{i}")).collect();
+    wanted.push("eu-west-1#EventId#absent".into());
+    let found = store.records(&wanted, 1_000, false).await.unwrap();
+    assert_eq!(store.records(&wanted, 1_000, true).await.unwrap(), found);
+    assert_eq!(found.len(), 130 - 13);
+    for i in 0..130 {
+        let got = found.get(&format!("eu-west-1#EventId#{i}"));
+        if i % 10 == 0 {
+            assert_eq!(got, None, "{i} expired");
+        } else {
+            assert_eq!(
+                got.map(String::as_str),
+                Some(format!("{{\"n\":{i}}}").as_str())
+            );
+        }
+    }
+    table.delete().await;
+}

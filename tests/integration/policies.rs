@@ -317,6 +317,7 @@ fn each_role_can_do_only_its_part() {
                 [
                     "dynamodb:Query",
                     "dynamodb:GetItem",
+                    "dynamodb:BatchGetItem",
                     "dynamodb:PutItem",
                     "dynamodb:BatchWriteItem",
                     "dynamodb:UpdateItem"

@@ -1,25 +1,76 @@
 //! The event history on DynamoDB.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
 
-use crate::history::{Claim, HistoryStore, Item, StoreError};
+use crate::history::{unpack, Claim, HistoryStore, Item, StoreError, PRIMARY_SK};
 
 /// Item attribute names (the key names are also in template.yaml).
 pub mod attr {
     pub const PK: &str = "pk";
     pub const SK: &str = "sk";
+    /// The packed record (Binary), on primary items.
+    pub const PACKED: &str = "z";
+    /// The record JSON (String), on every item of the layout before records
+    /// were stored once; read until those items expire.
     pub const RECORD: &str = "rec";
     pub const EXPIRES_AT: &str = "expiresAt";
 }
 
 /// BatchWriteItem takes at most 25 items (moto takes more; AWS does not).
 const BATCH_LIMIT: usize = 25;
-/// Attempts at writing throttled leftovers of a batch before giving up.
+/// BatchGetItem takes at most 100 keys.
+const GET_BATCH_LIMIT: usize = 100;
+/// Attempts at writing (or reading) throttled leftovers of a batch before
+/// giving up.
 const BATCH_ATTEMPTS: u32 = 8;
+
+/// Exponential backoff before attempt `attempt` (from 1) at a batch's
+/// leftovers: 50 ms, 100 ms, … capped at 1 s.
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis((25u64 << attempt.min(6)).min(1000))
+}
+
+type Attributes = HashMap<String, AttributeValue>;
+
+/// The record an item holds: its packed record, or the JSON of the layout
+/// before; none on an index item of today's layout.
+pub fn record_of(item: &Attributes) -> Result<Option<String>, StoreError> {
+    if let Some(packed) = item.get(attr::PACKED) {
+        let bytes = packed.as_b().map_err(|_| StoreError::Corrupt {
+            message: format!("attribute {} is not Binary", attr::PACKED),
+        })?;
+        return unpack(bytes.as_ref()).map(Some);
+    }
+    Ok(item.get(attr::RECORD).and_then(|v| v.as_s().ok()).cloned())
+}
+
+/// [`record_of`], an unreadable record reported and left out: one item
+/// altered outside trailkeep never fails the lookups or re-deliveries
+/// around it (the log files and digests are what proves tampering).
+fn readable(item: &Attributes) -> Option<String> {
+    record_of(item).unwrap_or_else(|e| {
+        let pk = item.get(attr::PK).and_then(|v| v.as_s().ok());
+        tracing::warn!(pk = ?pk, error = %e, "history item unreadable; left out");
+        None
+    })
+}
+
+fn expires_at(item: &Attributes) -> Option<i64> {
+    item.get(attr::EXPIRES_AT)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse::<i64>().ok())
+}
+
+/// True if the item's TTL is after `now` (TTL deletion is lazy).
+fn alive(item: &Attributes, now: i64) -> bool {
+    expires_at(item).is_some_and(|e| e > now)
+}
 
 /// The history table.
 #[derive(Clone, Debug)]
@@ -67,17 +118,20 @@ impl DynamoHistory {
     }
 }
 
-fn to_attributes(item: &Item<'_>) -> std::collections::HashMap<String, AttributeValue> {
+fn to_attributes(item: &Item<'_>) -> Attributes {
+    let packed = item
+        .record
+        .map(|p| (attr::PACKED, AttributeValue::B(Blob::new(p))));
     [
         (attr::PK, AttributeValue::S(item.pk.clone())),
         (attr::SK, AttributeValue::S(item.sk.clone())),
-        (attr::RECORD, AttributeValue::S(item.record.to_owned())),
         (
             attr::EXPIRES_AT,
             AttributeValue::N(item.expires_at.to_string()),
         ),
     ]
     .into_iter()
+    .chain(packed)
     .map(|(k, v)| (k.to_owned(), v))
     .collect()
 }
@@ -109,12 +163,11 @@ impl HistoryStore for DynamoHistory {
                     .send()
                     .await
                     .map_err(|e| self.backend("GetItem", e))?;
-                let record = got
-                    .item
-                    .and_then(|mut i| i.remove(attr::RECORD))
-                    .and_then(|v| v.as_s().ok().cloned())
-                    .unwrap_or_else(|| item.record.to_owned());
-                Ok(Claim::Exists { record })
+                let item = got.item.unwrap_or_default();
+                Ok(Claim::Exists {
+                    record: readable(&item),
+                    expires_at: expires_at(&item),
+                })
             }
             Err(e) => Err(self.backend("PutItem", e)),
         }
@@ -141,9 +194,7 @@ impl HistoryStore for DynamoHistory {
                             attempts: attempt,
                         });
                     }
-                    // Exponential backoff: 25 ms, 50 ms, … capped at 1 s.
-                    let delay = Duration::from_millis((25u64 << attempt.min(6)).min(1000));
-                    tokio::time::sleep(delay).await;
+                    tokio::time::sleep(backoff(attempt)).await;
                 }
                 attempt += 1;
                 let out = self
@@ -195,18 +246,16 @@ impl crate::history::lookup::HistoryReader for DynamoHistory {
                 .exclusive_start_key(attr::SK, s(after));
         }
         let out = query.send().await.map_err(|e| self.backend("Query", e))?;
-        let text = |item: &std::collections::HashMap<String, AttributeValue>, k: &str| {
-            item.get(k)
-                .and_then(|v| v.as_s().ok())
-                .cloned()
-                .unwrap_or_default()
-        };
         let items = out
             .items()
             .iter()
             .map(|i| crate::history::lookup::Stored {
-                sk: text(i, attr::SK),
-                record: text(i, attr::RECORD),
+                sk: i
+                    .get(attr::SK)
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default(),
+                record: readable(i),
             })
             .collect();
         let last = out
@@ -227,15 +276,81 @@ impl crate::history::lookup::HistoryReader for DynamoHistory {
             .send()
             .await
             .map_err(|e| self.backend("GetItem", e))?;
-        Ok(out.item.and_then(|item| {
-            let alive = item
-                .get(attr::EXPIRES_AT)
-                .and_then(|v| v.as_n().ok())
-                .and_then(|v| v.parse::<i64>().ok())
-                .is_some_and(|e| e > now);
-            alive
-                .then(|| item.get(attr::RECORD).and_then(|v| v.as_s().ok()).cloned())
-                .flatten()
-        }))
+        Ok(out
+            .item
+            .filter(|item| alive(item, now))
+            .as_ref()
+            .and_then(readable))
+    }
+
+    async fn records(
+        &self,
+        pks: &[String],
+        now: i64,
+        consistent: bool,
+    ) -> Result<HashMap<String, String>, StoreError> {
+        let mut found = HashMap::new();
+        for chunk in pks.chunks(GET_BATCH_LIMIT) {
+            let keys: Vec<Attributes> = chunk
+                .iter()
+                .map(|pk| {
+                    HashMap::from([
+                        (attr::PK.to_owned(), AttributeValue::S(pk.clone())),
+                        (
+                            attr::SK.to_owned(),
+                            AttributeValue::S(PRIMARY_SK.to_owned()),
+                        ),
+                    ])
+                })
+                .collect();
+            let mut request = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(consistent)
+                    .build()
+                    .map_err(|e| StoreError::Backend {
+                        operation: "BatchGetItem",
+                        resource: self.table.clone(),
+                        message: e.to_string(),
+                    })?,
+            );
+            let mut attempt = 0;
+            while let Some(keys) = request.take() {
+                if attempt > 0 {
+                    if attempt >= BATCH_ATTEMPTS {
+                        return Err(StoreError::Unprocessed {
+                            items: keys.keys().len(),
+                            attempts: attempt,
+                        });
+                    }
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                attempt += 1;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, keys)
+                    .send()
+                    .await
+                    .map_err(|e| self.backend("BatchGetItem", e))?;
+                for item in out
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default()
+                {
+                    let pk = item.get(attr::PK).and_then(|v| v.as_s().ok()).cloned();
+                    if let (Some(pk), true) = (pk, alive(&item, now)) {
+                        if let Some(record) = readable(&item) {
+                            found.insert(pk, record);
+                        }
+                    }
+                }
+                request = out
+                    .unprocessed_keys
+                    .and_then(|mut m| m.remove(&self.table))
+                    .filter(|k| !k.keys().is_empty());
+            }
+        }
+        Ok(found)
     }
 }

@@ -2,8 +2,9 @@
 //! retention period (default 90 days) by a DynamoDB TTL attribute.
 //!
 //! One table, items keyed so that every LookupEvents attribute and a plain
-//! time range are answered by one Query per page, newest first (design and
-//! write cost in docs/event-history.md):
+//! time range are answered by one Query per page, newest first, and one
+//! BatchGetItem of the page's records (design and write cost in
+//! docs/event-history.md):
 //!
 //! | item | pk | sk |
 //! |---|---|---|
@@ -11,7 +12,12 @@
 //! | time index | `{region}#Time#{YYYY-MM-DD}` | `{eventTime}#{eventID}` |
 //! | attribute index | `{region}#{Attribute}#{value}#{YYYY-MM-DD}` | `{eventTime}#{eventID}` |
 //!
-//! Every item carries the record (`rec`) and the TTL (`expiresAt`).
+//! Every item carries the TTL (`expiresAt`). Only the primary item holds
+//! the record, raw-deflated ([`pack`]); an index item is its keys alone, and
+//! its sort key names the event, so a lookup reads a page of index items
+//! and then the page's primary items (docs/event-history.md). Items written
+//! before this layout carry the record as JSON in every item; readers accept
+//! both until the old ones expire.
 //! Idempotence: the primary item is written only if absent; the index items
 //! are derived from the record the primary item holds, and have deterministic
 //! keys, so re-deliveries (also concurrent ones, also with different content
@@ -21,6 +27,7 @@ pub mod lookup;
 
 use std::collections::BTreeSet;
 use std::future::Future;
+use std::io::{Read, Write};
 
 use chrono::{DateTime, Utc};
 
@@ -131,25 +138,61 @@ pub fn index_sk(event_time: &DateTime<Utc>, event_id: &str) -> String {
     format!("{}#{event_id}", time::format(event_time))
 }
 
+/// The event ID an index item's sort key names (`{eventTime}#{eventID}`;
+/// times never hold `#`, event IDs may).
+pub fn event_id_of(index_sk: &str) -> Option<&str> {
+    index_sk.split_once('#').map(|(_, id)| id)
+}
+
 /// One item of the history table.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Item<'a> {
     pub pk: String,
     pub sk: String,
-    /// The record as CloudTrail JSON.
-    pub record: &'a str,
+    /// The primary item's record, [`pack`]ed; index items hold none.
+    pub record: Option<&'a [u8]>,
     /// TTL: epoch seconds after which the item is gone from the history.
     pub expires_at: i64,
 }
 
+/// The stored form of a record: its JSON, raw deflate (RFC 1951) at level 6.
+/// Measured on the repository's CloudTrail records (0.9–1.9 KB), deflate
+/// stores 45–60% of the JSON and zstd (level 3 or 19, no dictionary) 5–10%
+/// more, its frame header weighing on records this small; flate2 is already
+/// a dependency (docs/event-history.md "Item sizes").
+pub fn pack(json: &str) -> Vec<u8> {
+    let mut out = flate2::write::DeflateEncoder::new(
+        Vec::with_capacity(json.len() / 2),
+        flate2::Compression::new(6),
+    );
+    out.write_all(json.as_bytes())
+        .and_then(|()| out.finish())
+        .expect("deflating into a Vec cannot fail")
+}
+
+/// The record JSON of a [`pack`]ed primary item. Ingest refuses records
+/// over [`crate::model::MAX_RECORD_BYTES`], so bytes inflating past that
+/// (deflate expands up to ~1,000:1) were not written by trailkeep and are
+/// refused before they are held in memory.
+pub fn unpack(packed: &[u8]) -> Result<String, StoreError> {
+    let cap = crate::model::MAX_RECORD_BYTES as u64;
+    let corrupt = |why: String| StoreError::Corrupt {
+        message: format!("a history record does not inflate to a record: {why}"),
+    };
+    let mut json = String::new();
+    flate2::read::DeflateDecoder::new(packed)
+        .take(cap + 1)
+        .read_to_string(&mut json)
+        .map_err(|e| corrupt(e.to_string()))?;
+    if json.len() as u64 > cap {
+        return Err(corrupt(format!("longer than {cap} bytes")));
+    }
+    Ok(json)
+}
+
 /// The index items (time and attributes, not the primary item) of a record
 /// in one region's history, without duplicates.
-pub fn index_items<'a>(
-    record: &Record,
-    json: &'a str,
-    region: &str,
-    expires_at: i64,
-) -> Vec<Item<'a>> {
+pub fn index_items(record: &Record, region: &str, expires_at: i64) -> Vec<Item<'static>> {
     let day = time::day(&record.event_time);
     let sk = index_sk(&record.event_time, &record.event_id);
     let mut pks = BTreeSet::new();
@@ -166,7 +209,7 @@ pub fn index_items<'a>(
         .map(|pk| Item {
             pk,
             sk: sk.clone(),
-            record: json,
+            record: None,
             expires_at,
         })
         .collect()
@@ -204,8 +247,13 @@ impl HistorySettings {
 pub enum Claim {
     /// The item was absent and is now written.
     Stored,
-    /// An item with this key exists; it holds this record JSON.
-    Exists { record: String },
+    /// An item with this key exists: the record JSON it holds (none if it
+    /// is unreadable, or gone again: expired and deleted in between) and its
+    /// TTL.
+    Exists {
+        record: Option<String>,
+        expires_at: Option<i64>,
+    },
 }
 
 pub use crate::store::StoreError;
@@ -240,43 +288,48 @@ pub async fn record<S: HistoryStore>(
         return Ok(Recorded::NotInHistory);
     }
     let expires_at = settings.expires_at(&event.record);
+    let packed = pack(&event.json);
     let mut new = 0;
     for region in regions {
         let primary = Item {
             pk: primary_pk(region, &event.record.event_id),
             sk: PRIMARY_SK.to_owned(),
-            record: &event.json,
+            record: Some(&packed),
             expires_at,
         };
         match store.claim(&primary).await? {
             Claim::Stored => {
                 new += 1;
                 store
-                    .put_all(&index_items(&event.record, &event.json, region, expires_at))
+                    .put_all(&index_items(&event.record, region, expires_at))
                     .await?;
             }
             Claim::Exists {
                 record: stored_json,
+                expires_at: stored_expires_at,
             } => {
                 // Complete the index of the stored version (a writer may have
                 // crashed between the two steps); its keys are deterministic,
-                // so this never adds an entry that is not already there.
-                let stored: Record = match serde_json::from_str(&stored_json) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::warn!(event_id = %event.record.event_id, error = %e, "stored record unreadable; indexing the new copy");
-                        event.record.clone()
+                // so this never adds an entry that is not already there, and
+                // its items expire with the primary item they lead to.
+                let stored = stored_json.as_deref().map(serde_json::from_str::<Record>);
+                match stored {
+                    Some(Ok(stored)) => {
+                        let expires_at =
+                            stored_expires_at.unwrap_or_else(|| settings.expires_at(&stored));
+                        store
+                            .put_all(&index_items(&stored, region, expires_at))
+                            .await?;
                     }
-                };
-                let stored_expires_at = settings.expires_at(&stored);
-                store
-                    .put_all(&index_items(
-                        &stored,
-                        &stored_json,
+                    // An index leading to a record no lookup can read would
+                    // serve nothing (and a second eventTime would put the
+                    // event in a page twice): left as it is.
+                    _ => tracing::warn!(
+                        event_id = %event.record.event_id,
                         region,
-                        stored_expires_at,
-                    ))
-                    .await?;
+                        "stored record unreadable or gone; not indexed again"
+                    ),
+                }
             }
         }
     }
@@ -314,7 +367,7 @@ mod tests {
     #[test]
     fn every_lookup_attribute_of_a_record_gets_one_index_item() {
         let r = record();
-        let items = index_items(&r, "{}", "eu-west-1", 7);
+        let items = index_items(&r, "eu-west-1", 7);
         let pks: Vec<&str> = items.iter().map(|i| i.pk.as_str()).collect();
         assert_eq!(
             pks,
@@ -334,7 +387,43 @@ mod tests {
         );
         assert!(items
             .iter()
-            .all(|i| i.sk == "2026-11-24T02:10:06Z#e1" && i.expires_at == 7));
+            .all(|i| i.sk == "2026-11-24T02:10:06Z#e1" && i.expires_at == 7 && i.record.is_none()));
+        assert_eq!(event_id_of(&items[0].sk), Some("e1"));
+        assert_eq!(event_id_of("2026-11-24T02:10:06Z#a#b"), Some("a#b"));
+    }
+
+    #[test]
+    fn a_record_packs_smaller_and_unpacks_to_the_same_json() {
+        let json = serde_json::to_string(&record()).unwrap();
+        let packed = pack(&json);
+        assert!(
+            packed.len() < json.len(),
+            "{} vs {}",
+            packed.len(),
+            json.len()
+        );
+        assert_eq!(unpack(&packed).unwrap(), json);
+    }
+
+    #[test]
+    fn bytes_that_are_not_a_packed_record_are_an_error_not_a_panic() {
+        assert!(unpack(b"{\"eventID\": \"e1\"}").is_err());
+        let mut bad = pack("{}");
+        bad.truncate(1);
+        assert!(unpack(&bad).is_err());
+        // Not UTF-8 once inflated.
+        let not_text = {
+            let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(6));
+            e.write_all(&[0xff, 0xfe]).unwrap();
+            e.finish().unwrap()
+        };
+        assert!(unpack(&not_text).is_err());
+        // A deflate bomb: past the largest record ingest accepts.
+        let at_most = " ".repeat(crate::model::MAX_RECORD_BYTES);
+        assert_eq!(unpack(&pack(&at_most)).unwrap().len(), at_most.len());
+        let err = unpack(&pack(&format!("{at_most} "))).unwrap_err();
+        assert!(err.to_string().contains("longer than"), "{err}");
+        assert!(err.is_permanent());
     }
 
     #[test]
