@@ -246,8 +246,14 @@ async fn requests_per_event_are_what_the_design_says_and_are_recorded_for_the_co
         if kind == "data" {
             assert_eq!(history_bytes, 0);
         }
-        // … the record once per history copy, packed, and index items of
-        // keys alone: one write unit each
+        // … the record once per history copy and once per staged copy,
+        // packed: one write unit each (this mix's records are under 2 KB of
+        // JSON), and index items of keys alone: one write unit each
+        assert_eq!(
+            i.get("dynamodb:PutItem").map_or(0.0, |s| s.write_units),
+            (history_copies + n) as f64,
+            "{kind}: a packed record is one WRU"
+        );
         let index_items = history_items as u64 - history_copies;
         assert_eq!(
             i.get("dynamodb:BatchWriteItem")

@@ -728,3 +728,70 @@ async fn a_delivered_log_file_has_cloudtrails_format() {
     assert_eq!(versions.iter().filter(|v| **v == "1.08").count(), 1);
     p.delete().await;
 }
+
+#[tokio::test]
+async fn staged_copies_are_packed_and_those_staged_before_still_read() {
+    // Contract of the staging adapter: a staged copy is stored packed (`z`)
+    // and read back as the JSON staged; a copy staged as JSON (`rec`) by a
+    // stack before the upgrade, still in a window when it deploys, reads
+    // the same; a copy that is neither stops the read rather than leaving
+    // an event out of a log file.
+    use aws_sdk_dynamodb::primitives::Blob;
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    use trailkeep_shared::aws::history_table::attr;
+    use trailkeep_shared::delivery::logfile::Staged;
+    let state = TestTable::state().await;
+    let staging = DynamoStaging::new(state.client.clone(), &state.name);
+    let at = parse_time("2026-11-24T03:01:00Z");
+    let window = window_of(&at);
+    let staged = |i: u32| Staged {
+        event_time: at + Duration::seconds(i.into()),
+        event_id: format!("e{i}"),
+        json: json!({"eventID": format!("e{i}"), "requestParameters": {"pad": "x".repeat(900)}})
+            .to_string(),
+    };
+    for i in [1, 3] {
+        staging
+            .stage("t", "eu-west-1", window, &staged(i))
+            .await
+            .unwrap();
+    }
+    let pk = format!("STG#t#eu-west-1#{window}");
+    let old = staged(2);
+    let sk = trailkeep_shared::history::index_sk(&old.event_time, &old.event_id);
+    let put = |value: (&str, A)| {
+        state
+            .client
+            .put_item()
+            .table_name(&state.name)
+            .item(attr::PK, A::S(pk.clone()))
+            .item(attr::SK, A::S(sk.clone()))
+            .item(value.0, value.1)
+            .item(attr::EXPIRES_AT, A::N("4102444800".into()))
+            .send()
+    };
+    put((attr::RECORD, A::S(old.json.clone()))).await.unwrap();
+
+    let page = staging
+        .staged("t", "eu-west-1", window, None)
+        .await
+        .unwrap();
+    assert_eq!(page.events, [staged(1), old.clone(), staged(3)]);
+    let packed = state
+        .items()
+        .await
+        .iter()
+        .filter(|i| i.contains_key(attr::PACKED) && !i.contains_key(attr::RECORD))
+        .count();
+    assert_eq!(packed, 2, "the adapter's copies are packed only");
+
+    put((attr::PACKED, A::B(Blob::new(b"not deflate".to_vec()))))
+        .await
+        .unwrap();
+    let err = staging
+        .staged("t", "eu-west-1", window, None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("read staged event"), "{err}");
+    state.delete().await;
+}

@@ -177,7 +177,7 @@ pub fn pack(json: &str) -> Vec<u8> {
 pub fn unpack(packed: &[u8]) -> Result<String, StoreError> {
     let cap = crate::model::MAX_RECORD_BYTES as u64;
     let corrupt = |why: String| StoreError::Corrupt {
-        message: format!("a history record does not inflate to a record: {why}"),
+        message: format!("a packed record does not inflate: {why}"),
     };
     let mut json = String::new();
     flate2::read::DeflateDecoder::new(packed)
