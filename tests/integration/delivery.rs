@@ -785,13 +785,25 @@ async fn staged_copies_are_packed_and_those_staged_before_still_read() {
         .count();
     assert_eq!(packed, 2, "the adapter's copies are packed only");
 
-    put((attr::PACKED, A::B(Blob::new(b"not deflate".to_vec()))))
-        .await
-        .unwrap();
-    let err = staging
-        .staged("t", "eu-west-1", window, None)
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("read staged event"), "{err}");
+    for (bad, why) in [
+        (
+            (attr::PACKED, A::B(Blob::new(b"not deflate".to_vec()))),
+            "does not inflate",
+        ),
+        (("x", A::S(old.json.clone())), "holds no record"),
+    ] {
+        put(bad).await.unwrap();
+        let err = staging
+            .staged("t", "eu-west-1", window, None)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("read staged event"), "{err}");
+        assert!(
+            err.contains(&pk) && err.contains(&sk),
+            "names the item: {err}"
+        );
+        assert!(err.contains(why), "{err}");
+    }
     state.delete().await;
 }

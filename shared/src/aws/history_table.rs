@@ -14,10 +14,12 @@ use crate::history::{unpack, Claim, HistoryStore, Item, StoreError, PRIMARY_SK};
 pub mod attr {
     pub const PK: &str = "pk";
     pub const SK: &str = "sk";
-    /// The packed record (Binary), on primary items.
+    /// The packed record (Binary), on primary items and on staged copies
+    /// in the state table.
     pub const PACKED: &str = "z";
-    /// The record JSON (String), on every item of the layout before records
-    /// were stored once; read until those items expire.
+    /// The record JSON (String), on every history item of the layout before
+    /// records were stored once, and on copies staged before they were
+    /// packed; read until those items expire.
     pub const RECORD: &str = "rec";
     pub const EXPIRES_AT: &str = "expiresAt";
 }

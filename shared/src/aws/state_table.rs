@@ -4,7 +4,7 @@
 //! |---|---|---|---|
 //! | region a trail has staged events in (ingest) | `REG#{trail}` | `{region}` | `first`: earliest window staged into |
 //! | delivery cursor (deliver) | `DLV#{trail}` | `{region}` | `next`: first window not yet delivered |
-//! | staged event | `STG#{trail}#{region}#{window}` | `{eventTime}#{eventID}` | `rec`, `expiresAt` |
+//! | staged event | `STG#{trail}#{region}#{window}` | `{eventTime}#{eventID}` | `z` (the packed record; `rec`, its JSON, on copies staged before 2026-12-01), `expiresAt` |
 //! | delivery marker | `OWN#{trail}#{region}#{eventID}` | `-` | `w`: the window that owns the event, `expiresAt` |
 //! | manifest entry | `MAN#{trail}#{region}#{YYYY-MM-DDTHH}` (delivery hour) | `{key}` | `bucket`, `sha256`, `oldest`, `newest`, `delivered`, `records` |
 //! | digest chain head | `DIG#{trail}` | `{region}` | `end`, `bucket`, `object`, `sha256`, `signature`, `last` |
@@ -279,11 +279,18 @@ impl StagingStore for DynamoStaging {
             let event_time =
                 crate::time::parse(time).map_err(|e| self.fail("read staged event", e))?;
             // Packed (`z`), or JSON (`rec`) as staged before records were
-            // packed. One that is neither stops the run (retried, then
-            // alarmed): a log file never silently lacks an event.
+            // packed. One that is neither stops the region's run (retried,
+            // alarmed; docs/operations.md "A stuck trail or region"): a log
+            // file never silently lacks an event.
+            let unreadable = |why: String| {
+                self.fail(
+                    "read staged event",
+                    format!("{pk} {sk:?} is unreadable: {why}"),
+                )
+            };
             let json = record_of(item)
-                .map_err(|e| self.fail("read staged event", e))?
-                .ok_or_else(|| self.fail("read staged event", format!("{sk:?} holds no record")))?;
+                .map_err(|e| unreadable(e.to_string()))?
+                .ok_or_else(|| unreadable("it holds no record".into()))?;
             events.push(Staged {
                 event_time,
                 event_id: id.to_owned(),

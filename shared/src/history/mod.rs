@@ -170,7 +170,8 @@ pub fn pack(json: &str) -> Vec<u8> {
         .expect("deflating into a Vec cannot fail")
 }
 
-/// The record JSON of a [`pack`]ed primary item. Ingest refuses records
+/// The record JSON of a [`pack`]ed record (a primary item's, or a staged
+/// copy's). Ingest refuses records
 /// over [`crate::model::MAX_RECORD_BYTES`], so bytes inflating past that
 /// (deflate expands up to ~1,000:1) were not written by trailkeep and are
 /// refused before they are held in memory.
