@@ -30,7 +30,7 @@ use crate::digest::gzhash::{hash_gzip, GzError, Inflated};
 use crate::digest::{
     fingerprint, Boundary, ChainHead, DigestBucket, DigestState, PublicKey, SegmentMark, Signer,
 };
-use crate::history::lookup::{HistoryReader, Stored};
+use crate::history::lookup::{HistoryReader, Part, Stored};
 use crate::history::{Claim, HistorySettings, HistoryStore, Item};
 use crate::ingest::queue::{Message, Receipt, Receipts};
 use crate::ingest::Targets;
@@ -77,8 +77,9 @@ impl FailAfter {
 /// What one history item holds beside its keys and TTL.
 #[derive(Clone, Debug)]
 enum Body {
-    /// An index item of today's layout: keys alone.
-    Keys,
+    /// An index item of today's layout: keys alone (and ReadOnly on the
+    /// time index item).
+    Keys { read_only: Option<bool> },
     /// A primary item of today's layout: the packed record.
     Packed(Vec<u8>),
     /// Any item of the layout before records were stored once: its JSON.
@@ -89,7 +90,7 @@ impl Body {
     /// As the adapter reads it: an unreadable record is left out.
     fn record(&self) -> Option<String> {
         match self {
-            Body::Keys => None,
+            Body::Keys { .. } => None,
             Body::Packed(p) => crate::history::unpack(p).ok(),
             Body::Json(j) => Some(j.clone()),
         }
@@ -186,7 +187,9 @@ impl MemoryHistory {
 fn body_of(item: &Item<'_>) -> Body {
     match item.record {
         Some(packed) => Body::Packed(packed.to_vec()),
-        None => Body::Keys,
+        None => Body::Keys {
+            read_only: item.read_only,
+        },
     }
 }
 
@@ -222,11 +225,11 @@ impl HistoryStore for MemoryHistory {
 
 impl HistoryReader for MemoryHistory {
     /// As DynamoDB answers: `limit` items are *read* (newest first), then
-    /// the expired ones are filtered out, and the last key read is returned
-    /// whenever the limit was reached.
+    /// the expired ones and those the part's filter refuses are left out,
+    /// and the last key read is returned whenever the limit was reached.
     async fn query(
         &self,
-        pk: &str,
+        part: &Part,
         low: &str,
         high: &str,
         after: Option<&str>,
@@ -235,8 +238,9 @@ impl HistoryReader for MemoryHistory {
     ) -> Result<(Vec<Stored>, Option<String>), StoreError> {
         self.read()?;
         let items = lock(&self.items);
+        let pk = &part.pk;
         let read: Vec<(&String, &(Body, i64))> = items
-            .range((pk.to_owned(), low.to_owned())..=(pk.to_owned(), high.to_owned()))
+            .range((pk.clone(), low.to_owned())..=(pk.clone(), high.to_owned()))
             .rev()
             .filter(|((_, sk), _)| after.is_none_or(|a| sk.as_str() < a))
             .take(limit)
@@ -248,6 +252,10 @@ impl HistoryReader for MemoryHistory {
         let stored = read
             .into_iter()
             .filter(|(_, (_, expires))| *expires > now)
+            .filter(|(_, (body, _))| {
+                part.read_only.is_none()
+                    || matches!(body, Body::Keys { read_only } if *read_only == part.read_only)
+            })
             .map(|(sk, (body, _))| Stored {
                 sk: sk.clone(),
                 record: body.record(),
@@ -1069,10 +1077,7 @@ impl Default for IngestFakes {
         Self {
             history: MemoryHistory::default(),
             staging: MemoryState::default(),
-            settings: HistorySettings {
-                retention_days: 90,
-                served_regions: vec!["eu-west-1".into(), "us-east-1".into()],
-            },
+            settings: HistorySettings { retention_days: 90 },
             trails: vec![trail("audit", since)],
         }
     }

@@ -67,10 +67,7 @@ impl Pipeline {
             history_store: DynamoHistory::new(history.client.clone(), &history.name),
             staging: DynamoStaging::new(state.client.clone(), &state.name),
             sink: S3Logs::new(bucket.client.clone()),
-            settings: HistorySettings {
-                retention_days: 90,
-                served_regions: vec![HOME.into()],
-            },
+            settings: HistorySettings { retention_days: 90 },
             history,
             state,
             bucket,

@@ -51,54 +51,70 @@ fn ctx() -> Context {
     }
 }
 
-fn settings(regions: &[&str], retention_days: u32) -> HistorySettings {
-    HistorySettings {
-        retention_days,
-        served_regions: regions.iter().map(|r| r.to_string()).collect(),
-    }
+fn settings(retention_days: u32) -> HistorySettings {
+    HistorySettings { retention_days }
 }
 
-const GOOD_PAYLOADS: [&str; 14] = [
-    "eventbridge/api-call-read.json",
-    "eventbridge/api-call-write.json",
-    "eventbridge/console-action.json",
-    "eventbridge/console-signin-failure.json",
-    "eventbridge/console-signin-success.json",
-    "eventbridge/custom-app-event.json",
-    "eventbridge/iam-global-call.json",
-    "eventbridge/lambda-invoke-data-event.json",
-    "eventbridge/s3-object-created.json",
-    "eventbridge/s3-object-deleted.json",
-    "eventbridge/service-event.json",
-    "s3/copy.json",
-    "s3/delete.json",
-    "s3/put.json",
+/// Every good payload of events/, the history partition it belongs in and
+/// its ReadOnly value, written down by hand from the payload (not computed by
+/// the code under test): regional calls in their region; IAM and console
+/// sign-in in the global partition, once; data events nowhere. ReadOnly is
+/// the detail's `readOnly`, else the event name's verb (console-action.json
+/// is `DescribeEventAggregates`).
+const GOOD_PAYLOADS: [(&str, Option<(&str, bool)>); 14] = [
+    ("eventbridge/api-call-read.json", Some(("eu-west-1", true))),
+    (
+        "eventbridge/api-call-write.json",
+        Some(("eu-west-1", false)),
+    ),
+    ("eventbridge/console-action.json", Some(("eu-west-1", true))),
+    (
+        "eventbridge/console-signin-failure.json",
+        Some(("global", false)),
+    ),
+    (
+        "eventbridge/console-signin-success.json",
+        Some(("global", false)),
+    ),
+    (
+        "eventbridge/custom-app-event.json",
+        Some(("eu-west-1", false)),
+    ),
+    ("eventbridge/iam-global-call.json", Some(("global", false))),
+    ("eventbridge/lambda-invoke-data-event.json", None),
+    ("eventbridge/s3-object-created.json", None),
+    ("eventbridge/s3-object-deleted.json", None),
+    ("eventbridge/service-event.json", Some(("eu-west-1", false))),
+    ("s3/copy.json", None),
+    ("s3/delete.json", None),
+    ("s3/put.json", None),
 ];
 
 #[tokio::test]
 async fn every_payload_in_events_is_stored_where_it_belongs_with_its_index() {
-    // GIVEN a history serving two regions
+    // GIVEN a history
     let table = TestTable::history().await;
     let store = table.store();
-    let cfg = settings(&["eu-west-1", "us-east-1"], 90);
+    let cfg = settings(90);
 
     // WHEN every good payload of events/ is ingested
     let mut expected_items = BTreeSet::new();
     let mut data_event_ids = Vec::new();
-    for path in GOOD_PAYLOADS {
+    for (path, partition) in GOOD_PAYLOADS {
         let report = ingest(&store, &cfg, &ctx(), &event(path))
             .await
             .unwrap_or_else(|e| panic!("{path}: {e}"));
         assert_eq!(report.accepted, 1, "{path}");
         let normalized = normalize(&event(path), &ctx()).records.remove(0);
         let record = &normalized.record;
-        if record.event_category == Some(EventCategory::Data) {
+        let Some((region, read_only)) = partition else {
+            assert_eq!(record.event_category, Some(EventCategory::Data), "{path}");
             assert_eq!(report.data_events, 1, "{path}");
             data_event_ids.push(record.event_id.clone());
             continue;
-        }
+        };
         assert_eq!(report.stored, 1, "{path}");
-        for region in cfg.regions(record) {
+        {
             let primary = table.partition(&primary_pk(region, &record.event_id)).await;
             assert_eq!(primary.len(), 1, "{path} in {region}");
             // THEN the stored record is the normalized record, with its classification
@@ -106,12 +122,13 @@ async fn every_payload_in_events_is_stored_where_it_belongs_with_its_index() {
             assert_eq!(&stored, record, "{path}");
             assert_eq!(s(&primary[0], attr::SK), PRIMARY_SK);
             expected_items.insert((primary_pk(region, &record.event_id), PRIMARY_SK.to_owned()));
-            // AND it is found under every lookup attribute it has, on its day
+            // AND it is found under every lookup attribute it has, on its
+            // day, but ReadOnly, which its time index item carries
             let day = trailkeep_shared::time::day(&record.event_time);
             let sk = history::index_sk(&record.event_time, &record.event_id);
             for attribute in LookupAttribute::ALL
                 .into_iter()
-                .filter(|a| *a != LookupAttribute::EventId)
+                .filter(|a| ![LookupAttribute::EventId, LookupAttribute::ReadOnly].contains(a))
             {
                 for value in attribute.values(record) {
                     let pk = attribute_pk(region, attribute, value, &day);
@@ -121,9 +138,16 @@ async fn every_payload_in_events_is_stored_where_it_belongs_with_its_index() {
                 }
             }
             let by_time = table.partition(&time_pk(region, &day)).await;
-            assert!(
-                by_time.iter().any(|i| s(i, attr::SK) == sk),
-                "{path}: time index"
+            let time_item = by_time
+                .iter()
+                .find(|i| s(i, attr::SK) == sk)
+                .unwrap_or_else(|| panic!("{path}: time index"));
+            assert_eq!(
+                time_item
+                    .get(attr::READ_ONLY)
+                    .and_then(|v| v.as_bool().ok()),
+                Some(&read_only),
+                "{path}: ReadOnly on the time item"
             );
             expected_items.insert((time_pk(region, &day), sk.clone()));
         }
@@ -148,14 +172,18 @@ async fn every_payload_in_events_is_stored_where_it_belongs_with_its_index() {
         assert_eq!(item.contains_key(attr::PACKED), primary, "{item:?}");
         assert!(!item.contains_key(attr::RECORD), "{item:?}");
         if !primary {
-            assert_eq!(item.len(), 3, "pk, sk, expiresAt: {item:?}");
+            let time = s(item, attr::PK).contains("#Time#");
+            assert_eq!(
+                item.len(),
+                3 + usize::from(time),
+                "pk, sk, expiresAt (and ro on time items): {item:?}"
+            );
         }
     }
     let primaries = all.iter().filter(|i| s(i, attr::SK) == PRIMARY_SK).count();
     assert_eq!(
-        primaries,
-        5 + 3 * 2,
-        "5 regional management events, 3 global ones in 2 regions"
+        primaries, 8,
+        "5 regional management events, 3 global ones stored once"
     );
     table.delete().await;
 }
@@ -164,7 +192,7 @@ async fn every_payload_in_events_is_stored_where_it_belongs_with_its_index() {
 async fn the_same_event_delivered_five_times_concurrently_is_stored_once() {
     let table = TestTable::history().await;
     let store = table.store();
-    let cfg = settings(&["eu-west-1"], 90);
+    let cfg = settings(90);
     let c = ctx();
     let payload = event("eventbridge/api-call-write.json");
 
@@ -200,7 +228,7 @@ async fn one_event_id_with_different_content_keeps_one_version_and_one_index() {
     // and name) while the first delivery is still being written.
     let table = TestTable::history().await;
     let store = table.store();
-    let cfg = settings(&["eu-west-1"], 90);
+    let cfg = settings(90);
     let c = ctx();
     let first = event_json("eventbridge/api-call-write.json");
     let mut second = first.clone();
@@ -241,10 +269,9 @@ async fn one_event_id_with_different_content_keeps_one_version_and_one_index() {
 }
 
 #[tokio::test]
-async fn a_global_event_is_in_the_history_of_every_served_region() {
+async fn a_global_event_is_stored_once_in_the_global_partition() {
     let table = TestTable::history().await;
-    let regions = ["eu-west-1", "us-east-1", "ap-southeast-2"];
-    let cfg = settings(&regions, 90);
+    let cfg = settings(90);
     let report = ingest(
         &table.store(),
         &cfg,
@@ -254,20 +281,16 @@ async fn a_global_event_is_in_the_history_of_every_served_region() {
     .await
     .unwrap();
     assert_eq!(report.stored, 1);
-    for region in regions {
-        let items = table
-            .partition(&primary_pk(region, "a1c3e5f7-0b1d-4e2f-8a6c-4d2e0f1a3b06"))
-            .await;
-        assert_eq!(items.len(), 1, "{region}");
-        let by_user = table
-            .partition(&attribute_pk(
-                region,
-                LookupAttribute::Username,
-                "bob",
-                "2026-11-24",
-            ))
-            .await;
-        assert_eq!(by_user.len(), 1, "{region}");
+    let id = "a1c3e5f7-0b1d-4e2f-8a6c-4d2e0f1a3b06";
+    let primary = table.partition(&format!("global#EventId#{id}")).await;
+    assert_eq!(primary.len(), 1);
+    let by_user = table.partition("global#Username#bob#2026-11-24").await;
+    assert_eq!(by_user.len(), 1);
+    for region in ["eu-west-1", "us-east-1"] {
+        assert!(table
+            .partition(&format!("{region}#EventId#{id}"))
+            .await
+            .is_empty());
     }
     // A regional event stays in its own region only.
     ingest(
@@ -287,7 +310,7 @@ async fn a_global_event_is_in_the_history_of_every_served_region() {
 #[tokio::test]
 async fn data_events_are_accepted_but_not_in_the_history() {
     let table = TestTable::history().await;
-    let cfg = settings(&["eu-west-1"], 90);
+    let cfg = settings(90);
     for path in [
         "s3/put.json",
         "eventbridge/s3-object-created.json",
@@ -309,7 +332,7 @@ async fn data_events_are_accepted_but_not_in_the_history() {
 #[tokio::test]
 async fn the_ttl_attribute_is_event_time_plus_retention() {
     let table = TestTable::history().await;
-    let cfg = settings(&["eu-west-1", "us-east-1"], 30);
+    let cfg = settings(30);
     ingest(
         &table.store(),
         &cfg,
@@ -337,7 +360,7 @@ async fn the_ttl_attribute_is_event_time_plus_retention() {
 #[tokio::test]
 async fn a_malformed_record_is_reported_and_the_good_ones_beside_it_go_on() {
     let table = TestTable::history().await;
-    let cfg = settings(&["eu-west-1"], 90);
+    let cfg = settings(90);
     let store = table.store();
 
     // A notification batch: records 0 and 2 are good, record 1 has a bad time.
@@ -400,6 +423,7 @@ async fn put_all_writes_more_items_than_one_batch_holds() {
             pk: format!("p#{}", i % 7),
             sk: format!("s#{i:03}"),
             record: (i % 2 == 0).then_some(packed.as_slice()),
+            read_only: (i % 3 == 0).then_some(i % 2 == 0),
             expires_at: 1,
         })
         .collect();
@@ -419,6 +443,7 @@ async fn claim_stores_once_and_then_returns_what_is_stored() {
         pk: "r#EventId#x".into(),
         sk: PRIMARY_SK.into(),
         record: Some(&v1),
+        read_only: None,
         expires_at: 5,
     };
     let second = Item {
@@ -447,7 +472,7 @@ async fn an_item_altered_outside_trailkeep_is_left_out_and_never_fails_a_read_or
     use trailkeep_shared::history::lookup::{self, HistoryReader, LookupSettings};
     let table = TestTable::history().await;
     let store = table.store();
-    let cfg = settings(&["eu-west-1"], 90);
+    let cfg = settings(90);
     let c = ctx();
     let read = event_json("eventbridge/api-call-read.json");
     let write = event_json("eventbridge/api-call-write.json");
@@ -519,6 +544,7 @@ async fn a_key_dynamodb_refuses_is_a_permanent_refusal_not_a_store_outage() {
         pk: format!("eu-west-1#EventId#{}", "x".repeat(5000)),
         sk: "event".into(),
         record: Some(&packed),
+        read_only: None,
         expires_at: 4_102_444_800,
     };
     let err = store.claim(&huge).await.unwrap_err();

@@ -23,7 +23,7 @@ use trailkeep_shared::aws::trail_items::DynamoTrails;
 use trailkeep_shared::delivery::{DeliverSettings, Deliverer};
 use trailkeep_shared::digest::{DigestFile, DigestSettings, Digester, Signer};
 use trailkeep_shared::history::lookup::LookupSettings;
-use trailkeep_shared::history::HistorySettings;
+use trailkeep_shared::history::{self, HistorySettings};
 use trailkeep_shared::ingest::normalize::{normalize, Context};
 use trailkeep_shared::ingest::{ingest, Targets};
 use trailkeep_shared::trail::{admin, NewTrail, TrailCache, TrailStore};
@@ -218,10 +218,7 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
         Function::new(3).await,
         Function::new(4).await,
     );
-    let settings = HistorySettings {
-        retention_days: 90,
-        served_regions: SERVED.map(String::from).to_vec(),
-    };
+    let settings = HistorySettings { retention_days: 90 };
     let ingest_history = DynamoHistory::new(ingest_fn.dynamodb(), &history_table.name);
     let ingest_staging = DynamoStaging::new(ingest_fn.dynamodb(), &state_table.name);
     let ingest_trails = TrailCache::new(
@@ -549,7 +546,14 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
                 .or_default()
                 .insert(record.event_id.clone());
         }
-        for region in settings.regions(&record) {
+        // A global event is stored once and every served region's lookups
+        // show it; a regional one its own region's.
+        let visible_in: Vec<&str> = match history::partition(&record) {
+            None => Vec::new(),
+            Some(history::GLOBAL) => SERVED.to_vec(),
+            Some(region) => vec![region],
+        };
+        for region in visible_in {
             expected_history
                 .entry(region.to_owned())
                 .or_default()

@@ -27,10 +27,7 @@ fn now() -> DateTime<Utc> {
 }
 
 async fn record(store: &DynamoHistory, payload: &str, retention_days: u32) {
-    let settings = HistorySettings {
-        retention_days,
-        served_regions: REGIONS.iter().map(|r| r.to_string()).collect(),
-    };
+    let settings = HistorySettings { retention_days };
     let ctx = Context {
         account_id: "111122223333".into(),
     };
@@ -386,7 +383,8 @@ async fn the_cloudtrail_json_protocol_gets_cloudtrails_lookup_events_output() {
 
 /// Writes an event as a stack deployed before records were stored once
 /// wrote it: the record JSON (`rec`) on the primary item and on every index
-/// item, nothing packed.
+/// item, a ReadOnly item, nothing packed, no `ro`; `region` is where that
+/// stack put it (global events: in every served region).
 async fn record_in_old_layout(table: &TestTable, payload: &str, region: &str) -> String {
     use aws_sdk_dynamodb::types::AttributeValue as A;
     use trailkeep_shared::aws::history_table::attr;
@@ -404,6 +402,20 @@ async fn record_in_old_layout(table: &TestTable, payload: &str, region: &str) ->
             .into_iter()
             .map(|i| (i.pk, i.sk)),
     );
+    let read_only = if n.record.is_read_only() {
+        "true"
+    } else {
+        "false"
+    };
+    keys.push((
+        history::attribute_pk(
+            region,
+            history::LookupAttribute::ReadOnly,
+            read_only,
+            &trailkeep_shared::time::day(&n.record.event_time),
+        ),
+        history::index_sk(&n.record.event_time, &n.record.event_id),
+    ));
     for (pk, sk) in keys {
         table
             .client
@@ -484,9 +496,12 @@ async fn a_history_written_in_the_old_layout_answers_beside_the_new_one() {
     let sk_of = |i: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>| {
         i[attr::SK].as_s().unwrap().clone()
     };
+    // (its ReadOnly item, which today's layout does not write, stays as it
+    // was until it expires)
     let rewritten: Vec<_> = items
         .iter()
         .filter(|i| sk_of(i).ends_with(&old_ids[1]))
+        .filter(|i| !i[attr::PK].as_s().unwrap().contains("#ReadOnly#"))
         .collect();
     assert!(rewritten.len() > 2, "{rewritten:?}");
     for item in rewritten {
@@ -496,7 +511,55 @@ async fn a_history_written_in_the_old_layout_answers_beside_the_new_one() {
             "{item:?}"
         );
     }
-    assert_eq!(all_pages(&store, window).await.0, newest_first);
+    assert_eq!(all_pages(&store, window.clone()).await.0, newest_first);
+    // AND ReadOnly finds the old layout's events by their ReadOnly items and
+    // the new ones by their time items, each once
+    let mut writes = by("ReadOnly", "false");
+    writes["StartTime"] = window["StartTime"].clone();
+    writes["EndTime"] = window["EndTime"].clone();
+    writes["MaxResults"] = json!(4);
+    assert_eq!(ids(&store, writes.clone()).await, newest_first);
+    writes["LookupAttributes"][0]["AttributeValue"] = json!("true");
+    assert!(ids(&store, writes).await.is_empty());
+
+    // GIVEN a global event the old stack copied into both served regions,
+    // and one stored once after the upgrade
+    let mut global = event_json("eventbridge/iam-global-call.json");
+    global["detail"]["eventTime"] = json!("2026-11-24T08:06:00Z");
+    global["detail"]["eventID"] = json!(id("90"));
+    for region in ["eu-west-1", "us-east-1"] {
+        record_in_old_layout(&table, &global.to_string(), region).await;
+    }
+    let mut new_global = global.clone();
+    new_global["detail"]["eventTime"] = json!("2026-11-24T08:07:00Z");
+    new_global["detail"]["eventID"] = json!(id("91"));
+    record(&store, &new_global.to_string(), 90).await;
+    let in_region = |region: &str| {
+        let mut w = window.clone();
+        w["Region"] = json!(region);
+        w["MaxResults"] = json!(2);
+        w
+    };
+    let globals = [id("91"), id("90")];
+    let eu: Vec<String> = globals
+        .iter()
+        .cloned()
+        .chain(newest_first.clone())
+        .collect();
+    for _delivery in 0..2 {
+        // THEN each region's lookups show both, once, in order
+        assert_eq!(ids(&store, in_region("eu-west-1")).await, eu);
+        assert_eq!(ids(&store, in_region("us-east-1")).await, globals);
+        let mut by_user = by("Username", "bob");
+        by_user["Region"] = json!("us-east-1");
+        by_user["StartTime"] = window["StartTime"].clone();
+        by_user["EndTime"] = window["EndTime"].clone();
+        assert_eq!(ids(&store, by_user).await, globals);
+        assert_eq!(ids(&store, by("EventId", &id("90"))).await, [id("90")]);
+        // … also after the old one is delivered again, now stored in the
+        // global partition too
+        record(&store, &global.to_string(), 90).await;
+    }
     table.delete().await;
 }
 
@@ -514,6 +577,7 @@ async fn records_are_read_in_batches_of_at_most_100_leaving_out_absent_and_expir
             pk: format!("eu-west-1#EventId#{i}"),
             sk: PRIMARY_SK.into(),
             record: Some(&packed[i]),
+            read_only: None,
             // Every tenth one expired at `now` = 1,000.
             expires_at: if i % 10 == 0 { 1_000 } else { 2_000 },
         })

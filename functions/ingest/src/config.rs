@@ -17,7 +17,7 @@ pub struct Config {
     pub queue_visibility_seconds: i32,
     /// TRAIL_CACHE_SECONDS (default 60): how often the trails are reloaded.
     pub trail_cache: std::time::Duration,
-    /// RETENTION_DAYS (default 90) and SERVED_REGIONS (default AWS_REGION).
+    /// RETENTION_DAYS (default 90).
     pub history: HistorySettings,
 }
 
@@ -51,7 +51,6 @@ impl Config {
                     1,
                     3650,
                 )? as u32,
-                served_regions: env.regions("SERVED_REGIONS")?,
             },
         })
     }
@@ -64,7 +63,7 @@ mod tests {
     use trailkeep_shared::testkit::env as lookup;
 
     #[test]
-    fn defaults_are_90_days_and_the_own_region() {
+    fn retention_defaults_to_90_days() {
         let c = Config::from_lookup(lookup(&[
             ("HISTORY_TABLE", "t"),
             ("STATE_TABLE", "s"),
@@ -76,11 +75,6 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(c.history.retention_days, 90);
-        assert_eq!(c.history.served_regions, ["eu-west-1"]);
-    }
-
-    #[test]
-    fn served_regions_are_a_comma_list() {
         let c = Config::from_lookup(lookup(&[
             ("HISTORY_TABLE", "t"),
             ("STATE_TABLE", "s"),
@@ -88,11 +82,9 @@ mod tests {
                 "INGEST_QUEUE_URL",
                 "https://sqs.eu-west-1.amazonaws.com/111122223333/q",
             ),
-            ("SERVED_REGIONS", "eu-west-1, us-east-1,"),
             ("RETENTION_DAYS", "30"),
         ]))
         .unwrap();
-        assert_eq!(c.history.served_regions, ["eu-west-1", "us-east-1"]);
         assert_eq!(c.history.retention_days, 30);
     }
 

@@ -138,10 +138,7 @@ mod tests {
                 MemoryTrails::with(vec![trailkeep_shared::testkit::trail("audit", since)]),
                 std::time::Duration::from_secs(60),
             ),
-            settings: HistorySettings {
-                retention_days: 90,
-                served_regions: vec!["eu-west-1".into()],
-            },
+            settings: HistorySettings { retention_days: 90 },
         }
     }
 

@@ -78,14 +78,11 @@ impl Config {
                     .unwrap_or_default(),
                 lookup: LookupSettings {
                     home_region: env.required("AWS_REGION")?,
-                    served_regions: served_regions.clone(),
+                    served_regions,
                     retention_days,
                     token_key,
                 },
-                history: HistorySettings {
-                    retention_days,
-                    served_regions,
-                },
+                history: HistorySettings { retention_days },
             },
         })
     }
@@ -108,7 +105,6 @@ mod tests {
         ];
         let c = Config::from_lookup(lookup(&base)).unwrap();
         assert_eq!(c.api.lookup.served_regions, ["eu-west-1"]);
-        assert_eq!(c.api.history.served_regions, ["eu-west-1"]);
         assert_eq!(c.api.lookup.retention_days, 90);
         assert!(
             c.api.trail_admins.is_empty(),

@@ -23,10 +23,7 @@ fn settings() -> ApiSettings {
             retention_days: 90,
             token_key: b"0123456789abcdef0123456789abcdef".to_vec(),
         },
-        history: HistorySettings {
-            retention_days: 90,
-            served_regions: vec![HOME.into()],
-        },
+        history: HistorySettings { retention_days: 90 },
     }
 }
 

@@ -22,6 +22,8 @@ pub mod attr {
     /// packed; read until those items expire.
     pub const RECORD: &str = "rec";
     pub const EXPIRES_AT: &str = "expiresAt";
+    /// ReadOnly (Boolean), on time index items.
+    pub const READ_ONLY: &str = "ro";
 }
 
 /// BatchWriteItem takes at most 25 items (moto takes more; AWS does not).
@@ -124,6 +126,9 @@ fn to_attributes(item: &Item<'_>) -> Attributes {
     let packed = item
         .record
         .map(|p| (attr::PACKED, AttributeValue::B(Blob::new(p))));
+    let read_only = item
+        .read_only
+        .map(|ro| (attr::READ_ONLY, AttributeValue::Bool(ro)));
     [
         (attr::PK, AttributeValue::S(item.pk.clone())),
         (attr::SK, AttributeValue::S(item.sk.clone())),
@@ -134,6 +139,7 @@ fn to_attributes(item: &Item<'_>) -> Attributes {
     ]
     .into_iter()
     .chain(packed)
+    .chain(read_only)
     .map(|(k, v)| (k.to_owned(), v))
     .collect()
 }
@@ -219,7 +225,7 @@ impl HistoryStore for DynamoHistory {
 impl crate::history::lookup::HistoryReader for DynamoHistory {
     async fn query(
         &self,
-        pk: &str,
+        part: &crate::history::lookup::Part,
         low: &str,
         high: &str,
         after: Option<&str>,
@@ -227,12 +233,12 @@ impl crate::history::lookup::HistoryReader for DynamoHistory {
         now: i64,
     ) -> Result<(Vec<crate::history::lookup::Stored>, Option<String>), StoreError> {
         let s = |v: &str| AttributeValue::S(v.to_owned());
+        let pk = part.pk.as_str();
         let mut query = self
             .client
             .query()
             .table_name(&self.table)
             .key_condition_expression("#pk = :pk AND #sk BETWEEN :low AND :high")
-            .filter_expression("#exp > :now")
             .expression_attribute_names("#pk", attr::PK)
             .expression_attribute_names("#sk", attr::SK)
             .expression_attribute_names("#exp", attr::EXPIRES_AT)
@@ -242,6 +248,13 @@ impl crate::history::lookup::HistoryReader for DynamoHistory {
             .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
             .scan_index_forward(false)
             .limit(i32::try_from(limit).unwrap_or(i32::MAX));
+        query = match part.read_only {
+            None => query.filter_expression("#exp > :now"),
+            Some(ro) => query
+                .filter_expression("#exp > :now AND #ro = :ro")
+                .expression_attribute_names("#ro", attr::READ_ONLY)
+                .expression_attribute_values(":ro", AttributeValue::Bool(ro)),
+        };
         if let Some(after) = after {
             query = query
                 .exclusive_start_key(attr::PK, s(pk))

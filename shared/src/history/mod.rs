@@ -2,22 +2,28 @@
 //! retention period (default 90 days) by a DynamoDB TTL attribute.
 //!
 //! One table, items keyed so that every LookupEvents attribute and a plain
-//! time range are answered by one Query per page, newest first, and one
+//! time range are answered by one Query per partition read (the region's
+//! and the global one, run together) per page, newest first, and one
 //! BatchGetItem of the page's records (design and write cost in
 //! docs/event-history.md):
 //!
 //! | item | pk | sk |
 //! |---|---|---|
-//! | primary (one per event and region) | `{region}#EventId#{eventID}` | `event` |
-//! | time index | `{region}#Time#{YYYY-MM-DD}` | `{eventTime}#{eventID}` |
-//! | attribute index | `{region}#{Attribute}#{value}#{YYYY-MM-DD}` | `{eventTime}#{eventID}` |
+//! | primary (one per event) | `{partition}#EventId#{eventID}` | `event` |
+//! | time index | `{partition}#Time#{YYYY-MM-DD}` | `{eventTime}#{eventID}` |
+//! | attribute index | `{partition}#{Attribute}#{value}#{YYYY-MM-DD}` | `{eventTime}#{eventID}` |
 //!
+//! The partition is the event's region, or [`GLOBAL`] for a global-service
+//! event, which is stored once and read beside every served region's own
+//! partitions. `ReadOnly` has no item of its own: the time index item
+//! carries it (`ro`) and a ReadOnly lookup filters the time partition.
 //! Every item carries the TTL (`expiresAt`). Only the primary item holds
 //! the record, raw-deflated ([`pack`]); an index item is its keys alone, and
 //! its sort key names the event, so a lookup reads a page of index items
 //! and then the page's primary items (docs/event-history.md). Items written
-//! before this layout carry the record as JSON in every item; readers accept
-//! both until the old ones expire.
+//! before these layouts (the record as JSON in every item; global events
+//! copied into each served region; a ReadOnly item per event) are read
+//! until they expire.
 //! Idempotence: the primary item is written only if absent; the index items
 //! are derived from the record the primary item holds, and have deterministic
 //! keys, so re-deliveries (also concurrent ones, also with different content
@@ -44,6 +50,12 @@ pub const MAX_INDEXED_VALUE_BYTES: usize = 1900;
 
 /// Sort key of the primary item.
 pub const PRIMARY_SK: &str = "event";
+
+/// The history partition of global-service events (IAM, STS's global
+/// endpoint, console sign-in …): stored once, read beside every served
+/// region's own partitions. Not a region name (ingest accepts only those as
+/// `awsRegion`), so no regional event can land in it.
+pub const GLOBAL: &str = "global";
 
 /// The LookupEvents attributes, by their CloudTrail names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -118,7 +130,8 @@ impl LookupAttribute {
     }
 }
 
-/// Partition key of the primary item of an event in a region's history.
+/// Partition key of the primary item of an event in a history partition
+/// (a region, or [`GLOBAL`]).
 pub fn primary_pk(region: &str, event_id: &str) -> String {
     format!("{region}#EventId#{event_id}")
 }
@@ -151,6 +164,9 @@ pub struct Item<'a> {
     pub sk: String,
     /// The primary item's record, [`pack`]ed; index items hold none.
     pub record: Option<&'a [u8]>,
+    /// On the time index item: whether the event is read-only (a ReadOnly
+    /// lookup filters the time partition on it).
+    pub read_only: Option<bool>,
     /// TTL: epoch seconds after which the item is gone from the history.
     pub expires_at: i64,
 }
@@ -191,37 +207,46 @@ pub fn unpack(packed: &[u8]) -> Result<String, StoreError> {
     Ok(json)
 }
 
+/// The attributes with an index item per value. `EventId` is the primary
+/// item's key; `ReadOnly`, two values that split every event between them,
+/// is a filter on the time index (it would cost an item per event and
+/// bought nothing the time partition does not give).
+pub const INDEXED: [LookupAttribute; 6] = [
+    LookupAttribute::EventName,
+    LookupAttribute::Username,
+    LookupAttribute::ResourceType,
+    LookupAttribute::ResourceName,
+    LookupAttribute::EventSource,
+    LookupAttribute::AccessKeyId,
+];
+
 /// The index items (time and attributes, not the primary item) of a record
-/// in one region's history, without duplicates.
+/// in one history partition, without duplicates.
 pub fn index_items(record: &Record, region: &str, expires_at: i64) -> Vec<Item<'static>> {
     let day = time::day(&record.event_time);
     let sk = index_sk(&record.event_time, &record.event_id);
+    let item = |pk, read_only| Item {
+        pk,
+        sk: sk.clone(),
+        record: None,
+        read_only,
+        expires_at,
+    };
     let mut pks = BTreeSet::new();
-    pks.insert(time_pk(region, &day));
-    for attribute in LookupAttribute::ALL
-        .into_iter()
-        .filter(|a| *a != LookupAttribute::EventId)
-    {
+    for attribute in INDEXED {
         for value in attribute.values(record) {
             pks.insert(attribute_pk(region, attribute, value, &day));
         }
     }
-    pks.into_iter()
-        .map(|pk| Item {
-            pk,
-            sk: sk.clone(),
-            record: None,
-            expires_at,
-        })
+    std::iter::once(item(time_pk(region, &day), Some(record.is_read_only())))
+        .chain(pks.into_iter().map(|pk| item(pk, None)))
         .collect()
 }
 
-/// How long events stay, and which regions' histories global events go to.
+/// How long events stay in the history.
 #[derive(Clone, Debug)]
 pub struct HistorySettings {
     pub retention_days: u32,
-    /// Regions this deployment serves; global-service events are stored in each.
-    pub served_regions: Vec<String>,
 }
 
 impl HistorySettings {
@@ -229,17 +254,18 @@ impl HistorySettings {
     pub fn expires_at(&self, record: &Record) -> i64 {
         record.event_time.timestamp() + i64::from(self.retention_days) * 86_400
     }
+}
 
-    /// The regions whose history a record belongs in: none for data events;
-    /// every served region for global-service events; else its own region.
-    pub fn regions<'a>(&'a self, record: &'a Record) -> Vec<&'a str> {
-        if record.category() == EventCategory::Data {
-            Vec::new()
-        } else if crate::ingest::classify::is_global(record) {
-            self.served_regions.iter().map(String::as_str).collect()
-        } else {
-            vec![record.aws_region.as_str()]
-        }
+/// The history partition a record belongs in: none for data events;
+/// [`GLOBAL`] for global-service events (every served region's lookups
+/// read it); else its own region.
+pub fn partition(record: &Record) -> Option<&str> {
+    if record.category() == EventCategory::Data {
+        None
+    } else if crate::ingest::classify::is_global(record) {
+        Some(GLOBAL)
+    } else {
+        Some(record.aws_region.as_str())
     }
 }
 
@@ -268,77 +294,71 @@ pub trait HistoryStore: Send + Sync {
 }
 
 /// What recording one event did.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Recorded {
-    /// Stored for the first time in this many regions' histories (others already had it).
-    Stored { regions: usize },
-    /// Every region's history already had it.
+    /// Stored for the first time.
+    Stored,
+    /// The history already had it.
     Duplicate,
     /// A data event: never in the history.
     NotInHistory,
 }
 
-/// Records one normalized event in each region's history it belongs to.
+/// Records one normalized event in the history partition it belongs to
+/// ([`partition`]).
 pub async fn record<S: HistoryStore>(
     store: &S,
     settings: &HistorySettings,
     event: &Normalized,
 ) -> Result<Recorded, StoreError> {
-    let regions = settings.regions(&event.record);
-    if regions.is_empty() {
+    let Some(region) = partition(&event.record) else {
         return Ok(Recorded::NotInHistory);
-    }
+    };
     let expires_at = settings.expires_at(&event.record);
     let packed = pack(&event.json);
-    let mut new = 0;
-    for region in regions {
-        let primary = Item {
-            pk: primary_pk(region, &event.record.event_id),
-            sk: PRIMARY_SK.to_owned(),
-            record: Some(&packed),
-            expires_at,
-        };
-        match store.claim(&primary).await? {
-            Claim::Stored => {
-                new += 1;
-                store
-                    .put_all(&index_items(&event.record, region, expires_at))
-                    .await?;
-            }
-            Claim::Exists {
-                record: stored_json,
-                expires_at: stored_expires_at,
-            } => {
-                // Complete the index of the stored version (a writer may have
-                // crashed between the two steps); its keys are deterministic,
-                // so this never adds an entry that is not already there, and
-                // its items expire with the primary item they lead to.
-                let stored = stored_json.as_deref().map(serde_json::from_str::<Record>);
-                match stored {
-                    Some(Ok(stored)) => {
-                        let expires_at =
-                            stored_expires_at.unwrap_or_else(|| settings.expires_at(&stored));
-                        store
-                            .put_all(&index_items(&stored, region, expires_at))
-                            .await?;
-                    }
-                    // An index leading to a record no lookup can read would
-                    // serve nothing (and a second eventTime would put the
-                    // event in a page twice): left as it is.
-                    _ => tracing::warn!(
-                        event_id = %event.record.event_id,
-                        region,
-                        "stored record unreadable or gone; not indexed again"
-                    ),
+    let primary = Item {
+        pk: primary_pk(region, &event.record.event_id),
+        sk: PRIMARY_SK.to_owned(),
+        record: Some(&packed),
+        read_only: None,
+        expires_at,
+    };
+    match store.claim(&primary).await? {
+        Claim::Stored => {
+            store
+                .put_all(&index_items(&event.record, region, expires_at))
+                .await?;
+            Ok(Recorded::Stored)
+        }
+        Claim::Exists {
+            record: stored_json,
+            expires_at: stored_expires_at,
+        } => {
+            // Complete the index of the stored version (a writer may have
+            // crashed between the two steps); its keys are deterministic,
+            // so this never adds an entry that is not already there, and
+            // its items expire with the primary item they lead to.
+            let stored = stored_json.as_deref().map(serde_json::from_str::<Record>);
+            match stored {
+                Some(Ok(stored)) => {
+                    let expires_at =
+                        stored_expires_at.unwrap_or_else(|| settings.expires_at(&stored));
+                    store
+                        .put_all(&index_items(&stored, region, expires_at))
+                        .await?;
                 }
+                // An index leading to a record no lookup can read would
+                // serve nothing (and a second eventTime would put the
+                // event in a page twice): left as it is.
+                _ => tracing::warn!(
+                    event_id = %event.record.event_id,
+                    region,
+                    "stored record unreadable or gone; not indexed again"
+                ),
             }
+            Ok(Recorded::Duplicate)
         }
     }
-    Ok(if new == 0 {
-        Recorded::Duplicate
-    } else {
-        Recorded::Stored { regions: new }
-    })
 }
 
 #[cfg(test)]
@@ -373,22 +393,25 @@ mod tests {
         assert_eq!(
             pks,
             [
+                "eu-west-1#Time#2026-11-24",
                 "eu-west-1#AccessKeyId#AKIAEXAMPLE#2026-11-24",
                 "eu-west-1#EventName#AttachRolePolicy#2026-11-24",
                 "eu-west-1#EventSource#iam.amazonaws.com#2026-11-24",
-                "eu-west-1#ReadOnly#false#2026-11-24",
                 "eu-west-1#ResourceName#arn:aws:iam::111122223333:role/a#2026-11-24",
                 "eu-west-1#ResourceName#arn:aws:iam::111122223333:role/c#2026-11-24",
                 "eu-west-1#ResourceName#arn:aws:iam::aws:policy/b#2026-11-24",
                 "eu-west-1#ResourceType#AWS::IAM::Policy#2026-11-24",
                 "eu-west-1#ResourceType#AWS::IAM::Role#2026-11-24",
-                "eu-west-1#Time#2026-11-24",
                 "eu-west-1#Username#alice#2026-11-24",
             ]
         );
         assert!(items
             .iter()
             .all(|i| i.sk == "2026-11-24T02:10:06Z#e1" && i.expires_at == 7 && i.record.is_none()));
+        // ReadOnly rides on the time item, the only one that carries it.
+        let read_only: Vec<_> = items.iter().map(|i| i.read_only).collect();
+        assert_eq!(read_only[0], Some(false));
+        assert!(read_only[1..].iter().all(Option::is_none));
         assert_eq!(event_id_of(&items[0].sk), Some("e1"));
         assert_eq!(event_id_of("2026-11-24T02:10:06Z#a#b"), Some("a#b"));
     }
@@ -441,29 +464,24 @@ mod tests {
 
     #[test]
     fn ttl_is_event_time_plus_retention() {
-        let s = HistorySettings {
-            retention_days: 90,
-            served_regions: vec!["eu-west-1".into()],
-        };
+        let s = HistorySettings { retention_days: 90 };
         let r = record();
         assert_eq!(s.expires_at(&r), r.event_time.timestamp() + 90 * 86_400);
     }
 
     #[test]
-    fn global_events_go_to_every_served_region_and_data_events_nowhere() {
-        let s = HistorySettings {
-            retention_days: 90,
-            served_regions: vec!["eu-west-1".into(), "us-east-1".into()],
-        };
+    fn global_events_go_to_the_global_partition_once_and_data_events_nowhere() {
         let iam = record();
-        assert_eq!(s.regions(&iam), ["eu-west-1", "us-east-1"]);
+        assert_eq!(partition(&iam), Some("global"));
         let mut ec2 = record();
         ec2.event_source = "ec2.amazonaws.com".into();
         ec2.aws_region = "ap-south-1".into();
-        assert_eq!(s.regions(&ec2), ["ap-south-1"]);
+        assert_eq!(partition(&ec2), Some("ap-south-1"));
         let mut data = record();
         data.event_category = Some(EventCategory::Data);
-        assert!(s.regions(&data).is_empty());
+        assert_eq!(partition(&data), None);
+        // No region can be named like the global partition.
+        assert!(!crate::ingest::normalize::is_region(GLOBAL));
     }
 
     #[test]

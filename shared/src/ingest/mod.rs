@@ -134,7 +134,7 @@ pub async fn ingest<H: HistoryStore, S: StagingStore>(
             Ok((recorded, copies)) => {
                 report.staged += copies;
                 match recorded {
-                    Recorded::Stored { .. } => report.stored += 1,
+                    Recorded::Stored => report.stored += 1,
                     Recorded::Duplicate => report.duplicates += 1,
                     Recorded::NotInHistory => report.data_events += 1,
                 }

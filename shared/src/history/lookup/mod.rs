@@ -3,18 +3,27 @@
 //!
 //! - The request is CloudTrail's `LookupEvents` input (AWS JSON 1.1: times
 //!   as epoch seconds, or ISO-8601 strings); errors carry CloudTrail's names.
-//! - One page is at most two reads: a `Query` of one day's index partition
-//!   (an attribute's, or the time index), newest first, `Limit = MaxResults`,
-//!   items whose retention has passed filtered out (TTL deletion is lazy),
-//!   then one `BatchGetItem` of the page's primary items, which hold the
-//!   records (index items written before that layout hold their record and
-//!   need none; a primary item not seen yet is read once more, strongly
-//!   consistent); an EventId lookup is one `GetItem`. A page can hold fewer
+//! - One page is two rounds of reads: `Query`s, run together, of one day's
+//!   index partitions (an attribute's, or the time index) in the region's
+//!   own history and in the global-service events' ([`GLOBAL`]), newest
+//!   first, `Limit = MaxResults`, items whose retention has passed filtered
+//!   out (TTL deletion is lazy); their items merged newest first; then one
+//!   `BatchGetItem` of the page's primary items, which hold the records
+//!   (index items written before that layout hold their record and need
+//!   none; a primary item not seen yet is read once more, strongly
+//!   consistent). ReadOnly reads the time partitions filtered on it (a
+//!   filtered `Query` may be repeated, with a larger `Limit`, to fill the
+//!   page), beside the ReadOnly partition the layout before wrote. An
+//!   EventId lookup is one `GetItem` per partition. A page can hold fewer
 //!   events than asked (expired items, the end of a day); `NextToken` says
 //!   where to go on.
 //! - Sort keys are `{eventTime}#{eventID}`, so the order is total and a page
-//!   resumes exactly after the last item of the previous one: events sharing
-//!   an eventTime are never skipped or repeated.
+//!   resumes exactly after the last item of the previous one, in every
+//!   partition at once: events sharing an eventTime are never skipped or
+//!   repeated. The page ends where every partition has been read to, so no
+//!   partition's unread items can belong before its last event; an event
+//!   found in two partitions (a global event stored in a region's history
+//!   by the layout before, and again after) is served once.
 //! - `NextToken` is opaque and authenticated (HMAC-SHA256 over the position
 //!   and a digest of the request's region, attribute, time range and page
 //!   size): a forged or altered token, or one reused with other parameters,
@@ -37,7 +46,9 @@ use std::future::Future;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{json, Value};
 
-use crate::history::{attribute_pk, event_id_of, primary_pk, time_pk, LookupAttribute, PRIMARY_SK};
+use crate::history::{
+    attribute_pk, event_id_of, primary_pk, time_pk, LookupAttribute, GLOBAL, PRIMARY_SK,
+};
 use crate::model::Record;
 use crate::store::StoreError;
 use token::seal_token;
@@ -51,15 +62,23 @@ pub struct Stored {
     pub record: Option<String>,
 }
 
+/// One partition a lookup reads: a day of one index, optionally only its
+/// items with this ReadOnly value (the time index carries it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Part {
+    pub pk: String,
+    pub read_only: Option<bool>,
+}
+
 /// The reads a lookup needs from the history (DynamoDB in production).
 pub trait HistoryReader: Send + Sync {
-    /// One page of partition `pk`, sort keys in `[low, high]`, newest first,
-    /// after `after`, at most `limit` items read, items whose `expiresAt` is
-    /// at or before `now` left out. Returns the items and the last sort key
-    /// read when more may follow.
+    /// One page of `part`, sort keys in `[low, high]`, newest first,
+    /// before `after`, at most `limit` items read, items whose `expiresAt`
+    /// is at or before `now` (or that the part's filter refuses) left out.
+    /// Returns the items and the last sort key read when more may follow.
     fn query(
         &self,
-        pk: &str,
+        part: &Part,
         low: &str,
         high: &str,
         after: Option<&str>,
@@ -97,6 +116,75 @@ fn day(t: &DateTime<Utc>) -> NaiveDate {
     t.date_naive()
 }
 
+/// Queries of a filtered part: each reads `FILTER_GROWTH` times more items
+/// than the one before, until the page is full or the day is read.
+const FILTERED_QUERIES: u32 = 4;
+const FILTER_GROWTH: usize = 4;
+
+/// The partitions a page of `request` reads on `day`, each with the history
+/// partition (region or [`GLOBAL`]) whose primary items it leads to.
+fn parts(request: &Lookup, day: &str) -> Vec<(String, Part)> {
+    let mut parts = Vec::new();
+    for region in [request.region.as_str(), GLOBAL] {
+        let mut part = |pk, read_only| parts.push((region.to_owned(), Part { pk, read_only }));
+        match &request.attribute {
+            None => part(time_pk(region, day), None),
+            Some((LookupAttribute::ReadOnly, value)) => {
+                // The time index carries ReadOnly; the layout before wrote a
+                // ReadOnly item per event in the region's partitions (global
+                // events included), read until they expire.
+                let ro = match value.as_str() {
+                    "true" => Some(true),
+                    "false" => Some(false),
+                    _ => None,
+                };
+                if ro.is_some() {
+                    part(time_pk(region, day), ro);
+                }
+                if region != GLOBAL {
+                    part(
+                        attribute_pk(region, LookupAttribute::ReadOnly, value, day),
+                        None,
+                    );
+                }
+            }
+            Some((a, v)) => part(attribute_pk(region, *a, v, day), None),
+        }
+    }
+    parts
+}
+
+/// One part read for a page: its items and the last sort key read when
+/// more may follow.
+async fn read_part<R: HistoryReader>(
+    reader: &R,
+    part: &Part,
+    bounds: (&str, &str),
+    after: Option<&str>,
+    max_results: usize,
+    now: i64,
+) -> Result<(Vec<Stored>, Option<String>), StoreError> {
+    let (low, high) = bounds;
+    let (mut items, mut last) = reader
+        .query(part, low, high, after, max_results, now)
+        .await?;
+    if part.read_only.is_some() {
+        let mut limit = max_results;
+        for _ in 1..FILTERED_QUERIES {
+            let Some(from) = last.clone().filter(|_| items.len() < max_results) else {
+                break;
+            };
+            limit *= FILTER_GROWTH;
+            let (more, next) = reader
+                .query(part, low, high, Some(&from), limit, now)
+                .await?;
+            items.extend(more);
+            last = next;
+        }
+    }
+    Ok((items, last))
+}
+
 /// Reads one page.
 pub async fn lookup<R: HistoryReader>(
     reader: &R,
@@ -107,9 +195,17 @@ pub async fn lookup<R: HistoryReader>(
     let now_s = now.timestamp();
     let in_range = |t: &DateTime<Utc>| *t >= request.start && *t <= request.end;
     if let Some((LookupAttribute::EventId, id)) = &request.attribute {
-        let found = reader
+        // A regional event is in its region's partition, a global one in
+        // the global partition (or, stored by the layout before, in the
+        // region's); an event ID names one event.
+        let mut found = reader
             .get(&primary_pk(&request.region, id), PRIMARY_SK, now_s)
             .await?;
+        if found.is_none() {
+            found = reader
+                .get(&primary_pk(GLOBAL, id), PRIMARY_SK, now_s)
+                .await?;
+        }
         let records = found
             .into_iter()
             .filter(|rec| {
@@ -130,24 +226,42 @@ pub async fn lookup<R: HistoryReader>(
         None => day(&request.end),
     };
     let day_text = this_day.format("%Y-%m-%d").to_string();
-    let pk = match &request.attribute {
-        Some((a, v)) => attribute_pk(&request.region, *a, v, &day_text),
-        None => time_pk(&request.region, &day_text),
-    };
+    let parts = parts(request, &day_text);
     let low = format!("{}#", crate::time::format(&request.start));
     let high = format!("{}#\u{10FFFF}", crate::time::format(&request.end));
-    let (stored, last) = reader
-        .query(
-            &pk,
-            &low,
-            &high,
-            request.position.after.as_deref(),
+    let after = request.position.after.as_deref();
+    let reads = futures::future::try_join_all(parts.iter().map(|(_, part)| {
+        read_part(
+            reader,
+            part,
+            (&low, &high),
+            after,
             request.max_results,
             now_s,
         )
-        .await?;
+    }))
+    .await?;
+    // Every part has been read down to its last key read (or to its end):
+    // only items at or after the highest of those are known to be all there
+    // is, in every part.
+    let frontier = reads.iter().filter_map(|(_, last)| last.clone()).max();
+    let mut merged: Vec<(&str, Stored)> = parts
+        .iter()
+        .zip(reads)
+        .flat_map(|((region, _), (items, _))| items.into_iter().map(move |s| (region.as_str(), s)))
+        .filter(|(_, s)| frontier.as_ref().is_none_or(|f| s.sk >= *f))
+        .collect();
+    merged.sort_by(|a, b| b.1.sk.cmp(&a.1.sk));
+    merged.dedup_by(|a, b| a.1.sk == b.1.sk);
+    let full = merged.len() > request.max_results;
+    merged.truncate(request.max_results);
     let (start, end) = (request.start.timestamp(), request.end.timestamp());
-    let next = match last {
+    let resume = if full {
+        merged.last().map(|(_, s)| s.sk.clone())
+    } else {
+        frontier
+    };
+    let next = match resume {
         Some(after) => Some(Position {
             start,
             end,
@@ -164,13 +278,13 @@ pub async fn lookup<R: HistoryReader>(
                 after: None,
             }),
     };
-    let primary_of = |sk: &str| event_id_of(sk).map(|id| primary_pk(&request.region, id));
+    let primary_of = |region: &str, sk: &str| event_id_of(sk).map(|id| primary_pk(region, id));
     // Distinct: DynamoDB refuses a batch naming one key twice, and an event
     // is in a partition twice if a re-delivery changed its eventTime.
-    let mut wanted: Vec<String> = stored
+    let mut wanted: Vec<String> = merged
         .iter()
-        .filter(|s| s.record.is_none())
-        .filter_map(|s| primary_of(&s.sk))
+        .filter(|(_, s)| s.record.is_none())
+        .filter_map(|(region, s)| primary_of(region, &s.sk))
         .collect();
     wanted.sort_unstable();
     wanted.dedup();
@@ -189,18 +303,18 @@ pub async fn lookup<R: HistoryReader>(
             found.extend(reader.records(&missed, now_s, true).await?);
         }
     }
-    let records = stored
+    let records = merged
         .into_iter()
-        .filter_map(|s| {
+        .filter_map(|(region, s)| {
             let record = s
                 .record
-                .or_else(|| primary_of(&s.sk).and_then(|pk| found.get(&pk).cloned()));
+                .or_else(|| primary_of(region, &s.sk).and_then(|pk| found.get(&pk).cloned()));
             if record.is_none() {
                 // The primary item is written before its index items and
                 // expires with them: an index item without a readable
                 // record is one whose primary item was deleted or altered
                 // outside trailkeep.
-                tracing::warn!(pk = %pk, sk = %s.sk, "index item without a readable record; left out");
+                tracing::warn!(region, sk = %s.sk, "index item without a readable record; left out");
             }
             record
         })
@@ -280,6 +394,7 @@ mod tests {
             pk: primary_pk(REGION, id),
             sk: PRIMARY_SK.into(),
             record: Some(&packed),
+            read_only: None,
             expires_at: KEEP,
         };
         h.put_all(&[primary]).await.unwrap();
@@ -360,6 +475,204 @@ mod tests {
         store(&h, "b", 2).await;
         h.stale_reads(true);
         assert_eq!(event_ids(&h, today()).await, ["b", "a"]);
+    }
+
+    /// An event `id` at `second` past 08:00, global (IAM) or regional
+    /// (EC2), read-only or not, stored as ingest stores it today.
+    async fn store_shaped(h: &MemoryHistory, id: &str, second: u32, global: bool, ro: bool) {
+        let json = json!({
+            "eventVersion": "1.09",
+            "eventTime": format!("2026-11-24T08:{:02}:{:02}Z", second / 60, second % 60),
+            "eventSource": if global { "iam.amazonaws.com" } else { "ec2.amazonaws.com" },
+            "eventName": if ro { "DescribeThings" } else { "CreateThing" },
+            "awsRegion": if global { "us-east-1" } else { REGION },
+            "eventID": id,
+            "readOnly": ro,
+            "userIdentity": {"type": "IAMUser", "userName": "alice"}
+        })
+        .to_string();
+        let n = crate::ingest::normalize::Normalized {
+            index: 0,
+            record: serde_json::from_str(&json).unwrap(),
+            json,
+        };
+        let settings = crate::history::HistorySettings { retention_days: 90 };
+        crate::history::record(h, &settings, &n).await.unwrap();
+    }
+
+    /// Every page of `body` at `max` results, followed to the end: the event
+    /// IDs of each page.
+    async fn pages(h: &MemoryHistory, mut body: Value, max: usize) -> Vec<Vec<String>> {
+        let now = crate::time::parse("2026-11-24T12:00:00Z").unwrap();
+        body["MaxResults"] = json!(max);
+        let mut pages = Vec::new();
+        loop {
+            let request = parse_request(body.to_string().as_bytes(), &settings(), &now).unwrap();
+            let page = lookup(h, &request, &settings(), &now).await.unwrap();
+            let ids = page
+                .records
+                .iter()
+                .map(|r| serde_json::from_str::<Record>(r).unwrap().event_id)
+                .collect::<Vec<_>>();
+            assert!(ids.len() <= max, "{ids:?}");
+            pages.push(ids);
+            match page.next_token {
+                Some(t) => body["NextToken"] = json!(t),
+                None => return pages,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn global_events_are_stored_once_and_merged_into_the_regions_pages_in_order() {
+        let h = MemoryHistory::default();
+        // r = regional, g = global, one second apart, newest last.
+        let shapes = ["r0", "g1", "g2", "r3", "g4", "r5", "r6", "g7"];
+        for (s, id) in shapes.iter().enumerate() {
+            store_shaped(&h, id, s as u32, id.starts_with('g'), false).await;
+        }
+        let newest_first = ["g7", "r6", "r5", "g4", "r3", "g2", "g1", "r0"];
+        for max in 1..=9 {
+            let pages = pages(&h, today(), max).await;
+            let all: Vec<String> = pages.concat();
+            assert_eq!(all, newest_first, "MaxResults {max}: {pages:?}");
+        }
+        // Stored once: one primary item, under the global partition.
+        let mut by_id = today();
+        by_id["LookupAttributes"] = json!([{"AttributeKey": "EventId", "AttributeValue": "g4"}]);
+        assert_eq!(event_ids(&h, by_id).await, ["g4"]);
+        let mut by_source = today();
+        by_source["LookupAttributes"] =
+            json!([{"AttributeKey": "EventSource", "AttributeValue": "iam.amazonaws.com"}]);
+        assert_eq!(
+            pages(&h, by_source, 2).await.concat(),
+            ["g7", "g4", "g2", "g1"]
+        );
+    }
+
+    #[tokio::test]
+    async fn read_only_filters_the_time_partitions_and_reads_the_old_read_only_items_too() {
+        let h = MemoryHistory::default();
+        // 40 read-only events and, among them, 3 writes: a ReadOnly=false
+        // page must look past many read-only items to fill itself.
+        for s in 0..43u32 {
+            let write = [5, 20, 41].contains(&s);
+            store_shaped(&h, &format!("e{s:02}"), s, s % 4 == 0, !write).await;
+        }
+        // Two events of the layout before: a ReadOnly item each, and no `ro`
+        // on their time item (so the filter on the time partition skips them).
+        for (id, minute, ro) in [("old-w", 50, false), ("old-r", 51, true)] {
+            let (r, json) = event(id, minute);
+            let packed = pack(&json);
+            let mut items = index_items(&r, REGION, KEEP);
+            for i in &mut items {
+                i.read_only = None;
+            }
+            items.push(Item {
+                pk: attribute_pk(
+                    REGION,
+                    LookupAttribute::ReadOnly,
+                    &ro.to_string(),
+                    "2026-11-24",
+                ),
+                sk: items[0].sk.clone(),
+                record: None,
+                read_only: None,
+                expires_at: KEEP,
+            });
+            items.push(Item {
+                pk: primary_pk(REGION, id),
+                sk: PRIMARY_SK.into(),
+                record: Some(&packed),
+                read_only: None,
+                expires_at: KEEP,
+            });
+            h.put_all(&items).await.unwrap();
+        }
+        let by_ro = |v: &str| {
+            let mut b = today();
+            b["LookupAttributes"] = json!([{"AttributeKey": "ReadOnly", "AttributeValue": v}]);
+            b
+        };
+        for max in [1, 2, 3, 50] {
+            let writes = pages(&h, by_ro("false"), max).await;
+            assert_eq!(
+                writes.concat(),
+                ["old-w", "e41", "e20", "e05"],
+                "{max}: {writes:?}"
+            );
+            let reads = pages(&h, by_ro("true"), max).await.concat();
+            let mut expected: Vec<String> = (0..43u32)
+                .filter(|s| ![5, 20, 41].contains(s))
+                .map(|s| format!("e{s:02}"))
+                .collect();
+            expected.push("old-r".into());
+            expected.reverse();
+            assert_eq!(reads, expected, "{max}");
+        }
+        // A page of two writes among 40 reads is filled by the filtered
+        // queries' growing limits, not left for later pages.
+        assert_eq!(pages(&h, by_ro("false"), 2).await[1], ["e20", "e05"]);
+        // Neither value: nothing (CloudTrail's values are "true" and "false").
+        assert_eq!(
+            pages(&h, by_ro("TRUE"), 50).await.concat(),
+            Vec::<String>::new()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_page_ends_where_every_partition_has_been_read_to() {
+        // The region's time partition starts with expired items (TTL
+        // deletion is lazy): a Query of it reads them and returns nothing
+        // but how far it read. The global partition's older events must
+        // wait until the region's partition has been read past them.
+        let h = MemoryHistory::default();
+        store_shaped(&h, "g0", 5, true, false).await;
+        store_shaped(&h, "r", 10, false, false).await;
+        store_shaped(&h, "g", 20, true, false).await;
+        let expired: Vec<Item> = (50..53)
+            .map(|s| Item {
+                pk: time_pk(REGION, "2026-11-24"),
+                sk: format!("2026-11-24T08:00:{s}Z#gone-{s}"),
+                record: None,
+                read_only: Some(false),
+                expires_at: 1,
+            })
+            .collect();
+        h.put_all(&expired).await.unwrap();
+        for max in 1..=4 {
+            let pages = pages(&h, today(), max).await;
+            assert_eq!(
+                pages.concat(),
+                ["g", "r", "g0"],
+                "MaxResults {max}: {pages:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_global_event_also_stored_by_the_layout_before_is_served_once() {
+        // Stored in the region's partitions before the upgrade, delivered
+        // again after it: in both partitions, one event.
+        let h = MemoryHistory::default();
+        store_shaped(&h, "g", 3, true, false).await;
+        store_shaped(&h, "r", 4, false, false).await;
+        let global_pk = primary_pk(GLOBAL, "g");
+        let json = h.get(&global_pk, PRIMARY_SK, 0).await.unwrap().unwrap();
+        let r: Record = serde_json::from_str(&json).unwrap();
+        let packed = pack(&json);
+        let mut copy = index_items(&r, REGION, KEEP);
+        copy.push(Item {
+            pk: primary_pk(REGION, "g"),
+            sk: PRIMARY_SK.into(),
+            record: Some(&packed),
+            read_only: None,
+            expires_at: KEEP,
+        });
+        h.put_all(&copy).await.unwrap();
+        for max in 1..=3 {
+            assert_eq!(pages(&h, today(), max).await.concat(), ["r", "g"], "{max}");
+        }
     }
 
     #[tokio::test]
