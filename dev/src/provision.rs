@@ -37,6 +37,7 @@ pub struct Template {
     resources: serde_yaml_ng::Mapping,
     outputs: serde_yaml_ng::Mapping,
     parameters: serde_yaml_ng::Mapping,
+    conditions: serde_yaml_ng::Mapping,
 }
 
 /// What the template says about one DynamoDB table.
@@ -76,11 +77,52 @@ impl Template {
             .and_then(Value::as_mapping)
             .cloned()
             .unwrap_or_default();
+        let conditions = doc
+            .get("Conditions")
+            .and_then(Value::as_mapping)
+            .cloned()
+            .unwrap_or_default();
         Ok(Self {
             resources,
             outputs,
             parameters,
+            conditions,
         })
+    }
+
+    /// `value` as deployed with the default parameters: an
+    /// `!If [Condition, then, else]` is resolved, for conditions of the form
+    /// `!Equals [!Ref Parameter, literal]` (the only form a property the
+    /// provisioner reads depends on).
+    fn by_default<'a>(
+        &self,
+        resource: &str,
+        value: &'a Value,
+    ) -> Result<&'a Value, ProvisionError> {
+        let Value::Tagged(tagged) = value else {
+            return Ok(value);
+        };
+        let unsupported = |what: String| invalid(resource, format!("cannot resolve {what}"));
+        let branches = tagged.value.as_sequence();
+        let (Some([Value::String(condition), then, otherwise]), true) =
+            (branches.map(Vec::as_slice), tagged.tag == "!If")
+        else {
+            return Err(unsupported(format!("{}", tagged.tag)));
+        };
+        let holds = match self.conditions.get(condition.as_str()) {
+            Some(Value::Tagged(eq)) if eq.tag == "!Equals" => {
+                match eq.value.as_sequence().map(Vec::as_slice) {
+                    Some([Value::Tagged(r), Value::String(literal)]) if r.tag == "!Ref" => r
+                        .value
+                        .as_str()
+                        .and_then(|p| self.parameter_default(p))
+                        .is_some_and(|d| d == *literal),
+                    _ => return Err(unsupported(format!("condition {condition}"))),
+                }
+            }
+            _ => return Err(unsupported(format!("condition {condition}"))),
+        };
+        Ok(if holds { then } else { otherwise })
     }
 
     /// A parameter's default value, as text (numbers too).
@@ -179,6 +221,8 @@ impl Template {
                 .map(str::to_owned),
             billing_mode: props
                 .get("BillingMode")
+                .map(|v| self.by_default(logical_id, v))
+                .transpose()?
                 .and_then(Value::as_str)
                 .unwrap_or("PROVISIONED")
                 .to_owned(),
@@ -417,6 +461,18 @@ mod tests {
         );
         assert_eq!(spec.ttl_attribute.as_deref(), Some(attr::EXPIRES_AT));
         assert_eq!(spec.billing_mode, "PAY_PER_REQUEST");
+        // The capacity mode parameter decides it.
+        let provisioned = TEMPLATE.replacen(
+            "Default: ON_DEMAND\n    AllowedValues: [ON_DEMAND, PROVISIONED]",
+            "Default: PROVISIONED\n    AllowedValues: [ON_DEMAND, PROVISIONED]",
+            1,
+        );
+        assert_ne!(provisioned, TEMPLATE);
+        let spec = Template::parse(&provisioned)
+            .unwrap()
+            .table("HistoryTable")
+            .unwrap();
+        assert_eq!(spec.billing_mode, "PROVISIONED");
     }
 
     #[test]
