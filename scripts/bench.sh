@@ -100,6 +100,11 @@ PY
 done
 echo "]" >>"$RESULTS"
 
+step "lookup page latency against moto: today's layout against the one before (median of 40 pages, 3 runs)"
+for run in 1 2 3; do
+  "$DEV" bench-lookup --events 1000 --pages 40
+done | tee "$BENCH_DIR/lookup-moto.jsonl"
+
 # The product hashes with ring (over 15 % faster on arm64); sha2 is the
 # product card's crate, measured against it. Both, end to end, on the larger copy (the same
 # streaming inflate + SHA-256 the digest function runs on every log file
@@ -291,6 +296,14 @@ if inflating and page:
     rows.append(f"| lookup page assembly from packed records: inflate 50 records as stored (deflate) + the row above (one core; DynamoDB not included) | "
                 f"{inflating[0]/1000:,.1f} µs/page ({inflating[1]/1000:,.1f}–{inflating[2]/1000:,.1f}) | the row above, records already JSON: {page[0]/1000:,.1f} µs | "
                 f"{inflating[0]/page[0]:.2f}× its time | {machine} | `cargo bench -p trailkeep-shared --bench lookup` |")
+moto_runs = [json.loads(l) for l in open(os.path.join(bench_dir, "lookup-moto.jsonl")) if l.strip()] \
+    if os.path.exists(os.path.join(bench_dir, "lookup-moto.jsonl")) else []
+if moto_runs:
+    med = lambda k: sorted(r[k] for r in moto_runs)[len(moto_runs) // 2]
+    for what, now_k, before_k in (("time range only", "time_ms", "time_before_ms"), ("by EventName", "attribute_ms", "attribute_before_ms")):
+        rows.append(f"| LookupEvents page of 50 against moto, {what}: today's layout (Query of the region's and the global partition together, BatchGetItem of the packed records, inflate) on {moto_runs[0]['events']:,} events of ~1.6 KB, one day | "
+                    f"{med(now_k):,.1f} ms/page (median of {len(moto_runs)} runs × {moto_runs[0]['pages']} pages) | the layout before 2026-11-24 (one Query, the records' JSON in the index items): {med(before_k):,.1f} ms | "
+                    f"{med(now_k)/med(before_k):.2f}× its time (budget 1.5×) | {machine} (moto 5.2.5) | `trailkeep-dev bench-lookup` (scripts/bench.sh) |")
 for files in ("12", "120"):
     d = mean_ns("digest-build", files)
     if d:

@@ -4,9 +4,12 @@
 //! - [`provision`]: the resources template.yaml declares (tables, log
 //!   bucket, signing key), created on a local endpoint for the local run
 //!   and the integration tests;
-//! - [`make_copy`]: the validation benchmark's generated bucket copy.
+//! - [`make_copy`]: the validation benchmark's generated bucket copy;
+//! - [`bench_lookup`]: LookupEvents page latency, today's layout against
+//!   the one before.
 //!
 //! The `trailkeep-dev` binary (src/main.rs) wraps them for the scripts.
 
+pub mod bench_lookup;
 pub mod make_copy;
 pub mod provision;

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use clap::{Parser, Subcommand};
 use trailkeep_dev::provision::{self, Template};
 use trailkeep_shared::aws::history_table::{attr, record_of};
-use trailkeep_shared::history::PRIMARY_SK;
+use trailkeep_shared::history::{GLOBAL, PRIMARY_SK};
 use trailkeep_shared::model::Record;
 
 #[derive(Parser)]
@@ -62,11 +62,23 @@ enum DevCommand {
         #[arg(long, default_value_t = 500)]
         records: u64,
     },
+    /// Time LookupEvents pages on fresh history tables (created from the
+    /// template, deleted after): today's layout against the layout before;
+    /// prints the medians as JSON.
+    BenchLookup {
+        #[arg(long, default_value = "template.yaml")]
+        template: String,
+        #[arg(long, default_value_t = 1000)]
+        events: usize,
+        /// Pages timed per lookup and layout.
+        #[arg(long, default_value_t = 40)]
+        pages: usize,
+    },
     /// Print the events stored in the history, one line each, oldest first.
     ShowHistory {
         #[arg(long, env = "HISTORY_TABLE")]
         table: String,
-        /// Only this region's history.
+        /// Only this region's history (its own events and the global ones).
         #[arg(long)]
         region: Option<String>,
         /// Fail unless exactly this many events are stored (used by the scripts).
@@ -134,6 +146,25 @@ async fn main() -> std::process::ExitCode {
                 files_per_hour,
                 records,
             } => make_copy(&aws, &dir, hours, files_per_hour, records).await,
+            DevCommand::BenchLookup {
+                template,
+                events,
+                pages,
+            } => {
+                let prefix = format!("bench-lookup-{}", std::process::id());
+                match trailkeep_dev::bench_lookup::run(&aws, &template, &prefix, events, pages)
+                    .await
+                {
+                    Ok(latency) => {
+                        println!("{}", serde_json::json!(latency));
+                        Ok(())
+                    }
+                    Err(e) => Err(DevError::Aws {
+                        operation: "bench-lookup",
+                        message: e.to_string(),
+                    }),
+                }
+            }
             DevCommand::ShowHistory {
                 table,
                 region,
@@ -328,8 +359,9 @@ async fn show_history(
             .and_then(|v| v.as_s().ok())
             .cloned()
             .unwrap_or_default();
+        // A region's history shows its own events and the global ones.
         let history_region = pk.split('#').next().unwrap_or_default().to_owned();
-        if region.as_ref().is_some_and(|r| *r != history_region) {
+        if region.is_some_and(|r| r != history_region && history_region != GLOBAL) {
             continue;
         }
         let record = record_of(&item).map(|json| json.map(|j| serde_json::from_str::<Record>(&j)));

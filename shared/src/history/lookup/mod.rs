@@ -11,15 +11,16 @@
 //!   `BatchGetItem` of the page's primary items, which hold the records
 //!   (index items written before that layout hold their record and need
 //!   none; a primary item not seen yet is read once more, strongly
-//!   consistent). ReadOnly reads the time partitions filtered on it (a
-//!   filtered `Query` may be repeated, with a larger `Limit`, to fill the
-//!   page), beside the ReadOnly partition the layout before wrote. An
+//!   consistent). ReadOnly reads the ReadOnly partition the layout before
+//!   wrote, then the time partitions filtered on it from where that read
+//!   stopped (a filtered `Query` may be repeated, with a larger `Limit`, to
+//!   fill the page). An
 //!   EventId lookup is one `GetItem` per partition. A page can hold fewer
 //!   events than asked (expired items, the end of a day); `NextToken` says
 //!   where to go on.
 //! - Sort keys are `{eventTime}#{eventID}`, so the order is total and a page
-//!   resumes exactly after the last item of the previous one, in every
-//!   partition at once: events sharing an eventTime are never skipped or
+//!   resumes after one key in every partition at once (the last event of a
+//!   full page, else where the partitions were read to): events sharing an eventTime are never skipped or
 //!   repeated. The page ends where every partition has been read to, so no
 //!   partition's unread items can belong before its last event; an event
 //!   found in two partitions (a global event stored in a region's history
@@ -132,7 +133,9 @@ fn parts(request: &Lookup, day: &str) -> Vec<(String, Part)> {
             Some((LookupAttribute::ReadOnly, value)) => {
                 // The time index carries ReadOnly; the layout before wrote a
                 // ReadOnly item per event in the region's partitions (global
-                // events included), read until they expire.
+                // events included), read until they expire (the read can go
+                // a retention period after every stack upgraded:
+                // docs/event-history.md "No way back").
                 let ro = match value.as_str() {
                     "true" => Some(true),
                     "false" => Some(false),
@@ -230,17 +233,51 @@ pub async fn lookup<R: HistoryReader>(
     let low = format!("{}#", crate::time::format(&request.start));
     let high = format!("{}#\u{10FFFF}", crate::time::format(&request.end));
     let after = request.position.after.as_deref();
-    let reads = futures::future::try_join_all(parts.iter().map(|(_, part)| {
+    // The unfiltered parts first (all of them, but for ReadOnly), together.
+    let read = |part, low| {
         read_part(
             reader,
             part,
-            (&low, &high),
+            (low, &high),
             after,
             request.max_results,
             now_s,
         )
-    }))
+    };
+    let plain = futures::future::try_join_all(
+        parts
+            .iter()
+            .filter(|(_, p)| p.read_only.is_none())
+            .map(|(_, p)| read(p, &low)),
+    )
     .await?;
+    // Then the filtered ones, which need not read below the highest key the
+    // unfiltered parts stopped at: this page serves nothing below it (on a
+    // day before the upgrade the filtered time partition matches nothing,
+    // and would otherwise be read to its end for every page).
+    let floor = plain
+        .iter()
+        .filter_map(|(_, last)| last.clone())
+        .max()
+        .map_or(low.clone(), |f| f.max(low.clone()));
+    let filtered = futures::future::try_join_all(
+        parts
+            .iter()
+            .filter(|(_, p)| p.read_only.is_some())
+            .map(|(_, p)| read(p, &floor)),
+    )
+    .await?;
+    let (mut plain, mut filtered) = (plain.into_iter(), filtered.into_iter());
+    let reads: Vec<_> = parts
+        .iter()
+        .filter_map(|(_, p)| {
+            if p.read_only.is_none() {
+                plain.next()
+            } else {
+                filtered.next()
+            }
+        })
+        .collect();
     // Every part has been read down to its last key read (or to its end):
     // only items at or after the highest of those are known to be all there
     // is, in every part.
@@ -646,6 +683,100 @@ mod tests {
                 pages.concat(),
                 ["g", "r", "g0"],
                 "MaxResults {max}: {pages:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_filtered_partition_that_stops_short_of_a_match_leaves_a_token_not_a_gap() {
+        // 100 read-only events between two writes in the region's time
+        // partition: a ReadOnly=false page of one reads 1 + 4 + 16 + 64 = 85
+        // time items, then stops with a token; the older write comes on a
+        // later page.
+        let h = MemoryHistory::default();
+        store_shaped(&h, "w-old", 0, false, false).await;
+        for s in 1..=100u32 {
+            store_shaped(&h, &format!("r{s:03}"), s, false, true).await;
+        }
+        store_shaped(&h, "w-new", 101, false, false).await;
+        let mut writes = today();
+        writes["LookupAttributes"] =
+            json!([{"AttributeKey": "ReadOnly", "AttributeValue": "false"}]);
+        let pages = pages(&h, writes, 1).await;
+        assert_eq!(pages.concat(), ["w-new", "w-old"], "{pages:?}");
+        assert!(
+            pages.iter().any(Vec::is_empty),
+            "the growth ran out: {pages:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn expired_items_at_the_top_of_the_global_partition_hold_the_page_back_too() {
+        let h = MemoryHistory::default();
+        store_shaped(&h, "r0", 5, false, false).await;
+        store_shaped(&h, "g", 10, true, false).await;
+        store_shaped(&h, "r", 20, false, false).await;
+        let expired: Vec<Item> = (50..53)
+            .map(|s| Item {
+                pk: time_pk(GLOBAL, "2026-11-24"),
+                sk: format!("2026-11-24T08:00:{s}Z#gone-{s}"),
+                record: None,
+                read_only: Some(false),
+                expires_at: 1,
+            })
+            .collect();
+        h.put_all(&expired).await.unwrap();
+        for max in 1..=4 {
+            let pages = pages(&h, today(), max).await;
+            assert_eq!(
+                pages.concat(),
+                ["r", "g", "r0"],
+                "MaxResults {max}: {pages:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_global_event_of_the_layout_before_delivered_again_is_one_read_only_result() {
+        // The layout before: in the region's partitions, with a ReadOnly item
+        // and no `ro`; delivered again after the upgrade: in the global
+        // partitions, with `ro` on its time item.
+        let h = MemoryHistory::default();
+        store_shaped(&h, "g", 3, true, true).await;
+        let json = h
+            .get(&primary_pk(GLOBAL, "g"), PRIMARY_SK, 0)
+            .await
+            .unwrap()
+            .unwrap();
+        let r: Record = serde_json::from_str(&json).unwrap();
+        let mut old = index_items(&r, REGION, KEEP);
+        for i in &mut old {
+            i.read_only = None;
+        }
+        old.push(Item {
+            pk: attribute_pk(REGION, LookupAttribute::ReadOnly, "true", "2026-11-24"),
+            sk: old[0].sk.clone(),
+            record: None,
+            read_only: None,
+            expires_at: KEEP,
+        });
+        let packed = pack(&json);
+        old.push(Item {
+            pk: primary_pk(REGION, "g"),
+            sk: PRIMARY_SK.into(),
+            record: Some(&packed),
+            read_only: None,
+            expires_at: KEEP,
+        });
+        h.put_all(&old).await.unwrap();
+        store_shaped(&h, "r", 4, false, true).await;
+        let mut reads = today();
+        reads["LookupAttributes"] = json!([{"AttributeKey": "ReadOnly", "AttributeValue": "true"}]);
+        for max in 1..=3 {
+            assert_eq!(
+                pages(&h, reads.clone(), max).await.concat(),
+                ["r", "g"],
+                "{max}"
             );
         }
     }
