@@ -37,6 +37,11 @@ pub struct Query {
     /// Days the history keeps events (the default start time).
     #[arg(long, default_value_t = 90)]
     retention_days: u32,
+    /// With --history-table: the stack's HistoryShards (reading more shards
+    /// than the history was written with is harmless, fewer misses events).
+    #[arg(long, env = "TRAILKEEP_HISTORY_SHARDS", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(trailkeep_shared::history::MAX_SHARDS)))]
+    history_shards: u32,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -175,6 +180,7 @@ impl Backend {
             retention_days: query.retention_days,
             // Tokens of direct reads only travel between runs of this command.
             token_key: Sha256::digest(format!("trailkeep-cli:{table}")).to_vec(),
+            shards: query.history_shards,
         };
         Ok(Self::Table {
             reader: DynamoHistory::new(aws_sdk_dynamodb::Client::new(&aws), &table),
@@ -320,6 +326,7 @@ mod tests {
             end_time: None,
             region: None,
             retention_days: 90,
+            history_shards: 1,
         }
     }
 

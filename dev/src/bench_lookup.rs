@@ -104,7 +104,7 @@ fn old_layout(event: &Normalized) -> Vec<WriteRequest> {
         PRIMARY_SK.to_owned(),
     )];
     keys.extend(
-        history::index_items(r, REGION, expires_at)
+        history::index_items(r, REGION, expires_at, 1)
             .into_iter()
             .map(|i| (i.pk, i.sk)),
     );
@@ -164,7 +164,10 @@ async fn measure(
     let now = trailkeep_shared::time::parse(&format!("{DAY}T23:00:00Z")).map_err(failed)?;
     let new = DynamoHistory::new(client.clone(), new_table);
     let old = DynamoHistory::new(client.clone(), old_table);
-    let settings = HistorySettings { retention_days: 90 };
+    let settings = HistorySettings {
+        retention_days: 90,
+        shards: 1,
+    };
     let mut old_writes = Vec::new();
     for i in 0..events {
         let e = event(i, start);
@@ -184,6 +187,7 @@ async fn measure(
         served_regions: vec![REGION.into()],
         retention_days: 90,
         token_key: vec![7; 32],
+        shards: 1,
     };
     let body = |attribute: Option<&str>| {
         let mut b = json!({"StartTime": format!("{DAY}T00:00:00Z"), "EndTime": format!("{DAY}T23:00:00Z"), "MaxResults": MAX_RESULTS});

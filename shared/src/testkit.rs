@@ -1077,7 +1077,10 @@ impl Default for IngestFakes {
         Self {
             history: MemoryHistory::default(),
             staging: MemoryState::default(),
-            settings: HistorySettings { retention_days: 90 },
+            settings: HistorySettings {
+                retention_days: 90,
+                shards: 1,
+            },
             trails: vec![trail("audit", since)],
         }
     }

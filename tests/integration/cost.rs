@@ -95,7 +95,10 @@ async fn requests_per_event_are_what_the_design_says_and_are_recorded_for_the_co
         Function::with_faults(none, 2).await,
         Function::with_faults(none, 3).await,
     );
-    let settings = HistorySettings { retention_days: 90 };
+    let settings = HistorySettings {
+        retention_days: 90,
+        shards: 1,
+    };
     let ctx = Context {
         account_id: ACCOUNT.into(),
     };

@@ -67,7 +67,10 @@ impl Pipeline {
             history_store: DynamoHistory::new(history.client.clone(), &history.name),
             staging: DynamoStaging::new(state.client.clone(), &state.name),
             sink: S3Logs::new(bucket.client.clone()),
-            settings: HistorySettings { retention_days: 90 },
+            settings: HistorySettings {
+                retention_days: 90,
+                shards: 1,
+            },
             history,
             state,
             bucket,
@@ -558,6 +561,7 @@ async fn aws_records_of_every_version_come_out_as_aws_wrote_them() {
         served_regions: vec![HOME.into()],
         retention_days: 90,
         token_key: b"integration-test-token-key-32-bytes!".to_vec(),
+        shards: 1,
     };
     for (id, detail) in &sent {
         let request =

@@ -664,6 +664,7 @@ async fn a_stop_through_the_api_is_in_the_trails_last_log_file_with_the_callers_
             served_regions: vec![HOME.into()],
             retention_days: 90,
             token_key: vec![7; 32],
+            shards: 1,
         },
         history: a.p.settings.clone(),
     };

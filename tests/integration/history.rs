@@ -52,7 +52,10 @@ fn ctx() -> Context {
 }
 
 fn settings(retention_days: u32) -> HistorySettings {
-    HistorySettings { retention_days }
+    HistorySettings {
+        retention_days,
+        shards: 1,
+    }
 }
 
 /// Every good payload of events/, the history partition it belongs in and
@@ -210,7 +213,7 @@ async fn the_same_event_delivered_five_times_concurrently_is_stored_once() {
         "{reports:?}"
     );
     let normalized = normalize(&payload, &c).records.remove(0);
-    let index = index_items(&normalized.record, "eu-west-1", 0);
+    let index = index_items(&normalized.record, "eu-west-1", 0, 1);
     let items = table.items().await;
     assert_eq!(
         items.len(),
@@ -255,7 +258,7 @@ async fn one_event_id_with_different_content_keeps_one_version_and_one_index() {
     assert_eq!(primaries.len(), 1, "one stored version");
     let winner: Record = serde_json::from_str(&record_in(primaries[0])).unwrap();
     // Every index item is the winning version's: its keys, nothing else.
-    let mut expected: BTreeSet<(String, String)> = index_items(&winner, "eu-west-1", 0)
+    let mut expected: BTreeSet<(String, String)> = index_items(&winner, "eu-west-1", 0, 1)
         .into_iter()
         .map(|i| (i.pk, i.sk))
         .collect();
@@ -512,6 +515,7 @@ async fn an_item_altered_outside_trailkeep_is_left_out_and_never_fails_a_read_or
         served_regions: vec!["eu-west-1".into()],
         retention_days: 90,
         token_key: b"integration-test-token-key-32-bytes!".to_vec(),
+        shards: 1,
     };
     let now = chrono::DateTime::parse_from_rfc3339("2026-11-24T12:00:00Z")
         .unwrap()

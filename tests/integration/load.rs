@@ -218,7 +218,10 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
         Function::new(3).await,
         Function::new(4).await,
     );
-    let settings = HistorySettings { retention_days: 90 };
+    let settings = HistorySettings {
+        retention_days: 90,
+        shards: 1,
+    };
     let ingest_history = DynamoHistory::new(ingest_fn.dynamodb(), &history_table.name);
     let ingest_staging = DynamoStaging::new(ingest_fn.dynamodb(), &state_table.name);
     let ingest_trails = TrailCache::new(
@@ -585,6 +588,7 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
             served_regions: SERVED.map(String::from).to_vec(),
             retention_days: 90,
             token_key: vec![7; 32],
+            shards: 1,
         },
         history: settings.clone(),
     };

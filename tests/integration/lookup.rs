@@ -4,9 +4,9 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use trailkeep_shared::aws::history_table::DynamoHistory;
+use trailkeep_shared::aws::history_table::{attr, DynamoHistory};
 use trailkeep_shared::history::lookup::{self, LookupSettings};
-use trailkeep_shared::history::{self, HistorySettings};
+use trailkeep_shared::history::{self, HistorySettings, LookupAttribute};
 use trailkeep_shared::ingest::normalize::{normalize, Context};
 
 use crate::helpers::{event, event_json, parse_time, TestTable};
@@ -19,6 +19,7 @@ fn lookup_settings() -> LookupSettings {
         served_regions: REGIONS.iter().map(|r| r.to_string()).collect(),
         retention_days: 90,
         token_key: b"integration-test-token-key-32-bytes!".to_vec(),
+        shards: 1,
     }
 }
 
@@ -27,7 +28,10 @@ fn now() -> DateTime<Utc> {
 }
 
 async fn record(store: &DynamoHistory, payload: &str, retention_days: u32) {
-    let settings = HistorySettings { retention_days };
+    let settings = HistorySettings {
+        retention_days,
+        shards: 1,
+    };
     let ctx = Context {
         account_id: "111122223333".into(),
     };
@@ -398,7 +402,7 @@ async fn record_in_old_layout(table: &TestTable, payload: &str, region: &str) ->
         history::PRIMARY_SK.to_owned(),
     )];
     keys.extend(
-        history::index_items(&n.record, region, expires_at)
+        history::index_items(&n.record, region, expires_at, 1)
             .into_iter()
             .map(|i| (i.pk, i.sk)),
     );
@@ -600,4 +604,96 @@ async fn records_are_read_in_batches_of_at_most_100_leaving_out_absent_and_expir
         }
     }
     table.delete().await;
+}
+
+#[tokio::test]
+async fn a_history_in_four_shards_answers_every_lookup_as_an_unsharded_one_does() {
+    // GIVEN the same 70 management events (regional and global, reads and
+    // writes) recorded unsharded in one table and in four shards in another
+    let (one, four) = (TestTable::history().await, TestTable::history().await);
+    let (store1, store4) = (one.store(), four.store());
+    let ctx = Context {
+        account_id: "111122223333".into(),
+    };
+    let t0 = parse_time("2026-11-24T08:00:00Z");
+    let mut values: BTreeSet<(&str, String)> = BTreeSet::new();
+    for i in (0..100).filter(|i| i % 10 < 7) {
+        for n in normalize(&crate::load::payload(i, t0), &ctx).records {
+            for (store, shards) in [(&store1, 1), (&store4, 4)] {
+                let settings = HistorySettings {
+                    retention_days: 90,
+                    shards,
+                };
+                history::record(store, &settings, &n).await.unwrap();
+            }
+            for a in [
+                LookupAttribute::EventName,
+                LookupAttribute::Username,
+                LookupAttribute::EventSource,
+                LookupAttribute::ResourceType,
+                LookupAttribute::AccessKeyId,
+            ] {
+                for v in a.values(&n.record) {
+                    values.insert((a.as_str(), v.to_owned()));
+                }
+            }
+        }
+    }
+    assert!(
+        four.items()
+            .await
+            .iter()
+            .any(|i| i[attr::PK].as_s().unwrap().ends_with("~3")),
+        "the four-shard table is sharded"
+    );
+    values.insert(("ReadOnly", "true".into()));
+    values.insert(("ReadOnly", "false".into()));
+
+    // THEN every lookup, paged 3 by 3 in both served regions, returns the
+    // same events in the same order from both
+    let pages = |store: &DynamoHistory, shards: u32, request: Value| {
+        let store = store.clone();
+        async move {
+            let settings = LookupSettings {
+                shards,
+                ..lookup_settings()
+            };
+            let (mut ids, mut token) = (Vec::new(), None::<String>);
+            loop {
+                let mut body = request.clone();
+                body["MaxResults"] = json!(3);
+                if let Some(t) = &token {
+                    body["NextToken"] = json!(t);
+                }
+                let l =
+                    lookup::parse_request(body.to_string().as_bytes(), &settings, &now()).unwrap();
+                let page = lookup::lookup(&store, &l, &settings, &now()).await.unwrap();
+                for e in lookup::response_json(&page)["Events"].as_array().unwrap() {
+                    ids.push(e["EventId"].as_str().unwrap().to_owned());
+                }
+                token = page.next_token;
+                if token.is_none() {
+                    return ids;
+                }
+            }
+        }
+    };
+    let mut requests = vec![json!({})];
+    requests.extend(values.iter().map(|(a, v)| by(a, v)));
+    let mut seen = 0;
+    for region in REGIONS {
+        for mut request in requests.clone() {
+            request["Region"] = json!(region);
+            request["StartTime"] = json!("2026-11-24T00:00:00Z");
+            let unsharded = pages(&store1, 1, request.clone()).await;
+            let sharded = pages(&store4, 4, request.clone()).await;
+            assert_eq!(sharded, unsharded, "{request}");
+            let distinct: BTreeSet<_> = sharded.iter().collect();
+            assert_eq!(distinct.len(), sharded.len(), "repeats: {request}");
+            seen += sharded.len();
+        }
+    }
+    assert!(seen > 70, "{seen}");
+    one.delete().await;
+    four.delete().await;
 }

@@ -2,7 +2,7 @@
 
 pub use trailkeep_shared::config::ConfigError;
 use trailkeep_shared::config::Env;
-use trailkeep_shared::history::{HistorySettings, DEFAULT_RETENTION_DAYS};
+use trailkeep_shared::history::{HistorySettings, DEFAULT_RETENTION_DAYS, MAX_SHARDS};
 
 #[derive(Debug)]
 pub struct Config {
@@ -17,7 +17,7 @@ pub struct Config {
     pub queue_visibility_seconds: i32,
     /// TRAIL_CACHE_SECONDS (default 60): how often the trails are reloaded.
     pub trail_cache: std::time::Duration,
-    /// RETENTION_DAYS (default 90).
+    /// RETENTION_DAYS (default 90) and HISTORY_SHARDS (default 1, at most 16).
     pub history: HistorySettings,
 }
 
@@ -51,6 +51,7 @@ impl Config {
                     1,
                     3650,
                 )? as u32,
+                shards: env.number("HISTORY_SHARDS", 1, 1, i64::from(MAX_SHARDS))? as u32,
             },
         })
     }
@@ -75,6 +76,7 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(c.history.retention_days, 90);
+        assert_eq!(c.history.shards, 1);
         let c = Config::from_lookup(lookup(&[
             ("HISTORY_TABLE", "t"),
             ("STATE_TABLE", "s"),
@@ -83,9 +85,11 @@ mod tests {
                 "https://sqs.eu-west-1.amazonaws.com/111122223333/q",
             ),
             ("RETENTION_DAYS", "30"),
+            ("HISTORY_SHARDS", "8"),
         ]))
         .unwrap();
         assert_eq!(c.history.retention_days, 30);
+        assert_eq!(c.history.shards, 8);
     }
 
     #[test]
@@ -101,6 +105,17 @@ mod tests {
         ]))
         .unwrap_err();
         assert!(err.to_string().contains("RETENTION_DAYS"), "{err}");
+        let err = Config::from_lookup(lookup(&[
+            ("HISTORY_TABLE", "t"),
+            ("STATE_TABLE", "s"),
+            (
+                "INGEST_QUEUE_URL",
+                "https://sqs.eu-west-1.amazonaws.com/111122223333/q",
+            ),
+            ("HISTORY_SHARDS", "17"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("HISTORY_SHARDS"), "{err}");
         let err = Config::from_lookup(lookup(&[])).unwrap_err();
         assert!(err.to_string().contains("HISTORY_TABLE"), "{err}");
     }

@@ -138,7 +138,10 @@ mod tests {
                 MemoryTrails::with(vec![trailkeep_shared::testkit::trail("audit", since)]),
                 std::time::Duration::from_secs(60),
             ),
-            settings: HistorySettings { retention_days: 90 },
+            settings: HistorySettings {
+                retention_days: 90,
+                shards: 1,
+            },
         }
     }
 

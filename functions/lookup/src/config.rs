@@ -5,7 +5,7 @@ use trailkeep_shared::aws::kms::KeyMap;
 pub use trailkeep_shared::config::ConfigError;
 use trailkeep_shared::config::Env;
 use trailkeep_shared::history::lookup::LookupSettings;
-use trailkeep_shared::history::{HistorySettings, DEFAULT_RETENTION_DAYS};
+use trailkeep_shared::history::{HistorySettings, DEFAULT_RETENTION_DAYS, MAX_SHARDS};
 
 /// The token key must be at least this long (HMAC-SHA256).
 const MIN_TOKEN_KEY_BYTES: usize = 32;
@@ -48,6 +48,9 @@ impl Config {
         let served_regions = env.regions("SERVED_REGIONS")?;
         let retention_days =
             env.number("RETENTION_DAYS", i64::from(DEFAULT_RETENTION_DAYS), 1, 3650)? as u32;
+        // The history's index shards: read by lookups, written by the API's
+        // own records of trail changes, as ingest writes them.
+        let shards = env.number("HISTORY_SHARDS", 1, 1, i64::from(MAX_SHARDS))? as u32;
         Ok(Self {
             history_table: env.required("HISTORY_TABLE")?,
             state_table: env.required("STATE_TABLE")?,
@@ -81,8 +84,12 @@ impl Config {
                     served_regions,
                     retention_days,
                     token_key,
+                    shards,
                 },
-                history: HistorySettings { retention_days },
+                history: HistorySettings {
+                    retention_days,
+                    shards,
+                },
             },
         })
     }

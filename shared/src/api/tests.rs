@@ -22,8 +22,12 @@ fn settings() -> ApiSettings {
             served_regions: vec![HOME.into()],
             retention_days: 90,
             token_key: b"0123456789abcdef0123456789abcdef".to_vec(),
+            shards: 1,
         },
-        history: HistorySettings { retention_days: 90 },
+        history: HistorySettings {
+            retention_days: 90,
+            shards: 1,
+        },
     }
 }
 

@@ -220,13 +220,48 @@ pub const INDEXED: [LookupAttribute; 6] = [
     LookupAttribute::AccessKeyId,
 ];
 
+/// Most shards an index may be written in (`HISTORY_SHARDS`).
+pub const MAX_SHARDS: u32 = 16;
+
+/// The shard (`0..shards`) an event's index items go to: from the SHA-256
+/// of its eventID, so every writer, and every version, agrees, and a busy
+/// partition's events spread evenly.
+pub fn shard_of(event_id: &str, shards: u32) -> u32 {
+    if shards <= 1 {
+        return 0;
+    }
+    let mut h = crate::digest::sha256::Sha256::new();
+    h.update(event_id.as_bytes());
+    let d = h.finish();
+    u32::from_be_bytes([d[0], d[1], d[2], d[3]]) % shards
+}
+
+/// Shard `shard` of index partition `pk`: shard 0 is `pk` itself, so a
+/// history written unsharded (or with fewer shards) is read by any shard
+/// count at least as large; shard n is `{pk}~{n}` (a partition key
+/// otherwise ends in its day, never in `~` and a number).
+pub fn shard_pk(pk: String, shard: u32) -> String {
+    if shard == 0 {
+        pk
+    } else {
+        format!("{pk}~{shard}")
+    }
+}
+
 /// The index items (time and attributes, not the primary item) of a record
-/// in one history partition, without duplicates.
-pub fn index_items(record: &Record, region: &str, expires_at: i64) -> Vec<Item<'static>> {
+/// in one history partition, without duplicates, in the record's shard of
+/// `shards`.
+pub fn index_items(
+    record: &Record,
+    region: &str,
+    expires_at: i64,
+    shards: u32,
+) -> Vec<Item<'static>> {
     let day = time::day(&record.event_time);
     let sk = index_sk(&record.event_time, &record.event_id);
+    let shard = shard_of(&record.event_id, shards);
     let item = |pk, read_only| Item {
-        pk,
+        pk: shard_pk(pk, shard),
         sk: sk.clone(),
         record: None,
         read_only,
@@ -243,10 +278,26 @@ pub fn index_items(record: &Record, region: &str, expires_at: i64) -> Vec<Item<'
         .collect()
 }
 
-/// How long events stay in the history.
+/// How long events stay in the history, and how many shards its index
+/// partitions are written in.
 #[derive(Clone, Debug)]
 pub struct HistorySettings {
     pub retention_days: u32,
+    /// 1 (no sharding) to [`MAX_SHARDS`]: each index partition (the time
+    /// index, every attribute value) of a day is split in this many, by a
+    /// hash of the eventID, so no partition takes more than its share of
+    /// the writes (docs/event-history.md "Limits"). Only ever raised:
+    /// lookups read shards `0..shards`.
+    pub shards: u32,
+}
+
+impl Default for HistorySettings {
+    fn default() -> Self {
+        Self {
+            retention_days: DEFAULT_RETENTION_DAYS,
+            shards: 1,
+        }
+    }
 }
 
 impl HistorySettings {
@@ -326,7 +377,12 @@ pub async fn record<S: HistoryStore>(
     match store.claim(&primary).await? {
         Claim::Stored => {
             store
-                .put_all(&index_items(&event.record, region, expires_at))
+                .put_all(&index_items(
+                    &event.record,
+                    region,
+                    expires_at,
+                    settings.shards,
+                ))
                 .await?;
             Ok(Recorded::Stored)
         }
@@ -344,7 +400,7 @@ pub async fn record<S: HistoryStore>(
                     let expires_at =
                         stored_expires_at.unwrap_or_else(|| settings.expires_at(&stored));
                     store
-                        .put_all(&index_items(&stored, region, expires_at))
+                        .put_all(&index_items(&stored, region, expires_at, settings.shards))
                         .await?;
                 }
                 // An index leading to a record no lookup can read would
@@ -388,7 +444,7 @@ mod tests {
     #[test]
     fn every_lookup_attribute_of_a_record_gets_one_index_item() {
         let r = record();
-        let items = index_items(&r, "eu-west-1", 7);
+        let items = index_items(&r, "eu-west-1", 7, 1);
         let pks: Vec<&str> = items.iter().map(|i| i.pk.as_str()).collect();
         assert_eq!(
             pks,
@@ -464,7 +520,10 @@ mod tests {
 
     #[test]
     fn ttl_is_event_time_plus_retention() {
-        let s = HistorySettings { retention_days: 90 };
+        let s = HistorySettings {
+            retention_days: 90,
+            shards: 1,
+        };
         let r = record();
         assert_eq!(s.expires_at(&r), r.event_time.timestamp() + 90 * 86_400);
     }
@@ -482,6 +541,118 @@ mod tests {
         assert_eq!(partition(&data), None);
         // No region can be named like the global partition.
         assert!(!crate::ingest::normalize::is_region(GLOBAL));
+    }
+
+    #[test]
+    fn shards_are_stable_spread_and_shard_zero_is_the_unsharded_key() {
+        // Fixed values: a change in the hash would move every event written
+        // before it to another shard.
+        assert_eq!(shard_of("e1", 1), 0);
+        assert_eq!(
+            (0..8)
+                .map(|n| shard_of(&format!("e{n}"), 8))
+                .collect::<Vec<_>>(),
+            (0..8)
+                .map(|n| {
+                    let d = ring::digest::digest(&ring::digest::SHA256, format!("e{n}").as_bytes());
+                    let b = d.as_ref();
+                    u32::from_be_bytes([b[0], b[1], b[2], b[3]]) % 8
+                })
+                .collect::<Vec<_>>()
+        );
+        let mut per_shard = [0u32; 4];
+        for n in 0..4000 {
+            per_shard[shard_of(&format!("{n:08x}-aaaa-bbbb"), 4) as usize] += 1;
+        }
+        assert!(
+            per_shard.iter().all(|&c| (900..1100).contains(&c)),
+            "{per_shard:?}"
+        );
+        assert_eq!(shard_pk("r#Time#2026-11-24".into(), 0), "r#Time#2026-11-24");
+        assert_eq!(
+            shard_pk("r#Time#2026-11-24".into(), 3),
+            "r#Time#2026-11-24~3"
+        );
+        // Every index item of an event is in one shard, the event's.
+        let r = record();
+        let shard = shard_of(&r.event_id, 4);
+        let suffix = format!("~{shard}");
+        for i in index_items(&r, "eu-west-1", 7, 4) {
+            assert_eq!(shard == 0, !i.pk.contains('~'), "{}", i.pk);
+            assert!(shard == 0 || i.pk.ends_with(&suffix), "{}", i.pk);
+        }
+    }
+
+    /// The busiest partition's writes in any one second (WRU: index items
+    /// are 100–250 bytes, 1 WRU each) when `per_second` events a second
+    /// arrive for `seconds` seconds: half from one service, a third by one
+    /// user, two in five one API call, four in five read-only, one in ten
+    /// global; each names its own resource.
+    fn hottest_partition_wru(shards: u32, per_second: usize, seconds: usize) -> (u32, String) {
+        let mut base = record();
+        base.event_version = "1.11".into();
+        let mut hottest = (0, String::new());
+        for second in 0..seconds {
+            let mut wru: std::collections::HashMap<String, u32> = Default::default();
+            for n in 0..per_second {
+                let i = second * per_second + n;
+                let mut r = base.clone();
+                r.event_id = format!("{i:08x}-1111-4222-8333-444455556666");
+                r.event_time += chrono::Duration::milliseconds((i * 1000 / per_second) as i64);
+                r.event_source = if i.is_multiple_of(2) {
+                    "ec2.amazonaws.com".into()
+                } else {
+                    format!("svc{}.amazonaws.com", i % 37)
+                };
+                r.event_name = if i % 5 < 2 {
+                    "DescribeInstances".into()
+                } else {
+                    format!("Call{}", i % 101)
+                };
+                r.user_identity.user_name = Some(if i.is_multiple_of(3) {
+                    "ci-deployer".into()
+                } else {
+                    format!("user{}", i % 53)
+                });
+                r.user_identity.access_key_id = Some(format!("AKIA{:012}", i % 211));
+                r.read_only = Some(!i.is_multiple_of(5));
+                r.resources = Some(vec![Resource {
+                    arn: Some(format!(
+                        "arn:aws:ec2:eu-west-1:111122223333:instance/i-{i:017x}"
+                    )),
+                    resource_type: Some("AWS::EC2::Instance".into()),
+                    ..Resource::default()
+                }]);
+                let region = if i.is_multiple_of(10) {
+                    GLOBAL
+                } else {
+                    "eu-west-1"
+                };
+                for item in index_items(&r, region, 0, shards) {
+                    *wru.entry(item.pk).or_default() += 1;
+                }
+            }
+            if let Some((pk, w)) = wru.into_iter().max_by_key(|(_, w)| *w) {
+                if w > hottest.0 {
+                    hottest = (w, pk);
+                }
+            }
+        }
+        hottest
+    }
+
+    #[test]
+    fn five_thousand_events_a_second_for_a_minute_heat_no_partition_past_1000_wru_with_8_shards() {
+        // DynamoDB takes ~1,000 WRU/s per partition.
+        let (wru, pk) = hottest_partition_wru(8, 5000, 60);
+        assert!(wru <= 1000, "{pk}: {wru} WRU in one second");
+        // Unsharded, the time partition alone takes every regional event.
+        let (wru, pk) = hottest_partition_wru(1, 5000, 1);
+        assert!(wru > 4000, "{pk}: {wru}");
+        assert!(
+            pk.contains("#Time#") || pk.contains("#ResourceType#"),
+            "{pk}"
+        );
     }
 
     #[test]

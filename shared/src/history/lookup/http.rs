@@ -82,6 +82,7 @@ mod tests {
             served_regions: vec!["eu-west-1".into()],
             retention_days: 90,
             token_key: b"0123456789abcdef0123456789abcdef".to_vec(),
+            shards: 1,
         };
         let now = crate::time::parse("2026-11-24T12:00:00Z").unwrap();
         let history = MemoryHistory::default();

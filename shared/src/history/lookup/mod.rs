@@ -48,7 +48,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{json, Value};
 
 use crate::history::{
-    attribute_pk, event_id_of, primary_pk, time_pk, LookupAttribute, GLOBAL, PRIMARY_SK,
+    attribute_pk, event_id_of, primary_pk, shard_pk, time_pk, LookupAttribute, GLOBAL, PRIMARY_SK,
 };
 use crate::model::Record;
 use crate::store::StoreError;
@@ -123,11 +123,17 @@ const FILTERED_QUERIES: u32 = 4;
 const FILTER_GROWTH: usize = 4;
 
 /// The partitions a page of `request` reads on `day`, each with the history
-/// partition (region or [`GLOBAL`]) whose primary items it leads to.
-fn parts(request: &Lookup, day: &str) -> Vec<(String, Part)> {
+/// partition (region or [`GLOBAL`]) whose primary items it leads to: every
+/// shard of the index (`shards`; the layout before sharding is shard 0).
+fn parts(request: &Lookup, day: &str, shards: u32) -> Vec<(String, Part)> {
     let mut parts = Vec::new();
     for region in [request.region.as_str(), GLOBAL] {
-        let mut part = |pk, read_only| parts.push((region.to_owned(), Part { pk, read_only }));
+        let mut part = |pk: String, read_only| {
+            for shard in 0..shards.max(1) {
+                let pk = shard_pk(pk.clone(), shard);
+                parts.push((region.to_owned(), Part { pk, read_only }));
+            }
+        };
         match &request.attribute {
             None => part(time_pk(region, day), None),
             Some((LookupAttribute::ReadOnly, value)) => {
@@ -145,10 +151,14 @@ fn parts(request: &Lookup, day: &str) -> Vec<(String, Part)> {
                     part(time_pk(region, day), ro);
                 }
                 if region != GLOBAL {
-                    part(
-                        attribute_pk(region, LookupAttribute::ReadOnly, value, day),
-                        None,
-                    );
+                    // Written before sharding: never sharded.
+                    parts.push((
+                        region.to_owned(),
+                        Part {
+                            pk: attribute_pk(region, LookupAttribute::ReadOnly, value, day),
+                            read_only: None,
+                        },
+                    ));
                 }
             }
             Some((a, v)) => part(attribute_pk(region, *a, v, day), None),
@@ -229,7 +239,7 @@ pub async fn lookup<R: HistoryReader>(
         None => day(&request.end),
     };
     let day_text = this_day.format("%Y-%m-%d").to_string();
-    let parts = parts(request, &day_text);
+    let parts = parts(request, &day_text, settings.shards);
     let low = format!("{}#", crate::time::format(&request.start));
     let high = format!("{}#\u{10FFFF}", crate::time::format(&request.end));
     let after = request.position.after.as_deref();
@@ -435,7 +445,7 @@ mod tests {
             expires_at: KEEP,
         };
         h.put_all(&[primary]).await.unwrap();
-        h.put_all(&index_items(&r, REGION, KEEP)).await.unwrap();
+        h.put_all(&index_items(&r, REGION, KEEP, 1)).await.unwrap();
     }
 
     fn settings() -> LookupSettings {
@@ -444,6 +454,7 @@ mod tests {
             served_regions: vec![REGION.into()],
             retention_days: 90,
             token_key: b"unit-test-token-key-of-32-bytes!".to_vec(),
+            shards: 1,
         }
     }
 
@@ -476,7 +487,7 @@ mod tests {
         // An event of the layout before: the record JSON on every item.
         let (old, json) = event("old-2", 2);
         h.put_legacy(&primary_pk(REGION, "old-2"), PRIMARY_SK, &json, KEEP);
-        for i in index_items(&old, REGION, KEEP) {
+        for i in index_items(&old, REGION, KEEP, 1) {
             h.put_legacy(&i.pk, &i.sk, &json, KEEP);
         }
         assert_eq!(event_ids(&h, today()).await, ["new-3", "old-2", "new-1"]);
@@ -498,7 +509,7 @@ mod tests {
         // b's primary item altered outside trailkeep; d indexed without one.
         h.corrupt(&primary_pk(REGION, "b"), PRIMARY_SK, b"not deflate at all");
         let (d, _) = event("d", 4);
-        h.put_all(&index_items(&d, REGION, KEEP)).await.unwrap();
+        h.put_all(&index_items(&d, REGION, KEEP, 1)).await.unwrap();
         assert_eq!(event_ids(&h, today()).await, ["c", "a"]);
         let mut by_id = today();
         by_id["LookupAttributes"] = json!([{"AttributeKey": "EventId", "AttributeValue": "b"}]);
@@ -517,6 +528,18 @@ mod tests {
     /// An event `id` at `second` past 08:00, global (IAM) or regional
     /// (EC2), read-only or not, stored as ingest stores it today.
     async fn store_shaped(h: &MemoryHistory, id: &str, second: u32, global: bool, ro: bool) {
+        store_sharded(h, id, second, global, ro, 1).await;
+    }
+
+    /// As [`store_shaped`], by an ingest writing `shards` shards.
+    async fn store_sharded(
+        h: &MemoryHistory,
+        id: &str,
+        second: u32,
+        global: bool,
+        ro: bool,
+        shards: u32,
+    ) {
         let json = json!({
             "eventVersion": "1.09",
             "eventTime": format!("2026-11-24T08:{:02}:{:02}Z", second / 60, second % 60),
@@ -533,19 +556,36 @@ mod tests {
             record: serde_json::from_str(&json).unwrap(),
             json,
         };
-        let settings = crate::history::HistorySettings { retention_days: 90 };
+        let settings = crate::history::HistorySettings {
+            retention_days: 90,
+            shards,
+        };
         crate::history::record(h, &settings, &n).await.unwrap();
     }
 
     /// Every page of `body` at `max` results, followed to the end: the event
     /// IDs of each page.
-    async fn pages(h: &MemoryHistory, mut body: Value, max: usize) -> Vec<Vec<String>> {
+    async fn pages(h: &MemoryHistory, body: Value, max: usize) -> Vec<Vec<String>> {
+        pages_of(h, body, max, 1).await
+    }
+
+    /// As [`pages`], reading `shards` shards.
+    async fn pages_of(
+        h: &MemoryHistory,
+        mut body: Value,
+        max: usize,
+        shards: u32,
+    ) -> Vec<Vec<String>> {
         let now = crate::time::parse("2026-11-24T12:00:00Z").unwrap();
+        let settings = LookupSettings {
+            shards,
+            ..settings()
+        };
         body["MaxResults"] = json!(max);
         let mut pages = Vec::new();
         loop {
-            let request = parse_request(body.to_string().as_bytes(), &settings(), &now).unwrap();
-            let page = lookup(h, &request, &settings(), &now).await.unwrap();
+            let request = parse_request(body.to_string().as_bytes(), &settings, &now).unwrap();
+            let page = lookup(h, &request, &settings, &now).await.unwrap();
             let ids = page
                 .records
                 .iter()
@@ -601,7 +641,7 @@ mod tests {
         for (id, minute, ro) in [("old-w", 50, false), ("old-r", 51, true)] {
             let (r, json) = event(id, minute);
             let packed = pack(&json);
-            let mut items = index_items(&r, REGION, KEEP);
+            let mut items = index_items(&r, REGION, KEEP, 1);
             for i in &mut items {
                 i.read_only = None;
             }
@@ -749,7 +789,7 @@ mod tests {
             .unwrap()
             .unwrap();
         let r: Record = serde_json::from_str(&json).unwrap();
-        let mut old = index_items(&r, REGION, KEEP);
+        let mut old = index_items(&r, REGION, KEEP, 1);
         for i in &mut old {
             i.read_only = None;
         }
@@ -782,6 +822,49 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_sharded_history_pages_in_order_also_across_a_raise_of_the_shard_count() {
+        // Events 0–19 written unsharded, 20–39 after a raise to 4 shards.
+        let h = MemoryHistory::default();
+        let shape = |s: u32| (s.is_multiple_of(3), !s.is_multiple_of(4));
+        for s in 0..40u32 {
+            let (global, ro) = shape(s);
+            let shards = if s < 20 { 1 } else { 4 };
+            store_sharded(&h, &format!("e{s:02}"), s, global, ro, shards).await;
+        }
+        let newest_first = |keep: &dyn Fn(u32) -> bool| -> Vec<String> {
+            (0..40u32)
+                .rev()
+                .filter(|s| keep(*s))
+                .map(|s| format!("e{s:02}"))
+                .collect()
+        };
+        let with = |key: &str, value: &str| {
+            let mut b = today();
+            b["LookupAttributes"] = json!([{"AttributeKey": key, "AttributeValue": value}]);
+            b
+        };
+        for max in [1, 3, 7, 50] {
+            let all = pages_of(&h, today(), max, 4).await;
+            assert_eq!(
+                all.concat(),
+                newest_first(&|_| true),
+                "MaxResults {max}: {all:?}"
+            );
+            let iam = pages_of(&h, with("EventSource", "iam.amazonaws.com"), max, 4).await;
+            assert_eq!(iam.concat(), newest_first(&|s| shape(s).0), "{max}");
+            let writes = pages_of(&h, with("ReadOnly", "false"), max, 4).await;
+            assert_eq!(writes.concat(), newest_first(&|s| !shape(s).1), "{max}");
+        }
+        // Read with too few shards, the sharded events are missed: the
+        // shard count may only be raised.
+        let unsharded = pages_of(&h, today(), 50, 1).await.concat();
+        assert!(
+            unsharded.len() < 40 && unsharded.len() >= 20,
+            "{unsharded:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn a_global_event_also_stored_by_the_layout_before_is_served_once() {
         // Stored in the region's partitions before the upgrade, delivered
         // again after it: in both partitions, one event.
@@ -792,7 +875,7 @@ mod tests {
         let json = h.get(&global_pk, PRIMARY_SK, 0).await.unwrap().unwrap();
         let r: Record = serde_json::from_str(&json).unwrap();
         let packed = pack(&json);
-        let mut copy = index_items(&r, REGION, KEEP);
+        let mut copy = index_items(&r, REGION, KEEP, 1);
         copy.push(Item {
             pk: primary_pk(REGION, "g"),
             sk: PRIMARY_SK.into(),
@@ -814,7 +897,9 @@ mod tests {
         let h = MemoryHistory::default();
         store(&h, "a", 1).await;
         let (moved, _) = event("a", 5);
-        h.put_all(&index_items(&moved, REGION, KEEP)).await.unwrap();
+        h.put_all(&index_items(&moved, REGION, KEEP, 1))
+            .await
+            .unwrap();
         assert_eq!(event_ids(&h, today()).await, ["a", "a"]);
     }
 }

@@ -148,6 +148,9 @@ pub struct LookupSettings {
     pub retention_days: u32,
     /// Key authenticating `NextToken`s (at least 32 bytes).
     pub token_key: Vec<u8>,
+    /// Shards of the index partitions to read (`HISTORY_SHARDS`): at least
+    /// as many as the history was ever written with.
+    pub shards: u32,
 }
 
 /// The one lookup attribute of a request, checked.
@@ -264,6 +267,7 @@ mod tests {
             served_regions: vec!["eu-west-1".into(), "us-east-1".into()],
             retention_days: 90,
             token_key: b"0123456789abcdef0123456789abcdef".to_vec(),
+            shards: 1,
         }
     }
 
