@@ -474,3 +474,103 @@ async fn every_chain_segment_is_checked_to_its_final_digest() {
     let missing: Vec<&str> = found.iter().map(|(l, _)| l.as_str()).collect();
     assert_eq!(missing, [three.as_str(), two.as_str()], "{found:?}");
 }
+
+/// The bucket, with every digest GET taking a while (it yields before it
+/// answers), counting how many are in flight at once.
+struct Slow<'a> {
+    bucket: &'a MemoryBucket,
+    in_flight: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+}
+
+impl crate::validate::Source for Slow<'_> {
+    fn location(&self, bucket: &str, key: &str) -> String {
+        self.bucket.location(bucket, key)
+    }
+    async fn folders(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.bucket.folders(bucket, prefix).await
+    }
+    async fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        self.bucket.list(bucket, prefix, start_after).await
+    }
+    async fn get_digest(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<crate::validate::Fetched>, StoreError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+        self.most.fetch_max(now, SeqCst);
+        for _ in 0..3 {
+            tokio::task::yield_now().await;
+        }
+        self.in_flight.fetch_sub(1, SeqCst);
+        self.bucket.get_digest(bucket, key).await
+    }
+    async fn hash_log(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<
+        Option<Result<crate::digest::gzhash::Inflated, crate::digest::gzhash::GzError>>,
+        StoreError,
+    > {
+        crate::validate::Source::hash_log(self.bucket, bucket, key).await
+    }
+}
+
+#[tokio::test]
+async fn the_walk_fetches_digests_ahead_and_still_checks_the_chain_in_order() {
+    // GIVEN eight hours of digests, one of them tampered with
+    let w = World::new(8).await;
+    for h in 1..=8 {
+        w.deliver(&format!("2026-11-24T0{h}:05:00Z")).await;
+    }
+    w.digest("2026-11-24T08:10:00Z").await;
+    let keys = w.digest_keys();
+    assert_eq!(keys.len(), 8);
+    let (plain, plain_findings) = w.validate("2026-11-24T08:10:00Z").await;
+    assert!(plain.all_valid(), "{plain_findings:?}");
+    // (its signature no longer matches: one byte of it changed)
+    let mut tampered = w.bucket.object("logs", &keys[3]).unwrap();
+    let sig = tampered.signature.take().unwrap();
+    let flipped = if sig.starts_with('0') { "1" } else { "0" };
+    tampered.signature = Some(format!("{flipped}{}", &sig[1..]));
+    w.bucket.set_object("logs", &keys[3], Some(tampered));
+    let (expected, expected_findings) = w.validate("2026-11-24T08:10:00Z").await;
+    assert!(!expected.all_valid());
+
+    // WHEN the validator reads them from a bucket whose GETs take a while
+    let slow = Slow {
+        bucket: &w.bucket,
+        in_flight: Default::default(),
+        most: Default::default(),
+    };
+    let mut findings = Vec::new();
+    let report = validate(
+        &slow,
+        &w.signer.keys(),
+        &w.request("2026-11-24T08:10:00Z", &[]),
+        |f| findings.push(f),
+    )
+    .await
+    .unwrap();
+
+    // THEN digests were in flight together (the request's concurrency is 4)
+    let most = slow.most.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((2..=4).contains(&most), "{most} digest GETs at once");
+    // AND the verdicts, digests in walk order, are the same as read one by one
+    let digests = |f: &[Finding]| -> Vec<String> {
+        f.iter()
+            .filter(|f| f.line().contains("CloudTrail-Digest"))
+            .map(Finding::line)
+            .collect()
+    };
+    assert_eq!(digests(&findings), digests(&expected_findings));
+    assert_eq!(report.summary(), expected.summary());
+}

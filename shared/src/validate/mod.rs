@@ -261,22 +261,28 @@ async fn check_digest<S: Source>(
     req: &Request,
     key: &str,
 ) -> Result<Checked, StoreError> {
+    let fetched = src.get_digest(&req.bucket, key).await?;
+    Ok(check_fetched(keys, req, key, fetched))
+}
+
+/// Checks digest `key` as fetched (`None`: not there).
+fn check_fetched(keys: &Keys, req: &Request, key: &str, fetched: Option<Fetched>) -> Checked {
     let mut out = Checked {
         problem: None,
         digest: None,
         sha256: None,
         signature: None,
     };
-    let Some(fetched) = src.get_digest(&req.bucket, key).await? else {
+    let Some(fetched) = fetched else {
         out.problem = Some(NOT_FOUND.into());
-        return Ok(out);
+        return out;
     };
     if fetched.bytes.len() > MAX_DIGEST_BYTES {
         out.problem = Some(format!(
             "{BAD_FORMAT}: {} bytes, a digest is at most {MAX_DIGEST_BYTES}",
             fetched.bytes.len()
         ));
-        return Ok(out);
+        return out;
     }
     let json = match inflate_at_most(&fetched.bytes, MAX_DIGEST_BYTES) {
         Ok(json) => json,
@@ -284,16 +290,16 @@ async fn check_digest<S: Source>(
             out.problem = Some(format!(
                 "{BAD_FORMAT}: over {MAX_DIGEST_BYTES} bytes inflated (a digest lists at most a few thousand log files)"
             ));
-            return Ok(out);
+            return out;
         }
         Err(_) => {
             out.problem = Some(BAD_FORMAT.into());
-            return Ok(out);
+            return out;
         }
     };
     let Ok(digest) = serde_json::from_slice::<DigestFile>(&json) else {
         out.problem = Some(BAD_FORMAT.into());
-        return Ok(out);
+        return out;
     };
     out.sha256 = Some(sha256_hex(&json));
     out.signature = fetched.signature.clone();
@@ -331,7 +337,7 @@ async fn check_digest<S: Source>(
         }
     };
     out.digest = Some(digest);
-    Ok(out)
+    out
 }
 
 /// The end time in a digest key's file name (`…_YYYYMMDDTHHMMSSZ.json.gz`).
@@ -670,6 +676,19 @@ impl<S: Source> RegionChain<'_, S> {
         logs: &mut mpsc::Sender<DigestLogFile>,
     ) -> Result<HashSet<String>, StoreError> {
         let found_keys: HashSet<&String> = found.values().flatten().collect();
+        // The digests found, fetched `concurrency` at a time in the order
+        // the walk visits them when the chain is whole (newest first), so
+        // the walk waits for the network once, not once per digest; it
+        // still checks and links them one after another. A digest the walk
+        // reaches out of that order is taken from what came ahead of it.
+        let (src, bucket) = (self.src, self.req.bucket.as_str());
+        let mut ahead = futures::stream::iter(found.values().rev().flatten().cloned())
+            .map(|k| async move {
+                let fetched = src.get_digest(bucket, &k).await;
+                (k, fetched)
+            })
+            .buffered(self.req.concurrency.max(1));
+        let mut came: HashMap<String, Result<Option<Fetched>, StoreError>> = HashMap::new();
         let older = |end: &DateTime<Utc>| -> Option<(DateTime<Utc>, String)> {
             found
                 .range(..*end)
@@ -707,7 +726,18 @@ impl<S: Source> RegionChain<'_, S> {
                 };
                 continue;
             }
-            let checked = self.check_linked(&key, link.as_ref()).await?;
+            let fetched = loop {
+                if let Some(f) = came.remove(&key) {
+                    break f;
+                }
+                match ahead.next().await {
+                    Some((k, f)) => {
+                        came.insert(k, f);
+                    }
+                    None => break src.get_digest(bucket, &key).await,
+                }
+            }?;
+            let checked = self.check_linked(&key, link.as_ref(), fetched)?;
             if let (None, Some(d)) = (&checked.problem, &checked.digest) {
                 found_range.extend(d);
                 // Its log files are checked while the walk goes on.
@@ -745,8 +775,13 @@ impl<S: Source> RegionChain<'_, S> {
 
     /// Checks one digest, and that it is the one its newer neighbour
     /// links to; reports the verdict.
-    async fn check_linked(&self, key: &str, link: Option<&Link>) -> Result<Checked, StoreError> {
-        let mut checked = check_digest(self.src, self.keys, self.req, key).await?;
+    fn check_linked(
+        &self,
+        key: &str,
+        link: Option<&Link>,
+        fetched: Option<Fetched>,
+    ) -> Result<Checked, StoreError> {
+        let mut checked = check_fetched(self.keys, self.req, key, fetched);
         if checked.problem.is_none()
             && link.is_some_and(|l| l.sha256 != checked.sha256 || l.signature != checked.signature)
         {
