@@ -100,6 +100,61 @@ PY
 done
 echo "]" >>"$RESULTS"
 
+step "online validate-logs through a loopback proxy adding 20 ms per request: trailkeep against the AWS CLI's validator logic"
+online_bench() {
+  local hours=$1 per_hour=$2 records=$3 name=$4 delay_port delay_pid online made arn start end slow ours ours1 cli
+  delay_port=$(free_port)
+  python3 "$ROOT/scripts/delay_proxy.py" "$delay_port" "$AWS_ENDPOINT_URL" 20 &
+  delay_pid=$!
+  online="$BENCH_DIR/online-$name"
+  rm -rf "$online" "$online.pem"
+  made=$("$DEV" make-copy --dir "$online" --hours "$hours" --files-per-hour "$per_hour" --records "$records")
+  # The copy into a bucket on moto, digests with their signature metadata.
+  python3 - "$online" <<'PY'
+import json, os, sys
+import boto3
+root = sys.argv[1]
+bucket = json.load(open(os.path.join(root, ".trailkeep-copy.json")))["bucket"]
+s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+try:
+    s3.create_bucket(Bucket=bucket)
+except s3.exceptions.BucketAlreadyOwnedByYou:
+    pass
+for d, _, files in os.walk(root):
+    for f in files:
+        path = os.path.join(d, f)
+        key = os.path.relpath(path, root)
+        if f.endswith(".metadata.json") or key.startswith("."):
+            continue
+        meta = path + ".metadata.json"
+        extra = {"Metadata": json.load(open(meta))} if os.path.exists(meta) else {}
+        with open(path, "rb") as body:
+            s3.put_object(Bucket=bucket, Key=key, Body=body, **extra)
+PY
+  arn=$(printf '%s' "$made" | python3 -c 'import json,sys; print(json.load(sys.stdin)["trailArn"])')
+  start=$(printf '%s' "$made" | python3 -c 'import json,sys; print(json.load(sys.stdin)["start"])')
+  end=$(printf '%s' "$made" | python3 -c 'import json,sys; print(json.load(sys.stdin)["end"])')
+  slow="http://127.0.0.1:$delay_port"
+  local validate=(env AWS_ENDPOINT_URL="$slow" TRAILKEEP_STATE_TABLE= "$BIN" validate-logs --trail-arn "$arn"
+    --start-time "$start" --end-time "$end" --s3-bucket bench-copy --public-key "$online.pem")
+  "${validate[@]}" | tail -1
+  ours=$(best_of 3 "${validate[@]}")
+  ours1=$(best_of 3 "${validate[@]}" --concurrency 1)
+  cli=$(best_of 1 python3 "$ROOT/tests/awscli_validate.py" "$slow" bench-copy 111122223333 bench eu-west-1 eu-west-1 "$start" "$end" "$online.pem")
+  kill "$delay_pid"; wait "$delay_pid" 2>/dev/null || true
+  printf '  %s: trailkeep %s, --concurrency 1 %s, the AWS CLI'"'"'s validator %s (seconds, max RSS KB)\n' "$name" "$ours" "$ours1" "$cli"
+  python3 - "$made" "$ours" "$ours1" "$cli" "$name" <<'PY'
+import json, sys
+parse = lambda s: {"seconds": float(s.split()[0]), "maxRssKb": int(s.split()[1])}
+print(json.dumps({"name": sys.argv[5], "made": json.loads(sys.argv[1]), "ours": parse(sys.argv[2]),
+                  "ours1": parse(sys.argv[3]), "cli": parse(sys.argv[4])}))
+PY
+}
+{
+  online_bench 24 10 100 24h
+  online_bench 720 2 20 30d
+} | grep '^{' >"$BENCH_DIR/online.jsonl"
+
 step "lookup page latency against moto: today's layout against the one before (median of 40 pages, 3 runs)"
 for run in 1 2 3; do
   "$DEV" bench-lookup --events 1000 --pages 40
@@ -296,6 +351,13 @@ if inflating and page:
     rows.append(f"| lookup page assembly from packed records: inflate 50 records as stored (deflate) + the row above (one core; DynamoDB not included) | "
                 f"{inflating[0]/1000:,.1f} µs/page ({inflating[1]/1000:,.1f}–{inflating[2]/1000:,.1f}) | the row above, records already JSON: {page[0]/1000:,.1f} µs | "
                 f"{inflating[0]/page[0]:.2f}× its time | {machine} | `cargo bench -p trailkeep-shared --bench lookup` |")
+online_runs = [json.loads(l) for l in open(os.path.join(bench_dir, "online.jsonl")) if l.strip()] \
+    if os.path.exists(os.path.join(bench_dir, "online.jsonl")) else []
+for run in online_runs:
+    m = run["made"]
+    rows.append(f"| validate-logs online ({run['name']}: {m['digests']} digests, {m['logFiles']:,} log files) through a loopback proxy adding 20 ms to every request to moto (default --concurrency 8) | "
+                f"{run['ours']['seconds']:.2f} s (best of 3), {run['ours']['maxRssKb']/1024:.0f} MB peak | the AWS CLI's validator logic (awscli's DigestTraverser and per-file download, tests/awscli_validate.py) on the same bucket and proxy: {run['cli']['seconds']:.2f} s; trailkeep --concurrency 1: {run['ours1']['seconds']:.2f} s | "
+                f"{run['cli']['seconds']/run['ours']['seconds']:.1f}× as fast as the AWS CLI's (target ≥ 15×) | {machine} (moto 5.2.5) | scripts/bench.sh step \"online validate-logs\" (scripts/delay_proxy.py) |")
 moto_runs = [json.loads(l) for l in open(os.path.join(bench_dir, "lookup-moto.jsonl")) if l.strip()] \
     if os.path.exists(os.path.join(bench_dir, "lookup-moto.jsonl")) else []
 if moto_runs:

@@ -37,9 +37,10 @@ pub struct Query {
     /// Days the history keeps events (the default start time).
     #[arg(long, default_value_t = 90)]
     retention_days: u32,
-    /// With --history-table: the stack's HistoryShards (reading more shards
-    /// than the history was written with is harmless, fewer misses events).
-    #[arg(long, env = "TRAILKEEP_HISTORY_SHARDS", default_value_t = 1,
+    /// With --history-table: at least the stack's HistoryShards (reading
+    /// more shards than the history was written with only costs a few more
+    /// reads; fewer misses events). Default: the most a stack can have.
+    #[arg(long, env = "TRAILKEEP_HISTORY_SHARDS", default_value_t = trailkeep_shared::history::MAX_SHARDS,
           value_parser = clap::value_parser!(u32).range(1..=i64::from(trailkeep_shared::history::MAX_SHARDS)))]
     history_shards: u32,
 }

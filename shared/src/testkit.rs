@@ -237,6 +237,17 @@ impl HistoryReader for MemoryHistory {
         now: i64,
     ) -> Result<(Vec<Stored>, Option<String>), StoreError> {
         self.read()?;
+        // As DynamoDB: a start key must lie inside the range queried, and
+        // past its low end (a descending query has nothing after it).
+        if after.is_some_and(|a| a <= low || a > high) {
+            return Err(StoreError::Backend {
+                operation: "Query",
+                resource: part.pk.clone(),
+                message: format!(
+                    "ValidationException: the provided starting key {after:?} is outside the query's bounds [{low}, {high}]"
+                ),
+            });
+        }
         let items = lock(&self.items);
         let pk = &part.pk;
         let read: Vec<(&String, &(Body, i64))> = items

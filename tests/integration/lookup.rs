@@ -631,6 +631,7 @@ async fn a_history_in_four_shards_answers_every_lookup_as_an_unsharded_one_does(
                 LookupAttribute::Username,
                 LookupAttribute::EventSource,
                 LookupAttribute::ResourceType,
+                LookupAttribute::ResourceName,
                 LookupAttribute::AccessKeyId,
             ] {
                 for v in a.values(&n.record) {

@@ -113,6 +113,14 @@ mod tests {
         let c = Config::from_lookup(lookup(&base)).unwrap();
         assert_eq!(c.api.lookup.served_regions, ["eu-west-1"]);
         assert_eq!(c.api.lookup.retention_days, 90);
+        assert_eq!((c.api.lookup.shards, c.api.history.shards), (1, 1));
+        let sharded = [base[0], base[1], base[2], base[3], ("HISTORY_SHARDS", "8")];
+        let c8 = Config::from_lookup(lookup(&sharded)).unwrap();
+        // Reads and the API's own records of trail changes: the same count.
+        assert_eq!((c8.api.lookup.shards, c8.api.history.shards), (8, 8));
+        let too_many = [base[0], base[1], base[2], base[3], ("HISTORY_SHARDS", "17")];
+        let err = Config::from_lookup(lookup(&too_many)).unwrap_err();
+        assert!(err.to_string().contains("HISTORY_SHARDS"), "{err}");
         assert!(
             c.api.trail_admins.is_empty(),
             "nobody changes trails unless named"

@@ -184,7 +184,13 @@ async fn read_part<R: HistoryReader>(
     if part.read_only.is_some() {
         let mut limit = max_results;
         for _ in 1..FILTERED_QUERIES {
-            let Some(from) = last.clone().filter(|_| items.len() < max_results) else {
+            // Nothing to read below the low bound (the floor may be a key
+            // of this partition: DynamoDB refuses a start key at the end
+            // of the range it queries).
+            let Some(from) = last
+                .clone()
+                .filter(|from| items.len() < max_results && from.as_str() > low)
+            else {
                 break;
             };
             limit *= FILTER_GROWTH;
@@ -862,6 +868,51 @@ mod tests {
             unsharded.len() < 40 && unsharded.len() >= 20,
             "{unsharded:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn read_only_over_a_day_of_the_layout_before_pages_without_a_query_outside_its_range() {
+        // 60 read-only events of the layout before (a ReadOnly item each, no
+        // `ro`): the old partition's page ends on a key the time partition
+        // has too, the filtered Queries' floor; none may start at it.
+        let h = MemoryHistory::default();
+        for s in 0..60u32 {
+            let (mut r, _) = event(&format!("o{s:02}"), 0);
+            r.event_time =
+                crate::time::parse(&format!("2026-11-24T08:{:02}:{:02}Z", s / 60 + 1, s % 60))
+                    .unwrap();
+            let json = serde_json::to_string(&r).unwrap();
+            let packed = pack(&json);
+            let mut items = index_items(&r, REGION, KEEP, 1);
+            for i in &mut items {
+                i.read_only = None;
+            }
+            items.push(Item {
+                pk: attribute_pk(REGION, LookupAttribute::ReadOnly, "true", "2026-11-24"),
+                sk: items[0].sk.clone(),
+                record: None,
+                read_only: None,
+                expires_at: KEEP,
+            });
+            items.push(Item {
+                pk: primary_pk(REGION, &r.event_id),
+                sk: PRIMARY_SK.into(),
+                record: Some(&packed),
+                read_only: None,
+                expires_at: KEEP,
+            });
+            h.put_all(&items).await.unwrap();
+        }
+        let mut reads = today();
+        reads["LookupAttributes"] = json!([{"AttributeKey": "ReadOnly", "AttributeValue": "true"}]);
+        let expected: Vec<String> = (0..60u32).rev().map(|s| format!("o{s:02}")).collect();
+        for max in [1, 7, 50] {
+            assert_eq!(
+                pages(&h, reads.clone(), max).await.concat(),
+                expected,
+                "{max}"
+            );
+        }
     }
 
     #[tokio::test]
