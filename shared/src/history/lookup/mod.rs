@@ -14,17 +14,18 @@
 //!   consistent). ReadOnly reads the ReadOnly partition the layout before
 //!   wrote, then the time partitions filtered on it from where that read
 //!   stopped (a filtered `Query` may be repeated, with a larger `Limit`, to
-//!   fill the page). An
-//!   EventId lookup is one `GetItem` per partition. A page can hold fewer
+//!   fill the page). An EventId lookup is one `GetItem` per partition
+//!   (each index partition is read in every shard). A page can hold fewer
 //!   events than asked (expired items, the end of a day); `NextToken` says
 //!   where to go on.
 //! - Sort keys are `{eventTime}#{eventID}`, so the order is total and a page
 //!   resumes after one key in every partition at once (the last event of a
-//!   full page, else where the partitions were read to): events sharing an eventTime are never skipped or
-//!   repeated. The page ends where every partition has been read to, so no
-//!   partition's unread items can belong before its last event; an event
-//!   found in two partitions (a global event stored in a region's history
-//!   by the layout before, and again after) is served once.
+//!   full page, else where the partitions were read to): events sharing an
+//!   eventTime are never skipped or repeated. The page ends where every
+//!   partition has been read to, so no partition's unread items can belong
+//!   before its last event; an event found in two partitions (a global
+//!   event stored in a region's history by the layout before, and again
+//!   after) is served once.
 //! - `NextToken` is opaque and authenticated (HMAC-SHA256 over the position
 //!   and a digest of the request's region, attribute, time range and page
 //!   size): a forged or altered token, or one reused with other parameters,
@@ -569,6 +570,38 @@ mod tests {
         crate::history::record(h, &settings, &n).await.unwrap();
     }
 
+    /// Stores record `json` in the region's partitions as the layout before
+    /// 2026-12-01 did: a ReadOnly item, no `ro` on the time item (and a
+    /// global event in the region's partitions, not the global ones).
+    async fn store_before_2026_12(h: &MemoryHistory, json: &str) {
+        let r: Record = serde_json::from_str(json).unwrap();
+        let packed = pack(json);
+        let mut items = index_items(&r, REGION, KEEP, 1);
+        for i in &mut items {
+            i.read_only = None;
+        }
+        items.push(Item {
+            pk: attribute_pk(
+                REGION,
+                LookupAttribute::ReadOnly,
+                if r.is_read_only() { "true" } else { "false" },
+                &crate::time::day(&r.event_time),
+            ),
+            sk: items[0].sk.clone(),
+            record: None,
+            read_only: None,
+            expires_at: KEEP,
+        });
+        items.push(Item {
+            pk: primary_pk(REGION, &r.event_id),
+            sk: PRIMARY_SK.into(),
+            record: Some(&packed),
+            read_only: None,
+            expires_at: KEEP,
+        });
+        h.put_all(&items).await.unwrap();
+    }
+
     /// Every page of `body` at `max` results, followed to the end: the event
     /// IDs of each page.
     async fn pages(h: &MemoryHistory, body: Value, max: usize) -> Vec<Vec<String>> {
@@ -645,32 +678,10 @@ mod tests {
         // Two events of the layout before: a ReadOnly item each, and no `ro`
         // on their time item (so the filter on the time partition skips them).
         for (id, minute, ro) in [("old-w", 50, false), ("old-r", 51, true)] {
-            let (r, json) = event(id, minute);
-            let packed = pack(&json);
-            let mut items = index_items(&r, REGION, KEEP, 1);
-            for i in &mut items {
-                i.read_only = None;
-            }
-            items.push(Item {
-                pk: attribute_pk(
-                    REGION,
-                    LookupAttribute::ReadOnly,
-                    &ro.to_string(),
-                    "2026-11-24",
-                ),
-                sk: items[0].sk.clone(),
-                record: None,
-                read_only: None,
-                expires_at: KEEP,
-            });
-            items.push(Item {
-                pk: primary_pk(REGION, id),
-                sk: PRIMARY_SK.into(),
-                record: Some(&packed),
-                read_only: None,
-                expires_at: KEEP,
-            });
-            h.put_all(&items).await.unwrap();
+            let (_, json) = event(id, minute);
+            let mut v: Value = serde_json::from_str(&json).unwrap();
+            v["readOnly"] = json!(ro);
+            store_before_2026_12(&h, &v.to_string()).await;
         }
         let by_ro = |v: &str| {
             let mut b = today();
@@ -705,31 +716,35 @@ mod tests {
 
     #[tokio::test]
     async fn a_page_ends_where_every_partition_has_been_read_to() {
-        // The region's time partition starts with expired items (TTL
+        // One partition's time index starts with expired items (TTL
         // deletion is lazy): a Query of it reads them and returns nothing
-        // but how far it read. The global partition's older events must
-        // wait until the region's partition has been read past them.
-        let h = MemoryHistory::default();
-        store_shaped(&h, "g0", 5, true, false).await;
-        store_shaped(&h, "r", 10, false, false).await;
-        store_shaped(&h, "g", 20, true, false).await;
-        let expired: Vec<Item> = (50..53)
-            .map(|s| Item {
-                pk: time_pk(REGION, "2026-11-24"),
-                sk: format!("2026-11-24T08:00:{s}Z#gone-{s}"),
-                record: None,
-                read_only: Some(false),
-                expires_at: 1,
-            })
-            .collect();
-        h.put_all(&expired).await.unwrap();
-        for max in 1..=4 {
-            let pages = pages(&h, today(), max).await;
-            assert_eq!(
-                pages.concat(),
-                ["g", "r", "g0"],
-                "MaxResults {max}: {pages:?}"
-            );
+        // but how far it read. The other partition's older events must wait
+        // until it has been read past them. Both ways round.
+        for (expired_in, global_first) in [(REGION, true), (GLOBAL, false)] {
+            let h = MemoryHistory::default();
+            // Oldest to newest: a, b, c; b is in the partition with the
+            // expired items.
+            store_shaped(&h, "a", 5, global_first, false).await;
+            store_shaped(&h, "b", 10, !global_first, false).await;
+            store_shaped(&h, "c", 20, global_first, false).await;
+            let expired: Vec<Item> = (50..53)
+                .map(|s| Item {
+                    pk: time_pk(expired_in, "2026-11-24"),
+                    sk: format!("2026-11-24T08:00:{s}Z#gone-{s}"),
+                    record: None,
+                    read_only: Some(false),
+                    expires_at: 1,
+                })
+                .collect();
+            h.put_all(&expired).await.unwrap();
+            for max in 1..=4 {
+                let pages = pages(&h, today(), max).await;
+                assert_eq!(
+                    pages.concat(),
+                    ["c", "b", "a"],
+                    "expired in {expired_in}, MaxResults {max}: {pages:?}"
+                );
+            }
         }
     }
 
@@ -757,32 +772,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn expired_items_at_the_top_of_the_global_partition_hold_the_page_back_too() {
-        let h = MemoryHistory::default();
-        store_shaped(&h, "r0", 5, false, false).await;
-        store_shaped(&h, "g", 10, true, false).await;
-        store_shaped(&h, "r", 20, false, false).await;
-        let expired: Vec<Item> = (50..53)
-            .map(|s| Item {
-                pk: time_pk(GLOBAL, "2026-11-24"),
-                sk: format!("2026-11-24T08:00:{s}Z#gone-{s}"),
-                record: None,
-                read_only: Some(false),
-                expires_at: 1,
-            })
-            .collect();
-        h.put_all(&expired).await.unwrap();
-        for max in 1..=4 {
-            let pages = pages(&h, today(), max).await;
-            assert_eq!(
-                pages.concat(),
-                ["r", "g", "r0"],
-                "MaxResults {max}: {pages:?}"
-            );
-        }
-    }
-
-    #[tokio::test]
     async fn a_global_event_of_the_layout_before_delivered_again_is_one_read_only_result() {
         // The layout before: in the region's partitions, with a ReadOnly item
         // and no `ro`; delivered again after the upgrade: in the global
@@ -794,27 +783,7 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        let r: Record = serde_json::from_str(&json).unwrap();
-        let mut old = index_items(&r, REGION, KEEP, 1);
-        for i in &mut old {
-            i.read_only = None;
-        }
-        old.push(Item {
-            pk: attribute_pk(REGION, LookupAttribute::ReadOnly, "true", "2026-11-24"),
-            sk: old[0].sk.clone(),
-            record: None,
-            read_only: None,
-            expires_at: KEEP,
-        });
-        let packed = pack(&json);
-        old.push(Item {
-            pk: primary_pk(REGION, "g"),
-            sk: PRIMARY_SK.into(),
-            record: Some(&packed),
-            read_only: None,
-            expires_at: KEEP,
-        });
-        h.put_all(&old).await.unwrap();
+        store_before_2026_12(&h, &json).await;
         store_shaped(&h, "r", 4, false, true).await;
         let mut reads = today();
         reads["LookupAttributes"] = json!([{"AttributeKey": "ReadOnly", "AttributeValue": "true"}]);
@@ -881,27 +850,8 @@ mod tests {
             r.event_time =
                 crate::time::parse(&format!("2026-11-24T08:{:02}:{:02}Z", s / 60 + 1, s % 60))
                     .unwrap();
-            let json = serde_json::to_string(&r).unwrap();
-            let packed = pack(&json);
-            let mut items = index_items(&r, REGION, KEEP, 1);
-            for i in &mut items {
-                i.read_only = None;
-            }
-            items.push(Item {
-                pk: attribute_pk(REGION, LookupAttribute::ReadOnly, "true", "2026-11-24"),
-                sk: items[0].sk.clone(),
-                record: None,
-                read_only: None,
-                expires_at: KEEP,
-            });
-            items.push(Item {
-                pk: primary_pk(REGION, &r.event_id),
-                sk: PRIMARY_SK.into(),
-                record: Some(&packed),
-                read_only: None,
-                expires_at: KEEP,
-            });
-            h.put_all(&items).await.unwrap();
+            r.read_only = Some(true);
+            store_before_2026_12(&h, &serde_json::to_string(&r).unwrap()).await;
         }
         let mut reads = today();
         reads["LookupAttributes"] = json!([{"AttributeKey": "ReadOnly", "AttributeValue": "true"}]);
