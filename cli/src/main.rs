@@ -7,6 +7,7 @@
 mod api_client;
 mod aws_model;
 mod lookup;
+mod progress;
 mod trails;
 mod validate;
 

@@ -19,6 +19,8 @@ use trailkeep_shared::trail::admin;
 use trailkeep_shared::validate::localcopy::{self, LocalDir};
 use trailkeep_shared::validate::{self, Finding, Keys, Report, Request, Source};
 
+use crate::progress::Progress;
+
 #[derive(Clone, Copy, Debug, Default, ValueEnum)]
 pub enum Output {
     #[default]
@@ -430,21 +432,28 @@ async fn validate_logs(ctx: &Ctx, args: ValidateArgs) -> Result<(), AuditError> 
             trailkeep_shared::time::format(&end)
         );
     }
-    // Findings print as they are made (JSON collects them).
+    // Findings print as they are made (JSON collects them), under a
+    // progress bar on a terminal's stderr (text output only).
     let mut findings = Vec::new();
-    let sink = |f: Finding| match output {
-        Output::Json => findings.push(f),
-        Output::Text if f.problem.is_some() => eprintln!("{}", f.line()),
-        Output::Text if verbose => println!("{}", f.line()),
-        Output::Text => {}
-    };
-    let report = match &local {
-        Some(dir) => validate::validate(dir, &keys, &request, sink).await?,
-        None => {
-            let s3 = S3Logs::new(s3::client(&ctx.aws));
-            validate::validate(&s3, &keys, &request, sink).await?
+    let mut progress = Progress::new(matches!(output, Output::Text));
+    let sink = |f: Finding| {
+        progress.finding(&f);
+        match output {
+            Output::Json => findings.push(f),
+            Output::Text if f.problem.is_some() => progress.eprintln(&f.line()),
+            Output::Text if verbose => progress.println(&f.line()),
+            Output::Text => {}
         }
     };
+    let report = match &local {
+        Some(dir) => validate::validate(dir, &keys, &request, sink).await,
+        None => {
+            let s3 = S3Logs::new(s3::client(&ctx.aws));
+            validate::validate(&s3, &keys, &request, sink).await
+        }
+    };
+    progress.finish();
+    let report = report?;
     print_report(&report, &request, &findings, output);
     // Nothing checked proves nothing: not "valid".
     if report.digests_total == 0 {

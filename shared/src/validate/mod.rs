@@ -182,6 +182,13 @@ pub struct Finding {
     pub location: String,
     /// `None`: valid; otherwise what is wrong, in the AWS CLI's words.
     pub problem: Option<String>,
+    /// A log file checked: its bytes, inflated (progress, not reported).
+    #[serde(skip)]
+    pub bytes: u64,
+    /// A valid digest: the log files it lists, now queued for checking
+    /// (progress, not reported).
+    #[serde(skip)]
+    pub listed: usize,
 }
 
 impl Finding {
@@ -440,7 +447,9 @@ pub async fn validate<S: Source>(
 }
 
 async fn check_log<S: Source>(src: &S, log: DigestLogFile) -> Result<Finding, StoreError> {
-    let problem = match src.hash_log(&log.s3_bucket, &log.s3_object).await? {
+    let hashed = src.hash_log(&log.s3_bucket, &log.s3_object).await?;
+    let inflated = hashed.as_ref().and_then(|h| h.as_ref().ok()).map(|h| h.len);
+    let problem = match hashed {
         None => Some(NOT_FOUND.to_owned()),
         Some(Err(GzError::TrailingData)) => Some(GzError::TrailingData.to_string()),
         Some(Err(GzError::Invalid(_) | GzError::TooLarge(_))) => Some(BAD_FORMAT.to_owned()),
@@ -451,6 +460,8 @@ async fn check_log<S: Source>(src: &S, log: DigestLogFile) -> Result<Finding, St
         kind: Kind::Log,
         location: src.location(&log.s3_bucket, &log.s3_object),
         problem,
+        bytes: inflated.unwrap_or(0),
+        listed: 0,
     })
 }
 
@@ -508,10 +519,23 @@ impl<S: Source> RegionChain<'_, S> {
     }
 
     fn emit(&self, kind: Kind, key: &str, problem: Option<String>) -> Result<(), StoreError> {
+        self.emit_listing(kind, key, problem, 0)
+    }
+
+    /// As [`Self::emit`], for a valid digest that lists `listed` log files.
+    fn emit_listing(
+        &self,
+        kind: Kind,
+        key: &str,
+        problem: Option<String>,
+        listed: usize,
+    ) -> Result<(), StoreError> {
         let finding = Finding {
             kind,
             location: self.src.location(&self.req.bucket, key),
             problem,
+            bytes: 0,
+            listed,
         };
         self.out
             .unbounded_send(finding)
@@ -787,7 +811,11 @@ impl<S: Source> RegionChain<'_, S> {
         {
             checked.problem = Some(BAD_HASH.into());
         }
-        self.emit(Kind::Digest, key, checked.problem.clone())?;
+        let listed = match (&checked.problem, &checked.digest) {
+            (None, Some(d)) => d.log_files.len(),
+            _ => 0,
+        };
+        self.emit_listing(Kind::Digest, key, checked.problem.clone(), listed)?;
         Ok(checked)
     }
 
@@ -860,11 +888,15 @@ mod tests {
             kind: Kind::Digest,
             location: "s3://b/d".into(),
             problem: None,
+            bytes: 0,
+            listed: 3,
         };
         let invalid = Finding {
             kind: Kind::Log,
             location: "s3://b/l".into(),
             problem: Some(BAD_HASH.into()),
+            bytes: 0,
+            listed: 0,
         };
         assert_eq!(valid.line(), "Digest file\ts3://b/d\tvalid");
         assert_eq!(

@@ -1,0 +1,116 @@
+//! `validate-logs`' progress on stderr: log files checked of those the
+//! digests walked so far list (the total grows as the walk goes on), the
+//! inflated MB/s, elapsed and an estimate of what is left. indicatif draws
+//! only to a terminal: piped or redirected, stderr gets nothing; with
+//! `--output json` there is no bar at all. Lines printed while the bar is
+//! up go through [`Progress::println`] and [`Progress::eprintln`], so they
+//! are not drawn over.
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use trailkeep_shared::validate::{Finding, Kind};
+
+pub struct Progress {
+    bar: ProgressBar,
+    bytes: u64,
+}
+
+impl Progress {
+    /// A bar on stderr if `show` (and stderr is a terminal), else none.
+    pub fn new(show: bool) -> Self {
+        let target = if show {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        let bar = ProgressBar::with_draw_target(Some(0), target);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} {pos}/{len} log files checked, {msg}, {elapsed} (left ~{eta})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.set_message("0 MB/s");
+        Self { bar, bytes: 0 }
+    }
+
+    /// Counts one verdict: a valid digest adds the log files it lists to the
+    /// total, a log file checked adds one and its bytes.
+    pub fn finding(&mut self, f: &Finding) {
+        match f.kind {
+            Kind::Digest => self.bar.inc_length(f.listed as u64),
+            Kind::Log => {
+                self.bytes += f.bytes;
+                self.bar.inc(1);
+                let secs = self.bar.elapsed().as_secs_f64().max(0.001);
+                self.bar
+                    .set_message(format!("{:.0} MB/s", self.bytes as f64 / 1e6 / secs));
+            }
+        }
+    }
+
+    /// (log files checked, log files listed so far, bytes inflated).
+    #[cfg(test)]
+    pub fn counts(&self) -> (u64, u64, u64) {
+        (
+            self.bar.position(),
+            self.bar.length().unwrap_or(0),
+            self.bytes,
+        )
+    }
+
+    #[cfg(test)]
+    pub fn is_hidden(&self) -> bool {
+        self.bar.is_hidden()
+    }
+
+    /// A line on stdout, with the bar out of the way.
+    pub fn println(&self, line: &str) {
+        self.bar.suspend(|| println!("{line}"));
+    }
+
+    /// A line on stderr, with the bar out of the way.
+    pub fn eprintln(&self, line: &str) {
+        self.bar.suspend(|| eprintln!("{line}"));
+    }
+
+    /// Removes the bar before the report is printed.
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(kind: Kind, bytes: u64, listed: usize) -> Finding {
+        Finding {
+            kind,
+            location: "s3://b/k".into(),
+            problem: None,
+            bytes,
+            listed,
+        }
+    }
+
+    #[test]
+    fn the_total_grows_with_each_digest_and_log_files_count_with_their_bytes() {
+        let mut p = Progress::new(true);
+        p.finding(&finding(Kind::Digest, 0, 3));
+        p.finding(&finding(Kind::Log, 1_000, 0));
+        p.finding(&finding(Kind::Digest, 0, 2));
+        p.finding(&finding(Kind::Log, 500, 0));
+        assert_eq!(p.counts(), (2, 5, 1_500));
+        p.finish();
+    }
+
+    #[test]
+    fn json_output_gets_no_bar_and_neither_does_a_stderr_that_is_not_a_terminal() {
+        assert!(Progress::new(false).is_hidden());
+        // Under `cargo test` stderr is captured, not a terminal.
+        use std::io::IsTerminal;
+        if !std::io::stderr().is_terminal() {
+            assert!(Progress::new(true).is_hidden());
+        }
+    }
+}
