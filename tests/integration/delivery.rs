@@ -283,11 +283,14 @@ async fn every_staged_event_is_in_exactly_one_log_file_whatever_the_interleaving
     const TASKS: usize = 8;
 
     // WHEN 8 tasks ingest 2,000 events, re-delivering every tenth one later,
+    // each waiting for one more deliver run every 12 events (so deliver runs
+    // alongside however fast ingest is),
     let finished = std::sync::atomic::AtomicBool::new(false);
+    let runs_done = std::sync::atomic::AtomicUsize::new(0);
     let ingesting = async {
         let tasks = (0..TASKS).map(|task| {
             let (clock, trails) = (clock.clone(), trails.clone());
-            let p = &p;
+            let (p, runs_done) = (&p, &runs_done);
             async move {
                 let ctx = Context {
                     account_id: ACCOUNT.into(),
@@ -295,7 +298,10 @@ async fn every_staged_event_is_in_exactly_one_log_file_whatever_the_interleaving
                 let targets = p.targets(&trails);
                 let mine: Vec<usize> = (task..EVENTS).step_by(TASKS).collect();
                 let again: Vec<usize> = mine.iter().copied().filter(|i| i % 10 == 7).collect();
-                for i in mine.into_iter().chain(again) {
+                for (n, i) in mine.into_iter().chain(again).enumerate() {
+                    while runs_done.load(Ordering::SeqCst) < n / 12 {
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    }
                     let call = clock.calls.read().await;
                     ingest(&targets, &ctx, &payload(i), &clock.now())
                         .await
@@ -330,6 +336,7 @@ async fn every_staged_event_is_in_exactly_one_log_file_whatever_the_interleaving
                     .expect("deliver");
             }
             runs += 1;
+            runs_done.store(runs, Ordering::SeqCst);
             tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         }
         assert!(runs > 20, "deliver ran {runs} times alongside ingest");
