@@ -1,8 +1,10 @@
 //! `validate-logs`' progress on stderr: log files checked of those the
 //! digests walked so far list (the total grows as the walk goes on), the
-//! inflated MB/s, elapsed and an estimate of what is left. indicatif draws
-//! only to a terminal: piped or redirected, stderr gets nothing; with
-//! `--output json` there is no bar at all. Lines printed while the bar is
+//! inflated MB/s, elapsed and an estimate of what is left (of the files
+//! listed so far: it runs low while the walk still finds digests).
+//! indicatif draws only to a terminal: piped or redirected, stderr gets
+//! nothing; with `--output json`, or with `RUST_LOG` set (log lines would
+//! be drawn over), there is no bar at all. Lines printed while the bar is
 //! up go through [`Progress::println`] and [`Progress::eprintln`], so they
 //! are not drawn over.
 
@@ -23,6 +25,10 @@ impl Progress {
             ProgressDrawTarget::hidden()
         };
         let bar = ProgressBar::with_draw_target(Some(0), target);
+        if show {
+            // Elapsed time and the spinner move during slow GETs too.
+            bar.enable_steady_tick(std::time::Duration::from_millis(250));
+        }
         bar.set_style(
             ProgressStyle::with_template(
                 "{spinner} {pos}/{len} log files checked, {msg}, {elapsed} (left ~{eta})",
@@ -95,7 +101,7 @@ mod tests {
 
     #[test]
     fn the_total_grows_with_each_digest_and_log_files_count_with_their_bytes() {
-        let mut p = Progress::new(true);
+        let mut p = Progress::new(false);
         p.finding(&finding(Kind::Digest, 0, 3));
         p.finding(&finding(Kind::Log, 1_000, 0));
         p.finding(&finding(Kind::Digest, 0, 2));

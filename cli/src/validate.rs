@@ -433,9 +433,10 @@ async fn validate_logs(ctx: &Ctx, args: ValidateArgs) -> Result<(), AuditError> 
         );
     }
     // Findings print as they are made (JSON collects them), under a
-    // progress bar on a terminal's stderr (text output only).
+    // progress bar on a terminal's stderr (text output, no RUST_LOG).
     let mut findings = Vec::new();
-    let mut progress = Progress::new(matches!(output, Output::Text));
+    let mut progress =
+        Progress::new(matches!(output, Output::Text) && std::env::var_os("RUST_LOG").is_none());
     let sink = |f: Finding| {
         progress.finding(&f);
         match output {

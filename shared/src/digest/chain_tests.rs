@@ -526,7 +526,7 @@ impl crate::validate::Source for Slow<'_> {
 
 #[tokio::test]
 async fn the_walk_fetches_digests_ahead_and_still_checks_the_chain_in_order() {
-    // GIVEN eight hours of digests, one of them tampered with
+    // GIVEN eight hours of digests, one of them tampered with, one deleted
     let w = World::new(8).await;
     for h in 1..=8 {
         w.deliver(&format!("2026-11-24T0{h}:05:00Z")).await;
@@ -542,6 +542,8 @@ async fn the_walk_fetches_digests_ahead_and_still_checks_the_chain_in_order() {
     let flipped = if sig.starts_with('0') { "1" } else { "0" };
     tampered.signature = Some(format!("{flipped}{}", &sig[1..]));
     w.bucket.set_object("logs", &keys[3], Some(tampered));
+    // … and one gone, so the walk steps over a hole
+    w.bucket.set_object("logs", &keys[5], None);
     let (expected, expected_findings) = w.validate("2026-11-24T08:10:00Z").await;
     assert!(!expected.all_valid());
 

@@ -700,19 +700,28 @@ impl<S: Source> RegionChain<'_, S> {
         logs: &mut mpsc::Sender<DigestLogFile>,
     ) -> Result<HashSet<String>, StoreError> {
         let found_keys: HashSet<&String> = found.values().flatten().collect();
-        // The digests found, fetched `concurrency` at a time in the order
-        // the walk visits them when the chain is whole (newest first), so
-        // the walk waits for the network once, not once per digest; it
-        // still checks and links them one after another. A digest the walk
-        // reaches out of that order is taken from what came ahead of it.
+        // The digests found, fetched ahead in a window of `concurrency` GETs
+        // in the order the walk visits them when the chain is whole (newest
+        // first), so while it checks and links them one after another the
+        // next ones are already on their way. The walk only goes to older
+        // digests: what the window yields before the one it wants (newer,
+        // or a stray copy at the same time) is dropped; the one older than
+        // it is kept for the next step (at most one digest held); a digest
+        // the window is past (a link to a newer one) is fetched on its own.
         let (src, bucket) = (self.src, self.req.bucket.as_str());
-        let mut ahead = futures::stream::iter(found.values().rev().flatten().cloned())
-            .map(|k| async move {
-                let fetched = src.get_digest(bucket, &k).await;
-                (k, fetched)
-            })
-            .buffered(self.req.concurrency.max(1));
-        let mut came: HashMap<String, Result<Option<Fetched>, StoreError>> = HashMap::new();
+        let mut ahead = futures::stream::iter(
+            found
+                .iter()
+                .rev()
+                .flat_map(|(end, ks)| ks.iter().map(move |k| (*end, k.clone()))),
+        )
+        .map(|(end, k)| async move {
+            let fetched = src.get_digest(bucket, &k).await;
+            (end, k, fetched)
+        })
+        .buffered(self.req.concurrency.max(1));
+        type Came = (DateTime<Utc>, String, Result<Option<Fetched>, StoreError>);
+        let mut came: Option<Came> = None;
         let older = |end: &DateTime<Utc>| -> Option<(DateTime<Utc>, String)> {
             found
                 .range(..*end)
@@ -751,13 +760,18 @@ impl<S: Source> RegionChain<'_, S> {
                 continue;
             }
             let fetched = loop {
-                if let Some(f) = came.remove(&key) {
-                    break f;
-                }
-                match ahead.next().await {
-                    Some((k, f)) => {
-                        came.insert(k, f);
+                let next = match came.take() {
+                    Some(c) => Some(c),
+                    None => ahead.next().await,
+                };
+                match next {
+                    Some((_, k, f)) if k == key => break f,
+                    // Past it: keep this one, fetch the wanted one alone.
+                    Some((e, k, f)) if e < end => {
+                        came = Some((e, k, f));
+                        break src.get_digest(bucket, &key).await;
                     }
+                    Some(_) => {}
                     None => break src.get_digest(bucket, &key).await,
                 }
             }?;
