@@ -13,10 +13,19 @@ mod validate;
 
 use clap::{Parser, Subcommand};
 
+/// `trailkeep --version`: the crate's version and the commit it was built
+/// from (cli/build.rs).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("TRAILKEEP_COMMIT"),
+    ")"
+);
+
 #[derive(Parser)]
 #[command(
     name = "trailkeep",
-    version,
+    version = VERSION,
     about = "A tamper-evident audit trail for AWS accounts"
 )]
 struct Cli {
@@ -86,4 +95,26 @@ async fn main() -> std::process::ExitCode {
     };
     eprintln!("trailkeep: {message}");
     std::process::ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_version_names_the_release_and_the_commit() {
+        let v = Cli::command().render_version();
+        assert!(
+            v.starts_with(&format!("trailkeep {} (commit ", env!("CARGO_PKG_VERSION"))),
+            "{v}"
+        );
+        let commit = env!("TRAILKEEP_COMMIT");
+        assert!(
+            commit == "unknown"
+                || (commit.len() == 12 && commit.bytes().all(|b| b.is_ascii_hexdigit())),
+            "{commit}"
+        );
+        assert!(v.trim_end().ends_with(&format!("{commit})")), "{v}");
+    }
 }
