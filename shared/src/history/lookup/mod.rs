@@ -250,59 +250,44 @@ pub async fn lookup<R: HistoryReader>(
     let low = format!("{}#", crate::time::format(&request.start));
     let high = format!("{}#\u{10FFFF}", crate::time::format(&request.end));
     let after = request.position.after.as_deref();
-    // The unfiltered parts first (all of them, but for ReadOnly), together.
-    let read = |part, low| {
-        read_part(
-            reader,
-            part,
-            (low, &high),
-            after,
-            request.max_results,
-            now_s,
-        )
+    // Reads every part whose filter is `filtered`, together, from `low`:
+    // (the history partition it leads to, its items, its last key read).
+    let read = |filtered: bool, low: String| {
+        let (high, parts) = (&high, &parts);
+        async move {
+            let reads = parts
+                .iter()
+                .filter(move |(_, p)| p.read_only.is_some() == filtered)
+                .map(|(region, p)| {
+                    let low = low.as_str();
+                    async move {
+                        read_part(reader, p, (low, high), after, request.max_results, now_s)
+                            .await
+                            .map(|(items, last)| (region.as_str(), items, last))
+                    }
+                });
+            futures::future::try_join_all(reads).await
+        }
     };
-    let plain = futures::future::try_join_all(
-        parts
-            .iter()
-            .filter(|(_, p)| p.read_only.is_none())
-            .map(|(_, p)| read(p, &low)),
-    )
-    .await?;
+    // The unfiltered parts first (all of them, but for ReadOnly).
+    let mut reads = read(false, low.clone()).await?;
     // Then the filtered ones, which need not read below the highest key the
     // unfiltered parts stopped at: this page serves nothing below it (on a
     // day before the upgrade the filtered time partition matches nothing,
     // and would otherwise be read to its end for every page).
-    let floor = plain
+    let floor = reads
         .iter()
-        .filter_map(|(_, last)| last.clone())
+        .filter_map(|(_, _, last)| last.clone())
         .max()
         .map_or(low.clone(), |f| f.max(low.clone()));
-    let filtered = futures::future::try_join_all(
-        parts
-            .iter()
-            .filter(|(_, p)| p.read_only.is_some())
-            .map(|(_, p)| read(p, &floor)),
-    )
-    .await?;
-    let (mut plain, mut filtered) = (plain.into_iter(), filtered.into_iter());
-    let reads: Vec<_> = parts
-        .iter()
-        .filter_map(|(_, p)| {
-            if p.read_only.is_none() {
-                plain.next()
-            } else {
-                filtered.next()
-            }
-        })
-        .collect();
+    reads.extend(read(true, floor).await?);
     // Every part has been read down to its last key read (or to its end):
     // only items at or after the highest of those are known to be all there
     // is, in every part.
-    let frontier = reads.iter().filter_map(|(_, last)| last.clone()).max();
-    let mut merged: Vec<(&str, Stored)> = parts
-        .iter()
-        .zip(reads)
-        .flat_map(|((region, _), (items, _))| items.into_iter().map(move |s| (region.as_str(), s)))
+    let frontier = reads.iter().filter_map(|(_, _, last)| last.clone()).max();
+    let mut merged: Vec<(&str, Stored)> = reads
+        .into_iter()
+        .flat_map(|(region, items, _)| items.into_iter().map(move |s| (region, s)))
         .filter(|(_, s)| frontier.as_ref().is_none_or(|f| s.sk >= *f))
         .collect();
     merged.sort_by(|a, b| b.1.sk.cmp(&a.1.sk));
