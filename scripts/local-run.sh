@@ -50,7 +50,9 @@ local_aws events create-event-bus --name "$STACK-audit" >/dev/null
   --set "IngestQueueArn=arn:aws:sqs:$AWS_REGION:123456789012:$STACK-ingest" \
   --set "ScheduleDeadLetterQueueUrl=$SCHEDULE_DLQ" \
   --set "LookupUrl=http://127.0.0.1:$LAMBDA_PORT/lambda-url/lookup" \
-  --set "ApiUrl=http://127.0.0.1:$LAMBDA_PORT/lambda-url/lookup"
+  --set "ApiUrl=http://127.0.0.1:$LAMBDA_PORT/lambda-url/lookup" \
+  --set "DigestFunctionRoleArn=arn:aws:iam::123456789012:role/$STACK-DigestFunctionRole" \
+  --set "LookupFunctionRoleArn=arn:aws:iam::123456789012:role/$STACK-LookupFunctionRole"
 output() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$OUTPUTS" "$1"; }
 HISTORY_TABLE=$(output HistoryTableName)
 export TRAILKEEP_STATE_TABLE=$(output StateTableName)
@@ -233,8 +235,17 @@ step "validate-logs (online: digests and logs from S3, the stack's signing key f
 
 step "offline: list-public-keys --pem-dir, download-logs, validate-logs --local-dir --public-key"
 rm -rf "$OUT_DIR/keys" "$OUT_DIR/copy"
-"$TRAILKEEP" list-public-keys --signing-key-arn "$SIGNING_KEY" --pem-dir "$OUT_DIR/keys"
+"$TRAILKEEP" list-public-keys --signing-key-arn "$SIGNING_KEY" --pem-dir "$OUT_DIR/keys" | tee "$OUT_DIR/keys.json"
 "$TRAILKEEP" download-logs --trail-arn "$TRAIL_ARN" --local-dir "$OUT_DIR/copy"
+# One key signs every region here: it is listed with each region it signed.
+python3 - "$OUT_DIR/keys.json" "$OUT_DIR/copy" <<'PY' || die "list-public-keys does not name every region the key signed"
+import json, pathlib, sys
+listed = json.load(open(sys.argv[1]))["PublicKeyList"]
+signed = sorted({p.name for p in pathlib.Path(sys.argv[2]).glob("AWSLogs/*/CloudTrail-Digest/*")})
+assert len(listed) == 1 and len(signed) >= 2, (listed, signed)
+assert sorted(listed[0]["Regions"]) == signed, (listed[0]["Regions"], signed)
+print("the key is listed with every region it signed:", ", ".join(signed))
+PY
 (
   unset TRAILKEEP_STATE_TABLE
   "$TRAILKEEP" validate-logs --trail-arn "$TRAIL_ARN" --start-time "$START" --end-time "$END" \

@@ -535,7 +535,7 @@ async fn list_public_keys(
             "ValidityEndTime": listed.valid_to.map(|t| trailkeep_shared::time::format(&t)),
             "Fingerprint": k.fingerprint,
             "KeyId": k.key_id,
-            "Region": k.region,
+            "Regions": k.regions,
         }));
     }
     println!(

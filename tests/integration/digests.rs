@@ -1467,3 +1467,111 @@ async fn a_key_the_state_table_names_is_not_trusted() {
     );
     a.delete().await;
 }
+
+/// Issue 20: one key signing two regions' digests is registered with both,
+/// whichever run notes it first and even when both end the same hour; a
+/// catch-up (an older hour) widens the span instead of being dropped; an
+/// item noted before the registry kept a set still reads with its region.
+#[tokio::test]
+async fn the_key_registry_keeps_every_region_a_key_signed_and_its_whole_span() {
+    use crate::helpers::{s as text, TestTable};
+    use trailkeep_shared::aws::state_table::DynamoStaging;
+    let table = TestTable::state().await;
+    let staging = DynamoStaging::new(table.client.clone(), &table.name);
+    let key = digest::PublicKey {
+        key_id: "arn:aws:kms:eu-west-1:111122223333:key/k".into(),
+        pkcs1: vec![1, 2, 3],
+        fingerprint: "0123456789abcdef0123456789abcdef".into(),
+    };
+    let at = |t: &str| parse_time(t);
+    // The hourly runs of two regions, the second at the same end.
+    staging
+        .note_key("eu-west-1", &key, &at("2026-11-24T10:00:00Z"))
+        .await
+        .unwrap();
+    staging
+        .note_key("us-east-1", &key, &at("2026-11-24T10:00:00Z"))
+        .await
+        .unwrap();
+    // A later hour, and a region catching up on older hours.
+    staging
+        .note_key("eu-west-1", &key, &at("2026-11-24T11:00:00Z"))
+        .await
+        .unwrap();
+    staging
+        .note_key("ap-south-1", &key, &at("2026-11-24T07:00:00Z"))
+        .await
+        .unwrap();
+    let used = staging.keys_used().await.unwrap();
+    assert_eq!(used.len(), 1, "{used:?}");
+    assert_eq!(used[0].regions, ["ap-south-1", "eu-west-1", "us-east-1"]);
+    assert_eq!(used[0].first_used, "2026-11-24T07:00:00Z");
+    assert_eq!(used[0].last_used, "2026-11-24T11:00:00Z");
+    assert_eq!(used[0].key_id, key.key_id);
+
+    // An item as the registry wrote it before: one `region` string.
+    table
+        .client
+        .put_item()
+        .table_name(&table.name)
+        .item(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("KEY".into()),
+        )
+        .item(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("fedcba9876543210fedcba9876543210".into()),
+        )
+        .item(
+            "keyId",
+            aws_sdk_dynamodb::types::AttributeValue::S("k2".into()),
+        )
+        .item(
+            "region",
+            aws_sdk_dynamodb::types::AttributeValue::S("eu-west-1".into()),
+        )
+        .item(
+            "firstUsed",
+            aws_sdk_dynamodb::types::AttributeValue::S("2026-11-01T01:00:00Z".into()),
+        )
+        .item(
+            "lastUsed",
+            aws_sdk_dynamodb::types::AttributeValue::S("2026-11-02T01:00:00Z".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let old = digest::PublicKey {
+        key_id: "k2".into(),
+        pkcs1: vec![4],
+        fingerprint: "fedcba9876543210fedcba9876543210".into(),
+    };
+    staging
+        .note_key("us-west-2", &old, &at("2026-11-03T01:00:00Z"))
+        .await
+        .unwrap();
+    let used = staging.keys_used().await.unwrap();
+    let legacy = used.iter().find(|k| k.key_id == "k2").unwrap();
+    assert_eq!(legacy.regions, ["eu-west-1", "us-west-2"]);
+    assert_eq!(legacy.first_used, "2026-11-01T01:00:00Z");
+    assert_eq!(legacy.last_used, "2026-11-03T01:00:00Z");
+    let item = table
+        .client
+        .get_item()
+        .table_name(&table.name)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("KEY".into()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("fedcba9876543210fedcba9876543210".into()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert_eq!(text(&item, "lastUsed"), "2026-11-03T01:00:00Z");
+    table.delete().await;
+}

@@ -338,7 +338,46 @@ fn each_role_can_do_only_its_part() {
     // no IAM policy can grant signing to anyone else).
     let t = template();
     let key = t.properties("SigningKey", "AWS::KMS::Key").unwrap();
-    let statements = key["KeyPolicy"]["Statement"].as_sequence().unwrap();
+    only_the_digest_role_signs_with(key["KeyPolicy"]["Statement"].as_sequence().unwrap());
+
+    // The bucket policy: nobody deletes a digest; only the digest role puts one.
+    let policy = t
+        .properties("LogBucketPolicy", "AWS::S3::BucketPolicy")
+        .unwrap();
+    let denies: Vec<&Value> = policy["PolicyDocument"]["Statement"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter(|s| s.get("Effect").and_then(Value::as_str) == Some("Deny"))
+        .collect();
+    // `condition`: what the statement's Condition says, in its debug form.
+    let denied = |action: &str, arn: &str, condition: &str| {
+        denies.iter().any(|s| {
+            strings(s.get("Action")).iter().any(|a| matches(a, action))
+                && resolve_all(s.get("Resource"), &bind)
+                    .iter()
+                    .any(|r| matches(r, arn))
+                && format!("{:?}", s.get("Condition")).contains(condition)
+        })
+    };
+    assert!(denied("s3:DeleteObject", digest_key, "None"));
+    assert!(denied("s3:DeleteObjectVersion", digest_key, "None"));
+    assert!(denied("s3:PutObject", digest_key, "DigestFunctionRole"));
+    assert!(!denied("s3:PutObject", log_key, "DigestFunctionRole"));
+    // Nobody deletes a log file; only the deliver role puts one.
+    assert!(denied("s3:DeleteObject", log_key, "None"));
+    assert!(denied("s3:DeleteObjectVersion", log_key, "None"));
+    assert!(denied("s3:PutObject", log_key, "DeliverFunctionRole"));
+    assert!(
+        denied("s3:GetObject", log_key, "aws:SecureTransport"),
+        "TLS only"
+    );
+}
+
+/// A signing key's policy (template.yaml's `SigningKey`, signing-key.yaml's):
+/// administrators manage the key but may not sign, so no IAM policy can
+/// grant signing to anyone else; only the digest role signs or grants.
+fn only_the_digest_role_signs_with(statements: &[Value]) {
     for s in statements {
         let principal = format!("{:?}", s.get("Principal"));
         let signs = strings(s.get("Action"))
@@ -407,39 +446,6 @@ fn each_role_can_do_only_its_part() {
         );
     }
     assert!(!denied(digest_role, "kms:Sign"), "the digest role signs");
-
-    // The bucket policy: nobody deletes a digest; only the digest role puts one.
-    let policy = t
-        .properties("LogBucketPolicy", "AWS::S3::BucketPolicy")
-        .unwrap();
-    let denies: Vec<&Value> = policy["PolicyDocument"]["Statement"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .filter(|s| s.get("Effect").and_then(Value::as_str) == Some("Deny"))
-        .collect();
-    // `condition`: what the statement's Condition says, in its debug form.
-    let denied = |action: &str, arn: &str, condition: &str| {
-        denies.iter().any(|s| {
-            strings(s.get("Action")).iter().any(|a| matches(a, action))
-                && resolve_all(s.get("Resource"), &bind)
-                    .iter()
-                    .any(|r| matches(r, arn))
-                && format!("{:?}", s.get("Condition")).contains(condition)
-        })
-    };
-    assert!(denied("s3:DeleteObject", digest_key, "None"));
-    assert!(denied("s3:DeleteObjectVersion", digest_key, "None"));
-    assert!(denied("s3:PutObject", digest_key, "DigestFunctionRole"));
-    assert!(!denied("s3:PutObject", log_key, "DigestFunctionRole"));
-    // Nobody deletes a log file; only the deliver role puts one.
-    assert!(denied("s3:DeleteObject", log_key, "None"));
-    assert!(denied("s3:DeleteObjectVersion", log_key, "None"));
-    assert!(denied("s3:PutObject", log_key, "DeliverFunctionRole"));
-    assert!(
-        denied("s3:GetObject", log_key, "aws:SecureTransport"),
-        "TLS only"
-    );
 }
 
 /// The parameters and conditions a test deploys the template with.
@@ -915,4 +921,121 @@ fn each_function_writes_only_its_own_state_items() {
             }
         }
     }
+}
+
+/// signing-key.yaml, the key a rotation moves to: the policy of the stack's
+/// own key statement by statement, and one more that only lets the API
+/// role read the public half.
+#[test]
+fn a_key_made_with_signing_key_yaml_has_the_stacks_key_policy() {
+    let made = trailkeep_dev::provision::Template::load(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../signing-key.yaml"
+    ))
+    .expect("signing-key.yaml parses");
+    let made = made.properties("SigningKey", "AWS::KMS::Key").unwrap();
+    assert_eq!(made["KeySpec"].as_str(), Some("RSA_2048"));
+    assert_eq!(made["KeyUsage"].as_str(), Some("SIGN_VERIFY"));
+    let made = made["KeyPolicy"]["Statement"].as_sequence().unwrap();
+    only_the_digest_role_signs_with(made);
+
+    let t = template();
+    let stack = t.properties("SigningKey", "AWS::KMS::Key").unwrap();
+    let stack = stack["KeyPolicy"]["Statement"].as_sequence().unwrap();
+    // (Sid, Effect, Action, NotAction) of each statement.
+    let shape = |s: &Value| {
+        (
+            s["Sid"].as_str().unwrap_or_default().to_owned(),
+            s["Effect"].as_str().unwrap_or_default().to_owned(),
+            strings(s.get("Action")),
+            strings(s.get("NotAction")),
+        )
+    };
+    let mut extra: Vec<_> = made.iter().map(shape).collect();
+    for s in stack {
+        let i = extra
+            .iter()
+            .position(|m| *m == shape(s))
+            .unwrap_or_else(|| panic!("signing-key.yaml lacks {:?}", shape(s)));
+        extra.remove(i);
+    }
+    assert_eq!(
+        extra,
+        [(
+            "LookupFunctionReadsPublicKey".to_owned(),
+            "Allow".to_owned(),
+            vec!["kms:GetPublicKey".to_owned()],
+            vec![]
+        )]
+    );
+    let lookup = made
+        .iter()
+        .find(|s| s["Sid"].as_str() == Some("LookupFunctionReadsPublicKey"))
+        .unwrap();
+    assert!(format!("{:?}", lookup["Principal"]).contains("LookupFunctionRoleArn"));
+}
+
+/// `SigningKeyArns` and `RetiredSigningKeyArns` as the functions read them:
+/// the digest function signs each region with the key the parameter names
+/// for it (the stack's key otherwise), and ListPublicKeys lists every key
+/// that signs now or signed before.
+#[test]
+fn the_signing_keys_follow_signing_key_arns_and_retired_keys_stay_listed() {
+    use trailkeep_shared::aws::kms::KeyMap;
+    let (stack, new, old) = (
+        "arn:aws:kms:us-east-1:123456789012:key/stack",
+        "arn:aws:kms:us-east-1:123456789012:key/new",
+        "arn:aws:kms:eu-west-1:123456789012:key/old",
+    );
+    let t = template();
+    let env = |function: &str, signing: &str, retired: &str| -> String {
+        let mut bind = function_bindings("h", "s", "b");
+        bind.insert("SigningKey", stack.to_owned());
+        bind.insert("SigningKeyArns", signing.to_owned());
+        bind.insert("RetiredSigningKeyArns", retired.to_owned());
+        let d = Deployment {
+            bind: &bind,
+            conditions: BTreeMap::new(),
+        };
+        let props = t.properties(function, "AWS::Serverless::Function").unwrap();
+        let mut v = cfn(&props["Environment"]["Variables"]["SIGNING_KEYS"], &d);
+        assert_eq!(v.len(), 1);
+        v.remove(0)
+    };
+    let signer = |signing: &str| KeyMap::parse(&env("DigestFunction", signing, "")).unwrap();
+    // (SigningKeyArns, region) → the key that signs its digests.
+    for (signing, region, key) in [
+        ("", "us-east-1", stack),
+        ("", "ap-south-1", stack),
+        (
+            "*=arn:aws:kms:us-east-1:123456789012:key/new",
+            "eu-west-1",
+            new,
+        ),
+        (
+            "eu-west-1=arn:aws:kms:us-east-1:123456789012:key/new",
+            "eu-west-1",
+            new,
+        ),
+        (
+            "eu-west-1=arn:aws:kms:us-east-1:123456789012:key/new",
+            "us-east-1",
+            stack,
+        ),
+    ] {
+        assert_eq!(signer(signing).key(region), Some(key), "{signing} {region}");
+    }
+    let listed = |signing: &str, retired: &str| {
+        KeyMap::every_key(&env("LookupFunction", signing, retired)).unwrap()
+    };
+    assert_eq!(listed("", ""), [stack]);
+    assert_eq!(
+        listed(&format!("*={new}"), old),
+        [stack, new, old],
+        "after a rotation the old keys stay listed"
+    );
+    assert_eq!(
+        listed(&format!("eu-west-1={new},*={new}"), ""),
+        [stack, new]
+    );
 }

@@ -22,8 +22,10 @@ pub struct Config {
     /// account when the function's ARN carries none. On AWS it does, and
     /// template.yaml does not set it.
     pub account_id: Option<String>,
-    /// SIGNING_KEYS (optional; the digest function's `REGION=KEY,…`): the
-    /// keys `ListPublicKeys` lists. Unset: it lists none.
+    /// SIGNING_KEYS (optional): every key whose public half
+    /// `ListPublicKeys` lists, comma-separated, each `REGION=KEY`, `*=KEY`
+    /// or `KEY` (template.yaml: the stack's key, `SigningKeyArns` and
+    /// `RetiredSigningKeyArns`). Unset: it lists none.
     pub signing_keys: Vec<String>,
     /// AWS_REGION (the default history region), SERVED_REGIONS (default
     /// AWS_REGION), RETENTION_DAYS (default 90), LOOKUP_TOKEN_KEY (≥ 32
@@ -57,14 +59,10 @@ impl Config {
             account_id: env.get("ACCOUNT_ID"),
             signing_keys: match env.get("SIGNING_KEYS") {
                 None => Vec::new(),
-                Some(text) => KeyMap::parse(&text)
-                    .map_err(|e| ConfigError::Invalid {
-                        name: "SIGNING_KEYS",
-                        reason: e.to_string(),
-                    })?
-                    .keys()
-                    .map(str::to_owned)
-                    .collect(),
+                Some(text) => KeyMap::every_key(&text).map_err(|e| ConfigError::Invalid {
+                    name: "SIGNING_KEYS",
+                    reason: e.to_string(),
+                })?,
             },
             api: ApiSettings {
                 // Who may change trails (comma-separated ARN patterns, `*`
@@ -158,6 +156,15 @@ mod tests {
         ];
         let c = Config::from_lookup(lookup(&keys)).unwrap();
         assert_eq!(c.signing_keys, ["arn:aws:kms:eu-west-1:1:key/a"]);
+        let rotated = [
+            base[0],
+            base[1],
+            base[2],
+            base[3],
+            ("SIGNING_KEYS", "arn:k/stack,*=arn:k/new,,arn:k/old"),
+        ];
+        let c = Config::from_lookup(lookup(&rotated)).unwrap();
+        assert_eq!(c.signing_keys, ["arn:k/stack", "arn:k/new", "arn:k/old"]);
         let bad = [
             base[0],
             base[1],

@@ -790,7 +790,7 @@ async fn list_public_keys_lists_the_deployments_keys_with_their_spans_and_never_
     let ours = w.keys.trusted.add_pkcs1(vec![0x30, 1, 2, 3]);
     let key_use = |fingerprint: &str, first: &str, last: &str| crate::digest::registry::KeyUse {
         key_id: "arn:aws:kms:eu-west-1:111122223333:key/k".into(),
-        region: HOME.into(),
+        regions: vec![HOME.into()],
         fingerprint: fingerprint.into(),
         first_used: first.into(),
         last_used: last.into(),

@@ -53,6 +53,30 @@ impl KeyMap {
         Ok(map)
     }
 
+    /// Every key a list names, once each, in order: entries `REGION=KEY`,
+    /// `*=KEY` or a bare `KEY` (the lookup function's `SIGNING_KEYS`: the
+    /// keys that sign now and those that signed before a rotation, whose
+    /// public halves `ListPublicKeys` lists).
+    pub fn every_key(text: &str) -> Result<Vec<String>, KeyMapError> {
+        let mut keys: Vec<String> = Vec::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let key = match part.split_once('=') {
+                None => part,
+                Some((region, key)) if !region.trim().is_empty() && !key.trim().is_empty() => {
+                    key.trim()
+                }
+                Some(_) => return Err(KeyMapError(format!("cannot read {part:?} as REGION=KEY"))),
+            };
+            if !keys.iter().any(|k| k == key) {
+                keys.push(key.to_owned());
+            }
+        }
+        if keys.is_empty() {
+            return Err(KeyMapError("no signing key configured".into()));
+        }
+        Ok(keys)
+    }
+
     /// The key for `region`.
     pub fn key(&self, region: &str) -> Option<&str> {
         self.by_region
@@ -256,6 +280,30 @@ mod tests {
         assert_eq!(only.key("us-east-1"), None);
         assert!(KeyMap::parse("").is_err());
         assert!(KeyMap::parse("eu-west-1=").is_err());
+    }
+
+    #[test]
+    fn every_key_of_a_list_is_named_once_whatever_region_it_signs_for() {
+        // The lookup's SIGNING_KEYS as template.yaml joins it: the stack's
+        // key, SigningKeyArns, RetiredSigningKeyArns (empty lists leave
+        // empty entries).
+        let keys = KeyMap::every_key(
+            "arn:aws:kms:eu-west-1:1:key/stack,eu-west-1=arn:aws:kms:eu-west-1:1:key/new, *=arn:aws:kms:eu-west-1:1:key/new,,arn:aws:kms:eu-west-1:1:key/old,arn:aws:kms:eu-west-1:1:key/stack",
+        )
+        .unwrap();
+        assert_eq!(
+            keys,
+            [
+                "arn:aws:kms:eu-west-1:1:key/stack",
+                "arn:aws:kms:eu-west-1:1:key/new",
+                "arn:aws:kms:eu-west-1:1:key/old"
+            ]
+        );
+        // Two bare keys are both listed (parse keeps one default).
+        assert_eq!(KeyMap::every_key("a,b").unwrap(), ["a", "b"]);
+        assert!(KeyMap::every_key(",,").is_err());
+        assert!(KeyMap::every_key("a,eu-west-1=").is_err());
+        assert!(KeyMap::every_key("=b").is_err());
     }
 
     #[test]

@@ -415,9 +415,19 @@ impl DynamoStaging {
             .into_iter()
             .map(|item| {
                 let get = |k: &str| text(&item, k);
+                // `regions` (a set); items noted before it, one `region`.
+                let mut regions = match item.get("regions") {
+                    Some(AttributeValue::Ss(set)) => set.clone(),
+                    _ => Vec::new(),
+                };
+                let legacy = get("region");
+                if !legacy.is_empty() && !regions.contains(&legacy) {
+                    regions.push(legacy);
+                }
+                regions.sort();
                 KeyUse {
                     key_id: get("keyId"),
-                    region: get("region"),
+                    regions,
                     fingerprint: get(attr::SK),
                     first_used: get("firstUsed"),
                     last_used: get("lastUsed"),
@@ -545,27 +555,43 @@ impl DigestState for DynamoStaging {
         key: &PublicKey,
         end: &chrono::DateTime<chrono::Utc>,
     ) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(attr::PK, s("KEY"))
-            .key(attr::SK, s(&key.fingerprint))
-            .update_expression(
-                "SET keyId = :id, #region = :region, firstUsed = if_not_exists(firstUsed, :t), lastUsed = :t",
-            )
-            .condition_expression("attribute_not_exists(lastUsed) OR lastUsed < :t")
-            .expression_attribute_names("#region", "region")
-            .expression_attribute_values(":id", s(&key.key_id))
-            .expression_attribute_values(":region", s(region))
-            .expression_attribute_values(":t", s(crate::time::format(end)))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if conditional_failed(&e) => Ok(()),
-            Err(e) => Err(self.fail("UpdateItem", DisplayErrorContext(&e))),
+        // Several regions' runs (and a catch-up, which signs older hours)
+        // note the same key: the region joins a set, and each end moves
+        // only outwards, so no run's region or span is lost to another's.
+        let t = s(crate::time::format(end));
+        let update = |expression: &str, condition: Option<&str>| {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key(attr::PK, s("KEY"))
+                .key(attr::SK, s(&key.fingerprint))
+                .update_expression(expression)
+                .set_condition_expression(condition.map(str::to_owned))
+                .expression_attribute_values(":t", t.clone())
+        };
+        update(
+            "SET keyId = :id, firstUsed = if_not_exists(firstUsed, :t), lastUsed = if_not_exists(lastUsed, :t) ADD regions :region",
+            None,
+        )
+        .expression_attribute_values(":id", s(&key.key_id))
+        .expression_attribute_values(
+            ":region",
+            AttributeValue::Ss(vec![region.to_owned()]),
+        )
+        .send()
+        .await
+        .map_err(|e| self.fail("UpdateItem", DisplayErrorContext(&e)))?;
+        for (expression, condition) in [
+            ("SET lastUsed = :t", "lastUsed < :t"),
+            ("SET firstUsed = :t", "firstUsed > :t"),
+        ] {
+            match update(expression, Some(condition)).send().await {
+                Ok(_) => {}
+                Err(e) if conditional_failed(&e) => {}
+                Err(e) => return Err(self.fail("UpdateItem", DisplayErrorContext(&e))),
+            }
         }
+        Ok(())
     }
 
     async fn note_segment(

@@ -13,12 +13,13 @@ use crate::store::StoreError;
 use crate::validate::Keys;
 
 /// A signing key the digest function has used (the state table's `KEY`
-/// items): its fingerprint and the ends of the first and last digests it
-/// signed (RFC 3339, as stored).
+/// items): its fingerprint, every region whose digests it signed (one key
+/// may sign several), and the ends of the first and last digests it signed
+/// (RFC 3339, as stored).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyUse {
     pub key_id: String,
-    pub region: String,
+    pub regions: Vec<String>,
     pub fingerprint: String,
     pub first_used: String,
     pub last_used: String,
@@ -84,7 +85,7 @@ mod tests {
     fn used(fingerprint: &str, first: &str, last: &str) -> KeyUse {
         KeyUse {
             key_id: format!("key-{fingerprint}"),
-            region: "eu-west-1".into(),
+            regions: vec!["eu-west-1".into()],
             fingerprint: fingerprint.into(),
             first_used: first.into(),
             last_used: last.into(),
