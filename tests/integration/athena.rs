@@ -1,12 +1,16 @@
 //! template.yaml's Athena table (Glue, partition projection) against the
 //! keys and records the code writes: each log file falls in exactly the
 //! partition its key names, digests in none, and every field of every
-//! record has a column.
+//! record has a column. And against what AWS publishes: every column of
+//! AWS's own CloudTrail table, and a column for every field of sample
+//! CloudTrail records of several event versions
+//! (tests/integration/fixtures/athena/, sources in its README.md).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::Duration;
-use serde_yaml_ng::Value;
+use serde_yaml_ng::{Mapping, Value};
+use trailkeep_dev::provision::Template;
 use trailkeep_shared::delivery::logfile::log_file_key;
 use trailkeep_shared::digest::digest_key;
 use trailkeep_shared::ingest::normalize::{normalize, Context};
@@ -15,41 +19,116 @@ use crate::helpers::{event, parse_time, template};
 
 const ACCOUNT: &str = "111122223333";
 
-/// The template's parameters and pseudo-parameters, for one deployment.
+/// The template's parameters, pseudo-parameters and conditions, for one
+/// deployment.
 struct Deployment {
     values: BTreeMap<&'static str, String>,
     served_regions: Vec<String>,
+    /// template.yaml's `Conditions`, evaluated for these values.
+    conditions: Mapping,
 }
 
 impl Deployment {
-    /// `!Ref`, `!Sub` (`${!x}` is a literal `${x}`), `!Join`, and `!If` on
-    /// `HasServedRegions`: the forms the Athena resources use.
+    /// A stack in `region` with `AthenaKeyPrefix` `prefix/` (or none) and
+    /// these `ServedRegions`.
+    fn new(region: &str, prefix: Option<&str>, served_regions: &[&str]) -> Self {
+        Self {
+            values: [
+                ("LogBucket", "logs".to_owned()),
+                (
+                    "AthenaKeyPrefix",
+                    prefix.map(|p| format!("{p}/")).unwrap_or_default(),
+                ),
+                ("AWS::AccountId", ACCOUNT.to_owned()),
+                ("AWS::Region", region.to_owned()),
+            ]
+            .into_iter()
+            .collect(),
+            served_regions: served_regions.iter().map(|r| (*r).to_owned()).collect(),
+            conditions: template_conditions(),
+        }
+    }
+
+    /// A string: a literal, `!Ref`, `!Sub` (`${!x}` is a literal `${x}`),
+    /// `!Join`, or `!If` on one of the template's conditions.
     fn eval(&self, v: &Value) -> String {
         match v {
             Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
             Value::Tagged(t) => match t.tag.to_string().trim_start_matches('!') {
                 "Ref" => self.reference(t.value.as_str().unwrap_or_default()),
                 "Sub" => self.sub(t.value.as_str().unwrap_or_default()),
                 "Join" => {
                     let parts = t.value.as_sequence().expect("!Join [sep, list]");
-                    let sep = parts[0].as_str().unwrap_or_default();
-                    match &parts[1] {
-                        Value::Sequence(items) => items
-                            .iter()
-                            .map(|i| self.eval(i))
-                            .collect::<Vec<_>>()
-                            .join(sep),
-                        other => self.eval(other).split(',').collect::<Vec<_>>().join(sep),
-                    }
+                    let sep = parts[0].as_str().expect("!Join's separator is a literal");
+                    self.eval_list(&parts[1]).join(sep)
                 }
                 "If" => {
-                    let parts = t.value.as_sequence().expect("!If [cond, a, b]");
-                    assert_eq!(parts[0].as_str(), Some("HasServedRegions"));
-                    self.eval(&parts[if self.served_regions.is_empty() { 2 } else { 1 }])
+                    let parts = t.value.as_sequence().expect("!If [condition, then, else]");
+                    let condition = parts[0].as_str().expect("!If names a condition");
+                    self.eval(&parts[if self.holds(condition) { 1 } else { 2 }])
                 }
-                other => panic!("unexpected !{other} in the Athena resources"),
+                other => panic!("unexpected !{other} where a string is expected"),
             },
             other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    /// A list: a sequence, `!Ref` to the list parameter, or `!Split`.
+    fn eval_list(&self, v: &Value) -> Vec<String> {
+        match v {
+            Value::Sequence(items) => items.iter().map(|i| self.eval(i)).collect(),
+            Value::Tagged(t) => match t.tag.to_string().trim_start_matches('!') {
+                "Ref" => match t.value.as_str() {
+                    Some("ServedRegions") => self.served_regions.clone(),
+                    other => panic!("!Ref {other:?} is not a list parameter"),
+                },
+                "Split" => {
+                    let parts = t.value.as_sequence().expect("!Split [sep, text]");
+                    let sep = parts[0].as_str().expect("!Split's separator is a literal");
+                    self.eval(&parts[1]).split(sep).map(str::to_owned).collect()
+                }
+                other => panic!("unexpected !{other} where a list is expected"),
+            },
+            other => panic!("unexpected {other:?} where a list is expected"),
+        }
+    }
+
+    /// Whether the template's condition `name` holds.
+    fn holds(&self, name: &str) -> bool {
+        let condition = self
+            .conditions
+            .get(name)
+            .unwrap_or_else(|| panic!("no condition {name} in template.yaml"));
+        self.truth(condition)
+    }
+
+    /// A condition function: `!Equals`, `!Not`, `!And`, `!Or`, or
+    /// `{Condition: name}`.
+    fn truth(&self, v: &Value) -> bool {
+        match v {
+            Value::Tagged(t) => {
+                let args = t
+                    .value
+                    .as_sequence()
+                    .expect("a condition function takes a list");
+                match t.tag.to_string().trim_start_matches('!') {
+                    "Equals" => self.eval(&args[0]) == self.eval(&args[1]),
+                    "Not" => !self.truth(&args[0]),
+                    "And" => args.iter().all(|c| self.truth(c)),
+                    "Or" => args.iter().any(|c| self.truth(c)),
+                    other => panic!("unexpected !{other} in a condition"),
+                }
+            }
+            Value::Mapping(m) => {
+                let name = m
+                    .get("Condition")
+                    .and_then(Value::as_str)
+                    .expect("{Condition: name}");
+                self.holds(name)
+            }
+            other => panic!("unexpected {other:?} in a condition"),
         }
     }
 
@@ -80,6 +159,36 @@ impl Deployment {
     }
 }
 
+/// template.yaml's `Conditions` section (`Template` keeps its own private).
+fn template_conditions() -> Mapping {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let doc: Value = serde_yaml_ng::from_str(&text).expect("template.yaml parses");
+    doc.get("Conditions")
+        .and_then(Value::as_mapping)
+        .cloned()
+        .expect("template.yaml has Conditions")
+}
+
+/// The Athena table's `TableInput`.
+fn table_input(t: &Template) -> &Value {
+    &t.properties("AthenaTable", "AWS::Glue::Table")
+        .expect("AthenaTable in template.yaml")["TableInput"]
+}
+
+/// The table's columns, in order, with their types parsed.
+fn columns(table: &Value) -> Vec<(String, HiveType)> {
+    table["StorageDescriptor"]["Columns"]
+        .as_sequence()
+        .expect("the table has Columns")
+        .iter()
+        .map(|c| {
+            let name = c["Name"].as_str().expect("a column name").to_owned();
+            (name, hive_type(c["Type"].as_str().expect("a column type")))
+        })
+        .collect()
+}
+
 /// Athena's date pattern (`yyyy/MM/dd`) as a chrono format.
 fn chrono_format(java: &str) -> String {
     java.replace("yyyy", "%Y")
@@ -87,33 +196,305 @@ fn chrono_format(java: &str) -> String {
         .replace("dd", "%d")
 }
 
+/// A Hive column type: the shape the JSON SerDe reads a JSON value into.
+#[derive(Clone, Debug, PartialEq)]
+enum HiveType {
+    /// `string`, `bigint`…; a `string` column keeps any JSON value as its text.
+    Scalar(String),
+    Struct(Vec<(String, HiveType)>),
+    Array(Box<HiveType>),
+    Map(Box<HiveType>, Box<HiveType>),
+}
+
+impl HiveType {
+    /// The type of this struct's field `name`.
+    fn field(&self, name: &str) -> &HiveType {
+        match self {
+            HiveType::Struct(fields) => fields
+                .iter()
+                .find(|(n, _)| n.as_str() == name)
+                .map(|(_, t)| t)
+                .unwrap_or_else(|| panic!("no field {name} in {self:?}")),
+            other => panic!("{other:?} is not a struct"),
+        }
+    }
+}
+
+/// Parses a Hive type (`struct<a:string,b:array<…>>`), ignoring case and
+/// whitespace.
+fn hive_type(text: &str) -> HiveType {
+    let compact: String = text
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_lowercase();
+    let mut parser = TypeParser { rest: &compact };
+    let parsed = parser.parse();
+    assert!(
+        parser.rest.is_empty(),
+        "{text}: {:?} left after the type",
+        parser.rest
+    );
+    parsed
+}
+
+struct TypeParser<'a> {
+    rest: &'a str,
+}
+
+impl<'a> TypeParser<'a> {
+    fn eat(&mut self, token: &str) -> bool {
+        match self.rest.strip_prefix(token) {
+            Some(rest) => {
+                self.rest = rest;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn expect(&mut self, token: &str) {
+        assert!(self.eat(token), "{token:?} expected at {:?}", self.rest);
+    }
+
+    fn name(&mut self) -> &'a str {
+        let end = self
+            .rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(self.rest.len());
+        let (name, rest) = self.rest.split_at(end);
+        assert!(!name.is_empty(), "a name expected at {:?}", self.rest);
+        self.rest = rest;
+        name
+    }
+
+    fn parse(&mut self) -> HiveType {
+        match self.name() {
+            "struct" => {
+                self.expect("<");
+                let mut fields = Vec::new();
+                loop {
+                    let field = self.name().to_owned();
+                    self.expect(":");
+                    fields.push((field, self.parse()));
+                    if !self.eat(",") {
+                        break;
+                    }
+                }
+                self.expect(">");
+                HiveType::Struct(fields)
+            }
+            "array" => {
+                self.expect("<");
+                let element = self.parse();
+                self.expect(">");
+                HiveType::Array(Box::new(element))
+            }
+            "map" => {
+                self.expect("<");
+                let key = self.parse();
+                self.expect(",");
+                let value = self.parse();
+                self.expect(">");
+                HiveType::Map(Box::new(key), Box::new(value))
+            }
+            scalar => HiveType::Scalar(scalar.to_owned()),
+        }
+    }
+}
+
+/// Whether a type reads everything another reads: the same type, or a
+/// struct with every field of the other (and maybe more), each covering.
+fn covers(ours: &HiveType, theirs: &HiveType) -> Result<(), String> {
+    match (ours, theirs) {
+        (HiveType::Struct(our_fields), HiveType::Struct(their_fields)) => {
+            for (name, their_type) in their_fields {
+                let our_type = our_fields
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, t)| t)
+                    .ok_or_else(|| format!("no field {name}"))?;
+                covers(our_type, their_type).map_err(|e| format!("{name}: {e}"))?;
+            }
+            Ok(())
+        }
+        (HiveType::Array(ours), HiveType::Array(theirs)) => covers(ours, theirs),
+        (ours, theirs) if ours == theirs => Ok(()),
+        (ours, theirs) => Err(format!("{ours:?} where AWS has {theirs:?}")),
+    }
+}
+
+/// A walk of JSON records against the table's columns.
+#[derive(Default)]
+struct Coverage {
+    /// Every key path met: lower-cased (the JSON SerDe matches names
+    /// case-insensitively), dotted, an array's elements as `[]`.
+    seen: BTreeSet<String>,
+    /// Key paths without a column or struct field, and values their column
+    /// cannot read.
+    missing: Vec<String>,
+}
+
+impl Coverage {
+    fn walk(&mut self, path: &str, value: &serde_json::Value, ty: &HiveType) {
+        use serde_json::Value as Json;
+        match (value, ty) {
+            // NULL in any column; any JSON in a string column, as its text
+            // (requestparameters, additionaleventdata…).
+            (Json::Null, _) => {}
+            (_, HiveType::Scalar(s)) if s.as_str() == "string" => {}
+            (Json::Object(_) | Json::Array(_), HiveType::Scalar(s)) => self
+                .missing
+                .push(format!("{path}: a JSON object or array in a {s} column")),
+            (_, HiveType::Scalar(_)) => {}
+            (Json::Object(members), HiveType::Struct(fields)) => {
+                for (key, member) in members {
+                    let key = key.to_lowercase();
+                    let child = if path.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{path}.{key}")
+                    };
+                    self.seen.insert(child.clone());
+                    match fields.iter().find(|(name, _)| *name == key) {
+                        Some((_, field)) => self.walk(&child, member, field),
+                        None => self.missing.push(child),
+                    }
+                }
+            }
+            // A map takes any key (JSON keys are strings); its values must
+            // fit its value type.
+            (Json::Object(members), HiveType::Map(key, values)) => {
+                if **key != HiveType::Scalar("string".to_owned()) {
+                    self.missing
+                        .push(format!("{path}: JSON keys in a map of {key:?} keys"));
+                }
+                for (key, member) in members {
+                    self.walk(&format!("{path}[{key}]"), member, values);
+                }
+            }
+            (Json::Array(items), HiveType::Array(element)) => {
+                let child = format!("{path}[]");
+                for item in items {
+                    self.walk(&child, item, element);
+                }
+            }
+            (other, ty) => self
+                .missing
+                .push(format!("{path}: {other} does not fit {ty:?}")),
+        }
+    }
+}
+
+/// The sample CloudTrail log files' records, each named by file and index.
+fn fixture_records() -> Vec<(String, serde_json::Value)> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/integration/fixtures/athena");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{dir}: {e}"))
+        .map(|e| e.expect("a directory entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    let mut records = Vec::new();
+    for path in files {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let file: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let list = file["Records"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name}: no Records array"));
+        for (i, record) in list.iter().enumerate() {
+            records.push((format!("{name}, record {i}"), record.clone()));
+        }
+    }
+    records
+}
+
+/// The columns of AWS's own CloudTrail table, as the Athena user guide's
+/// "Create the table for CloudTrail logs in Athena using partition
+/// projection" declares them, in its order (`name TYPE` written `name:TYPE`).
+const AWS_CLOUDTRAIL_COLUMNS: &str = "struct<
+    eventversion: STRING,
+    useridentity: STRUCT<
+        type: STRING,
+        principalid: STRING,
+        arn: STRING,
+        accountid: STRING,
+        invokedby: STRING,
+        accesskeyid: STRING,
+        username: STRING,
+        onbehalfof: STRUCT<
+             userid: STRING,
+             identitystorearn: STRING>,
+        sessioncontext: STRUCT<
+            attributes: STRUCT<
+                mfaauthenticated: STRING,
+                creationdate: STRING>,
+            sessionissuer: STRUCT<
+                type: STRING,
+                principalid: STRING,
+                arn: STRING,
+                accountid: STRING,
+                username: STRING>,
+            ec2roledelivery:string,
+            webidfederationdata: STRUCT<
+                federatedprovider: STRING,
+                attributes: map<string,string>>
+        >
+    >,
+    eventtime: STRING,
+    eventsource: STRING,
+    eventname: STRING,
+    awsregion: STRING,
+    sourceipaddress: STRING,
+    useragent: STRING,
+    errorcode: STRING,
+    errormessage: STRING,
+    requestparameters: STRING,
+    responseelements: STRING,
+    additionaleventdata: STRING,
+    requestid: STRING,
+    eventid: STRING,
+    readonly: STRING,
+    resources: ARRAY<STRUCT<
+        arn: STRING,
+        accountid: STRING,
+        type: STRING>>,
+    eventtype: STRING,
+    apiversion: STRING,
+    recipientaccountid: STRING,
+    serviceeventdetails: STRING,
+    sharedeventid: STRING,
+    vpcendpointid: STRING,
+    vpcendpointaccountid: STRING,
+    eventcategory: STRING,
+    addendum: STRUCT<
+      reason:STRING,
+      updatedfields:STRING,
+      originalrequestid:STRING,
+      originaleventid:STRING>,
+    sessioncredentialfromconsole: STRING,
+    edgedevicedetails: STRING,
+    tlsdetails: STRUCT<
+      tlsversion:STRING,
+      ciphersuite:STRING,
+      clientprovidedhostheader:STRING>
+>";
+
 #[test]
 fn the_athena_table_reads_exactly_the_log_files_deliver_writes() {
     let t = template();
-    let table = &t
-        .properties("AthenaTable", "AWS::Glue::Table")
-        .expect("AthenaTable in template.yaml")["TableInput"];
-    for (prefix, served) in [
-        (None, vec![]),
+    let table = table_input(&t);
+    for (prefix, served, expected_regions) in [
+        (None, vec![], "eu-west-1,us-east-1"),
         (
             Some("audit"),
-            vec!["eu-west-1".to_owned(), "us-east-1".to_owned()],
+            vec!["eu-west-1", "us-east-1"],
+            "eu-west-1,us-east-1",
         ),
     ] {
-        let d = Deployment {
-            values: [
-                ("LogBucket", "logs".to_owned()),
-                (
-                    "AthenaKeyPrefix",
-                    prefix.map(|p| format!("{p}/")).unwrap_or_default(),
-                ),
-                ("AWS::AccountId", ACCOUNT.to_owned()),
-                ("AWS::Region", "eu-west-1".to_owned()),
-            ]
-            .into_iter()
-            .collect(),
-            served_regions: served.clone(),
-        };
+        let d = Deployment::new("eu-west-1", prefix, &served);
         let params = &table["Parameters"];
         let param = |k: &str| d.eval(&params[k]);
         let partitions: Vec<&str> = table["PartitionKeys"]
@@ -126,11 +507,6 @@ fn the_athena_table_reads_exactly_the_log_files_deliver_writes() {
         assert_eq!(param("projection.enabled"), "true");
         assert_eq!(param("projection.account.values"), ACCOUNT);
         let regions = param("projection.region.values");
-        let expected_regions = if served.is_empty() {
-            "eu-west-1".to_owned()
-        } else {
-            served.join(",")
-        };
         assert_eq!(regions, expected_regions);
         assert_eq!(param("projection.day.type"), "date");
         let format = chrono_format(&param("projection.day.format"));
@@ -190,19 +566,9 @@ fn the_athena_table_reads_exactly_the_log_files_deliver_writes() {
         Some("com.amazon.emr.cloudtrail.CloudTrailInputFormat")
     );
 
-    // Every field of every record the code writes has a column, and every
-    // userIdentity field a struct member.
-    let columns: BTreeMap<String, String> = storage["Columns"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["Name"].as_str().unwrap().to_owned(),
-                c["Type"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    // Every field of every record the code writes has a column (a struct
+    // field all the way down), and a value of the column's shape.
+    let record_type = HiveType::Struct(columns(table));
     let ctx = Context {
         account_id: ACCOUNT.into(),
     };
@@ -221,21 +587,202 @@ fn the_athena_table_reads_exactly_the_log_files_deliver_writes() {
             .unwrap();
         for n in normalize(&event(rel.to_str().unwrap()), &ctx).records {
             let record: serde_json::Value = serde_json::from_str(&n.json).unwrap();
-            for (field, value) in record.as_object().unwrap() {
-                let column = columns
-                    .get(&field.to_lowercase())
-                    .unwrap_or_else(|| panic!("{rel:?}: no column for {field}"));
-                if field == "userIdentity" {
-                    for member in value.as_object().unwrap().keys() {
-                        assert!(
-                            column.contains(&format!("{}:", member.to_lowercase())),
-                            "{rel:?}: userIdentity.{member} missing in {column}"
-                        );
-                    }
-                }
-            }
+            let mut coverage = Coverage::default();
+            coverage.walk("", &record, &record_type);
+            assert!(
+                coverage.missing.is_empty(),
+                "{rel:?}: no column for {:?}",
+                coverage.missing
+            );
             checked += 1;
         }
     }
     assert!(checked >= 10, "{checked} sample records");
+}
+
+/// A multi-region trail files global-service events (IAM, STS, CloudFront,
+/// sign-in) under us-east-1: the table projects it whatever ServedRegions
+/// says, and once (a value listed twice could read each file twice).
+#[test]
+fn the_region_projection_holds_every_served_region_and_us_east_1_once() {
+    let t = template();
+    let params = &table_input(&t)["Parameters"];
+    for (region, served, expected) in [
+        ("us-east-1", vec![], vec!["us-east-1"]),
+        ("eu-west-1", vec![], vec!["eu-west-1", "us-east-1"]),
+        (
+            "eu-west-1",
+            vec!["eu-west-1", "us-east-1"],
+            vec!["eu-west-1", "us-east-1"],
+        ),
+        (
+            "eu-west-1",
+            vec!["eu-west-1", "ap-south-1"],
+            vec!["eu-west-1", "ap-south-1", "us-east-1"],
+        ),
+        (
+            "ap-south-1",
+            vec!["us-east-1", "eu-west-1"],
+            vec!["us-east-1", "eu-west-1"],
+        ),
+    ] {
+        let d = Deployment::new(region, None, &served);
+        let values = d.eval(&params["projection.region.values"]);
+        let values: Vec<&str> = values.split(',').collect();
+        let case = format!("stack in {region}, ServedRegions {served:?}");
+        assert_eq!(values, expected, "{case}");
+        assert_eq!(
+            values.iter().filter(|r| **r == "us-east-1").count(),
+            1,
+            "{case}: us-east-1 once"
+        );
+        let served_or_own = if served.is_empty() {
+            vec![region]
+        } else {
+            served
+        };
+        for r in &served_or_own {
+            assert!(values.contains(r), "{case}: {r} missing from {values:?}");
+        }
+    }
+}
+
+/// The table has every column of AWS's own CloudTrail table, in AWS's
+/// order and with AWS's types (a struct may have more fields).
+#[test]
+fn the_table_has_every_column_of_aws_cloudtrail_table() {
+    let t = template();
+    let ours = columns(table_input(&t));
+    let HiveType::Struct(theirs) = hive_type(AWS_CLOUDTRAIL_COLUMNS) else {
+        panic!("AWS's columns are written as a struct");
+    };
+    for (name, their_type) in &theirs {
+        let our_type = ours
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t)
+            .unwrap_or_else(|| panic!("no column {name}"));
+        if let Err(e) = covers(our_type, their_type) {
+            panic!("column {name}: {e}");
+        }
+    }
+    let is_aws = |name: &str| theirs.iter().any(|(n, _)| n.as_str() == name);
+    let ours_of_aws: Vec<&str> = ours
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .filter(|n| is_aws(n))
+        .collect();
+    let aws_order: Vec<&str> = theirs.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(ours_of_aws, aws_order, "AWS's column order");
+    let extra: Vec<&str> = ours
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .filter(|n| !is_aws(n))
+        .collect();
+    assert_eq!(extra, ["managementevent"], "columns AWS's table lacks");
+
+    // The columns issue 20 names, with their types.
+    let record = HiveType::Struct(ours);
+    let identity = record.field("useridentity");
+    let session = identity.field("sessioncontext");
+    for (ty, expected) in [
+        (
+            identity.field("onbehalfof"),
+            "struct<userid:string,identitystorearn:string>",
+        ),
+        (session.field("ec2roledelivery"), "string"),
+        (
+            session.field("webidfederationdata"),
+            "struct<federatedprovider:string,attributes:map<string,string>>",
+        ),
+        (record.field("vpcendpointaccountid"), "string"),
+        (
+            record.field("addendum"),
+            "struct<reason:string,updatedfields:string,originalrequestid:string,originaleventid:string>",
+        ),
+        (record.field("edgedevicedetails"), "string"),
+        (record.field("sessioncredentialfromconsole"), "string"),
+        (
+            record.field("tlsdetails"),
+            "struct<tlsversion:string,ciphersuite:string,clientprovidedhostheader:string>",
+        ),
+        (record.field("serviceeventdetails"), "string"),
+        (record.field("managementevent"), "string"),
+        (identity.field("credentialid"), "string"),
+        (identity.field("identityprovider"), "string"),
+        (session.field("sourceidentity"), "string"),
+    ] {
+        assert_eq!(ty, &hive_type(expected), "{expected}");
+    }
+}
+
+/// Records of AWS's own shapes (event versions 1.05 to 1.11: STS web
+/// identity federation, an EC2 instance role, IAM Identity Center, console
+/// sign-in, a VPC endpoint, addendum, S3 on Outposts, a service event…):
+/// every key, at every depth, has a column or struct field, and every value
+/// fits its column.
+#[test]
+fn every_field_of_real_cloudtrail_records_has_a_column() {
+    let t = template();
+    let record_type = HiveType::Struct(columns(table_input(&t)));
+    let records = fixture_records();
+    let mut seen = BTreeSet::new();
+    let mut missing = Vec::new();
+    let mut versions = BTreeSet::new();
+    for (name, record) in &records {
+        let mut coverage = Coverage::default();
+        coverage.walk("", record, &record_type);
+        missing.extend(coverage.missing.into_iter().map(|m| format!("{name}: {m}")));
+        seen.extend(coverage.seen);
+        versions.insert(
+            record["eventVersion"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+    }
+    assert!(
+        missing.is_empty(),
+        "fields without a column:\n{}",
+        missing.join("\n")
+    );
+
+    // The samples hold what they are meant to exercise.
+    assert!(records.len() >= 15, "{} sample records", records.len());
+    for version in ["1.05", "1.08", "1.09", "1.10", "1.11"] {
+        assert!(
+            versions.contains(version),
+            "no sample of eventVersion {version}"
+        );
+    }
+    for path in [
+        "useridentity.onbehalfof.userid",
+        "useridentity.onbehalfof.identitystorearn",
+        "useridentity.credentialid",
+        "useridentity.identityprovider",
+        "useridentity.inscopeof.credentialsissuedto",
+        "useridentity.invokedbydelegate.accountid",
+        "useridentity.sessioncontext.ec2roledelivery",
+        "useridentity.sessioncontext.sourceidentity",
+        "useridentity.sessioncontext.signinsessionarn",
+        "useridentity.sessioncontext.webidfederationdata.federatedprovider",
+        "useridentity.sessioncontext.webidfederationdata.attributes",
+        "additionaleventdata",
+        "serviceeventdetails",
+        "vpcendpointid",
+        "vpcendpointaccountid",
+        "addendum.reason",
+        "addendum.updatedfields",
+        "addendum.originalrequestid",
+        "addendum.originaleventid",
+        "edgedevicedetails",
+        "sessioncredentialfromconsole",
+        "tlsdetails.tlsversion",
+        "tlsdetails.ciphersuite",
+        "tlsdetails.clientprovidedhostheader",
+        "resources[].arn",
+        "sharedeventid",
+    ] {
+        assert!(seen.contains(path), "no sample record has {path}");
+    }
 }
