@@ -6,6 +6,8 @@
 
 mod api_client;
 mod aws_model;
+#[cfg(test)]
+mod docs;
 mod lookup;
 mod progress;
 mod trails;

@@ -8,6 +8,7 @@ mod athena;
 mod cost;
 mod delivery;
 mod digests;
+mod docs;
 mod faults;
 mod helpers;
 mod history;
