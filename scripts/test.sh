@@ -24,8 +24,7 @@ step "cfn-lint template.yaml signing-key.yaml"
 cfn-lint template.yaml signing-key.yaml
 
 step "sam validate --lint"
-SAM_BIN=$(tool_dir sam)
-SAM_CLI_TELEMETRY=0 "$SAM_BIN/sam" validate --lint --region "$AWS_REGION" --template template.yaml
+scripts/sam.sh validate --lint --region "$AWS_REGION" --template template.yaml
 
 step "checkov (each accepted finding is skipped in template.yaml with its reason)"
 CHECKOV_BIN=$(tool_dir checkov)
@@ -45,6 +44,15 @@ unset AWS_ENDPOINT_URL
 
 step "local pipeline under cargo-lambda (scripts/local-run.sh)"
 "$ROOT/scripts/local-run.sh"
+
+step "the README's CLI install: cargo install --locked --path cli (debug, into a temporary root)"
+install_root=$(mktemp -d)
+cargo install --locked --path cli --debug --root "$install_root" --quiet
+version=$("$install_root/bin/trailkeep" --version)
+rm -rf "$install_root"
+[ "$version" = "trailkeep $(sed -n 's/^version = "\(.*\)"/\1/p' cli/Cargo.toml | head -1) (commit $(git rev-parse --short=12 HEAD))" ] \
+  || die "trailkeep --version printed '$version': not the version and commit"
+echo "$version"
 
 step "sam build (scripts/sam-build.sh)"
 SAM_BUILD_OPTIONAL=${SAM_BUILD_OPTIONAL:-1} "$ROOT/scripts/sam-build.sh"

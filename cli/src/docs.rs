@@ -84,15 +84,25 @@ fn written_commands() -> Vec<(String, Vec<String>)> {
     let mut out = Vec::new();
     for path in paths {
         let text = read(&path);
-        let mut in_shell = false;
+        let (mut fenced, mut in_shell) = (false, false);
         let mut logical = String::new();
-        for (i, line) in text.lines().enumerate() {
-            if let Some(lang) = line.trim_start().strip_prefix("```") {
-                in_shell = !in_shell && matches!(lang.trim(), "sh" | "bash" | "shell");
-                continue;
-            }
+        // Prose is read a paragraph (or table row) at a time, so a code
+        // span that wraps onto the next line is read whole.
+        let mut paragraph = String::new();
+        let lines: Vec<&str> = text.lines().chain([""]).collect();
+        for (i, line) in lines.iter().enumerate() {
             let mut pieces: Vec<String> = Vec::new();
-            if in_shell {
+            let fence = line.trim_start().strip_prefix("```");
+            let ends_paragraph =
+                fence.is_some() || line.trim().is_empty() || line.trim_start().starts_with('|');
+            if !fenced && ends_paragraph {
+                pieces.extend(paragraph.split('`').skip(1).step_by(2).map(str::to_owned));
+                paragraph.clear();
+            }
+            if let Some(lang) = fence {
+                fenced = !fenced;
+                in_shell = fenced && matches!(lang.trim(), "sh" | "bash" | "shell" | "console");
+            } else if in_shell {
                 logical.push_str(line.trim_end_matches('\\'));
                 logical.push(' ');
                 if line.ends_with('\\') {
@@ -105,9 +115,9 @@ fn written_commands() -> Vec<(String, Vec<String>)> {
                         .map(str::to_owned),
                 );
                 logical.clear();
-            } else {
-                // Inline code spans.
-                pieces.extend(line.split('`').skip(1).step_by(2).map(str::to_owned));
+            } else if !fenced {
+                paragraph.push_str(line.trim());
+                paragraph.push(' ');
             }
             for piece in pieces {
                 let words: Vec<&str> = piece

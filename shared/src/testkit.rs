@@ -18,7 +18,7 @@
 //! - [`IngestFakes`]: the ingest use case's targets on these fakes.
 //! - [`env`]: an environment of fixed pairs, for the functions' config tests.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
@@ -333,8 +333,18 @@ struct State {
     health: HashMap<String, TrailHealth>,
     /// Chain segment marks per (trail, region), by (end, boundary).
     segments: BTreeMap<TrailRegion, BTreeMap<(DateTime<Utc>, Boundary), SegmentMark>>,
-    /// Fingerprint → (key, last digest end signed).
-    keys: BTreeMap<String, (PublicKey, DateTime<Utc>)>,
+    /// Fingerprint → the key registry's entry.
+    keys: BTreeMap<String, NotedKey>,
+}
+
+/// A key registry entry: the key, the regions it signed, and the ends of
+/// the first and last digests it signed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotedKey {
+    pub key: PublicKey,
+    pub regions: BTreeSet<String>,
+    pub first: DateTime<Utc>,
+    pub last: DateTime<Utc>,
 }
 
 /// The state table (delivery and digest items) in memory.
@@ -414,8 +424,8 @@ impl MemoryState {
             .collect()
     }
 
-    /// The keys the digest run noted, with the last digest end each signed.
-    pub fn keys_used(&self) -> Vec<(PublicKey, DateTime<Utc>)> {
+    /// The keys the digest run noted.
+    pub fn keys_used(&self) -> Vec<NotedKey> {
         lock(&self.state).keys.values().cloned().collect()
     }
 }
@@ -627,16 +637,24 @@ impl DigestState for MemoryState {
 
     async fn note_key(
         &self,
-        _region: &str,
+        region: &str,
         key: &PublicKey,
-        end: &DateTime<Utc>,
+        first: &DateTime<Utc>,
+        last: &DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut s = lock(&self.state);
         let entry = s
             .keys
             .entry(key.fingerprint.clone())
-            .or_insert_with(|| (key.clone(), *end));
-        entry.1 = entry.1.max(*end);
+            .or_insert_with(|| NotedKey {
+                key: key.clone(),
+                regions: BTreeSet::new(),
+                first: *first,
+                last: *last,
+            });
+        entry.regions.insert(region.to_owned());
+        entry.first = entry.first.min(*first);
+        entry.last = entry.last.max(*last);
         Ok(())
     }
 }

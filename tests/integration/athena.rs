@@ -722,7 +722,7 @@ fn the_table_has_every_column_of_aws_cloudtrail_table() {
 /// every key, at every depth, has a column or struct field, and every value
 /// fits its column.
 #[test]
-fn every_field_of_real_cloudtrail_records_has_a_column() {
+fn every_field_of_the_record_shapes_aws_documents_has_a_column() {
     let t = template();
     let record_type = HiveType::Struct(columns(table_input(&t)));
     let records = fixture_records();

@@ -668,9 +668,14 @@ async fn a_stop_through_the_api_is_in_the_trails_last_log_file_with_the_callers_
         },
         history: a.p.settings.clone(),
     };
+    // A retired key that can no longer be read (deleted here; disabled or
+    // unreadable by this role on AWS) does not hide the one that can.
     let keys = trailkeep_shared::aws::kms::AwsPublicKeys {
         aws: sdk_config().await,
-        key_arns: vec![a.key_arn.clone()],
+        key_arns: vec![
+            format!("arn:aws:kms:{HOME}:{ACCOUNT}:key/00000000-0000-4000-8000-000000000000"),
+            a.key_arn.clone(),
+        ],
         registry: trailkeep_shared::aws::state_table::DynamoStaging::new(
             a.p.state.client.clone(),
             &a.p.state.name,
@@ -1440,7 +1445,12 @@ async fn a_key_the_state_table_names_is_not_trusted() {
     d.log_files.clear();
     resign(&a, &key, &mut d, meta, &rogue).await;
     a.p.staging
-        .note_key(HOME, &rogue_public, &parse_time(&d.digest_end_time))
+        .note_key(
+            HOME,
+            &rogue_public,
+            &parse_time(&d.digest_end_time),
+            &parse_time(&d.digest_end_time),
+        )
         .await
         .unwrap();
 
@@ -1486,20 +1496,40 @@ async fn the_key_registry_keeps_every_region_a_key_signed_and_its_whole_span() {
     let at = |t: &str| parse_time(t);
     // The hourly runs of two regions, the second at the same end.
     staging
-        .note_key("eu-west-1", &key, &at("2026-11-24T10:00:00Z"))
+        .note_key(
+            "eu-west-1",
+            &key,
+            &at("2026-11-24T10:00:00Z"),
+            &at("2026-11-24T10:00:00Z"),
+        )
         .await
         .unwrap();
     staging
-        .note_key("us-east-1", &key, &at("2026-11-24T10:00:00Z"))
+        .note_key(
+            "us-east-1",
+            &key,
+            &at("2026-11-24T10:00:00Z"),
+            &at("2026-11-24T10:00:00Z"),
+        )
         .await
         .unwrap();
-    // A later hour, and a region catching up on older hours.
+    // A later hour, and a region catching up on older hours in one run.
     staging
-        .note_key("eu-west-1", &key, &at("2026-11-24T11:00:00Z"))
+        .note_key(
+            "eu-west-1",
+            &key,
+            &at("2026-11-24T11:00:00Z"),
+            &at("2026-11-24T11:00:00Z"),
+        )
         .await
         .unwrap();
     staging
-        .note_key("ap-south-1", &key, &at("2026-11-24T07:00:00Z"))
+        .note_key(
+            "ap-south-1",
+            &key,
+            &at("2026-11-24T07:00:00Z"),
+            &at("2026-11-24T09:00:00Z"),
+        )
         .await
         .unwrap();
     let used = staging.keys_used().await.unwrap();
@@ -1547,7 +1577,12 @@ async fn the_key_registry_keeps_every_region_a_key_signed_and_its_whole_span() {
         fingerprint: "fedcba9876543210fedcba9876543210".into(),
     };
     staging
-        .note_key("us-west-2", &old, &at("2026-11-03T01:00:00Z"))
+        .note_key(
+            "us-west-2",
+            &old,
+            &at("2026-11-03T01:00:00Z"),
+            &at("2026-11-03T01:00:00Z"),
+        )
         .await
         .unwrap();
     let used = staging.keys_used().await.unwrap();

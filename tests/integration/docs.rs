@@ -180,6 +180,62 @@ fn the_reference_tables_name_exactly_the_templates_parameters_outputs_and_env_va
     );
 }
 
+/// The parameter table's type, default and allowed values are the
+/// template's: a default changed in one place fails here.
+#[test]
+fn the_reference_gives_each_parameters_type_default_and_allowed_values() {
+    let reference = read("docs/reference.md");
+    let t = yaml("template.yaml");
+    let rows: Vec<Vec<String>> = reference
+        .lines()
+        .skip_while(|l| l.trim() != "## Parameters")
+        .take_while(|l| !l.starts_with("## CLI") && !l.starts_with("## Outputs"))
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| l.split('|').map(|c| c.trim().to_owned()).collect())
+        .collect();
+    assert_eq!(rows.len(), keys(&t, "Parameters").len());
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        other => panic!("{other:?}"),
+    };
+    let mut wrong = Vec::new();
+    for row in rows {
+        // | `Name` | type | default | allowed | meaning |
+        let (name, kind, default, allowed) = (row[1].trim_matches('`'), &row[2], &row[3], &row[4]);
+        let p = &t["Parameters"][name];
+        if kind != p["Type"].as_str().unwrap() {
+            wrong.push(format!("{name}: type {kind}, template {:?}", p["Type"]));
+        }
+        let declared = p.get("Default").map(text).unwrap_or_default();
+        let shown = default.replace(['`', '"'], "");
+        let agrees = if declared.is_empty() {
+            shown.starts_with("empty") || shown.starts_with("none")
+        } else {
+            shown.starts_with(&declared)
+        };
+        if !agrees {
+            wrong.push(format!("{name}: default {default}, template {declared:?}"));
+        }
+        for v in p
+            .get("AllowedValues")
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+            .chain(p.get("MinValue"))
+            .chain(p.get("MaxValue"))
+        {
+            if !allowed.contains(&text(v)) {
+                wrong.push(format!(
+                    "{name}: {} is not in its allowed values {allowed}",
+                    text(v)
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
 /// The decoy check: the env var reader is not fooled into accepting a
 /// name by a prefix or a mention in prose.
 #[test]
@@ -310,6 +366,84 @@ fn every_command_in_the_readme_and_runbook_is_run_here_or_marked_for_aws() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// Commands written inline in README.md and docs/operations.md (a code
+/// span starting with `aws`, `sam`, `trailkeep`, `cargo` or a script) are
+/// held to the same rule as blocks: each is run by the local run or the
+/// test scripts, or is a command of a block marked for a real AWS account,
+/// or its paragraph (table row) says `real AWS account`.
+#[test]
+fn every_inline_command_in_the_readme_and_runbook_is_run_here_or_marked_for_aws() {
+    let normalize = |text: &str| {
+        text.replace("\"$TRAILKEEP\" ", "trailkeep ")
+            .replace("\"$SAM_BIN/sam\" ", "sam ")
+            .replace("scripts/sam.sh ", "sam ")
+    };
+    let runners = normalize(
+        &["scripts/local-run.sh", "scripts/test.sh", ".ci/run"]
+            .map(read)
+            .join("\n"),
+    );
+    let span = Regex::new(r"`([^`]+)`").unwrap();
+    let command =
+        Regex::new(r"^(aws|sam|trailkeep|trailkeep-dev|cargo|scripts/\S+)\s+[a-z-]").unwrap();
+    let mut wrong = Vec::new();
+    let mut checked = 0;
+    for path in ["README.md", "docs/operations.md"] {
+        let text = read(path);
+        let marked: Vec<String> = shell_blocks(&text)
+            .into_iter()
+            .filter(|(_, b)| b.first().map(String::as_str) == Some("# needs a real AWS account"))
+            .flat_map(|(_, b)| commands(&b.iter().map(|l| normalize(l)).collect::<Vec<_>>()))
+            .collect();
+        for paragraph in prose(&text) {
+            for c in span.captures_iter(&paragraph) {
+                let inline = normalize(&c[1]);
+                if !command.is_match(&inline) {
+                    continue;
+                }
+                checked += 1;
+                let Some(run) = commands(std::slice::from_ref(&inline)).pop() else {
+                    continue;
+                };
+                if !runners.contains(&run)
+                    && !marked.contains(&run)
+                    && !paragraph.contains("real AWS account")
+                {
+                    wrong.push(format!("{path}: `{inline}` is neither run here nor marked"));
+                }
+            }
+        }
+    }
+    assert!(checked > 10, "the check saw the inline commands: {checked}");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// The prose of a Markdown text, fenced blocks left out: its paragraphs,
+/// each table row apart, each on one line.
+fn prose(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut fenced = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+            out.push(std::mem::take(&mut current));
+            continue;
+        }
+        if fenced {
+            continue;
+        }
+        if line.trim().is_empty() || line.trim_start().starts_with('|') {
+            out.push(std::mem::take(&mut current));
+        }
+        current.push_str(line.trim());
+        current.push(' ');
+    }
+    out.push(current);
+    out.retain(|p| !p.trim().is_empty());
+    out
 }
 
 /// The ```sh / ```bash / ```shell blocks of a Markdown text: (the line of

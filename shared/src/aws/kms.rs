@@ -239,8 +239,28 @@ impl crate::digest::registry::PublicKeys for AwsPublicKeys {
         self.registry.keys_used().await
     }
 
+    /// A key whose public half cannot be read (disabled, or its policy
+    /// does not let this role read it) is logged and left out, so one such
+    /// key does not hide the others; only when none can be read is it an
+    /// error.
     async fn trusted(&self) -> Result<crate::validate::Keys, StoreError> {
-        trusted_keys(&self.aws, &self.key_arns).await
+        let mut keys = crate::validate::Keys::default();
+        let mut failed = None;
+        for arn in &self.key_arns {
+            match KmsSigner::fetch(&client_for(&self.aws, arn), arn).await {
+                Ok(public) => {
+                    keys.add_pkcs1(public.pkcs1);
+                }
+                Err(e) => {
+                    tracing::warn!(key = %arn, error = %e, "a signing key's public half cannot be read: not listed");
+                    failed = Some(e);
+                }
+            }
+        }
+        match failed {
+            Some(e) if keys.is_empty() => Err(e),
+            _ => Ok(keys),
+        }
     }
 }
 

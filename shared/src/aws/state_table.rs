@@ -553,12 +553,13 @@ impl DigestState for DynamoStaging {
         &self,
         region: &str,
         key: &PublicKey,
-        end: &chrono::DateTime<chrono::Utc>,
+        first: &chrono::DateTime<chrono::Utc>,
+        last: &chrono::DateTime<chrono::Utc>,
     ) -> Result<(), StoreError> {
         // Several regions' runs (and a catch-up, which signs older hours)
         // note the same key: the region joins a set, and each end moves
         // only outwards, so no run's region or span is lost to another's.
-        let t = s(crate::time::format(end));
+        let (first, last) = (s(crate::time::format(first)), s(crate::time::format(last)));
         let update = |expression: &str, condition: Option<&str>| {
             self.client
                 .update_item()
@@ -567,25 +568,27 @@ impl DigestState for DynamoStaging {
                 .key(attr::SK, s(&key.fingerprint))
                 .update_expression(expression)
                 .set_condition_expression(condition.map(str::to_owned))
-                .expression_attribute_values(":t", t.clone())
         };
         update(
-            "SET keyId = :id, firstUsed = if_not_exists(firstUsed, :t), lastUsed = if_not_exists(lastUsed, :t) ADD regions :region",
+            "SET keyId = :id, firstUsed = if_not_exists(firstUsed, :first), lastUsed = if_not_exists(lastUsed, :last) ADD regions :region",
             None,
         )
         .expression_attribute_values(":id", s(&key.key_id))
-        .expression_attribute_values(
-            ":region",
-            AttributeValue::Ss(vec![region.to_owned()]),
-        )
+        .expression_attribute_values(":first", first.clone())
+        .expression_attribute_values(":last", last.clone())
+        .expression_attribute_values(":region", AttributeValue::Ss(vec![region.to_owned()]))
         .send()
         .await
         .map_err(|e| self.fail("UpdateItem", DisplayErrorContext(&e)))?;
-        for (expression, condition) in [
-            ("SET lastUsed = :t", "lastUsed < :t"),
-            ("SET firstUsed = :t", "firstUsed > :t"),
+        for (expression, condition, value) in [
+            ("SET lastUsed = :t", "lastUsed < :t", last),
+            ("SET firstUsed = :t", "firstUsed > :t", first),
         ] {
-            match update(expression, Some(condition)).send().await {
+            let result = update(expression, Some(condition))
+                .expression_attribute_values(":t", value)
+                .send()
+                .await;
+            match result {
                 Ok(_) => {}
                 Err(e) if conditional_failed(&e) => {}
                 Err(e) => return Err(self.fail("UpdateItem", DisplayErrorContext(&e))),

@@ -160,6 +160,14 @@ async fn an_outage_is_caught_up_hour_by_hour_in_one_run() {
     // THEN it writes every hour from the one logging started in, oldest first
     assert_eq!((report.digests, report.log_files), (6, 6));
     assert_eq!(w.digest_keys().len(), 6);
+    // AND the key registry has the key from the first hour it signed
+    let noted = w.state.keys_used();
+    assert_eq!(noted.len(), 1);
+    assert_eq!(
+        (noted[0].first, noted[0].last),
+        (t("2026-11-24T01:00:00Z"), t("2026-11-24T06:00:00Z"))
+    );
+    assert_eq!(noted[0].regions.iter().collect::<Vec<_>>(), ["eu-west-1"]);
     // AND a second run at the same time writes nothing new
     assert_eq!(w.digest("2026-11-24T06:10:00Z").await.digests, 0);
     assert_eq!(w.bucket.puts(), 6 + 6, "six log files, six digests");

@@ -155,12 +155,14 @@ pub trait DigestState: Send + Sync {
         region: &str,
         mark: &SegmentMark,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Records that `key` signed digests up to `end` (for `list-public-keys`).
+    /// Records that `key` signed `region`'s digests ending `first` to
+    /// `last` (the key registry, for `list-public-keys`).
     fn note_key(
         &self,
         region: &str,
         key: &PublicKey,
-        end: &DateTime<Utc>,
+        first: &DateTime<Utc>,
+        last: &DateTime<Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
@@ -406,13 +408,13 @@ impl<S: DigestState + HealthStore, K: Signer, B: DigestBucket> Digester<'_, S, K
                 break;
             }
             report.digests += 1;
-            written = Some(end);
+            written = Some((written.map_or(end, |(first, _)| first), end));
             expected = Some(end);
             previous = Some(head);
             end += Duration::hours(1);
         }
-        if let Some(end) = written {
-            self.state.note_key(region, &key, &end).await?;
+        if let Some((first, last)) = written {
+            self.state.note_key(region, &key, &first, &last).await?;
         }
         Ok(())
     }
