@@ -4,8 +4,9 @@ validation.py, PyPI `awscli`) over a trailkeep bucket on a local endpoint.
 The AWS CLI finds public keys through CloudTrail's ListPublicKeys; here they
 come from a PEM file (PKCS#1), handed to the same DigestTraverser the CLI
 builds. Log files are checked by the CLI command's own `_download_log`.
-Prints one JSON object: digests found valid, every problem reported, and the
-log file counts. Used by tests/integration/digests.rs.
+Prints one JSON object: digests found valid, every problem reported, each
+gap (a digest with no link to a previous one while older digests remain:
+the CLI's on_gap, one per stop and restart) and the log file counts. Used by tests/integration/digests.rs.
 
 usage: awscli_validate.py ENDPOINT BUCKET ACCOUNT TRAIL HOME_REGION REGION START END PEM
 """
@@ -57,6 +58,7 @@ def main():
     with open(pem, "rb") as f:
         keys = PemKeys(f.read())
     problems = []
+    gaps = []
     traverser = DigestTraverser(
         digest_provider=DigestProvider(clients, account, trail, home, trail_source_region=region),
         starting_bucket=bucket,
@@ -64,7 +66,7 @@ def main():
         public_key_provider=keys,
         on_invalid=lambda message=None, **kw: problems.append(message),
         on_missing=lambda last_key=None, **kw: problems.append(f"missing {last_key}"),
-        on_gap=lambda **kw: None,
+        on_gap=lambda **kw: gaps.append({k: str(v) for k, v in sorted(kw.items())}),
     )
     command = CloudTrailValidateLogs.__new__(CloudTrailValidateLogs)
     command.s3_client_provider = clients
@@ -80,6 +82,7 @@ def main():
     print(json.dumps({
         "digests": digests,
         "problems": problems,
+        "gaps": gaps,
         "validLogs": command._valid_logs,
         "invalidLogs": command._invalid_logs,
     }))

@@ -78,6 +78,12 @@ pub struct ValidateArgs {
     /// Log files checked at once.
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
+    /// Also report log files in the trail's folders that no digest lists
+    /// (INVALID: not listed in any digest), where the digests say every
+    /// file is listed. Off by default, as in the AWS CLI: only meaningful
+    /// when the trail has its bucket and key prefix to itself.
+    #[arg(long)]
+    report_unlisted: bool,
     #[arg(long, value_enum, default_value_t = Output::Text)]
     output: Output,
 }
@@ -387,6 +393,7 @@ async fn validate_logs(ctx: &Ctx, args: ValidateArgs) -> Result<(), AuditError> 
         signing,
         regions,
         concurrency,
+        report_unlisted,
         output,
     } = args;
     let (home, arn_account, name) = parse_trail_arn(&location.trail_arn)?;
@@ -423,6 +430,7 @@ async fn validate_logs(ctx: &Ctx, args: ValidateArgs) -> Result<(), AuditError> 
         segments,
         tail_grace: chrono::Duration::minutes(validate::DEFAULT_TAIL_GRACE_MINUTES),
         concurrency,
+        report_unlisted,
     };
     if matches!(output, Output::Text) {
         println!(

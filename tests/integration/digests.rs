@@ -167,6 +167,7 @@ impl Audit {
             segments: HashMap::new(),
             tail_grace: Duration::minutes(validate::DEFAULT_TAIL_GRACE_MINUTES),
             concurrency: 4,
+            report_unlisted: false,
         }
     }
 
@@ -236,7 +237,7 @@ pub(crate) fn problems(findings: &[Finding]) -> Vec<String> {
 }
 
 /// The PEM file of the signing key, as `list-public-keys --pem-dir` writes it.
-fn pem_file(pkcs1: &[u8], dir: &std::path::Path) -> std::path::PathBuf {
+pub fn pem_file(pkcs1: &[u8], dir: &std::path::Path) -> std::path::PathBuf {
     let path = dir.join("key.pem");
     let pem =
         pem_rfc7468::encode_string("RSA PUBLIC KEY", pem_rfc7468::LineEnding::LF, pkcs1).unwrap();
@@ -274,7 +275,7 @@ async fn local_copy(a: &Audit, dir: &std::path::Path) {
     .unwrap();
 }
 
-fn temp_dir(name: &str) -> std::path::PathBuf {
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("trailkeep-{name}-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -392,6 +393,13 @@ async fn fifty_hours_of_digests_form_one_valid_chain_per_logging_period() {
     let out = awscli_validate(&a, start, end, &pem);
     assert_eq!(out["problems"], json!([]), "{out}");
     assert_eq!(out["digests"], json!(51), "{out}");
+    // One gap, where the chain restarted at 24:00 after the stop (its
+    // first digest links to nothing while 01:00–22:00 lie before it).
+    assert_eq!(
+        out["gaps"].as_array().map(Vec::len),
+        Some(1),
+        "one stop and restart, one gap: {out}"
+    );
     assert_eq!(out["validLogs"], json!(logs.len()), "{out}");
     assert_eq!(out["invalidLogs"], json!(0), "{out}");
     // … and is not simply agreeing: with another key it refuses every digest.
@@ -815,16 +823,29 @@ fn awscli_validate(
     end: DateTime<Utc>,
     pem: &std::path::Path,
 ) -> serde_json::Value {
+    awscli_validate_bucket(&a.p.bucket.name, (TRAIL, HOME), HOME, start, end, pem)
+}
+
+/// The AWS CLI's validator (tests/awscli_validate.py) over one region's
+/// chain of a trail (name, home region; account `ACCOUNT`) in `bucket`.
+pub fn awscli_validate_bucket(
+    bucket: &str,
+    (trail, home): (&str, &str),
+    region: &str,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    pem: &std::path::Path,
+) -> serde_json::Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/awscli_validate.py");
     let out = std::process::Command::new("python3")
         .arg(script)
         .args([
             &crate::helpers::endpoint(),
-            &a.p.bucket.name,
+            bucket,
             ACCOUNT,
-            TRAIL,
-            HOME,
-            HOME,
+            trail,
+            home,
+            region,
             &trailkeep_shared::time::format(&start),
             &trailkeep_shared::time::format(&end),
         ])
@@ -1181,8 +1202,94 @@ async fn every_kind_of_tampering_is_reported_and_nothing_else() {
                 loc(&log_key(8, 1))
             )],
         ),
+        // Only the signer can write these two: a digest whose link to the
+        // previous one is broken, correctly signed (the stack's own key).
+        // The link is checked when the walk reaches the previous digest.
+        // The newest digest re-signed: only its predecessor is reported.
+        (
+            "a digest re-signed by the signer with a broken previous-hash link",
+            vec![format!(
+                "Digest file\t{}\tINVALID: hash value doesn't match",
+                loc(&digest_key(8))
+            )],
+        ),
+        // A middle one: its own bytes changed too, so its successor's link
+        // to it breaks as well.
+        (
+            "a digest re-signed by the signer with a broken previous-signature link",
+            vec![
+                format!(
+                    "Digest file\t{}\tINVALID: hash value doesn't match",
+                    loc(&digest_key(4))
+                ),
+                format!(
+                    "Digest file\t{}\tINVALID: hash value doesn't match",
+                    loc(&digest_key(3))
+                ),
+            ],
+        ),
+        (
+            "a log file replaced by a valid log file of another trail",
+            vec![format!(
+                "Log file\t{}\tINVALID: hash value doesn't match",
+                loc(&log_key(2, 1))
+            )],
+        ),
+        // Not listed in any digest: invisible by default (as to the AWS
+        // CLI); `report_unlisted` finds it (below).
+        (
+            "a log file no digest lists added to the trail's folder",
+            vec![],
+        ),
     ];
+    // Where the AWS CLI's validator (tests/awscli_validate.py, the CLI's
+    // own DigestTraverser and log check) cannot see the tampering, and why.
+    // Every other case it must report too.
+    let awscli_blind: BTreeMap<&str, &str> = BTreeMap::from([
+        (
+            "the newest three digests and their logs deleted",
+            "it starts from the newest digest it finds and knows no chain head or hourly rule",
+        ),
+        (
+            "a digest copied to another key",
+            "it follows previous-digest links from the newest digest and never lists what lies beside the chain",
+        ),
+        (
+            "a digest re-signed by the signer with a broken previous-hash link",
+            "it never compares a digest's previousDigestHashValue with the previous digest",
+        ),
+        (
+            "a digest re-signed by the signer with a broken previous-signature link",
+            "it never compares a digest's previousDigestSignature with the previous digest's signature",
+        ),
+        (
+            "a log file no digest lists added to the trail's folder",
+            "it only reads the log files digests list",
+        ),
+    ]);
+    let pem = pem_file(
+        &a.signer.public_key(HOME).await.unwrap().pkcs1,
+        &temp_dir("tamper-key"),
+    );
+    let other_trail_log = {
+        // The same hour's log file of another deployment's trail: a valid
+        // CloudTrail log file, not the one the digest lists.
+        let mut b = Audit::new().await;
+        b.set_logging(true, t0).await;
+        b.simulate(
+            t0,
+            t0 + Duration::hours(3) + Duration::minutes(15),
+            |t| usize::from(t.format("%M").to_string() == "35"),
+            |_| true,
+        )
+        .await;
+        let (_, d) = b.digests().await.into_values().nth(2).unwrap();
+        let log = object_with_meta(&b, &d.log_files[0].s3_object).await;
+        b.delete().await;
+        log
+    };
 
+    let mut unlisted: Option<String> = None;
     for (case, expected) in cases {
         // WHEN the bucket is tampered with
         match case {
@@ -1250,6 +1357,35 @@ async fn every_kind_of_tampering_is_reported_and_nothing_else() {
                 let (gz, meta) = object_with_meta(&a, &log_key(8, 0)).await;
                 put(&a, &log_key(8, 1), gz, meta).await;
             }
+            "a digest re-signed by the signer with a broken previous-hash link" => {
+                let key = digest_key(9);
+                let (gz, meta) = object_with_meta(&a, &key).await;
+                let mut d: DigestFile = serde_json::from_slice(&gunzip(&gz)).unwrap();
+                d.previous_digest_hash_value = Some("0".repeat(64));
+                resign(&a, &key, &mut d, meta, &a.signer).await;
+            }
+            "a digest re-signed by the signer with a broken previous-signature link" => {
+                let key = digest_key(4);
+                let (gz, meta) = object_with_meta(&a, &key).await;
+                let mut d: DigestFile = serde_json::from_slice(&gunzip(&gz)).unwrap();
+                d.previous_digest_signature = Some("ab".repeat(256));
+                resign(&a, &key, &mut d, meta, &a.signer).await;
+            }
+            "a log file replaced by a valid log file of another trail" => {
+                let (gz, meta) = other_trail_log.clone();
+                put(&a, &log_key(2, 1), gz, meta).await;
+            }
+            "a log file no digest lists added to the trail's folder" => {
+                let (gz, meta) = object_with_meta(&a, &log_key(3, 0)).await;
+                // Beside it, the same delivery minute, another unique part.
+                let listed = log_key(3, 0);
+                let added = format!(
+                    "{}_ADDEDADDEDADDED0.json.gz",
+                    &listed[..listed.rfind('_').unwrap()]
+                );
+                put(&a, &added, gz, meta).await;
+                unlisted = Some(added);
+            }
             other => panic!("no tampering for {other}"),
         }
 
@@ -1257,7 +1393,30 @@ async fn every_kind_of_tampering_is_reported_and_nothing_else() {
         // local copy, with the AWS CLI's messages
         let report = check(&a.p.sink, &keys, &request).await;
         assert_eq!(problems(&report.findings), expected, "{case}");
-        assert!(!report.all_valid(), "{case}");
+        assert_eq!(report.all_valid(), expected.is_empty(), "{case}");
+        if let Some(added) = unlisted.take() {
+            let mut asked = request.clone();
+            asked.report_unlisted = true;
+            let report = check(&a.p.sink, &keys, &asked).await;
+            assert_eq!(
+                problems(&report.findings),
+                [format!(
+                    "Log file\t{}\tINVALID: not listed in any digest",
+                    loc(&added)
+                )],
+                "{case}, report_unlisted"
+            );
+        }
+        // AND the AWS CLI's validator sees it too, or cannot by design
+        let cli = awscli_validate(&a, t0, end, &pem);
+        let cli_found = cli["problems"].as_array().is_some_and(|p| !p.is_empty())
+            || cli["invalidLogs"].as_u64() != Some(0);
+        assert_eq!(
+            cli_found,
+            !awscli_blind.contains_key(case),
+            "{case}: the AWS CLI's verdict {cli} ({})",
+            awscli_blind.get(case).unwrap_or(&"it should see this")
+        );
         let dir = temp_dir("tamper");
         local_copy(&a, &dir).await;
         let local = check(&LocalDir::new(&dir), &keys, &request).await;

@@ -473,6 +473,7 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
         segments: Default::default(),
         tail_grace: Duration::minutes(30),
         concurrency: 8,
+        report_unlisted: true,
     };
     let checked = check(&direct_logs, &keys, &request).await;
     assert_eq!(problems(&checked.findings), Vec::<String>::new());
@@ -513,6 +514,34 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
         .filter(|k| k.contains("/CloudTrail/"))
         .collect();
     assert_eq!(checked.report.logs_total, log_keys.len());
+    // … the AWS CLI's own validator agrees, region by region: every digest
+    // and listed log file valid, and no gap (the trail never stopped; a
+    // gap is where a chain restarts) …
+    let pem = crate::digests::pem_file(
+        &signer.public_key(HOME).await.unwrap().pkcs1,
+        &crate::digests::temp_dir("load-key"),
+    );
+    let mut cli_logs = 0;
+    for region in digest_ends.keys() {
+        let out = crate::digests::awscli_validate_bucket(
+            &bucket.name,
+            (TRAIL, HOME),
+            region,
+            t0,
+            end,
+            &pem,
+        );
+        assert_eq!(out["problems"], json!([]), "{region}: {out}");
+        assert_eq!(out["gaps"], json!([]), "{region}: {out}");
+        assert_eq!(out["invalidLogs"], json!(0), "{region}: {out}");
+        assert!(out["digests"].as_u64().unwrap_or(0) > 0, "{region}: {out}");
+        cli_logs += out["validLogs"].as_u64().unwrap_or(0) as usize;
+    }
+    assert_eq!(
+        cli_logs,
+        log_keys.len(),
+        "the AWS CLI checked every log file"
+    );
     for key in &log_keys {
         assert_eq!(listed.get(*key), Some(&1), "{key} in digests");
     }

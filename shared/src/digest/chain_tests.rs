@@ -99,6 +99,7 @@ impl World {
             segments: HashMap::new(),
             tail_grace: Duration::minutes(30),
             concurrency: 4,
+            report_unlisted: false,
         }
     }
 
@@ -583,4 +584,55 @@ async fn the_walk_fetches_digests_ahead_and_still_checks_the_chain_in_order() {
     };
     assert_eq!(digests(&findings), digests(&expected_findings));
     assert_eq!(report.summary(), expected.summary());
+}
+
+/// Issue 19: a log file put into the trail's folder that no digest lists is
+/// invisible to a validator that only follows digests (the AWS CLI's, and
+/// ours by default); `report_unlisted` reports it, but not a file too new
+/// for any digest yet, nor one outside the range asked for.
+#[tokio::test]
+async fn a_log_file_no_digest_lists_is_reported_when_asked() {
+    // GIVEN four hours of digested log files
+    let w = World::new(4).await;
+    for h in 1..=4 {
+        w.deliver(&format!("2026-11-24T0{h}:05:00Z")).await;
+    }
+    w.digest("2026-11-24T04:10:00Z").await;
+    let folder = "AWSLogs/111122223333/CloudTrail/eu-west-1/2026/11/24/";
+    let listed = w.bucket.keys("logs", folder);
+    assert_eq!(listed.len(), 4);
+    // WHEN a valid log file (a copy of a listed one) is added at 02:40,
+    // and another at 03:30, in the last hour a digest covers
+    let copy = w.bucket.object("logs", &listed[0]);
+    let added = format!(
+        "{folder}111122223333_CloudTrail_eu-west-1_20261124T0240Z_AAAAAAAAAAAAAAAA.json.gz"
+    );
+    let recent = format!(
+        "{folder}111122223333_CloudTrail_eu-west-1_20261124T0330Z_BBBBBBBBBBBBBBBB.json.gz"
+    );
+    w.bucket.set_object("logs", &added, copy.clone());
+    w.bucket.set_object("logs", &recent, copy);
+
+    // THEN by default nothing is reported, as the AWS CLI reports nothing
+    let (report, findings) = w.validate("2026-11-24T04:10:00Z").await;
+    assert!(report.all_valid(), "{findings:?}");
+    // AND asked to, the validator reports the one at 02:40 only
+    let mut request = w.request("2026-11-24T04:10:00Z", &[]);
+    request.report_unlisted = true;
+    let (report, findings) = w.validate_request(&request).await;
+    assert!(!report.all_valid());
+    assert_eq!(
+        problems(&findings),
+        [(added.clone(), "not listed in any digest".to_owned())]
+    );
+    // AND a range that ends before 02:40 does not report it
+    request.end = t("2026-11-24T02:30:00Z");
+    request.now = request.end;
+    let (_, findings) = w.validate_request(&request).await;
+    assert!(
+        problems(&findings)
+            .iter()
+            .all(|(l, _)| !l.ends_with(&added)),
+        "{findings:?}"
+    );
 }

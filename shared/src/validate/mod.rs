@@ -162,6 +162,11 @@ pub struct Request {
     pub tail_grace: Duration,
     /// Log files checked at once.
     pub concurrency: usize,
+    /// Also report each log file in the trail's folders that no digest
+    /// lists, where the digests found say every file should be listed
+    /// (`--report-unlisted`; off by default, as in the AWS CLI, which never
+    /// looks: trails sharing a bucket and prefix share the folders).
+    pub report_unlisted: bool,
 }
 
 /// Default grace for the tail rule.
@@ -253,6 +258,7 @@ const BAD_FORMAT: &str = "invalid format";
 const BAD_SIGNATURE: &str = "signature verification failed";
 const MOVED: &str = "has been moved from its original location";
 const BAD_HASH: &str = "hash value doesn't match";
+const UNLISTED: &str = "not listed in any digest";
 
 /// A digest as checked: its verdict, and what the chain walk needs of it.
 struct Checked {
@@ -484,6 +490,30 @@ impl Found {
     }
 }
 
+/// The log files the digests of one region list, and the span those
+/// digests cover (for `report_unlisted`).
+#[derive(Default)]
+struct Listed {
+    keys: HashSet<String>,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+}
+
+impl Listed {
+    fn add(&mut self, d: &DigestFile) {
+        self.keys
+            .extend(d.log_files.iter().map(|l| l.s3_object.clone()));
+        let (Ok(start), Ok(end)) = (
+            crate::time::parse(&d.digest_start_time),
+            crate::time::parse(&d.digest_end_time),
+        ) else {
+            return;
+        };
+        self.from = Some(self.from.map_or(start, |f| f.min(start)));
+        self.to = Some(self.to.map_or(end, |t| t.max(end)));
+    }
+}
+
 /// What the walk knows of the digest it goes to next: the hash and
 /// signature the newer digest says it has (none for the newest).
 struct Link {
@@ -514,8 +544,52 @@ impl<S: Source> RegionChain<'_, S> {
         let found = self.in_range().await?;
         self.report_tail(&found)?;
         self.report_segment_ends(&found)?;
-        let visited = self.walk(&found, found_range, logs).await?;
-        self.report_strays(&found, &visited).await
+        let mut listed = Listed::default();
+        let visited = self.walk(&found, found_range, logs, &mut listed).await?;
+        self.report_strays(&found, &visited).await?;
+        if self.req.report_unlisted {
+            self.report_unlisted(&listed).await?;
+        }
+        Ok(())
+    }
+
+    /// Log files in this region's folders that no digest lists, delivered
+    /// where the digests read say every file is listed: from the start of
+    /// the oldest to an hour before the end of the newest (a file put just
+    /// before an hour's end can be in the next hour's digest), within the
+    /// range asked for.
+    async fn report_unlisted(&self, listed: &Listed) -> Result<(), StoreError> {
+        let (Some(from), Some(to)) = (listed.from, listed.to) else {
+            return Ok(());
+        };
+        let req = self.req;
+        let (from, to) = (from.max(req.start), (to - Duration::hours(1)).min(req.end));
+        if from >= to {
+            return Ok(());
+        }
+        let logs_root = self.root.replacen("/CloudTrail-Digest/", "/CloudTrail/", 1);
+        let stem = format!("{}_CloudTrail_{}_", req.account_id, self.region);
+        let (mut day, last) = (from.date_naive(), to.date_naive());
+        loop {
+            let folder = format!("{logs_root}{}/{}/", self.region, day.format("%Y/%m/%d"));
+            for key in self.src.list(&req.bucket, &folder, "").await? {
+                let name = key.rsplit('/').next().unwrap_or_default();
+                let delivered = name
+                    .strip_prefix(&stem)
+                    .and_then(|rest| rest.get(..14))
+                    .and_then(|t| NaiveDateTime::parse_from_str(t, "%Y%m%dT%H%MZ").ok())
+                    .map(|t| t.and_utc());
+                let due = delivered.is_some_and(|t| t >= from && t < to);
+                if due && name.ends_with(".json.gz") && !listed.keys.contains(&key) {
+                    self.emit(Kind::Log, &key, Some(UNLISTED.into()))?;
+                }
+            }
+            match day.succ_opt() {
+                Some(next) if day < last => day = next,
+                _ => break,
+            }
+        }
+        Ok(())
     }
 
     fn emit(&self, kind: Kind, key: &str, problem: Option<String>) -> Result<(), StoreError> {
@@ -698,6 +772,7 @@ impl<S: Source> RegionChain<'_, S> {
         found: &BTreeMap<DateTime<Utc>, Vec<String>>,
         found_range: &mut Found,
         logs: &mut mpsc::Sender<DigestLogFile>,
+        listed: &mut Listed,
     ) -> Result<HashSet<String>, StoreError> {
         let found_keys: HashSet<&String> = found.values().flatten().collect();
         // The digests found, fetched ahead in a window of `concurrency` GETs
@@ -776,6 +851,10 @@ impl<S: Source> RegionChain<'_, S> {
                 }
             }?;
             let checked = self.check_linked(&key, link.as_ref(), fetched)?;
+            if let Some(d) = &checked.digest {
+                // An invalid digest's files are not reported unlisted too.
+                listed.add(d);
+            }
             if let (None, Some(d)) = (&checked.problem, &checked.digest) {
                 found_range.extend(d);
                 // Its log files are checked while the walk goes on.
