@@ -565,3 +565,63 @@ async fn a_key_dynamodb_refuses_is_a_permanent_refusal_not_a_store_outage() {
     assert!(!outage.is_permanent(), "{outage}");
     table.delete().await;
 }
+
+/// Issue 19: the exact items of two representative events, written by hand
+/// from docs/event-history.md's key table rather than from the code's key
+/// functions: an EC2 call is stored under its region, an IAM call once
+/// under `global`; one primary item each, a time item, and one index item
+/// per lookup attribute value (ReadOnly rides on the time item).
+#[tokio::test]
+async fn two_events_are_stored_under_exactly_the_keys_the_design_gives() {
+    let table = TestTable::history().await;
+    let store = table.store();
+    let cfg = settings(90);
+    for path in [
+        "eventbridge/api-call-write.json",
+        "eventbridge/iam-global-call.json",
+    ] {
+        ingest(&store, &cfg, &ctx(), &event(path)).await.unwrap();
+    }
+    let keys: BTreeSet<(String, String)> = table
+        .items()
+        .await
+        .iter()
+        .map(|i| (s(i, attr::PK).to_owned(), s(i, attr::SK).to_owned()))
+        .collect();
+    let ec2 = "2026-11-24T01:04:10Z#a1c3e5f7-0b1d-4e2f-8a6c-4d2e0f1a3b02";
+    let iam = "2026-11-24T01:30:45Z#a1c3e5f7-0b1d-4e2f-8a6c-4d2e0f1a3b06";
+    let expected: BTreeSet<(String, String)> = [
+        ("eu-west-1#EventId#a1c3e5f7-0b1d-4e2f-8a6c-4d2e0f1a3b02", "event"),
+        ("eu-west-1#Time#2026-11-24", ec2),
+        ("eu-west-1#EventName#AuthorizeSecurityGroupIngress#2026-11-24", ec2),
+        ("eu-west-1#EventSource#ec2.amazonaws.com#2026-11-24", ec2),
+        ("eu-west-1#Username#bob#2026-11-24", ec2),
+        ("eu-west-1#AccessKeyId#AKIAEXAMPLEKEY00002#2026-11-24", ec2),
+        ("eu-west-1#ResourceType#AWS::EC2::SecurityGroup#2026-11-24", ec2),
+        (
+            "eu-west-1#ResourceName#arn:aws:ec2:eu-west-1:111122223333:security-group/sg-0123456789abcdef0#2026-11-24",
+            ec2,
+        ),
+        ("global#EventId#a1c3e5f7-0b1d-4e2f-8a6c-4d2e0f1a3b06", "event"),
+        ("global#Time#2026-11-24", iam),
+        ("global#EventName#AttachRolePolicy#2026-11-24", iam),
+        ("global#EventSource#iam.amazonaws.com#2026-11-24", iam),
+        ("global#Username#bob#2026-11-24", iam),
+        ("global#AccessKeyId#AKIAEXAMPLEKEY00002#2026-11-24", iam),
+        ("global#ResourceType#AWS::IAM::Role#2026-11-24", iam),
+        ("global#ResourceType#AWS::IAM::Policy#2026-11-24", iam),
+        (
+            "global#ResourceName#arn:aws:iam::111122223333:role/deploy#2026-11-24",
+            iam,
+        ),
+        (
+            "global#ResourceName#arn:aws:iam::aws:policy/AdministratorAccess#2026-11-24",
+            iam,
+        ),
+    ]
+    .into_iter()
+    .map(|(pk, sk)| (pk.to_owned(), sk.to_owned()))
+    .collect();
+    assert_eq!(keys, expected);
+    table.delete().await;
+}

@@ -1039,3 +1039,36 @@ fn the_signing_keys_follow_signing_key_arns_and_retired_keys_stay_listed() {
         [stack, new]
     );
 }
+
+/// The grants above are read from each function's inline `Policies`
+/// documents. A SAM policy template (`DynamoDBCrudPolicy: …`), a managed
+/// policy name or ARN, or a `Role` of the function's own would grant
+/// what these tests never see: each is refused here. (SAM itself adds
+/// only what every function needs: AWSLambdaBasicExecutionRole for its
+/// logs, X-Ray writes for `Tracing: Active`, and `sqs:SendMessage` on its
+/// own `DeadLetterQueue`.)
+#[test]
+fn every_functions_permissions_are_inline_documents_the_tests_read() {
+    let t = template();
+    let functions = t.resources_of_type("AWS::Serverless::Function");
+    assert!(functions.len() >= 4, "{functions:?}");
+    let mut wrong = Vec::new();
+    for (id, f) in functions {
+        let props = &f["Properties"];
+        if props.get("Role").is_some() {
+            wrong.push(format!("{id}: a Role of its own"));
+        }
+        let policies = props.get("Policies").and_then(Value::as_sequence);
+        for p in policies.into_iter().flatten() {
+            let inline = p.get("Version").is_some()
+                && p.get("Statement").and_then(Value::as_sequence).is_some()
+                && p.as_mapping().is_some_and(|m| m.len() == 2);
+            if !inline {
+                wrong.push(format!(
+                    "{id}: a Policies entry that is not an inline document: {p:?}"
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
