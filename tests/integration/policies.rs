@@ -340,38 +340,59 @@ fn each_role_can_do_only_its_part() {
     let key = t.properties("SigningKey", "AWS::KMS::Key").unwrap();
     only_the_digest_role_signs_with(key["KeyPolicy"]["Statement"].as_sequence().unwrap());
 
-    // The bucket policy: nobody deletes a digest; only the digest role puts one.
+    // The bucket policy, its Deny statements evaluated for requests of
+    // given principals (as IAM does: actions, resources, conditions).
     let policy = t
         .properties("LogBucketPolicy", "AWS::S3::BucketPolicy")
         .unwrap();
-    let denies: Vec<&Value> = policy["PolicyDocument"]["Statement"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .filter(|s| s.get("Effect").and_then(Value::as_str) == Some("Deny"))
-        .collect();
-    // `condition`: what the statement's Condition says, in its debug form.
-    let denied = |action: &str, arn: &str, condition: &str| {
-        denies.iter().any(|s| {
-            strings(s.get("Action")).iter().any(|a| matches(a, action))
-                && resolve_all(s.get("Resource"), &bind)
-                    .iter()
-                    .any(|r| matches(r, arn))
-                && format!("{:?}", s.get("Condition")).contains(condition)
-        })
-    };
-    assert!(denied("s3:DeleteObject", digest_key, "None"));
-    assert!(denied("s3:DeleteObjectVersion", digest_key, "None"));
-    assert!(denied("s3:PutObject", digest_key, "DigestFunctionRole"));
-    assert!(!denied("s3:PutObject", log_key, "DigestFunctionRole"));
-    // Nobody deletes a log file; only the deliver role puts one.
-    assert!(denied("s3:DeleteObject", log_key, "None"));
-    assert!(denied("s3:DeleteObjectVersion", log_key, "None"));
-    assert!(denied("s3:PutObject", log_key, "DeliverFunctionRole"));
-    assert!(
-        denied("s3:GetObject", log_key, "aws:SecureTransport"),
-        "TLS only"
+    let (digest_role, deliver_role) = (
+        "arn:aws:iam::111122223333:role/trailkeep-DigestFunctionRole-1A2B3C",
+        "arn:aws:iam::111122223333:role/trailkeep-DeliverFunctionRole-9Z8Y",
     );
+    let mut roles = bind.clone();
+    roles.insert("DigestFunctionRole", digest_role.to_owned());
+    roles.insert("DeliverFunctionRole", deliver_role.to_owned());
+    let d = Deployment {
+        bind: &roles,
+        conditions: BTreeMap::from([("HasBucketAdmin", false)]),
+    };
+    let denied = |principal: &str, action: &str, arn: &str, tls: bool| {
+        let r = Request {
+            principal,
+            action,
+            arn,
+            source_arn: None,
+            tls,
+        };
+        denies(policy).iter().any(|s| deny_applies(s, &r, &d))
+    };
+    let everyone = [
+        digest_role,
+        deliver_role,
+        "arn:aws:iam::111122223333:root",
+        "arn:aws:iam::111122223333:role/Admin",
+    ];
+    for who in everyone {
+        // Nobody deletes a digest or a log file, not even their writers.
+        for key in [digest_key, log_key] {
+            assert!(denied(who, "s3:DeleteObject", key, true), "{who}");
+            assert!(denied(who, "s3:DeleteObjectVersion", key, true), "{who}");
+        }
+        // Only the digest role puts a digest, only the deliver role a log file.
+        assert_eq!(
+            denied(who, "s3:PutObject", digest_key, true),
+            who != digest_role,
+            "{who} puts a digest"
+        );
+        assert_eq!(
+            denied(who, "s3:PutObject", log_key, true),
+            who != deliver_role,
+            "{who} puts a log file"
+        );
+        // TLS only.
+        assert!(denied(who, "s3:GetObject", log_key, false), "{who}");
+        assert!(!denied(who, "s3:GetObject", log_key, true), "{who}");
+    }
 }
 
 /// A signing key's policy (template.yaml's `SigningKey`, signing-key.yaml's):
@@ -533,12 +554,15 @@ struct Request<'a> {
     action: &'a str,
     arn: &'a str,
     source_arn: Option<&'a str>,
+    /// `aws:SecureTransport`: sent over TLS.
+    tls: bool,
 }
 
 /// Does the Deny statement `s` of a resource policy refuse `r`? Evaluated
 /// as IAM does for what template.yaml uses: Principal `*`, Action/Resource
 /// patterns, and a Condition (itself perhaps under `!If`) of `ArnEquals` /
-/// `ArnNotEquals` on `aws:PrincipalArn` or `aws:SourceArn`. A key the
+/// `ArnNotEquals` on `aws:PrincipalArn` or `aws:SourceArn`, or `Bool` on
+/// `aws:SecureTransport`. A key the
 /// request lacks makes `ArnNotEquals` hold and `ArnEquals` fail, as in IAM.
 fn deny_applies(s: &Value, r: &Request, d: &Deployment) -> bool {
     assert_eq!(s.get("Effect").and_then(Value::as_str), Some("Deny"));
@@ -569,10 +593,15 @@ fn deny_applies(s: &Value, r: &Request, d: &Deployment) -> bool {
             .all(|(operator, block)| {
                 let negated = match operator.as_str() {
                     Some("ArnNotEquals") => true,
-                    Some("ArnEquals") => false,
+                    Some("ArnEquals") | Some("Bool") => false,
                     other => panic!("operator {other:?} is not evaluated here"),
                 };
                 block.as_mapping().unwrap().iter().all(|(key, values)| {
+                    if operator.as_str() == Some("Bool") {
+                        assert_eq!(key.as_str(), Some("aws:SecureTransport"));
+                        let tls = if r.tls { "true" } else { "false" };
+                        return cfn(values, d).iter().any(|v| v == tls);
+                    }
                     let actual = match key.as_str() {
                         Some("aws:PrincipalArn") => Some(r.principal),
                         Some("aws:SourceArn") => r.source_arn,
@@ -597,7 +626,6 @@ fn denies(policy: &Value) -> Vec<&Value> {
         .unwrap()
         .iter()
         .filter(|s| s.get("Effect").and_then(Value::as_str) == Some("Deny"))
-        .filter(|s| !format!("{:?}", s.get("Condition")).contains("SecureTransport"))
         .collect()
 }
 
@@ -655,6 +683,7 @@ fn nobody_but_the_bucket_admin_changes_retention() {
                 action,
                 arn,
                 source_arn: None,
+                tls: true,
             };
             denies(policy).iter().any(|s| deny_applies(s, &r, &d))
         };
@@ -720,6 +749,7 @@ fn only_the_stacks_rules_and_buckets_send_to_the_ingest_queue() {
                 action,
                 arn: queue,
                 source_arn,
+                tls: true,
             };
             denies(policy).iter().any(|s| deny_applies(s, &r, &d))
         };
@@ -813,6 +843,7 @@ fn only_the_stacks_rules_and_buckets_send_to_the_ingest_queue() {
             action: "sqs:SendMessage",
             arn: dlq,
             source_arn,
+            tls: true,
         };
         denies(dlq_policy).iter().any(|s| deny_applies(s, &r, &d))
     };
