@@ -308,14 +308,16 @@ async fn every_staged_event_is_in_exactly_one_log_file_whatever_the_interleaving
     const TASKS: usize = 8;
 
     // WHEN 8 tasks ingest 2,000 events, re-delivering every tenth one later,
-    // each waiting for one more deliver run every 12 events (so deliver runs
-    // alongside however fast ingest is),
-    let finished = std::sync::atomic::AtomicBool::new(false);
-    let runs_done = std::sync::atomic::AtomicUsize::new(0);
+    // each waiting for one more deliver run every 12 events, and each
+    // deliver run waiting for at least one more event (so the two
+    // interleave however fast either is, paced by each other's progress,
+    // not by the clock; a task is never held for more than one run),
+    let ingested = crate::helpers::Progress::default();
+    let runs_done = crate::helpers::Progress::default();
     let ingesting = async {
         let tasks = (0..TASKS).map(|task| {
             let (clock, trails) = (clock.clone(), trails.clone());
-            let (p, runs_done) = (&p, &runs_done);
+            let (p, runs_done, ingested) = (&p, &runs_done, &ingested);
             async move {
                 let ctx = Context {
                     account_id: ACCOUNT.into(),
@@ -324,27 +326,25 @@ async fn every_staged_event_is_in_exactly_one_log_file_whatever_the_interleaving
                 let mine: Vec<usize> = (task..EVENTS).step_by(TASKS).collect();
                 let again: Vec<usize> = mine.iter().copied().filter(|i| i % 10 == 7).collect();
                 for (n, i) in mine.into_iter().chain(again).enumerate() {
-                    while runs_done.load(Ordering::SeqCst) < n / 12 {
-                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                    }
+                    runs_done.reach(n / 12).await;
                     let call = clock.calls.read().await;
                     ingest(&targets, &ctx, &payload(i), &clock.now())
                         .await
                         .expect("ingest");
                     drop(call);
-                    tokio::task::yield_now().await;
+                    ingested.bump();
                 }
             }
         });
         futures::future::join_all(tasks).await;
-        finished.store(true, Ordering::SeqCst);
+        ingested.finish();
     };
     // … while deliver runs every simulated minute until they are done; from
     // the tenth run on, runs die after their first file until one has died.
     let delivering = async {
         let mut runs = 0;
         let mut died = false;
-        while !finished.load(Ordering::SeqCst) {
+        while !ingested.finished() {
             clock.advance(60).await;
             let now = clock.now();
             if runs >= 10 && !died {
@@ -361,8 +361,8 @@ async fn every_staged_event_is_in_exactly_one_log_file_whatever_the_interleaving
                     .expect("deliver");
             }
             runs += 1;
-            runs_done.store(runs, Ordering::SeqCst);
-            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            runs_done.bump();
+            ingested.reach(ingested.get() + 1).await;
         }
         assert!(runs > 20, "deliver ran {runs} times alongside ingest");
         died

@@ -49,6 +49,9 @@ pub struct ActionStats {
     pub requests: u64,
     /// Requests answered with an injected fault or dropped.
     pub faults: u64,
+    /// The faults by kind: [dropped before, dropped after being applied,
+    /// throttled, server error].
+    pub fault_kinds: [u64; 4],
     pub bytes_in: u64,
     pub bytes_out: u64,
     /// DynamoDB on-demand write request units (1 KB per item, rounded up).
@@ -184,12 +187,13 @@ impl FaultProxy {
     }
 }
 
+/// A fault; its value indexes `ActionStats::fault_kinds`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Fault {
-    DropBefore,
-    DropAfter,
-    Throttle,
-    ServerError,
+    DropBefore = 0,
+    DropAfter = 1,
+    Throttle = 2,
+    ServerError = 3,
 }
 
 fn pick(rng: &mut fastrand::Rng, f: &Faults) -> Option<Fault> {
@@ -244,14 +248,20 @@ async fn forward(
             .entry(action.clone())
             .or_default())
     };
+    let faulted = |kind: Fault| {
+        count(&|s| {
+            s.faults += 1;
+            s.fault_kinds[kind as usize] += 1;
+        })
+    };
     match fault {
         Some(Fault::DropBefore) => {
-            count(&|s| s.faults += 1);
+            faulted(Fault::DropBefore);
             return Err(Dropped);
         }
-        Some(Fault::Throttle) | Some(Fault::ServerError) => {
-            count(&|s| s.faults += 1);
-            return Ok(error_response(service, fault == Some(Fault::Throttle)));
+        Some(kind @ (Fault::Throttle | Fault::ServerError)) => {
+            faulted(kind);
+            return Ok(error_response(service, kind == Fault::Throttle));
         }
         Some(Fault::DropAfter) | None => {}
     }
@@ -283,7 +293,7 @@ async fn forward(
         s.item_bytes += item_bytes;
     });
     if fault == Some(Fault::DropAfter) {
-        count(&|s| s.faults += 1);
+        faulted(Fault::DropAfter);
         return Err(Dropped);
     }
     Ok(Response::from_parts(answer_parts, Full::new(answer_body)))

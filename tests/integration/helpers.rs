@@ -233,3 +233,46 @@ pub fn assert_each_once<K: Ord + std::fmt::Debug>(
         assert_eq!(&unique, &expected[group], "{group:?}: the events found");
     }
 }
+
+/// A count that one task raises and another waits on: tests pace their
+/// concurrent parts by each other's progress, never by the wall clock.
+#[derive(Default)]
+pub struct Progress {
+    count: std::sync::atomic::AtomicUsize,
+    done: std::sync::atomic::AtomicBool,
+    changed: tokio::sync::Notify,
+}
+
+impl Progress {
+    pub fn get(&self) -> usize {
+        self.count.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// One more.
+    pub fn bump(&self) {
+        self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.changed.notify_waiters();
+    }
+
+    /// No more will come: every waiter returns.
+    pub fn finish(&self) {
+        self.done.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.changed.notify_waiters();
+    }
+
+    pub fn finished(&self) -> bool {
+        self.done.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Returns once the count reaches `target`, or it is finished.
+    pub async fn reach(&self, target: usize) {
+        loop {
+            // Registered before the check, so no bump in between is missed.
+            let changed = self.changed.notified();
+            if self.get() >= target || self.finished() {
+                return;
+            }
+            changed.await;
+        }
+    }
+}

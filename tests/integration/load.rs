@@ -9,7 +9,7 @@
 //! template.yaml grants its role.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
@@ -271,10 +271,10 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
     // once more later (an invocation that fails is invoked again, as Lambda
     // and EventBridge do), …
     let lambda_retries = AtomicUsize::new(0);
-    let finished = AtomicBool::new(false);
+    let ingested = crate::helpers::Progress::default();
     let ingesting = async {
         let tasks = (0..TASKS).map(|task| {
-            let (clock, ctx, lambda_retries) = (&clock, &ctx, &lambda_retries);
+            let (clock, ctx, lambda_retries, ingested) = (&clock, &ctx, &lambda_retries, &ingested);
             let (history, staging, trails, settings) =
                 (&ingest_history, &ingest_staging, &ingest_trails, &settings);
             async move {
@@ -301,7 +301,10 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
                         .await;
                         drop(call);
                         match result {
-                            Ok(_) => break,
+                            Ok(_) => {
+                                ingested.bump();
+                                break;
+                            }
                             Err(e) if attempt < INVOCATIONS => {
                                 lambda_retries.fetch_add(1, Ordering::Relaxed);
                                 verbose(&format!("event {i}: invocation {attempt} failed: {e}"));
@@ -313,10 +316,10 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
             }
         });
         futures::future::join_all(tasks).await;
-        finished.store(true, Ordering::SeqCst);
+        ingested.finish();
     };
-    // … while deliver runs every 100 simulated seconds, and digest at ten
-    // past each hour; every 4th deliver run (windows seal every 3rd) and
+    // … while deliver runs every 100 simulated seconds (which pass with
+    // every 50 events ingested), and digest at ten past each hour; every 4th deliver run (windows seal every 3rd) and
     // every 2nd digest run is killed after a few of its
     // requests. A failed run is simply followed by the
     // next scheduled one.
@@ -374,8 +377,8 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
     // hours ingest spans depends on the machine's speed.
     let scheduling = async {
         let (mut delivers, mut digests, mut during_ingest) = (0, 0, 0);
-        while !finished.load(Ordering::SeqCst) || digests < 4 {
-            if !finished.load(Ordering::SeqCst) {
+        while !ingested.finished() || digests < 4 {
+            if !ingested.finished() {
                 during_ingest = digests;
             }
             clock.advance(100).await;
@@ -401,7 +404,9 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
                     Some(Ok(_)) => {}
                 }
             }
-            tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+            // Paced by ingest's progress, not by the wall clock: 100
+            // simulated seconds pass for every 50 events ingested.
+            ingested.reach(ingested.get() + 50).await;
         }
         (delivers, digests, during_ingest)
     };
@@ -461,6 +466,19 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
     // The faults and kills did happen (else the test proves nothing).
     assert!(faults_seen("ingest") > 1000, "{stats:?}");
     assert!(faults_seen("deliver") > 100 && faults_seen("digest") > 10);
+    // … each kind of fault, in each function's requests.
+    for f in ["ingest", "deliver", "digest"] {
+        let mut kinds = [0u64; 4];
+        for s in stats[f].values() {
+            for (k, n) in kinds.iter_mut().zip(s.fault_kinds) {
+                *k += n;
+            }
+        }
+        assert!(
+            kinds.iter().all(|&n| n > 0),
+            "{f}: [dropped before, dropped after, throttled, 5xx] = {kinds:?}"
+        );
+    }
     assert!(
         killed.0.load(Ordering::Relaxed) >= 5,
         "deliver runs killed midway"
