@@ -20,12 +20,16 @@ use trailkeep_shared::aws::kms::{KeyMap, KmsSigner};
 use trailkeep_shared::aws::s3::{self, S3Logs};
 use trailkeep_shared::aws::state_table::DynamoStaging;
 use trailkeep_shared::aws::trail_items::DynamoTrails;
-use trailkeep_shared::delivery::{DeliverSettings, Deliverer};
+use trailkeep_shared::delivery::logfile::Staged;
+use trailkeep_shared::delivery::{
+    DeliverSettings, Deliverer, ManifestEntry, StagedPage, StagingStore,
+};
 use trailkeep_shared::digest::{DigestFile, DigestSettings, Digester, Signer};
 use trailkeep_shared::history::lookup::LookupSettings;
 use trailkeep_shared::history::HistorySettings;
 use trailkeep_shared::ingest::normalize::{normalize, Context};
 use trailkeep_shared::ingest::{ingest, Targets};
+use trailkeep_shared::store::StoreError;
 use trailkeep_shared::trail::{admin, NewTrail, TrailCache, TrailStore};
 use trailkeep_shared::trail::{
     DataResource, EventSelector, ReadWriteType, LAMBDA_FUNCTION, S3_OBJECT,
@@ -104,6 +108,90 @@ pub(crate) fn payload(i: usize, t0: DateTime<Utc>) -> String {
             "eventbridge/lambda-invoke-data-event.json",
             Some(data_region),
         ),
+    }
+}
+
+/// The ingest function's staging, cut in one invocation: its first staging
+/// call never returns and the invocation is dropped there, as Lambda ends
+/// one that times out after its history write and before its staging.
+/// The next invocation finds the event in the history (a duplicate) and
+/// must still stage it, once.
+struct CutBeforeStaging<'a> {
+    inner: &'a DynamoStaging,
+    cut: bool,
+    reached: tokio::sync::Notify,
+}
+
+impl CutBeforeStaging<'_> {
+    async fn gate(&self) {
+        if self.cut {
+            self.reached.notify_one();
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl StagingStore for CutBeforeStaging<'_> {
+    async fn register(&self, trail: &str, region: &str, window: i64) -> Result<(), StoreError> {
+        self.gate().await;
+        self.inner.register(trail, region, window).await
+    }
+
+    async fn stage(
+        &self,
+        trail: &str,
+        region: &str,
+        window: i64,
+        event: &Staged,
+    ) -> Result<(), StoreError> {
+        self.gate().await;
+        self.inner.stage(trail, region, window, event).await
+    }
+
+    async fn regions(&self, trail: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        self.inner.regions(trail).await
+    }
+
+    async fn staged(
+        &self,
+        trail: &str,
+        region: &str,
+        window: i64,
+        after: Option<&str>,
+    ) -> Result<StagedPage, StoreError> {
+        self.inner.staged(trail, region, window, after).await
+    }
+
+    async fn claim(
+        &self,
+        trail: &str,
+        region: &str,
+        event_id: &str,
+        window: i64,
+        expires_at: i64,
+    ) -> Result<i64, StoreError> {
+        self.inner
+            .claim(trail, region, event_id, window, expires_at)
+            .await
+    }
+
+    async fn record_manifest(
+        &self,
+        trail: &str,
+        region: &str,
+        entry: &ManifestEntry,
+    ) -> Result<(), StoreError> {
+        self.inner.record_manifest(trail, region, entry).await
+    }
+
+    async fn advance(
+        &self,
+        trail: &str,
+        region: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<bool, StoreError> {
+        self.inner.advance(trail, region, from, to).await
     }
 }
 
@@ -271,10 +359,12 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
     // once more later (an invocation that fails is invoked again, as Lambda
     // and EventBridge do), …
     let lambda_retries = AtomicUsize::new(0);
+    let cut_invocations = AtomicUsize::new(0);
     let ingested = crate::helpers::Progress::default();
     let ingesting = async {
         let tasks = (0..TASKS).map(|task| {
-            let (clock, ctx, lambda_retries, ingested) = (&clock, &ctx, &lambda_retries, &ingested);
+            let (clock, ctx, lambda_retries, ingested, cut_invocations) =
+                (&clock, &ctx, &lambda_retries, &ingested, &cut_invocations);
             let (history, staging, trails, settings) =
                 (&ingest_history, &ingest_staging, &ingest_trails, &settings);
             async move {
@@ -286,17 +376,31 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
                     loop {
                         attempt += 1;
                         let call = clock.calls.read().await;
+                        // Every 37th event's first invocation is cut
+                        // between its history write and its staging.
+                        let staging = CutBeforeStaging {
+                            inner: staging,
+                            cut: attempt == 1 && i % 37 == 0,
+                            reached: tokio::sync::Notify::new(),
+                        };
                         let result = async {
                             let trails = trails.trails().await.map_err(|e| e.to_string())?;
                             let targets = Targets {
                                 history,
                                 settings,
-                                staging,
+                                staging: &staging,
                                 trails: &trails,
                             };
-                            ingest(&targets, ctx, &payload, &clock.now())
-                                .await
-                                .map_err(|e| e.to_string())
+                            let now = clock.now();
+                            tokio::select! {
+                                r = ingest(&targets, ctx, &payload, &now) => {
+                                    r.map_err(|e| e.to_string())
+                                }
+                                () = staging.reached.notified() => {
+                                    cut_invocations.fetch_add(1, Ordering::Relaxed);
+                                    Err("cut between the history write and staging".to_owned())
+                                }
+                            }
                         }
                         .await;
                         drop(call);
@@ -465,6 +569,13 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
     );
     // The faults and kills did happen (else the test proves nothing).
     assert!(faults_seen("ingest") > 1000, "{stats:?}");
+    // Every 37th event's first invocation was cut after its history write
+    // (unless a fault failed it earlier).
+    let cut = cut_invocations.load(Ordering::Relaxed);
+    assert!(
+        cut > EVENTS / 37 / 2,
+        "{cut} invocations cut before staging"
+    );
     assert!(faults_seen("deliver") > 100 && faults_seen("digest") > 10);
     // … each kind of fault, in each function's requests.
     for f in ["ingest", "deliver", "digest"] {
