@@ -1699,41 +1699,24 @@ async fn the_key_registry_keeps_every_region_a_key_signed_and_its_whole_span() {
     assert_eq!(used[0].key_id, key.key_id);
 
     // An item as the registry wrote it before: one `region` string.
-    table
-        .client
-        .put_item()
-        .table_name(&table.name)
-        .item(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S("KEY".into()),
-        )
-        .item(
-            "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S("fedcba9876543210fedcba9876543210".into()),
-        )
-        .item(
-            "keyId",
-            aws_sdk_dynamodb::types::AttributeValue::S("k2".into()),
-        )
-        .item(
-            "region",
-            aws_sdk_dynamodb::types::AttributeValue::S("eu-west-1".into()),
-        )
-        .item(
-            "firstUsed",
-            aws_sdk_dynamodb::types::AttributeValue::S("2026-11-01T01:00:00Z".into()),
-        )
-        .item(
-            "lastUsed",
-            aws_sdk_dynamodb::types::AttributeValue::S("2026-11-02T01:00:00Z".into()),
-        )
-        .send()
-        .await
-        .unwrap();
+    let sv = |v: &str| aws_sdk_dynamodb::types::AttributeValue::S(v.to_owned());
+    let legacy_fingerprint = "fedcba9876543210fedcba9876543210";
+    let mut put = table.client.put_item().table_name(&table.name);
+    for (name, value) in [
+        ("pk", "KEY"),
+        ("sk", legacy_fingerprint),
+        ("keyId", "k2"),
+        ("region", "eu-west-1"),
+        ("firstUsed", "2026-11-01T01:00:00Z"),
+        ("lastUsed", "2026-11-02T01:00:00Z"),
+    ] {
+        put = put.item(name, sv(value));
+    }
+    put.send().await.unwrap();
     let old = digest::PublicKey {
         key_id: "k2".into(),
         pkcs1: vec![4],
-        fingerprint: "fedcba9876543210fedcba9876543210".into(),
+        fingerprint: legacy_fingerprint.into(),
     };
     staging
         .note_key(
@@ -1753,14 +1736,8 @@ async fn the_key_registry_keeps_every_region_a_key_signed_and_its_whole_span() {
         .client
         .get_item()
         .table_name(&table.name)
-        .key(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S("KEY".into()),
-        )
-        .key(
-            "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S("fedcba9876543210fedcba9876543210".into()),
-        )
+        .key("pk", sv("KEY"))
+        .key("sk", sv(legacy_fingerprint))
         .send()
         .await
         .unwrap()

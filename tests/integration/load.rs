@@ -196,18 +196,22 @@ impl StagingStore for CutBeforeStaging<'_> {
 }
 
 /// Where event `i` of [`payload`] is logged, and whose history shows it:
-/// written by hand from CloudTrail's rules for the `log_everything` trail
-/// (multi-region, home `us-east-1`, every event), not from the code's
-/// routing (`Trail::log_region`, `history::partition`), so a routing bug
-/// fails the test instead of moving its expectations.
+/// written by hand from docs/trails.md ("Into which region's log files")
+/// and docs/event-history.md (global-service events stored once, shown in
+/// every served region) for the `log_everything` trail (multi-region, home
+/// `us-east-1`, every event), not from the code's routing
+/// (`Trail::log_region`, `history::partition`), so a routing bug fails the
+/// test instead of moving its expectations.
 pub(crate) fn expected_route(i: usize) -> (&'static str, Vec<&'static str>) {
     let region = SERVED[i % 2];
     let data_region = ["eu-west-1", "us-east-1", "ap-south-1"][i % 3];
     match i % 10 {
         // API calls and a service event: their region's files and history.
         0..=4 => (region, vec![region]),
-        // IAM and a console sign-in, global services: us-east-1's files (a
-        // multi-region trail files them there) and every served history.
+        // IAM and a console sign-in (signin.amazonaws.com, a global service
+        // in trailkeep's classification whatever its awsRegion):
+        // us-east-1's files (a multi-region trail files them there) and
+        // every served history.
         5 | 6 => ("us-east-1", SERVED.to_vec()),
         // S3 and Lambda data events: their region's files, no history.
         _ => (data_region, Vec::new()),
@@ -422,8 +426,8 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
         futures::future::join_all(tasks).await;
         ingested.finish();
     };
-    // … while deliver runs every 100 simulated seconds (which pass with
-    // every 50 events ingested), and digest at ten past each hour; every 4th deliver run (windows seal every 3rd) and
+    // … while deliver runs every 100 simulated seconds (the next run
+    // after at least 50 more events), and digest at ten past each hour; every 4th deliver run (windows seal every 3rd) and
     // every 2nd digest run is killed after a few of its
     // requests. A failed run is simply followed by the
     // next scheduled one.
@@ -508,8 +512,9 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
                     Some(Ok(_)) => {}
                 }
             }
-            // Paced by ingest's progress, not by the wall clock: 100
-            // simulated seconds pass for every 50 events ingested.
+            // Paced by ingest's progress, not by the wall clock: the next
+            // run waits for at least 50 more events (ingest is never held
+            // back, so more arrive while a run is slow).
             ingested.reach(ingested.get() + 50).await;
         }
         (delivers, digests, during_ingest)

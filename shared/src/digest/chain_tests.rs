@@ -588,8 +588,9 @@ async fn the_walk_fetches_digests_ahead_and_still_checks_the_chain_in_order() {
 
 /// Issue 19: a log file put into the trail's folder that no digest lists is
 /// invisible to a validator that only follows digests (the AWS CLI's, and
-/// ours by default); `report_unlisted` reports it, but not a file too new
-/// for any digest yet, nor one outside the range asked for.
+/// ours by default); `report_unlisted` reports it, and anything else in the
+/// folder that is not a log file of that day, but only in hours a valid
+/// digest covers, within the range asked for.
 #[tokio::test]
 async fn a_log_file_no_digest_lists_is_reported_when_asked() {
     // GIVEN four hours of digested log files
@@ -601,38 +602,60 @@ async fn a_log_file_no_digest_lists_is_reported_when_asked() {
     let folder = "AWSLogs/111122223333/CloudTrail/eu-west-1/2026/11/24/";
     let listed = w.bucket.keys("logs", folder);
     assert_eq!(listed.len(), 4);
-    // WHEN a valid log file (a copy of a listed one) is added at 02:40,
-    // and another at 03:30, in the last hour a digest covers
+    // WHEN a valid log file (a copy of a listed one) is added at 02:40 and
+    // another at 03:30 (the newest digest's hour), one named for the next
+    // day, and a file that is no log file at all
     let copy = w.bucket.object("logs", &listed[0]);
-    let added = format!(
-        "{folder}111122223333_CloudTrail_eu-west-1_20261124T0240Z_AAAAAAAAAAAAAAAA.json.gz"
-    );
-    let recent = format!(
-        "{folder}111122223333_CloudTrail_eu-west-1_20261124T0330Z_BBBBBBBBBBBBBBBB.json.gz"
-    );
-    w.bucket.set_object("logs", &added, copy.clone());
-    w.bucket.set_object("logs", &recent, copy);
+    let name = |time: &str, unique: &str| {
+        format!("{folder}111122223333_CloudTrail_eu-west-1_{time}_{unique}.json.gz")
+    };
+    let added = name("20261124T0240Z", "AAAAAAAAAAAAAAAA");
+    let recent = name("20261124T0330Z", "BBBBBBBBBBBBBBBB");
+    let other_day = name("20261125T0240Z", "CCCCCCCCCCCCCCCC");
+    let stray = format!("{folder}notes.txt");
+    for key in [&added, &recent, &other_day, &stray] {
+        w.bucket.set_object("logs", key, copy.clone());
+    }
 
     // THEN by default nothing is reported, as the AWS CLI reports nothing
     let (report, findings) = w.validate("2026-11-24T04:10:00Z").await;
     assert!(report.all_valid(), "{findings:?}");
-    // AND asked to, the validator reports the one at 02:40 only
+    // AND asked to, the validator reports each of them
+    let world = &w;
+    let unlisted = |request: &Request| {
+        let request = request.clone();
+        async move {
+            let (_, findings) = world.validate_request(&request).await;
+            let mut keys: Vec<String> = problems(&findings)
+                .into_iter()
+                .inspect(|(_, p)| assert_eq!(p, "not listed in any digest"))
+                .map(|(k, _)| k)
+                .collect();
+            keys.sort();
+            keys
+        }
+    };
     let mut request = w.request("2026-11-24T04:10:00Z", &[]);
     request.report_unlisted = true;
-    let (report, findings) = w.validate_request(&request).await;
-    assert!(!report.all_valid());
-    assert_eq!(
-        problems(&findings),
-        [(added.clone(), "not listed in any digest".to_owned())]
-    );
-    // AND a range that ends before 02:40 does not report it
-    request.end = t("2026-11-24T02:30:00Z");
-    request.now = request.end;
-    let (_, findings) = w.validate_request(&request).await;
-    assert!(
-        problems(&findings)
-            .iter()
-            .all(|(l, _)| !l.ends_with(&added)),
-        "{findings:?}"
-    );
+    let mut all = vec![
+        added.clone(),
+        recent.clone(),
+        other_day.clone(),
+        stray.clone(),
+    ];
+    all.sort();
+    assert_eq!(unlisted(&request).await, all);
+    // AND a range that ends before 02:40 or starts after it leaves that
+    // file out (the odd names are reported wherever the day is covered)
+    let mut early = request.clone();
+    early.end = t("2026-11-24T02:30:00Z");
+    early.now = early.end;
+    let mut odd = vec![other_day.clone(), stray.clone()];
+    odd.sort();
+    assert_eq!(unlisted(&early).await, odd);
+    let mut late = request.clone();
+    late.start = t("2026-11-24T03:00:00Z");
+    let mut expected = vec![recent.clone(), other_day.clone(), stray.clone()];
+    expected.sort();
+    assert_eq!(unlisted(&late).await, expected);
 }

@@ -490,27 +490,24 @@ impl Found {
     }
 }
 
-/// The log files the digests of one region list, and the span those
-/// digests cover (for `report_unlisted`).
+/// The log files the valid digests of one region list, and the spans
+/// (start to end) those digests cover (for `report_unlisted`).
 #[derive(Default)]
 struct Listed {
     keys: HashSet<String>,
-    from: Option<DateTime<Utc>>,
-    to: Option<DateTime<Utc>>,
+    spans: Vec<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
 impl Listed {
     fn add(&mut self, d: &DigestFile) {
         self.keys
             .extend(d.log_files.iter().map(|l| l.s3_object.clone()));
-        let (Ok(start), Ok(end)) = (
+        if let (Ok(start), Ok(end)) = (
             crate::time::parse(&d.digest_start_time),
             crate::time::parse(&d.digest_end_time),
-        ) else {
-            return;
-        };
-        self.from = Some(self.from.map_or(start, |f| f.min(start)));
-        self.to = Some(self.to.map_or(end, |t| t.max(end)));
+        ) {
+            self.spans.push((start, end));
+        }
     }
 }
 
@@ -553,40 +550,70 @@ impl<S: Source> RegionChain<'_, S> {
         Ok(())
     }
 
-    /// Log files in this region's folders that no digest lists, delivered
-    /// where the digests read say every file is listed: from the start of
-    /// the oldest to an hour before the end of the newest (a file put just
-    /// before an hour's end can be in the next hour's digest), within the
-    /// range asked for.
+    /// Log files in this region's folders that no valid digest lists,
+    /// delivered in an hour a valid digest covers (a digest lists exactly
+    /// the files delivered in its hour, and a file's name carries its
+    /// delivery minute), within the range asked for. In the day folders
+    /// those hours fall in, an object whose name is not a log file of this
+    /// account and region, or names another day than its folder, is
+    /// reported too: nothing else belongs there. Hours whose digest is
+    /// missing or invalid are not covered (that digest is reported).
     async fn report_unlisted(&self, listed: &Listed) -> Result<(), StoreError> {
-        let (Some(from), Some(to)) = (listed.from, listed.to) else {
-            return Ok(());
-        };
         let req = self.req;
-        let (from, to) = (from.max(req.start), (to - Duration::hours(1)).min(req.end));
-        if from >= to {
-            return Ok(());
+        let spans: Vec<(DateTime<Utc>, DateTime<Utc>)> = listed
+            .spans
+            .iter()
+            .map(|(s, e)| ((*s).max(req.start), (*e).min(req.end)))
+            .filter(|(s, e)| s < e)
+            .collect();
+        let mut days: Vec<chrono::NaiveDate> = Vec::new();
+        for (s, e) in &spans {
+            let mut day = s.date_naive();
+            let last = (*e - Duration::seconds(1)).date_naive();
+            while day <= last {
+                days.push(day);
+                match day.succ_opt() {
+                    Some(next) => day = next,
+                    None => break,
+                }
+            }
         }
-        let logs_root = self.root.replacen("/CloudTrail-Digest/", "/CloudTrail/", 1);
+        days.sort();
+        days.dedup();
+        let p = req
+            .prefix
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .map(|p| format!("{p}/"))
+            .unwrap_or_default();
         let stem = format!("{}_CloudTrail_{}_", req.account_id, self.region);
-        let (mut day, last) = (from.date_naive(), to.date_naive());
-        loop {
-            let folder = format!("{logs_root}{}/{}/", self.region, day.format("%Y/%m/%d"));
+        for day in days {
+            let folder = format!(
+                "{p}AWSLogs/{}/CloudTrail/{}/{}/",
+                req.account_id,
+                self.region,
+                day.format("%Y/%m/%d")
+            );
             for key in self.src.list(&req.bucket, &folder, "").await? {
+                if listed.keys.contains(&key) {
+                    continue;
+                }
                 let name = key.rsplit('/').next().unwrap_or_default();
                 let delivered = name
                     .strip_prefix(&stem)
+                    .filter(|_| name.ends_with(".json.gz"))
                     .and_then(|rest| rest.get(..14))
                     .and_then(|t| NaiveDateTime::parse_from_str(t, "%Y%m%dT%H%MZ").ok())
                     .map(|t| t.and_utc());
-                let due = delivered.is_some_and(|t| t >= from && t < to);
-                if due && name.ends_with(".json.gz") && !listed.keys.contains(&key) {
+                let report = match delivered {
+                    // Not a log file's name, or in another day's folder.
+                    None => true,
+                    Some(t) if t.date_naive() != day => true,
+                    Some(t) => spans.iter().any(|(s, e)| *s <= t && t < *e),
+                };
+                if report {
                     self.emit(Kind::Log, &key, Some(UNLISTED.into()))?;
                 }
-            }
-            match day.succ_opt() {
-                Some(next) if day < last => day = next,
-                _ => break,
             }
         }
         Ok(())
@@ -851,11 +878,9 @@ impl<S: Source> RegionChain<'_, S> {
                 }
             }?;
             let checked = self.check_linked(&key, link.as_ref(), fetched)?;
-            if let Some(d) = &checked.digest {
-                // An invalid digest's files are not reported unlisted too.
-                listed.add(d);
-            }
             if let (None, Some(d)) = (&checked.problem, &checked.digest) {
+                // Only a valid digest vouches for the files it lists.
+                listed.add(d);
                 found_range.extend(d);
                 // Its log files are checked while the walk goes on.
                 for log in &d.log_files {
