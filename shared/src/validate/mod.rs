@@ -169,6 +169,17 @@ pub struct Request {
     pub report_unlisted: bool,
 }
 
+impl Request {
+    /// The trail's key prefix as keys begin with it: `prefix/`, or nothing.
+    fn key_prefix(&self) -> String {
+        self.prefix
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .map(|p| format!("{p}/"))
+            .unwrap_or_default()
+    }
+}
+
 /// Default grace for the tail rule.
 pub const DEFAULT_TAIL_GRACE_MINUTES: i64 = 30;
 
@@ -389,13 +400,11 @@ pub async fn validate<S: Source>(
     req: &Request,
     mut sink: impl FnMut(Finding) + Send,
 ) -> Result<Report, StoreError> {
-    let p = req
-        .prefix
-        .as_deref()
-        .filter(|p| !p.is_empty())
-        .map(|p| format!("{p}/"))
-        .unwrap_or_default();
-    let root = format!("{p}AWSLogs/{}/CloudTrail-Digest/", req.account_id);
+    let root = format!(
+        "{}AWSLogs/{}/CloudTrail-Digest/",
+        req.key_prefix(),
+        req.account_id
+    );
     let regions = regions(src, req, &root).await?;
     let (log_tx, log_rx) = mpsc::channel::<DigestLogFile>(LOG_QUEUE);
     let (out_tx, mut out_rx) = mpsc::unbounded::<Finding>();
@@ -580,12 +589,7 @@ impl<S: Source> RegionChain<'_, S> {
         }
         days.sort();
         days.dedup();
-        let p = req
-            .prefix
-            .as_deref()
-            .filter(|p| !p.is_empty())
-            .map(|p| format!("{p}/"))
-            .unwrap_or_default();
+        let p = req.key_prefix();
         let stem = format!("{}_CloudTrail_{}_", req.account_id, self.region);
         for day in days {
             let folder = format!(
