@@ -889,9 +889,8 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
 
     // AND each function called exactly the actions its role in
     // template.yaml allows, on exactly its resources
-    let mut bind =
-        policies::function_bindings(&history_table.name, &state_table.name, &bucket.name);
-    bind.insert("SigningKey", key_arn.clone());
+    let mut stack = policies::Stack::new(&history_table.name, &state_table.name, &bucket.name);
+    stack.bind.insert("SigningKey", key_arn.clone());
     let to_arn = |action: &str, resource: &str| {
         if action.starts_with("dynamodb:") {
             table_arn(resource)
@@ -906,10 +905,9 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
         ("DigestFunction", &digest_fn),
         ("LookupFunction", &lookup_fn),
     ] {
-        let grants = policies::grants(function, &bind);
         problems_found.extend(policies::compare(
             function,
-            &grants,
+            &stack,
             &f.proxy.access(),
             &f.proxy.written_keys(),
             to_arn,

@@ -12,6 +12,7 @@ mod docs;
 mod faults;
 mod helpers;
 mod history;
+mod iam;
 mod load;
 mod lookup;
 mod policies;

@@ -1,90 +1,242 @@
-//! template.yaml's IAM grants, read back for the tests: what each function's
-//! role may do, on which resources, compared with what its code was seen
-//! doing through the fault proxy.
+//! template.yaml's IAM policies, read back for the tests: each function's
+//! role and the resource policies of the log bucket, the ingest queues and
+//! the signing key, evaluated structurally (`crate::iam`: operators, keys,
+//! values; Allow, Deny, NotAction, NotResource) for the requests a test
+//! names and for every request the load test's functions made through the
+//! fault proxy.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
+use iam_rs::{Decision, IAMPolicy};
 use serde_yaml_ng::Value;
 
 use crate::helpers::template;
+use crate::iam::{allowed, cfn, decide, policy, statements, Bindings, Deployment, Request};
 
-/// One Allow statement: its actions and resource patterns (ARNs with `*`),
-/// and the item partition keys it is limited to
-/// (`ForAllValues:StringLike` on `dynamodb:LeadingKeys`), if any.
+/// The account every test deployment lives in.
+const ACCOUNT: &str = "123456789012";
+
+pub fn table_arn(name: &str) -> String {
+    format!("arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/{name}")
+}
+
+/// The ARN of a function's role (`!GetAtt DigestFunctionRole.Arn`) in a
+/// test deployment.
+pub fn role_arn(function: &str) -> String {
+    format!("arn:aws:iam::{ACCOUNT}:role/trailkeep-{function}Role-1A2B3C")
+}
+
+/// The functions whose roles the template declares (through SAM).
+pub const FUNCTIONS: [&str; 4] = [
+    "IngestFunction",
+    "DeliverFunction",
+    "DigestFunction",
+    "LookupFunction",
+];
+
+/// One Allow statement of a function's role: its actions, the item
+/// partition-key patterns of its `ForAllValues:StringLike` condition on
+/// `dynamodb:LeadingKeys` (if any), and the statement alone as IAM reads it.
 #[derive(Clone, Debug)]
 pub struct Grant {
     pub sid: String,
     pub actions: Vec<String>,
-    pub resources: Vec<String>,
     pub leading_keys: Option<Vec<String>>,
+    policy: IAMPolicy,
 }
 
 impl Grant {
-    /// Does this statement allow `action` on `arn` (for an item with
-    /// partition key `pk`, when the request names one)?
-    fn allows(&self, action: &str, arn: &str, pk: Option<&str>) -> bool {
-        self.actions.iter().any(|a| a == action)
-            && self.resources.iter().any(|p| matches(p, arn))
-            && match (&self.leading_keys, pk) {
-                (Some(patterns), Some(pk)) => patterns.iter().any(|p| matches(p, pk)),
-                _ => true,
-            }
+    fn allows(&self, r: &Request) -> bool {
+        decide(&self.policy, r) == Decision::Allow
     }
 }
 
-/// ARNs of the template's resources in this test (`HistoryTable` → the
-/// test table's ARN …), for `!GetAtt X.Arn` and `${X.Arn}`.
-pub type Bindings = BTreeMap<&'static str, String>;
-
-pub fn table_arn(name: &str) -> String {
-    format!("arn:aws:dynamodb:us-east-1:123456789012:table/{name}")
+/// The stack as one test deploys it: the values of the names its policies
+/// use, and its conditions.
+pub struct Stack {
+    pub bind: Bindings,
+    pub conditions: BTreeMap<&'static str, bool>,
+    /// Documents already read, by name and deployment (the load test
+    /// evaluates thousands of requests).
+    cache: RefCell<BTreeMap<String, IAMPolicy>>,
 }
 
-/// The Allow statements that apply to `function`'s role: its `Policies`,
-/// and the statements of the signing key's policy naming that role.
-pub fn grants(function: &str, bind: &Bindings) -> Vec<Grant> {
-    let t = template();
-    let props = t
-        .properties(function, "AWS::Serverless::Function")
-        .expect("the function is in template.yaml");
-    let mut statements: Vec<&Value> = props
-        .get("Policies")
-        .and_then(Value::as_sequence)
+impl Stack {
+    /// The default deployment (no bucket admin, no monitored buckets) with
+    /// tables and a bucket of these names.
+    pub fn new(history: &str, state: &str, bucket: &str) -> Stack {
+        let mut bind: Bindings = [
+            ("AWS::AccountId", ACCOUNT.to_owned()),
+            ("AWS::Partition", "aws".to_owned()),
+            ("HistoryTable", table_arn(history)),
+            ("StateTable", table_arn(state)),
+            ("LogBucket", format!("arn:aws:s3:::{bucket}")),
+            (
+                "IngestQueue",
+                format!("arn:aws:sqs:us-east-1:{ACCOUNT}:trailkeep-IngestQueue-1A2B"),
+            ),
+            (
+                "IngestDeadLetterQueue",
+                format!("arn:aws:sqs:us-east-1:{ACCOUNT}:trailkeep-IngestDeadLetterQueue-9Z"),
+            ),
+            (
+                "SigningKey",
+                format!("arn:aws:kms:us-east-1:{ACCOUNT}:key/signing"),
+            ),
+            ("BucketAdminRoleArn", String::new()),
+            ("MonitoredBuckets", String::new()),
+        ]
         .into_iter()
-        .flatten()
-        .filter_map(|p| p.get("Statement").and_then(Value::as_sequence))
-        .flatten()
         .collect();
-    let key = t
-        .properties("SigningKey", "AWS::KMS::Key")
-        .expect("SigningKey in template.yaml");
-    let role = format!("{function}Role");
-    statements.extend(
-        key.get("KeyPolicy")
-            .and_then(|p| p.get("Statement"))
+        for (rule, name) in [
+            ("CloudTrailEventsRule", "ct"),
+            ("AuditBusRule", "trailkeep-audit/app"),
+            ("S3ObjectEventsRule", "s3"),
+        ] {
+            bind.insert(
+                rule,
+                format!("arn:aws:events:us-east-1:{ACCOUNT}:rule/{name}"),
+            );
+        }
+        for f in FUNCTIONS {
+            bind.insert(role_key(f), role_arn(f));
+        }
+        Stack {
+            bind,
+            conditions: BTreeMap::from([("HasBucketAdmin", false), ("HasMonitoredBuckets", false)]),
+            cache: RefCell::default(),
+        }
+    }
+
+    /// The document `name` in this deployment, read once.
+    fn cached(&self, name: &str, read: impl FnOnce() -> IAMPolicy) -> IAMPolicy {
+        let key = format!("{name} {:?} {:?}", self.bind, self.conditions);
+        if let Some(p) = self.cache.borrow().get(&key) {
+            return p.clone();
+        }
+        let p = read();
+        self.cache.borrow_mut().insert(key, p.clone());
+        p
+    }
+
+    fn deployment(&self) -> Deployment<'_> {
+        Deployment {
+            bind: &self.bind,
+            conditions: self.conditions.clone(),
+        }
+    }
+
+    /// A resource's policy document (its `PolicyDocument` or `KeyPolicy`).
+    fn resource_document(&self, id: &str, kind: &str) -> IAMPolicy {
+        self.cached(id, || self.read_resource_document(id, kind))
+    }
+
+    fn read_resource_document(&self, id: &str, kind: &str) -> IAMPolicy {
+        let t = template();
+        let props = t
+            .properties(id, kind)
+            .unwrap_or_else(|e| panic!("{id} in template.yaml: {e}"));
+        let doc = props
+            .get("PolicyDocument")
+            .or_else(|| props.get("KeyPolicy"))
+            .expect("a policy document");
+        policy(statements(doc), &self.deployment())
+    }
+
+    /// The policy of the resource `arn` names, if the template gives it one.
+    pub fn resource_policy(&self, arn: &str) -> Option<IAMPolicy> {
+        let bucket = &self.bind["LogBucket"];
+        if arn == bucket || arn.starts_with(&format!("{bucket}/")) {
+            Some(self.resource_document("LogBucketPolicy", "AWS::S3::BucketPolicy"))
+        } else if arn == self.bind["SigningKey"] {
+            Some(self.resource_document("SigningKey", "AWS::KMS::Key"))
+        } else if arn == self.bind["IngestQueue"] {
+            Some(self.resource_document("IngestQueuePolicy", "AWS::SQS::QueuePolicy"))
+        } else if arn == self.bind["IngestDeadLetterQueue"] {
+            Some(self.resource_document("IngestDeadLetterQueuePolicy", "AWS::SQS::QueuePolicy"))
+        } else {
+            None
+        }
+    }
+
+    /// The statements of `function`'s inline `Policies` documents (the
+    /// only form allowed: every_functions_permissions_are_inline_documents_the_tests_read).
+    fn role_statements(function: &str) -> Vec<Value> {
+        let t = template();
+        let props = t
+            .properties(function, "AWS::Serverless::Function")
+            .expect("the function is in template.yaml");
+        props
+            .get("Policies")
             .and_then(Value::as_sequence)
             .into_iter()
             .flatten()
-            .filter(|s| format!("{:?}", s.get("Principal")).contains(&role)),
-    );
-    statements
-        .into_iter()
-        .filter(|s| s.get("Effect").and_then(Value::as_str) == Some("Allow"))
-        .map(|s| Grant {
-            sid: s
-                .get("Sid")
-                .and_then(Value::as_str)
-                .unwrap_or("?")
-                .to_owned(),
-            actions: strings(s.get("Action")),
-            resources: resolve_all(s.get("Resource"), bind),
-            leading_keys: s
-                .get("Condition")
-                .and_then(|c| c.get("ForAllValues:StringLike"))
-                .and_then(|c| c.get("dynamodb:LeadingKeys"))
-                .map(|v| strings(Some(v))),
+            .flat_map(|p| statements(p).to_vec())
+            .collect()
+    }
+
+    /// `function`'s role's identity policy.
+    pub fn identity(&self, function: &str) -> IAMPolicy {
+        self.cached(function, || {
+            policy(&Self::role_statements(function), &self.deployment())
         })
-        .collect()
+    }
+
+    /// `function`'s role's Allow statements, one by one.
+    pub fn grants(&self, function: &str) -> Vec<Grant> {
+        let d = self.deployment();
+        Self::role_statements(function)
+            .iter()
+            .filter(|s| s.get("Effect").and_then(Value::as_str) == Some("Allow"))
+            .map(|s| Grant {
+                sid: s
+                    .get("Sid")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
+                    .to_owned(),
+                actions: strings(s.get("Action")),
+                leading_keys: s
+                    .get("Condition")
+                    .and_then(|c| c.get("ForAllValues:StringLike"))
+                    .and_then(|c| c.get("dynamodb:LeadingKeys"))
+                    .map(|v| cfn(v, &d)),
+                policy: policy([s], &d),
+            })
+            .collect()
+    }
+
+    /// May `function`'s role make `r` (whose principal is set to the
+    /// role), its identity policy and the resource's policy together?
+    pub fn allows(&self, function: &str, r: Request) -> bool {
+        let role = role_arn(function);
+        let r = Request {
+            principal: &role,
+            ..r
+        };
+        allowed(
+            Some(&self.identity(function)),
+            self.resource_policy(r.arn).as_ref(),
+            &r,
+        )
+    }
+
+    /// Does the resource's own policy explicitly deny `r`?
+    pub fn resource_denies(&self, r: &Request) -> bool {
+        self.resource_policy(r.arn)
+            .is_some_and(|p| decide(&p, r) == Decision::Deny)
+    }
+}
+
+/// `DigestFunction` → `DigestFunctionRole`, the name SAM gives its role.
+fn role_key(function: &str) -> &'static str {
+    match function {
+        "IngestFunction" => "IngestFunctionRole",
+        "DeliverFunction" => "DeliverFunctionRole",
+        "DigestFunction" => "DigestFunctionRole",
+        "LookupFunction" => "LookupFunctionRole",
+        other => panic!("no role for {other}"),
+    }
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {
@@ -98,62 +250,21 @@ fn strings(v: Option<&Value>) -> Vec<String> {
     }
 }
 
-fn resolve_all(v: Option<&Value>, bind: &Bindings) -> Vec<String> {
-    match v {
-        Some(Value::Sequence(seq)) => seq.iter().map(|v| resolve(v, bind)).collect(),
-        Some(v) => vec![resolve(v, bind)],
-        None => Vec::new(),
-    }
-}
-
-/// `"*"`, `!GetAtt X.Arn` or `!Sub "${X.Arn}/…"` with the test's ARNs.
-fn resolve(v: &Value, bind: &Bindings) -> String {
-    let lookup = |name: &str| -> String {
-        let id = name.trim_end_matches(".Arn");
-        bind.get(id)
-            .cloned()
-            .unwrap_or_else(|| panic!("no binding for {name} in this test"))
-    };
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Tagged(t) => {
-            let text = t.value.as_str().unwrap_or_default();
-            match t.tag.to_string().trim_start_matches('!') {
-                "GetAtt" => lookup(text),
-                "Sub" => {
-                    let mut out = String::new();
-                    let mut rest = text;
-                    while let Some(start) = rest.find("${") {
-                        out.push_str(&rest[..start]);
-                        let end = rest[start..].find('}').expect("closed ${…}") + start;
-                        out.push_str(&lookup(&rest[start + 2..end]));
-                        rest = &rest[end + 1..];
-                    }
-                    out.push_str(rest);
-                    out
-                }
-                other => panic!("unsupported resource form !{other}"),
-            }
-        }
-        other => panic!("unsupported resource {other:?}"),
-    }
-}
-
-/// Does an IAM resource pattern (`*` wildcards) match `arn`?
-pub fn matches(pattern: &str, arn: &str) -> bool {
+/// Does a `StringLike` pattern (`*` wildcards) match `text`?
+fn like(pattern: &str, text: &str) -> bool {
     let re = format!("^{}$", regex::escape(pattern).replace(r"\*", ".*"));
-    regex::Regex::new(&re).expect("pattern").is_match(arn)
+    regex::Regex::new(&re).expect("pattern").is_match(text)
 }
 
 /// Compares what a function did with what its role allows, for the
 /// services trailkeep's code calls (DynamoDB, S3, KMS): every request is
-/// allowed by some statement, every DynamoDB write by a statement whose
-/// `dynamodb:LeadingKeys` admit the item's partition key, and every
-/// statement's every action (and every leading-key pattern) was needed.
-/// Returns the problems found.
+/// allowed (the role's policy and the resource's, evaluated as IAM does),
+/// every DynamoDB write with the item's partition key as
+/// `dynamodb:LeadingKeys`, and every statement's every action (and every
+/// leading-key pattern) was needed. Returns the problems found.
 pub fn compare(
     function: &str,
-    grants: &[Grant],
+    stack: &Stack,
     seen: &BTreeSet<(String, String)>,
     writes: &BTreeSet<(String, String, String)>,
     to_arn: impl Fn(&str, &str) -> String,
@@ -163,6 +274,7 @@ pub fn compare(
             .iter()
             .any(|p| a.starts_with(p))
     };
+    let role = role_arn(function);
     let seen: Vec<(String, String)> = seen
         .iter()
         .map(|(a, r)| (a.clone(), to_arn(a, r)))
@@ -171,37 +283,52 @@ pub fn compare(
         .iter()
         .map(|(a, table, pk)| (a.clone(), to_arn(a, table), pk.clone()))
         .collect();
+    // The principal is set by Stack::allows (or below) to the role.
+    let request = |action, arn| Request::new("", action, arn);
     let mut problems = Vec::new();
     for (action, arn) in &seen {
-        if !grants.iter().any(|g| g.allows(action, arn, None)) {
+        if !stack.allows(function, request(action, arn)) {
             problems.push(format!(
-                "{function} called {action} on {arn}, which its role does not allow"
+                "{function} called {action} on {arn}, which its role or the resource's policy does not allow"
             ));
         }
     }
     for (action, arn, pk) in &writes {
-        if !grants.iter().any(|g| g.allows(action, arn, Some(pk))) {
+        let r = Request {
+            leading_key: Some(pk),
+            ..request(action, arn)
+        };
+        if !stack.allows(function, r) {
             problems.push(format!(
                 "{function} called {action} on items {pk:?} of {arn}, which no statement's dynamodb:LeadingKeys admit"
             ));
         }
     }
-    for g in grants {
+    for g in stack.grants(function) {
         for action in g.actions.iter().filter(|a| ours(a)) {
-            let used = seen
-                .iter()
-                .any(|(a, arn)| a == action && g.resources.iter().any(|p| matches(p, arn)));
+            let used = seen.iter().any(|(a, arn)| {
+                a == action
+                    && g.allows(&Request {
+                        principal: &role,
+                        ..request(a, arn)
+                    })
+            });
             if !used {
                 problems.push(format!(
-                    "{function}'s statement {} allows {action} on {:?}, which its code never called",
-                    g.sid, g.resources
+                    "{function}'s statement {} allows {action}, which its code never called",
+                    g.sid
                 ));
             }
         }
         for pattern in g.leading_keys.iter().flatten() {
-            let used = writes
-                .iter()
-                .any(|(a, arn, pk)| g.allows(a, arn, Some(pk)) && matches(pattern, pk));
+            let used = writes.iter().any(|(a, arn, pk)| {
+                like(pattern, pk)
+                    && g.allows(&Request {
+                        principal: &role,
+                        leading_key: Some(pk),
+                        ..request(a, arn)
+                    })
+            });
             if !used {
                 problems.push(format!(
                     "{function}'s statement {} admits items {pattern:?}, which its code never read or wrote",
@@ -213,70 +340,20 @@ pub fn compare(
     problems
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn patterns_match_as_iam_does() {
-        assert!(matches(
-            "arn:aws:s3:::b/*AWSLogs/*/CloudTrail/*",
-            "arn:aws:s3:::b/p/AWSLogs/1/CloudTrail/eu-west-1/x.json.gz"
-        ));
-        assert!(!matches(
-            "arn:aws:s3:::b/*AWSLogs/*/CloudTrail/*",
-            "arn:aws:s3:::b/AWSLogs/1/CloudTrail-Digest/eu-west-1/x.json.gz"
-        ));
-        assert!(matches("*", "anything"));
-        assert!(!matches(
-            "arn:aws:dynamodb:r:a:table/T",
-            "arn:aws:dynamodb:r:a:table/T2"
-        ));
-    }
-}
-
-/// The resources the functions' policies name, for tables and a bucket of
-/// these names.
-pub fn function_bindings(history: &str, state: &str, bucket: &str) -> Bindings {
-    [
-        ("HistoryTable", table_arn(history)),
-        ("StateTable", table_arn(state)),
-        ("LogBucket", format!("arn:aws:s3:::{bucket}")),
-        (
-            "IngestQueue",
-            "arn:aws:sqs:us-east-1:123456789012:ingest".to_owned(),
-        ),
-        (
-            "SigningKey",
-            "arn:aws:kms:us-east-1:123456789012:key/signing".to_owned(),
-        ),
-    ]
-    .into_iter()
-    .collect()
-}
-
 /// template.yaml's security posture, statement by statement.
 #[test]
 fn each_role_can_do_only_its_part() {
-    let bind = function_bindings("history", "state", "logs");
-    let functions = [
-        "IngestFunction",
-        "DeliverFunction",
-        "DigestFunction",
-        "LookupFunction",
-    ];
+    let stack = Stack::new("history", "state", "logs");
     let digest_key =
-        "arn:aws:s3:::logs/AWSLogs/111122223333/CloudTrail-Digest/eu-west-1/2026/11/24/x.json.gz";
+        "arn:aws:s3:::logs/AWSLogs/123456789012/CloudTrail-Digest/eu-west-1/2026/11/24/x.json.gz";
     let log_key =
-        "arn:aws:s3:::logs/AWSLogs/111122223333/CloudTrail/eu-west-1/2026/11/24/x.json.gz";
+        "arn:aws:s3:::logs/AWSLogs/123456789012/CloudTrail/eu-west-1/2026/11/24/x.json.gz";
+    let signing_key = stack.bind["SigningKey"].clone();
     let can = |function: &str, action: &str, arn: &str| {
-        grants(function, &bind).iter().any(|g| {
-            g.actions.iter().any(|a| matches(a, action))
-                && g.resources.iter().any(|r| matches(r, arn))
-        })
+        stack.allows(function, Request::new("", action, arn))
     };
-    for f in functions {
-        for g in grants(f, &bind) {
+    for f in FUNCTIONS {
+        for g in stack.grants(f) {
             for a in &g.actions {
                 assert!(!a.contains('*'), "{f}: wildcard action {a} in {}", g.sid);
                 assert!(
@@ -287,7 +364,7 @@ fn each_role_can_do_only_its_part() {
             }
         }
         assert_eq!(
-            can(f, "kms:Sign", "*"),
+            can(f, "kms:Sign", &signing_key),
             f == "DigestFunction",
             "{f}: only digest signs"
         );
@@ -296,20 +373,30 @@ fn each_role_can_do_only_its_part() {
             f == "DigestFunction",
             "{f}: only digest writes digests"
         );
+        assert_eq!(
+            can(f, "s3:PutObject", log_key),
+            f == "DeliverFunction",
+            "{f}: only deliver writes log files"
+        );
+        for key in [digest_key, log_key] {
+            assert!(!can(f, "s3:DeleteObject", key), "{f} deletes {key}");
+        }
     }
-    assert!(can("DeliverFunction", "s3:PutObject", log_key));
     assert!(
         !can("DeliverFunction", "s3:GetObject", log_key),
         "deliver never reads"
     );
-    assert!(!can("IngestFunction", "s3:PutObject", log_key));
+    assert!(
+        can("DigestFunction", "s3:GetObject", log_key),
+        "digest hashes log files"
+    );
     // The API reads the history and the trails, and writes the trails and
     // its own records (which items: each_function_writes_only_its_own_state_items);
     // for ListPublicKeys it reads the signing key's public half, and no
     // other key.
-    for g in grants("LookupFunction", &bind) {
+    for g in stack.grants("LookupFunction") {
         if g.actions == ["kms:GetPublicKey"] {
-            assert_eq!(g.resources, [bind["SigningKey"].as_str()], "{g:?}");
+            assert_eq!(g.sid, "ReadSigningPublicKey");
             continue;
         }
         for a in &g.actions {
@@ -325,52 +412,42 @@ fn each_role_can_do_only_its_part() {
                 .contains(&a.as_str()),
                 "the API only reads and records: {a}"
             );
+            assert!(
+                !can("LookupFunction", a, &table_arn("some-other-table")),
+                "{a} on another table"
+            );
         }
-        assert!(g.resources.iter().all(|r| r.contains(":table/")), "{g:?}");
     }
-    assert!(can(
+    assert!(can("LookupFunction", "kms:GetPublicKey", &signing_key));
+    assert!(!can(
         "LookupFunction",
         "kms:GetPublicKey",
-        &bind["SigningKey"]
+        "arn:aws:kms:us-east-1:123456789012:key/another"
     ));
 
     // The key policy: administrators manage the key but may not sign (so
     // no IAM policy can grant signing to anyone else).
     let t = template();
     let key = t.properties("SigningKey", "AWS::KMS::Key").unwrap();
-    only_the_digest_role_signs_with(key["KeyPolicy"]["Statement"].as_sequence().unwrap());
+    only_the_digest_role_signs_with(statements(&key["KeyPolicy"]), &stack);
 
-    // The bucket policy, its Deny statements evaluated for requests of
-    // given principals (as IAM does: actions, resources, conditions).
-    let policy = t
-        .properties("LogBucketPolicy", "AWS::S3::BucketPolicy")
-        .unwrap();
-    let (digest_role, deliver_role) = (
-        "arn:aws:iam::111122223333:role/trailkeep-DigestFunctionRole-1A2B3C",
-        "arn:aws:iam::111122223333:role/trailkeep-DeliverFunctionRole-9Z8Y",
-    );
-    let mut roles = bind.clone();
-    roles.insert("DigestFunctionRole", digest_role.to_owned());
-    roles.insert("DeliverFunctionRole", deliver_role.to_owned());
-    let d = Deployment {
-        bind: &roles,
-        conditions: BTreeMap::from([("HasBucketAdmin", false)]),
-    };
+    // The bucket policy, evaluated for requests of principals whose own
+    // policies allow everything: only the bucket policy stands between
+    // them and the files.
+    let bucket = stack.resource_policy("arn:aws:s3:::logs").unwrap();
     let denied = |principal: &str, action: &str, arn: &str, tls: bool| {
         let r = Request {
-            principal,
-            action,
-            arn,
-            source_arn: None,
             tls,
+            ..Request::new(principal, action, arn)
         };
-        denies(policy).iter().any(|s| deny_applies(s, &r, &d))
+        decide(&bucket, &r) == Decision::Deny
     };
+    let (digest_role, deliver_role) = (role_arn("DigestFunction"), role_arn("DeliverFunction"));
     let everyone = [
-        digest_role,
-        deliver_role,
-        "arn:aws:iam::111122223333:root",
-        "arn:aws:iam::111122223333:role/Admin",
+        digest_role.as_str(),
+        deliver_role.as_str(),
+        "arn:aws:iam::123456789012:root",
+        "arn:aws:iam::123456789012:role/Admin",
     ];
     for who in everyone {
         // Nobody deletes a digest or a log file, not even their writers.
@@ -395,238 +472,58 @@ fn each_role_can_do_only_its_part() {
     }
 }
 
-/// A signing key's policy (template.yaml's `SigningKey`, signing-key.yaml's):
-/// administrators manage the key but may not sign, so no IAM policy can
-/// grant signing to anyone else; only the digest role signs or grants.
-fn only_the_digest_role_signs_with(statements: &[Value]) {
-    for s in statements {
-        let principal = format!("{:?}", s.get("Principal"));
-        let signs = strings(s.get("Action"))
-            .iter()
-            .any(|a| a == "kms:Sign" || a == "kms:*");
-        let allows = s.get("Effect").and_then(Value::as_str) == Some("Allow");
-        if signs && allows {
-            assert!(principal.contains("DigestFunctionRole"), "{s:?}");
-        }
-        if principal.contains(":root") {
-            assert_eq!(strings(s.get("NotAction")), ["kms:Sign"], "{s:?}");
-            assert!(s.get("Action").is_none());
-        }
-    }
-    // The explicit Deny, evaluated as KMS does for one statement: it
-    // applies to a principal (every principal: "*") and an action it
-    // lists, when its one condition, ArnNotEquals on aws:PrincipalArn,
-    // holds. The digest role is the only principal it spares.
-    let digest_role = "arn:aws:iam::111122223333:role/trailkeep-DigestFunctionRole-1A2B3C";
-    let deny = statements
-        .iter()
-        .find(|s| s.get("Effect").and_then(Value::as_str) == Some("Deny"))
-        .expect("the key policy has an explicit Deny");
-    assert_eq!(
-        format!("{:?}", deny.get("Principal")),
-        format!("{:?}", Some(&Value::from("*")))
+/// A signing key's policy (template.yaml's `SigningKey`, signing-key.yaml's),
+/// evaluated for principals whose identity policies allow every KMS
+/// action: administrators of the account manage the key and read its
+/// public half but may not sign or grant (an explicit Deny, so no IAM
+/// policy or grant can give signing to anyone else); the digest role signs
+/// on the key policy alone; no other account reaches the key.
+fn only_the_digest_role_signs_with(key_policy: &[Value], stack: &Stack) {
+    let key_arn = &stack.bind["SigningKey"];
+    let key = policy(key_policy, &stack.deployment());
+    let everything = policy(
+        &[serde_yaml_ng::from_str("{Effect: Allow, Action: 'kms:*', Resource: '*'}").unwrap()],
+        &stack.deployment(),
     );
-    let denied = |principal: &str, action: &str| {
-        let acts = strings(deny.get("Action"))
-            .iter()
-            .any(|a| matches(a, action));
-        let conditions = deny["Condition"].as_mapping().expect("a Condition");
-        let holds = conditions.iter().all(|(operator, block)| {
-            let block = block.as_mapping().expect("a condition block");
-            block.iter().all(|(key, value)| {
-                assert_eq!(
-                    operator.as_str(),
-                    Some("ArnNotEquals"),
-                    "only ArnNotEquals is evaluated here"
-                );
-                assert_eq!(key.as_str(), Some("aws:PrincipalArn"));
-                // The value is !GetAtt DigestFunctionRole.Arn: bound to the role's ARN.
-                assert!(
-                    format!("{value:?}").contains("DigestFunctionRole"),
-                    "{value:?}"
-                );
-                principal != digest_role
-            })
-        });
-        acts && holds
-    };
-    for principal in [
-        "arn:aws:iam::111122223333:root",
-        "arn:aws:iam::111122223333:role/Admin",
-        "arn:aws:iam::111122223333:role/trailkeep-DeliverFunctionRole-9Z8Y",
-        "arn:aws:iam::444455556666:user/mallory",
-    ] {
-        assert!(denied(principal, "kms:Sign"), "{principal} may sign");
-        assert!(
-            denied(principal, "kms:CreateGrant"),
-            "{principal} may grant"
-        );
-        assert!(
-            !denied(principal, "kms:GetPublicKey"),
-            "public keys stay readable"
-        );
-    }
-    assert!(!denied(digest_role, "kms:Sign"), "the digest role signs");
-}
-
-/// The parameters and conditions a test deploys the template with.
-struct Deployment<'a> {
-    /// ARNs of resources (`!GetAtt X.Arn`) and parameter values (`!Ref P`;
-    /// a list parameter as comma-separated text).
-    bind: &'a Bindings,
-    conditions: BTreeMap<&'a str, bool>,
-}
-
-/// A CloudFormation value as the strings it stands for, for the forms the
-/// template's policies use: text, lists, `!Ref`, `!GetAtt`, `!Sub` (with or
-/// without a variable map), `!Join`, `!Split`, `!If`.
-fn cfn(v: &Value, d: &Deployment) -> Vec<String> {
-    let one = |v: &Value| -> String {
-        let mut all = cfn(v, d);
-        assert_eq!(all.len(), 1, "one value expected from {v:?}");
-        all.remove(0)
-    };
-    match v {
-        Value::String(s) => vec![s.clone()],
-        Value::Sequence(items) => items.iter().flat_map(|i| cfn(i, d)).collect(),
-        Value::Tagged(t) => {
-            let args = t.value.as_sequence();
-            let arg = |i: usize| &args.expect("arguments")[i];
-            match t.tag.to_string().trim_start_matches('!') {
-                "Ref" if t.value.as_str() == Some("AWS::NoValue") => Vec::new(),
-                "Ref" => {
-                    let name = t.value.as_str().expect("!Ref name");
-                    let value = d.bind.get(name).unwrap_or_else(|| panic!("bind {name}"));
-                    value.split(',').map(str::to_owned).collect()
-                }
-                "GetAtt" => vec![resolve(v, d.bind)],
-                "Sub" => {
-                    let (text, vars) = match &t.value {
-                        Value::String(s) => (s.clone(), BTreeMap::new()),
-                        _ => {
-                            let vars = arg(1)
-                                .as_mapping()
-                                .expect("!Sub variables")
-                                .iter()
-                                .map(|(k, v)| (k.as_str().unwrap().to_owned(), one(v)))
-                                .collect::<BTreeMap<_, _>>();
-                            (arg(0).as_str().expect("!Sub text").to_owned(), vars)
-                        }
-                    };
-                    let mut out = String::new();
-                    let mut rest = text.as_str();
-                    while let Some(start) = rest.find("${") {
-                        out.push_str(&rest[..start]);
-                        let end = rest[start..].find('}').expect("closed ${…}") + start;
-                        let name = &rest[start + 2..end];
-                        let value = vars.get(name).cloned().unwrap_or_else(|| {
-                            d.bind
-                                .get(name.trim_end_matches(".Arn"))
-                                .cloned()
-                                .unwrap_or_else(|| panic!("bind {name}"))
-                        });
-                        out.push_str(&value);
-                        rest = &rest[end + 1..];
-                    }
-                    out.push_str(rest);
-                    vec![out]
-                }
-                "Join" => vec![cfn(arg(1), d).join(arg(0).as_str().expect("separator"))],
-                "Split" => one(arg(1))
-                    .split(arg(0).as_str().expect("separator"))
-                    .map(str::to_owned)
-                    .collect(),
-                "If" => {
-                    let name = arg(0).as_str().expect("condition name");
-                    cfn(arg(if d.conditions[name] { 1 } else { 2 }), d)
-                }
-                other => panic!("unsupported !{other}"),
-            }
+    let r = |who, action| Request::new(who, action, key_arn);
+    let digest_role = role_arn("DigestFunction");
+    let admins = [
+        "arn:aws:iam::123456789012:root".to_owned(),
+        "arn:aws:iam::123456789012:role/Admin".to_owned(),
+        role_arn("DeliverFunction"),
+    ];
+    for who in &admins {
+        for action in ["kms:Sign", "kms:CreateGrant"] {
+            assert_eq!(
+                decide(&key, &r(who, action)),
+                Decision::Deny,
+                "{who} {action}: an explicit Deny"
+            );
+            assert!(!allowed(Some(&everything), Some(&key), &r(who, action)));
         }
-        other => panic!("unsupported value {other:?}"),
+        for action in ["kms:GetPublicKey", "kms:DescribeKey", "kms:PutKeyPolicy"] {
+            assert!(
+                allowed(Some(&everything), Some(&key), &r(who, action)),
+                "{who} may {action}"
+            );
+        }
     }
-}
-
-/// One request to a resource: who, what, on which ARN, and (for a
-/// service acting for a resource) the `aws:SourceArn` it carries.
-struct Request<'a> {
-    principal: &'a str,
-    action: &'a str,
-    arn: &'a str,
-    source_arn: Option<&'a str>,
-    /// `aws:SecureTransport`: sent over TLS.
-    tls: bool,
-}
-
-/// Does the Deny statement `s` of a resource policy refuse `r`? Evaluated
-/// as IAM does for what template.yaml uses: Principal `*`, Action/Resource
-/// patterns, and a Condition (itself perhaps under `!If`) of `ArnEquals` /
-/// `ArnNotEquals` on `aws:PrincipalArn` or `aws:SourceArn`, or `Bool` on
-/// `aws:SecureTransport`. A key the
-/// request lacks makes `ArnNotEquals` hold and `ArnEquals` fail, as in IAM.
-fn deny_applies(s: &Value, r: &Request, d: &Deployment) -> bool {
-    assert_eq!(s.get("Effect").and_then(Value::as_str), Some("Deny"));
-    assert_eq!(s.get("Principal").and_then(Value::as_str), Some("*"));
-    let acts = strings(s.get("Action"))
-        .iter()
-        .any(|a| matches(a, r.action));
-    let on = s
-        .get("Resource")
-        .map(|v| cfn(v, d))
-        .unwrap_or_default()
-        .iter()
-        .any(|p| matches(p, r.arn));
-    let mut condition = s.get("Condition").cloned();
-    if let Some(Value::Tagged(t)) = &condition {
-        assert_eq!(t.tag.to_string(), "!If");
-        let branches = t.value.as_sequence().expect("!If [name, then, else]");
-        let name = branches[0].as_str().expect("a condition name");
-        let chosen = &branches[if d.conditions[name] { 1 } else { 2 }];
-        let no_value =
-            matches!(chosen, Value::Tagged(t) if t.value.as_str() == Some("AWS::NoValue"));
-        condition = (!no_value).then(|| chosen.clone());
+    let mallory = "arn:aws:iam::444455556666:user/mallory";
+    for action in ["kms:Sign", "kms:GetPublicKey", "kms:CreateGrant"] {
+        assert!(
+            !allowed(Some(&everything), Some(&key), &r(mallory, action)),
+            "another account's {action}"
+        );
     }
-    let holds = condition.is_none_or(|c| {
-        c.as_mapping()
-            .expect("a Condition")
-            .iter()
-            .all(|(operator, block)| {
-                let negated = match operator.as_str() {
-                    Some("ArnNotEquals") => true,
-                    Some("ArnEquals") | Some("Bool") => false,
-                    other => panic!("operator {other:?} is not evaluated here"),
-                };
-                block.as_mapping().unwrap().iter().all(|(key, values)| {
-                    if operator.as_str() == Some("Bool") {
-                        assert_eq!(key.as_str(), Some("aws:SecureTransport"));
-                        let tls = if r.tls { "true" } else { "false" };
-                        return cfn(values, d).iter().any(|v| v == tls);
-                    }
-                    let actual = match key.as_str() {
-                        Some("aws:PrincipalArn") => Some(r.principal),
-                        Some("aws:SourceArn") => r.source_arn,
-                        other => panic!("key {other:?} is not evaluated here"),
-                    };
-                    let listed = cfn(values, d);
-                    match actual {
-                        None => negated,
-                        Some(a) => listed.iter().any(|v| matches(v, a)) != negated,
-                    }
-                })
-            })
-    });
-    acts && on && holds
-}
-
-/// The Deny statements of resource `policy`'s document, but TLS-only
-/// (every request here is over TLS).
-fn denies(policy: &Value) -> Vec<&Value> {
-    policy["PolicyDocument"]["Statement"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .filter(|s| s.get("Effect").and_then(Value::as_str) == Some("Deny"))
-        .collect()
+    assert!(
+        allowed(None, Some(&key), &r(&digest_role, "kms:Sign")),
+        "the digest role signs"
+    );
+    assert_eq!(
+        decide(&key, &r(&digest_role, "kms:CreateGrant")),
+        Decision::NotApplicable,
+        "the digest role grants nothing"
+    );
 }
 
 /// Item 8 of issue 21: nobody but the bucket admin role (and nobody at all
@@ -635,13 +532,10 @@ fn denies(policy: &Value) -> Vec<&Value> {
 #[test]
 fn nobody_but_the_bucket_admin_changes_retention() {
     let t = template();
-    let admin = "arn:aws:iam::111122223333:role/TrailkeepBucketAdmin";
-    let policy = t
-        .properties("LogBucketPolicy", "AWS::S3::BucketPolicy")
-        .unwrap();
+    let admin = "arn:aws:iam::123456789012:role/TrailkeepBucketAdmin";
     let bucket = "arn:aws:s3:::logs";
     let object =
-        "arn:aws:s3:::logs/AWSLogs/111122223333/CloudTrail-Digest/eu-west-1/2026/11/24/x.json.gz";
+        "arn:aws:s3:::logs/AWSLogs/123456789012/CloudTrail-Digest/eu-west-1/2026/11/24/x.json.gz";
     let changes = [
         ("s3:PutLifecycleConfiguration", bucket),
         ("s3:PutBucketVersioning", bucket),
@@ -649,43 +543,22 @@ fn nobody_but_the_bucket_admin_changes_retention() {
         ("s3:BypassGovernanceRetention", object),
         ("s3:PutObjectRetention", object),
     ];
+    let digest_role = role_arn("DigestFunction");
     let others = [
-        "arn:aws:iam::111122223333:root",
-        "arn:aws:iam::111122223333:role/Admin",
-        "arn:aws:iam::111122223333:role/trailkeep-DigestFunctionRole-1A2B3C",
+        "arn:aws:iam::123456789012:root",
+        "arn:aws:iam::123456789012:role/Admin",
+        digest_role.as_str(),
         "arn:aws:iam::444455556666:user/mallory",
     ];
     for admin_set in [false, true] {
-        let bind: Bindings = [
-            ("LogBucket", bucket.to_owned()),
-            (
-                "DeliverFunctionRole",
-                "arn:aws:iam::111122223333:role/d".to_owned(),
-            ),
-            (
-                "DigestFunctionRole",
-                "arn:aws:iam::111122223333:role/g".to_owned(),
-            ),
-            (
-                "BucketAdminRoleArn",
-                if admin_set { admin } else { "" }.to_owned(),
-            ),
-        ]
-        .into_iter()
-        .collect();
-        let d = Deployment {
-            bind: &bind,
-            conditions: BTreeMap::from([("HasBucketAdmin", admin_set)]),
-        };
+        let mut stack = Stack::new("history", "state", "logs");
+        stack.conditions.insert("HasBucketAdmin", admin_set);
+        stack.bind.insert(
+            "BucketAdminRoleArn",
+            if admin_set { admin } else { "" }.to_owned(),
+        );
         let denied = |action: &str, arn: &str, principal: &str| {
-            let r = Request {
-                principal,
-                action,
-                arn,
-                source_arn: None,
-                tls: true,
-            };
-            denies(policy).iter().any(|s| deny_applies(s, &r, &d))
+            stack.resource_denies(&Request::new(principal, action, arn))
         };
         for (action, arn) in changes {
             for principal in others {
@@ -699,11 +572,7 @@ fn nobody_but_the_bucket_admin_changes_retention() {
         }
         // Reading and delivering are untouched.
         assert!(!denied("s3:GetObject", object, others[1]));
-        assert!(!denied(
-            "s3:PutObject",
-            object,
-            "arn:aws:iam::111122223333:role/g"
-        ));
+        assert!(!denied("s3:PutObject", object, &digest_role));
     }
     // The default deployment locks every version (GOVERNANCE): the Deny on
     // the bypass is what makes it hold.
@@ -721,87 +590,82 @@ fn nobody_but_the_bucket_admin_changes_retention() {
 #[test]
 fn only_the_stacks_rules_and_buckets_send_to_the_ingest_queue() {
     let t = template();
-    let policy = t
-        .properties("IngestQueuePolicy", "AWS::SQS::QueuePolicy")
-        .unwrap();
-    let queue = "arn:aws:sqs:eu-west-1:111122223333:trailkeep-IngestQueue-1A2B";
-    let rule = |name: &str| format!("arn:aws:events:eu-west-1:111122223333:rule/{name}");
-    let ingest_role = "arn:aws:iam::111122223333:role/trailkeep-IngestFunctionRole-1A2B";
+    let rule = |name: &str| format!("arn:aws:events:us-east-1:123456789012:rule/{name}");
+    let ingest_role = role_arn("IngestFunction");
     for monitored in [false, true] {
-        let bind: Bindings = [
-            ("IngestQueue", queue.to_owned()),
-            ("IngestFunctionRole", ingest_role.to_owned()),
-            ("CloudTrailEventsRule", rule("ct")),
-            ("AuditBusRule", rule("trailkeep-audit/app")),
-            ("S3ObjectEventsRule", rule("s3")),
-            ("MonitoredBuckets", "uploads,invoices".to_owned()),
-            ("AWS::AccountId", "111122223333".to_owned()),
-        ]
-        .into_iter()
-        .collect();
-        let d = Deployment {
-            bind: &bind,
-            conditions: BTreeMap::from([("HasMonitoredBuckets", monitored)]),
-        };
+        let mut stack = Stack::new("history", "state", "logs");
+        stack.conditions.insert("HasMonitoredBuckets", monitored);
+        stack
+            .bind
+            .insert("MonitoredBuckets", "uploads,invoices".to_owned());
+        let queue = stack.bind["IngestQueue"].clone();
+        let queue_policy = stack.resource_policy(&queue).unwrap();
         let denied = |principal: &str, action: &str, source_arn: Option<&str>| {
             let r = Request {
-                principal,
-                action,
-                arn: queue,
                 source_arn,
-                tls: true,
+                ..Request::new(principal, action, &queue)
             };
-            denies(policy).iter().any(|s| deny_applies(s, &r, &d))
+            decide(&queue_policy, &r) == Decision::Deny
         };
+        // A service's request is allowed by the queue policy alone.
+        let service_from = |principal: &str, source_arn: &str, account: &str| {
+            let r = Request {
+                source_arn: Some(source_arn),
+                source_account: Some(account),
+                ..Request::new(principal, "sqs:SendMessage", &queue)
+            };
+            allowed(None, Some(&queue_policy), &r)
+        };
+        let service_may =
+            |principal: &str, source_arn: &str| service_from(principal, source_arn, "123456789012");
         // The stack's own senders.
-        assert!(!denied(
+        assert!(service_may("events.amazonaws.com", &rule("ct")));
+        assert!(service_may(
             "events.amazonaws.com",
-            "sqs:SendMessage",
-            Some(&rule("ct"))
-        ));
-        assert!(!denied(
-            "events.amazonaws.com",
-            "sqs:SendMessage",
-            Some(&rule("trailkeep-audit/app"))
+            &rule("trailkeep-audit/app")
         ));
         assert_eq!(
-            denied(
-                "s3.amazonaws.com",
-                "sqs:SendMessage",
-                Some("arn:aws:s3:::uploads")
-            ),
-            !monitored,
+            service_may("events.amazonaws.com", &rule("s3")),
+            monitored,
+            "the S3 object events rule (monitoring: {monitored})"
+        );
+        assert_eq!(
+            service_may("s3.amazonaws.com", "arn:aws:s3:::uploads"),
+            monitored,
             "a monitored bucket's notification (monitoring: {monitored})"
         );
+        // A bucket of that name in another account (deleted and re-created
+        // there) does not send.
+        assert!(!service_from(
+            "s3.amazonaws.com",
+            "arn:aws:s3:::uploads",
+            "444455556666"
+        ));
         // The attacks: a principal of the account with sqs:SendMessage in
         // its identity policy; the root user; a rule or bucket not the
         // stack's.
         for principal in [
-            "arn:aws:iam::111122223333:role/Admin",
-            "arn:aws:iam::111122223333:root",
+            "arn:aws:iam::123456789012:role/Admin",
+            "arn:aws:iam::123456789012:root",
             "arn:aws:iam::444455556666:user/mallory",
         ] {
-            assert!(
-                denied(principal, "sqs:SendMessage", None),
-                "{principal} sends"
-            );
-            assert!(
-                denied(principal, "sqs:ReceiveMessage", None),
-                "{principal} receives"
-            );
-            assert!(
-                denied(principal, "sqs:ChangeMessageVisibility", None),
-                "{principal} holds a handle"
-            );
-            assert!(
-                denied(principal, "sqs:PurgeQueue", None),
-                "{principal} purges"
-            );
+            for action in [
+                "sqs:SendMessage",
+                "sqs:ReceiveMessage",
+                "sqs:ChangeMessageVisibility",
+                "sqs:PurgeQueue",
+            ] {
+                assert!(denied(principal, action, None), "{principal} {action}");
+            }
         }
         assert!(denied(
             "events.amazonaws.com",
             "sqs:SendMessage",
             Some(&rule("someone-elses-rule"))
+        ));
+        assert!(!service_may(
+            "events.amazonaws.com",
+            &rule("someone-elses-rule")
         ));
         assert!(denied(
             "s3.amazonaws.com",
@@ -814,41 +678,33 @@ fn only_the_stacks_rules_and_buckets_send_to_the_ingest_queue() {
             "sqs:DeleteMessage",
             "sqs:ChangeMessageVisibility",
         ] {
-            assert!(!denied(ingest_role, action, None), "ingest may {action}");
+            assert!(!denied(&ingest_role, action, None), "ingest may {action}");
         }
+        // Receiving and deleting come with SAM's SQS event source
+        // (AWSLambdaSQSQueueExecutionRole); the template's own statement
+        // lets ingest confirm a receipt handle.
+        assert!(stack.allows(
+            "IngestFunction",
+            Request::new("", "sqs:ChangeMessageVisibility", &queue)
+        ));
     }
     // The dead-letter queue: only the stack's rules and the ingest queue's
     // redrive put messages there, so nothing planted is re-ingested when an
     // operator drains it.
-    let dlq = "arn:aws:sqs:eu-west-1:111122223333:trailkeep-IngestDeadLetterQueue-9Z";
-    let dlq_policy = t
-        .properties("IngestDeadLetterQueuePolicy", "AWS::SQS::QueuePolicy")
-        .unwrap();
-    let bind: Bindings = [
-        ("IngestDeadLetterQueue", dlq.to_owned()),
-        ("IngestQueue", queue.to_owned()),
-        ("CloudTrailEventsRule", rule("ct")),
-        ("AuditBusRule", rule("trailkeep-audit/app")),
-        ("S3ObjectEventsRule", rule("s3")),
-    ]
-    .into_iter()
-    .collect();
-    let d = Deployment {
-        bind: &bind,
-        conditions: BTreeMap::from([("HasMonitoredBuckets", true)]),
-    };
+    let mut stack = Stack::new("history", "state", "logs");
+    stack.conditions.insert("HasMonitoredBuckets", true);
+    let (queue, dlq) = (
+        stack.bind["IngestQueue"].clone(),
+        stack.bind["IngestDeadLetterQueue"].clone(),
+    );
     let dlq_denies = |principal: &str, source_arn: Option<&str>| {
-        let r = Request {
-            principal,
-            action: "sqs:SendMessage",
-            arn: dlq,
+        stack.resource_denies(&Request {
             source_arn,
-            tls: true,
-        };
-        denies(dlq_policy).iter().any(|s| deny_applies(s, &r, &d))
+            ..Request::new(principal, "sqs:SendMessage", &dlq)
+        })
     };
-    assert!(dlq_denies("arn:aws:iam::111122223333:role/Admin", None));
-    assert!(!dlq_denies("sqs.amazonaws.com", Some(queue)));
+    assert!(dlq_denies("arn:aws:iam::123456789012:role/Admin", None));
+    assert!(!dlq_denies("sqs.amazonaws.com", Some(&queue)));
     assert!(!dlq_denies("events.amazonaws.com", Some(&rule("ct"))));
     assert!(dlq_denies(
         "events.amazonaws.com",
@@ -876,8 +732,8 @@ fn only_the_stacks_rules_and_buckets_send_to_the_ingest_queue() {
 /// admitted.
 #[test]
 fn each_function_writes_only_its_own_state_items() {
+    let stack = Stack::new("history", "state", "logs");
     let state = table_arn("state");
-    let bind = function_bindings("history", "state", "logs");
     // One item of each kind: staged event, region registration, delivery cursor, claim,
     // manifest, chain head, key registry, trails.
     let items = [
@@ -926,10 +782,15 @@ fn each_function_writes_only_its_own_state_items() {
             ][..],
         ),
     ] {
-        let grants = grants(function, &bind);
         for (pk, kind) in items {
             for action in [put, update] {
-                let allowed = grants.iter().any(|g| g.allows(action, &state, Some(pk)));
+                let allowed = stack.allows(
+                    function,
+                    Request {
+                        leading_key: Some(pk),
+                        ..Request::new("", action, &state)
+                    },
+                );
                 assert_eq!(
                     allowed,
                     owns.contains(&(action, kind)),
@@ -937,19 +798,16 @@ fn each_function_writes_only_its_own_state_items() {
                 );
             }
         }
-        // No write to the state table without a LeadingKeys condition.
-        for g in &grants {
-            let writes = g
-                .actions
-                .iter()
-                .any(|a| a == "dynamodb:PutItem" || a == "dynamodb:UpdateItem");
-            if writes && g.resources.iter().any(|r| r == &state) {
-                assert!(
-                    g.leading_keys.is_some(),
-                    "{function}: {} writes any item",
-                    g.sid
-                );
-            }
+        // No statement writes an item of a kind nobody owns.
+        for action in [put, update] {
+            let forged = Request {
+                leading_key: Some("FORGED#audit"),
+                ..Request::new("", action, &state)
+            };
+            assert!(
+                !stack.allows(function, forged),
+                "{function}: {action} on any item"
+            );
         }
     }
 }
@@ -967,8 +825,16 @@ fn a_key_made_with_signing_key_yaml_has_the_stacks_key_policy() {
     let made = made.properties("SigningKey", "AWS::KMS::Key").unwrap();
     assert_eq!(made["KeySpec"].as_str(), Some("RSA_2048"));
     assert_eq!(made["KeyUsage"].as_str(), Some("SIGN_VERIFY"));
-    let made = made["KeyPolicy"]["Statement"].as_sequence().unwrap();
-    only_the_digest_role_signs_with(made);
+    let made = statements(&made["KeyPolicy"]);
+    // signing-key.yaml takes the roles as parameters.
+    let mut deployed = Stack::new("history", "state", "logs");
+    deployed
+        .bind
+        .insert("DigestFunctionRoleArn", role_arn("DigestFunction"));
+    deployed
+        .bind
+        .insert("LookupFunctionRoleArn", role_arn("LookupFunction"));
+    only_the_digest_role_signs_with(made, &deployed);
 
     let t = template();
     let stack = t.properties("SigningKey", "AWS::KMS::Key").unwrap();
@@ -999,11 +865,19 @@ fn a_key_made_with_signing_key_yaml_has_the_stacks_key_policy() {
             vec![]
         )]
     );
-    let lookup = made
-        .iter()
-        .find(|s| s["Sid"].as_str() == Some("LookupFunctionReadsPublicKey"))
-        .unwrap();
-    assert!(format!("{:?}", lookup["Principal"]).contains("LookupFunctionRoleArn"));
+    // That statement lets the API's role read the public half on the key
+    // policy alone (its own policy names only the stack's key), and no
+    // other role.
+    let key = policy(made, &deployed.deployment());
+    let read = |who: &str| {
+        allowed(
+            None,
+            Some(&key),
+            &Request::new(who, "kms:GetPublicKey", &deployed.bind["SigningKey"]),
+        )
+    };
+    assert!(read(&role_arn("LookupFunction")));
+    assert!(!read(&role_arn("DeliverFunction")));
 }
 
 /// `SigningKeyArns` and `RetiredSigningKeyArns` as the functions read them:
@@ -1020,14 +894,13 @@ fn the_signing_keys_follow_signing_key_arns_and_retired_keys_stay_listed() {
     );
     let t = template();
     let env = |function: &str, signing: &str, retired: &str| -> String {
-        let mut bind = function_bindings("h", "s", "b");
-        bind.insert("SigningKey", stack.to_owned());
-        bind.insert("SigningKeyArns", signing.to_owned());
-        bind.insert("RetiredSigningKeyArns", retired.to_owned());
-        let d = Deployment {
-            bind: &bind,
-            conditions: BTreeMap::new(),
-        };
+        let mut deployed = Stack::new("h", "s", "b");
+        deployed.bind.insert("SigningKey", stack.to_owned());
+        deployed.bind.insert("SigningKeyArns", signing.to_owned());
+        deployed
+            .bind
+            .insert("RetiredSigningKeyArns", retired.to_owned());
+        let d = deployed.deployment();
         let props = t.properties(function, "AWS::Serverless::Function").unwrap();
         let mut v = cfn(&props["Environment"]["Variables"]["SIGNING_KEYS"], &d);
         assert_eq!(v.len(), 1);
@@ -1099,6 +972,26 @@ fn every_functions_permissions_are_inline_documents_the_tests_read() {
                     "{id}: a Policies entry that is not an inline document: {p:?}"
                 ));
             }
+        }
+    }
+    // Nor may a policy reach a role from outside its function: a
+    // standalone policy naming `DigestFunctionRole`, or a role, user or
+    // group the template makes, would grant what the tests above never
+    // evaluate; nor may Globals give every function more.
+    let doc: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap(),
+    )
+    .unwrap();
+    for (id, r) in doc["Resources"].as_mapping().unwrap() {
+        let kind = r["Type"].as_str().unwrap_or_default();
+        if kind.starts_with("AWS::IAM::") {
+            wrong.push(format!("{id:?}: a {kind} outside the functions' Policies"));
+        }
+    }
+    let globals = doc.get("Globals").and_then(|g| g.get("Function"));
+    for key in ["Policies", "Role"] {
+        if globals.is_some_and(|g| g.get(key).is_some()) {
+            wrong.push(format!("Globals.Function.{key}"));
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
