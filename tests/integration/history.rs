@@ -7,10 +7,7 @@ use serde_json::json;
 use trailkeep_shared::aws::history_table::attr;
 use trailkeep_shared::aws::history_table::DynamoHistory;
 use trailkeep_shared::aws::state_table::DynamoStaging;
-use trailkeep_shared::history::{
-    self, attribute_pk, index_items, primary_pk, time_pk, HistorySettings, HistoryStore, Item,
-    LookupAttribute, PRIMARY_SK,
-};
+use trailkeep_shared::history::{self, HistorySettings, HistoryStore, Item, PRIMARY_SK};
 use trailkeep_shared::ingest::normalize::{normalize, Context};
 use trailkeep_shared::ingest::{IngestError, IngestReport, Targets};
 use trailkeep_shared::model::{EventCategory, Record};
@@ -43,6 +40,71 @@ async fn ingest(
     };
     let now = chrono::Utc::now();
     trailkeep_shared::ingest::ingest(&targets, ctx, payload, &now).await
+}
+
+/// The item keys docs/event-history.md gives (unsharded), written out here
+/// rather than taken from `history::`'s key functions, so a change of
+/// layout fails these tests instead of moving with them (issue 19).
+mod keys {
+    use std::collections::BTreeSet;
+
+    use trailkeep_shared::history::LookupAttribute;
+    use trailkeep_shared::model::Record;
+
+    /// The primary item's partition key.
+    pub fn event(partition: &str, id: &str) -> String {
+        format!("{partition}#EventId#{id}")
+    }
+
+    pub fn time(partition: &str, day: &str) -> String {
+        format!("{partition}#Time#{day}")
+    }
+
+    pub fn attribute(partition: &str, name: &str, value: &str, day: &str) -> String {
+        format!("{partition}#{name}#{value}#{day}")
+    }
+
+    pub fn day(record: &Record) -> String {
+        record.event_time.format("%Y-%m-%d").to_string()
+    }
+
+    /// Index items' sort key: the event time to the second, then the ID.
+    pub fn sort(record: &Record) -> String {
+        format!(
+            "{}#{}",
+            record.event_time.format("%Y-%m-%dT%H:%M:%SZ"),
+            record.event_id
+        )
+    }
+
+    /// The attributes with an index item of their own: all eight but
+    /// EventId (the primary item) and ReadOnly (a flag on the time item).
+    pub const INDEXED: [(LookupAttribute, &str); 6] = [
+        (LookupAttribute::EventName, "EventName"),
+        (LookupAttribute::EventSource, "EventSource"),
+        (LookupAttribute::Username, "Username"),
+        (LookupAttribute::AccessKeyId, "AccessKeyId"),
+        (LookupAttribute::ResourceType, "ResourceType"),
+        (LookupAttribute::ResourceName, "ResourceName"),
+    ];
+
+    /// Every (pk, sk) one management event has in `partition`: the
+    /// primary item, the time item, one item per indexed value. Which
+    /// values a record has under an attribute is the lookup's semantics
+    /// (tested in lookup.rs); how they become keys is written here.
+    pub fn of(record: &Record, partition: &str) -> BTreeSet<(String, String)> {
+        let (day, sk) = (day(record), sort(record));
+        let mut all = BTreeSet::from([
+            (event(partition, &record.event_id), "event".to_owned()),
+            (time(partition, &day), sk.clone()),
+        ]);
+        for (a, name) in INDEXED {
+            for value in a.values(record) {
+                all.insert((attribute(partition, name, value, &day), sk.clone()));
+            }
+        }
+        all
+    }
 }
 
 fn ctx() -> Context {
@@ -118,32 +180,27 @@ async fn every_payload_in_events_is_stored_where_it_belongs_with_its_index() {
         };
         assert_eq!(report.stored, 1, "{path}");
         {
-            let primary = table.partition(&primary_pk(region, &record.event_id)).await;
+            let primary = table
+                .partition(&keys::event(region, &record.event_id))
+                .await;
             assert_eq!(primary.len(), 1, "{path} in {region}");
             // THEN the stored record is the normalized record, with its classification
             let stored: Record = serde_json::from_str(&record_in(&primary[0])).unwrap();
             assert_eq!(&stored, record, "{path}");
-            assert_eq!(s(&primary[0], attr::SK), PRIMARY_SK);
-            expected_items.insert((primary_pk(region, &record.event_id), PRIMARY_SK.to_owned()));
+            assert_eq!(s(&primary[0], attr::SK), "event");
             // AND it is found under every lookup attribute it has, on its
             // day, but ReadOnly, which its time index item carries
-            let day = trailkeep_shared::time::day(&record.event_time);
-            let sk = history::index_sk(&record.event_time, &record.event_id);
-            for attribute in LookupAttribute::ALL
-                .into_iter()
-                .filter(|a| ![LookupAttribute::EventId, LookupAttribute::ReadOnly].contains(a))
-            {
-                for value in attribute.values(record) {
-                    let pk = attribute_pk(region, attribute, value, &day);
-                    let items = table.partition(&pk).await;
-                    assert!(items.iter().any(|i| s(i, attr::SK) == sk), "{path}: {pk}");
-                    expected_items.insert((pk, sk.clone()));
-                }
+            let mine = keys::of(record, region);
+            for (pk, sk) in &mine {
+                let items = table.partition(pk).await;
+                assert!(items.iter().any(|i| s(i, attr::SK) == sk), "{path}: {pk}");
             }
-            let by_time = table.partition(&time_pk(region, &day)).await;
+            let by_time = table
+                .partition(&keys::time(region, &keys::day(record)))
+                .await;
             let time_item = by_time
                 .iter()
-                .find(|i| s(i, attr::SK) == sk)
+                .find(|i| s(i, attr::SK) == keys::sort(record))
                 .unwrap_or_else(|| panic!("{path}: time index"));
             assert_eq!(
                 time_item
@@ -152,7 +209,7 @@ async fn every_payload_in_events_is_stored_where_it_belongs_with_its_index() {
                 Some(&read_only),
                 "{path}: ReadOnly on the time item"
             );
-            expected_items.insert((time_pk(region, &day), sk.clone()));
+            expected_items.extend(mine);
         }
     }
 
@@ -213,14 +270,18 @@ async fn the_same_event_delivered_five_times_concurrently_is_stored_once() {
         "{reports:?}"
     );
     let normalized = normalize(&payload, &c).records.remove(0);
-    let index = index_items(&normalized.record, "eu-west-1", 0, 1);
     let items = table.items().await;
+    let actual: BTreeSet<(String, String)> = items
+        .iter()
+        .map(|i| (s(i, attr::PK).to_owned(), s(i, attr::SK).to_owned()))
+        .collect();
+    assert_eq!(items.len(), actual.len());
     assert_eq!(
-        items.len(),
-        1 + index.len(),
+        actual,
+        keys::of(&normalized.record, "eu-west-1"),
         "one primary item and one of each index item"
     );
-    let by_time = table.partition(&time_pk("eu-west-1", "2026-11-24")).await;
+    let by_time = table.partition("eu-west-1#Time#2026-11-24").await;
     assert_eq!(by_time.len(), 1);
     table.delete().await;
 }
@@ -258,11 +319,7 @@ async fn one_event_id_with_different_content_keeps_one_version_and_one_index() {
     assert_eq!(primaries.len(), 1, "one stored version");
     let winner: Record = serde_json::from_str(&record_in(primaries[0])).unwrap();
     // Every index item is the winning version's: its keys, nothing else.
-    let mut expected: BTreeSet<(String, String)> = index_items(&winner, "eu-west-1", 0, 1)
-        .into_iter()
-        .map(|i| (i.pk, i.sk))
-        .collect();
-    expected.insert((s(primaries[0], attr::PK).to_owned(), PRIMARY_SK.to_owned()));
+    let expected = keys::of(&winner, "eu-west-1");
     let actual: BTreeSet<(String, String)> = items
         .iter()
         .map(|i| (s(i, attr::PK).to_owned(), s(i, attr::SK).to_owned()))
@@ -304,7 +361,7 @@ async fn a_global_event_is_stored_once_in_the_global_partition() {
     )
     .await
     .unwrap();
-    let pk = |r| primary_pk(r, "a1c3e5f7-0b1d-4e2f-8a6c-4d2e0f1a3b02");
+    let pk = |r| keys::event(r, "a1c3e5f7-0b1d-4e2f-8a6c-4d2e0f1a3b02");
     assert_eq!(table.partition(&pk("eu-west-1")).await.len(), 1);
     assert!(table.partition(&pk("us-east-1")).await.is_empty());
     table.delete().await;
@@ -494,7 +551,7 @@ async fn an_item_altered_outside_trailkeep_is_left_out_and_never_fails_a_read_or
             .client
             .update_item()
             .table_name(&table.name)
-            .key(attr::PK, A::S(primary_pk("eu-west-1", &id_of(p))))
+            .key(attr::PK, A::S(keys::event("eu-west-1", &id_of(p))))
             .key(attr::SK, A::S(PRIMARY_SK.into()))
             .update_expression("SET #z = :z")
             .expression_attribute_names("#z", attr::PACKED)
@@ -506,7 +563,7 @@ async fn an_item_altered_outside_trailkeep_is_left_out_and_never_fails_a_read_or
     // THEN reads leave them out: the records, one by one, and a lookup page
     let pks: Vec<String> = [&read, &write]
         .iter()
-        .map(|p| primary_pk("eu-west-1", &id_of(p)))
+        .map(|p| keys::event("eu-west-1", &id_of(p)))
         .collect();
     assert!(store.records(&pks, 0, false).await.unwrap().is_empty());
     assert_eq!(store.get(&pks[0], PRIMARY_SK, 0).await.unwrap(), None);
