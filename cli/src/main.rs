@@ -95,7 +95,11 @@ async fn main() -> std::process::ExitCode {
             },
         },
     };
-    eprintln!("trailkeep: {message}");
+    // Messages can quote object keys and API answers: escaped as findings are.
+    eprintln!(
+        "trailkeep: {}",
+        trailkeep_shared::validate::printable(&message)
+    );
     std::process::ExitCode::from(code)
 }
 

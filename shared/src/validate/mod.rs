@@ -214,11 +214,35 @@ impl Finding {
             Kind::Digest => "Digest file",
             Kind::Log => "Log file",
         };
+        let location = printable(&self.location);
         match &self.problem {
-            None => format!("{kind}\t{}\tvalid", self.location),
-            Some(p) => format!("{kind}\t{}\tINVALID: {p}", self.location),
+            None => format!("{kind}\t{location}\tvalid"),
+            Some(p) => format!("{kind}\t{location}\tINVALID: {}", printable(p)),
         }
     }
+}
+
+/// `text` with control characters and bidirectional overrides escaped
+/// (`\n`, `\t`, `\u{1b}`, `\u{202e}`): object keys come from the bucket,
+/// and one holding a newline could forge a `valid` line of the report, a
+/// terminal escape could rewrite the screen, an override could show a
+/// name backwards. Text without them is returned as it is.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !text.chars().any(unsafe_char) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| {
+            if unsafe_char(c) {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
 }
 
 /// The outcome: counts and the time range of the valid digests. Findings
@@ -1024,6 +1048,20 @@ mod tests {
         assert_eq!(
             invalid.line(),
             "Log file\ts3://b/l\tINVALID: hash value doesn't match"
+        );
+        // A hostile key cannot forge a second line, a tab-separated
+        // column, a terminal escape or a reversed name.
+        let forged = Finding {
+            location: "s3://b/x.json.gz\n\u{1b}[2KLog file\ts3://b/y\tvalid\u{202e}zg.nosj".into(),
+            ..invalid.clone()
+        };
+        assert_eq!(
+            forged.line(),
+            "Log file\ts3://b/x.json.gz\\n\\u{1b}[2KLog file\\ts3://b/y\\tvalid\\u{202e}zg.nosj\tINVALID: hash value doesn't match"
+        );
+        assert_eq!(
+            printable("AWSLogs/1/CloudTrail/é x.json.gz"),
+            "AWSLogs/1/CloudTrail/é x.json.gz"
         );
         let mut r = Report::default();
         r.count(&valid);
