@@ -28,6 +28,11 @@ pub struct ApiArgs {
 pub struct TrailFlags {
     #[arg(long)]
     s3_key_prefix: Option<String>,
+    /// KMS key for SSE-KMS of log and digest files (key ID, key ARN, alias
+    /// name or alias ARN; one of the stack's LogEncryptionKeyArns). "" on
+    /// update-trail removes it.
+    #[arg(long)]
+    kms_key_id: Option<String>,
     #[arg(long, action = ArgAction::SetTrue, overrides_with = "no_include_global_service_events")]
     include_global_service_events: bool,
     #[arg(long, action = ArgAction::SetTrue)]
@@ -186,6 +191,9 @@ fn flag_members(flags: &TrailFlags) -> Value {
     let mut b = json!({});
     if let Some(p) = &flags.s3_key_prefix {
         b["S3KeyPrefix"] = json!(p);
+    }
+    if let Some(k) = &flags.kms_key_id {
+        b["KmsKeyId"] = json!(k);
     }
     for (member, on, off) in [
         (
@@ -349,6 +357,19 @@ mod tests {
         })
         .unwrap();
         assert_eq!((op, body), ("UpdateTrail", json!({"Name": "audit"})));
+        let (_, body) = request(TrailCommand::UpdateTrail {
+            name: "audit".into(),
+            s3_bucket_name: None,
+            flags: TrailFlags {
+                kms_key_id: Some("alias/trail-logs".into()),
+                ..TrailFlags::default()
+            },
+        })
+        .unwrap();
+        assert_eq!(
+            body,
+            json!({"Name": "audit", "KmsKeyId": "alias/trail-logs"})
+        );
         let (op, body) = request(TrailCommand::PutEventSelectors {
             trail_name: "audit".into(),
             event_selectors: Some(r#"[{"ReadWriteType": "WriteOnly"}]"#.into()),

@@ -47,6 +47,8 @@ impl DigestBucket for CopyBucket {
         key: &str,
         gzip: Vec<u8>,
         signature_hex: &str,
+        // A local copy is not encrypted at rest by this tool.
+        _kms_key: Option<&str>,
     ) -> Result<(), StoreError> {
         let meta = std::collections::HashMap::from([
             ("signature".to_owned(), signature_hex.to_owned()),
@@ -215,6 +217,7 @@ pub async fn make_copy(
         account_id: ACCOUNT.into(),
         s3_bucket_name: bucket.into(),
         s3_key_prefix: None,
+        kms_key_id: None,
         is_multi_region_trail: false,
         include_global_service_events: true,
         log_file_validation_enabled: true,

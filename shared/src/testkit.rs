@@ -781,12 +781,14 @@ impl TrailStore for MemoryTrails {
     }
 }
 
-/// One object: bytes and the digest signature metadata.
+/// One object: bytes, the digest signature metadata, and the KMS key it
+/// was written under (SSE-KMS), if any.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Object {
     pub bytes: Vec<u8>,
     pub signature: Option<String>,
     pub signature_algorithm: Option<String>,
+    pub kms_key: Option<String>,
 }
 
 /// Buckets in memory: (bucket, key) → object.
@@ -859,13 +861,20 @@ impl MemoryBucket {
 }
 
 impl LogSink for MemoryBucket {
-    async fn put(&self, bucket: &str, key: &str, gzip: Vec<u8>) -> Result<(), StoreError> {
+    async fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        gzip: Vec<u8>,
+        kms_key: Option<&str>,
+    ) -> Result<(), StoreError> {
         MemoryBucket::put(
             self,
             bucket,
             key,
             Object {
                 bytes: gzip,
+                kms_key: kms_key.map(str::to_owned),
                 ..Object::default()
             },
         )
@@ -887,11 +896,13 @@ impl DigestBucket for MemoryBucket {
         key: &str,
         gzip: Vec<u8>,
         signature_hex: &str,
+        kms_key: Option<&str>,
     ) -> Result<(), StoreError> {
         let object = Object {
             bytes: gzip,
             signature: Some(signature_hex.to_owned()),
             signature_algorithm: Some(crate::digest::SIGNATURE_ALGORITHM.to_owned()),
+            kms_key: kms_key.map(str::to_owned),
         };
         MemoryBucket::put(self, bucket, key, object)
     }
@@ -1049,6 +1060,7 @@ pub fn trail(name: &str, since: DateTime<Utc>) -> Trail {
         account_id: ACCOUNT.into(),
         s3_bucket_name: "logs".into(),
         s3_key_prefix: None,
+        kms_key_id: None,
         is_multi_region_trail: true,
         include_global_service_events: true,
         log_file_validation_enabled: true,

@@ -120,7 +120,13 @@ pub(crate) struct DiesAfter<'a> {
 }
 
 impl LogSink for DiesAfter<'_> {
-    async fn put(&self, bucket: &str, key: &str, gzip: Vec<u8>) -> Result<(), StoreError> {
+    async fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        gzip: Vec<u8>,
+        kms_key: Option<&str>,
+    ) -> Result<(), StoreError> {
         if self.done.fetch_add(1, Ordering::SeqCst) >= self.ok {
             return Err(StoreError::Backend {
                 operation: "PutObject",
@@ -128,7 +134,7 @@ impl LogSink for DiesAfter<'_> {
                 message: "killed".into(),
             });
         }
-        self.inner.put(bucket, key, gzip).await
+        self.inner.put(bucket, key, gzip, kms_key).await
     }
 }
 
@@ -156,6 +162,7 @@ async fn make_trails(
         name: name.into(),
         s3_bucket_name: bucket.into(),
         s3_key_prefix: Some(prefix.into()),
+        kms_key_id: None,
         is_multi_region_trail: multi,
         include_global_service_events: true,
         log_file_validation_enabled: true,

@@ -106,7 +106,7 @@ fn if_branch<'v>(t: &'v serde_yaml_ng::value::TaggedValue, d: &Deployment) -> &'
 /// A template value as the JSON CloudFormation would hand to IAM: every
 /// intrinsic resolved, `!Ref AWS::NoValue` (directly or as the chosen
 /// branch of an `!If`) dropped from its mapping or list.
-fn resolve(v: &Value, d: &Deployment) -> Option<Json> {
+pub fn resolve(v: &Value, d: &Deployment) -> Option<Json> {
     match v {
         Value::Mapping(m) => Some(Json::Object(
             m.iter()
@@ -149,6 +149,11 @@ pub fn policy<'v>(statements: impl IntoIterator<Item = &'v Value>, d: &Deploymen
         .into_iter()
         .filter_map(|s| resolve(s, d))
         .collect();
+    read_policy(statements)
+}
+
+/// Resolved JSON statements as iam-rs reads them.
+pub fn read_policy(statements: Vec<Json>) -> IAMPolicy {
     let doc = json!({"Version": "2012-10-17", "Statement": statements});
     serde_json::from_value(doc.clone()).unwrap_or_else(|e| panic!("iam-rs reads {doc}: {e}"))
 }

@@ -766,6 +766,7 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
             shards: 1,
         },
         history: settings.clone(),
+        log_encryption_keys: Vec::new(),
     };
     let api = Api {
         account_id: ACCOUNT,

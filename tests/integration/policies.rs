@@ -9,10 +9,13 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
 use iam_rs::{Decision, IAMPolicy};
+use serde_json::{json, Value as Json};
 use serde_yaml_ng::Value;
 
 use crate::helpers::template;
-use crate::iam::{allowed, cfn, decide, policy, statements, Bindings, Deployment, Request};
+use crate::iam::{
+    allowed, cfn, decide, policy, read_policy, resolve, statements, Bindings, Deployment, Request,
+};
 
 /// The account every test deployment lives in.
 const ACCOUNT: &str = "123456789012";
@@ -85,6 +88,7 @@ impl Stack {
                 format!("arn:aws:kms:us-east-1:{ACCOUNT}:key/signing"),
             ),
             ("BucketAdminRoleArn", String::new()),
+            ("LogEncryptionKeyArns", String::new()),
             ("MonitoredBuckets", String::new()),
         ]
         .into_iter()
@@ -104,7 +108,11 @@ impl Stack {
         }
         Stack {
             bind,
-            conditions: BTreeMap::from([("HasBucketAdmin", false), ("HasMonitoredBuckets", false)]),
+            conditions: BTreeMap::from([
+                ("HasBucketAdmin", false),
+                ("HasMonitoredBuckets", false),
+                ("HasLogEncryptionKeys", false),
+            ]),
             cache: RefCell::default(),
         }
     }
@@ -151,6 +159,13 @@ impl Stack {
             Some(self.resource_document("LogBucketPolicy", "AWS::S3::BucketPolicy"))
         } else if arn == self.bind["SigningKey"] {
             Some(self.resource_document("SigningKey", "AWS::KMS::Key"))
+        } else if arn.starts_with("arn:aws:kms:") {
+            // A key made outside the stack, with KMS's default key policy:
+            // the account's IAM policies decide.
+            let root = format!("arn:aws:iam::{}:root", self.bind["AWS::AccountId"]);
+            Some(read_policy(vec![json!({
+                "Effect": "Allow", "Principal": {"AWS": root}, "Action": "kms:*", "Resource": "*"
+            })]))
         } else if arn == self.bind["IngestQueue"] {
             Some(self.resource_document("IngestQueuePolicy", "AWS::SQS::QueuePolicy"))
         } else if arn == self.bind["IngestDeadLetterQueue"] {
@@ -183,25 +198,30 @@ impl Stack {
         })
     }
 
-    /// `function`'s role's Allow statements, one by one.
+    /// `function`'s role's Allow statements in this deployment, one by one.
     pub fn grants(&self, function: &str) -> Vec<Grant> {
         let d = self.deployment();
+        let texts = |v: Option<&Json>| -> Vec<String> {
+            match v {
+                Some(Json::String(s)) => vec![s.clone()],
+                Some(Json::Array(a)) => a
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect(),
+                _ => Vec::new(),
+            }
+        };
         Self::role_statements(function)
             .iter()
-            .filter(|s| s.get("Effect").and_then(Value::as_str) == Some("Allow"))
+            .filter_map(|s| resolve(s, &d))
+            .filter(|s| s["Effect"] == "Allow")
             .map(|s| Grant {
-                sid: s
-                    .get("Sid")
-                    .and_then(Value::as_str)
-                    .unwrap_or("?")
-                    .to_owned(),
-                actions: strings(s.get("Action")),
+                sid: s["Sid"].as_str().unwrap_or("?").to_owned(),
+                actions: texts(s.get("Action")),
                 leading_keys: s
-                    .get("Condition")
-                    .and_then(|c| c.get("ForAllValues:StringLike"))
-                    .and_then(|c| c.get("dynamodb:LeadingKeys"))
-                    .map(|v| cfn(v, &d)),
-                policy: policy([s], &d),
+                    .pointer("/Condition/ForAllValues:StringLike/dynamodb:LeadingKeys")
+                    .map(|v| texts(Some(v))),
+                policy: read_policy(vec![s]),
             })
             .collect()
     }
@@ -469,6 +489,50 @@ fn each_role_can_do_only_its_part() {
         // TLS only.
         assert!(denied(who, "s3:GetObject", log_key, false), "{who}");
         assert!(!denied(who, "s3:GetObject", log_key, true), "{who}");
+    }
+}
+
+/// Issue 16: with `LogEncryptionKeyArns`, deliver may encrypt log files
+/// and digest may encrypt digests and read log files with exactly those
+/// keys; nobody else gains a KMS right; without it, no function may use
+/// any such key.
+#[test]
+fn only_deliver_and_digest_use_the_listed_log_encryption_keys() {
+    let listed = [
+        "arn:aws:kms:us-east-1:123456789012:key/0b1d4e2f-8a6c-4d2e-9f1a-3b02a1c3e5f7",
+        "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-4333-8444-555555555555",
+    ];
+    let other = "arn:aws:kms:us-east-1:123456789012:key/99999999-2222-4333-8444-555555555555";
+    for keys_listed in [false, true] {
+        let mut stack = Stack::new("history", "state", "logs");
+        stack.conditions.insert("HasLogEncryptionKeys", keys_listed);
+        if keys_listed {
+            stack.bind.insert("LogEncryptionKeyArns", listed.join(","));
+        }
+        let may = |f: &str, action: &str, key: &str| stack.allows(f, Request::new("", action, key));
+        for f in FUNCTIONS {
+            for action in [
+                "kms:GenerateDataKey",
+                "kms:Decrypt",
+                "kms:Encrypt",
+                "kms:ReEncryptFrom",
+            ] {
+                for key in listed {
+                    let expected = keys_listed
+                        && matches!(
+                            (f, action),
+                            ("DeliverFunction", "kms:GenerateDataKey")
+                                | ("DigestFunction", "kms:GenerateDataKey" | "kms:Decrypt")
+                        );
+                    assert_eq!(
+                        may(f, action, key),
+                        expected,
+                        "{f} {action} {key} (listed: {keys_listed})"
+                    );
+                }
+                assert!(!may(f, action, other), "{f} {action} on a key not listed");
+            }
+        }
     }
 }
 

@@ -88,6 +88,18 @@ impl Config {
                     retention_days,
                     shards,
                 },
+                // The stack's LogEncryptionKeyArns (comma-separated); unset
+                // or empty: no trail may name a KmsKeyId.
+                log_encryption_keys: env
+                    .get("LOG_ENCRYPTION_KEYS")
+                    .map(|v| {
+                        v.split(',')
+                            .map(str::trim)
+                            .filter(|k| !k.is_empty())
+                            .map(str::to_owned)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             },
         })
     }

@@ -77,6 +77,9 @@ pub struct ApiSettings {
     pub trail_admins: Vec<String>,
     pub lookup: LookupSettings,
     pub history: HistorySettings,
+    /// The KMS keys a trail's `KmsKeyId` may name: the stack's
+    /// `LogEncryptionKeyArns`, which deliver and digest may encrypt with.
+    pub log_encryption_keys: Vec<String>,
 }
 
 impl ApiSettings {
@@ -428,6 +431,7 @@ where
         ops::Home {
             account_id: self.account_id,
             region: &self.settings.lookup.home_region,
+            log_keys: &self.settings.log_encryption_keys,
         }
     }
 

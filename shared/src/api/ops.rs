@@ -7,15 +7,16 @@ use serde_json::{json, Value};
 use super::{ApiError, Operation};
 use crate::digest::registry::{self, PublicKeys};
 use crate::trail::admin::{self, NewTrail, TrailStore, TrailUpdate};
-use crate::trail::{AdvancedEventSelector, EventSelector, Tag, Trail, TrailHealth};
+use crate::trail::{
+    parse_kms_key_id, AdvancedEventSelector, EventSelector, KmsKeyRef, Tag, Trail, TrailHealth,
+};
 
 /// Request members CloudTrail has and trailkeep does not implement (yet):
 /// refused with a message rather than silently ignored.
-const UNSUPPORTED_MEMBERS: [&str; 5] = [
+const UNSUPPORTED_MEMBERS: [&str; 4] = [
     "SnsTopicName",
     "CloudWatchLogsLogGroupArn",
     "CloudWatchLogsRoleArn",
-    "KmsKeyId",
     "IsOrganizationTrail",
 ];
 
@@ -215,6 +216,39 @@ pub(super) async fn read<T: TrailStore>(
 pub(super) struct Home<'a> {
     pub account_id: &'a str,
     pub region: &'a str,
+    /// The keys deliver and digest may encrypt with (`LogEncryptionKeyArns`).
+    pub log_keys: &'a [String],
+}
+
+/// `KmsKeyId`, checked: a form CloudTrail takes, naming a key the stack
+/// lets deliver and digest use, so a trail never points its writers at a
+/// key they would be refused (every delivery failing until someone looks).
+/// An alias is taken as given: KMS resolves it at each write, and an alias
+/// moved to a key not listed fails there (deliver's health says so).
+/// `""` (remove the key) passes.
+fn kms_key_param(params: &Value, home: &Home<'_>) -> Result<Option<String>, ApiError> {
+    let given = string_param(params, "KmsKeyId")?;
+    let Some(key) = given.as_deref().filter(|k| !k.is_empty()) else {
+        return Ok(given);
+    };
+    let code = "InvalidKmsKeyIdException";
+    let key = parse_kms_key_id(key).map_err(|e| ApiError::bad(code, e.to_string()))?;
+    if home.log_keys.is_empty() {
+        return Err(ApiError::bad(
+            code,
+            "this stack lets no trail use SSE-KMS: list the key in its LogEncryptionKeyArns parameter first (docs/trails.md \"Encrypting log files\")",
+        ));
+    }
+    if key != KmsKeyRef::Alias && !home.log_keys.iter().any(|arn| key.names(arn)) {
+        return Err(ApiError::bad(
+            code,
+            format!(
+                "{:?} is not one of the stack's LogEncryptionKeyArns, so deliver and digest may not encrypt with it",
+                given.as_deref().unwrap_or_default()
+            ),
+        ));
+    }
+    Ok(given)
 }
 
 /// The operations that change trails. `now` (the request's time) is the
@@ -240,6 +274,7 @@ pub(super) async fn change<T: TrailStore>(
                     ApiError::bad("InvalidS3BucketNameException", "S3BucketName is required")
                 })?,
                 s3_key_prefix: string_param(params, "S3KeyPrefix")?,
+                kms_key_id: kms_key_param(params, home)?,
                 // CloudTrail's defaults: global events on, one region, no validation.
                 include_global_service_events: bool_param(params, "IncludeGlobalServiceEvents")?
                     .unwrap_or(true),
@@ -254,6 +289,7 @@ pub(super) async fn change<T: TrailStore>(
             let update = TrailUpdate {
                 s3_bucket_name: string_param(params, "S3BucketName")?,
                 s3_key_prefix: string_param(params, "S3KeyPrefix")?,
+                kms_key_id: kms_key_param(params, home)?,
                 is_multi_region_trail: bool_param(params, "IsMultiRegionTrail")?,
                 include_global_service_events: bool_param(params, "IncludeGlobalServiceEvents")?,
                 log_file_validation_enabled: bool_param(params, "EnableLogFileValidation")?,

@@ -28,8 +28,12 @@ fn settings() -> ApiSettings {
             retention_days: 90,
             shards: 1,
         },
+        log_encryption_keys: vec![LOG_KEY.into()],
     }
 }
+
+/// The one key this stack lets trails encrypt with.
+const LOG_KEY: &str = "arn:aws:kms:eu-west-1:111122223333:key/0b1d4e2f-8a6c-4d2e-9f1a-3b02a1c3e5f7";
 
 fn caller(name: &str) -> Caller {
     Caller {
@@ -344,7 +348,7 @@ async fn a_refused_change_is_recorded_with_its_error_and_changes_nothing() {
     assert_eq!(w.call("CreateTrail", create.clone(), at).await.0, 200);
 
     // WHEN mallory creates it again, stops a trail that does not exist,
-    // and asks for KMS encryption trailkeep does not offer yet
+    // and asks for a KMS key the stack does not let its writers use
     let (s, again) = w.call_as("mallory", "CreateTrail", create, at, None).await;
     let (s2, missing) = w
         .call_as("mallory", "StopLogging", json!({"Name": "nope"}), at, None)
@@ -353,7 +357,7 @@ async fn a_refused_change_is_recorded_with_its_error_and_changes_nothing() {
         .call_as(
             "mallory",
             "UpdateTrail",
-            json!({"Name": "audit", "KmsKeyId": "alias/x"}),
+            json!({"Name": "audit", "KmsKeyId": "arn:aws:kms:eu-west-1:444455556666:key/0b1d4e2f-8a6c-4d2e-9f1a-3b02a1c3e5f7"}),
             at,
             None,
         )
@@ -370,15 +374,18 @@ async fn a_refused_change_is_recorded_with_its_error_and_changes_nothing() {
     );
     assert_eq!(
         (s3, kms["__type"].as_str()),
-        (400, Some("UnsupportedOperationException"))
+        (400, Some("InvalidKmsKeyIdException"))
     );
-    assert!(kms["message"].as_str().unwrap().contains("KmsKeyId"));
+    assert!(kms["message"]
+        .as_str()
+        .unwrap()
+        .contains("LogEncryptionKeyArns"));
     // AND each refusal is in the history with its error code and caller
     let later = "2026-11-24T10:05:00Z";
     for (name, code) in [
         ("CreateTrail", "TrailAlreadyExistsException"),
         ("StopLogging", "TrailNotFoundException"),
-        ("UpdateTrail", "UnsupportedOperationException"),
+        ("UpdateTrail", "InvalidKmsKeyIdException"),
     ] {
         let refused: Vec<Value> = w
             .recorded(name, later)
@@ -397,6 +404,68 @@ async fn a_refused_change_is_recorded_with_its_error_and_changes_nothing() {
     let (_, t) = w.call("GetTrail", json!({"Name": "audit"}), later).await;
     assert!(t["Trail"].get("KmsKeyId").is_none());
     assert_eq!(w.trails.trails().len(), 1);
+}
+
+/// `KmsKeyId` (issue 16): the forms CloudTrail takes, naming a key the
+/// stack's `LogEncryptionKeyArns` lists (an alias as given); shown by
+/// GetTrail; `""` removes it.
+#[tokio::test]
+async fn a_trail_encrypts_only_with_a_key_the_stack_lets_its_writers_use() {
+    let w = World::new();
+    let at = "2026-11-24T10:00:00Z";
+    let create =
+        |name: &str, key: &str| json!({"Name": name, "S3BucketName": "logs", "KmsKeyId": key});
+    let key_id = LOG_KEY.rsplit('/').next().unwrap();
+    for (name, key) in [
+        ("by-arn", LOG_KEY),
+        ("by-id", key_id),
+        ("by-alias", "alias/trail-logs"),
+    ] {
+        let (status, body) = w.call("CreateTrail", create(name, key), at).await;
+        assert_eq!(status, 200, "{key}: {body}");
+        assert_eq!(body["KmsKeyId"], key);
+        let (_, got) = w.call("GetTrail", json!({"Name": name}), at).await;
+        assert_eq!(got["Trail"]["KmsKeyId"], key, "{got}");
+    }
+    // Refused: another key, malformed forms, an AWS managed key.
+    for key in [
+        "arn:aws:kms:eu-west-1:111122223333:key/11111111-2222-4333-8444-555555555555",
+        "0b1d4e2f-8a6c-4d2e-9f1a-3b02a1c3e5f8",
+        "alias/aws/s3",
+        "arn:aws:kms:eu-west-1:111122223333:alias/aws/cloudtrail",
+        "not-a-key",
+        "arn:aws:s3:::logs",
+        "key/0b1d4e2f-8a6c-4d2e-9f1a-3b02a1c3e5f7",
+        "alias/bad name",
+    ] {
+        let (status, body) = w.call("CreateTrail", create("refused", key), at).await;
+        assert_eq!(
+            (status, body["__type"].as_str()),
+            (400, Some("InvalidKmsKeyIdException")),
+            "{key}: {body}"
+        );
+    }
+    assert_eq!(w.trails.trails().len(), 3, "nothing refused was made");
+    // UpdateTrail changes the key and "" removes it.
+    let (status, body) = w
+        .call(
+            "UpdateTrail",
+            json!({"Name": "by-alias", "KmsKeyId": LOG_KEY}),
+            at,
+        )
+        .await;
+    assert_eq!((status, body["KmsKeyId"].as_str()), (200, Some(LOG_KEY)));
+    let (status, body) = w
+        .call(
+            "UpdateTrail",
+            json!({"Name": "by-alias", "KmsKeyId": ""}),
+            at,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("KmsKeyId").is_none(), "{body}");
+    let (_, got) = w.call("GetTrail", json!({"Name": "by-alias"}), at).await;
+    assert!(got["Trail"].get("KmsKeyId").is_none(), "{got}");
 }
 
 #[tokio::test]

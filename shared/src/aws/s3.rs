@@ -23,8 +23,10 @@ pub fn client(sdk: &aws_config::SdkConfig) -> Client {
     Client::from_conf(conf)
 }
 
-/// Writes log files to S3, encrypted at rest (SSE-S3; a bucket default of
-/// SSE-KMS applies instead when the bucket sets one).
+/// Writes log and digest files to S3: with SSE-KMS under the trail's key
+/// when it names one (and an S3 Bucket Key, so KMS is called per bucket
+/// key, not per object), else with no encryption header, so the bucket's
+/// default encryption applies (SSE-S3 on the stack's log bucket).
 #[derive(Clone, Debug)]
 pub struct S3Logs {
     client: Client,
@@ -37,8 +39,14 @@ impl S3Logs {
 }
 
 impl LogSink for S3Logs {
-    async fn put(&self, bucket: &str, key: &str, gzip: Vec<u8>) -> Result<(), StoreError> {
-        self.put_gzip(bucket, key, gzip, &[]).await
+    async fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        gzip: Vec<u8>,
+        kms_key: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.put_gzip(bucket, key, gzip, &[], kms_key).await
     }
 }
 
@@ -65,14 +73,15 @@ impl S3Logs {
         }
     }
 
-    /// PutObject of a gzip file (log or digest), encrypted at rest, with
-    /// user metadata.
+    /// PutObject of a gzip file (log or digest) with user metadata, under
+    /// SSE-KMS with `kms_key` if given.
     async fn put_gzip(
         &self,
         bucket: &str,
         key: &str,
         gzip: Vec<u8>,
         metadata: &[(&str, &str)],
+        kms_key: Option<&str>,
     ) -> Result<(), StoreError> {
         let mut put = self
             .client
@@ -82,8 +91,13 @@ impl S3Logs {
             .body(ByteStream::from(gzip))
             // No Content-Encoding: clients must get the gzip bytes as stored
             // (validation hashes the inflated content itself).
-            .content_type("application/gzip")
-            .server_side_encryption(ServerSideEncryption::Aes256);
+            .content_type("application/gzip");
+        if let Some(kms_key) = kms_key {
+            put = put
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .ssekms_key_id(kms_key)
+                .bucket_key_enabled(true);
+        }
         for (name, value) in metadata {
             put = put.metadata(*name, *value);
         }
@@ -162,12 +176,13 @@ impl DigestBucket for S3Logs {
         key: &str,
         gzip: Vec<u8>,
         signature_hex: &str,
+        kms_key: Option<&str>,
     ) -> Result<(), StoreError> {
         let meta = [
             ("signature", signature_hex),
             ("signature-algorithm", SIGNATURE_ALGORITHM),
         ];
-        self.put_gzip(bucket, key, gzip, &meta).await
+        self.put_gzip(bucket, key, gzip, &meta, kms_key).await
     }
 }
 

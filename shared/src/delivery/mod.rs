@@ -124,12 +124,14 @@ pub struct StagedPage {
 
 /// Where log files go (S3 in production).
 pub trait LogSink: Send + Sync {
-    /// Writes one gzipped log file, encrypted at rest.
+    /// Writes one gzipped log file: with SSE-KMS under `kms_key` when the
+    /// trail names one, else under the bucket's default encryption.
     fn put(
         &self,
         bucket: &str,
         key: &str,
         gzip: Vec<u8>,
+        kms_key: Option<&str>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
@@ -362,7 +364,12 @@ impl<S: StagingStore + HealthStore, L: LogSink> Deliverer<'_, S, L> {
             records: file.records,
         };
         self.logs
-            .put(&trail.s3_bucket_name, &key, file.gzip)
+            .put(
+                &trail.s3_bucket_name,
+                &key,
+                file.gzip,
+                trail.kms_key_id.as_deref(),
+            )
             .await?;
         self.staging
             .record_manifest(&trail.name, of.region, &entry)

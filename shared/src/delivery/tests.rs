@@ -102,6 +102,40 @@ async fn a_redelivery_staged_in_two_windows_is_delivered_once() {
     assert_eq!((again.files, again.records), (0, 0));
 }
 
+/// A trail with a KMS key has every log file written under it; a trail
+/// without one, beside it, under none.
+#[tokio::test]
+async fn each_trail_writes_under_its_own_kms_key_or_none() {
+    let (state, bucket) = (MemoryState::default(), MemoryBucket::default());
+    let since = t("2026-11-24T00:00:00Z");
+    let key = "arn:aws:kms:eu-west-1:111122223333:key/0b1d4e2f-8a6c-4d2e-9f1a-3b02a1c3e5f7";
+    let mut sealed = trail("sealed", since);
+    sealed.kms_key_id = Some(key.into());
+    sealed.s3_key_prefix = Some("sealed".into());
+    let trails = [sealed, trail("plain", since)];
+    stage_event(
+        &state,
+        &trails,
+        1,
+        "2026-11-24T01:00:00Z",
+        "2026-11-24T01:00:10Z",
+    )
+    .await;
+    let report = run(&state, &bucket, &trails, "2026-11-24T01:20:00Z")
+        .await
+        .unwrap();
+    assert_eq!(report.files, 2);
+    let under = |prefix: &str| -> Vec<Option<String>> {
+        bucket
+            .keys("logs", prefix)
+            .iter()
+            .map(|k| bucket.object("logs", k).unwrap().kms_key)
+            .collect()
+    };
+    assert_eq!(under("sealed/"), [Some(key.to_owned())]);
+    assert_eq!(under("AWSLogs/"), [None]);
+}
+
 /// 30 events, 30 s apart from 01:00: three windows of ten.
 async fn stage_thirty(state: &MemoryState, trails: &[Trail]) {
     for n in 0..30 {
@@ -259,9 +293,15 @@ struct PagesAtEachPut<'a> {
 }
 
 impl LogSink for PagesAtEachPut<'_> {
-    async fn put(&self, bucket: &str, key: &str, gzip: Vec<u8>) -> Result<(), StoreError> {
+    async fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        gzip: Vec<u8>,
+        kms_key: Option<&str>,
+    ) -> Result<(), StoreError> {
         self.at.lock().unwrap().push(self.state.pages_read());
-        self.bucket.put(bucket, key, gzip).await
+        self.bucket.put(bucket, key, gzip, kms_key).await
     }
 }
 

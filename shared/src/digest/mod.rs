@@ -174,13 +174,15 @@ pub trait DigestBucket: Send + Sync {
         bucket: &str,
         key: &str,
     ) -> impl Future<Output = Result<Option<Result<Inflated, GzError>>, StoreError>> + Send;
-    /// Writes a gzipped digest with its signature metadata.
+    /// Writes a gzipped digest with its signature metadata, encrypted as
+    /// the trail's log files are (`kms_key`: SSE-KMS under that key).
     fn put_digest(
         &self,
         bucket: &str,
         key: &str,
         gzip: Vec<u8>,
         signature_hex: &str,
+        kms_key: Option<&str>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
@@ -453,7 +455,13 @@ impl<S: DigestState + HealthStore, K: Signer, B: DigestBucket> Digester<'_, S, K
         let signature = hex::encode(self.signer.sign(region, to_sign.as_bytes()).await?);
         let gzip = gzip(&json).map_err(|e| fail("compress digest", &e))?;
         self.bucket
-            .put_digest(&trail.s3_bucket_name, &object, gzip, &signature)
+            .put_digest(
+                &trail.s3_bucket_name,
+                &object,
+                gzip,
+                &signature,
+                trail.kms_key_id.as_deref(),
+            )
             .await?;
         Ok(ChainHead {
             end,
@@ -573,6 +581,7 @@ mod tests {
             account_id: "111122223333".into(),
             s3_bucket_name: "logs".into(),
             s3_key_prefix: None,
+            kms_key_id: None,
             is_multi_region_trail: false,
             include_global_service_events: true,
             log_file_validation_enabled: true,

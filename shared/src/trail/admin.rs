@@ -66,6 +66,7 @@ impl AdminError {
             Self::Invalid(TrailError::InvalidS3BucketName(_)) => "InvalidS3BucketNameException",
             Self::Invalid(TrailError::InvalidTagParameter(_)) => "InvalidTagParameterException",
             Self::Invalid(TrailError::TagsLimitExceeded(_)) => "TagsLimitExceededException",
+            Self::Invalid(TrailError::InvalidKmsKeyId(_)) => "InvalidKmsKeyIdException",
             Self::ConcurrentModification(_) => "ConcurrentModificationException",
             Self::Store(_) => "InternalFailure",
         }
@@ -98,6 +99,7 @@ pub struct NewTrail {
     pub name: String,
     pub s3_bucket_name: String,
     pub s3_key_prefix: Option<String>,
+    pub kms_key_id: Option<String>,
     pub is_multi_region_trail: bool,
     pub include_global_service_events: bool,
     pub log_file_validation_enabled: bool,
@@ -110,6 +112,8 @@ pub struct TrailUpdate {
     pub s3_bucket_name: Option<String>,
     /// `Some("")` removes the prefix.
     pub s3_key_prefix: Option<String>,
+    /// `Some("")` removes the key: files are written without SSE-KMS.
+    pub kms_key_id: Option<String>,
     pub is_multi_region_trail: Option<bool>,
     pub include_global_service_events: Option<bool>,
     pub log_file_validation_enabled: Option<bool>,
@@ -186,6 +190,7 @@ pub async fn create<S: TrailStore>(
         account_id: account_id.to_owned(),
         s3_bucket_name: new.s3_bucket_name,
         s3_key_prefix: new.s3_key_prefix.filter(|p| !p.is_empty()),
+        kms_key_id: new.kms_key_id.filter(|k| !k.is_empty()),
         is_multi_region_trail: new.is_multi_region_trail,
         include_global_service_events: new.include_global_service_events,
         log_file_validation_enabled: new.log_file_validation_enabled,
@@ -255,6 +260,9 @@ pub async fn update<S: TrailStore>(
         }
         if let Some(p) = &u.s3_key_prefix {
             t.s3_key_prefix = Some(p.clone()).filter(|p| !p.is_empty());
+        }
+        if let Some(k) = &u.kms_key_id {
+            t.kms_key_id = Some(k.clone()).filter(|k| !k.is_empty());
         }
         if let Some(v) = u.is_multi_region_trail {
             t.is_multi_region_trail = v;

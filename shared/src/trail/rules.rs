@@ -75,6 +75,11 @@ pub struct Trail {
     pub s3_bucket_name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub s3_key_prefix: Option<String>,
+    /// The KMS key log and digest files are encrypted with (SSE-KMS), as
+    /// given: a key ID, key ARN, alias name or alias ARN. `None`: no
+    /// encryption header is sent and the bucket's default encryption applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
     pub is_multi_region_trail: bool,
     pub include_global_service_events: bool,
     pub log_file_validation_enabled: bool,
@@ -169,6 +174,101 @@ pub enum TrailError {
     InvalidTagParameter(String),
     #[error("TagsLimitExceededException: {0}")]
     TagsLimitExceeded(String),
+    #[error("InvalidKmsKeyIdException: {0}")]
+    InvalidKmsKeyId(String),
+}
+
+/// What a `KmsKeyId` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KmsKeyRef<'a> {
+    /// A key, by its ID (`1234abcd-…`, `mrk-…`) and, when given as one,
+    /// its ARN.
+    Key { id: &'a str, arn: Option<&'a str> },
+    /// An alias (`alias/…`, by name or ARN): which key it names is KMS's
+    /// to say, at the time of each write.
+    Alias,
+}
+
+impl KmsKeyRef<'_> {
+    /// Does this reference name the key `arn` (an alias: unknown, `false`)?
+    pub fn names(&self, arn: &str) -> bool {
+        match self {
+            Self::Key { arn: Some(a), .. } => *a == arn,
+            Self::Key { id, arn: None } => arn.rsplit_once(":key/").is_some_and(|(_, k)| k == *id),
+            Self::Alias => false,
+        }
+    }
+}
+
+/// Reads a `KmsKeyId` in the forms CloudTrail takes: a key ID, a key ARN,
+/// an alias name (`alias/…`) or an alias ARN. AWS managed keys
+/// (`alias/aws/…`) are refused: their key policies cannot let a trail's
+/// writer in.
+pub fn parse_kms_key_id(given: &str) -> Result<KmsKeyRef<'_>, TrailError> {
+    let bad = |why: &str| {
+        Err(TrailError::InvalidKmsKeyId(format!(
+            "KmsKeyId {given:?} {why}"
+        )))
+    };
+    let key_id = |id: &str| {
+        let uuid = id.len() == 36
+            && id.bytes().enumerate().all(|(i, b)| {
+                if [8, 13, 18, 23].contains(&i) {
+                    b == b'-'
+                } else {
+                    b.is_ascii_hexdigit()
+                }
+            });
+        let multi_region = id
+            .strip_prefix("mrk-")
+            .is_some_and(|h| h.len() == 32 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+        uuid || multi_region
+    };
+    let alias_name = |name: &str| {
+        (1..=250).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/_-".contains(&b))
+    };
+    let (resource, arn) = match given.strip_prefix("arn:") {
+        Some(rest) => {
+            let parts: Vec<&str> = rest.splitn(5, ':').collect();
+            let [partition, "kms", region, account, resource] = parts[..] else {
+                return bad("is not a KMS key or alias ARN");
+            };
+            let region_ok = !region.is_empty()
+                && region
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !partition.starts_with("aws")
+                || !region_ok
+                || account.len() != 12
+                || !account.bytes().all(|b| b.is_ascii_digit())
+            {
+                return bad("is not a KMS key or alias ARN");
+            }
+            (resource, Some(given))
+        }
+        None => (given, None),
+    };
+    if let Some(name) = resource.strip_prefix("alias/") {
+        if name.starts_with("aws/") {
+            return bad("is an AWS managed key: give a customer managed key");
+        }
+        if !alias_name(name) {
+            return bad("is not a valid alias name");
+        }
+        return Ok(KmsKeyRef::Alias);
+    }
+    let id = match (resource.strip_prefix("key/"), arn) {
+        (Some(id), Some(_)) => id,
+        (None, None) => resource,
+        _ => return bad("is not a key ID, key ARN, alias name or alias ARN"),
+    };
+    if !key_id(id) {
+        return bad("is not a key ID, key ARN, alias name or alias ARN");
+    }
+    Ok(KmsKeyRef::Key { id, arn })
 }
 
 /// Checks a trail name: 3–128 of `[A-Za-z0-9._-]`, starting and ending with a
@@ -336,6 +436,9 @@ impl Trail {
         if let Some(prefix) = &self.s3_key_prefix {
             v["S3KeyPrefix"] = serde_json::json!(prefix);
         }
+        if let Some(key) = &self.kms_key_id {
+            v["KmsKeyId"] = serde_json::json!(key);
+        }
         v
     }
 
@@ -374,6 +477,9 @@ impl Trail {
                     "{prefix:?}: at most 200 characters, without a leading or trailing slash"
                 )));
             }
+        }
+        if let Some(key) = &self.kms_key_id {
+            parse_kms_key_id(key)?;
         }
         Ok(())
     }
