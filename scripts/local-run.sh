@@ -52,6 +52,7 @@ local_aws events create-event-bus --name "$STACK-audit" >/dev/null
   --set "LookupUrl=http://127.0.0.1:$LAMBDA_PORT/lambda-url/lookup" \
   --set "ApiUrl=http://127.0.0.1:$LAMBDA_PORT/lambda-url/lookup" \
   --set "DigestFunctionRoleArn=arn:aws:iam::123456789012:role/$STACK-DigestFunctionRole" \
+  --set "DeliverFunctionRoleArn=arn:aws:iam::123456789012:role/$STACK-DeliverFunctionRole" \
   --set "LookupFunctionRoleArn=arn:aws:iam::123456789012:role/$STACK-LookupFunctionRole"
 output() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$OUTPUTS" "$1"; }
 HISTORY_TABLE=$(output HistoryTableName)
