@@ -33,6 +33,10 @@ pub struct TrailFlags {
     /// update-trail removes it.
     #[arg(long)]
     kms_key_id: Option<String>,
+    /// SNS topic (name or ARN; one of the stack's NotificationTopicArns)
+    /// notified of each log file. "" on update-trail removes it.
+    #[arg(long)]
+    sns_topic_name: Option<String>,
     #[arg(long, action = ArgAction::SetTrue, overrides_with = "no_include_global_service_events")]
     include_global_service_events: bool,
     #[arg(long, action = ArgAction::SetTrue)]
@@ -194,6 +198,9 @@ fn flag_members(flags: &TrailFlags) -> Value {
     }
     if let Some(k) = &flags.kms_key_id {
         b["KmsKeyId"] = json!(k);
+    }
+    if let Some(t) = &flags.sns_topic_name {
+        b["SnsTopicName"] = json!(t);
     }
     for (member, on, off) in [
         (
@@ -362,13 +369,14 @@ mod tests {
             s3_bucket_name: None,
             flags: TrailFlags {
                 kms_key_id: Some("alias/trail-logs".into()),
+                sns_topic_name: Some(String::new()),
                 ..TrailFlags::default()
             },
         })
         .unwrap();
         assert_eq!(
             body,
-            json!({"Name": "audit", "KmsKeyId": "alias/trail-logs"})
+            json!({"Name": "audit", "KmsKeyId": "alias/trail-logs", "SnsTopicName": ""})
         );
         let (op, body) = request(TrailCommand::PutEventSelectors {
             trail_name: "audit".into(),

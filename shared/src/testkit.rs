@@ -781,6 +781,40 @@ impl TrailStore for MemoryTrails {
     }
 }
 
+/// SNS in memory: every message published, in order; topics marked broken
+/// refuse.
+#[derive(Debug, Default)]
+pub struct MemoryNotifier {
+    sent: Mutex<Vec<(String, String)>>,
+    broken: Mutex<std::collections::BTreeSet<String>>,
+}
+
+impl MemoryNotifier {
+    /// Every (topic ARN, message) published so far.
+    pub fn sent(&self) -> Vec<(String, String)> {
+        lock(&self.sent).clone()
+    }
+
+    /// From now on, publishing to `topic_arn` fails.
+    pub fn break_topic(&self, topic_arn: &str) {
+        lock(&self.broken).insert(topic_arn.to_owned());
+    }
+}
+
+impl crate::delivery::Notifier for MemoryNotifier {
+    async fn notify(&self, topic_arn: &str, message: &str) -> Result<(), StoreError> {
+        if lock(&self.broken).contains(topic_arn) {
+            return Err(StoreError::Backend {
+                operation: "Publish",
+                resource: topic_arn.to_owned(),
+                message: "AuthorizationError (memory notifier)".into(),
+            });
+        }
+        lock(&self.sent).push((topic_arn.to_owned(), message.to_owned()));
+        Ok(())
+    }
+}
+
 /// One object: bytes, the digest signature metadata, and the KMS key it
 /// was written under (SSE-KMS), if any.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -1061,6 +1095,7 @@ pub fn trail(name: &str, since: DateTime<Utc>) -> Trail {
         s3_bucket_name: "logs".into(),
         s3_key_prefix: None,
         kms_key_id: None,
+        sns_topic_name: None,
         is_multi_region_trail: true,
         include_global_service_events: true,
         log_file_validation_enabled: true,

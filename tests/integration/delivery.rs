@@ -38,6 +38,7 @@ async fn deliver<S: StagingStore + trailkeep_shared::trail::HealthStore, L: LogS
     let deliverer = Deliverer {
         staging,
         logs,
+        notifier: &trailkeep_shared::testkit::MemoryNotifier::default(),
         settings,
     };
     deliverer.run(trails, now).await.into_result()
@@ -163,6 +164,7 @@ async fn make_trails(
         s3_bucket_name: bucket.into(),
         s3_key_prefix: Some(prefix.into()),
         kms_key_id: None,
+        sns_topic_name: None,
         is_multi_region_trail: multi,
         include_global_service_events: true,
         log_file_validation_enabled: true,
@@ -726,6 +728,142 @@ async fn under_the_default_object_lock_a_delivered_version_cannot_be_deleted() {
         .unwrap();
     let kept = kept.body.collect().await.unwrap().into_bytes();
     assert_eq!(&kept[..], &original[..]);
+    p.delete().await;
+}
+
+/// Issue 16, item 2: each log file of a trail with a topic is announced in
+/// CloudTrail's message, once, through SNS on moto into an SQS queue
+/// subscribed with raw delivery (as a SIEM importer subscribes).
+#[tokio::test]
+async fn each_log_file_is_announced_on_the_trails_topic() {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    use trailkeep_shared::aws::sns::SnsNotifier;
+    let p = Pipeline::new().await;
+    let sdk = crate::helpers::sdk_config().await;
+    let (sns, sqs) = (
+        aws_sdk_sns::Client::new(&sdk),
+        aws_sdk_sqs::Client::new(&sdk),
+    );
+    let name = format!(
+        "trail-files-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let topic = sns.create_topic().name(&name).send().await.unwrap();
+    let topic = topic.topic_arn.unwrap();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(&name)
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone();
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(&queue_arn)
+        .attributes("RawMessageDelivery", "true")
+        .send()
+        .await
+        .unwrap();
+    let store = p.state.trails();
+    for (trail, topic) in [("announced", Some(topic.clone())), ("silent", None)] {
+        let new = NewTrail {
+            name: trail.into(),
+            s3_bucket_name: p.bucket.name.clone(),
+            s3_key_prefix: Some(trail.into()),
+            sns_topic_name: topic,
+            ..NewTrail::default()
+        };
+        admin::create(&store, ACCOUNT, HOME, new).await.unwrap();
+        admin::set_logging(&store, trail, true, parse_time("2026-11-24T00:00:00Z"))
+            .await
+            .unwrap();
+    }
+    let trails = admin::describe(&store, &[]).await.unwrap();
+    let ctx = Context {
+        account_id: ACCOUNT.into(),
+    };
+    let at = parse_time("2026-11-24T04:00:10Z");
+    for (i, path) in [
+        "eventbridge/api-call-write.json",
+        "eventbridge/api-call-read.json",
+        "eventbridge/console-action.json",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // One event per delivery window: three files per trail.
+        let at = at + Duration::minutes(5 * i as i64);
+        ingest(&p.targets(&trails), &ctx, &crate::helpers::event(path), &at)
+            .await
+            .unwrap();
+    }
+    let notifier = SnsNotifier::new(sns.clone());
+    let settings = DeliverSettings::default();
+    let deliverer = Deliverer {
+        staging: &p.staging,
+        logs: &p.sink,
+        notifier: &notifier,
+        settings: &settings,
+    };
+    let report = deliverer
+        .run(&trails, &(at + Duration::minutes(25)))
+        .await
+        .into_result()
+        .unwrap();
+    assert_eq!(
+        (report.files, report.notified, report.notify_failed),
+        (6, 3, 0)
+    );
+
+    let mut bodies = Vec::new();
+    for _ in 0..10 {
+        let got = sqs
+            .receive_message()
+            .queue_url(&queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        bodies.extend(
+            got.messages()
+                .iter()
+                .filter_map(|m| m.body().map(str::to_owned)),
+        );
+        if bodies.len() >= 3 {
+            break;
+        }
+    }
+    let mut got: Vec<Value> = bodies
+        .iter()
+        .map(|b| serde_json::from_str(b).unwrap())
+        .collect();
+    got.sort_by_key(|v| v.to_string());
+    let mut expected: Vec<Value> = p
+        .bucket
+        .objects()
+        .await
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("announced/"))
+        .map(|(k, _)| json!({"s3Bucket": p.bucket.name, "s3ObjectKey": [k]}))
+        .collect();
+    expected.sort_by_key(|v| v.to_string());
+    assert_eq!(expected.len(), 3);
+    assert_eq!(got, expected);
+    let _ = sqs.delete_queue().queue_url(&queue_url).send().await;
+    let _ = sns.delete_topic().topic_arn(&topic).send().await;
     p.delete().await;
 }
 

@@ -110,6 +110,7 @@ impl Audit {
         let deliverer = Deliverer {
             staging: &self.p.staging,
             logs: &self.p.sink,
+            notifier: &trailkeep_shared::testkit::MemoryNotifier::default(),
             settings: &settings,
         };
         deliverer
@@ -645,6 +646,7 @@ async fn a_trail_whose_bucket_refuses_writes_stays_behind_while_three_others_go_
             let deliverer = Deliverer {
                 staging,
                 logs: sink,
+                notifier: &trailkeep_shared::testkit::MemoryNotifier::default(),
                 settings: &settings,
             };
             deliverer.run(trails, &at).await
@@ -787,6 +789,7 @@ async fn a_stop_through_the_api_is_in_the_trails_last_log_file_with_the_callers_
         },
         history: a.p.settings.clone(),
         log_encryption_keys: Vec::new(),
+        notification_topics: Vec::new(),
     };
     // A retired key that can no longer be read (deleted here; disabled or
     // unreadable by this role on AWS) does not hide the one that can.
@@ -993,6 +996,7 @@ async fn a_file_delivered_by_a_run_in_flight_at_the_hour_is_in_exactly_one_diges
     let deliverer = Deliverer {
         staging: &a.p.staging,
         logs: &dead,
+        notifier: &trailkeep_shared::testkit::MemoryNotifier::default(),
         settings: &settings,
     };
     let died = deliverer

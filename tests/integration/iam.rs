@@ -184,6 +184,9 @@ pub struct Request<'a> {
     pub tls: bool,
     /// `dynamodb:LeadingKeys`: the partition key of the item written.
     pub leading_key: Option<&'a str>,
+    /// `kms:ViaService`: the service that called KMS for the principal
+    /// (`s3.us-east-1.amazonaws.com` for SSE-KMS); `None` for a direct call.
+    pub via_service: Option<&'a str>,
 }
 
 impl<'a> Request<'a> {
@@ -197,6 +200,7 @@ impl<'a> Request<'a> {
             source_account: None,
             tls: true,
             leading_key: None,
+            via_service: None,
         }
     }
 
@@ -204,10 +208,16 @@ impl<'a> Request<'a> {
         !self.principal.starts_with("arn:")
     }
 
-    /// The account a role or user belongs to, as its root ARN.
+    /// The account a role or user belongs to (`None` for a service).
+    fn account(&self) -> Option<&str> {
+        (!self.is_service())
+            .then(|| self.principal.split(':').nth(4))
+            .flatten()
+    }
+
+    /// That account's root ARN, which a policy names to mean the account.
     fn account_root(&self) -> Option<String> {
-        let account = self.principal.split(':').nth(4)?;
-        Some(format!("arn:aws:iam::{account}:root"))
+        Some(format!("arn:aws:iam::{}:root", self.account()?))
     }
 
     /// The request as iam-rs takes it, made by `principal`.
@@ -242,6 +252,12 @@ impl<'a> Request<'a> {
                 ContextValue::String(account.to_owned()),
             );
         }
+        if let Some(service) = self.via_service {
+            context.insert(
+                "kms:ViaService".to_owned(),
+                ContextValue::String(service.to_owned()),
+            );
+        }
         if let Some(pk) = self.leading_key {
             context.insert(
                 "dynamodb:LeadingKeys".to_owned(),
@@ -265,14 +281,21 @@ fn decide_as(policy: &IAMPolicy, r: &Request, principal: &str) -> Decision {
         .decision
 }
 
-/// AWS's decision for a request within one account, from the principal's
-/// identity policy (`None` for a service principal) and the resource's
-/// policy (`None` when the resource has none): an explicit Deny in either
-/// refuses; otherwise an Allow in either allows (a resource policy's Allow
-/// counts when it names the principal itself), except on a KMS key, whose
-/// key policy must allow — naming the principal, or naming the account
-/// (its root), which lets the identity policy decide.
-pub fn allowed(identity: Option<&IAMPolicy>, resource: Option<&IAMPolicy>, r: &Request) -> bool {
+/// AWS's decision for a request to a resource of account `owner`, from the
+/// principal's identity policy (`None` for a service principal) and the
+/// resource's policy (`None` when the resource has none). An explicit Deny
+/// in either refuses. Within the owner's account an Allow in either allows
+/// (a resource policy's Allow counts when it names the principal itself),
+/// except on a KMS key, whose key policy must allow: naming the principal,
+/// or naming the account (its root), which lets the identity policy
+/// decide. From another account both must allow: the resource policy
+/// naming the principal or its account, and the identity policy.
+pub fn allowed(
+    identity: Option<&IAMPolicy>,
+    resource: Option<&IAMPolicy>,
+    r: &Request,
+    owner: &str,
+) -> bool {
     let id = identity.map(|p| decide(p, r));
     let res = resource.map(|p| decide(p, r));
     if id == Some(Decision::Deny) || res == Some(Decision::Deny) {
@@ -280,10 +303,13 @@ pub fn allowed(identity: Option<&IAMPolicy>, resource: Option<&IAMPolicy>, r: &R
     }
     let identity_allows = id == Some(Decision::Allow);
     let resource_allows = res == Some(Decision::Allow);
-    if r.arn.starts_with("arn:aws:kms:") {
-        let account_allowed = resource
-            .zip(r.account_root())
-            .is_some_and(|(p, root)| !r.is_service() && decide_as(p, r, &root) == Decision::Allow);
+    let account_allowed = resource
+        .zip(r.account_root())
+        .is_some_and(|(p, root)| decide_as(p, r, &root) == Decision::Allow);
+    let cross_account = r.account().is_some_and(|a| a != owner);
+    if cross_account {
+        (resource_allows || account_allowed) && identity_allows
+    } else if r.arn.starts_with("arn:aws:kms:") {
         resource_allows || (account_allowed && identity_allows)
     } else {
         identity_allows || resource_allows
@@ -303,6 +329,8 @@ mod tests {
     }
 
     const ALICE: &str = "arn:aws:iam::123456789012:user/alice";
+    /// The account the resources of these examples belong to.
+    const OWNER: &str = "123456789012";
 
     fn eval(p: &IAMPolicy, r: &Request, context: &[(&str, ContextValue)]) -> Decision {
         let mut req = r.iam(r.principal);
@@ -486,32 +514,54 @@ mod tests {
         ]));
         let may_all = doc(json!([{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]));
         let r = |who, action| Request::new(who, action, key);
-        assert!(allowed(None, Some(&key_policy), &r(signer, "kms:Sign")));
+        assert!(allowed(
+            None,
+            Some(&key_policy),
+            &r(signer, "kms:Sign"),
+            OWNER
+        ));
         assert!(!allowed(
             Some(&may_all),
             Some(&key_policy),
-            &r(ALICE, "kms:Sign")
+            &r(ALICE, "kms:Sign"),
+            OWNER
         ));
         assert!(allowed(
             Some(&may_all),
             Some(&key_policy),
-            &r(ALICE, "kms:GetPublicKey")
+            &r(ALICE, "kms:GetPublicKey"),
+            OWNER
         ));
         assert!(!allowed(
             None,
             Some(&key_policy),
-            &r(ALICE, "kms:GetPublicKey")
+            &r(ALICE, "kms:GetPublicKey"),
+            OWNER
         ));
         let outsider = "arn:aws:iam::444455556666:user/mallory";
         assert!(!allowed(
             Some(&may_all),
             Some(&key_policy),
-            &r(outsider, "kms:GetPublicKey")
+            &r(outsider, "kms:GetPublicKey"),
+            OWNER
         ));
         // S3 within an account: the identity policy alone suffices.
         let b = Request::new(ALICE, "s3:GetObject", "arn:aws:s3:::b/k");
-        assert!(allowed(Some(&may_all_s3()), None, &b));
-        assert!(!allowed(Some(&may_all), None, &b));
+        assert!(allowed(Some(&may_all_s3()), None, &b, OWNER));
+        assert!(!allowed(Some(&may_all), None, &b, OWNER));
+        // From another account the bucket policy must let the principal
+        // (or its account) in as well.
+        let mallory = Request::new(outsider, "s3:GetObject", "arn:aws:s3:::b/k");
+        assert!(!allowed(Some(&may_all_s3()), None, &mallory, OWNER));
+        let shared = doc(json!([{
+            "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::444455556666:root"},
+            "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"
+        }]));
+        assert!(allowed(Some(&may_all_s3()), Some(&shared), &mallory, OWNER));
+        assert!(
+            !allowed(None, Some(&shared), &mallory, OWNER),
+            "its own account must allow too"
+        );
     }
 
     fn may_all_s3() -> IAMPolicy {

@@ -448,6 +448,7 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
                 let deliverer = Deliverer {
                     staging,
                     logs,
+                    notifier: &trailkeep_shared::testkit::MemoryNotifier::default(),
                     settings,
                 };
                 let report = deliverer.run(&trails, &now).await;
@@ -767,6 +768,7 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
         },
         history: settings.clone(),
         log_encryption_keys: Vec::new(),
+        notification_topics: Vec::new(),
     };
     let api = Api {
         account_id: ACCOUNT,

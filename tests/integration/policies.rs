@@ -72,6 +72,7 @@ impl Stack {
         let mut bind: Bindings = [
             ("AWS::AccountId", ACCOUNT.to_owned()),
             ("AWS::Partition", "aws".to_owned()),
+            ("AWS::Region", "us-east-1".to_owned()),
             ("HistoryTable", table_arn(history)),
             ("StateTable", table_arn(state)),
             ("LogBucket", format!("arn:aws:s3:::{bucket}")),
@@ -89,6 +90,7 @@ impl Stack {
             ),
             ("BucketAdminRoleArn", String::new()),
             ("LogEncryptionKeyArns", String::new()),
+            ("NotificationTopicArns", String::new()),
             ("MonitoredBuckets", String::new()),
         ]
         .into_iter()
@@ -112,6 +114,7 @@ impl Stack {
                 ("HasBucketAdmin", false),
                 ("HasMonitoredBuckets", false),
                 ("HasLogEncryptionKeys", false),
+                ("HasNotificationTopics", false),
             ]),
             cache: RefCell::default(),
         }
@@ -238,6 +241,7 @@ impl Stack {
             Some(&self.identity(function)),
             self.resource_policy(r.arn).as_ref(),
             &r,
+            ACCOUNT,
         )
     }
 
@@ -509,7 +513,26 @@ fn only_deliver_and_digest_use_the_listed_log_encryption_keys() {
         if keys_listed {
             stack.bind.insert("LogEncryptionKeyArns", listed.join(","));
         }
-        let may = |f: &str, action: &str, key: &str| stack.allows(f, Request::new("", action, key));
+        // Through S3 (SSE-KMS), as deliver and digest use them; a direct
+        // call is refused (kms:ViaService).
+        let s3 = "s3.us-east-1.amazonaws.com";
+        let may = |f: &str, action: &str, key: &str| {
+            stack.allows(
+                f,
+                Request {
+                    via_service: Some(s3),
+                    ..Request::new("", action, key)
+                },
+            )
+        };
+        for key in listed {
+            for f in ["DeliverFunction", "DigestFunction"] {
+                assert!(
+                    !stack.allows(f, Request::new("", "kms:GenerateDataKey", key)),
+                    "{f} calls KMS directly"
+                );
+            }
+        }
         for f in FUNCTIONS {
             for action in [
                 "kms:GenerateDataKey",
@@ -532,6 +555,34 @@ fn only_deliver_and_digest_use_the_listed_log_encryption_keys() {
                 }
                 assert!(!may(f, action, other), "{f} {action} on a key not listed");
             }
+        }
+    }
+}
+
+/// Issue 16: with `NotificationTopicArns`, deliver (and no other
+/// function) may publish to exactly those topics.
+#[test]
+fn only_deliver_publishes_and_only_to_the_listed_topics() {
+    let listed = "arn:aws:sns:us-east-1:123456789012:trail-files";
+    let other = "arn:aws:sns:us-east-1:123456789012:someone-elses";
+    for topics_listed in [false, true] {
+        let mut stack = Stack::new("history", "state", "logs");
+        stack
+            .conditions
+            .insert("HasNotificationTopics", topics_listed);
+        if topics_listed {
+            stack
+                .bind
+                .insert("NotificationTopicArns", listed.to_owned());
+        }
+        for f in FUNCTIONS {
+            let may = |topic: &str| stack.allows(f, Request::new("", "sns:Publish", topic));
+            assert_eq!(
+                may(listed),
+                topics_listed && f == "DeliverFunction",
+                "{f} (listed: {topics_listed})"
+            );
+            assert!(!may(other), "{f} publishes to a topic not listed");
         }
     }
 }
@@ -563,11 +614,16 @@ fn only_the_digest_role_signs_with(key_policy: &[Value], stack: &Stack) {
                 Decision::Deny,
                 "{who} {action}: an explicit Deny"
             );
-            assert!(!allowed(Some(&everything), Some(&key), &r(who, action)));
+            assert!(!allowed(
+                Some(&everything),
+                Some(&key),
+                &r(who, action),
+                ACCOUNT
+            ));
         }
         for action in ["kms:GetPublicKey", "kms:DescribeKey", "kms:PutKeyPolicy"] {
             assert!(
-                allowed(Some(&everything), Some(&key), &r(who, action)),
+                allowed(Some(&everything), Some(&key), &r(who, action), ACCOUNT),
                 "{who} may {action}"
             );
         }
@@ -575,12 +631,12 @@ fn only_the_digest_role_signs_with(key_policy: &[Value], stack: &Stack) {
     let mallory = "arn:aws:iam::444455556666:user/mallory";
     for action in ["kms:Sign", "kms:GetPublicKey", "kms:CreateGrant"] {
         assert!(
-            !allowed(Some(&everything), Some(&key), &r(mallory, action)),
+            !allowed(Some(&everything), Some(&key), &r(mallory, action), ACCOUNT),
             "another account's {action}"
         );
     }
     assert!(
-        allowed(None, Some(&key), &r(&digest_role, "kms:Sign")),
+        allowed(None, Some(&key), &r(&digest_role, "kms:Sign"), ACCOUNT),
         "the digest role signs"
     );
     assert_eq!(
@@ -678,7 +734,7 @@ fn only_the_stacks_rules_and_buckets_send_to_the_ingest_queue() {
                 source_account: Some(account),
                 ..Request::new(principal, "sqs:SendMessage", &queue)
             };
-            allowed(None, Some(&queue_policy), &r)
+            allowed(None, Some(&queue_policy), &r, ACCOUNT)
         };
         let service_may =
             |principal: &str, source_arn: &str| service_from(principal, source_arn, "123456789012");
@@ -938,6 +994,7 @@ fn a_key_made_with_signing_key_yaml_has_the_stacks_key_policy() {
             None,
             Some(&key),
             &Request::new(who, "kms:GetPublicKey", &deployed.bind["SigningKey"]),
+            ACCOUNT,
         )
     };
     assert!(read(&role_arn("LookupFunction")));

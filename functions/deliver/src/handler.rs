@@ -4,15 +4,16 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::Value;
 use trailkeep_shared::delivery::{
-    DeliverReport, DeliverSettings, Deliverer, LogSink, StagingStore,
+    DeliverReport, DeliverSettings, Deliverer, LogSink, Notifier, StagingStore,
 };
 use trailkeep_shared::store::{Incomplete, StoreError};
 use trailkeep_shared::trail::{HealthStore, TrailStore};
 
-pub(crate) struct Deps<S, T, L> {
+pub(crate) struct Deps<S, T, L, N> {
     pub staging: S,
     pub trails: T,
     pub logs: L,
+    pub notifier: N,
     pub settings: DeliverSettings,
 }
 
@@ -45,8 +46,13 @@ impl From<DeliverError> for Diagnostic {
 }
 
 /// "Now" is the scheduled event's time, so a run replays exactly.
-pub(crate) async fn handle<S: StagingStore + HealthStore, T: TrailStore, L: LogSink>(
-    deps: &Deps<S, T, L>,
+pub(crate) async fn handle<
+    S: StagingStore + HealthStore,
+    T: TrailStore,
+    L: LogSink,
+    N: Notifier,
+>(
+    deps: &Deps<S, T, L, N>,
     event: LambdaEvent<EventBridgeEvent<Value>>,
 ) -> Result<DeliverReport, DeliverError> {
     let now = event.payload.time.ok_or(DeliverError::NoTime)?;
@@ -54,6 +60,7 @@ pub(crate) async fn handle<S: StagingStore + HealthStore, T: TrailStore, L: LogS
     let deliverer = Deliverer {
         staging: &deps.staging,
         logs: &deps.logs,
+        notifier: &deps.notifier,
         settings: &deps.settings,
     };
     let report = deliverer.run(&trails, &now).await;
@@ -64,6 +71,8 @@ pub(crate) async fn handle<S: StagingStore + HealthStore, T: TrailStore, L: LogS
         records = report.records,
         duplicates = report.duplicates,
         behind = report.behind,
+        notified = report.notified,
+        notify_failed = report.notify_failed,
         failed = report.failed.len(),
         "delivered"
     );
@@ -74,7 +83,7 @@ pub(crate) async fn handle<S: StagingStore + HealthStore, T: TrailStore, L: LogS
 mod tests {
     use super::*;
     use trailkeep_shared::testkit::{
-        api_call_record, trail, MemoryBucket, MemoryState, MemoryTrails,
+        api_call_record, trail, MemoryBucket, MemoryNotifier, MemoryState, MemoryTrails,
     };
 
     fn scheduled(time: Option<&str>) -> LambdaEvent<EventBridgeEvent<Value>> {
@@ -90,13 +99,14 @@ mod tests {
         LambdaEvent::new(serde_json::from_value(v).unwrap(), Default::default())
     }
 
-    async fn deps() -> Deps<MemoryState, MemoryTrails, MemoryBucket> {
+    async fn deps() -> Deps<MemoryState, MemoryTrails, MemoryBucket, MemoryNotifier> {
         let since = trailkeep_shared::time::parse("2026-11-24T00:00:00Z").unwrap();
         let event = api_call_record("6f1b2b7e-6a5b-4f3d-9d43-5c1a9e2f1a02", &since);
         let deps = Deps {
             staging: MemoryState::default(),
             trails: MemoryTrails::with(vec![trail("audit", since)]),
             logs: MemoryBucket::default(),
+            notifier: MemoryNotifier::default(),
             settings: DeliverSettings::default(),
         };
         let trails = deps.trails.trails();

@@ -6,6 +6,7 @@ mod handler;
 
 use lambda_runtime::{service_fn, Error};
 use trailkeep_shared::aws::s3::{self, S3Logs};
+use trailkeep_shared::aws::sns::SnsNotifier;
 use trailkeep_shared::aws::state_table::DynamoStaging;
 use trailkeep_shared::aws::trail_items::DynamoTrails;
 
@@ -19,6 +20,7 @@ async fn main() -> Result<(), Error> {
         staging: DynamoStaging::new(dynamodb.clone(), &config.state_table),
         trails: DynamoTrails::new(dynamodb, &config.state_table),
         logs: S3Logs::new(s3::client(&aws)),
+        notifier: SnsNotifier::new(aws_sdk_sns::Client::new(&aws)),
         settings: config.deliver,
     };
     lambda_runtime::run(service_fn(|event| handler::handle(&deps, event))).await

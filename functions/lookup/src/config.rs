@@ -17,7 +17,8 @@ pub struct Config {
     /// STATE_TABLE: the trails, and the staged copies of the API's own
     /// records.
     pub state_table: String,
-    /// TRAIL_ADMIN_ARNS is in `api.trail_admins`.
+    /// TRAIL_ADMIN_ARNS, LOG_ENCRYPTION_KEYS and NOTIFICATION_TOPICS are in
+    /// `api` (`trail_admins`, `log_encryption_keys`, `notification_topics`).
     /// ACCOUNT_ID (optional, local emulators only): the deployment's
     /// account when the function's ARN carries none. On AWS it does, and
     /// template.yaml does not set it.
@@ -31,6 +32,17 @@ pub struct Config {
     /// AWS_REGION), RETENTION_DAYS (default 90), LOOKUP_TOKEN_KEY (≥ 32
     /// bytes; authenticates NextToken).
     pub api: ApiSettings,
+}
+
+/// A comma-separated list, entries trimmed, empty ones dropped; unset: empty.
+fn list(value: Option<String>) -> Vec<String> {
+    value
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 impl Config {
@@ -67,16 +79,7 @@ impl Config {
             api: ApiSettings {
                 // Who may change trails (comma-separated ARN patterns, `*`
                 // a wildcard); unset: nobody.
-                trail_admins: env
-                    .get("TRAIL_ADMIN_ARNS")
-                    .map(|v| {
-                        v.split(',')
-                            .map(str::trim)
-                            .filter(|p| !p.is_empty())
-                            .map(str::to_owned)
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+                trail_admins: list(env.get("TRAIL_ADMIN_ARNS")),
                 lookup: LookupSettings {
                     home_region: env.required("AWS_REGION")?,
                     served_regions,
@@ -90,16 +93,10 @@ impl Config {
                 },
                 // The stack's LogEncryptionKeyArns (comma-separated); unset
                 // or empty: no trail may name a KmsKeyId.
-                log_encryption_keys: env
-                    .get("LOG_ENCRYPTION_KEYS")
-                    .map(|v| {
-                        v.split(',')
-                            .map(str::trim)
-                            .filter(|k| !k.is_empty())
-                            .map(str::to_owned)
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+                log_encryption_keys: list(env.get("LOG_ENCRYPTION_KEYS")),
+                // The stack's NotificationTopicArns; unset or empty: no
+                // trail may name an SnsTopicName.
+                notification_topics: list(env.get("NOTIFICATION_TOPICS")),
             },
         })
     }
@@ -150,6 +147,28 @@ mod tests {
             c.api.trail_admins,
             ["arn:aws:iam::1:role/A", "arn:aws:sts::1:assumed-role/A/*"]
         );
+        // The template joins an empty list parameter into "": nothing listed.
+        assert!(c.api.log_encryption_keys.is_empty() && c.api.notification_topics.is_empty());
+        let lists = [
+            base[0],
+            base[1],
+            base[2],
+            base[3],
+            (
+                "LOG_ENCRYPTION_KEYS",
+                "arn:aws:kms:eu-west-1:1:key/a,arn:aws:kms:eu-west-1:1:key/b",
+            ),
+            ("NOTIFICATION_TOPICS", ""),
+        ];
+        let c = Config::from_lookup(lookup(&lists)).unwrap();
+        assert_eq!(
+            c.api.log_encryption_keys,
+            [
+                "arn:aws:kms:eu-west-1:1:key/a",
+                "arn:aws:kms:eu-west-1:1:key/b"
+            ]
+        );
+        assert!(c.api.notification_topics.is_empty());
         assert!(
             Config::from_lookup(lookup(&base[..3])).is_err(),
             "STATE_TABLE"

@@ -80,6 +80,9 @@ pub struct ApiSettings {
     /// The KMS keys a trail's `KmsKeyId` may name: the stack's
     /// `LogEncryptionKeyArns`, which deliver and digest may encrypt with.
     pub log_encryption_keys: Vec<String>,
+    /// The SNS topics a trail's `SnsTopicName` may name: the stack's
+    /// `NotificationTopicArns`, which deliver may publish to.
+    pub notification_topics: Vec<String>,
 }
 
 impl ApiSettings {
@@ -432,6 +435,7 @@ where
             account_id: self.account_id,
             region: &self.settings.lookup.home_region,
             log_keys: &self.settings.log_encryption_keys,
+            topics: &self.settings.notification_topics,
         }
     }
 

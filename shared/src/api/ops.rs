@@ -6,15 +6,16 @@ use serde_json::{json, Value};
 
 use super::{ApiError, Operation};
 use crate::digest::registry::{self, PublicKeys};
+use crate::ingest::normalize::quote_prefix;
 use crate::trail::admin::{self, NewTrail, TrailStore, TrailUpdate};
 use crate::trail::{
-    parse_kms_key_id, AdvancedEventSelector, EventSelector, KmsKeyRef, Tag, Trail, TrailHealth,
+    parse_kms_key_id, sns_topic_arn, validate_sns_topic, AdvancedEventSelector, EventSelector,
+    KmsKeyRef, Tag, Trail, TrailHealth,
 };
 
 /// Request members CloudTrail has and trailkeep does not implement (yet):
 /// refused with a message rather than silently ignored.
-const UNSUPPORTED_MEMBERS: [&str; 4] = [
-    "SnsTopicName",
+const UNSUPPORTED_MEMBERS: [&str; 3] = [
     "CloudWatchLogsLogGroupArn",
     "CloudWatchLogsRoleArn",
     "IsOrganizationTrail",
@@ -218,6 +219,31 @@ pub(super) struct Home<'a> {
     pub region: &'a str,
     /// The keys deliver and digest may encrypt with (`LogEncryptionKeyArns`).
     pub log_keys: &'a [String],
+    /// The topics deliver may notify (`NotificationTopicArns`).
+    pub topics: &'a [String],
+}
+
+/// `SnsTopicName`, checked: a standard topic's name or ARN that the stack
+/// lets deliver publish to (a name is the topic in the stack's region and
+/// account), so a trail never names a topic its notifications would be
+/// refused at. `""` (remove the topic) passes.
+fn sns_topic_param(params: &Value, home: &Home<'_>) -> Result<Option<String>, ApiError> {
+    let given = string_param(params, "SnsTopicName")?;
+    let Some(topic) = given.as_deref().filter(|t| !t.is_empty()) else {
+        return Ok(given);
+    };
+    validate_sns_topic(topic)
+        .map_err(|e| ApiError::bad("InvalidSnsTopicNameException", e.to_string()))?;
+    let arn = sns_topic_arn(topic, home.region, home.account_id);
+    if !home.topics.contains(&arn) {
+        return Err(ApiError::bad(
+            "InsufficientSnsTopicPolicyException",
+            format!(
+                "{arn} is not one of the stack's NotificationTopicArns, so deliver may not publish to it (docs/trails.md \"File notifications\")"
+            ),
+        ));
+    }
+    Ok(given)
 }
 
 /// `KmsKeyId`, checked: a form CloudTrail takes, naming a key the stack
@@ -239,12 +265,13 @@ fn kms_key_param(params: &Value, home: &Home<'_>) -> Result<Option<String>, ApiE
             "this stack lets no trail use SSE-KMS: list the key in its LogEncryptionKeyArns parameter first (docs/trails.md \"Encrypting log files\")",
         ));
     }
-    if key != KmsKeyRef::Alias && !home.log_keys.iter().any(|arn| key.names(arn)) {
+    let listed = |arn: &String| key.names(arn, home.region, home.account_id);
+    if key != KmsKeyRef::Alias && !home.log_keys.iter().any(listed) {
         return Err(ApiError::bad(
             code,
             format!(
-                "{:?} is not one of the stack's LogEncryptionKeyArns, so deliver and digest may not encrypt with it",
-                given.as_deref().unwrap_or_default()
+                "\"{}\" is not one of the stack's LogEncryptionKeyArns (a bare key ID means a key of the stack's account and region), so deliver and digest may not encrypt with it",
+                quote_prefix(given.as_deref().unwrap_or_default())
             ),
         ));
     }
@@ -275,6 +302,7 @@ pub(super) async fn change<T: TrailStore>(
                 })?,
                 s3_key_prefix: string_param(params, "S3KeyPrefix")?,
                 kms_key_id: kms_key_param(params, home)?,
+                sns_topic_name: sns_topic_param(params, home)?,
                 // CloudTrail's defaults: global events on, one region, no validation.
                 include_global_service_events: bool_param(params, "IncludeGlobalServiceEvents")?
                     .unwrap_or(true),
@@ -290,6 +318,7 @@ pub(super) async fn change<T: TrailStore>(
                 s3_bucket_name: string_param(params, "S3BucketName")?,
                 s3_key_prefix: string_param(params, "S3KeyPrefix")?,
                 kms_key_id: kms_key_param(params, home)?,
+                sns_topic_name: sns_topic_param(params, home)?,
                 is_multi_region_trail: bool_param(params, "IsMultiRegionTrail")?,
                 include_global_service_events: bool_param(params, "IncludeGlobalServiceEvents")?,
                 log_file_validation_enabled: bool_param(params, "EnableLogFileValidation")?,

@@ -28,11 +28,18 @@ fn settings() -> ApiSettings {
             retention_days: 90,
             shards: 1,
         },
-        log_encryption_keys: vec![LOG_KEY.into()],
+        log_encryption_keys: vec![LOG_KEY.into(), FAR_KEY.into()],
+        notification_topics: vec![TOPIC.into()],
     }
 }
 
-/// The one key this stack lets trails encrypt with.
+/// The one topic this stack lets deliver notify.
+const TOPIC: &str = "arn:aws:sns:eu-west-1:111122223333:trail-files";
+
+/// A listed key of another region: by ARN only.
+const FAR_KEY: &str = "arn:aws:kms:us-east-1:111122223333:key/22222222-3333-4444-8555-666666666666";
+
+/// The key this stack lets trails encrypt with, in its own region.
 const LOG_KEY: &str = "arn:aws:kms:eu-west-1:111122223333:key/0b1d4e2f-8a6c-4d2e-9f1a-3b02a1c3e5f7";
 
 fn caller(name: &str) -> Caller {
@@ -420,6 +427,7 @@ async fn a_trail_encrypts_only_with_a_key_the_stack_lets_its_writers_use() {
         ("by-arn", LOG_KEY),
         ("by-id", key_id),
         ("by-alias", "alias/trail-logs"),
+        ("far-by-arn", FAR_KEY),
     ] {
         let (status, body) = w.call("CreateTrail", create(name, key), at).await;
         assert_eq!(status, 200, "{key}: {body}");
@@ -437,6 +445,8 @@ async fn a_trail_encrypts_only_with_a_key_the_stack_lets_its_writers_use() {
         "arn:aws:s3:::logs",
         "key/0b1d4e2f-8a6c-4d2e-9f1a-3b02a1c3e5f7",
         "alias/bad name",
+        // A bare ID is looked up in the stack's region: not FAR_KEY.
+        "22222222-3333-4444-8555-666666666666",
     ] {
         let (status, body) = w.call("CreateTrail", create("refused", key), at).await;
         assert_eq!(
@@ -445,7 +455,7 @@ async fn a_trail_encrypts_only_with_a_key_the_stack_lets_its_writers_use() {
             "{key}: {body}"
         );
     }
-    assert_eq!(w.trails.trails().len(), 3, "nothing refused was made");
+    assert_eq!(w.trails.trails().len(), 4, "nothing refused was made");
     // UpdateTrail changes the key and "" removes it.
     let (status, body) = w
         .call(
@@ -466,6 +476,59 @@ async fn a_trail_encrypts_only_with_a_key_the_stack_lets_its_writers_use() {
     assert!(body.get("KmsKeyId").is_none(), "{body}");
     let (_, got) = w.call("GetTrail", json!({"Name": "by-alias"}), at).await;
     assert!(got["Trail"].get("KmsKeyId").is_none(), "{got}");
+}
+
+/// `SnsTopicName` (issue 16): a name (the stack's region and account) or
+/// an ARN of a topic the stack's `NotificationTopicArns` lists; GetTrail
+/// shows the name and `SnsTopicARN`; `""` removes it.
+#[tokio::test]
+async fn a_trail_notifies_only_a_topic_the_stack_lets_deliver_publish_to() {
+    let w = World::new();
+    let at = "2026-11-24T10:00:00Z";
+    let create = |name: &str, topic: &str| json!({"Name": name, "S3BucketName": "logs", "SnsTopicName": topic});
+    for (name, topic) in [("by-name", "trail-files"), ("by-arn", TOPIC)] {
+        let (status, body) = w.call("CreateTrail", create(name, topic), at).await;
+        assert_eq!(status, 200, "{topic}: {body}");
+        let (_, got) = w.call("GetTrail", json!({"Name": name}), at).await;
+        assert_eq!(got["Trail"]["SnsTopicName"], topic, "{got}");
+        assert_eq!(got["Trail"]["SnsTopicARN"], TOPIC, "{got}");
+    }
+    for (topic, code) in [
+        ("other-topic", "InsufficientSnsTopicPolicyException"),
+        (
+            "arn:aws:sns:eu-west-1:444455556666:trail-files",
+            "InsufficientSnsTopicPolicyException",
+        ),
+        (
+            "arn:aws:sns:us-east-1:111122223333:trail-files",
+            "InsufficientSnsTopicPolicyException",
+        ),
+        ("trail-files.fifo", "InvalidSnsTopicNameException"),
+        ("bad name", "InvalidSnsTopicNameException"),
+        (
+            "arn:aws:sqs:eu-west-1:111122223333:trail-files",
+            "InvalidSnsTopicNameException",
+        ),
+    ] {
+        let (status, body) = w.call("CreateTrail", create("refused", topic), at).await;
+        assert_eq!(
+            (status, body["__type"].as_str()),
+            (400, Some(code)),
+            "{topic}: {body}"
+        );
+    }
+    assert_eq!(w.trails.trails().len(), 2, "nothing refused was made");
+    let (status, body) = w
+        .call(
+            "UpdateTrail",
+            json!({"Name": "by-name", "SnsTopicName": ""}),
+            at,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, got) = w.call("GetTrail", json!({"Name": "by-name"}), at).await;
+    assert!(got["Trail"].get("SnsTopicName").is_none(), "{got}");
+    assert!(got["Trail"].get("SnsTopicARN").is_none(), "{got}");
 }
 
 #[tokio::test]

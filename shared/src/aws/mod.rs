@@ -26,6 +26,8 @@ pub mod history_table;
 pub mod kms;
 /// S3: log files and digests written, read and hashed.
 pub mod s3;
+/// SNS: a notification per delivered log file.
+pub mod sns;
 /// SQS: the ingest queue's receipt handles confirmed.
 pub mod sqs;
 /// The state table's delivery and digest items: staging, claims, cursors,

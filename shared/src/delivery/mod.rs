@@ -135,6 +135,21 @@ pub trait LogSink: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// Where a trail's file notifications go (SNS in production).
+pub trait Notifier: Send + Sync {
+    /// Publishes one message to the topic `topic_arn`.
+    fn notify(
+        &self,
+        topic_arn: &str,
+        message: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// CloudTrail's notification for one delivered log file.
+pub fn file_notification(bucket: &str, key: &str) -> String {
+    serde_json::json!({ "s3Bucket": bucket, "s3ObjectKey": [key] }).to_string()
+}
+
 /// Stages one event for every trail that logs it. `now` is the ingest time.
 pub async fn stage<S: StagingStore>(
     store: &S,
@@ -188,6 +203,10 @@ pub struct DeliverReport {
     pub duplicates: usize,
     /// Trail/regions that still have sealed windows (caught up next run).
     pub behind: usize,
+    /// SNS notifications published, one per log file of a trail with a
+    /// topic; and those that failed (the file is delivered all the same).
+    pub notified: usize,
+    pub notify_failed: usize,
     /// Trail/regions whose delivery failed this run (retried next run; the
     /// others were delivered).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -218,13 +237,14 @@ fn assemble_failed(e: std::io::Error) -> StoreError {
 }
 
 /// Log file delivery, over its ports.
-pub struct Deliverer<'a, S, L> {
+pub struct Deliverer<'a, S, L, N> {
     pub staging: &'a S,
     pub logs: &'a L,
+    pub notifier: &'a N,
     pub settings: &'a DeliverSettings,
 }
 
-impl<S: StagingStore + HealthStore, L: LogSink> Deliverer<'_, S, L> {
+impl<S: StagingStore + HealthStore, L: LogSink, N: Notifier> Deliverer<'_, S, L, N> {
     /// Delivers every sealed window of every trail (logging or not: what
     /// was staged before a stop is still delivered). A trail's region that
     /// fails is reported in `failed` and retried next run from its cursor;
@@ -371,6 +391,27 @@ impl<S: StagingStore + HealthStore, L: LogSink> Deliverer<'_, S, L> {
                 trail.kms_key_id.as_deref(),
             )
             .await?;
+        // After the file, before its manifest entry: a run killed in
+        // between rewrites the same key and notifies again, so a
+        // subscriber sees each file at least once and dedupes by key. A
+        // failed publish loses that notification, not the file (as in
+        // CloudTrail): it is logged and counted.
+        if let Some(topic) = trail.sns_topic_arn() {
+            let message = file_notification(&trail.s3_bucket_name, &key);
+            match self.notifier.notify(&topic, &message).await {
+                Ok(()) => report.notified += 1,
+                Err(e) => {
+                    report.notify_failed += 1;
+                    tracing::warn!(
+                        trail = %trail.name,
+                        topic = %topic,
+                        key = %key,
+                        error = %e,
+                        "log file delivered, its SNS notification not published"
+                    );
+                }
+            }
+        }
         self.staging
             .record_manifest(&trail.name, of.region, &entry)
             .await?;

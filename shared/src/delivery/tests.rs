@@ -43,6 +43,7 @@ async fn run_with(
     let deliverer = Deliverer {
         staging: state,
         logs,
+        notifier: &crate::testkit::MemoryNotifier::default(),
         settings,
     };
     deliverer.run(trails, &t(now)).await.into_result()
@@ -134,6 +135,68 @@ async fn each_trail_writes_under_its_own_kms_key_or_none() {
     };
     assert_eq!(under("sealed/"), [Some(key.to_owned())]);
     assert_eq!(under("AWSLogs/"), [None]);
+}
+
+/// A trail with an SNS topic gets CloudTrail's message for each log file,
+/// once per file; a topic that refuses loses its notifications, not the
+/// files; a re-run of a window notifies again (at least once, by key).
+#[tokio::test]
+async fn each_log_file_of_a_notifying_trail_is_published_once() {
+    let (state, bucket) = (MemoryState::default(), MemoryBucket::default());
+    let notifier = crate::testkit::MemoryNotifier::default();
+    let since = t("2026-11-24T00:00:00Z");
+    let mut loud = trail("loud", since);
+    loud.sns_topic_name = Some("trail-files".into());
+    loud.s3_key_prefix = Some("loud".into());
+    let mut broken = trail("broken", since);
+    broken.sns_topic_name = Some("arn:aws:sns:eu-west-1:111122223333:gone".into());
+    broken.s3_key_prefix = Some("broken".into());
+    let trails = [loud, broken, trail("quiet", since)];
+    notifier.break_topic("arn:aws:sns:eu-west-1:111122223333:gone");
+    for n in 0..3 {
+        let at = format!("2026-11-24T01:0{}:00Z", 3 * n);
+        stage_event(&state, &trails, n, &at, &at).await;
+    }
+    let deliver = |now: &'static str| {
+        let (state, bucket, notifier, trails) = (&state, &bucket, &notifier, &trails);
+        async move {
+            let settings = DeliverSettings::default();
+            let deliverer = Deliverer {
+                staging: state,
+                logs: bucket,
+                notifier,
+                settings: &settings,
+            };
+            deliverer.run(trails, &t(now)).await.into_result()
+        }
+    };
+    let report = deliver("2026-11-24T01:20:00Z").await.unwrap();
+    // Two windows (01:00-01:05, 01:05-01:10) for each of three trails.
+    assert_eq!(report.files, 6);
+    assert_eq!((report.notified, report.notify_failed), (2, 2));
+    let loud_files = bucket.keys("logs", "loud/");
+    assert_eq!(loud_files.len(), 2);
+    let expected: Vec<(String, String)> = loud_files
+        .iter()
+        .map(|k| {
+            (
+                "arn:aws:sns:eu-west-1:111122223333:trail-files".to_owned(),
+                format!(r#"{{"s3Bucket":"logs","s3ObjectKey":["{k}"]}}"#),
+            )
+        })
+        .collect();
+    let mut sent = notifier.sent();
+    sent.sort();
+    assert_eq!(sent, expected);
+    assert_eq!(
+        bucket.keys("logs", "broken/").len(),
+        2,
+        "delivered all the same"
+    );
+    // A later run with nothing new sends nothing.
+    let again = deliver("2026-11-24T01:25:00Z").await.unwrap();
+    assert_eq!((again.files, again.notified), (0, 0));
+    assert_eq!(notifier.sent().len(), 2);
 }
 
 /// 30 events, 30 s apart from 01:00: three windows of ten.

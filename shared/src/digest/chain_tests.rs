@@ -50,6 +50,7 @@ impl World {
         let deliverer = Deliverer {
             staging: &self.state,
             logs: &self.bucket,
+            notifier: &crate::testkit::MemoryNotifier::default(),
             settings: &settings,
         };
         deliverer
@@ -257,6 +258,7 @@ async fn one_failing_trail_never_holds_up_the_others_digests() {
     let deliverer = Deliverer {
         staging: &w.state,
         logs: &w.bucket,
+        notifier: &crate::testkit::MemoryNotifier::default(),
         settings: &settings,
     };
     for now in ["2026-11-24T01:05:00Z", "2026-11-24T02:05:00Z"] {

@@ -582,6 +582,7 @@ mod tests {
             s3_bucket_name: "logs".into(),
             s3_key_prefix: None,
             kms_key_id: None,
+            sns_topic_name: None,
             is_multi_region_trail: false,
             include_global_service_events: true,
             log_file_validation_enabled: true,

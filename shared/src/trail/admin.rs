@@ -67,6 +67,7 @@ impl AdminError {
             Self::Invalid(TrailError::InvalidTagParameter(_)) => "InvalidTagParameterException",
             Self::Invalid(TrailError::TagsLimitExceeded(_)) => "TagsLimitExceededException",
             Self::Invalid(TrailError::InvalidKmsKeyId(_)) => "InvalidKmsKeyIdException",
+            Self::Invalid(TrailError::InvalidSnsTopicName(_)) => "InvalidSnsTopicNameException",
             Self::ConcurrentModification(_) => "ConcurrentModificationException",
             Self::Store(_) => "InternalFailure",
         }
@@ -100,6 +101,7 @@ pub struct NewTrail {
     pub s3_bucket_name: String,
     pub s3_key_prefix: Option<String>,
     pub kms_key_id: Option<String>,
+    pub sns_topic_name: Option<String>,
     pub is_multi_region_trail: bool,
     pub include_global_service_events: bool,
     pub log_file_validation_enabled: bool,
@@ -114,6 +116,8 @@ pub struct TrailUpdate {
     pub s3_key_prefix: Option<String>,
     /// `Some("")` removes the key: files are written without SSE-KMS.
     pub kms_key_id: Option<String>,
+    /// `Some("")` removes the topic: no more notifications.
+    pub sns_topic_name: Option<String>,
     pub is_multi_region_trail: Option<bool>,
     pub include_global_service_events: Option<bool>,
     pub log_file_validation_enabled: Option<bool>,
@@ -191,6 +195,7 @@ pub async fn create<S: TrailStore>(
         s3_bucket_name: new.s3_bucket_name,
         s3_key_prefix: new.s3_key_prefix.filter(|p| !p.is_empty()),
         kms_key_id: new.kms_key_id.filter(|k| !k.is_empty()),
+        sns_topic_name: new.sns_topic_name.filter(|t| !t.is_empty()),
         is_multi_region_trail: new.is_multi_region_trail,
         include_global_service_events: new.include_global_service_events,
         log_file_validation_enabled: new.log_file_validation_enabled,
@@ -263,6 +268,9 @@ pub async fn update<S: TrailStore>(
         }
         if let Some(k) = &u.kms_key_id {
             t.kms_key_id = Some(k.clone()).filter(|k| !k.is_empty());
+        }
+        if let Some(topic) = &u.sns_topic_name {
+            t.sns_topic_name = Some(topic.clone()).filter(|t| !t.is_empty());
         }
         if let Some(v) = u.is_multi_region_trail {
             t.is_multi_region_trail = v;

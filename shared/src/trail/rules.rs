@@ -80,6 +80,10 @@ pub struct Trail {
     /// encryption header is sent and the bucket's default encryption applies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kms_key_id: Option<String>,
+    /// The SNS topic notified of each delivered log file, by name (in the
+    /// trail's home region and account) or ARN, as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sns_topic_name: Option<String>,
     pub is_multi_region_trail: bool,
     pub include_global_service_events: bool,
     pub log_file_validation_enabled: bool,
@@ -176,6 +180,62 @@ pub enum TrailError {
     TagsLimitExceeded(String),
     #[error("InvalidKmsKeyIdException: {0}")]
     InvalidKmsKeyId(String),
+    #[error("InvalidSnsTopicNameException: {0}")]
+    InvalidSnsTopicName(String),
+}
+
+/// The ARN `SnsTopicName` stands for: itself when it is an ARN, else the
+/// topic of that name in `region` of `account`.
+pub fn sns_topic_arn(topic: &str, region: &str, account: &str) -> String {
+    if topic.starts_with("arn:") {
+        topic.to_owned()
+    } else {
+        format!("arn:{}:sns:{region}:{account}:{topic}", partition(region))
+    }
+}
+
+/// Checks an `SnsTopicName`: a standard topic's name (1–256 of
+/// `[A-Za-z0-9_-]`) or its ARN. FIFO topics (`.fifo`) are refused, as
+/// CloudTrail refuses them.
+pub fn validate_sns_topic(given: &str) -> Result<(), TrailError> {
+    let bad = |why: &str| {
+        Err(TrailError::InvalidSnsTopicName(format!(
+            "SnsTopicName \"{}\" {why}",
+            crate::ingest::normalize::quote_prefix(given)
+        )))
+    };
+    let name = match given.strip_prefix("arn:") {
+        Some(rest) => {
+            let parts: Vec<&str> = rest.splitn(5, ':').collect();
+            let [partition, "sns", region, account, name] = parts[..] else {
+                return bad("is not an SNS topic ARN");
+            };
+            let region_ok = !region.is_empty()
+                && region
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !partition.starts_with("aws")
+                || !region_ok
+                || account.len() != 12
+                || !account.bytes().all(|b| b.is_ascii_digit())
+            {
+                return bad("is not an SNS topic ARN");
+            }
+            name
+        }
+        None => given,
+    };
+    if name.ends_with(".fifo") {
+        return bad("is a FIFO topic: CloudTrail's notifications go to standard topics");
+    }
+    if !(1..=256).contains(&name.len())
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return bad("is not a valid topic name (1-256 letters, digits, - and _)");
+    }
+    Ok(())
 }
 
 /// What a `KmsKeyId` names.
@@ -190,11 +250,16 @@ pub enum KmsKeyRef<'a> {
 }
 
 impl KmsKeyRef<'_> {
-    /// Does this reference name the key `arn` (an alias: unknown, `false`)?
-    pub fn names(&self, arn: &str) -> bool {
+    /// Does this reference, given by a trail homed in `region` of
+    /// `account`, name the key `arn` (an alias: unknown, `false`)? A bare
+    /// key ID is looked up where the writes happen, so it names only a key
+    /// of that account and region.
+    pub fn names(&self, arn: &str, region: &str, account: &str) -> bool {
         match self {
             Self::Key { arn: Some(a), .. } => *a == arn,
-            Self::Key { id, arn: None } => arn.rsplit_once(":key/").is_some_and(|(_, k)| k == *id),
+            Self::Key { id, arn: None } => {
+                arn == format!("arn:{}:kms:{region}:{account}:key/{id}", partition(region))
+            }
             Self::Alias => false,
         }
     }
@@ -207,7 +272,8 @@ impl KmsKeyRef<'_> {
 pub fn parse_kms_key_id(given: &str) -> Result<KmsKeyRef<'_>, TrailError> {
     let bad = |why: &str| {
         Err(TrailError::InvalidKmsKeyId(format!(
-            "KmsKeyId {given:?} {why}"
+            "KmsKeyId \"{}\" {why}",
+            crate::ingest::normalize::quote_prefix(given)
         )))
     };
     let key_id = |id: &str| {
@@ -408,6 +474,14 @@ fn valid_lambda_value(value: &str) -> bool {
 
 impl Trail {
     /// `arn:{partition}:cloudtrail:{home region}:{account}:trail/{name}`.
+    /// The ARN of the topic notified of each log file: `SnsTopicName` as
+    /// given when it is an ARN, else the topic of that name in the trail's
+    /// home region and account.
+    pub fn sns_topic_arn(&self) -> Option<String> {
+        let topic = self.sns_topic_name.as_deref()?;
+        Some(sns_topic_arn(topic, &self.home_region, &self.account_id))
+    }
+
     pub fn arn(&self) -> String {
         format!(
             "arn:{}:cloudtrail:{}:{}:trail/{}",
@@ -438,6 +512,10 @@ impl Trail {
         }
         if let Some(key) = &self.kms_key_id {
             v["KmsKeyId"] = serde_json::json!(key);
+        }
+        if let (Some(name), Some(arn)) = (&self.sns_topic_name, self.sns_topic_arn()) {
+            v["SnsTopicName"] = serde_json::json!(name);
+            v["SnsTopicARN"] = serde_json::json!(arn);
         }
         v
     }
@@ -480,6 +558,9 @@ impl Trail {
         }
         if let Some(key) = &self.kms_key_id {
             parse_kms_key_id(key)?;
+        }
+        if let Some(topic) = &self.sns_topic_name {
+            validate_sns_topic(topic)?;
         }
         Ok(())
     }

@@ -222,14 +222,29 @@ impl Finding {
     }
 }
 
-/// `text` with control characters and bidirectional overrides escaped
-/// (`\n`, `\t`, `\u{1b}`, `\u{202e}`): object keys come from the bucket,
-/// and one holding a newline could forge a `valid` line of the report, a
-/// terminal escape could rewrite the screen, an override could show a
-/// name backwards. Text without them is returned as it is.
+/// `text` with control characters, line and paragraph separators,
+/// bidirectional marks and overrides, and backslashes escaped (`\n`,
+/// `\t`, `\u{1b}`, `\u{2028}`, `\u{202e}`, `\\`): object keys come from
+/// the bucket, and one holding a newline could forge a `valid` line of the
+/// report, a terminal escape could rewrite the screen, an override could
+/// show a name backwards; a backslash is escaped so that a key spelling
+/// `\n` does not print like one holding a newline. Text without them is
+/// returned as it is.
 pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    let unsafe_char =
-        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(
+                c,
+                '\\'
+                    | '\u{061c}'
+                    | '\u{200e}'
+                    | '\u{200f}'
+                    | '\u{2028}'
+                    | '\u{2029}'
+                    | '\u{202a}'..='\u{202e}'
+                    | '\u{2066}'..='\u{2069}'
+            )
+    };
     if !text.chars().any(unsafe_char) {
         return text.into();
     }
@@ -1063,6 +1078,11 @@ mod tests {
             printable("AWSLogs/1/CloudTrail/é x.json.gz"),
             "AWSLogs/1/CloudTrail/é x.json.gz"
         );
+        // A key spelling "\n" stays distinguishable from one holding a
+        // newline; separators and bidi marks are escaped too.
+        assert_eq!(printable(r"a\nb"), r"a\\nb");
+        assert_ne!(printable(r"a\nb"), printable("a\nb"));
+        assert_eq!(printable("a\u{2028}b\u{200f}"), r"a\u{2028}b\u{200f}");
         let mut r = Report::default();
         r.count(&valid);
         assert!(r.all_valid());
