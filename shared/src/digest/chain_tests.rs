@@ -615,7 +615,9 @@ async fn a_log_file_no_digest_lists_is_reported_when_asked() {
     let recent = name("20261124T0330Z", "BBBBBBBBBBBBBBBB");
     let other_day = name("20261125T0240Z", "CCCCCCCCCCCCCCCC");
     let stray = format!("{folder}notes.txt");
-    for key in [&added, &recent, &other_day, &stray] {
+    // AND a log file in a region folder that has no digests at all
+    let elsewhere = "AWSLogs/111122223333/CloudTrail/ap-fake-1/2026/11/24/111122223333_CloudTrail_ap-fake-1_20261124T0240Z_DDDDDDDDDDDDDDDD.json.gz".to_owned();
+    for key in [&added, &recent, &other_day, &stray, &elsewhere] {
         w.bucket.set_object("logs", key, copy.clone());
     }
 
@@ -644,11 +646,12 @@ async fn a_log_file_no_digest_lists_is_reported_when_asked() {
         recent.clone(),
         other_day.clone(),
         stray.clone(),
+        elsewhere.clone(),
     ];
     all.sort();
     assert_eq!(unlisted(&request).await, all);
-    // AND a range that ends before 02:40 or starts after it leaves that
-    // file out (the odd names are reported wherever the day is covered)
+    // AND a range that ends before 02:40 or starts after it leaves those
+    // files out (the odd names are reported wherever the day is covered)
     let mut early = request.clone();
     early.end = t("2026-11-24T02:30:00Z");
     early.now = early.end;

@@ -463,6 +463,31 @@ pub async fn validate<S: Source>(
                 };
                 chain.check(&mut found, &mut log_tx).await?;
             }
+            if req.report_unlisted {
+                // A region with log files and no digests at all: no digest
+                // lists any of its files, so each delivered in the range
+                // is reported (a planted folder is found this way).
+                let log_root =
+                    format!("{}AWSLogs/{}/CloudTrail/", req.key_prefix(), req.account_id);
+                for region in src.folders(&req.bucket, &log_root).await? {
+                    if regions.contains(&region) {
+                        continue;
+                    }
+                    let chain = RegionChain {
+                        src,
+                        keys,
+                        req,
+                        root,
+                        region: &region,
+                        out: &out_tx,
+                    };
+                    let whole_range = Listed {
+                        keys: HashSet::new(),
+                        spans: vec![(req.start, req.end)],
+                    };
+                    chain.report_unlisted(&whole_range).await?;
+                }
+            }
             Ok::<_, StoreError>(found)
         }
     };
