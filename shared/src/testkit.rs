@@ -560,6 +560,14 @@ impl HealthStore for MemoryState {
             h.delivered = Some(outcome.at);
         }
         h.delivery_error = outcome.error.clone();
+        if outcome.notified {
+            h.notified = Some(outcome.at);
+        }
+        if outcome.notify_error.is_some() {
+            h.notify_error = outcome.notify_error.clone();
+        } else if outcome.notified {
+            h.notify_error = None;
+        }
         Ok(())
     }
 

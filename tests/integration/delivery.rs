@@ -862,6 +862,14 @@ async fn each_log_file_is_announced_on_the_trails_topic() {
     expected.sort_by_key(|v| v.to_string());
     assert_eq!(expected.len(), 3);
     assert_eq!(got, expected);
+    // GetTrailStatus's LatestNotificationTime, from the state table.
+    use trailkeep_shared::trail::HealthStore;
+    let health = p.staging.health("announced").await.unwrap();
+    assert_eq!(
+        (health.notified, health.notify_error),
+        (Some(at + Duration::minutes(25)), None)
+    );
+    assert_eq!(p.staging.health("silent").await.unwrap().notified, None);
     let _ = sqs.delete_queue().queue_url(&queue_url).send().await;
     let _ = sns.delete_topic().topic_arn(&topic).send().await;
     p.delete().await;

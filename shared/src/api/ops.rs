@@ -134,6 +134,7 @@ pub(super) fn status_response(t: &Trail, h: &TrailHealth) -> Value {
     time("StopLoggingTime", t.stop_logging_time);
     time("LatestDeliveryTime", h.delivered);
     time("LatestDigestDeliveryTime", h.digest_delivered);
+    time("LatestNotificationTime", h.notified);
     let mut text = |member: &str, value: Option<String>| {
         if let Some(value) = value {
             v[member] = json!(value);
@@ -144,6 +145,7 @@ pub(super) fn status_response(t: &Trail, h: &TrailHealth) -> Value {
     text("TimeLoggingStopped", iso(t.stop_logging_time));
     text("LatestDeliveryError", h.delivery_error.clone());
     text("LatestDigestDeliveryError", h.digest_error.clone());
+    text("LatestNotificationError", h.notify_error.clone());
     text("LatestDeliveryAttemptTime", iso(h.delivery_attempt));
     text("LatestDeliveryAttemptSucceeded", iso(h.delivery_ok));
     v

@@ -304,6 +304,8 @@ async fn get_trail_status_reports_what_deliver_and_digest_last_did() {
         at: crate::time::parse(t).unwrap(),
         wrote: true,
         error: None,
+        notified: false,
+        notify_error: None,
     };
     w.state
         .note_delivery("audit", &ok("2026-11-24T10:05:00Z"))
@@ -345,6 +347,42 @@ async fn get_trail_status_reports_what_deliver_and_digest_last_did() {
         t("2026-11-24T11:10:00Z").timestamp()
     );
     assert!(status.get("LatestDigestDeliveryError").is_none());
+    assert!(status.get("LatestNotificationTime").is_none());
+    // AND a run whose notification was refused, then one that published
+    let refused = RunOutcome {
+        notify_error: Some(
+            "Publish on arn:aws:sns:eu-west-1:111122223333:t failed: AuthorizationError".into(),
+        ),
+        ..ok("2026-11-24T11:15:00Z")
+    };
+    w.state.note_delivery("audit", &refused).await.unwrap();
+    let (_, status) = w
+        .call(
+            "GetTrailStatus",
+            json!({"Name": "audit"}),
+            "2026-11-24T11:16:00Z",
+        )
+        .await;
+    assert!(status["LatestNotificationError"]
+        .as_str()
+        .is_some_and(|e| e.contains("AuthorizationError")));
+    let published = RunOutcome {
+        notified: true,
+        ..ok("2026-11-24T11:20:00Z")
+    };
+    w.state.note_delivery("audit", &published).await.unwrap();
+    let (_, status) = w
+        .call(
+            "GetTrailStatus",
+            json!({"Name": "audit"}),
+            "2026-11-24T11:21:00Z",
+        )
+        .await;
+    assert_eq!(
+        status["LatestNotificationTime"],
+        t("2026-11-24T11:20:00Z").timestamp()
+    );
+    assert!(status.get("LatestNotificationError").is_none(), "{status}");
 }
 
 #[tokio::test]

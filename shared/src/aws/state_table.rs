@@ -468,6 +468,11 @@ impl HealthStore for DynamoStaging {
             delivery_error: error(&deliver),
             digest_delivered: time(&digest, "wroteAt"),
             digest_error: error(&digest),
+            notified: time(&deliver, "notifiedAt"),
+            notify_error: deliver
+                .get("notifyError")
+                .and_then(|v| v.as_s().ok())
+                .cloned(),
         })
     }
 }
@@ -652,9 +657,23 @@ impl DynamoStaging {
         } else {
             set.push("okAt = :a");
         }
-        let mut expression = format!("SET {}", set.join(", "));
+        if outcome.notified {
+            set.push("notifiedAt = :a");
+        }
+        if outcome.notify_error.is_some() {
+            set.push("notifyError = :n");
+        }
+        let mut remove = Vec::new();
         if outcome.error.is_none() {
-            expression.push_str(" REMOVE lastError");
+            remove.push("lastError");
+        }
+        // A run that published without a refusal clears the last one.
+        if outcome.notified && outcome.notify_error.is_none() {
+            remove.push("notifyError");
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
         }
         let mut update = self
             .client
@@ -667,6 +686,10 @@ impl DynamoStaging {
         if let Some(e) = &outcome.error {
             let e: String = e.chars().take(MAX_HEALTH_ERROR_CHARS).collect();
             update = update.expression_attribute_values(":e", s(e));
+        }
+        if let Some(e) = &outcome.notify_error {
+            let e: String = e.chars().take(MAX_HEALTH_ERROR_CHARS).collect();
+            update = update.expression_attribute_values(":n", s(e));
         }
         update
             .send()

@@ -207,6 +207,9 @@ pub struct DeliverReport {
     /// topic; and those that failed (the file is delivered all the same).
     pub notified: usize,
     pub notify_failed: usize,
+    /// The last refused publish's error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notify_error: Option<String>,
     /// Trail/regions whose delivery failed this run (retried next run; the
     /// others were delivered).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -254,6 +257,7 @@ impl<S: StagingStore + HealthStore, L: LogSink, N: Notifier> Deliverer<'_, S, L,
         let sealed = last_sealed(now, self.settings.grace_secs);
         for trail in trails {
             let (files, failures) = (report.files, report.failed.len());
+            let (notified, refused) = (report.notified, report.notify_failed);
             match self.staging.regions(&trail.name).await {
                 Ok(regions) => {
                     for (region, next) in regions {
@@ -269,6 +273,10 @@ impl<S: StagingStore + HealthStore, L: LogSink, N: Notifier> Deliverer<'_, S, L,
                 at: *now,
                 wrote: report.files > files,
                 error: report.failed.get(failures).map(|f| f.error.clone()),
+                notified: report.notified > notified,
+                notify_error: (report.notify_failed > refused)
+                    .then(|| report.notify_error.clone())
+                    .flatten(),
             };
             health::note(
                 &trail.name,
@@ -402,6 +410,7 @@ impl<S: StagingStore + HealthStore, L: LogSink, N: Notifier> Deliverer<'_, S, L,
                 Ok(()) => report.notified += 1,
                 Err(e) => {
                     report.notify_failed += 1;
+                    report.notify_error = Some(e.to_string());
                     tracing::warn!(
                         trail = %trail.name,
                         topic = %topic,

@@ -193,6 +193,23 @@ async fn each_log_file_of_a_notifying_trail_is_published_once() {
         2,
         "delivered all the same"
     );
+    // AND GetTrailStatus will say so: the refusal for the broken topic,
+    // the time of the last notification for the other.
+    let broken = state.health("broken").await.unwrap();
+    assert!(
+        broken
+            .notify_error
+            .as_deref()
+            .is_some_and(|e| e.contains("AuthorizationError")),
+        "{broken:?}"
+    );
+    assert_eq!(broken.notified, None);
+    let loud = state.health("loud").await.unwrap();
+    assert_eq!(
+        (loud.notified, loud.notify_error),
+        (Some(t("2026-11-24T01:20:00Z")), None)
+    );
+    assert_eq!(state.health("quiet").await.unwrap().notified, None);
     // A later run with nothing new sends nothing.
     let again = deliver("2026-11-24T01:25:00Z").await.unwrap();
     assert_eq!((again.files, again.notified), (0, 0));

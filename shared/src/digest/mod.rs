@@ -335,6 +335,8 @@ impl<S: DigestState + HealthStore, K: Signer, B: DigestBucket> Digester<'_, S, K
                 at: *now,
                 wrote: report.digests > digests,
                 error: report.failed.get(failures).map(|f| f.error.clone()),
+                notified: false,
+                notify_error: None,
             };
             health::note(&trail.name, self.state.note_digest(&trail.name, &outcome)).await;
         }

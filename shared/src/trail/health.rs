@@ -25,6 +25,12 @@ pub struct TrailHealth {
     pub digest_delivered: Option<DateTime<Utc>>,
     /// The last failed digest run's error (gone once a run succeeds).
     pub digest_error: Option<String>,
+    /// The last run that published an SNS notification for the trail
+    /// (`LatestNotificationTime`).
+    pub notified: Option<DateTime<Utc>>,
+    /// The last refused notification's error (`LatestNotificationError`;
+    /// gone once a run publishes without one).
+    pub notify_error: Option<String>,
 }
 
 /// One run's outcome for one trail.
@@ -36,6 +42,10 @@ pub struct RunOutcome {
     pub wrote: bool,
     /// The first failure, if a region of the trail failed.
     pub error: Option<String>,
+    /// Deliver only: whether the run published a notification, and the
+    /// last publish it was refused, if any.
+    pub notified: bool,
+    pub notify_error: Option<String>,
 }
 
 /// Where runs note their outcome (the state table in production).
