@@ -356,6 +356,8 @@ pub struct MemoryState {
     page_items: AtomicUsize,
     /// Pages of staged events read so far.
     pages: AtomicUsize,
+    /// Manifest writes that succeed before the later ones fail.
+    manifest_fail: FailAfter,
 }
 
 fn pair(trail: &str, region: &str) -> TrailRegion {
@@ -367,6 +369,12 @@ fn hour_of(t: &DateTime<Utc>) -> String {
 }
 
 impl MemoryState {
+    /// After `n` more manifest entries, every write of one fails (`None`:
+    /// heals): a deliver run killed between a file and its manifest entry.
+    pub fn fail_manifests_after(&self, n: Option<usize>) {
+        self.manifest_fail.set(n);
+    }
+
     /// Reads staged events `n` per page.
     pub fn with_page_items(self, n: usize) -> Self {
         self.page_items.store(n, Ordering::Relaxed);
@@ -519,6 +527,9 @@ impl StagingStore for MemoryState {
         region: &str,
         entry: &ManifestEntry,
     ) -> Result<(), StoreError> {
+        if self.manifest_fail.tick() {
+            return Err(injected("PutItem", &format!("MAN#{trail}#{region}")));
+        }
         let hour = hour_of(&entry.delivered);
         lock(&self.state)
             .manifest

@@ -73,6 +73,7 @@ impl Stack {
             ("AWS::AccountId", ACCOUNT.to_owned()),
             ("AWS::Partition", "aws".to_owned()),
             ("AWS::Region", "us-east-1".to_owned()),
+            ("AWS::URLSuffix", "amazonaws.com".to_owned()),
             ("HistoryTable", table_arn(history)),
             ("StateTable", table_arn(state)),
             ("LogBucket", format!("arn:aws:s3:::{bucket}")),
@@ -530,6 +531,14 @@ fn only_deliver_and_digest_use_the_listed_log_encryption_keys() {
                 assert!(
                     !stack.allows(f, Request::new("", "kms:GenerateDataKey", key)),
                     "{f} calls KMS directly"
+                );
+                let elsewhere = Request {
+                    via_service: Some("s3.eu-west-1.amazonaws.com"),
+                    ..Request::new("", "kms:GenerateDataKey", key)
+                };
+                assert!(
+                    !stack.allows(f, elsewhere),
+                    "{f} through another region's S3"
                 );
             }
         }

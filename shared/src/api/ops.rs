@@ -237,6 +237,16 @@ fn sns_topic_param(params: &Value, home: &Home<'_>) -> Result<Option<String>, Ap
     validate_sns_topic(topic)
         .map_err(|e| ApiError::bad("InvalidSnsTopicNameException", e.to_string()))?;
     let arn = sns_topic_arn(topic, home.region, home.account_id);
+    // Deliver publishes through a client of the stack's region.
+    if arn.split(':').nth(3) != Some(home.region) {
+        return Err(ApiError::bad(
+            "InvalidSnsTopicNameException",
+            format!(
+                "the topic is not in the stack's region ({}): deliver publishes there",
+                home.region
+            ),
+        ));
+    }
     if !home.topics.contains(&arn) {
         return Err(ApiError::bad(
             "InsufficientSnsTopicPolicyException",
@@ -266,6 +276,22 @@ fn kms_key_param(params: &Value, home: &Home<'_>) -> Result<Option<String>, ApiE
             code,
             "this stack lets no trail use SSE-KMS: list the key in its LogEncryptionKeyArns parameter first (docs/trails.md \"Encrypting log files\")",
         ));
+    }
+    // S3 encrypts with a key of the bucket's region only: the stack's.
+    if let Some(region) = given
+        .as_deref()
+        .and_then(|g| g.strip_prefix("arn:"))
+        .and_then(|rest| rest.split(':').nth(2))
+    {
+        if region != home.region {
+            return Err(ApiError::bad(
+                code,
+                format!(
+                    "the key is in {region}: S3 encrypts the stack's log bucket ({}) only with a key of that region",
+                    home.region
+                ),
+            ));
+        }
     }
     let listed = |arn: &String| key.names(arn, home.region, home.account_id);
     if key != KmsKeyRef::Alias && !home.log_keys.iter().any(listed) {

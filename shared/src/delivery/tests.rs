@@ -216,6 +216,54 @@ async fn each_log_file_of_a_notifying_trail_is_published_once() {
     assert_eq!(notifier.sent().len(), 2);
 }
 
+/// A run killed between a file and its manifest entry: the re-run writes
+/// the same key and publishes it again, so the subscriber hears of the
+/// file at least once (never zero times), and dedupes by key.
+#[tokio::test]
+async fn a_run_killed_after_a_notification_notifies_again_never_not_at_all() {
+    let (state, bucket) = (MemoryState::default(), MemoryBucket::default());
+    let notifier = crate::testkit::MemoryNotifier::default();
+    let mut loud = trail("loud", t("2026-11-24T00:00:00Z"));
+    loud.sns_topic_name = Some("trail-files".into());
+    let trails = [loud];
+    stage_event(
+        &state,
+        &trails,
+        1,
+        "2026-11-24T01:00:00Z",
+        "2026-11-24T01:00:10Z",
+    )
+    .await;
+    let settings = DeliverSettings::default();
+    let deliverer = Deliverer {
+        staging: &state,
+        logs: &bucket,
+        notifier: &notifier,
+        settings: &settings,
+    };
+    state.fail_manifests_after(Some(0));
+    let killed = deliverer.run(&trails, &t("2026-11-24T01:20:00Z")).await;
+    assert_eq!(killed.failed.len(), 1, "{killed:?}");
+    assert_eq!(
+        notifier.sent().len(),
+        1,
+        "published before the manifest entry"
+    );
+    state.fail_manifests_after(None);
+    let rerun = deliverer
+        .run(&trails, &t("2026-11-24T01:25:00Z"))
+        .await
+        .into_result()
+        .unwrap();
+    assert_eq!((rerun.files, rerun.notified), (1, 1));
+    let keys = bucket.keys("logs", "AWSLogs/");
+    assert_eq!(keys.len(), 1, "the same key, rewritten");
+    let sent = notifier.sent();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[0], sent[1], "the same message twice: dedupe by key");
+    assert!(sent[0].1.contains(&keys[0]));
+}
+
 /// 30 events, 30 s apart from 01:00: three windows of ten.
 async fn stage_thirty(state: &MemoryState, trails: &[Trail]) {
     for n in 0..30 {

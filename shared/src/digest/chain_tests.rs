@@ -615,9 +615,16 @@ async fn a_log_file_no_digest_lists_is_reported_when_asked() {
     let recent = name("20261124T0330Z", "BBBBBBBBBBBBBBBB");
     let other_day = name("20261125T0240Z", "CCCCCCCCCCCCCCCC");
     let stray = format!("{folder}notes.txt");
-    // AND a log file in a region folder that has no digests at all
-    let elsewhere = "AWSLogs/111122223333/CloudTrail/ap-fake-1/2026/11/24/111122223333_CloudTrail_ap-fake-1_20261124T0240Z_DDDDDDDDDDDDDDDD.json.gz".to_owned();
-    for key in [&added, &recent, &other_day, &stray, &elsewhere] {
+    // AND two log files in a region folder that has no digests at all: one
+    // delivered when a digest would be due by now, one too recent for that
+    // (a region that has just started is not reported before its first
+    // digest could exist)
+    let fake = |time: &str| {
+        format!("AWSLogs/111122223333/CloudTrail/ap-fake-1/2026/11/24/111122223333_CloudTrail_ap-fake-1_{time}_DDDDDDDDDDDDDDDD.json.gz")
+    };
+    let elsewhere = fake("20261124T0140Z");
+    let too_recent = fake("20261124T0330Z");
+    for key in [&added, &recent, &other_day, &stray, &elsewhere, &too_recent] {
         w.bucket.set_object("logs", key, copy.clone());
     }
 

@@ -481,9 +481,13 @@ pub async fn validate<S: Source>(
                         region: &region,
                         out: &out_tx,
                     };
+                    // As far as a digest would be due by now (the tail
+                    // rule): a region that has just started is not
+                    // reported before its first digest could exist.
+                    let due = req.end.min(req.now) - Duration::hours(1) - req.tail_grace;
                     let whole_range = Listed {
                         keys: HashSet::new(),
-                        spans: vec![(req.start, req.end)],
+                        spans: vec![(req.start, digest_end(&due))],
                     };
                     chain.report_unlisted(&whole_range).await?;
                 }
