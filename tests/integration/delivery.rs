@@ -688,13 +688,7 @@ async fn under_the_default_object_lock_a_delivered_version_cannot_be_deleted() {
     let (key, original) = &objects[0];
 
     let s3 = &bucket.client;
-    let head = s3
-        .head_object()
-        .bucket(&bucket.name)
-        .key(key)
-        .send()
-        .await
-        .unwrap();
+    let head = bucket.head(key).await;
     assert_eq!(
         head.object_lock_mode().map(|m| m.as_str()),
         Some("GOVERNANCE")

@@ -252,15 +252,7 @@ async fn local_copy(a: &Audit, dir: &std::path::Path) {
         let path = dir.join(&key);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, gz).unwrap();
-        let head =
-            a.p.bucket
-                .client
-                .head_object()
-                .bucket(&a.p.bucket.name)
-                .key(&key)
-                .send()
-                .await
-                .unwrap();
+        let head = a.p.bucket.head(&key).await;
         if let Some(meta) = head.metadata().filter(|m| !m.is_empty()) {
             std::fs::write(
                 dir.join(localcopy::sidecar(&key)),
@@ -334,15 +326,7 @@ async fn a_trail_with_a_kms_key_writes_its_files_under_sse_kms() {
 
     let mut seen = (0, 0);
     for (key, _) in a.p.bucket.objects().await {
-        let head =
-            a.p.bucket
-                .client
-                .head_object()
-                .bucket(&a.p.bucket.name)
-                .key(&key)
-                .send()
-                .await
-                .unwrap();
+        let head = a.p.bucket.head(&key).await;
         let digest = key.contains("/CloudTrail-Digest/");
         if encrypted.contains(&key) {
             seen.0 += 1;

@@ -63,6 +63,17 @@ impl TestBucket {
         Self { client, name }
     }
 
+    /// HeadObject of `key`: its metadata and encryption headers.
+    pub async fn head(&self, key: &str) -> aws_sdk_s3::operation::head_object::HeadObjectOutput {
+        self.client
+            .head_object()
+            .bucket(&self.name)
+            .key(key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("head {key}: {e}"))
+    }
+
     /// Every object: (key, bytes), by key.
     pub async fn objects(&self) -> Vec<(String, Vec<u8>)> {
         let mut keys = Vec::new();

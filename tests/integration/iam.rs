@@ -234,29 +234,16 @@ impl<'a> Request<'a> {
             ContextValue::Boolean(self.tls),
         );
         // Service principals carry no aws:PrincipalArn.
-        if !self.is_service() {
-            context.insert(
-                "aws:PrincipalArn".to_owned(),
-                ContextValue::String(self.principal.to_owned()),
-            );
-        }
-        if let Some(source) = self.source_arn {
-            context.insert(
-                "aws:SourceArn".to_owned(),
-                ContextValue::String(source.to_owned()),
-            );
-        }
-        if let Some(account) = self.source_account {
-            context.insert(
-                "aws:SourceAccount".to_owned(),
-                ContextValue::String(account.to_owned()),
-            );
-        }
-        if let Some(service) = self.via_service {
-            context.insert(
-                "kms:ViaService".to_owned(),
-                ContextValue::String(service.to_owned()),
-            );
+        let principal_arn = (!self.is_service()).then_some(self.principal);
+        for (key, value) in [
+            ("aws:PrincipalArn", principal_arn),
+            ("aws:SourceArn", self.source_arn),
+            ("aws:SourceAccount", self.source_account),
+            ("kms:ViaService", self.via_service),
+        ] {
+            if let Some(value) = value {
+                context.insert(key.to_owned(), ContextValue::String(value.to_owned()));
+            }
         }
         if let Some(pk) = self.leading_key {
             context.insert(

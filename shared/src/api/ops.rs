@@ -9,8 +9,8 @@ use crate::digest::registry::{self, PublicKeys};
 use crate::ingest::normalize::quote_prefix;
 use crate::trail::admin::{self, NewTrail, TrailStore, TrailUpdate};
 use crate::trail::{
-    parse_kms_key_id, sns_topic_arn, validate_sns_topic, AdvancedEventSelector, EventSelector,
-    KmsKeyRef, Tag, Trail, TrailHealth,
+    parse_kms_key_id, regional_arn, sns_topic_arn, validate_sns_topic, AdvancedEventSelector,
+    EventSelector, KmsKeyRef, Tag, Trail, TrailHealth,
 };
 
 /// Request members CloudTrail has and trailkeep does not implement (yet):
@@ -238,7 +238,7 @@ fn sns_topic_param(params: &Value, home: &Home<'_>) -> Result<Option<String>, Ap
         .map_err(|e| ApiError::bad("InvalidSnsTopicNameException", e.to_string()))?;
     let arn = sns_topic_arn(topic, home.region, home.account_id);
     // Deliver publishes through a client of the stack's region.
-    if arn.split(':').nth(3) != Some(home.region) {
+    if regional_arn(&arn, "sns").map(|(region, _, _)| region) != Some(home.region) {
         return Err(ApiError::bad(
             "InvalidSnsTopicNameException",
             format!(
@@ -278,11 +278,7 @@ fn kms_key_param(params: &Value, home: &Home<'_>) -> Result<Option<String>, ApiE
         ));
     }
     // S3 encrypts with a key of the bucket's region only: the stack's.
-    if let Some(region) = given
-        .as_deref()
-        .and_then(|g| g.strip_prefix("arn:"))
-        .and_then(|rest| rest.split(':').nth(2))
-    {
+    if let Some((region, _, _)) = given.as_deref().and_then(|g| regional_arn(g, "kms")) {
         if region != home.region {
             return Err(ApiError::bad(
                 code,

@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::*;
 use crate::store::StoreError;
-use crate::testkit::{api_call_record, trail, MemoryBucket, MemoryState};
+use crate::testkit::{api_call_record, trail, MemoryBucket, MemoryNotifier, MemoryState};
 
 fn t(s: &str) -> DateTime<Utc> {
     crate::time::parse(s).unwrap()
@@ -40,13 +40,29 @@ async fn run_with(
     now: &str,
     settings: &DeliverSettings,
 ) -> Result<DeliverReport, crate::store::Incomplete> {
+    let notifier = MemoryNotifier::default();
+    run_notifying(state, logs, &notifier, trails, now, settings)
+        .await
+        .into_result()
+}
+
+/// One deliver run publishing through `notifier`: its report, failures
+/// included.
+async fn run_notifying(
+    state: &MemoryState,
+    logs: &impl LogSink,
+    notifier: &MemoryNotifier,
+    trails: &[Trail],
+    now: &str,
+    settings: &DeliverSettings,
+) -> DeliverReport {
     let deliverer = Deliverer {
         staging: state,
         logs,
-        notifier: &crate::testkit::MemoryNotifier::default(),
+        notifier,
         settings,
     };
-    deliverer.run(trails, &t(now)).await.into_result()
+    deliverer.run(trails, &t(now)).await
 }
 
 fn sorted(mut ids: Vec<String>) -> Vec<String> {
@@ -143,7 +159,7 @@ async fn each_trail_writes_under_its_own_kms_key_or_none() {
 #[tokio::test]
 async fn each_log_file_of_a_notifying_trail_is_published_once() {
     let (state, bucket) = (MemoryState::default(), MemoryBucket::default());
-    let notifier = crate::testkit::MemoryNotifier::default();
+    let notifier = MemoryNotifier::default();
     let since = t("2026-11-24T00:00:00Z");
     let mut loud = trail("loud", since);
     loud.sns_topic_name = Some("trail-files".into());
@@ -157,20 +173,9 @@ async fn each_log_file_of_a_notifying_trail_is_published_once() {
         let at = format!("2026-11-24T01:0{}:00Z", 3 * n);
         stage_event(&state, &trails, n, &at, &at).await;
     }
-    let deliver = |now: &'static str| {
-        let (state, bucket, notifier, trails) = (&state, &bucket, &notifier, &trails);
-        async move {
-            let settings = DeliverSettings::default();
-            let deliverer = Deliverer {
-                staging: state,
-                logs: bucket,
-                notifier,
-                settings: &settings,
-            };
-            deliverer.run(trails, &t(now)).await.into_result()
-        }
-    };
-    let report = deliver("2026-11-24T01:20:00Z").await.unwrap();
+    let settings = DeliverSettings::default();
+    let deliver = |now| run_notifying(&state, &bucket, &notifier, &trails, now, &settings);
+    let report = deliver("2026-11-24T01:20:00Z").await.into_result().unwrap();
     // Two windows (01:00-01:05, 01:05-01:10) for each of three trails.
     assert_eq!(report.files, 6);
     assert_eq!((report.notified, report.notify_failed), (2, 2));
@@ -211,7 +216,7 @@ async fn each_log_file_of_a_notifying_trail_is_published_once() {
     );
     assert_eq!(state.health("quiet").await.unwrap().notified, None);
     // A later run with nothing new sends nothing.
-    let again = deliver("2026-11-24T01:25:00Z").await.unwrap();
+    let again = deliver("2026-11-24T01:25:00Z").await.into_result().unwrap();
     assert_eq!((again.files, again.notified), (0, 0));
     assert_eq!(notifier.sent().len(), 2);
 }
@@ -222,7 +227,7 @@ async fn each_log_file_of_a_notifying_trail_is_published_once() {
 #[tokio::test]
 async fn a_run_killed_after_a_notification_notifies_again_never_not_at_all() {
     let (state, bucket) = (MemoryState::default(), MemoryBucket::default());
-    let notifier = crate::testkit::MemoryNotifier::default();
+    let notifier = MemoryNotifier::default();
     let mut loud = trail("loud", t("2026-11-24T00:00:00Z"));
     loud.sns_topic_name = Some("trail-files".into());
     let trails = [loud];
@@ -235,14 +240,9 @@ async fn a_run_killed_after_a_notification_notifies_again_never_not_at_all() {
     )
     .await;
     let settings = DeliverSettings::default();
-    let deliverer = Deliverer {
-        staging: &state,
-        logs: &bucket,
-        notifier: &notifier,
-        settings: &settings,
-    };
+    let deliver = |now| run_notifying(&state, &bucket, &notifier, &trails, now, &settings);
     state.fail_manifests_after(Some(0));
-    let killed = deliverer.run(&trails, &t("2026-11-24T01:20:00Z")).await;
+    let killed = deliver("2026-11-24T01:20:00Z").await;
     assert_eq!(killed.failed.len(), 1, "{killed:?}");
     assert_eq!(
         notifier.sent().len(),
@@ -250,11 +250,7 @@ async fn a_run_killed_after_a_notification_notifies_again_never_not_at_all() {
         "published before the manifest entry"
     );
     state.fail_manifests_after(None);
-    let rerun = deliverer
-        .run(&trails, &t("2026-11-24T01:25:00Z"))
-        .await
-        .into_result()
-        .unwrap();
+    let rerun = deliver("2026-11-24T01:25:00Z").await.into_result().unwrap();
     assert_eq!((rerun.files, rerun.notified), (1, 1));
     let keys = bucket.keys("logs", "AWSLogs/");
     assert_eq!(keys.len(), 1, "the same key, rewritten");

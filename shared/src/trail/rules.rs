@@ -204,26 +204,13 @@ pub fn validate_sns_topic(given: &str) -> Result<(), TrailError> {
             crate::ingest::normalize::quote_prefix(given)
         )))
     };
-    let name = match given.strip_prefix("arn:") {
-        Some(rest) => {
-            let parts: Vec<&str> = rest.splitn(5, ':').collect();
-            let [partition, "sns", region, account, name] = parts[..] else {
-                return bad("is not an SNS topic ARN");
-            };
-            let region_ok = !region.is_empty()
-                && region
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-            if !partition.starts_with("aws")
-                || !region_ok
-                || account.len() != 12
-                || !account.bytes().all(|b| b.is_ascii_digit())
-            {
-                return bad("is not an SNS topic ARN");
-            }
-            name
+    let name = if given.starts_with("arn:") {
+        match regional_arn(given, "sns") {
+            Some((_, _, name)) => name,
+            None => return bad("is not an SNS topic ARN"),
         }
-        None => given,
+    } else {
+        given
     };
     if name.ends_with(".fifo") {
         return bad("is a FIFO topic: CloudTrail's notifications go to standard topics");
@@ -296,26 +283,13 @@ pub fn parse_kms_key_id(given: &str) -> Result<KmsKeyRef<'_>, TrailError> {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"/_-".contains(&b))
     };
-    let (resource, arn) = match given.strip_prefix("arn:") {
-        Some(rest) => {
-            let parts: Vec<&str> = rest.splitn(5, ':').collect();
-            let [partition, "kms", region, account, resource] = parts[..] else {
-                return bad("is not a KMS key or alias ARN");
-            };
-            let region_ok = !region.is_empty()
-                && region
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-            if !partition.starts_with("aws")
-                || !region_ok
-                || account.len() != 12
-                || !account.bytes().all(|b| b.is_ascii_digit())
-            {
-                return bad("is not a KMS key or alias ARN");
-            }
-            (resource, Some(given))
+    let (resource, arn) = if given.starts_with("arn:") {
+        match regional_arn(given, "kms") {
+            Some((_, _, resource)) => (resource, Some(given)),
+            None => return bad("is not a KMS key or alias ARN"),
         }
-        None => (given, None),
+    } else {
+        (given, None)
     };
     if let Some(name) = resource.strip_prefix("alias/") {
         if name.starts_with("aws/") {
@@ -442,6 +416,20 @@ fn arn_rest<'a>(value: &'a str, service: &str) -> Option<&'a str> {
         return Some("");
     }
     rest.strip_prefix(service)?.strip_prefix(':')
+}
+
+/// `arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE` for one of the known
+/// partitions, with a well-formed region and a 12-digit account: (region,
+/// account, resource).
+pub fn regional_arn<'a>(value: &'a str, service: &str) -> Option<(&'a str, &'a str, &'a str)> {
+    let mut parts = arn_rest(value, service)?.splitn(3, ':');
+    let (region, account, resource) = (parts.next()?, parts.next()?, parts.next()?);
+    let region_ok = !region.is_empty()
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let account_ok = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
+    (region_ok && account_ok).then_some((region, account, resource))
 }
 
 fn valid_s3_value(value: &str) -> bool {
