@@ -37,6 +37,15 @@ pub struct TrailFlags {
     /// notified of each log file. "" on update-trail removes it.
     #[arg(long)]
     sns_topic_name: Option<String>,
+    /// CloudWatch Logs group (ARN, one of the stack's LogGroupArns) that
+    /// receives every delivered event; with --cloud-watch-logs-role-arn.
+    /// "" for both on update-trail removes it.
+    #[arg(long)]
+    cloud_watch_logs_log_group_arn: Option<String>,
+    /// IAM role ARN given with the log group (kept for CloudTrail's tools;
+    /// deliver writes with its own role).
+    #[arg(long)]
+    cloud_watch_logs_role_arn: Option<String>,
     #[arg(long, action = ArgAction::SetTrue, overrides_with = "no_include_global_service_events")]
     include_global_service_events: bool,
     #[arg(long, action = ArgAction::SetTrue)]
@@ -201,6 +210,12 @@ fn flag_members(flags: &TrailFlags) -> Value {
     }
     if let Some(t) = &flags.sns_topic_name {
         b["SnsTopicName"] = json!(t);
+    }
+    if let Some(g) = &flags.cloud_watch_logs_log_group_arn {
+        b["CloudWatchLogsLogGroupArn"] = json!(g);
+    }
+    if let Some(r) = &flags.cloud_watch_logs_role_arn {
+        b["CloudWatchLogsRoleArn"] = json!(r);
     }
     for (member, on, off) in [
         (
@@ -370,13 +385,19 @@ mod tests {
             flags: TrailFlags {
                 kms_key_id: Some("alias/trail-logs".into()),
                 sns_topic_name: Some(String::new()),
+                cloud_watch_logs_log_group_arn: Some(
+                    "arn:aws:logs:eu-west-1:1:log-group:g:*".into(),
+                ),
+                cloud_watch_logs_role_arn: Some(String::new()),
                 ..TrailFlags::default()
             },
         })
         .unwrap();
         assert_eq!(
             body,
-            json!({"Name": "audit", "KmsKeyId": "alias/trail-logs", "SnsTopicName": ""})
+            json!({"Name": "audit", "KmsKeyId": "alias/trail-logs", "SnsTopicName": "",
+                   "CloudWatchLogsLogGroupArn": "arn:aws:logs:eu-west-1:1:log-group:g:*",
+                   "CloudWatchLogsRoleArn": ""})
         );
         let (op, body) = request(TrailCommand::PutEventSelectors {
             trail_name: "audit".into(),

@@ -219,6 +219,7 @@ pub async fn make_copy(
         s3_key_prefix: None,
         kms_key_id: None,
         sns_topic_name: None,
+        cloud_watch_logs: None,
         is_multi_region_trail: false,
         include_global_service_events: true,
         log_file_validation_enabled: true,

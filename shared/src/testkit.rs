@@ -358,6 +358,8 @@ pub struct MemoryState {
     pages: AtomicUsize,
     /// Manifest writes that succeed before the later ones fail.
     manifest_fail: FailAfter,
+    /// Cursor moves that succeed before the later ones fail.
+    advance_fail: FailAfter,
 }
 
 fn pair(trail: &str, region: &str) -> TrailRegion {
@@ -373,6 +375,13 @@ impl MemoryState {
     /// heals): a deliver run killed between a file and its manifest entry.
     pub fn fail_manifests_after(&self, n: Option<usize>) {
         self.manifest_fail.set(n);
+    }
+
+    /// After `n` more cursor moves, every one fails (`None`: heals): a
+    /// deliver run killed after a window's files and manifest entries,
+    /// before its cursor moved.
+    pub fn fail_advances_after(&self, n: Option<usize>) {
+        self.advance_fail.set(n);
     }
 
     /// Reads staged events `n` per page.
@@ -539,6 +548,19 @@ impl StagingStore for MemoryState {
         Ok(())
     }
 
+    async fn manifest_recorded(
+        &self,
+        trail: &str,
+        region: &str,
+        entry: &ManifestEntry,
+    ) -> Result<bool, StoreError> {
+        let hour = hour_of(&entry.delivered);
+        Ok(lock(&self.state)
+            .manifest
+            .get(&(trail.to_owned(), region.to_owned(), hour))
+            .is_some_and(|files| files.contains_key(&entry.key)))
+    }
+
     async fn advance(
         &self,
         trail: &str,
@@ -546,6 +568,9 @@ impl StagingStore for MemoryState {
         from: i64,
         to: i64,
     ) -> Result<bool, StoreError> {
+        if self.advance_fail.tick() {
+            return Err(injected("UpdateItem", &format!("DLV#{trail}#{region}")));
+        }
         let mut s = lock(&self.state);
         let key = pair(trail, region);
         match s.next.get(&key) {
@@ -578,6 +603,14 @@ impl HealthStore for MemoryState {
             h.notify_error = outcome.notify_error.clone();
         } else if outcome.notified {
             h.notify_error = None;
+        }
+        if outcome.cwl_sent {
+            h.cwl_delivered = Some(outcome.at);
+        }
+        if outcome.cwl_error.is_some() {
+            h.cwl_error = outcome.cwl_error.clone();
+        } else if outcome.cwl_sent {
+            h.cwl_error = None;
         }
         Ok(())
     }
@@ -797,6 +830,103 @@ impl TrailStore for MemoryTrails {
             version: expected + 1,
         };
         Ok(true)
+    }
+}
+
+/// CloudWatch Logs in memory: log groups made with [`Self::create_group`]
+/// hold streams of events. Like the service it refuses a batch to a group
+/// that does not exist, one out of time order or over `PutLogEvents`'
+/// limits, and rejects (without refusing the batch) events older than
+/// [`Self::reject_before`].
+#[derive(Debug, Default)]
+pub struct MemoryEventLog {
+    groups: Mutex<BTreeMap<String, BTreeMap<String, Vec<crate::delivery::cloudwatch::LogEvent>>>>,
+    oldest: Mutex<Option<i64>>,
+    calls: AtomicUsize,
+    unavailable: FailAfter,
+}
+
+impl MemoryEventLog {
+    pub fn create_group(&self, name: &str) {
+        lock(&self.groups).entry(name.to_owned()).or_default();
+    }
+
+    /// From now on, events before `timestamp` (ms) are rejected.
+    pub fn reject_before(&self, timestamp: i64) {
+        *lock(&self.oldest) = Some(timestamp);
+    }
+
+    /// Every event of a stream, in the order received.
+    pub fn events(&self, group: &str, stream: &str) -> Vec<crate::delivery::cloudwatch::LogEvent> {
+        lock(&self.groups)
+            .get(group)
+            .and_then(|streams| streams.get(stream))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The streams of a group.
+    pub fn streams(&self, group: &str) -> Vec<String> {
+        lock(&self.groups)
+            .get(group)
+            .map(|streams| streams.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// `PutLogEvents` calls so far.
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// After `n` more batches, the service is unavailable (`None`: back).
+    pub fn unavailable_after(&self, n: Option<usize>) {
+        self.unavailable.set(n);
+    }
+}
+
+impl crate::delivery::cloudwatch::EventLog for MemoryEventLog {
+    async fn put(
+        &self,
+        group: &str,
+        stream: &str,
+        batch: Vec<crate::delivery::cloudwatch::LogEvent>,
+    ) -> Result<crate::delivery::cloudwatch::Put, StoreError> {
+        use crate::delivery::cloudwatch::{
+            Put, EVENT_OVERHEAD, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_BATCH_SPAN_MS,
+        };
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        if self.unavailable.tick() {
+            return Err(injected("PutLogEvents", group));
+        }
+        let refused = |why: &str| Ok(Put::Refused(format!("PutLogEvents on {group}: {why}")));
+        let bytes: usize = batch.iter().map(|e| e.message.len() + EVENT_OVERHEAD).sum();
+        let sorted = batch.windows(2).all(|w| w[0].timestamp <= w[1].timestamp);
+        let span = match (batch.first(), batch.last()) {
+            (Some(first), Some(last)) => last.timestamp - first.timestamp,
+            _ => return refused("InvalidParameterException: no events"),
+        };
+        if !sorted
+            || batch.len() > MAX_BATCH_EVENTS
+            || bytes > MAX_BATCH_BYTES
+            || span > MAX_BATCH_SPAN_MS
+        {
+            return refused("InvalidParameterException: batch out of order or over a limit");
+        }
+        let oldest = *lock(&self.oldest);
+        let mut groups = lock(&self.groups);
+        let Some(streams) = groups.get_mut(group) else {
+            return refused("ResourceNotFoundException: the log group does not exist");
+        };
+        let (accepted, rejected): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .partition(|e| oldest.is_none_or(|oldest| e.timestamp >= oldest));
+        streams
+            .entry(stream.to_owned())
+            .or_default()
+            .extend(accepted);
+        Ok(Put::Accepted {
+            rejected: rejected.len(),
+        })
     }
 }
 
@@ -1115,6 +1245,7 @@ pub fn trail(name: &str, since: DateTime<Utc>) -> Trail {
         s3_key_prefix: None,
         kms_key_id: None,
         sns_topic_name: None,
+        cloud_watch_logs: None,
         is_multi_region_trail: true,
         include_global_service_events: true,
         log_file_validation_enabled: true,

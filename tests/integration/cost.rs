@@ -164,6 +164,7 @@ async fn requests_per_event_are_what_the_design_says_and_are_recorded_for_the_co
                 staging: &staging,
                 logs: &logs,
                 notifier: &trailkeep_shared::testkit::MemoryNotifier::default(),
+                events: &trailkeep_shared::testkit::MemoryEventLog::default(),
                 settings: &settings,
             };
             let r = deliverer.run(&trails, &now).await.into_result().unwrap();

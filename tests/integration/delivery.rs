@@ -20,7 +20,7 @@ use trailkeep_shared::history::HistorySettings;
 use trailkeep_shared::ingest::normalize::{normalize, Context};
 use trailkeep_shared::ingest::{ingest, Targets};
 use trailkeep_shared::store::{Incomplete, StoreError};
-use trailkeep_shared::trail::{admin, NewTrail};
+use trailkeep_shared::trail::{admin, CloudWatchLogs, NewTrail};
 use trailkeep_shared::trail::{
     DataResource, EventSelector, ReadWriteType, Trail, LAMBDA_FUNCTION, S3_OBJECT,
 };
@@ -39,6 +39,7 @@ async fn deliver<S: StagingStore + trailkeep_shared::trail::HealthStore, L: LogS
         staging,
         logs,
         notifier: &trailkeep_shared::testkit::MemoryNotifier::default(),
+        events: &trailkeep_shared::testkit::MemoryEventLog::default(),
         settings,
     };
     deliverer.run(trails, now).await.into_result()
@@ -165,6 +166,7 @@ async fn make_trails(
         s3_key_prefix: Some(prefix.into()),
         kms_key_id: None,
         sns_topic_name: None,
+        cloud_watch_logs: None,
         is_multi_region_trail: multi,
         include_global_service_events: true,
         log_file_validation_enabled: true,
@@ -730,7 +732,6 @@ async fn under_the_default_object_lock_a_delivered_version_cannot_be_deleted() {
 /// subscribed with raw delivery (as a SIEM importer subscribes).
 #[tokio::test]
 async fn each_log_file_is_announced_on_the_trails_topic() {
-    use aws_sdk_sqs::types::QueueAttributeName;
     use trailkeep_shared::aws::sns::SnsNotifier;
     let p = Pipeline::new().await;
     let sdk = crate::helpers::sdk_config().await;
@@ -742,34 +743,7 @@ async fn each_log_file_is_announced_on_the_trails_topic() {
         "trail-files-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     );
-    let topic = sns.create_topic().name(&name).send().await.unwrap();
-    let topic = topic.topic_arn.unwrap();
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(&name)
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let queue_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&QueueAttributeName::QueueArn]
-        .clone();
-    sns.subscribe()
-        .topic_arn(&topic)
-        .protocol("sqs")
-        .endpoint(&queue_arn)
-        .attributes("RawMessageDelivery", "true")
-        .send()
-        .await
-        .unwrap();
+    let (topic, queue_url) = crate::helpers::subscribed_queue(&sns, &sqs, &name).await;
     let store = p.state.trails();
     for (trail, topic) in [("announced", Some(topic.clone())), ("silent", None)] {
         let new = NewTrail {
@@ -809,6 +783,7 @@ async fn each_log_file_is_announced_on_the_trails_topic() {
         staging: &p.staging,
         logs: &p.sink,
         notifier: &notifier,
+        events: &trailkeep_shared::testkit::MemoryEventLog::default(),
         settings: &settings,
     };
     let report = deliverer
@@ -866,6 +841,249 @@ async fn each_log_file_is_announced_on_the_trails_topic() {
     assert_eq!(p.staging.health("silent").await.unwrap().notified, None);
     let _ = sqs.delete_queue().queue_url(&queue_url).send().await;
     let _ = sns.delete_topic().topic_arn(&topic).send().await;
+    p.delete().await;
+}
+
+/// Issue 16, item 3: every event a trail with a log group delivers is in
+/// CloudTrail's stream of that group once, read back with FilterLogEvents
+/// through the real SDK on moto; the records are those of the trail's
+/// log files, and a run with nothing new sends nothing.
+#[tokio::test]
+async fn each_delivered_event_is_read_back_from_the_trails_log_group() {
+    use trailkeep_shared::aws::logs::CloudWatchEventLog;
+    let p = Pipeline::new().await;
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&crate::helpers::sdk_config().await);
+    let group = format!(
+        "CloudTrail/trail-events-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    logs.create_log_group()
+        .log_group_name(&group)
+        .send()
+        .await
+        .unwrap();
+    let store = p.state.trails();
+    let group_arn = format!("arn:aws:logs:{HOME}:{ACCOUNT}:log-group:{group}:*");
+    for (trail, watched) in [("watched", true), ("plain", false)] {
+        let new = NewTrail {
+            name: trail.into(),
+            s3_bucket_name: p.bucket.name.clone(),
+            s3_key_prefix: Some(trail.into()),
+            cloud_watch_logs: watched.then(|| CloudWatchLogs {
+                log_group_arn: group_arn.clone(),
+                role_arn: format!("arn:aws:iam::{ACCOUNT}:role/CloudTrail_CloudWatchLogs"),
+            }),
+            ..NewTrail::default()
+        };
+        admin::create(&store, ACCOUNT, HOME, new).await.unwrap();
+        admin::set_logging(&store, trail, true, parse_time("2026-11-24T00:00:00Z"))
+            .await
+            .unwrap();
+    }
+    let trails = admin::describe(&store, &[]).await.unwrap();
+    let ctx = Context {
+        account_id: ACCOUNT.into(),
+    };
+    // Recent times: CloudWatch Logs rejects events older than 14 days.
+    let at = DateTime::from_timestamp(Utc::now().timestamp() - 3600, 0).unwrap();
+    for (i, path) in [
+        "eventbridge/api-call-write.json",
+        "eventbridge/api-call-read.json",
+        "eventbridge/console-action.json",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut v: Value = serde_json::from_str(&crate::helpers::event(path)).unwrap();
+        let at = at + Duration::minutes(5 * i as i64);
+        v["detail"]["eventTime"] = json!(trailkeep_shared::time::format(&at));
+        ingest(&p.targets(&trails), &ctx, &v.to_string(), &at)
+            .await
+            .unwrap();
+    }
+    let events = CloudWatchEventLog::new(logs.clone());
+    let settings = DeliverSettings::default();
+    let deliverer = Deliverer {
+        staging: &p.staging,
+        logs: &p.sink,
+        notifier: &trailkeep_shared::testkit::MemoryNotifier::default(),
+        events: &events,
+        settings: &settings,
+    };
+    let now = at + Duration::minutes(25);
+    let report = deliverer.run(&trails, &now).await.into_result().unwrap();
+    assert_eq!(
+        (report.files, report.cwl_sent, report.cwl_failed),
+        (6, 3, 0)
+    );
+
+    let read = || async {
+        let mut got = Vec::new();
+        let mut token = None;
+        loop {
+            let page = logs
+                .filter_log_events()
+                .log_group_name(&group)
+                .set_next_token(token)
+                .send()
+                .await
+                .unwrap();
+            got.extend(page.events().iter().map(|e| {
+                let message: Value = serde_json::from_str(e.message().unwrap()).unwrap();
+                (
+                    e.log_stream_name().unwrap().to_owned(),
+                    e.timestamp().unwrap(),
+                    message,
+                )
+            }));
+            token = page.next_token().map(str::to_owned);
+            if token.is_none() {
+                break;
+            }
+        }
+        got
+    };
+    let got = read().await;
+    // The records of the watched trail's log files, with their times.
+    let mut expected: Vec<(String, i64, Value)> = Vec::new();
+    for (key, gzip) in p.bucket.objects().await {
+        if !key.starts_with("watched/") {
+            continue;
+        }
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(&gzip[..])
+            .read_to_string(&mut text)
+            .unwrap();
+        let file: Value = serde_json::from_str(&text).unwrap();
+        for record in file["Records"].as_array().unwrap() {
+            let time = parse_time(record["eventTime"].as_str().unwrap());
+            let stream = format!(
+                "{ACCOUNT}_CloudTrail_{}",
+                record["awsRegion"].as_str().unwrap()
+            );
+            expected.push((stream, time.timestamp_millis(), record.clone()));
+        }
+    }
+    let key = |e: &(String, i64, Value)| (e.0.clone(), e.1, e.2["eventID"].to_string());
+    let (mut got, mut expected) = (got, expected);
+    got.sort_by_key(key);
+    expected.sort_by_key(key);
+    assert_eq!(expected.len(), 3);
+    assert_eq!(got, expected);
+    // A term filter finds the one event that names it.
+    let found = logs
+        .filter_log_events()
+        .log_group_name(&group)
+        .filter_pattern("\"DescribeEventAggregates\"")
+        .send()
+        .await
+        .unwrap();
+    let names: Vec<Value> = found
+        .events()
+        .iter()
+        .map(|e| serde_json::from_str::<Value>(e.message().unwrap()).unwrap()["eventName"].clone())
+        .collect();
+    assert_eq!(names, [json!("DescribeEventAggregates")]);
+    // GetTrailStatus's LatestCloudWatchLogsDeliveryTime, from the state table.
+    use trailkeep_shared::trail::HealthStore;
+    let health = p.staging.health("watched").await.unwrap();
+    assert_eq!((health.cwl_delivered, health.cwl_error), (Some(now), None));
+    // Nothing new: nothing sent again.
+    let again = deliverer
+        .run(&trails, &(now + Duration::minutes(5)))
+        .await
+        .into_result()
+        .unwrap();
+    assert_eq!(again.cwl_sent, 0);
+    assert_eq!(read().await.len(), 3);
+    // The group deleted: the next file is delivered, its event counted as
+    // not sent, and GetTrailStatus says why (a refusal, not an outage that
+    // would hold the window back).
+    logs.delete_log_group()
+        .log_group_name(&group)
+        .send()
+        .await
+        .unwrap();
+    let later = now + Duration::minutes(10);
+    let mut v: Value =
+        serde_json::from_str(&crate::helpers::event("eventbridge/api-call-write.json")).unwrap();
+    v["detail"]["eventID"] = json!(uuid::Uuid::new_v4().to_string());
+    v["detail"]["eventTime"] = json!(trailkeep_shared::time::format(&later));
+    ingest(&p.targets(&trails), &ctx, &v.to_string(), &later)
+        .await
+        .unwrap();
+    let refused = deliverer
+        .run(&trails, &(later + Duration::minutes(10)))
+        .await
+        .into_result()
+        .unwrap();
+    assert_eq!(
+        (refused.files, refused.cwl_sent, refused.cwl_failed),
+        (2, 0, 1),
+        "{refused:?}"
+    );
+    let health = p.staging.health("watched").await.unwrap();
+    assert!(
+        health
+            .cwl_error
+            .as_deref()
+            .is_some_and(|e| e.contains("ResourceNotFoundException")),
+        "{health:?}"
+    );
+    p.delete().await;
+}
+
+/// The state table keeps deliver's side channels (SNS, CloudWatch Logs)
+/// apart: each one's last success and last refusal, a refusal cleared only
+/// by a run that sent on that channel without one.
+#[tokio::test]
+async fn each_side_channel_keeps_its_own_last_success_and_refusal() {
+    use trailkeep_shared::trail::{HealthStore, RunOutcome};
+    let p = Pipeline::new().await;
+    let at = |m: i64| parse_time("2026-11-24T01:00:00Z") + Duration::minutes(m);
+    let run = |m: i64| RunOutcome {
+        at: at(m),
+        wrote: true,
+        error: None,
+        notified: false,
+        notify_error: None,
+        cwl_sent: false,
+        cwl_error: None,
+    };
+    let steps = [
+        // Publishing refused, events sent.
+        RunOutcome {
+            notify_error: Some("Publish refused".into()),
+            cwl_sent: true,
+            ..run(5)
+        },
+        // Published; sending refused.
+        RunOutcome {
+            notified: true,
+            cwl_error: Some("PutLogEvents refused".into()),
+            ..run(10)
+        },
+        // Neither channel used: both stay as they were.
+        run(15),
+    ];
+    let mut seen = Vec::new();
+    for step in &steps {
+        p.staging.note_delivery("audit", step).await.unwrap();
+        let h = p.staging.health("audit").await.unwrap();
+        seen.push((h.notified, h.notify_error, h.cwl_delivered, h.cwl_error));
+    }
+    let (refused, sent_refused) = (
+        Some("Publish refused".to_owned()),
+        Some("PutLogEvents refused".to_owned()),
+    );
+    assert_eq!(
+        seen,
+        [
+            (None, refused.clone(), Some(at(5)), None),
+            (Some(at(10)), None, Some(at(5)), sent_refused.clone()),
+            (Some(at(10)), None, Some(at(5)), sent_refused),
+        ]
+    );
     p.delete().await;
 }
 

@@ -111,6 +111,7 @@ impl Audit {
             staging: &self.p.staging,
             logs: &self.p.sink,
             notifier: &trailkeep_shared::testkit::MemoryNotifier::default(),
+            events: &trailkeep_shared::testkit::MemoryEventLog::default(),
             settings: &settings,
         };
         deliverer
@@ -631,6 +632,7 @@ async fn a_trail_whose_bucket_refuses_writes_stays_behind_while_three_others_go_
                 staging,
                 logs: sink,
                 notifier: &trailkeep_shared::testkit::MemoryNotifier::default(),
+                events: &trailkeep_shared::testkit::MemoryEventLog::default(),
                 settings: &settings,
             };
             deliverer.run(trails, &at).await
@@ -774,6 +776,7 @@ async fn a_stop_through_the_api_is_in_the_trails_last_log_file_with_the_callers_
         history: a.p.settings.clone(),
         log_encryption_keys: Vec::new(),
         notification_topics: Vec::new(),
+        log_groups: Vec::new(),
     };
     // A retired key that can no longer be read (deleted here; disabled or
     // unreadable by this role on AWS) does not hide the one that can.
@@ -981,6 +984,7 @@ async fn a_file_delivered_by_a_run_in_flight_at_the_hour_is_in_exactly_one_diges
         staging: &a.p.staging,
         logs: &dead,
         notifier: &trailkeep_shared::testkit::MemoryNotifier::default(),
+        events: &trailkeep_shared::testkit::MemoryEventLog::default(),
         settings: &settings,
     };
     let died = deliverer

@@ -227,11 +227,15 @@ async fn forward(
     let (parts, body) = req.into_parts();
     let body = body.collect().await.map_err(|_| Dropped)?.to_bytes();
     let service = Service::of(&parts.headers);
-    let action = action(service, &parts);
+    let action = action(service, &parts, &body);
     {
         let mut access = state.access.lock().unwrap();
         for resource in resources(service, &parts, &body) {
             access.insert((action.clone(), resource));
+        }
+        // SSE-KMS: S3 asks KMS for a data key with the caller's rights.
+        if let Some(key) = parts.headers.get(SSE_KMS_KEY).and_then(|v| v.to_str().ok()) {
+            access.insert((format!("kms:GenerateDataKey{VIA_S3}"), key.to_owned()));
         }
     }
     if service == Service::DynamoDb {
@@ -278,6 +282,17 @@ async fn forward(
         .map_err(|_| Dropped)?;
     let answer = client.request(upstream_req).await.map_err(|_| Dropped)?;
     let (answer_parts, answer_body) = answer.into_parts();
+    // Reading an SSE-KMS object: S3 decrypts its data key with the caller's rights.
+    if let Some(key) = answer_parts
+        .headers
+        .get(SSE_KMS_KEY)
+        .and_then(|v| v.to_str().ok())
+    {
+        if action == "s3:GetObject" {
+            let mut access = state.access.lock().unwrap();
+            access.insert((format!("kms:Decrypt{VIA_S3}"), key.to_owned()));
+        }
+    }
     let answer_body = answer_body.collect().await.map_err(|_| Dropped)?.to_bytes();
     let (write_units, read_units, item_bytes) = if service == Service::DynamoDb {
         dynamodb_units(&action, &body, &answer_body)
@@ -299,21 +314,48 @@ async fn forward(
     Ok(Response::from_parts(answer_parts, Full::new(answer_body)))
 }
 
+/// The header naming an object's SSE-KMS key, in a PUT and in a GET's answer.
+const SSE_KMS_KEY: &str = "x-amz-server-side-encryption-aws-kms-key-id";
+
+/// Marks a KMS action S3 takes for the caller (`kms:ViaService` is S3).
+pub const VIA_S3: &str = " via s3";
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Service {
     DynamoDb,
     Kms,
     S3,
+    Sns,
+    Logs,
 }
 
 impl Service {
     fn of(headers: &hyper::HeaderMap) -> Self {
+        let form = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
         match target(headers) {
             Some(t) if t.starts_with("DynamoDB_") => Self::DynamoDb,
             Some(t) if t.starts_with("TrentService.") => Self::Kms,
+            Some(t) if t.starts_with("Logs_") => Self::Logs,
+            // SNS speaks the query protocol: a form, no target.
+            None if form => Self::Sns,
             _ => Self::S3,
         }
     }
+}
+
+/// A field of a query-protocol form body, decoded.
+fn form_field(body: &[u8], name: &str) -> Option<String> {
+    std::str::from_utf8(body).ok()?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == name).then(|| {
+            percent_encoding::percent_decode_str(&v.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+    })
 }
 
 fn target(headers: &hyper::HeaderMap) -> Option<&str> {
@@ -321,11 +363,16 @@ fn target(headers: &hyper::HeaderMap) -> Option<&str> {
 }
 
 /// The IAM action a request needs (S3: path-style requests).
-fn action(service: Service, parts: &hyper::http::request::Parts) -> String {
+fn action(service: Service, parts: &hyper::http::request::Parts, body: &[u8]) -> String {
     let operation = || target(&parts.headers).and_then(|t| t.split('.').nth(1));
     match service {
         Service::DynamoDb => format!("dynamodb:{}", operation().unwrap_or("?")),
         Service::Kms => format!("kms:{}", operation().unwrap_or("?")),
+        Service::Logs => format!("logs:{}", operation().unwrap_or("?")),
+        Service::Sns => format!(
+            "sns:{}",
+            form_field(body, "Action").unwrap_or_else(|| "?".into())
+        ),
         Service::S3 => {
             let path = parts.uri.path().trim_start_matches('/');
             let object = path.split_once('/').is_some_and(|(_, k)| !k.is_empty());
@@ -361,6 +408,18 @@ fn resources(service: Service, parts: &hyper::http::request::Parts, body: &[u8])
             .map(str::to_owned)
             .into_iter()
             .collect(),
+        Service::Sns => form_field(body, "TopicArn").into_iter().collect(),
+        // The ARN's resource part; the caller knows the region and account.
+        Service::Logs => {
+            let req = json();
+            match (req["logGroupName"].as_str(), req["logStreamName"].as_str()) {
+                (Some(group), Some(stream)) => {
+                    vec![format!("log-group:{group}:log-stream:{stream}")]
+                }
+                (Some(group), None) => vec![format!("log-group:{group}")],
+                _ => Vec::new(),
+            }
+        }
         Service::S3 => {
             let path =
                 percent_encoding::percent_decode_str(parts.uri.path().trim_start_matches('/'))
@@ -425,6 +484,26 @@ fn error_response(service: Service, throttle: bool) -> Response<Full<Bytes>> {
             StatusCode::INTERNAL_SERVER_ERROR,
             "application/x-amz-json-1.1",
             r#"{"__type":"KMSInternalException","message":"Internal error (injected)"}"#,
+        ),
+        (Service::Logs, true) => (
+            StatusCode::BAD_REQUEST,
+            "application/x-amz-json-1.1",
+            r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#,
+        ),
+        (Service::Logs, false) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "application/x-amz-json-1.1",
+            r#"{"__type":"ServiceUnavailableException","message":"Internal error (injected)"}"#,
+        ),
+        (Service::Sns, true) => (
+            StatusCode::BAD_REQUEST,
+            "text/xml",
+            "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>injected</RequestId></ErrorResponse>",
+        ),
+        (Service::Sns, false) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/xml",
+            "<ErrorResponse><Error><Type>Receiver</Type><Code>InternalError</Code><Message>Internal error (injected)</Message></Error><RequestId>injected</RequestId></ErrorResponse>",
         ),
         (Service::S3, true) => (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -208,6 +208,45 @@ pub fn n(item: &HashMap<String, AttributeValue>, key: &str) -> i64 {
         .unwrap_or(i64::MIN)
 }
 
+/// A new SNS topic `name` with a new SQS queue `name` subscribed with raw
+/// delivery, as a SIEM importer subscribes: (topic ARN, queue URL).
+pub async fn subscribed_queue(
+    sns: &aws_sdk_sns::Client,
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+) -> (String, String) {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let topic = sns.create_topic().name(name).send().await.unwrap();
+    let topic = topic.topic_arn.unwrap();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone();
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(&queue_arn)
+        .attributes("RawMessageDelivery", "true")
+        .send()
+        .await
+        .unwrap();
+    (topic, queue_url)
+}
+
 /// A payload from events/, as the text Lambda hands over.
 pub fn event(path: &str) -> String {
     let full = format!("{}/../events/{path}", env!("CARGO_MANIFEST_DIR"));

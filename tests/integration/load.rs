@@ -17,7 +17,9 @@ use tokio::sync::RwLock;
 use trailkeep_shared::api::{Api, ApiSettings, Call, Caller, TARGET_PREFIX};
 use trailkeep_shared::aws::history_table::DynamoHistory;
 use trailkeep_shared::aws::kms::{KeyMap, KmsSigner};
+use trailkeep_shared::aws::logs::CloudWatchEventLog;
 use trailkeep_shared::aws::s3::{self, S3Logs};
+use trailkeep_shared::aws::sns::SnsNotifier;
 use trailkeep_shared::aws::state_table::DynamoStaging;
 use trailkeep_shared::aws::trail_items::DynamoTrails;
 use trailkeep_shared::delivery::logfile::Staged;
@@ -30,7 +32,9 @@ use trailkeep_shared::history::HistorySettings;
 use trailkeep_shared::ingest::normalize::{normalize, Context};
 use trailkeep_shared::ingest::{ingest, Targets};
 use trailkeep_shared::store::StoreError;
-use trailkeep_shared::trail::{admin, NewTrail, TrailCache, TrailStore};
+use trailkeep_shared::trail::{
+    admin, CloudWatchLogs, NewTrail, TrailCache, TrailStore, TrailUpdate,
+};
 use trailkeep_shared::trail::{
     DataResource, EventSelector, ReadWriteType, LAMBDA_FUNCTION, S3_OBJECT,
 };
@@ -184,6 +188,15 @@ impl StagingStore for CutBeforeStaging<'_> {
         self.inner.record_manifest(trail, region, entry).await
     }
 
+    async fn manifest_recorded(
+        &self,
+        trail: &str,
+        region: &str,
+        entry: &ManifestEntry,
+    ) -> Result<bool, StoreError> {
+        self.inner.manifest_recorded(trail, region, entry).await
+    }
+
     async fn advance(
         &self,
         trail: &str,
@@ -314,12 +327,22 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
     let direct = sdk_config().await;
     let kms = aws_sdk_kms::Client::new(&direct);
     let key_arn = kms_key(&kms).await;
-    let t0 = parse_time("2026-11-24T00:00:30Z");
+    // Yesterday, just after midnight: recent, because CloudWatch Logs
+    // (moto too) takes no event older than 14 days.
+    let t0 = DateTime::from_timestamp(Utc::now().timestamp() / 86_400 * 86_400 - 86_400 + 30, 0)
+        .unwrap();
     // The events happened in the two hours before the test's clock starts
     // (ingest refuses an eventTime more than 5 minutes ahead of it).
     let events_from = t0 - Duration::seconds(EVENTS as i64 * 350 / 1000 + 60);
     let admin = state_table.trails();
     log_everything(&admin, TRAIL, &bucket.name, t0).await;
+    // … with every outlet a trail has (issue 16): its files under its own
+    // KMS key, a notification per file into a subscribed queue, and every
+    // event in a log group
+    let outlets = Outlets::new(&direct).await;
+    admin::update(&admin, TRAIL, outlets.trail_update())
+        .await
+        .unwrap();
 
     // … and each function with its own faulty way to AWS, built as its
     // main.rs builds it
@@ -342,6 +365,9 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
     let deliver_staging = DynamoStaging::new(deliver_fn.dynamodb(), &state_table.name);
     let deliver_trails = DynamoTrails::new(deliver_fn.dynamodb(), &state_table.name);
     let deliver_logs = S3Logs::new(s3::client(&deliver_fn.sdk));
+    let deliver_notifier = SnsNotifier::new(aws_sdk_sns::Client::new(&deliver_fn.sdk));
+    let deliver_events =
+        CloudWatchEventLog::new(aws_sdk_cloudwatchlogs::Client::new(&deliver_fn.sdk));
     let deliver_settings = DeliverSettings::default();
     let digest_state = DynamoStaging::new(digest_fn.dynamodb(), &state_table.name);
     let digest_trails = DynamoTrails::new(digest_fn.dynamodb(), &state_table.name);
@@ -440,6 +466,7 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
             &deliver_logs,
             &deliver_settings,
         );
+        let (notifier, events) = (&deliver_notifier, &deliver_events);
         let (clock, proxy) = (&clock, &deliver_fn.proxy);
         async move {
             let now = clock.now();
@@ -448,7 +475,8 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
                 let deliverer = Deliverer {
                     staging,
                     logs,
-                    notifier: &trailkeep_shared::testkit::MemoryNotifier::default(),
+                    notifier,
+                    events,
                     settings,
                 };
                 let report = deliverer.run(&trails, &now).await;
@@ -746,6 +774,40 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
         "every event logged once"
     );
 
+    // … every file and digest is under the trail's key, every file was
+    // announced and every event sent to the log group, each at least once
+    // (docs/trails.md: a killed run or a lost answer repeats them) …
+    for (key, _) in &objects {
+        let head = bucket.head(key).await;
+        assert_eq!(
+            head.ssekms_key_id(),
+            Some(outlets.sse_key.as_str()),
+            "{key}"
+        );
+    }
+    let announced = outlets.announced().await;
+    let distinct: BTreeSet<&String> = announced.iter().collect();
+    assert_eq!(distinct, log_keys.iter().copied().collect::<BTreeSet<_>>());
+    let sent = outlets.sent().await;
+    let mut streams: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let sent_total = sent.len();
+    for (stream, id) in sent {
+        streams.entry(stream).or_default().insert(id);
+    }
+    let expected_streams: BTreeMap<String, BTreeSet<String>> = expected_logs
+        .iter()
+        .map(|(region, ids)| (format!("{ACCOUNT}_CloudTrail_{region}"), ids.clone()))
+        .collect();
+    assert_eq!(
+        streams, expected_streams,
+        "every event in its region's stream"
+    );
+    eprintln!(
+        "load: {} log files announced {} times; {EVENTS} events sent {sent_total} times",
+        log_keys.len(),
+        announced.len()
+    );
+
     // … and in the history of each region it belongs to, exactly once, as
     // LookupEvents pages through it (the lookup function: trailkeep's API,
     // built as its main.rs builds it)
@@ -769,6 +831,7 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
         history: settings.clone(),
         log_encryption_keys: Vec::new(),
         notification_topics: Vec::new(),
+        log_groups: Vec::new(),
     };
     let api = Api {
         account_id: ACCOUNT,
@@ -894,9 +957,13 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
     // template.yaml allows, on exactly its resources
     let mut stack = policies::Stack::new(&history_table.name, &state_table.name, &bucket.name);
     stack.bind.insert("SigningKey", key_arn.clone());
+    outlets.bind(&mut stack);
+    let deployment = stack.bind["AWS::AccountId"].clone();
     let to_arn = |action: &str, resource: &str| {
         if action.starts_with("dynamodb:") {
             table_arn(resource)
+        } else if action.starts_with("logs:") {
+            format!("arn:aws:logs:{HOME}:{deployment}:{resource}")
         } else {
             resource.to_owned()
         }
@@ -919,8 +986,172 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
     assert_eq!(problems_found, Vec::<String>::new());
 
     let _ = kms.schedule_key_deletion().key_id(&key_arn).send().await;
+    outlets.delete().await;
     history_table.delete().await;
     state_table.delete().await;
+}
+
+/// A trail's outlets on moto: a KMS key for SSE-KMS, an SNS topic with a
+/// queue subscribed (raw delivery), a CloudWatch Logs group.
+struct Outlets {
+    kms: aws_sdk_kms::Client,
+    sns: aws_sdk_sns::Client,
+    sqs: aws_sdk_sqs::Client,
+    logs: aws_sdk_cloudwatchlogs::Client,
+    sse_key: String,
+    topic: String,
+    queue_url: String,
+    group: String,
+    group_arn: String,
+}
+
+impl Outlets {
+    async fn new(sdk: &aws_config::SdkConfig) -> Self {
+        let (kms, sns, sqs, logs) = (
+            aws_sdk_kms::Client::new(sdk),
+            aws_sdk_sns::Client::new(sdk),
+            aws_sdk_sqs::Client::new(sdk),
+            aws_sdk_cloudwatchlogs::Client::new(sdk),
+        );
+        let name = format!("load-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let sse_key = kms
+            .create_key()
+            .send()
+            .await
+            .unwrap()
+            .key_metadata
+            .unwrap()
+            .arn
+            .unwrap();
+        let (topic, queue_url) = crate::helpers::subscribed_queue(&sns, &sqs, &name).await;
+        let group = format!("CloudTrail/{name}");
+        logs.create_log_group()
+            .log_group_name(&group)
+            .send()
+            .await
+            .unwrap();
+        let account = sse_key.split(':').nth(4).unwrap().to_owned();
+        let group_arn = format!("arn:aws:logs:{HOME}:{account}:log-group:{group}:*");
+        Self {
+            kms,
+            sns,
+            sqs,
+            logs,
+            sse_key,
+            topic,
+            queue_url,
+            group,
+            group_arn,
+        }
+    }
+
+    fn trail_update(&self) -> TrailUpdate {
+        TrailUpdate {
+            kms_key_id: Some(self.sse_key.clone()),
+            sns_topic_name: Some(self.topic.clone()),
+            cloud_watch_logs: Some(Some(CloudWatchLogs {
+                log_group_arn: self.group_arn.clone(),
+                role_arn: format!("arn:aws:iam::{ACCOUNT}:role/CloudTrail_CloudWatchLogs"),
+            })),
+            ..TrailUpdate::default()
+        }
+    }
+
+    /// The stack's parameters that let deliver and digest use them.
+    fn bind(&self, stack: &mut policies::Stack) {
+        for condition in [
+            "HasLogEncryptionKeys",
+            "HasNotificationTopics",
+            "HasLogGroups",
+        ] {
+            stack.conditions.insert(condition, true);
+        }
+        stack
+            .bind
+            .insert("LogEncryptionKeyArns", self.sse_key.clone());
+        stack
+            .bind
+            .insert("NotificationTopicArns", self.topic.clone());
+        stack.bind.insert("LogGroupArns", self.group_arn.clone());
+    }
+
+    /// The `s3ObjectKey` of every notification the queue received.
+    async fn announced(&self) -> Vec<String> {
+        let mut keys = Vec::new();
+        let mut empty = 0;
+        while empty < 3 {
+            let got = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .unwrap();
+            if got.messages().is_empty() {
+                empty += 1;
+            }
+            for m in got.messages() {
+                let body: Value = serde_json::from_str(m.body().unwrap()).unwrap();
+                keys.push(body["s3ObjectKey"][0].as_str().unwrap().to_owned());
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+        keys
+    }
+
+    /// (stream, eventID) of every event in the log group.
+    async fn sent(&self) -> Vec<(String, String)> {
+        let mut sent = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .logs
+                .filter_log_events()
+                .log_group_name(&self.group)
+                .set_next_token(token)
+                .send()
+                .await
+                .unwrap();
+            for e in page.events() {
+                let record: Value = serde_json::from_str(e.message().unwrap()).unwrap();
+                let id = record["eventID"].as_str().unwrap().to_owned();
+                sent.push((e.log_stream_name().unwrap().to_owned(), id));
+            }
+            token = page.next_token().map(str::to_owned);
+            if token.is_none() {
+                return sent;
+            }
+        }
+    }
+
+    async fn delete(&self) {
+        let _ = self
+            .kms
+            .schedule_key_deletion()
+            .key_id(&self.sse_key)
+            .send()
+            .await;
+        let _ = self
+            .sqs
+            .delete_queue()
+            .queue_url(&self.queue_url)
+            .send()
+            .await;
+        let _ = self.sns.delete_topic().topic_arn(&self.topic).send().await;
+        let _ = self
+            .logs
+            .delete_log_group()
+            .log_group_name(&self.group)
+            .send()
+            .await;
+    }
 }
 
 /// Detail for a failing run's log (`TRAILKEEP_LOAD_VERBOSE=1`).

@@ -92,6 +92,7 @@ impl Stack {
             ("BucketAdminRoleArn", String::new()),
             ("LogEncryptionKeyArns", String::new()),
             ("NotificationTopicArns", String::new()),
+            ("LogGroupArns", String::new()),
             ("MonitoredBuckets", String::new()),
         ]
         .into_iter()
@@ -108,6 +109,7 @@ impl Stack {
         }
         for f in FUNCTIONS {
             bind.insert(role_key(f), role_arn(f));
+            bind.insert(log_group_key(f), log_group_arn(f));
         }
         Stack {
             bind,
@@ -116,6 +118,7 @@ impl Stack {
                 ("HasMonitoredBuckets", false),
                 ("HasLogEncryptionKeys", false),
                 ("HasNotificationTopics", false),
+                ("HasLogGroups", false),
             ]),
             cache: RefCell::default(),
         }
@@ -195,10 +198,22 @@ impl Stack {
             .collect()
     }
 
-    /// `function`'s role's identity policy.
+    /// `function`'s role's identity policy: its inline statements and the
+    /// managed policy SAM attaches to every function's role
+    /// (AWSLambdaBasicExecutionRole: any log group, any stream).
     pub fn identity(&self, function: &str) -> IAMPolicy {
         self.cached(function, || {
-            policy(&Self::role_statements(function), &self.deployment())
+            let mut statements: Vec<Json> = Self::role_statements(function)
+                .iter()
+                .filter_map(|s| resolve(s, &self.deployment()))
+                .collect();
+            statements.push(json!({
+                "Sid": "AWSLambdaBasicExecutionRole",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": "*"
+            }));
+            read_policy(statements)
         })
     }
 
@@ -253,6 +268,24 @@ impl Stack {
     }
 }
 
+/// `DigestFunction` → `DigestLogGroup`, the function's own log group.
+fn log_group_key(function: &str) -> &'static str {
+    match function {
+        "IngestFunction" => "IngestLogGroup",
+        "DeliverFunction" => "DeliverLogGroup",
+        "DigestFunction" => "DigestLogGroup",
+        "LookupFunction" => "LookupLogGroup",
+        other => panic!("no log group for {other}"),
+    }
+}
+
+/// The ARN CloudFormation gives `function`'s log group (`Fn::GetAtt …Arn`
+/// ends in `:*`).
+pub fn log_group_arn(function: &str) -> String {
+    let name = function.trim_end_matches("Function").to_lowercase();
+    format!("arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/aws/lambda/trailkeep-{name}:*")
+}
+
 /// `DigestFunction` → `DigestFunctionRole`, the name SAM gives its role.
 fn role_key(function: &str) -> &'static str {
     match function {
@@ -295,14 +328,20 @@ pub fn compare(
     to_arn: impl Fn(&str, &str) -> String,
 ) -> Vec<String> {
     let ours = |a: &str| {
-        ["dynamodb:", "s3:", "kms:"]
+        ["dynamodb:", "s3:", "kms:", "sns:", "logs:"]
             .iter()
             .any(|p| a.starts_with(p))
     };
     let role = role_arn(function);
-    let seen: Vec<(String, String)> = seen
+    // A KMS action S3 took for the function (SSE-KMS) is evaluated with
+    // kms:ViaService set to the stack region's S3.
+    let via_s3 = format!("s3.{}.amazonaws.com", stack.bind["AWS::Region"]);
+    let seen: Vec<(String, String, Option<&str>)> = seen
         .iter()
-        .map(|(a, r)| (a.clone(), to_arn(a, r)))
+        .map(|(a, r)| match a.strip_suffix(crate::faults::VIA_S3) {
+            Some(a) => (a.to_owned(), to_arn(a, r), Some(via_s3.as_str())),
+            None => (a.clone(), to_arn(a, r), None),
+        })
         .collect();
     let writes: Vec<(String, String, String)> = writes
         .iter()
@@ -310,9 +349,13 @@ pub fn compare(
         .collect();
     // The principal is set by Stack::allows (or below) to the role.
     let request = |action, arn| Request::new("", action, arn);
+    let via = |action, arn, via_service| Request {
+        via_service,
+        ..request(action, arn)
+    };
     let mut problems = Vec::new();
-    for (action, arn) in &seen {
-        if !stack.allows(function, request(action, arn)) {
+    for (action, arn, via_service) in &seen {
+        if !stack.allows(function, via(action, arn, *via_service)) {
             problems.push(format!(
                 "{function} called {action} on {arn}, which its role or the resource's policy does not allow"
             ));
@@ -331,11 +374,11 @@ pub fn compare(
     }
     for g in stack.grants(function) {
         for action in g.actions.iter().filter(|a| ours(a)) {
-            let used = seen.iter().any(|(a, arn)| {
+            let used = seen.iter().any(|(a, arn, via_service)| {
                 a == action
                     && g.allows(&Request {
                         principal: &role,
-                        ..request(a, arn)
+                        ..via(a, arn, *via_service)
                     })
             });
             if !used {
@@ -592,6 +635,72 @@ fn only_deliver_publishes_and_only_to_the_listed_topics() {
                 "{f} (listed: {topics_listed})"
             );
             assert!(!may(other), "{f} publishes to a topic not listed");
+        }
+    }
+}
+
+/// Issue 16: with `LogGroupArns`, deliver (and no other function) may
+/// create streams in and put events into exactly those groups, and do
+/// nothing else there (no reading, no deleting, no other group), though
+/// SAM's AWSLambdaBasicExecutionRole allows every log group; each
+/// function still writes its own logs.
+#[test]
+fn only_deliver_sends_events_and_only_to_the_listed_log_groups() {
+    let listed = "arn:aws:logs:us-east-1:123456789012:log-group:CloudTrail/events:*";
+    let stream = "arn:aws:logs:us-east-1:123456789012:log-group:CloudTrail/events:log-stream:123456789012_CloudTrail_us-east-1";
+    let other = "arn:aws:logs:us-east-1:123456789012:log-group:CloudTrail/other:log-stream:s";
+    // A group whose name merely begins like the listed one.
+    let longer = "arn:aws:logs:us-east-1:123456789012:log-group:CloudTrail/events-2:log-stream:s";
+    for groups_listed in [false, true] {
+        let mut stack = Stack::new("history", "state", "logs");
+        stack.conditions.insert("HasLogGroups", groups_listed);
+        if groups_listed {
+            stack.bind.insert("LogGroupArns", listed.to_owned());
+        }
+        for f in FUNCTIONS {
+            let may = |action: &str, arn: &str| stack.allows(f, Request::new("", action, arn));
+            for action in ["logs:CreateLogStream", "logs:PutLogEvents"] {
+                assert_eq!(
+                    may(action, stream),
+                    groups_listed && f == "DeliverFunction",
+                    "{f} {action} (listed: {groups_listed})"
+                );
+                assert!(!may(action, other), "{f} {action} on a group not listed");
+                assert!(!may(action, longer), "{f} {action} on a group not listed");
+            }
+            for action in [
+                "logs:GetLogEvents",
+                "logs:DeleteLogStream",
+                "logs:PutRetentionPolicy",
+            ] {
+                assert!(!may(action, stream), "{f} {action}");
+            }
+            // Its own logs, as Lambda writes them with its role.
+            let own = log_group_arn(f);
+            let own_stream = format!(
+                "{}:log-stream:2026/11/24/[$LATEST]0123456789abcdef",
+                own.trim_end_matches(":*")
+            );
+            assert!(may("logs:PutLogEvents", &own_stream), "{f} own logs");
+            assert!(may("logs:CreateLogStream", &own_stream), "{f} own logs");
+            let other = if f == "IngestFunction" {
+                "DigestFunction"
+            } else {
+                "IngestFunction"
+            };
+            let theirs = format!(
+                "{}:log-stream:s",
+                log_group_arn(other).trim_end_matches(":*")
+            );
+            assert!(
+                !may("logs:PutLogEvents", &theirs),
+                "{f} writes {other}'s logs"
+            );
+            let made_up = format!("arn:aws:logs:us-east-1:{ACCOUNT}:log-group:made-up:*");
+            assert!(
+                !may("logs:CreateLogGroup", &made_up),
+                "{f} makes log groups"
+            );
         }
     }
 }

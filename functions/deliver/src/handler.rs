@@ -3,17 +3,19 @@
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::Value;
+use trailkeep_shared::delivery::cloudwatch::EventLog;
 use trailkeep_shared::delivery::{
     DeliverReport, DeliverSettings, Deliverer, LogSink, Notifier, StagingStore,
 };
 use trailkeep_shared::store::{Incomplete, StoreError};
 use trailkeep_shared::trail::{HealthStore, TrailStore};
 
-pub(crate) struct Deps<S, T, L, N> {
+pub(crate) struct Deps<S, T, L, N, E> {
     pub staging: S,
     pub trails: T,
     pub logs: L,
     pub notifier: N,
+    pub events: E,
     pub settings: DeliverSettings,
 }
 
@@ -51,8 +53,9 @@ pub(crate) async fn handle<
     T: TrailStore,
     L: LogSink,
     N: Notifier,
+    E: EventLog,
 >(
-    deps: &Deps<S, T, L, N>,
+    deps: &Deps<S, T, L, N, E>,
     event: LambdaEvent<EventBridgeEvent<Value>>,
 ) -> Result<DeliverReport, DeliverError> {
     let now = event.payload.time.ok_or(DeliverError::NoTime)?;
@@ -61,6 +64,7 @@ pub(crate) async fn handle<
         staging: &deps.staging,
         logs: &deps.logs,
         notifier: &deps.notifier,
+        events: &deps.events,
         settings: &deps.settings,
     };
     let report = deliverer.run(&trails, &now).await;
@@ -73,6 +77,8 @@ pub(crate) async fn handle<
         behind = report.behind,
         notified = report.notified,
         notify_failed = report.notify_failed,
+        cwl_sent = report.cwl_sent,
+        cwl_failed = report.cwl_failed,
         failed = report.failed.len(),
         "delivered"
     );
@@ -83,7 +89,8 @@ pub(crate) async fn handle<
 mod tests {
     use super::*;
     use trailkeep_shared::testkit::{
-        api_call_record, trail, MemoryBucket, MemoryNotifier, MemoryState, MemoryTrails,
+        api_call_record, trail, MemoryBucket, MemoryEventLog, MemoryNotifier, MemoryState,
+        MemoryTrails,
     };
 
     fn scheduled(time: Option<&str>) -> LambdaEvent<EventBridgeEvent<Value>> {
@@ -99,7 +106,8 @@ mod tests {
         LambdaEvent::new(serde_json::from_value(v).unwrap(), Default::default())
     }
 
-    async fn deps() -> Deps<MemoryState, MemoryTrails, MemoryBucket, MemoryNotifier> {
+    async fn deps() -> Deps<MemoryState, MemoryTrails, MemoryBucket, MemoryNotifier, MemoryEventLog>
+    {
         let since = trailkeep_shared::time::parse("2026-11-24T00:00:00Z").unwrap();
         let event = api_call_record("6f1b2b7e-6a5b-4f3d-9d43-5c1a9e2f1a02", &since);
         let deps = Deps {
@@ -107,6 +115,7 @@ mod tests {
             trails: MemoryTrails::with(vec![trail("audit", since)]),
             logs: MemoryBucket::default(),
             notifier: MemoryNotifier::default(),
+            events: MemoryEventLog::default(),
             settings: DeliverSettings::default(),
         };
         let trails = deps.trails.trails();

@@ -5,6 +5,7 @@ mod config;
 mod handler;
 
 use lambda_runtime::{service_fn, Error};
+use trailkeep_shared::aws::logs::CloudWatchEventLog;
 use trailkeep_shared::aws::s3::{self, S3Logs};
 use trailkeep_shared::aws::sns::SnsNotifier;
 use trailkeep_shared::aws::state_table::DynamoStaging;
@@ -21,6 +22,7 @@ async fn main() -> Result<(), Error> {
         trails: DynamoTrails::new(dynamodb, &config.state_table),
         logs: S3Logs::new(s3::client(&aws)),
         notifier: SnsNotifier::new(aws_sdk_sns::Client::new(&aws)),
+        events: CloudWatchEventLog::new(aws_sdk_cloudwatchlogs::Client::new(&aws)),
         settings: config.deliver,
     };
     lambda_runtime::run(service_fn(|event| handler::handle(&deps, event))).await

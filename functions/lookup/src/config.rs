@@ -17,8 +17,9 @@ pub struct Config {
     /// STATE_TABLE: the trails, and the staged copies of the API's own
     /// records.
     pub state_table: String,
-    /// TRAIL_ADMIN_ARNS, LOG_ENCRYPTION_KEYS and NOTIFICATION_TOPICS are in
-    /// `api` (`trail_admins`, `log_encryption_keys`, `notification_topics`).
+    /// TRAIL_ADMIN_ARNS, LOG_ENCRYPTION_KEYS, NOTIFICATION_TOPICS and
+    /// LOG_GROUPS are in `api` (`trail_admins`, `log_encryption_keys`,
+    /// `notification_topics`, `log_groups`).
     /// ACCOUNT_ID (optional, local emulators only): the deployment's
     /// account when the function's ARN carries none. On AWS it does, and
     /// template.yaml does not set it.
@@ -97,6 +98,9 @@ impl Config {
                 // The stack's NotificationTopicArns; unset or empty: no
                 // trail may name an SnsTopicName.
                 notification_topics: list(env.get("NOTIFICATION_TOPICS")),
+                // The stack's LogGroupArns; unset or empty: no trail may
+                // name a CloudWatch Logs group.
+                log_groups: list(env.get("LOG_GROUPS")),
             },
         })
     }
@@ -159,6 +163,7 @@ mod tests {
                 "arn:aws:kms:eu-west-1:1:key/a,arn:aws:kms:eu-west-1:1:key/b",
             ),
             ("NOTIFICATION_TOPICS", ""),
+            ("LOG_GROUPS", "arn:aws:logs:eu-west-1:1:log-group:trail:*"),
         ];
         let c = Config::from_lookup(lookup(&lists)).unwrap();
         assert_eq!(
@@ -169,6 +174,10 @@ mod tests {
             ]
         );
         assert!(c.api.notification_topics.is_empty());
+        assert_eq!(
+            c.api.log_groups,
+            ["arn:aws:logs:eu-west-1:1:log-group:trail:*"]
+        );
         assert!(
             Config::from_lookup(lookup(&base[..3])).is_err(),
             "STATE_TABLE"

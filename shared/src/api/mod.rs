@@ -83,6 +83,9 @@ pub struct ApiSettings {
     /// The SNS topics a trail's `SnsTopicName` may name: the stack's
     /// `NotificationTopicArns`, which deliver may publish to.
     pub notification_topics: Vec<String>,
+    /// The log groups a trail's `CloudWatchLogsLogGroupArn` may name: the
+    /// stack's `LogGroupArns`, which deliver may write to.
+    pub log_groups: Vec<String>,
 }
 
 impl ApiSettings {
@@ -436,6 +439,7 @@ where
             region: &self.settings.lookup.home_region,
             log_keys: &self.settings.log_encryption_keys,
             topics: &self.settings.notification_topics,
+            log_groups: &self.settings.log_groups,
         }
     }
 

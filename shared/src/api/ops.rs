@@ -9,17 +9,14 @@ use crate::digest::registry::{self, PublicKeys};
 use crate::ingest::normalize::quote_prefix;
 use crate::trail::admin::{self, NewTrail, TrailStore, TrailUpdate};
 use crate::trail::{
-    parse_kms_key_id, regional_arn, sns_topic_arn, validate_sns_topic, AdvancedEventSelector,
-    EventSelector, KmsKeyRef, Tag, Trail, TrailHealth,
+    parse_kms_key_id, parse_log_group_arn, regional_arn, sns_topic_arn, validate_role_arn,
+    validate_sns_topic, AdvancedEventSelector, CloudWatchLogs, EventSelector, KmsKeyRef, Tag,
+    Trail, TrailHealth,
 };
 
 /// Request members CloudTrail has and trailkeep does not implement (yet):
 /// refused with a message rather than silently ignored.
-const UNSUPPORTED_MEMBERS: [&str; 3] = [
-    "CloudWatchLogsLogGroupArn",
-    "CloudWatchLogsRoleArn",
-    "IsOrganizationTrail",
-];
+const UNSUPPORTED_MEMBERS: [&str; 1] = ["IsOrganizationTrail"];
 
 /// At most this many resources in one `ListTags` call (CloudTrail's limit).
 const MAX_LIST_TAGS_RESOURCES: usize = 20;
@@ -135,6 +132,7 @@ pub(super) fn status_response(t: &Trail, h: &TrailHealth) -> Value {
     time("LatestDeliveryTime", h.delivered);
     time("LatestDigestDeliveryTime", h.digest_delivered);
     time("LatestNotificationTime", h.notified);
+    time("LatestCloudWatchLogsDeliveryTime", h.cwl_delivered);
     let mut text = |member: &str, value: Option<String>| {
         if let Some(value) = value {
             v[member] = json!(value);
@@ -146,6 +144,7 @@ pub(super) fn status_response(t: &Trail, h: &TrailHealth) -> Value {
     text("LatestDeliveryError", h.delivery_error.clone());
     text("LatestDigestDeliveryError", h.digest_error.clone());
     text("LatestNotificationError", h.notify_error.clone());
+    text("LatestCloudWatchLogsDeliveryError", h.cwl_error.clone());
     text("LatestDeliveryAttemptTime", iso(h.delivery_attempt));
     text("LatestDeliveryAttemptSucceeded", iso(h.delivery_ok));
     v
@@ -223,6 +222,66 @@ pub(super) struct Home<'a> {
     pub log_keys: &'a [String],
     /// The topics deliver may notify (`NotificationTopicArns`).
     pub topics: &'a [String],
+    /// The log groups deliver may write to (`LogGroupArns`).
+    pub log_groups: &'a [String],
+}
+
+/// `CloudWatchLogsLogGroupArn` with `CloudWatchLogsRoleArn`, checked: the
+/// two come together (both `""`: remove), and the group is one the stack
+/// lets deliver write to (`LogGroupArns`, compared by region, account and
+/// name), so a trail never names a group its events would be refused at.
+/// `None`: neither given (an update leaves the setting as it is).
+fn cloud_watch_logs_param(
+    params: &Value,
+    home: &Home<'_>,
+) -> Result<Option<Option<CloudWatchLogs>>, ApiError> {
+    let group = string_param(params, "CloudWatchLogsLogGroupArn")?;
+    let role = string_param(params, "CloudWatchLogsRoleArn")?;
+    let given = group.is_some() || role.is_some();
+    let nonempty = |v: Option<String>| v.filter(|v| !v.is_empty());
+    let (group, role) = match (nonempty(group), nonempty(role)) {
+        (None, None) => return Ok(given.then_some(None)),
+        (Some(_), None) => {
+            return Err(ApiError::bad(
+                "InvalidCloudWatchLogsRoleArnException",
+                "CloudWatchLogsLogGroupArn needs CloudWatchLogsRoleArn (give both, or both as \"\" to remove them)",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(ApiError::bad(
+                "InvalidCloudWatchLogsLogGroupArnException",
+                "CloudWatchLogsRoleArn needs CloudWatchLogsLogGroupArn (give both, or both as \"\" to remove them)",
+            ))
+        }
+        (Some(group), Some(role)) => (group, role),
+    };
+    let code = "InvalidCloudWatchLogsLogGroupArnException";
+    let parsed = parse_log_group_arn(&group).map_err(|e| ApiError::bad(code, e.to_string()))?;
+    validate_role_arn(&role)
+        .map_err(|e| ApiError::bad("InvalidCloudWatchLogsRoleArnException", e.to_string()))?;
+    if (parsed.region, parsed.account) != (home.region, home.account_id) {
+        return Err(ApiError::bad(
+            code,
+            format!(
+                "the log group is in {}/{}: deliver writes to log groups of the stack's account and region ({}/{})",
+                parsed.account, parsed.region, home.account_id, home.region
+            ),
+        ));
+    }
+    let listed = |arn: &String| parse_log_group_arn(arn).is_ok_and(|g| g == parsed);
+    if !home.log_groups.iter().any(listed) {
+        return Err(ApiError::bad(
+            code,
+            format!(
+                "log group \"{}\" is not one of the stack's LogGroupArns, so deliver may not write to it (docs/trails.md \"CloudWatch Logs\")",
+                quote_prefix(parsed.name)
+            ),
+        ));
+    }
+    Ok(Some(Some(CloudWatchLogs {
+        log_group_arn: group,
+        role_arn: role,
+    })))
 }
 
 /// `SnsTopicName`, checked: a standard topic's name or ARN that the stack
@@ -327,6 +386,7 @@ pub(super) async fn change<T: TrailStore>(
                 s3_key_prefix: string_param(params, "S3KeyPrefix")?,
                 kms_key_id: kms_key_param(params, home)?,
                 sns_topic_name: sns_topic_param(params, home)?,
+                cloud_watch_logs: cloud_watch_logs_param(params, home)?.flatten(),
                 // CloudTrail's defaults: global events on, one region, no validation.
                 include_global_service_events: bool_param(params, "IncludeGlobalServiceEvents")?
                     .unwrap_or(true),
@@ -343,6 +403,7 @@ pub(super) async fn change<T: TrailStore>(
                 s3_key_prefix: string_param(params, "S3KeyPrefix")?,
                 kms_key_id: kms_key_param(params, home)?,
                 sns_topic_name: sns_topic_param(params, home)?,
+                cloud_watch_logs: cloud_watch_logs_param(params, home)?,
                 is_multi_region_trail: bool_param(params, "IsMultiRegionTrail")?,
                 include_global_service_events: bool_param(params, "IncludeGlobalServiceEvents")?,
                 log_file_validation_enabled: bool_param(params, "EnableLogFileValidation")?,

@@ -30,8 +30,12 @@ fn settings() -> ApiSettings {
         },
         log_encryption_keys: vec![LOG_KEY.into(), FAR_KEY.into()],
         notification_topics: vec![TOPIC.into()],
+        log_groups: vec![LOG_GROUP.into()],
     }
 }
+
+/// The one log group this stack lets deliver write to.
+const LOG_GROUP: &str = "arn:aws:logs:eu-west-1:111122223333:log-group:trail-events:*";
 
 /// The one topic this stack lets deliver notify.
 const TOPIC: &str = "arn:aws:sns:eu-west-1:111122223333:trail-files";
@@ -306,6 +310,8 @@ async fn get_trail_status_reports_what_deliver_and_digest_last_did() {
         error: None,
         notified: false,
         notify_error: None,
+        cwl_sent: false,
+        cwl_error: None,
     };
     w.state
         .note_delivery("audit", &ok("2026-11-24T10:05:00Z"))
@@ -383,6 +389,33 @@ async fn get_trail_status_reports_what_deliver_and_digest_last_did() {
         t("2026-11-24T11:20:00Z").timestamp()
     );
     assert!(status.get("LatestNotificationError").is_none(), "{status}");
+    // AND the same for CloudWatch Logs: a refused send, then one that sent
+    let refused = RunOutcome {
+        cwl_error: Some("PutLogEvents on trail-events failed: AccessDenied".into()),
+        ..ok("2026-11-24T11:25:00Z")
+    };
+    w.state.note_delivery("audit", &refused).await.unwrap();
+    let at = "2026-11-24T11:26:00Z";
+    let (_, status) = w.call("GetTrailStatus", json!({"Name": "audit"}), at).await;
+    assert!(status["LatestCloudWatchLogsDeliveryError"]
+        .as_str()
+        .is_some_and(|e| e.contains("AccessDenied")));
+    assert!(status.get("LatestCloudWatchLogsDeliveryTime").is_none());
+    let sent = RunOutcome {
+        cwl_sent: true,
+        ..ok("2026-11-24T11:30:00Z")
+    };
+    w.state.note_delivery("audit", &sent).await.unwrap();
+    let at = "2026-11-24T11:31:00Z";
+    let (_, status) = w.call("GetTrailStatus", json!({"Name": "audit"}), at).await;
+    assert_eq!(
+        status["LatestCloudWatchLogsDeliveryTime"],
+        t("2026-11-24T11:30:00Z").timestamp()
+    );
+    assert!(
+        status.get("LatestCloudWatchLogsDeliveryError").is_none(),
+        "{status}"
+    );
 }
 
 #[tokio::test]
@@ -571,6 +604,111 @@ async fn a_trail_notifies_only_a_topic_the_stack_lets_deliver_publish_to() {
     let (_, got) = w.call("GetTrail", json!({"Name": "by-name"}), at).await;
     assert!(got["Trail"].get("SnsTopicName").is_none(), "{got}");
     assert!(got["Trail"].get("SnsTopicARN").is_none(), "{got}");
+}
+
+/// `CloudWatchLogsLogGroupArn` with `CloudWatchLogsRoleArn` (issue 16):
+/// together, naming a group of the stack's `LogGroupArns` (with or
+/// without CloudTrail's `:*`); GetTrail shows both; `""` for both removes.
+#[tokio::test]
+async fn a_trail_sends_events_only_to_a_log_group_the_stack_lets_deliver_write() {
+    let w = World::new();
+    let at = "2026-11-24T10:00:00Z";
+    let role = "arn:aws:iam::111122223333:role/CloudTrail_CloudWatchLogs";
+    let create = |name: &str, group: &str, role: &str| {
+        json!({"Name": name, "S3BucketName": "logs",
+               "CloudWatchLogsLogGroupArn": group, "CloudWatchLogsRoleArn": role})
+    };
+    let bare = LOG_GROUP.trim_end_matches(":*");
+    let pathed = "arn:aws:iam::111122223333:role/service-role/CloudTrail+Logs@2026";
+    for (name, group, role) in [("star", LOG_GROUP, role), ("bare", bare, pathed)] {
+        let (status, body) = w.call("CreateTrail", create(name, group, role), at).await;
+        assert_eq!(status, 200, "{group}: {body}");
+        let (_, got) = w.call("GetTrail", json!({"Name": name}), at).await;
+        assert_eq!(got["Trail"]["CloudWatchLogsLogGroupArn"], group, "{got}");
+        assert_eq!(got["Trail"]["CloudWatchLogsRoleArn"], role, "{got}");
+    }
+    let group_code = "InvalidCloudWatchLogsLogGroupArnException";
+    let role_code = "InvalidCloudWatchLogsRoleArnException";
+    for (group, role_given, code) in [
+        // Not listed, another account, another region.
+        (
+            "arn:aws:logs:eu-west-1:111122223333:log-group:other:*",
+            role,
+            group_code,
+        ),
+        (
+            "arn:aws:logs:eu-west-1:444455556666:log-group:trail-events:*",
+            role,
+            group_code,
+        ),
+        (
+            "arn:aws:logs:us-east-1:111122223333:log-group:trail-events:*",
+            role,
+            group_code,
+        ),
+        // Not a log group ARN; a stream's; a bad name.
+        ("trail-events", role, group_code),
+        (
+            "arn:aws:logs:eu-west-1:111122223333:log-group:trail-events:log-stream:s",
+            role,
+            group_code,
+        ),
+        (
+            "arn:aws:logs:eu-west-1:111122223333:log-group:bad name:*",
+            role,
+            group_code,
+        ),
+        // One without the other.
+        (LOG_GROUP, "", role_code),
+        ("", role, group_code),
+        // Not a role.
+        (LOG_GROUP, "arn:aws:iam::111122223333:user/alice", role_code),
+        (LOG_GROUP, "arn:aws:iam::1111:role/short-account", role_code),
+        (
+            LOG_GROUP,
+            "arn:aws:iam::111122223333:role/has space",
+            role_code,
+        ),
+        (LOG_GROUP, "arn:aws:iam::111122223333:role/wild*", role_code),
+        (LOG_GROUP, "arn:aws:iam::111122223333:role/path/", role_code),
+        (
+            LOG_GROUP,
+            "arn:aws:iam::111122223333:role/p\u{7}th/name",
+            role_code,
+        ),
+    ] {
+        let (status, body) = w
+            .call("CreateTrail", create("refused", group, role_given), at)
+            .await;
+        assert_eq!(
+            (status, body["__type"].as_str()),
+            (400, Some(code)),
+            "{group} {role_given}: {body}"
+        );
+    }
+    assert_eq!(w.trails.trails().len(), 2, "nothing refused was made");
+    // An update naming neither leaves it; "" for both removes it.
+    let (status, _) = w
+        .call(
+            "UpdateTrail",
+            json!({"Name": "star", "S3KeyPrefix": "p"}),
+            at,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, got) = w.call("GetTrail", json!({"Name": "star"}), at).await;
+    assert_eq!(
+        got["Trail"]["CloudWatchLogsLogGroupArn"], LOG_GROUP,
+        "{got}"
+    );
+    let (status, body) = w.call("UpdateTrail", create("star", "", ""), at).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, got) = w.call("GetTrail", json!({"Name": "star"}), at).await;
+    assert!(
+        got["Trail"].get("CloudWatchLogsLogGroupArn").is_none(),
+        "{got}"
+    );
+    assert!(got["Trail"].get("CloudWatchLogsRoleArn").is_none(), "{got}");
 }
 
 #[tokio::test]

@@ -24,6 +24,8 @@ pub async fn sdk_config() -> SdkConfig {
 pub mod history_table;
 /// KMS: the digest signer, public keys.
 pub mod kms;
+/// CloudWatch Logs: a trail's events beside its log files.
+pub mod logs;
 /// S3: log files and digests written, read and hashed.
 pub mod s3;
 /// SNS: a notification per delivered log file.

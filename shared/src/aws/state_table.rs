@@ -375,6 +375,28 @@ impl StagingStore for DynamoStaging {
         Ok(())
     }
 
+    async fn manifest_recorded(
+        &self,
+        trail: &str,
+        region: &str,
+        entry: &ManifestEntry,
+    ) -> Result<bool, StoreError> {
+        let hour = entry.delivered.format("%Y-%m-%dT%H");
+        let got = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(attr::PK, s(format!("MAN#{trail}#{region}#{hour}")))
+            .key(attr::SK, s(&entry.key))
+            .projection_expression("#pk")
+            .expression_attribute_names("#pk", attr::PK)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.fail("GetItem", DisplayErrorContext(&e)))?;
+        Ok(got.item.is_some())
+    }
+
     async fn advance(
         &self,
         trail: &str,
@@ -456,9 +478,10 @@ impl HealthStore for DynamoStaging {
                 .and_then(|v| v.as_s().ok())
                 .and_then(|t| crate::time::parse(t).ok())
         };
-        let error = |item: &std::collections::HashMap<String, AttributeValue>| {
-            item.get("lastError").and_then(|v| v.as_s().ok()).cloned()
+        let text = |item: &std::collections::HashMap<String, AttributeValue>, k: &str| {
+            item.get(k).and_then(|v| v.as_s().ok()).cloned()
         };
+        let error = |item| text(item, "lastError");
         let attempt = time(&deliver, "attemptAt");
         Ok(TrailHealth {
             delivery_attempt: attempt,
@@ -469,10 +492,9 @@ impl HealthStore for DynamoStaging {
             digest_delivered: time(&digest, "wroteAt"),
             digest_error: error(&digest),
             notified: time(&deliver, "notifiedAt"),
-            notify_error: deliver
-                .get("notifyError")
-                .and_then(|v| v.as_s().ok())
-                .cloned(),
+            notify_error: text(&deliver, "notifyError"),
+            cwl_delivered: time(&deliver, "cwlAt"),
+            cwl_error: text(&deliver, "cwlError"),
         })
     }
 }
@@ -648,28 +670,48 @@ impl DynamoStaging {
         trail: &str,
         outcome: &RunOutcome,
     ) -> Result<(), StoreError> {
-        let mut set = vec!["attemptAt = :a"];
+        let mut set = vec!["attemptAt = :a".to_owned()];
         if outcome.wrote {
-            set.push("wroteAt = :a");
-        }
-        if outcome.error.is_some() {
-            set.push("lastError = :e");
-        } else {
-            set.push("okAt = :a");
-        }
-        if outcome.notified {
-            set.push("notifiedAt = :a");
-        }
-        if outcome.notify_error.is_some() {
-            set.push("notifyError = :n");
+            set.push("wroteAt = :a".into());
         }
         let mut remove = Vec::new();
-        if outcome.error.is_none() {
+        if outcome.error.is_some() {
+            set.push("lastError = :e".into());
+        } else {
+            set.push("okAt = :a".into());
             remove.push("lastError");
         }
-        // A run that published without a refusal clears the last one.
-        if outcome.notified && outcome.notify_error.is_none() {
-            remove.push("notifyError");
+        // Deliver's side channels (SNS, CloudWatch Logs): the last run that
+        // sent and the last refusal; one that sent without a refusal clears it.
+        let sides = [
+            (
+                outcome.notified,
+                &outcome.notify_error,
+                "notified",
+                "notifyError",
+                ":n",
+            ),
+            (
+                outcome.cwl_sent,
+                &outcome.cwl_error,
+                "cwl",
+                "cwlError",
+                ":c",
+            ),
+        ];
+        let mut values = Vec::new();
+        for (sent, error, at, error_name, value) in sides {
+            if sent {
+                set.push(format!("{at}At = :a"));
+            }
+            match error {
+                Some(e) => {
+                    set.push(format!("{error_name} = {value}"));
+                    values.push((value, e));
+                }
+                None if sent => remove.push(error_name),
+                None => {}
+            }
         }
         let mut expression = format!("SET {}", set.join(", "));
         if !remove.is_empty() {
@@ -687,9 +729,9 @@ impl DynamoStaging {
             let e: String = e.chars().take(MAX_HEALTH_ERROR_CHARS).collect();
             update = update.expression_attribute_values(":e", s(e));
         }
-        if let Some(e) = &outcome.notify_error {
+        for (name, e) in values {
             let e: String = e.chars().take(MAX_HEALTH_ERROR_CHARS).collect();
-            update = update.expression_attribute_values(":n", s(e));
+            update = update.expression_attribute_values(name, s(e));
         }
         update
             .send()

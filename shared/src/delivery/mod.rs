@@ -15,6 +15,7 @@
 //!   is left out. The files are a pure function of the events the window
 //!   owns, so a re-run writes the same keys with the same bytes.
 
+pub mod cloudwatch;
 pub mod logfile;
 mod window;
 
@@ -28,7 +29,8 @@ use chrono::{DateTime, Duration, Utc};
 use futures::{stream, StreamExt, TryStreamExt};
 
 use crate::store::{failed, Failed, Incomplete, StoreError};
-use crate::trail::{health, HealthStore, RunOutcome, Trail};
+use crate::trail::{health, log_stream_name, parse_log_group_arn, HealthStore, RunOutcome, Trail};
+use cloudwatch::{EventLog, LogEvent, Put};
 use logfile::Staged;
 
 /// How long delivery markers are kept: a source re-delivering an event later
@@ -44,6 +46,12 @@ pub const MAX_WINDOWS_PER_RUN: i64 = 48;
 pub const ALARM: &str = "DeliveryFailed";
 /// Claims in flight at once in one window.
 const CLAIMS_AT_ONCE: usize = 16;
+/// A window this many windows (an hour) behind the last sealed one is not
+/// held back for CloudWatch Logs: a failure there that outlives the SDK's
+/// retries loses those events in the log group (reported) instead of
+/// failing the window, so a long CloudWatch Logs outage delays log files
+/// by an hour at most.
+const CWL_PATIENCE_WINDOWS: i64 = 12;
 
 /// One delivered log file, as the digest function will read it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,6 +112,14 @@ pub trait StagingStore: Send + Sync {
         region: &str,
         entry: &ManifestEntry,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Whether the manifest entry of the file `entry` names (its trail,
+    /// region, delivery hour and key) is recorded (strongly consistent).
+    fn manifest_recorded(
+        &self,
+        trail: &str,
+        region: &str,
+        entry: &ManifestEntry,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Moves the region's next window from `from` to `to`, if it still is `from`.
     fn advance(
         &self,
@@ -210,6 +226,14 @@ pub struct DeliverReport {
     /// The last refused publish's error.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notify_error: Option<String>,
+    /// Events sent to CloudWatch Logs, and those not sent: refused (the
+    /// whole batch), rejected by the service (too old or too new), or over
+    /// 256 KB. Their files are delivered all the same.
+    pub cwl_sent: usize,
+    pub cwl_failed: usize,
+    /// The last refused or partly rejected send's error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cwl_error: Option<String>,
     /// Trail/regions whose delivery failed this run (retried next run; the
     /// others were delivered).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -229,6 +253,9 @@ struct FileOf<'a> {
     region: &'a str,
     w: i64,
     delivered: DateTime<Utc>,
+    /// Whether a CloudWatch Logs failure that may pass fails the window
+    /// (else it loses the events there; [`CWL_PATIENCE_WINDOWS`]).
+    wait_for_logs: bool,
 }
 
 fn assemble_failed(e: std::io::Error) -> StoreError {
@@ -240,14 +267,21 @@ fn assemble_failed(e: std::io::Error) -> StoreError {
 }
 
 /// Log file delivery, over its ports.
-pub struct Deliverer<'a, S, L, N> {
+pub struct Deliverer<'a, S, L, N, E> {
     pub staging: &'a S,
     pub logs: &'a L,
     pub notifier: &'a N,
+    pub events: &'a E,
     pub settings: &'a DeliverSettings,
 }
 
-impl<S: StagingStore + HealthStore, L: LogSink, N: Notifier> Deliverer<'_, S, L, N> {
+impl<S, L, N, E> Deliverer<'_, S, L, N, E>
+where
+    S: StagingStore + HealthStore,
+    L: LogSink,
+    N: Notifier,
+    E: EventLog,
+{
     /// Delivers every sealed window of every trail (logging or not: what
     /// was staged before a stop is still delivered). A trail's region that
     /// fails is reported in `failed` and retried next run from its cursor;
@@ -258,6 +292,7 @@ impl<S: StagingStore + HealthStore, L: LogSink, N: Notifier> Deliverer<'_, S, L,
         for trail in trails {
             let (files, failures) = (report.files, report.failed.len());
             let (notified, refused) = (report.notified, report.notify_failed);
+            let (sent, unsent) = (report.cwl_sent, report.cwl_failed);
             match self.staging.regions(&trail.name).await {
                 Ok(regions) => {
                     for (region, next) in regions {
@@ -276,6 +311,10 @@ impl<S: StagingStore + HealthStore, L: LogSink, N: Notifier> Deliverer<'_, S, L,
                 notified: report.notified > notified,
                 notify_error: (report.notify_failed > refused)
                     .then(|| report.notify_error.clone())
+                    .flatten(),
+                cwl_sent: report.cwl_sent > sent,
+                cwl_error: (report.cwl_failed > unsent)
+                    .then(|| report.cwl_error.clone())
                     .flatten(),
             };
             health::note(
@@ -302,7 +341,7 @@ impl<S: StagingStore + HealthStore, L: LogSink, N: Notifier> Deliverer<'_, S, L,
             report.behind += 1;
         }
         for w in next..=last {
-            self.window(trail, region, w, report).await?;
+            self.window(trail, region, w, sealed, report).await?;
             report.windows += 1;
             if !self.staging.advance(&trail.name, region, w, w + 1).await? {
                 // Another run moved the cursor first: it delivers the rest
@@ -317,13 +356,16 @@ impl<S: StagingStore + HealthStore, L: LogSink, N: Notifier> Deliverer<'_, S, L,
     /// page's events, packs the ones it owns into files as they come, and
     /// writes each file (and its manifest entry) as soon as it is full. A
     /// window of any size streams through: memory holds one page and one
-    /// file's compressed bytes. Pages come in sort order and the packing is
-    /// greedy, so the files are the same however the pages fall.
+    /// file's compressed bytes (and, for a trail with a log group, the
+    /// file's records, up to the file size cap). Pages come in sort order
+    /// and the packing is greedy, so the files are the same however the
+    /// pages fall.
     async fn window(
         &self,
         trail: &Trail,
         region: &str,
         w: i64,
+        sealed: i64,
         report: &mut DeliverReport,
     ) -> Result<(), StoreError> {
         let file = FileOf {
@@ -331,8 +373,11 @@ impl<S: StagingStore + HealthStore, L: LogSink, N: Notifier> Deliverer<'_, S, L,
             region,
             w,
             delivered: delivery_time(w, self.settings.grace_secs),
+            wait_for_logs: w + CWL_PATIENCE_WINDOWS > sealed,
         };
         let mut packer = logfile::Packer::new(self.settings.max_file_bytes);
+        // The open file's events, kept for CloudWatch Logs (moved, not copied).
+        let mut kept: Option<Vec<Staged>> = trail.cloud_watch_logs.is_some().then(Vec::new);
         let mut part = 0;
         let mut after: Option<String> = None;
         loop {
@@ -343,10 +388,14 @@ impl<S: StagingStore + HealthStore, L: LogSink, N: Notifier> Deliverer<'_, S, L,
             let owned = self
                 .claim(trail, region, w, page.events, &file.delivered, report)
                 .await?;
-            for event in &owned {
-                if let Some(full) = packer.push(event).map_err(assemble_failed)? {
-                    self.write(&file, part, full, report).await?;
+            for event in owned {
+                if let Some(full) = packer.push(&event).map_err(assemble_failed)? {
+                    let events = kept.as_mut().map(std::mem::take);
+                    self.write(&file, part, full, events, report).await?;
                     part += 1;
+                }
+                if let Some(kept) = kept.as_mut() {
+                    kept.push(event);
                 }
             }
             match page.next {
@@ -355,17 +404,20 @@ impl<S: StagingStore + HealthStore, L: LogSink, N: Notifier> Deliverer<'_, S, L,
             }
         }
         if let Some(last) = packer.finish().map_err(assemble_failed)? {
-            self.write(&file, part, last, report).await?;
+            self.write(&file, part, last, kept, report).await?;
         }
         Ok(())
     }
 
-    /// Writes part `part` of a window's files, then its manifest entry.
+    /// Writes part `part` of a window's files, sends its notification and
+    /// its `events` to CloudWatch Logs (the trail's, if it has them), then
+    /// records its manifest entry.
     async fn write(
         &self,
         of: &FileOf<'_>,
         part: usize,
         file: logfile::Assembled,
+        events: Option<Vec<Staged>>,
         report: &mut DeliverReport,
     ) -> Result<(), StoreError> {
         let trail = of.trail;
@@ -399,12 +451,26 @@ impl<S: StagingStore + HealthStore, L: LogSink, N: Notifier> Deliverer<'_, S, L,
                 trail.kms_key_id.as_deref(),
             )
             .await?;
+        // A file whose manifest entry is recorded was written and announced
+        // by an earlier run that stopped before moving the cursor: it is
+        // written again (the same bytes), never announced twice.
+        let side_effects = trail.sns_topic_name.is_some() || trail.cloud_watch_logs.is_some();
+        let announced = side_effects
+            && self
+                .staging
+                .manifest_recorded(&trail.name, of.region, &entry)
+                .await?;
+        // Events first: a CloudWatch Logs failure that fails the window
+        // does so before the file is announced.
+        if let (Some(events), false) = (events, announced) {
+            self.send_events(of, &key, events, report).await?;
+        }
         // After the file, before its manifest entry: a run killed in
-        // between rewrites the same key and notifies again, so a
+        // between rewrites the same key and announces it again, so a
         // subscriber sees each file at least once and dedupes by key. A
         // failed publish loses that notification, not the file (as in
         // CloudTrail): it is logged and counted.
-        if let Some(topic) = trail.sns_topic_arn() {
+        if let (Some(topic), false) = (trail.sns_topic_arn(), announced) {
             let message = file_notification(&trail.s3_bucket_name, &key);
             match self.notifier.notify(&topic, &message).await {
                 Ok(()) => report.notified += 1,
@@ -426,6 +492,84 @@ impl<S: StagingStore + HealthStore, L: LogSink, N: Notifier> Deliverer<'_, S, L,
             .await?;
         report.files += 1;
         report.records += entry.records;
+        Ok(())
+    }
+
+    /// Sends one delivered file's events to the trail's log group, in the
+    /// stream CloudTrail names for the account and region. Like a refused
+    /// notification, a refused send loses those events there, not the file:
+    /// it is logged, counted and shown by GetTrailStatus. A failure that may
+    /// pass (throttling, an outage) fails the window instead, so the next
+    /// run sends the file's events again; but not for a window an hour
+    /// behind ([`CWL_PATIENCE_WINDOWS`]), whose events there are then lost
+    /// like refused ones.
+    async fn send_events(
+        &self,
+        of: &FileOf<'_>,
+        key: &str,
+        events: Vec<Staged>,
+        report: &mut DeliverReport,
+    ) -> Result<(), StoreError> {
+        let (trail, region) = (of.trail, of.region);
+        let Some(logs) = &trail.cloud_watch_logs else {
+            return Ok(());
+        };
+        let events = events
+            .into_iter()
+            .map(|e| LogEvent {
+                timestamp: e.event_time.timestamp_millis(),
+                message: e.json,
+            })
+            .collect();
+        let (batches, too_large) = cloudwatch::batches(events);
+        let mut unsent = too_large;
+        let mut error = (too_large > 0)
+            .then(|| format!("{too_large} events over 256 KB were not sent (as in CloudTrail)"));
+        match parse_log_group_arn(&logs.log_group_arn) {
+            Ok(group) => {
+                let stream = log_stream_name(&trail.account_id, region);
+                for batch in batches {
+                    let n = batch.len();
+                    let put = match self.events.put(group.name, &stream, batch).await {
+                        Ok(put) => put,
+                        Err(e) if of.wait_for_logs => return Err(e),
+                        Err(e) => {
+                            Put::Refused(format!("{e} (the window is an hour behind: not retried)"))
+                        }
+                    };
+                    match put {
+                        Put::Accepted { rejected: 0 } => report.cwl_sent += n,
+                        Put::Accepted { rejected } => {
+                            report.cwl_sent += n - rejected;
+                            unsent += rejected;
+                            error = Some(format!(
+                                "CloudWatch Logs rejected {rejected} events (older than the log group's retention or 14 days, or more than 2 hours ahead)"
+                            ));
+                        }
+                        Put::Refused(why) => {
+                            unsent += n;
+                            error = Some(why);
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                unsent += batches.iter().map(Vec::len).sum::<usize>();
+                error = Some(e.to_string());
+            }
+        }
+        if let Some(error) = error {
+            report.cwl_failed += unsent;
+            tracing::warn!(
+                trail = %trail.name,
+                log_group = %logs.log_group_arn,
+                key = %key,
+                unsent,
+                error = %error,
+                "log file delivered, some of its events not sent to CloudWatch Logs"
+            );
+            report.cwl_error = Some(error);
+        }
         Ok(())
     }
 

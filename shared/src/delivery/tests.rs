@@ -5,7 +5,9 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::*;
 use crate::store::StoreError;
-use crate::testkit::{api_call_record, trail, MemoryBucket, MemoryNotifier, MemoryState};
+use crate::testkit::{
+    api_call_record, trail, MemoryBucket, MemoryEventLog, MemoryNotifier, MemoryState,
+};
 
 fn t(s: &str) -> DateTime<Utc> {
     crate::time::parse(s).unwrap()
@@ -40,18 +42,25 @@ async fn run_with(
     now: &str,
     settings: &DeliverSettings,
 ) -> Result<DeliverReport, crate::store::Incomplete> {
-    let notifier = MemoryNotifier::default();
-    run_notifying(state, logs, &notifier, trails, now, settings)
+    let outlets = Outlets::default();
+    run_sending(state, logs, &outlets, trails, now, settings)
         .await
         .into_result()
 }
 
-/// One deliver run publishing through `notifier`: its report, failures
-/// included.
-async fn run_notifying(
+/// Where a run announces files and sends events.
+#[derive(Default)]
+struct Outlets {
+    notifier: MemoryNotifier,
+    events: MemoryEventLog,
+}
+
+/// One deliver run publishing and sending through `outlets`: its report,
+/// failures included.
+async fn run_sending(
     state: &MemoryState,
     logs: &impl LogSink,
-    notifier: &MemoryNotifier,
+    outlets: &Outlets,
     trails: &[Trail],
     now: &str,
     settings: &DeliverSettings,
@@ -59,7 +68,8 @@ async fn run_notifying(
     let deliverer = Deliverer {
         staging: state,
         logs,
-        notifier,
+        notifier: &outlets.notifier,
+        events: &outlets.events,
         settings,
     };
     deliverer.run(trails, &t(now)).await
@@ -159,7 +169,8 @@ async fn each_trail_writes_under_its_own_kms_key_or_none() {
 #[tokio::test]
 async fn each_log_file_of_a_notifying_trail_is_published_once() {
     let (state, bucket) = (MemoryState::default(), MemoryBucket::default());
-    let notifier = MemoryNotifier::default();
+    let outlets = Outlets::default();
+    let notifier = &outlets.notifier;
     let since = t("2026-11-24T00:00:00Z");
     let mut loud = trail("loud", since);
     loud.sns_topic_name = Some("trail-files".into());
@@ -174,7 +185,7 @@ async fn each_log_file_of_a_notifying_trail_is_published_once() {
         stage_event(&state, &trails, n, &at, &at).await;
     }
     let settings = DeliverSettings::default();
-    let deliver = |now| run_notifying(&state, &bucket, &notifier, &trails, now, &settings);
+    let deliver = |now| run_sending(&state, &bucket, &outlets, &trails, now, &settings);
     let report = deliver("2026-11-24T01:20:00Z").await.into_result().unwrap();
     // Two windows (01:00-01:05, 01:05-01:10) for each of three trails.
     assert_eq!(report.files, 6);
@@ -227,7 +238,8 @@ async fn each_log_file_of_a_notifying_trail_is_published_once() {
 #[tokio::test]
 async fn a_run_killed_after_a_notification_notifies_again_never_not_at_all() {
     let (state, bucket) = (MemoryState::default(), MemoryBucket::default());
-    let notifier = MemoryNotifier::default();
+    let outlets = Outlets::default();
+    let notifier = &outlets.notifier;
     let mut loud = trail("loud", t("2026-11-24T00:00:00Z"));
     loud.sns_topic_name = Some("trail-files".into());
     let trails = [loud];
@@ -240,7 +252,7 @@ async fn a_run_killed_after_a_notification_notifies_again_never_not_at_all() {
     )
     .await;
     let settings = DeliverSettings::default();
-    let deliver = |now| run_notifying(&state, &bucket, &notifier, &trails, now, &settings);
+    let deliver = |now| run_sending(&state, &bucket, &outlets, &trails, now, &settings);
     state.fail_manifests_after(Some(0));
     let killed = deliver("2026-11-24T01:20:00Z").await;
     assert_eq!(killed.failed.len(), 1, "{killed:?}");
@@ -258,6 +270,256 @@ async fn a_run_killed_after_a_notification_notifies_again_never_not_at_all() {
     assert_eq!(sent.len(), 2);
     assert_eq!(sent[0], sent[1], "the same message twice: dedupe by key");
     assert!(sent[0].1.contains(&keys[0]));
+}
+
+/// A trail with a log group: CloudWatch Logs settings for group `name`.
+fn logs_to(name: &str) -> Option<crate::trail::CloudWatchLogs> {
+    Some(crate::trail::CloudWatchLogs {
+        log_group_arn: format!("arn:aws:logs:eu-west-1:111122223333:log-group:{name}:*"),
+        role_arn: "arn:aws:iam::111122223333:role/CloudTrail_CloudWatchLogs".into(),
+    })
+}
+
+/// CloudTrail's stream for the sample events (account 111122223333,
+/// eu-west-1), written by hand from CloudTrail's documentation.
+const STREAM: &str = "111122223333_CloudTrail_eu-west-1";
+
+/// A trail with a log group sends every event it delivers there, once, in
+/// CloudTrail's stream, sorted by time, the record's JSON as the message;
+/// a group that refuses loses its events, not the files, and
+/// GetTrailStatus says so.
+#[tokio::test]
+async fn each_delivered_event_reaches_the_trails_log_group_once() {
+    let (state, bucket) = (MemoryState::default(), MemoryBucket::default());
+    let outlets = Outlets::default();
+    outlets.events.create_group("trail-events");
+    let since = t("2026-11-24T00:00:00Z");
+    let mut watched = trail("watched", since);
+    watched.cloud_watch_logs = logs_to("trail-events");
+    watched.s3_key_prefix = Some("watched".into());
+    let mut lost = trail("lost", since);
+    lost.cloud_watch_logs = logs_to("deleted-group");
+    lost.s3_key_prefix = Some("lost".into());
+    let trails = [watched, lost, trail("plain", since)];
+    // Staged out of time order within a window: 01:04 before 01:02.
+    let mut staged = Vec::new();
+    for (n, at) in ["01:04:00", "01:02:00", "01:07:00"].iter().enumerate() {
+        let at = format!("2026-11-24T{at}Z");
+        stage_event(&state, &trails, n, &at, &at).await;
+        staged.push((
+            t(&at).timestamp_millis(),
+            api_call_record(&id(n), &t(&at)).json,
+        ));
+    }
+    let settings = DeliverSettings::default();
+    let deliver = |now| run_sending(&state, &bucket, &outlets, &trails, now, &settings);
+    let report = deliver("2026-11-24T01:20:00Z").await.into_result().unwrap();
+    assert_eq!(report.files, 6, "two windows for each of three trails");
+    assert_eq!((report.cwl_sent, report.cwl_failed), (3, 3));
+    assert_eq!(outlets.events.streams("trail-events"), [STREAM]);
+    let got: Vec<(i64, String)> = outlets
+        .events
+        .events("trail-events", STREAM)
+        .into_iter()
+        .map(|e| (e.timestamp, e.message))
+        .collect();
+    staged.sort();
+    assert_eq!(
+        got, staged,
+        "each event once, by time, its record as the message"
+    );
+    assert_eq!(
+        bucket.keys("logs", "lost/").len(),
+        2,
+        "delivered all the same"
+    );
+    let lost = state.health("lost").await.unwrap();
+    assert!(
+        lost.cwl_error
+            .as_deref()
+            .is_some_and(|e| e.contains("ResourceNotFoundException")),
+        "{lost:?}"
+    );
+    assert_eq!(lost.cwl_delivered, None);
+    let watched = state.health("watched").await.unwrap();
+    assert_eq!(
+        (watched.cwl_delivered, watched.cwl_error),
+        (Some(t("2026-11-24T01:20:00Z")), None)
+    );
+    // A later run sends nothing again.
+    let calls = outlets.events.calls();
+    let again = deliver("2026-11-24T01:25:00Z").await.into_result().unwrap();
+    assert_eq!((again.files, again.cwl_sent), (0, 0));
+    assert_eq!(outlets.events.calls(), calls);
+}
+
+/// Events CloudWatch Logs rejects (older than the group's retention) are
+/// counted and reported, the others of the batch kept.
+#[tokio::test]
+async fn events_the_log_group_rejects_are_reported_and_the_rest_kept() {
+    let (state, bucket) = (MemoryState::default(), MemoryBucket::default());
+    let outlets = Outlets::default();
+    outlets.events.create_group("trail-events");
+    outlets
+        .events
+        .reject_before(t("2026-11-24T01:03:00Z").timestamp_millis());
+    let mut watched = trail("watched", t("2026-11-24T00:00:00Z"));
+    watched.cloud_watch_logs = logs_to("trail-events");
+    let trails = [watched];
+    for (n, at) in ["01:01:00", "01:02:00", "01:04:00"].iter().enumerate() {
+        let at = format!("2026-11-24T{at}Z");
+        stage_event(&state, &trails, n, &at, &at).await;
+    }
+    let settings = DeliverSettings::default();
+    let report = run_sending(
+        &state,
+        &bucket,
+        &outlets,
+        &trails,
+        "2026-11-24T01:20:00Z",
+        &settings,
+    )
+    .await
+    .into_result()
+    .unwrap();
+    assert_eq!(
+        (report.files, report.cwl_sent, report.cwl_failed),
+        (1, 1, 2)
+    );
+    assert!(report
+        .cwl_error
+        .is_some_and(|e| e.contains("rejected 2 events")));
+    assert_eq!(outlets.events.events("trail-events", STREAM).len(), 1);
+    let health = state.health("watched").await.unwrap();
+    assert!(
+        health.cwl_error.is_some() && health.cwl_delivered.is_some(),
+        "{health:?}"
+    );
+}
+
+/// CloudWatch Logs unavailable (throttled past the SDK's retries, an
+/// outage): the window fails and the next run sends the file's events, so
+/// an outage delays them and loses none.
+#[tokio::test]
+async fn a_cloudwatch_outage_delays_the_events_and_loses_none() {
+    let (state, bucket) = (MemoryState::default(), MemoryBucket::default());
+    let outlets = Outlets::default();
+    outlets.events.create_group("trail-events");
+    let mut watched = trail("watched", t("2026-11-24T00:00:00Z"));
+    watched.cloud_watch_logs = logs_to("trail-events");
+    let trails = [watched];
+    for (n, at) in ["01:01:00", "01:02:00"].iter().enumerate() {
+        let at = format!("2026-11-24T{at}Z");
+        stage_event(&state, &trails, n, &at, &at).await;
+    }
+    let settings = DeliverSettings::default();
+    let deliver = |now| run_sending(&state, &bucket, &outlets, &trails, now, &settings);
+    outlets.events.unavailable_after(Some(0));
+    let failed = deliver("2026-11-24T01:20:00Z").await;
+    assert_eq!((failed.failed.len(), failed.cwl_sent), (1, 0), "{failed:?}");
+    assert!(outlets.events.events("trail-events", STREAM).is_empty());
+    outlets.events.unavailable_after(None);
+    let next = deliver("2026-11-24T01:25:00Z").await.into_result().unwrap();
+    assert_eq!((next.files, next.cwl_sent, next.cwl_failed), (1, 2, 0));
+    assert_eq!(outlets.events.events("trail-events", STREAM).len(), 2);
+    assert_eq!(bucket.keys("logs", "AWSLogs/").len(), 1, "the same file");
+}
+
+/// A window an hour behind is not held back for CloudWatch Logs: an
+/// outage then loses its events in the group (reported), not the files.
+#[tokio::test]
+async fn a_window_an_hour_behind_is_not_held_back_for_cloudwatch_logs() {
+    let (state, bucket) = (MemoryState::default(), MemoryBucket::default());
+    let outlets = Outlets::default();
+    outlets.events.create_group("trail-events");
+    let mut watched = trail("watched", t("2026-11-24T00:00:00Z"));
+    watched.cloud_watch_logs = logs_to("trail-events");
+    let trails = [watched];
+    stage_event(
+        &state,
+        &trails,
+        1,
+        "2026-11-24T01:01:00Z",
+        "2026-11-24T01:01:00Z",
+    )
+    .await;
+    outlets.events.unavailable_after(Some(0));
+    // The first run since: 01:00's window is two hours behind.
+    let settings = DeliverSettings::default();
+    let report = run_sending(
+        &state,
+        &bucket,
+        &outlets,
+        &trails,
+        "2026-11-24T03:00:00Z",
+        &settings,
+    )
+    .await
+    .into_result()
+    .unwrap();
+    assert_eq!(
+        (report.files, report.cwl_sent, report.cwl_failed),
+        (1, 0, 1)
+    );
+    assert!(
+        report
+            .cwl_error
+            .as_deref()
+            .is_some_and(|e| e.contains("an hour behind")),
+        "{report:?}"
+    );
+}
+
+/// A run killed after a window's manifest entries, before its cursor
+/// moved: the re-run writes the same files again but neither notifies nor
+/// sends their events a second time. Killed before the manifest entry, it
+/// does both again (at least once, never zero times).
+#[tokio::test]
+async fn a_rerun_announces_only_files_whose_manifest_entry_is_missing() {
+    let (state, bucket) = (MemoryState::default(), MemoryBucket::default());
+    let outlets = Outlets::default();
+    outlets.events.create_group("trail-events");
+    let mut loud = trail("loud", t("2026-11-24T00:00:00Z"));
+    loud.sns_topic_name = Some("trail-files".into());
+    loud.cloud_watch_logs = logs_to("trail-events");
+    let trails = [loud];
+    stage_event(
+        &state,
+        &trails,
+        1,
+        "2026-11-24T01:00:00Z",
+        "2026-11-24T01:00:10Z",
+    )
+    .await;
+    let settings = DeliverSettings::default();
+    let deliver = |now| run_sending(&state, &bucket, &outlets, &trails, now, &settings);
+    state.fail_advances_after(Some(0));
+    let killed = deliver("2026-11-24T01:20:00Z").await;
+    assert_eq!(killed.failed.len(), 1, "{killed:?}");
+    assert_eq!((killed.notified, killed.cwl_sent), (1, 1));
+    state.fail_advances_after(None);
+    let rerun = deliver("2026-11-24T01:25:00Z").await.into_result().unwrap();
+    assert_eq!((rerun.files, rerun.notified, rerun.cwl_sent), (1, 0, 0));
+    assert_eq!(outlets.notifier.sent().len(), 1);
+    assert_eq!(outlets.events.events("trail-events", STREAM).len(), 1);
+    // Killed before the manifest entry: the next window's file is
+    // announced and sent again by the re-run.
+    stage_event(
+        &state,
+        &trails,
+        2,
+        "2026-11-24T01:26:00Z",
+        "2026-11-24T01:26:00Z",
+    )
+    .await;
+    state.fail_manifests_after(Some(0));
+    let killed = deliver("2026-11-24T01:40:00Z").await;
+    assert_eq!((killed.failed.len(), killed.cwl_sent), (1, 1));
+    state.fail_manifests_after(None);
+    let rerun = deliver("2026-11-24T01:45:00Z").await.into_result().unwrap();
+    assert_eq!((rerun.files, rerun.notified, rerun.cwl_sent), (1, 1, 1));
+    assert_eq!(outlets.notifier.sent().len(), 3);
+    assert_eq!(outlets.events.events("trail-events", STREAM).len(), 3);
 }
 
 /// 30 events, 30 s apart from 01:00: three windows of ten.

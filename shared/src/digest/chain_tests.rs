@@ -51,6 +51,7 @@ impl World {
             staging: &self.state,
             logs: &self.bucket,
             notifier: &crate::testkit::MemoryNotifier::default(),
+            events: &crate::testkit::MemoryEventLog::default(),
             settings: &settings,
         };
         deliverer
@@ -259,6 +260,7 @@ async fn one_failing_trail_never_holds_up_the_others_digests() {
         staging: &w.state,
         logs: &w.bucket,
         notifier: &crate::testkit::MemoryNotifier::default(),
+        events: &crate::testkit::MemoryEventLog::default(),
         settings: &settings,
     };
     for now in ["2026-11-24T01:05:00Z", "2026-11-24T02:05:00Z"] {

@@ -337,6 +337,8 @@ impl<S: DigestState + HealthStore, K: Signer, B: DigestBucket> Digester<'_, S, K
                 error: report.failed.get(failures).map(|f| f.error.clone()),
                 notified: false,
                 notify_error: None,
+                cwl_sent: false,
+                cwl_error: None,
             };
             health::note(&trail.name, self.state.note_digest(&trail.name, &outcome)).await;
         }
@@ -585,6 +587,7 @@ mod tests {
             s3_key_prefix: None,
             kms_key_id: None,
             sns_topic_name: None,
+            cloud_watch_logs: None,
             is_multi_region_trail: false,
             include_global_service_events: true,
             log_file_validation_enabled: true,

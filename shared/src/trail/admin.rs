@@ -15,8 +15,8 @@ use std::future::Future;
 
 use crate::store::StoreError;
 use crate::trail::{
-    validate_name, validate_tags, AdvancedEventSelector, EventSelector, Tag, Trail, TrailError,
-    MAX_TRAILS_PER_REGION,
+    validate_name, validate_tags, AdvancedEventSelector, CloudWatchLogs, EventSelector, Tag, Trail,
+    TrailError, MAX_TRAILS_PER_REGION,
 };
 
 /// How many times a change is retried when another writer changed the trail first.
@@ -68,6 +68,12 @@ impl AdminError {
             Self::Invalid(TrailError::TagsLimitExceeded(_)) => "TagsLimitExceededException",
             Self::Invalid(TrailError::InvalidKmsKeyId(_)) => "InvalidKmsKeyIdException",
             Self::Invalid(TrailError::InvalidSnsTopicName(_)) => "InvalidSnsTopicNameException",
+            Self::Invalid(TrailError::InvalidCloudWatchLogsLogGroupArn(_)) => {
+                "InvalidCloudWatchLogsLogGroupArnException"
+            }
+            Self::Invalid(TrailError::InvalidCloudWatchLogsRoleArn(_)) => {
+                "InvalidCloudWatchLogsRoleArnException"
+            }
             Self::ConcurrentModification(_) => "ConcurrentModificationException",
             Self::Store(_) => "InternalFailure",
         }
@@ -102,6 +108,7 @@ pub struct NewTrail {
     pub s3_key_prefix: Option<String>,
     pub kms_key_id: Option<String>,
     pub sns_topic_name: Option<String>,
+    pub cloud_watch_logs: Option<CloudWatchLogs>,
     pub is_multi_region_trail: bool,
     pub include_global_service_events: bool,
     pub log_file_validation_enabled: bool,
@@ -118,6 +125,8 @@ pub struct TrailUpdate {
     pub kms_key_id: Option<String>,
     /// `Some("")` removes the topic: no more notifications.
     pub sns_topic_name: Option<String>,
+    /// `Some(None)` removes the log group: no more CloudWatch Logs delivery.
+    pub cloud_watch_logs: Option<Option<CloudWatchLogs>>,
     pub is_multi_region_trail: Option<bool>,
     pub include_global_service_events: Option<bool>,
     pub log_file_validation_enabled: Option<bool>,
@@ -196,6 +205,7 @@ pub async fn create<S: TrailStore>(
         s3_key_prefix: new.s3_key_prefix.filter(|p| !p.is_empty()),
         kms_key_id: new.kms_key_id.filter(|k| !k.is_empty()),
         sns_topic_name: new.sns_topic_name.filter(|t| !t.is_empty()),
+        cloud_watch_logs: new.cloud_watch_logs,
         is_multi_region_trail: new.is_multi_region_trail,
         include_global_service_events: new.include_global_service_events,
         log_file_validation_enabled: new.log_file_validation_enabled,
@@ -271,6 +281,9 @@ pub async fn update<S: TrailStore>(
         }
         if let Some(topic) = &u.sns_topic_name {
             t.sns_topic_name = Some(topic.clone()).filter(|t| !t.is_empty());
+        }
+        if let Some(logs) = &u.cloud_watch_logs {
+            t.cloud_watch_logs = logs.clone();
         }
         if let Some(v) = u.is_multi_region_trail {
             t.is_multi_region_trail = v;

@@ -31,6 +31,12 @@ pub struct TrailHealth {
     /// The last refused notification's error (`LatestNotificationError`;
     /// gone once a run publishes without one).
     pub notify_error: Option<String>,
+    /// The last run that sent events to the trail's CloudWatch Logs group
+    /// (`LatestCloudWatchLogsDeliveryTime`).
+    pub cwl_delivered: Option<DateTime<Utc>>,
+    /// The last refused send's error (`LatestCloudWatchLogsDeliveryError`;
+    /// gone once a run sends without one).
+    pub cwl_error: Option<String>,
 }
 
 /// One run's outcome for one trail.
@@ -46,6 +52,10 @@ pub struct RunOutcome {
     /// last publish it was refused, if any.
     pub notified: bool,
     pub notify_error: Option<String>,
+    /// Deliver only: whether the run sent events to CloudWatch Logs, and
+    /// the last send it was refused, if any.
+    pub cwl_sent: bool,
+    pub cwl_error: Option<String>,
 }
 
 /// Where runs note their outcome (the state table in production).

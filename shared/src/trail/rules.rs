@@ -84,6 +84,10 @@ pub struct Trail {
     /// trail's home region and account) or ARN, as given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sns_topic_name: Option<String>,
+    /// The CloudWatch Logs group that receives every event the trail
+    /// delivers (`CloudWatchLogsLogGroupArn` and `CloudWatchLogsRoleArn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_watch_logs: Option<CloudWatchLogs>,
     pub is_multi_region_trail: bool,
     pub include_global_service_events: bool,
     pub log_file_validation_enabled: bool,
@@ -106,6 +110,18 @@ pub struct Trail {
     /// The trail's tags (`AddTags`, `ListTags`), keys unique.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<Tag>,
+}
+
+/// A trail's CloudWatch Logs delivery, as given. CloudTrail takes the two
+/// together; trailkeep's deliver function writes with its own role, limited
+/// to the stack's `LogGroupArns`, so the role is checked and kept (tools
+/// that set it see it again) but not assumed (docs/trails.md "CloudWatch
+/// Logs").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CloudWatchLogs {
+    pub log_group_arn: String,
+    pub role_arn: String,
 }
 
 /// The management event sources a selector may exclude (CloudTrail's
@@ -182,6 +198,79 @@ pub enum TrailError {
     InvalidKmsKeyId(String),
     #[error("InvalidSnsTopicNameException: {0}")]
     InvalidSnsTopicName(String),
+    #[error("InvalidCloudWatchLogsLogGroupArnException: {0}")]
+    InvalidCloudWatchLogsLogGroupArn(String),
+    #[error("InvalidCloudWatchLogsRoleArnException: {0}")]
+    InvalidCloudWatchLogsRoleArn(String),
+}
+
+/// A log group named by ARN, as CloudTrail takes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogGroup<'a> {
+    pub region: &'a str,
+    pub account: &'a str,
+    pub name: &'a str,
+}
+
+/// Reads a `CloudWatchLogsLogGroupArn`:
+/// `arn:PARTITION:logs:REGION:ACCOUNT:log-group:NAME:*` (CloudTrail's form;
+/// the `:*` may be left out), the name 1–512 of `[A-Za-z0-9._/#-]`.
+pub fn parse_log_group_arn(given: &str) -> Result<LogGroup<'_>, TrailError> {
+    let bad = || {
+        TrailError::InvalidCloudWatchLogsLogGroupArn(format!(
+            "CloudWatchLogsLogGroupArn \"{}\" is not a log group ARN \
+             (arn:aws:logs:REGION:ACCOUNT:log-group:NAME:*)",
+            crate::ingest::normalize::quote_prefix(given)
+        ))
+    };
+    let (region, account, resource) = regional_arn(given, "logs").ok_or_else(bad)?;
+    let name = resource.strip_prefix("log-group:").ok_or_else(bad)?;
+    let name = name.strip_suffix(":*").unwrap_or(name);
+    let name_ok = (1..=512).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._/#-".contains(&b));
+    if !name_ok {
+        return Err(bad());
+    }
+    Ok(LogGroup {
+        region,
+        account,
+        name,
+    })
+}
+
+/// Checks a `CloudWatchLogsRoleArn`: an IAM role's ARN as IAM writes
+/// them, `arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME`: a path of
+/// printable ASCII (at most 512), a name of 1–64 of `[A-Za-z0-9+=,.@_-]`.
+pub fn validate_role_arn(given: &str) -> Result<(), TrailError> {
+    let role = arn_rest(given, "iam")
+        .and_then(|rest| rest.strip_prefix(':'))
+        .and_then(|rest| rest.split_once(':'))
+        .filter(|(account, _)| account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|(_, resource)| resource.strip_prefix("role/"));
+    let valid = role.is_some_and(|role| {
+        let (path, name) = role.rsplit_once('/').unwrap_or(("", role));
+        (1..=64).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+            && path.len() <= 512
+            && path.bytes().all(|b| (0x21..=0x7e).contains(&b))
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(TrailError::InvalidCloudWatchLogsRoleArn(format!(
+            "CloudWatchLogsRoleArn \"{}\" is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)",
+            crate::ingest::normalize::quote_prefix(given)
+        )))
+    }
+}
+
+/// The log stream CloudTrail writes an account's events of a region to.
+pub fn log_stream_name(account: &str, region: &str) -> String {
+    format!("{account}_CloudTrail_{region}")
 }
 
 /// The ARN `SnsTopicName` stands for: itself when it is an ARN, else the
@@ -461,7 +550,6 @@ fn valid_lambda_value(value: &str) -> bool {
 }
 
 impl Trail {
-    /// `arn:{partition}:cloudtrail:{home region}:{account}:trail/{name}`.
     /// The ARN of the topic notified of each log file: `SnsTopicName` as
     /// given when it is an ARN, else the topic of that name in the trail's
     /// home region and account.
@@ -470,6 +558,7 @@ impl Trail {
         Some(sns_topic_arn(topic, &self.home_region, &self.account_id))
     }
 
+    /// `arn:{partition}:cloudtrail:{home region}:{account}:trail/{name}`.
     pub fn arn(&self) -> String {
         format!(
             "arn:{}:cloudtrail:{}:{}:trail/{}",
@@ -504,6 +593,10 @@ impl Trail {
         if let (Some(name), Some(arn)) = (&self.sns_topic_name, self.sns_topic_arn()) {
             v["SnsTopicName"] = serde_json::json!(name);
             v["SnsTopicARN"] = serde_json::json!(arn);
+        }
+        if let Some(logs) = &self.cloud_watch_logs {
+            v["CloudWatchLogsLogGroupArn"] = serde_json::json!(logs.log_group_arn);
+            v["CloudWatchLogsRoleArn"] = serde_json::json!(logs.role_arn);
         }
         v
     }
@@ -549,6 +642,10 @@ impl Trail {
         }
         if let Some(topic) = &self.sns_topic_name {
             validate_sns_topic(topic)?;
+        }
+        if let Some(logs) = &self.cloud_watch_logs {
+            parse_log_group_arn(&logs.log_group_arn)?;
+            validate_role_arn(&logs.role_arn)?;
         }
         Ok(())
     }

@@ -13,6 +13,7 @@ pub(super) fn trail(selectors: Vec<EventSelector>) -> Trail {
         s3_key_prefix: None,
         kms_key_id: None,
         sns_topic_name: None,
+        cloud_watch_logs: None,
         is_multi_region_trail: true,
         include_global_service_events: true,
         log_file_validation_enabled: true,
