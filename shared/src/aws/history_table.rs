@@ -40,6 +40,40 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis((25u64 << attempt.min(6)).min(1000))
 }
 
+/// Sends `first`, then what each answer leaves unprocessed (`send`
+/// returns the answer and the leftover, `None` when all was processed),
+/// with [`backoff`] between attempts, at most [`BATCH_ATTEMPTS`] in all;
+/// `take` gets every answer. What is still left then is an
+/// [`StoreError::Unprocessed`] of `size(leftover)` items.
+async fn until_processed<T, A, Fut>(
+    first: T,
+    size: impl Fn(&T) -> usize,
+    mut send: impl FnMut(T) -> Fut,
+    mut take: impl FnMut(A),
+) -> Result<(), StoreError>
+where
+    Fut: std::future::Future<Output = Result<(A, Option<T>), StoreError>>,
+{
+    let mut pending = Some(first);
+    let mut attempt = 0;
+    while let Some(batch) = pending.take() {
+        if attempt > 0 {
+            if attempt >= BATCH_ATTEMPTS {
+                return Err(StoreError::Unprocessed {
+                    items: size(&batch),
+                    attempts: attempt,
+                });
+            }
+            tokio::time::sleep(backoff(attempt)).await;
+        }
+        attempt += 1;
+        let (answer, leftover) = send(batch).await?;
+        take(answer);
+        pending = leftover;
+    }
+    Ok(())
+}
+
 type Attributes = HashMap<String, AttributeValue>;
 
 /// The record an item holds: its packed record, or the JSON of the layout
@@ -183,7 +217,7 @@ impl HistoryStore for DynamoHistory {
 
     async fn put_all(&self, items: &[Item<'_>]) -> Result<(), StoreError> {
         for chunk in items.chunks(BATCH_LIMIT) {
-            let mut requests: Vec<WriteRequest> = chunk
+            let requests: Vec<WriteRequest> = chunk
                 .iter()
                 .map(|item| {
                     let put = PutRequest::builder()
@@ -193,30 +227,21 @@ impl HistoryStore for DynamoHistory {
                     WriteRequest::builder().put_request(put).build()
                 })
                 .collect();
-            let mut attempt = 0;
-            while !requests.is_empty() {
-                if attempt > 0 {
-                    if attempt >= BATCH_ATTEMPTS {
-                        return Err(StoreError::Unprocessed {
-                            items: requests.len(),
-                            attempts: attempt,
-                        });
-                    }
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                attempt += 1;
+            let send = |requests: Vec<WriteRequest>| async move {
                 let out = self
                     .client
                     .batch_write_item()
-                    .request_items(&self.table, std::mem::take(&mut requests))
+                    .request_items(&self.table, requests)
                     .send()
                     .await
                     .map_err(|e| self.backend("BatchWriteItem", e))?;
-                requests = out
+                let leftover = out
                     .unprocessed_items
                     .and_then(|mut m| m.remove(&self.table))
-                    .unwrap_or_default();
-            }
+                    .filter(|r| !r.is_empty());
+                Ok(((), leftover))
+            };
+            until_processed(requests, Vec::len, send, |()| {}).await?;
         }
         Ok(())
     }
@@ -318,41 +343,36 @@ impl crate::history::lookup::HistoryReader for DynamoHistory {
                     ])
                 })
                 .collect();
-            let mut request = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .consistent_read(consistent)
-                    .build()
-                    .map_err(|e| StoreError::Backend {
-                        operation: "BatchGetItem",
-                        resource: self.table.clone(),
-                        message: e.to_string(),
-                    })?,
-            );
-            let mut attempt = 0;
-            while let Some(keys) = request.take() {
-                if attempt > 0 {
-                    if attempt >= BATCH_ATTEMPTS {
-                        return Err(StoreError::Unprocessed {
-                            items: keys.keys().len(),
-                            attempts: attempt,
-                        });
-                    }
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                attempt += 1;
-                let out = self
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(consistent)
+                .build()
+                .map_err(|e| StoreError::Backend {
+                    operation: "BatchGetItem",
+                    resource: self.table.clone(),
+                    message: e.to_string(),
+                })?;
+            let send = |keys: KeysAndAttributes| async move {
+                let mut out = self
                     .client
                     .batch_get_item()
                     .request_items(&self.table, keys)
                     .send()
                     .await
                     .map_err(|e| self.backend("BatchGetItem", e))?;
-                for item in out
+                let items = out
                     .responses
+                    .take()
                     .and_then(|mut r| r.remove(&self.table))
-                    .unwrap_or_default()
-                {
+                    .unwrap_or_default();
+                let leftover = out
+                    .unprocessed_keys
+                    .and_then(|mut m| m.remove(&self.table))
+                    .filter(|k| !k.keys().is_empty());
+                Ok((items, leftover))
+            };
+            let take = |items: Vec<Attributes>| {
+                for item in items {
                     let pk = item.get(attr::PK).and_then(|v| v.as_s().ok()).cloned();
                     if let (Some(pk), true) = (pk, alive(&item, now)) {
                         if let Some(record) = readable(&item) {
@@ -360,12 +380,86 @@ impl crate::history::lookup::HistoryReader for DynamoHistory {
                         }
                     }
                 }
-                request = out
-                    .unprocessed_keys
-                    .and_then(|mut m| m.remove(&self.table))
-                    .filter(|k| !k.keys().is_empty());
-            }
+            };
+            until_processed(request, |k| k.keys().len(), send, take).await?;
         }
         Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A service that processes `per` items of each batch and leaves the
+    /// rest: each answer's items, and the sizes of the batches sent.
+    async fn drain(items: Vec<u32>, per: usize) -> (Result<(), StoreError>, Vec<u32>, Vec<usize>) {
+        let mut sent = Vec::new();
+        let mut taken = Vec::new();
+        let send = |mut batch: Vec<u32>| {
+            sent.push(batch.len());
+            async move {
+                let left = batch.split_off(per.min(batch.len()));
+                Ok((batch, (!left.is_empty()).then_some(left)))
+            }
+        };
+        let result = until_processed(items, Vec::len, send, |done| taken.extend(done)).await;
+        (result, taken, sent)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn leftovers_are_sent_again_with_backoff_until_none_is_left() {
+        let start = tokio::time::Instant::now();
+        let (result, taken, sent) = drain((0..10).collect(), 3).await;
+        assert!(result.is_ok(), "{result:?}");
+        assert_eq!(
+            taken,
+            (0..10).collect::<Vec<_>>(),
+            "every item once, in order"
+        );
+        assert_eq!(sent, [10, 7, 4, 1]);
+        // 50 + 100 + 200 ms between the four attempts.
+        assert_eq!(start.elapsed(), Duration::from_millis(350));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn leftovers_that_never_go_through_are_an_error_naming_them() {
+        let (result, taken, sent) = drain((0..5).collect(), 0).await;
+        assert!(
+            matches!(
+                result,
+                Err(StoreError::Unprocessed {
+                    items: 5,
+                    attempts: BATCH_ATTEMPTS
+                })
+            ),
+            "{result:?}"
+        );
+        assert!(taken.is_empty());
+        assert_eq!(sent.len(), BATCH_ATTEMPTS as usize);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_call_is_not_retried_here() {
+        let mut calls = 0;
+        let send = |_: Vec<u32>| {
+            calls += 1;
+            async {
+                Err::<((), Option<Vec<u32>>), _>(StoreError::Backend {
+                    operation: "BatchWriteItem",
+                    resource: "history".into(),
+                    message: "ValidationException".into(),
+                })
+            }
+        };
+        let result = until_processed(vec![1], Vec::len, send, |()| {}).await;
+        assert!(
+            matches!(result, Err(StoreError::Backend { .. })),
+            "{result:?}"
+        );
+        assert_eq!(
+            calls, 1,
+            "the SDK retries calls; this loop retries leftovers"
+        );
     }
 }
