@@ -273,7 +273,7 @@ fn cloud_watch_logs_param(
         return Err(ApiError::bad(
             code,
             format!(
-                "log group \"{}\" is not one of the stack's LogGroupArns, so deliver may not write to it (docs/trails.md \"CloudWatch Logs\")",
+                "log group \"{}\" is not one of the stack's LogGroupArns, so deliver may not write to it (docs/trails.md \"Events in CloudWatch Logs\")",
                 quote_prefix(parsed.name)
             ),
         ));

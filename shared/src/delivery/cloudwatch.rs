@@ -1,4 +1,4 @@
-//! A trail's events in CloudWatch Logs (docs/trails.md "CloudWatch Logs"):
+//! A trail's events in CloudWatch Logs (docs/trails.md "Events in CloudWatch Logs"):
 //! each delivered log file's records, as `PutLogEvents` batches.
 
 use std::future::Future;

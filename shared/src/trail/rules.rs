@@ -115,8 +115,8 @@ pub struct Trail {
 /// A trail's CloudWatch Logs delivery, as given. CloudTrail takes the two
 /// together; trailkeep's deliver function writes with its own role, limited
 /// to the stack's `LogGroupArns`, so the role is checked and kept (tools
-/// that set it see it again) but not assumed (docs/trails.md "CloudWatch
-/// Logs").
+/// that set it see it again) but not assumed (docs/trails.md "Events in
+/// CloudWatch Logs").
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct CloudWatchLogs {
