@@ -44,6 +44,20 @@ pub(crate) async fn kms_key(client: &aws_sdk_kms::Client) -> String {
         .expect("arn")
 }
 
+/// A KMS key on moto for SSE-KMS (symmetric, the default kind): its ARN.
+pub(crate) async fn sse_key(client: &aws_sdk_kms::Client) -> String {
+    client
+        .create_key()
+        .description("trailkeep test: log file encryption")
+        .send()
+        .await
+        .expect("create key")
+        .key_metadata
+        .expect("metadata")
+        .arn
+        .expect("arn")
+}
+
 /// One trail with log file validation, its pipeline and signer.
 struct Audit {
     p: Pipeline,
@@ -284,17 +298,7 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
 #[tokio::test]
 async fn a_trail_with_a_kms_key_writes_its_files_under_sse_kms() {
     let mut a = Audit::new().await;
-    let log_key = a
-        .kms
-        .create_key()
-        .description("trailkeep test: log file encryption")
-        .send()
-        .await
-        .unwrap()
-        .key_metadata
-        .unwrap()
-        .arn
-        .unwrap();
+    let log_key = sse_key(&a.kms).await;
     let store = a.p.state.trails();
     let set_key = |key: &str| TrailUpdate {
         kms_key_id: Some(key.to_owned()),

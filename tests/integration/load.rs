@@ -1014,15 +1014,7 @@ impl Outlets {
             aws_sdk_cloudwatchlogs::Client::new(sdk),
         );
         let name = format!("load-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let sse_key = kms
-            .create_key()
-            .send()
-            .await
-            .unwrap()
-            .key_metadata
-            .unwrap()
-            .arn
-            .unwrap();
+        let sse_key = crate::digests::sse_key(&kms).await;
         let (topic, queue_url) = crate::helpers::subscribed_queue(&sns, &sqs, &name).await;
         let group = format!("CloudTrail/{name}");
         logs.create_log_group()

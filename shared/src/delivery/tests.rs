@@ -55,6 +55,15 @@ struct Outlets {
     events: MemoryEventLog,
 }
 
+impl Outlets {
+    /// Outlets whose CloudWatch Logs has the group `trail-events`.
+    fn with_group() -> Self {
+        let outlets = Self::default();
+        outlets.events.create_group("trail-events");
+        outlets
+    }
+}
+
 /// One deliver run publishing and sending through `outlets`: its report,
 /// failures included.
 async fn run_sending(
@@ -280,6 +289,14 @@ fn logs_to(name: &str) -> Option<crate::trail::CloudWatchLogs> {
     })
 }
 
+/// A trail logging since 2026-11-24 00:00 whose events also go to the
+/// log group `trail-events`.
+fn watched(name: &str) -> Trail {
+    let mut watched = trail(name, t("2026-11-24T00:00:00Z"));
+    watched.cloud_watch_logs = logs_to("trail-events");
+    watched
+}
+
 /// CloudTrail's stream for the sample events (account 111122223333,
 /// eu-west-1), written by hand from CloudTrail's documentation.
 const STREAM: &str = "111122223333_CloudTrail_eu-west-1";
@@ -291,11 +308,9 @@ const STREAM: &str = "111122223333_CloudTrail_eu-west-1";
 #[tokio::test]
 async fn each_delivered_event_reaches_the_trails_log_group_once() {
     let (state, bucket) = (MemoryState::default(), MemoryBucket::default());
-    let outlets = Outlets::default();
-    outlets.events.create_group("trail-events");
+    let outlets = Outlets::with_group();
     let since = t("2026-11-24T00:00:00Z");
-    let mut watched = trail("watched", since);
-    watched.cloud_watch_logs = logs_to("trail-events");
+    let mut watched = watched("watched");
     watched.s3_key_prefix = Some("watched".into());
     let mut lost = trail("lost", since);
     lost.cloud_watch_logs = logs_to("deleted-group");
@@ -358,14 +373,11 @@ async fn each_delivered_event_reaches_the_trails_log_group_once() {
 #[tokio::test]
 async fn events_the_log_group_rejects_are_reported_and_the_rest_kept() {
     let (state, bucket) = (MemoryState::default(), MemoryBucket::default());
-    let outlets = Outlets::default();
-    outlets.events.create_group("trail-events");
+    let outlets = Outlets::with_group();
     outlets
         .events
         .reject_before(t("2026-11-24T01:03:00Z").timestamp_millis());
-    let mut watched = trail("watched", t("2026-11-24T00:00:00Z"));
-    watched.cloud_watch_logs = logs_to("trail-events");
-    let trails = [watched];
+    let trails = [watched("watched")];
     for (n, at) in ["01:01:00", "01:02:00", "01:04:00"].iter().enumerate() {
         let at = format!("2026-11-24T{at}Z");
         stage_event(&state, &trails, n, &at, &at).await;
@@ -403,11 +415,8 @@ async fn events_the_log_group_rejects_are_reported_and_the_rest_kept() {
 #[tokio::test]
 async fn a_cloudwatch_outage_delays_the_events_and_loses_none() {
     let (state, bucket) = (MemoryState::default(), MemoryBucket::default());
-    let outlets = Outlets::default();
-    outlets.events.create_group("trail-events");
-    let mut watched = trail("watched", t("2026-11-24T00:00:00Z"));
-    watched.cloud_watch_logs = logs_to("trail-events");
-    let trails = [watched];
+    let outlets = Outlets::with_group();
+    let trails = [watched("watched")];
     for (n, at) in ["01:01:00", "01:02:00"].iter().enumerate() {
         let at = format!("2026-11-24T{at}Z");
         stage_event(&state, &trails, n, &at, &at).await;
@@ -430,11 +439,8 @@ async fn a_cloudwatch_outage_delays_the_events_and_loses_none() {
 #[tokio::test]
 async fn a_window_an_hour_behind_is_not_held_back_for_cloudwatch_logs() {
     let (state, bucket) = (MemoryState::default(), MemoryBucket::default());
-    let outlets = Outlets::default();
-    outlets.events.create_group("trail-events");
-    let mut watched = trail("watched", t("2026-11-24T00:00:00Z"));
-    watched.cloud_watch_logs = logs_to("trail-events");
-    let trails = [watched];
+    let outlets = Outlets::with_group();
+    let trails = [watched("watched")];
     stage_event(
         &state,
         &trails,
@@ -477,11 +483,9 @@ async fn a_window_an_hour_behind_is_not_held_back_for_cloudwatch_logs() {
 #[tokio::test]
 async fn a_rerun_announces_only_files_whose_manifest_entry_is_missing() {
     let (state, bucket) = (MemoryState::default(), MemoryBucket::default());
-    let outlets = Outlets::default();
-    outlets.events.create_group("trail-events");
-    let mut loud = trail("loud", t("2026-11-24T00:00:00Z"));
+    let outlets = Outlets::with_group();
+    let mut loud = watched("loud");
     loud.sns_topic_name = Some("trail-files".into());
-    loud.cloud_watch_logs = logs_to("trail-events");
     let trails = [loud];
     stage_event(
         &state,
