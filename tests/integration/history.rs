@@ -100,7 +100,7 @@ mod keys {
         ]);
         for (a, name) in INDEXED {
             for value in a.values(record) {
-                all.insert((attribute(partition, name, value, &day), sk.clone()));
+                all.insert((attribute(partition, name, &value, &day), sk.clone()));
             }
         }
         all
@@ -648,18 +648,31 @@ async fn two_events_are_stored_under_exactly_the_keys_the_design_gives() {
     let ec2 = "2026-11-24T01:04:10Z#a1c3e5f7-0b1d-4e2f-8a6c-4d2e0f1a3b02";
     let iam = "2026-11-24T01:30:45Z#a1c3e5f7-0b1d-4e2f-8a6c-4d2e0f1a3b06";
     let expected: BTreeSet<(String, String)> = [
-        ("eu-west-1#EventId#a1c3e5f7-0b1d-4e2f-8a6c-4d2e0f1a3b02", "event"),
+        (
+            "eu-west-1#EventId#a1c3e5f7-0b1d-4e2f-8a6c-4d2e0f1a3b02",
+            "event",
+        ),
         ("eu-west-1#Time#2026-11-24", ec2),
-        ("eu-west-1#EventName#AuthorizeSecurityGroupIngress#2026-11-24", ec2),
+        (
+            "eu-west-1#EventName#AuthorizeSecurityGroupIngress#2026-11-24",
+            ec2,
+        ),
         ("eu-west-1#EventSource#ec2.amazonaws.com#2026-11-24", ec2),
         ("eu-west-1#Username#bob#2026-11-24", ec2),
         ("eu-west-1#AccessKeyId#AKIAEXAMPLEKEY00002#2026-11-24", ec2),
-        ("eu-west-1#ResourceType#AWS::EC2::SecurityGroup#2026-11-24", ec2),
         (
-            "eu-west-1#ResourceName#arn:aws:ec2:eu-west-1:111122223333:security-group/sg-0123456789abcdef0#2026-11-24",
+            "eu-west-1#ResourceType#AWS::EC2::SecurityGroup#2026-11-24",
             ec2,
         ),
-        ("global#EventId#a1c3e5f7-0b1d-4e2f-8a6c-4d2e0f1a3b06", "event"),
+        // A security group ID names it alone: the one item is by the ID.
+        (
+            "eu-west-1#ResourceName#sg-0123456789abcdef0#2026-11-24",
+            ec2,
+        ),
+        (
+            "global#EventId#a1c3e5f7-0b1d-4e2f-8a6c-4d2e0f1a3b06",
+            "event",
+        ),
         ("global#Time#2026-11-24", iam),
         ("global#EventName#AttachRolePolicy#2026-11-24", iam),
         ("global#EventSource#iam.amazonaws.com#2026-11-24", iam),
@@ -675,6 +688,9 @@ async fn two_events_are_stored_under_exactly_the_keys_the_design_gives() {
             "global#ResourceName#arn:aws:iam::aws:policy/AdministratorAccess#2026-11-24",
             iam,
         ),
+        // The role and the policy also by their names.
+        ("global#ResourceName#deploy#2026-11-24", iam),
+        ("global#ResourceName#AdministratorAccess#2026-11-24", iam),
     ]
     .into_iter()
     .map(|(pk, sk)| (pk.to_owned(), sk.to_owned()))

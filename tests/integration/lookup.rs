@@ -138,6 +138,17 @@ async fn each_lookup_attribute_finds_its_events_and_only_them() {
         .await,
         [id("06")]
     );
+    // By name too: a role's, a policy's, a security group's (found by its
+    // ARN through its ID).
+    for name in ["deploy", "AdministratorAccess"] {
+        assert_eq!(ids(&store, by("ResourceName", name)).await, [id("06")]);
+    }
+    for sg in [
+        "sg-0123456789abcdef0",
+        "arn:aws:ec2:eu-west-1:111122223333:security-group/sg-0123456789abcdef0",
+    ] {
+        assert_eq!(ids(&store, by("ResourceName", sg)).await, [id("02")]);
+    }
     assert_eq!(
         ids(&store, by("EventSource", "kms.amazonaws.com")).await,
         [id("05")]
@@ -154,6 +165,88 @@ async fn each_lookup_attribute_finds_its_events_and_only_them() {
     let everything = ids(&store, json!({})).await;
     assert!(!everything.contains(&id("09")));
     assert_eq!(everything.len(), 7, "{everything:?}");
+    table.delete().await;
+}
+
+/// `eventbridge/api-call-write.json` as event `n`, calling `name` on
+/// `source` with these parameters and no `resources` list.
+fn call(n: &str, source: &str, name: &str, params: Value) -> String {
+    let mut e: Value = serde_json::from_str(&event("eventbridge/api-call-write.json")).unwrap();
+    let d = e["detail"].as_object_mut().unwrap();
+    d.remove("resources");
+    d.insert("eventID".into(), json!(id(n)));
+    d.insert("eventSource".into(), json!(source));
+    d.insert("eventName".into(), json!(name));
+    d.insert("requestParameters".into(), params);
+    e["source"] = json!(format!("aws.{}", source.trim_end_matches(".amazonaws.com")));
+    e.to_string()
+}
+
+#[tokio::test]
+async fn resources_named_only_in_the_parameters_are_found_by_name_and_shown() {
+    // GIVEN calls whose records list no resources: an instance stopped, a
+    // bucket created, and a Lambda function updated, and the IAM sample,
+    // whose role has the bucket's name
+    let table = TestTable::history().await;
+    let store = table.store();
+    let instance = "i-0abc1234def567890";
+    let items = json!({"instancesSet": {"items": [{"instanceId": instance}]}});
+    for payload in [
+        call("21", "ec2.amazonaws.com", "StopInstances", items),
+        call(
+            "22",
+            "s3.amazonaws.com",
+            "CreateBucket",
+            json!({"bucketName": "deploy"}),
+        ),
+        call(
+            "23",
+            "lambda.amazonaws.com",
+            "UpdateFunctionCode20150331v2",
+            json!({"functionName": "arn:aws:lambda:eu-west-1:111122223333:function:charge-card"}),
+        ),
+        event("eventbridge/iam-global-call.json"),
+    ] {
+        record(&store, &payload, 90).await;
+    }
+
+    // THEN each is found by its name, and a bucket, an instance or a
+    // function given as an ARN by the ARN
+    let instance_arn = format!("arn:aws:ec2:eu-west-1:111122223333:instance/{instance}");
+    let function_arn = "arn:aws:lambda:eu-west-1:111122223333:function:charge-card";
+    for (value, want) in [
+        (instance, vec![id("21")]),
+        (instance_arn.as_str(), vec![id("21")]),
+        ("charge-card", vec![id("23")]),
+        (function_arn, vec![id("23")]),
+        ("deploy", vec![id("06"), id("22")]),
+        // The bucket's ARN: not the role of the same name.
+        ("arn:aws:s3:::deploy", vec![id("22")]),
+    ] {
+        assert_eq!(
+            ids(&store, by("ResourceName", value)).await,
+            want,
+            "{value}"
+        );
+    }
+    assert_eq!(
+        ids(&store, by("ResourceType", "AWS::EC2::Instance")).await,
+        [id("21")]
+    );
+    // AND the answer shows them as CloudTrail does
+    let l = lookup::parse_request(
+        by("EventName", "StopInstances").to_string().as_bytes(),
+        &lookup_settings(),
+        &now(),
+    )
+    .unwrap();
+    let page = lookup::lookup(&store, &l, &lookup_settings(), &now())
+        .await
+        .unwrap();
+    assert_eq!(
+        lookup::response_json(&page)["Events"][0]["Resources"],
+        json!([{"ResourceType": "AWS::EC2::Instance", "ResourceName": instance}])
+    );
     table.delete().await;
 }
 
@@ -324,11 +417,22 @@ async fn the_cloudtrail_json_protocol_gets_cloudtrails_lookup_events_output() {
     );
     assert_eq!(e.event_source, "iam.amazonaws.com");
     assert_eq!(e.username.as_deref(), Some("bob"));
-    assert!(e
+    // The role by its name, the policy by its ARN, as CloudTrail shows them.
+    let shown: Vec<(Option<&str>, Option<&str>)> = e
         .resources
         .iter()
-        .any(|r| r.resource_type.as_deref() == Some("AWS::IAM::Role")
-            && r.resource_name.as_deref() == Some("arn:aws:iam::111122223333:role/deploy")));
+        .map(|r| (r.resource_type.as_deref(), r.resource_name.as_deref()))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            (Some("AWS::IAM::Role"), Some("deploy")),
+            (
+                Some("AWS::IAM::Policy"),
+                Some("arn:aws:iam::aws:policy/AdministratorAccess")
+            ),
+        ]
+    );
     let record: Value = serde_json::from_str(&e.cloud_trail_event).unwrap();
     assert_eq!(record["eventID"], json!(id("06")));
     q["NextToken"] = json!(out.next_token.unwrap());

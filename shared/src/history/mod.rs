@@ -30,6 +30,7 @@
 //! under the same eventID) never add a second entry anywhere.
 
 pub mod lookup;
+pub mod resources;
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -99,9 +100,10 @@ impl LookupAttribute {
         Self::ALL.into_iter().find(|a| a.as_str() == s)
     }
 
-    /// The values of this attribute a record is found under (several for resources).
-    pub fn values(self, record: &Record) -> Vec<&str> {
-        let resources = record.resources.iter().flatten();
+    /// The values of this attribute a record is found under (several for
+    /// resources: [`resources`]).
+    pub fn values(self, record: &Record) -> Vec<String> {
+        let resources = || resources::lookup_resources(record);
         let values: Vec<&str> = match self {
             Self::EventId => vec![record.event_id.as_str()],
             Self::EventName => vec![record.event_name.as_str()],
@@ -111,10 +113,18 @@ impl LookupAttribute {
                 "false"
             }],
             Self::Username => record.lookup_username().into_iter().collect(),
-            Self::ResourceType => resources
-                .filter_map(|r| r.resource_type.as_deref())
-                .collect(),
-            Self::ResourceName => resources.filter_map(|r| r.arn.as_deref()).collect(),
+            Self::ResourceType => {
+                return keep(resources().into_iter().filter_map(|r| r.resource_type));
+            }
+            Self::ResourceName => {
+                let resources = resources();
+                return keep(
+                    resources
+                        .iter()
+                        .flat_map(|r| r.index_values())
+                        .map(str::to_owned),
+                );
+            }
             Self::EventSource => vec![record.event_source.as_str()],
             Self::AccessKeyId => record
                 .user_identity
@@ -123,11 +133,15 @@ impl LookupAttribute {
                 .into_iter()
                 .collect(),
         };
-        values
-            .into_iter()
-            .filter(|v| !v.is_empty() && v.len() <= MAX_INDEXED_VALUE_BYTES)
-            .collect()
+        keep(values.into_iter().map(str::to_owned))
     }
+}
+
+/// The values an index holds: not empty, and short enough for a key.
+fn keep(values: impl Iterator<Item = String>) -> Vec<String> {
+    values
+        .filter(|v| !v.is_empty() && v.len() <= MAX_INDEXED_VALUE_BYTES)
+        .collect()
 }
 
 /// Partition key of the primary item of an event in a history partition
@@ -270,7 +284,7 @@ pub fn index_items(
     let mut pks = BTreeSet::new();
     for attribute in INDEXED {
         for value in attribute.values(record) {
-            pks.insert(attribute_pk(region, attribute, value, &day));
+            pks.insert(attribute_pk(region, attribute, &value, &day));
         }
     }
     std::iter::once(item(time_pk(region, &day), Some(record.is_read_only())))
@@ -453,9 +467,13 @@ mod tests {
                 "eu-west-1#AccessKeyId#AKIAEXAMPLE#2026-11-24",
                 "eu-west-1#EventName#AttachRolePolicy#2026-11-24",
                 "eu-west-1#EventSource#iam.amazonaws.com#2026-11-24",
+                // Each role and policy by its ARN and by its name.
+                "eu-west-1#ResourceName#a#2026-11-24",
                 "eu-west-1#ResourceName#arn:aws:iam::111122223333:role/a#2026-11-24",
                 "eu-west-1#ResourceName#arn:aws:iam::111122223333:role/c#2026-11-24",
                 "eu-west-1#ResourceName#arn:aws:iam::aws:policy/b#2026-11-24",
+                "eu-west-1#ResourceName#b#2026-11-24",
+                "eu-west-1#ResourceName#c#2026-11-24",
                 "eu-west-1#ResourceType#AWS::IAM::Policy#2026-11-24",
                 "eu-west-1#ResourceType#AWS::IAM::Role#2026-11-24",
                 "eu-west-1#Username#alice#2026-11-24",

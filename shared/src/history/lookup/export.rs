@@ -1,6 +1,7 @@
 //! Exports of the history: CSV with the CloudTrail console's columns,
 //! cells neutralised against spreadsheet formula injection.
 
+use crate::history::resources::LookupResource;
 use crate::model::Record;
 
 /// The CSV columns of an export, after the CloudTrail console's event
@@ -34,10 +35,10 @@ pub fn neutralise(cell: &str) -> String {
 /// One record as a CSV row of [`CSV_COLUMNS`] (cells neutralised).
 pub fn csv_row(record_json: &str) -> Option<Vec<String>> {
     let r: Record = serde_json::from_str(record_json).ok()?;
-    let join = |f: &dyn Fn(&crate::model::Resource) -> Option<&str>| {
-        r.resources
+    let resources = crate::history::resources::lookup_resources(&r);
+    let join = |f: &dyn Fn(&LookupResource) -> Option<&str>| {
+        resources
             .iter()
-            .flatten()
             .filter_map(f)
             .collect::<Vec<_>>()
             .join(", ")
@@ -48,7 +49,7 @@ pub fn csv_row(record_json: &str) -> Option<Vec<String>> {
         r.lookup_username().unwrap_or_default().to_owned(),
         r.event_name.clone(),
         join(&|x| x.resource_type.as_deref()),
-        join(&|x| x.arn.as_deref()),
+        join(&|x| x.shown()),
         r.user_identity.access_key_id.clone().unwrap_or_default(),
         r.event_source.clone(),
         r.aws_region.clone(),

@@ -49,7 +49,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{json, Value};
 
 use crate::history::{
-    attribute_pk, event_id_of, primary_pk, shard_pk, time_pk, LookupAttribute, GLOBAL, PRIMARY_SK,
+    attribute_pk, event_id_of, primary_pk, resources, shard_pk, time_pk, LookupAttribute, GLOBAL,
+    PRIMARY_SK,
 };
 use crate::model::Record;
 use crate::store::StoreError;
@@ -160,6 +161,14 @@ fn parts(request: &Lookup, day: &str, shards: u32) -> Vec<(String, Part)> {
                             read_only: None,
                         },
                     ));
+                }
+            }
+            Some((LookupAttribute::ResourceName, v)) => {
+                for value in resources::lookup_values(v) {
+                    part(
+                        attribute_pk(region, LookupAttribute::ResourceName, value, day),
+                        None,
+                    );
                 }
             }
             Some((a, v)) => part(attribute_pk(region, *a, v, day), None),
@@ -357,6 +366,14 @@ pub async fn lookup<R: HistoryReader>(
             }
             record
         })
+        .filter(|record| match &request.attribute {
+            // The name partition of a bucket, an instance or a key also
+            // holds other types' resources of that name.
+            Some((LookupAttribute::ResourceName, v)) if resources::lookup_values(v).len() > 1 => {
+                serde_json::from_str::<Record>(record).is_ok_and(|r| resources::matches(&r, v))
+            }
+            _ => true,
+        })
         .collect();
     Ok(Page {
         records,
@@ -368,14 +385,12 @@ pub async fn lookup<R: HistoryReader>(
 /// (`EventTime` as epoch seconds, as the AWS JSON protocol sends it).
 pub fn event_json(record_json: &str) -> Option<Value> {
     let r: Record = serde_json::from_str(record_json).ok()?;
-    let resources: Vec<Value> = r
-        .resources
+    let resources: Vec<Value> = resources::lookup_resources(&r)
         .iter()
-        .flatten()
         .map(|res| {
             json!({
                 "ResourceType": res.resource_type,
-                "ResourceName": res.arn,
+                "ResourceName": res.shown(),
             })
         })
         .collect();
@@ -405,7 +420,7 @@ pub fn response_json(page: &Page) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::{index_items, pack, HistoryStore, Item};
+    use crate::history::{index_items, index_sk, pack, HistoryStore, Item};
     use crate::testkit::MemoryHistory;
 
     const REGION: &str = "eu-west-1";
@@ -427,17 +442,7 @@ mod tests {
 
     /// Stores an event as ingest does today: packed primary, keys-only index.
     async fn store(h: &MemoryHistory, id: &str, minute: u32) {
-        let (r, json) = event(id, minute);
-        let packed = pack(&json);
-        let primary = Item {
-            pk: primary_pk(REGION, id),
-            sk: PRIMARY_SK.into(),
-            record: Some(&packed),
-            read_only: None,
-            expires_at: KEEP,
-        };
-        h.put_all(&[primary]).await.unwrap();
-        h.put_all(&index_items(&r, REGION, KEEP, 1)).await.unwrap();
+        store_with(h, id, minute, json!({})).await;
     }
 
     fn settings() -> LookupSettings {
@@ -469,6 +474,83 @@ mod tests {
 
     fn today() -> Value {
         json!({"StartTime": "2026-11-24T00:00:00Z", "EndTime": "2026-11-24T12:00:00Z"})
+    }
+
+    /// Stores record `json` (event `id` at `minute`, with `body`'s fields)
+    /// as ingest does today.
+    async fn store_with(h: &MemoryHistory, id: &str, minute: u32, body: Value) -> String {
+        let (_, json) = event(id, minute);
+        let mut v: Value = serde_json::from_str(&json).unwrap();
+        v.as_object_mut()
+            .unwrap()
+            .extend(body.as_object().unwrap().clone());
+        let json = v.to_string();
+        let r: Record = serde_json::from_str(&json).unwrap();
+        let packed = pack(&json);
+        let primary = Item {
+            pk: primary_pk(REGION, id),
+            sk: PRIMARY_SK.into(),
+            record: Some(&packed),
+            read_only: None,
+            expires_at: KEEP,
+        };
+        h.put_all(&[primary]).await.unwrap();
+        h.put_all(&index_items(&r, REGION, KEEP, 1)).await.unwrap();
+        json
+    }
+
+    #[tokio::test]
+    async fn resource_names_find_by_name_and_by_arn_and_a_bucket_arn_not_a_role_of_its_name() {
+        let h = MemoryHistory::default();
+        let s3 = json!({"eventSource": "s3.amazonaws.com", "eventName": "CreateBucket",
+                        "requestParameters": {"bucketName": "deploy"}});
+        store_with(&h, "bucket", 1, s3).await;
+        let iam = json!({"eventSource": "iam.amazonaws.com", "eventName": "CreateRole",
+                         "requestParameters": {"roleName": "deploy"}});
+        store_with(&h, "role", 2, iam).await;
+        let listed = json!({"eventSource": "s3.amazonaws.com", "eventName": "PutBucketPolicy",
+            "resources": [{"type": "AWS::S3::Bucket", "ARN": "arn:aws:s3:::deploy"}]});
+        let listed = store_with(&h, "listed", 3, listed).await;
+        // The layout before indexed the bucket under its ARN alone.
+        let (_, old) = event("old", 4);
+        let mut old: Value = serde_json::from_str(&old).unwrap();
+        old["resources"] = json!([{"type": "AWS::S3::Bucket", "ARN": "arn:aws:s3:::deploy"}]);
+        let old = old.to_string();
+        let sk = index_sk(&crate::time::parse("2026-11-24T08:04:00Z").unwrap(), "old");
+        let pk = attribute_pk(
+            REGION,
+            LookupAttribute::ResourceName,
+            "arn:aws:s3:::deploy",
+            "2026-11-24",
+        );
+        h.put_legacy(&pk, &sk, &old, KEEP);
+
+        let by = |v: &str| {
+            let mut b = today();
+            b["LookupAttributes"] = json!([{"AttributeKey": "ResourceName", "AttributeValue": v}]);
+            b
+        };
+        assert_eq!(
+            event_ids(&h, by("deploy")).await,
+            ["listed", "role", "bucket"]
+        );
+        assert_eq!(
+            event_ids(&h, by("arn:aws:s3:::deploy")).await,
+            ["old", "listed", "bucket"]
+        );
+        // One a page: the role's item is read and left out, no event twice.
+        let pages = pages(&h, by("arn:aws:s3:::deploy"), 1).await;
+        assert_eq!(pages.concat(), ["old", "listed", "bucket"], "{pages:?}");
+        assert_eq!(
+            event_ids(&h, by("arn:aws:iam::111122223333:role/deploy")).await,
+            Vec::<String>::new(),
+            "a role named in the parameters has no ARN to be found by"
+        );
+        let shown = event_json(&listed).unwrap();
+        assert_eq!(
+            shown["Resources"],
+            json!([{"ResourceType": "AWS::S3::Bucket", "ResourceName": "deploy"}])
+        );
     }
 
     #[tokio::test]
