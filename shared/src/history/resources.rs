@@ -29,6 +29,12 @@ use crate::model::Record;
 /// hostile record could name thousands, each an index item).
 pub const MAX_DERIVED: usize = 20;
 
+/// At most this many of a record's listed `resources` are indexed and
+/// shown (a 256 KB record can list thousands, each up to three index
+/// items; an application's events on the audit bus bring their own list).
+/// The record itself keeps them all.
+pub const MAX_LISTED: usize = 100;
+
 /// A resource type whose name is the ARN's resource part after a prefix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Kind {
@@ -290,16 +296,17 @@ pub fn derived(record: &Record) -> Vec<LookupResource> {
         _ => {}
     }
     let mut seen = std::collections::BTreeSet::new();
-    out.retain(|r| seen.insert((r.resource_type.clone(), r.name.clone())));
-    out.truncate(MAX_DERIVED);
-    out
+    out.into_iter()
+        .filter(|r| seen.insert((r.resource_type.clone(), r.name.clone())))
+        .take(MAX_DERIVED)
+        .collect()
 }
 
 /// The resources of an event: its record's list, else the ones its
 /// parameters name ([`derived`]).
 pub fn lookup_resources(record: &Record) -> Vec<LookupResource> {
     match record.resources.as_deref() {
-        Some(list) if !list.is_empty() => list.iter().map(listed).collect(),
+        Some(list) if !list.is_empty() => list.iter().take(MAX_LISTED).map(listed).collect(),
         _ => derived(record),
     }
 }
@@ -580,7 +587,7 @@ mod tests {
     }
 
     #[test]
-    fn a_resources_list_wins_and_a_hostile_list_of_parameters_is_cut_short() {
+    fn a_resources_list_wins_and_hostile_lists_are_cut_short() {
         let listed = record(
             "iam.amazonaws.com",
             json!({"requestParameters": {"userName": "alice"},
@@ -596,6 +603,11 @@ mod tests {
             json!({"requestParameters": {"instancesSet": {"items": items}}}),
         );
         assert_eq!(lookup_resources(&many).len(), MAX_DERIVED);
+        let arns: Vec<Value> = (0..1000)
+            .map(|i| json!({"ARN": format!("arn:aws:iam::111122223333:user/u{i}")}))
+            .collect();
+        let listed_many = record("iam.amazonaws.com", json!({ "resources": arns }));
+        assert_eq!(lookup_resources(&listed_many).len(), MAX_LISTED);
         // The same instance named twice is one resource.
         let twice = record(
             "ec2.amazonaws.com",
