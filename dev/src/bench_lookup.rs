@@ -47,12 +47,12 @@ pub enum BenchError {
     Failed(String),
 }
 
-fn failed(e: impl std::fmt::Display) -> BenchError {
+pub(crate) fn failed(e: impl std::fmt::Display) -> BenchError {
     BenchError::Failed(e.to_string())
 }
 
 /// Event `i`: a ~1.6 KB EC2 call in eu-west-1, or (one in five) an IAM call.
-fn event(i: usize, start: DateTime<Utc>) -> Normalized {
+pub(crate) fn event(i: usize, start: DateTime<Utc>) -> Normalized {
     let global = i.is_multiple_of(5);
     let time = start + Duration::seconds(i as i64 * 7);
     let json = json!({

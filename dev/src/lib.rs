@@ -6,10 +6,13 @@
 //!   and the integration tests;
 //! - [`make_copy`]: the validation benchmark's generated bucket copy;
 //! - [`bench_lookup`]: LookupEvents page latency, today's layout against
-//!   the one before.
+//!   the one before;
+//! - [`bench_ingest`]: ingest's time per event at a number of concurrent
+//!   invocations.
 //!
 //! The `trailkeep-dev` binary (src/main.rs) wraps them for the scripts.
 
+pub mod bench_ingest;
 pub mod bench_lookup;
 pub mod make_copy;
 pub mod provision;

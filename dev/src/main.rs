@@ -74,6 +74,17 @@ enum DevCommand {
         #[arg(long, default_value_t = 40)]
         pages: usize,
     },
+    /// Time ingest on fresh history and state tables (created from the
+    /// template, deleted after), `concurrency` invocations at once, each a
+    /// batch of 10 events; prints the times as JSON.
+    BenchIngest {
+        #[arg(long, default_value = "template.yaml")]
+        template: String,
+        #[arg(long, default_value_t = 1000)]
+        events: usize,
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
+    },
     /// Print the events stored in the history, one line each, oldest first.
     ShowHistory {
         #[arg(long, env = "HISTORY_TABLE")]
@@ -161,6 +172,31 @@ async fn main() -> std::process::ExitCode {
                     }
                     Err(e) => Err(DevError::Aws {
                         operation: "bench-lookup",
+                        message: e.to_string(),
+                    }),
+                }
+            }
+            DevCommand::BenchIngest {
+                template,
+                events,
+                concurrency,
+            } => {
+                let prefix = format!("bench-ingest-{}", std::process::id());
+                match trailkeep_dev::bench_ingest::run(
+                    &aws,
+                    &template,
+                    &prefix,
+                    events,
+                    concurrency,
+                )
+                .await
+                {
+                    Ok(times) => {
+                        println!("{}", serde_json::json!(times));
+                        Ok(())
+                    }
+                    Err(e) => Err(DevError::Aws {
+                        operation: "bench-ingest",
                         message: e.to_string(),
                     }),
                 }

@@ -14,7 +14,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 
 use super::normalize::Context;
-use super::{ingest, IngestReport, Targets};
+use super::{ingest, IngestError, IngestReport, Targets};
 use crate::delivery::StagingStore;
 use crate::history::HistoryStore;
 use crate::store::StoreError;
@@ -70,8 +70,10 @@ impl BatchReport {
     }
 }
 
-/// Ingests the messages the queue confirms, each on its own: one failing
-/// message never costs the others. `now` is the ingest time.
+/// Ingests the messages the queue confirms, each on its own and all at
+/// once (an invocation lasts as long as its slowest message, not the sum:
+/// docs/cost.md "Scaling"): one failing message never costs the others.
+/// `now` is the ingest time.
 /// Err only when the queue could not confirm anything (retry the batch).
 pub async fn ingest_batch<R: Receipts, H: HistoryStore, S: StagingStore>(
     receipts: &R,
@@ -82,6 +84,7 @@ pub async fn ingest_batch<R: Receipts, H: HistoryStore, S: StagingStore>(
 ) -> Result<BatchReport, StoreError> {
     let receipts = receipts.confirm(messages).await?;
     let mut report = BatchReport::default();
+    let mut confirmed = Vec::new();
     // Each message by its own answer, by position: an ID is whatever the
     // caller wrote, and a made-up message may repeat a real one's.
     for (i, m) in messages.iter().enumerate() {
@@ -102,7 +105,12 @@ pub async fn ingest_batch<R: Receipts, H: HistoryStore, S: StagingStore>(
                 continue;
             }
         }
-        match ingest(targets, ctx, &m.body, now).await {
+        confirmed.push(m);
+    }
+    let bodies: Vec<&str> = confirmed.iter().map(|m| m.body.as_str()).collect();
+    let outcomes = ingest_all(targets, ctx, &bodies, now).await;
+    for (m, outcome) in confirmed.into_iter().zip(outcomes) {
+        match outcome {
             Ok(r) => report.ingested.push((m.id.clone(), r)),
             Err(e) => {
                 tracing::error!(message_id = %m.id, error = %e, "message failed");
@@ -111,6 +119,16 @@ pub async fn ingest_batch<R: Receipts, H: HistoryStore, S: StagingStore>(
         }
     }
     Ok(report)
+}
+
+/// Ingests each payload on its own, all at once: the outcomes in order.
+pub async fn ingest_all<H: HistoryStore, S: StagingStore>(
+    targets: &Targets<'_, H, S>,
+    ctx: &Context,
+    payloads: &[&str],
+    now: &DateTime<Utc>,
+) -> Vec<Result<IngestReport, IngestError>> {
+    futures::future::join_all(payloads.iter().map(|p| ingest(targets, ctx, p, now))).await
 }
 
 #[cfg(test)]
@@ -177,6 +195,69 @@ mod tests {
             fakes.staging.staged_ids("audit", "eu-west-1"),
             ["11111111-1111-4111-8111-111111111111"]
         );
+    }
+
+    /// The history, counting the claims under way at once.
+    #[derive(Default)]
+    struct Overlap {
+        inner: crate::testkit::MemoryHistory,
+        now: std::sync::atomic::AtomicUsize,
+        most: std::sync::atomic::AtomicUsize,
+    }
+
+    impl crate::history::HistoryStore for Overlap {
+        async fn claim(
+            &self,
+            item: &crate::history::Item<'_>,
+        ) -> Result<crate::history::Claim, StoreError> {
+            use std::sync::atomic::Ordering::SeqCst;
+            let n = self.now.fetch_add(1, SeqCst) + 1;
+            self.most.fetch_max(n, SeqCst);
+            // A round trip: the other messages get their turn meanwhile.
+            for _ in 0..4 {
+                tokio::task::yield_now().await;
+            }
+            self.now.fetch_sub(1, SeqCst);
+            self.inner.claim(item).await
+        }
+
+        async fn put_all(&self, items: &[crate::history::Item<'_>]) -> Result<(), StoreError> {
+            self.inner.put_all(items).await
+        }
+    }
+
+    #[tokio::test]
+    async fn the_messages_of_a_batch_are_ingested_at_once() {
+        let queue = MemoryQueue::default();
+        let batch: Vec<Message> = (0..10)
+            .map(|i| {
+                queue.receive(&api_call(
+                    &format!("5555555{i}-5555-4555-8555-555555555555"),
+                    &t("2026-11-24T01:00:00Z"),
+                ))
+            })
+            .collect();
+        let fakes = IngestFakes::default();
+        let history = Overlap::default();
+        let targets = Targets {
+            history: &history,
+            settings: &fakes.settings,
+            staging: &fakes.staging,
+            trails: &fakes.trails,
+        };
+        let ctx = Context {
+            account_id: ACCOUNT.into(),
+        };
+        let now = t("2026-11-24T01:00:05Z");
+        let report = ingest_batch(&queue, &targets, &ctx, &batch, &now)
+            .await
+            .unwrap();
+        assert_eq!(report.ingested.len(), 10);
+        // In the batch's order, each with its own answer.
+        let ids: Vec<&str> = report.ingested.iter().map(|(id, _)| id.as_str()).collect();
+        let sent: Vec<&str> = batch.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(ids, sent);
+        assert_eq!(history.most.load(std::sync::atomic::Ordering::SeqCst), 10);
     }
 
     #[tokio::test]
