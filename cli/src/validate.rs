@@ -75,8 +75,9 @@ pub struct ValidateArgs {
     /// checked.
     #[arg(long, value_delimiter = ',')]
     regions: Vec<String>,
-    /// Log files checked at once.
-    #[arg(long, default_value_t = 8)]
+    /// Log files checked at once, and digests fetched ahead of the chain
+    /// walk (docs/validation.md).
+    #[arg(long, default_value_t = 32)]
     concurrency: usize,
     /// Also report log files in the trail's folders that no digest lists
     /// (INVALID: not listed in any digest), where the digests say every
