@@ -25,7 +25,7 @@ use std::sync::{Mutex, MutexGuard};
 use chrono::{DateTime, Utc};
 
 use crate::delivery::logfile::Staged;
-use crate::delivery::{LogSink, ManifestEntry, StagedPage, StagingStore};
+use crate::delivery::{LogSink, ManifestEntry, Progress, StagedPage, StagingStore};
 use crate::digest::gzhash::{hash_gzip, GzError, Inflated};
 use crate::digest::{
     fingerprint, Boundary, ChainHead, DigestBucket, DigestState, PublicKey, SegmentMark, Signer,
@@ -322,6 +322,9 @@ struct State {
     first: BTreeMap<TrailRegion, i64>,
     /// First window not yet delivered, per (trail, region) (`DLV#`).
     next: BTreeMap<TrailRegion, i64>,
+    /// How far an unfinished window went, per (trail, region): the window
+    /// and its progress (on the `DLV#` item).
+    progress: BTreeMap<TrailRegion, (i64, Progress)>,
     /// Staged copies per (trail, region, window), by `{eventTime}#{eventID}`.
     staged: BTreeMap<(String, String, i64), BTreeMap<String, Staged>>,
     /// The window owning each (trail, region, eventID).
@@ -576,10 +579,40 @@ impl StagingStore for MemoryState {
         match s.next.get(&key) {
             Some(next) if *next != from => Ok(false),
             _ => {
+                s.progress.remove(&key);
                 s.next.insert(key, to);
                 Ok(true)
             }
         }
+    }
+
+    async fn progress(
+        &self,
+        trail: &str,
+        region: &str,
+        window: i64,
+    ) -> Result<Option<Progress>, StoreError> {
+        let s = lock(&self.state);
+        Ok(s.progress
+            .get(&pair(trail, region))
+            .filter(|(w, _)| *w == window)
+            .map(|(_, p)| p.clone()))
+    }
+
+    async fn save_progress(
+        &self,
+        trail: &str,
+        region: &str,
+        window: i64,
+        progress: &Progress,
+    ) -> Result<bool, StoreError> {
+        let mut s = lock(&self.state);
+        let key = pair(trail, region);
+        if s.next.get(&key).is_some_and(|next| *next != window) {
+            return Ok(false);
+        }
+        s.progress.insert(key, (window, progress.clone()));
+        Ok(true)
     }
 }
 

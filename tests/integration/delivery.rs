@@ -13,7 +13,7 @@ use trailkeep_shared::aws::history_table::DynamoHistory;
 use trailkeep_shared::aws::s3::S3Logs;
 use trailkeep_shared::aws::state_table::DynamoStaging;
 use trailkeep_shared::delivery::{
-    window_of, DeliverReport, DeliverSettings, Deliverer, LogSink, StagingStore,
+    window_of, DeliverReport, DeliverSettings, Deliverer, LogSink, Progress, StagingStore,
 };
 use trailkeep_shared::history::lookup::{self, LookupSettings};
 use trailkeep_shared::history::HistorySettings;
@@ -561,6 +561,42 @@ async fn a_rerun_for_the_same_window_writes_the_same_objects_however_it_pages() 
     );
     assert!(records > 0 && second_run.windows > 0);
     p.delete().await;
+}
+
+#[tokio::test]
+async fn a_cut_windows_progress_is_kept_on_its_cursor_until_the_cursor_moves() {
+    // GIVEN a trail's region registered from window 7, no cursor yet
+    let state = TestTable::state().await;
+    let staging = DynamoStaging::new(state.client.clone(), &state.name);
+    staging.register("audit", HOME, 7).await.unwrap();
+    let p = Progress {
+        part: 3,
+        after: "2026-11-24T01:00:00Z#x".into(),
+    };
+    // WHEN a run cut in window 7 notes its progress
+    assert!(staging.save_progress("audit", HOME, 7, &p).await.unwrap());
+    // THEN the next run reads it for window 7 only, and the region's next
+    // window is still 7
+    assert_eq!(
+        staging.progress("audit", HOME, 7).await.unwrap(),
+        Some(p.clone())
+    );
+    assert_eq!(staging.progress("audit", HOME, 8).await.unwrap(), None);
+    assert_eq!(
+        staging.regions("audit").await.unwrap(),
+        [(HOME.to_owned(), 7)]
+    );
+    // AND once the cursor moves on it is gone, and a run that lost the race
+    // for window 7 cannot note any
+    assert!(staging.advance("audit", HOME, 7, 8).await.unwrap());
+    assert_eq!(staging.progress("audit", HOME, 7).await.unwrap(), None);
+    assert!(!staging.save_progress("audit", HOME, 7, &p).await.unwrap());
+    assert_eq!(staging.progress("audit", HOME, 7).await.unwrap(), None);
+    assert_eq!(
+        staging.regions("audit").await.unwrap(),
+        [(HOME.to_owned(), 8)]
+    );
+    state.delete().await;
 }
 
 /// Item 10 of issue 21: CloudTrail records of versions 1.05 to 1.11, with

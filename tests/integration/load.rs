@@ -24,7 +24,7 @@ use trailkeep_shared::aws::state_table::DynamoStaging;
 use trailkeep_shared::aws::trail_items::DynamoTrails;
 use trailkeep_shared::delivery::logfile::Staged;
 use trailkeep_shared::delivery::{
-    DeliverSettings, Deliverer, ManifestEntry, StagedPage, StagingStore,
+    DeliverSettings, Deliverer, ManifestEntry, Progress, StagedPage, StagingStore,
 };
 use trailkeep_shared::digest::{DigestFile, DigestSettings, Digester, Signer};
 use trailkeep_shared::history::lookup::LookupSettings;
@@ -205,6 +205,27 @@ impl StagingStore for CutBeforeStaging<'_> {
         to: i64,
     ) -> Result<bool, StoreError> {
         self.inner.advance(trail, region, from, to).await
+    }
+
+    async fn progress(
+        &self,
+        trail: &str,
+        region: &str,
+        window: i64,
+    ) -> Result<Option<Progress>, StoreError> {
+        self.inner.progress(trail, region, window).await
+    }
+
+    async fn save_progress(
+        &self,
+        trail: &str,
+        region: &str,
+        window: i64,
+        progress: &Progress,
+    ) -> Result<bool, StoreError> {
+        self.inner
+            .save_progress(trail, region, window, progress)
+            .await
     }
 }
 

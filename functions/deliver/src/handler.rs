@@ -48,6 +48,23 @@ impl From<DeliverError> for Diagnostic {
 }
 
 /// "Now" is the scheduled event's time, so a run replays exactly.
+/// Time kept back from the function's limit: a run stops starting new
+/// files this long before it (one file, its manifest entry and the
+/// cursor's update take seconds; docs/delivery.md "A window longer than a
+/// run").
+const MARGIN: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// When the run stops starting new work: the invocation's deadline (epoch
+/// milliseconds) less [`MARGIN`]. None when the context has none (a local
+/// invocation).
+fn deadline(deadline_ms: u64) -> Option<std::time::Instant> {
+    let end = std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_millis(deadline_ms))?;
+    let left = end
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    (deadline_ms > 0).then(|| std::time::Instant::now() + left.saturating_sub(MARGIN))
+}
+
 pub(crate) async fn handle<
     S: StagingStore + HealthStore,
     T: TrailStore,
@@ -67,7 +84,9 @@ pub(crate) async fn handle<
         events: &deps.events,
         settings: &deps.settings,
     };
-    let report = deliverer.run(&trails, &now).await;
+    let report = deliverer
+        .run_until(&trails, &now, deadline(event.context.deadline))
+        .await;
     tracing::info!(
         now = %now,
         windows = report.windows,
@@ -92,6 +111,25 @@ mod tests {
         api_call_record, trail, MemoryBucket, MemoryEventLog, MemoryNotifier, MemoryState,
         MemoryTrails,
     };
+
+    #[test]
+    fn the_run_stops_starting_work_thirty_seconds_before_the_invocations_deadline() {
+        let epoch_ms = |t: std::time::SystemTime| {
+            t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+        };
+        let now = std::time::SystemTime::now();
+        let in_four_minutes = epoch_ms(now + std::time::Duration::from_secs(240));
+        let left = deadline(in_four_minutes).unwrap() - std::time::Instant::now();
+        assert!(left <= std::time::Duration::from_secs(210), "{left:?}");
+        assert!(left > std::time::Duration::from_secs(205), "{left:?}");
+        // Less than the margin left, or past: stop at once (after the
+        // first file or window, docs/delivery.md).
+        let soon = epoch_ms(now + std::time::Duration::from_secs(10));
+        assert!(deadline(soon).unwrap() <= std::time::Instant::now());
+        assert!(deadline(epoch_ms(now) - 5_000).unwrap() <= std::time::Instant::now());
+        // No deadline (a local invocation): none.
+        assert_eq!(deadline(0), None);
+    }
 
     fn scheduled(time: Option<&str>) -> LambdaEvent<EventBridgeEvent<Value>> {
         let mut v: Value = serde_json::from_str(include_str!(concat!(

@@ -3,7 +3,7 @@
 //! | item | pk | sk | attributes |
 //! |---|---|---|---|
 //! | region a trail has staged events in (ingest) | `REG#{trail}` | `{region}` | `first`: earliest window staged into |
-//! | delivery cursor (deliver) | `DLV#{trail}` | `{region}` | `next`: first window not yet delivered |
+//! | delivery cursor (deliver) | `DLV#{trail}` | `{region}` | `next`: first window not yet delivered; `at`, `part`, `after`: how far a run cut short went in window `at` ([`Progress`]) |
 //! | staged event | `STG#{trail}#{region}#{window}` | `{eventTime}#{eventID}` | `z` (the packed record; `rec`, its JSON, on copies staged before 2026-12-01), `expiresAt` |
 //! | delivery marker | `OWN#{trail}#{region}#{eventID}` | `-` | `w`: the window that owns the event, `expiresAt` |
 //! | manifest entry | `MAN#{trail}#{region}#{YYYY-MM-DDTHH}` (delivery hour) | `{key}` | `bucket`, `sha256`, `oldest`, `newest`, `delivered`, `records` |
@@ -29,7 +29,8 @@ use chrono::Duration;
 use crate::aws::history_table::{attr, record_of};
 use crate::delivery::logfile::Staged;
 use crate::delivery::{
-    delivery_time, ManifestEntry, StagedPage, StagingStore, DEFAULT_GRACE_SECS, MARKER_DAYS,
+    delivery_time, ManifestEntry, Progress, StagedPage, StagingStore, DEFAULT_GRACE_SECS,
+    MARKER_DAYS,
 };
 use crate::digest::{Boundary, ChainHead, DigestState, PublicKey, SegmentMark};
 use crate::store::StoreError;
@@ -410,12 +411,87 @@ impl StagingStore for DynamoStaging {
             .table_name(&self.table)
             .key(attr::PK, s(format!("DLV#{trail}")))
             .key(attr::SK, s(region))
-            .update_expression("SET #next = :to")
+            .update_expression("SET #next = :to REMOVE #at, #part, #after")
             // No cursor yet: `from` is the registration's first window.
             .condition_expression("attribute_not_exists(#next) OR #next = :from")
             .expression_attribute_names("#next", "next")
+            .expression_attribute_names("#at", "at")
+            .expression_attribute_names("#part", "part")
+            .expression_attribute_names("#after", "after")
             .expression_attribute_values(":from", n(from))
             .expression_attribute_values(":to", n(to))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if conditional_failed(&e) => Ok(false),
+            Err(e) => Err(self.fail("UpdateItem", DisplayErrorContext(&e))),
+        }
+    }
+
+    async fn progress(
+        &self,
+        trail: &str,
+        region: &str,
+        window: i64,
+    ) -> Result<Option<Progress>, StoreError> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(attr::PK, s(format!("DLV#{trail}")))
+            .key(attr::SK, s(region))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.fail("GetItem", DisplayErrorContext(&e)))?;
+        let Some(item) = item.item() else {
+            return Ok(None);
+        };
+        let number = |k: &str| {
+            item.get(k)
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse::<i64>().ok())
+        };
+        if number("at") != Some(window) {
+            return Ok(None);
+        }
+        let part = number("part")
+            .and_then(|p| usize::try_from(p).ok())
+            .ok_or_else(|| self.fail("read delivery progress", "no part"))?;
+        let after = item
+            .get("after")
+            .and_then(|v| v.as_s().ok())
+            .ok_or_else(|| self.fail("read delivery progress", "no sort key"))?;
+        Ok(Some(Progress {
+            part,
+            after: after.clone(),
+        }))
+    }
+
+    async fn save_progress(
+        &self,
+        trail: &str,
+        region: &str,
+        window: i64,
+        progress: &Progress,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::PK, s(format!("DLV#{trail}")))
+            .key(attr::SK, s(region))
+            .update_expression("SET #at = :w, #part = :part, #after = :after")
+            // Still the region's next window (no cursor yet: the first).
+            .condition_expression("attribute_not_exists(#next) OR #next = :w")
+            .expression_attribute_names("#next", "next")
+            .expression_attribute_names("#at", "at")
+            .expression_attribute_names("#part", "part")
+            .expression_attribute_names("#after", "after")
+            .expression_attribute_values(":w", n(window))
+            .expression_attribute_values(":part", n(progress.part))
+            .expression_attribute_values(":after", s(&progress.after))
             .send()
             .await;
         match result {

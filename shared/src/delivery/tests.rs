@@ -796,3 +796,108 @@ async fn a_large_window_streams_through_file_by_file_and_pages_do_not_change_the
     expected.sort();
     assert_eq!(hashes, expected);
 }
+
+/// One deliver run that is out of time from its start.
+async fn run_cut(
+    state: &MemoryState,
+    bucket: &MemoryBucket,
+    trails: &[Trail],
+    now: &str,
+    settings: &DeliverSettings,
+) -> DeliverReport {
+    let outlets = Outlets::default();
+    let deliverer = Deliverer {
+        staging: state,
+        logs: bucket,
+        notifier: &outlets.notifier,
+        events: &outlets.events,
+        settings,
+    };
+    let past = std::time::Instant::now();
+    deliverer.run_until(trails, &t(now), Some(past)).await
+}
+
+#[tokio::test]
+async fn a_window_longer_than_a_run_goes_on_file_by_file_with_the_same_files() {
+    // GIVEN one window of 60 events of 40 KB, ~10 files at the smallest cap,
+    // and deliver runs that are out of time as soon as they start
+    let trails = [trail("audit", t("2026-11-24T00:00:00Z"))];
+    let settings = DeliverSettings {
+        max_file_bytes: logfile::MIN_MAX_FILE_BYTES,
+        ..DeliverSettings::default()
+    };
+    let state = MemoryState::default().with_page_items(7);
+    stage_large(&state, 60).await;
+    let w = window_of(&t("2026-11-24T01:00:30Z"));
+    let bucket = MemoryBucket::default();
+
+    // WHEN deliver runs until the window is delivered
+    let mut runs = 0;
+    while state.cursor("audit", "eu-west-1") == Some(w) {
+        let report = run_cut(&state, &bucket, &trails, "2026-11-24T01:10:00Z", &settings).await;
+        runs += 1;
+        assert!(report.failed.is_empty(), "{report:?}");
+        // THEN each run writes one file and goes no further
+        assert_eq!(report.files, 1, "run {runs}: {report:?}");
+        assert_eq!(
+            report.behind,
+            usize::from(state.cursor("audit", "eu-west-1") == Some(w))
+        );
+        assert!(runs <= 60, "no progress");
+    }
+
+    // AND the files are those of one uninterrupted run: same keys, same
+    // bytes, each recorded once, every event in exactly one
+    let whole = MemoryState::default();
+    stage_large(&whole, 60).await;
+    let one_run = MemoryBucket::default();
+    let report = run_with(&whole, &one_run, &trails, "2026-11-24T01:10:00Z", &settings)
+        .await
+        .unwrap();
+    assert_eq!(runs, report.files);
+    let keys = bucket.keys("logs", "");
+    assert_eq!(keys, one_run.keys("logs", ""));
+    for key in &keys {
+        assert_eq!(bucket.object("logs", key), one_run.object("logs", key));
+    }
+    let manifest = |s: &MemoryState| {
+        let mut m: Vec<(String, String)> = s
+            .delivered("audit", "eu-west-1")
+            .into_iter()
+            .map(|e| (e.key, e.sha256))
+            .collect();
+        m.sort();
+        m
+    };
+    assert_eq!(manifest(&state), manifest(&whole));
+    let expected: Vec<String> = sorted((0..60).map(id).collect());
+    assert_eq!(sorted(bucket.logged_event_ids("logs")), expected);
+}
+
+#[tokio::test]
+async fn progress_noted_in_a_window_is_forgotten_when_the_cursor_moves_on() {
+    let state = MemoryState::default();
+    state.register("audit", "eu-west-1", 7).await.unwrap();
+    let p = Progress {
+        part: 3,
+        after: "2026-11-24T01:00:00Z#x".into(),
+    };
+    assert!(state
+        .save_progress("audit", "eu-west-1", 7, &p)
+        .await
+        .unwrap());
+    assert_eq!(
+        state.progress("audit", "eu-west-1", 7).await.unwrap(),
+        Some(p.clone())
+    );
+    // Not another window's.
+    assert_eq!(state.progress("audit", "eu-west-1", 8).await.unwrap(), None);
+    assert!(state.advance("audit", "eu-west-1", 7, 8).await.unwrap());
+    assert_eq!(state.progress("audit", "eu-west-1", 7).await.unwrap(), None);
+    // A run that lost the race for window 7 notes nothing.
+    assert!(!state
+        .save_progress("audit", "eu-west-1", 7, &p)
+        .await
+        .unwrap());
+    assert_eq!(state.progress("audit", "eu-west-1", 7).await.unwrap(), None);
+}
