@@ -6,8 +6,8 @@
 # product's) and with zlib-rs; `zcat | sha256sum` on the inflate bench's file;
 # whole-process runs of validate-logs against `zcat | sha256sum` on two
 # bucket sizes; online validate-logs against the AWS CLI's validator logic
-# through a delaying proxy; lookup page latency and ingest per event
-# against moto; the functions' release binary sizes (arm64, x86_64) and
+# through a delaying proxy; lookup page latency, ingest per event and
+# deliver's throughput and memory on one window against moto; the functions' release binary sizes (arm64, x86_64) and
 # their cold start under cargo-lambda's local runtime.
 # Usage: scripts/bench.sh   (about 25 minutes on 2 cores after the first build)
 set -euo pipefail
@@ -172,6 +172,11 @@ for run in 1 2 3; do
     "$DEV" bench-ingest --events 1000 --concurrency "$c"
   done
 done | tee "$BENCH_DIR/ingest-moto.jsonl"
+
+step "deliver one window against moto: 2,000 and 10,000 staged events, throughput and peak memory"
+for n in 2000 10000; do
+  "$DEV" bench-deliver --events "$n"
+done | tee "$BENCH_DIR/deliver-moto.jsonl"
 
 # The product hashes with ring (over 15 % faster on arm64); sha2 is the
 # product card's crate, measured against it. Both, end to end, on the larger copy (the same
@@ -421,6 +426,14 @@ if ingest_runs:
                 f"trailkeep's CPU {med(one, 'cpuPerEventMs'):.2f} ms; wall {med(one, 'perEventMs'):.1f} ms (invocation {med(one, 'invocationMedianMs'):.0f} ms), {med(one, 'eventsPerSecond'):.0f} events/s | "
                 f"{many} invocations at once: CPU {med(many, 'cpuPerEventMs'):.2f} ms per event; wall per invocation {med(many, 'invocationMedianMs'):,.0f} ms, {med(many, 'eventsPerSecond'):.0f} events/s (moto serves one request at a time: the same throughput, queued) | "
                 f"CPU per event at {many} ÷ at 1: {med(many, 'cpuPerEventMs')/med(one, 'cpuPerEventMs'):.2f}× | {machine} (moto 5.2.5) | `trailkeep-dev bench-ingest --events {n} --concurrency 1` / `{many}`, median of 3 (scripts/bench.sh step \"ingest per event\") |")
+deliver_runs = [json.loads(l) for l in open(os.path.join(bench_dir, "deliver-moto.jsonl")) if l.strip()] \
+    if os.path.exists(os.path.join(bench_dir, "deliver-moto.jsonl")) else []
+if len(deliver_runs) >= 2:
+    small, big = sorted(deliver_runs, key=lambda r: r["events"])[0], sorted(deliver_runs, key=lambda r: r["events"])[-1]
+    rows.append(f"| deliver against moto: one window of {big['events']:,} staged ~1.6 KB management events, one run through DynamoDB and S3 ({big['files']} file(s), claims 64 at a time) | "
+                f"{big['eventsPerSecond']:,.0f} events/s; trailkeep's CPU {big['cpuPerEventMs']:.2f} ms per event; peak memory {big['peakMib']:.0f} MiB | "
+                f"the same on a window of {small['events']:,} events: {small['eventsPerSecond']:,.0f} events/s, peak {small['peakMib']:.0f} MiB (moto serves one request at a time: its rate, not deliver's) | "
+                f"peak memory {big['peakMib']/small['peakMib']:.2f}× for {big['events']/small['events']:.0f}× the events (streamed) | {machine} (moto 5.2.5) | `trailkeep-dev bench-deliver --events {small['events']}` / `{big['events']}` (scripts/bench.sh step \"deliver one window\") |")
 cold = json.load(open(os.path.join(bench_dir, "coldstart.json")))
 noop = json.load(open(os.path.join(bench_dir, "cargo-noop.json")))["cargoNoop"]
 for fn in sorted(sizes.get("arm64", {})):

@@ -54,7 +54,7 @@ pub struct IngestTimes {
 }
 
 /// This process's CPU time so far, in seconds (Linux: /proc/self/stat).
-fn cpu_seconds() -> Result<f64, BenchError> {
+pub(crate) fn cpu_seconds() -> Result<f64, BenchError> {
     let stat = std::fs::read_to_string("/proc/self/stat").map_err(failed)?;
     // Fields after the command name (which may hold spaces) in parentheses.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();

@@ -8,10 +8,12 @@
 //! - [`bench_lookup`]: LookupEvents page latency, today's layout against
 //!   the one before;
 //! - [`bench_ingest`]: ingest's time per event at a number of concurrent
-//!   invocations.
+//!   invocations;
+//! - [`bench_deliver`]: deliver's throughput and memory on one large window.
 //!
 //! The `trailkeep-dev` binary (src/main.rs) wraps them for the scripts.
 
+pub mod bench_deliver;
 pub mod bench_ingest;
 pub mod bench_lookup;
 pub mod make_copy;

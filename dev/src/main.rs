@@ -74,6 +74,14 @@ enum DevCommand {
         #[arg(long, default_value_t = 40)]
         pages: usize,
     },
+    /// Time one deliver run over a window of N staged events on a fresh
+    /// state table and bucket; prints the times and peak memory as JSON.
+    BenchDeliver {
+        #[arg(long, default_value = "template.yaml")]
+        template: String,
+        #[arg(long, default_value_t = 10000)]
+        events: usize,
+    },
     /// Time ingest on fresh history and state tables (created from the
     /// template, deleted after), `concurrency` invocations at once, each a
     /// batch of 10 events; prints the times as JSON.
@@ -172,6 +180,19 @@ async fn main() -> std::process::ExitCode {
                     }
                     Err(e) => Err(DevError::Aws {
                         operation: "bench-lookup",
+                        message: e.to_string(),
+                    }),
+                }
+            }
+            DevCommand::BenchDeliver { template, events } => {
+                let prefix = format!("bench-deliver-{}", std::process::id());
+                match trailkeep_dev::bench_deliver::run(&aws, &template, &prefix, events).await {
+                    Ok(times) => {
+                        println!("{}", serde_json::json!(times));
+                        Ok(())
+                    }
+                    Err(e) => Err(DevError::Aws {
+                        operation: "bench-deliver",
                         message: e.to_string(),
                     }),
                 }
