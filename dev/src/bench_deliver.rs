@@ -59,6 +59,9 @@ pub async fn run(
     prefix: &str,
     events: usize,
 ) -> Result<DeliverTimes, BenchError> {
+    if events == 0 {
+        return Err(failed("--events must be at least 1"));
+    }
     let dynamodb = aws_sdk_dynamodb::Client::new(aws);
     let table = format!("{prefix}-state");
     create_table(

@@ -24,7 +24,7 @@ use trailkeep_shared::aws::state_table::DynamoStaging;
 use trailkeep_shared::aws::trail_items::DynamoTrails;
 use trailkeep_shared::history::HistorySettings;
 use trailkeep_shared::ingest::normalize::Context;
-use trailkeep_shared::ingest::queue::ingest_all;
+use trailkeep_shared::ingest::queue::{ingest_all, Message};
 use trailkeep_shared::ingest::Targets;
 use trailkeep_shared::trail::admin::{self, NewTrail, TrailStore};
 
@@ -102,6 +102,9 @@ async fn measure(
     events: usize,
     concurrency: usize,
 ) -> Result<IngestTimes, BenchError> {
+    if events == 0 {
+        return Err(failed("--events must be at least 1"));
+    }
     let start = trailkeep_shared::time::parse("2026-11-24T01:00:00Z").map_err(failed)?;
     let trails = DynamoTrails::new(client.clone(), state_table);
     let new = NewTrail {
@@ -139,16 +142,25 @@ async fn measure(
     let payloads: Vec<String> = (0..events)
         .map(|i| envelope(&event(i, start).json))
         .collect::<Result<_, _>>()?;
-    let batches: Vec<&[String]> = payloads.chunks(BATCH).collect();
+    let messages: Vec<Message> = payloads
+        .into_iter()
+        .enumerate()
+        .map(|(i, body)| Message {
+            id: format!("bench-{i}"),
+            receipt_handle: String::new(),
+            body,
+        })
+        .collect();
+    let batches: Vec<&[Message]> = messages.chunks(BATCH).collect();
     let next = AtomicUsize::new(0);
     let cpu_before = cpu_seconds()?;
     let began = Instant::now();
     let invocation = || async {
         let mut times = Vec::new();
         while let Some(batch) = batches.get(next.fetch_add(1, Ordering::Relaxed)) {
-            let bodies: Vec<&str> = batch.iter().map(String::as_str).collect();
+            let batch: Vec<&Message> = batch.iter().collect();
             let t = Instant::now();
-            for outcome in ingest_all(&targets, &ctx, &bodies, &now).await {
+            for outcome in ingest_all(&targets, &ctx, &batch, &now).await {
                 let report = outcome.map_err(failed)?;
                 if report.stored != 1 || report.staged != 1 {
                     return Err(failed(format!(

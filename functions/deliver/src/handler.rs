@@ -47,11 +47,10 @@ impl From<DeliverError> for Diagnostic {
     }
 }
 
-/// "Now" is the scheduled event's time, so a run replays exactly.
-/// Time kept back from the function's limit: a run stops starting new
-/// files this long before it (one file, its manifest entry and the
-/// cursor's update take seconds; docs/delivery.md "A window longer than a
-/// run").
+/// Time kept back from the function's limit: past it a run starts no new
+/// window and stops at the next file or page (what it is doing then — at
+/// most one file of up to 50 MB, its manifest entry and a note on the
+/// cursor — takes seconds; docs/delivery.md "A window longer than a run").
 const MARGIN: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// When the run stops starting new work: the invocation's deadline (epoch
@@ -65,6 +64,7 @@ fn deadline(deadline_ms: u64) -> Option<std::time::Instant> {
     (deadline_ms > 0).then(|| std::time::Instant::now() + left.saturating_sub(MARGIN))
 }
 
+/// "Now" is the scheduled event's time, so a run replays exactly.
 pub(crate) async fn handle<
     S: StagingStore + HealthStore,
     T: TrailStore,
@@ -85,7 +85,7 @@ pub(crate) async fn handle<
         settings: &deps.settings,
     };
     let report = deliverer
-        .run_until(&trails, &now, deadline(event.context.deadline))
+        .run_until(&trails, &now, &deadline(event.context.deadline))
         .await;
     tracing::info!(
         now = %now,

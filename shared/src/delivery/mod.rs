@@ -46,8 +46,8 @@ pub const MAX_WINDOWS_PER_RUN: i64 = 48;
 /// the trail and region (docs/operations.md "A stuck trail or region"); the
 /// run then fails, so the deliver errors alarm fires.
 pub const ALARM: &str = "DeliveryFailed";
-/// Claims in flight at once in one window: at ~5 ms a conditional write,
-/// ~12,000 claims a second, above a 5,000 events/s region's rate.
+/// Claims in flight at once in a page of a window (docs/delivery.md "A
+/// window longer than a run").
 const CLAIMS_AT_ONCE: usize = 64;
 /// A window this many windows (an hour) behind the last sealed one is not
 /// held back for CloudWatch Logs: a failure there that outlives the SDK's
@@ -271,9 +271,27 @@ pub struct DeliverReport {
 }
 
 impl DeliverReport {
+    /// Whether the run has delivered anything yet (a file or a window).
+    fn worked(&self) -> bool {
+        self.files > 0 || self.windows > 0
+    }
+
     /// The report, or the trail/regions that failed.
     pub fn into_result(self) -> Result<Self, Incomplete> {
         Incomplete::check(&self.failed).map(|()| self)
+    }
+}
+
+/// When a deliver run must stop starting work.
+pub trait Budget: Sync {
+    /// Whether the run's time is spent.
+    fn spent(&self) -> bool;
+}
+
+/// A deadline (the function's time limit less a margin); none: never spent.
+impl Budget for Option<Instant> {
+    fn spent(&self) -> bool {
+        self.is_some_and(|d| Instant::now() >= d)
     }
 }
 
@@ -317,31 +335,39 @@ where
     /// fails is reported in `failed` and retried next run from its cursor;
     /// it never holds up the others.
     pub async fn run(&self, trails: &[Trail], now: &DateTime<Utc>) -> DeliverReport {
-        self.run_until(trails, now, None).await
+        self.run_until(trails, now, &None::<Instant>).await
     }
 
-    /// [`Self::run`], stopping at `deadline` (the function's time limit,
-    /// less a margin): where a window's delivery is cut, after a whole file,
-    /// the next run goes on with the next file ([`Progress`]). Every run
-    /// delivers at least one file or one window of each trail's region
-    /// before it looks at the clock, so a window of any size is delivered
-    /// over as many runs as it takes, each file once.
+    /// [`Self::run`], stopping when `budget` is spent (the function's time
+    /// limit less a margin). The clock is looked at before each window, after
+    /// each file and between pages, once the run has done something (a
+    /// file or a window): a run always gets one thing done. Where a
+    /// window's delivery is cut, the next run goes on after the last whole
+    /// file ([`Progress`]), with the same files. The trails, and each
+    /// trail's regions, are taken in an order that turns with every run
+    /// (from `now`), so a region that fills whole runs does not keep the
+    /// ones after it waiting.
     pub async fn run_until(
         &self,
         trails: &[Trail],
         now: &DateTime<Utc>,
-        deadline: Option<Instant>,
+        budget: &impl Budget,
     ) -> DeliverReport {
         let mut report = DeliverReport::default();
         let sealed = last_sealed(now, self.settings.grace_secs);
-        for trail in trails {
+        let turn = usize::try_from(window_of(now).rem_euclid(1 << 20)).unwrap_or(0);
+        let first = turn.checked_rem(trails.len()).unwrap_or(0);
+        for trail in trails[first..].iter().chain(&trails[..first]) {
             let (files, failures) = (report.files, report.failed.len());
             let (notified, refused) = (report.notified, report.notify_failed);
             let (sent, unsent) = (report.cwl_sent, report.cwl_failed);
             match self.staging.regions(&trail.name).await {
-                Ok(regions) => {
+                Ok(mut regions) => {
+                    if let Some(k) = turn.checked_rem(regions.len()) {
+                        regions.rotate_left(k);
+                    }
                     for (region, next) in regions {
-                        let run = self.region(trail, &region, next, sealed, deadline, &mut report);
+                        let run = self.region(trail, &region, next, sealed, budget, &mut report);
                         if let Err(e) = run.await {
                             report.failed.push(failed(ALARM, &trail.name, &region, &e));
                         }
@@ -379,18 +405,17 @@ where
         region: &str,
         next: i64,
         sealed: i64,
-        deadline: Option<Instant>,
+        budget: &impl Budget,
         report: &mut DeliverReport,
     ) -> Result<(), StoreError> {
         let last = sealed.min(next + MAX_WINDOWS_PER_RUN - 1);
-        let out_of_time = || deadline.is_some_and(|d| Instant::now() >= d);
         for w in next..=last {
-            if w > next && out_of_time() {
+            if report.worked() && budget.spent() {
                 report.behind += 1;
                 return Ok(());
             }
             if !self
-                .window(trail, region, w, sealed, deadline, report)
+                .window(trail, region, w, sealed, budget, report)
                 .await?
             {
                 // Cut after a whole file: the next run goes on from there.
@@ -419,14 +444,15 @@ where
     /// and the packing is greedy, so the files are the same however the
     /// pages fall; a window an earlier run cut goes on from its
     /// [`Progress`], with the same files. Returns whether the window is
-    /// delivered (else it was cut at `deadline`, after a file).
+    /// delivered (else it was cut when `budget` was spent: after a file, or between
+    /// pages, going on after the last whole file).
     async fn window(
         &self,
         trail: &Trail,
         region: &str,
         w: i64,
         sealed: i64,
-        deadline: Option<Instant>,
+        budget: &impl Budget,
         report: &mut DeliverReport,
     ) -> Result<bool, StoreError> {
         let file = FileOf {
@@ -442,8 +468,13 @@ where
         let progress = self.staging.progress(&trail.name, region, w).await?;
         let mut part = progress.as_ref().map_or(0, |p| p.part);
         let mut after: Option<String> = progress.map(|p| p.after);
-        // The sort key of the last event packed: where a cut file ends.
+        // The sort key of the last event packed: where a closing file ends.
         let mut packed: Option<String> = None;
+        // Where this run's last whole file ended: where a cut goes on.
+        let mut closed: Option<Progress> = None;
+        // The run did something before this window: it may stop in it
+        // before a file of its own.
+        let started = report.worked();
         loop {
             let page = self
                 .staging
@@ -457,14 +488,9 @@ where
                     let events = kept.as_mut().map(std::mem::take);
                     self.write(&file, part, full, events, report).await?;
                     part += 1;
-                    if let Some(after) = packed.take() {
-                        if deadline.is_some_and(|d| Instant::now() >= d) {
-                            let progress = Progress { part, after };
-                            self.staging
-                                .save_progress(&trail.name, region, w, &progress)
-                                .await?;
-                            return Ok(false);
-                        }
+                    closed = packed.take().map(|after| Progress { part, after });
+                    if budget.spent() {
+                        return self.cut(trail, region, w, closed.as_ref()).await;
                     }
                 }
                 packed = Some(crate::history::index_sk(&event.event_time, &event.event_id));
@@ -476,11 +502,34 @@ where
                 Some(next) => after = Some(next),
                 None => break,
             }
+            // Between pages: the open file is dropped and made again next
+            // run from the last whole file (or from where this run began).
+            if (started || closed.is_some()) && budget.spent() {
+                return self.cut(trail, region, w, closed.as_ref()).await;
+            }
         }
         if let Some(last) = packer.finish().map_err(assemble_failed)? {
             self.write(&file, part, last, kept, report).await?;
         }
         Ok(true)
+    }
+
+    /// Stops window `w` short: notes where this run's last whole file
+    /// ended, if it wrote one (else an earlier run's note, or the window's
+    /// start, stands). Returns `false`: the window is not delivered.
+    async fn cut(
+        &self,
+        trail: &Trail,
+        region: &str,
+        w: i64,
+        closed: Option<&Progress>,
+    ) -> Result<bool, StoreError> {
+        if let Some(progress) = closed {
+            self.staging
+                .save_progress(&trail.name, region, w, progress)
+                .await?;
+        }
+        Ok(false)
     }
 
     /// Writes part `part` of a window's files, sends its notification and

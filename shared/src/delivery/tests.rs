@@ -797,15 +797,37 @@ async fn a_large_window_streams_through_file_by_file_and_pages_do_not_change_the
     assert_eq!(hashes, expected);
 }
 
-/// One deliver run that is out of time from its start.
+/// A run's time, spent at its `n`th look at the clock (and after).
+struct Looks {
+    n: usize,
+    seen: std::sync::atomic::AtomicUsize,
+}
+
+impl Looks {
+    fn spent_at(n: usize) -> Self {
+        Self {
+            n,
+            seen: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Budget for Looks {
+    fn spent(&self) -> bool {
+        self.seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1 >= self.n
+    }
+}
+
+/// One deliver run whose time is spent at its `looks`th look at the clock,
+/// announcing through `outlets`.
 async fn run_cut(
     state: &MemoryState,
     bucket: &MemoryBucket,
+    outlets: &Outlets,
     trails: &[Trail],
-    now: &str,
     settings: &DeliverSettings,
+    looks: usize,
 ) -> DeliverReport {
-    let outlets = Outlets::default();
     let deliverer = Deliverer {
         staging: state,
         logs: bucket,
@@ -813,8 +835,10 @@ async fn run_cut(
         events: &outlets.events,
         settings,
     };
-    let past = std::time::Instant::now();
-    deliverer.run_until(trails, &t(now), Some(past)).await
+    let budget = Looks::spent_at(looks);
+    deliverer
+        .run_until(trails, &t("2026-11-24T01:10:00Z"), &budget)
+        .await
 }
 
 #[tokio::test]
@@ -833,8 +857,9 @@ async fn a_window_longer_than_a_run_goes_on_file_by_file_with_the_same_files() {
 
     // WHEN deliver runs until the window is delivered
     let mut runs = 0;
+    let outlets = Outlets::default();
     while state.cursor("audit", "eu-west-1") == Some(w) {
-        let report = run_cut(&state, &bucket, &trails, "2026-11-24T01:10:00Z", &settings).await;
+        let report = run_cut(&state, &bucket, &outlets, &trails, &settings, 1).await;
         runs += 1;
         assert!(report.failed.is_empty(), "{report:?}");
         // THEN each run writes one file and goes no further
@@ -900,4 +925,113 @@ async fn progress_noted_in_a_window_is_forgotten_when_the_cursor_moves_on() {
         .await
         .unwrap());
     assert_eq!(state.progress("audit", "eu-west-1", 7).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn runs_cut_between_pages_or_after_files_make_the_files_of_one_run_each_announced_once() {
+    // GIVEN a notifying trail with one window of 60 events of 40 KB (~10
+    // files), read 1, 7 or 30 events a page
+    let mut audit = trail("audit", t("2026-11-24T00:00:00Z"));
+    audit.sns_topic_name = Some("files".into());
+    let trails = [audit];
+    let settings = DeliverSettings {
+        max_file_bytes: logfile::MIN_MAX_FILE_BYTES,
+        ..DeliverSettings::default()
+    };
+    let whole = MemoryState::default();
+    stage_large(&whole, 60).await;
+    let one_run = MemoryBucket::default();
+    let report = run_with(&whole, &one_run, &trails, "2026-11-24T01:10:00Z", &settings)
+        .await
+        .unwrap();
+    let w = window_of(&t("2026-11-24T01:00:30Z"));
+    for page in [1, 7, 30] {
+        for looks in 1..=4 {
+            // WHEN runs whose time is spent at their first to fourth look
+            // at the clock (after a file, or between pages once a file is
+            // written) deliver the window
+            let state = MemoryState::default().with_page_items(page);
+            stage_large(&state, 60).await;
+            let (bucket, outlets) = (MemoryBucket::default(), Outlets::default());
+            let mut runs = 0;
+            while state.cursor("audit", "eu-west-1") == Some(w) {
+                let r = run_cut(&state, &bucket, &outlets, &trails, &settings, looks).await;
+                assert!(r.failed.is_empty(), "{r:?}");
+                assert!(r.files >= 1, "a run gets a file written: {r:?}");
+                runs += 1;
+                assert!(runs <= 60, "no progress");
+            }
+            // THEN it took several runs, and the files are those of one
+            // run: same keys, same bytes, each announced once
+            let case = format!("{page} a page, spent at look {looks}");
+            assert!(runs > 1, "{case}: never cut");
+            let keys = bucket.keys("logs", "");
+            assert_eq!(keys, one_run.keys("logs", ""), "{case}");
+            for key in &keys {
+                assert_eq!(
+                    bucket.object("logs", key),
+                    one_run.object("logs", key),
+                    "{case}"
+                );
+            }
+            let mut announced: Vec<String> = outlets
+                .notifier
+                .sent()
+                .into_iter()
+                .map(|(_, m)| m)
+                .collect();
+            announced.sort();
+            let before = announced.len();
+            announced.dedup();
+            assert_eq!(before, announced.len(), "{case}: a file announced twice");
+            assert_eq!(announced.len(), report.files, "{case}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_region_a_cut_run_leaves_waiting_goes_first_in_a_later_run() {
+    // GIVEN two regions of one trail, each with a window of events
+    let trails = [trail("audit", t("2026-11-24T00:00:00Z"))];
+    let state = MemoryState::default();
+    for (region, n) in [("eu-west-1", 1), ("us-east-1", 2)] {
+        let event = large_event(n);
+        let at = t("2026-11-24T01:00:30Z");
+        state
+            .register("audit", region, window_of(&at))
+            .await
+            .unwrap();
+        state
+            .stage("audit", region, window_of(&at), &event)
+            .await
+            .unwrap();
+    }
+    let w = window_of(&t("2026-11-24T01:00:30Z"));
+    // WHEN runs 5 minutes apart are spent at their first look, each
+    // delivering one region's window
+    let (bucket, outlets) = (MemoryBucket::default(), Outlets::default());
+    let settings = DeliverSettings::default();
+    let mut served = Vec::new();
+    for now in ["2026-11-24T01:10:00Z", "2026-11-24T01:15:00Z"] {
+        let deliverer = Deliverer {
+            staging: &state,
+            logs: &bucket,
+            notifier: &outlets.notifier,
+            events: &outlets.events,
+            settings: &settings,
+        };
+        let r = deliverer
+            .run_until(&trails, &t(now), &Looks::spent_at(1))
+            .await;
+        assert_eq!(r.windows, 1, "{r:?}");
+        assert!(r.behind >= 1, "{r:?}");
+        served.push(
+            ["eu-west-1", "us-east-1"]
+                .into_iter()
+                .filter(|region| state.cursor("audit", region) != Some(w))
+                .count(),
+        );
+    }
+    // THEN the second run took the region the first left waiting
+    assert_eq!(served, [1, 2]);
 }

@@ -107,8 +107,7 @@ pub async fn ingest_batch<R: Receipts, H: HistoryStore, S: StagingStore>(
         }
         confirmed.push(m);
     }
-    let bodies: Vec<&str> = confirmed.iter().map(|m| m.body.as_str()).collect();
-    let outcomes = ingest_all(targets, ctx, &bodies, now).await;
+    let outcomes = ingest_all(targets, ctx, &confirmed, now).await;
     for (m, outcome) in confirmed.into_iter().zip(outcomes) {
         match outcome {
             Ok(r) => report.ingested.push((m.id.clone(), r)),
@@ -121,14 +120,20 @@ pub async fn ingest_batch<R: Receipts, H: HistoryStore, S: StagingStore>(
     Ok(report)
 }
 
-/// Ingests each payload on its own, all at once: the outcomes in order.
+/// Ingests each message on its own, all at once, each in a span naming
+/// it (their log lines interleave): the outcomes in order.
 pub async fn ingest_all<H: HistoryStore, S: StagingStore>(
     targets: &Targets<'_, H, S>,
     ctx: &Context,
-    payloads: &[&str],
+    messages: &[&Message],
     now: &DateTime<Utc>,
 ) -> Vec<Result<IngestReport, IngestError>> {
-    futures::future::join_all(payloads.iter().map(|p| ingest(targets, ctx, p, now))).await
+    use tracing::Instrument;
+    futures::future::join_all(messages.iter().map(|m| {
+        ingest(targets, ctx, &m.body, now)
+            .instrument(tracing::info_span!("message", message_id = %m.id))
+    }))
+    .await
 }
 
 #[cfg(test)]
