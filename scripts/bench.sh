@@ -219,7 +219,9 @@ cat "$BENCH_DIR/sizes.json"
 step "cold start: first invocation served under cargo-lambda's local runtime (release, this machine)"
 "$DEV" provision --template template.yaml --stack-name bench --outputs "$BENCH_DIR/outputs.json" \
   --set IngestFunctionArn=local --set AuditBusName=local --set IngestDeadLetterQueueUrl=local \
-  --set ScheduleDeadLetterQueueUrl=local --set LookupUrl=local --set IngestQueueArn=local 2>/dev/null
+  --set ScheduleDeadLetterQueueUrl=local --set LookupUrl=local --set IngestQueueArn=local \
+  --set ApiUrl=local --set DigestFunctionRoleArn=local --set DeliverFunctionRoleArn=local \
+  --set LookupFunctionRoleArn=local >/dev/null
 INGEST_QUEUE=$(aws --endpoint-url "$AWS_ENDPOINT_URL" sqs create-queue --queue-name bench-ingest \
   --attributes VisibilityTimeout=180 --query QueueUrl --output text)
 out() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$BENCH_DIR/outputs.json" "$1"; }
