@@ -621,14 +621,17 @@ impl HealthStore for MemoryState {
         let mut s = lock(&self.state);
         let h = s.health.entry(trail.to_owned()).or_default();
         h.delivery_attempt = Some(outcome.at);
-        h.delivery_succeeded = Some(outcome.error.is_none());
-        if outcome.error.is_none() {
+        let ok = outcome.error.is_none() && outcome.complete;
+        h.delivery_succeeded = Some(ok);
+        if ok {
             h.delivery_ok = Some(outcome.at);
         }
         if outcome.wrote {
             h.delivered = Some(outcome.at);
         }
-        h.delivery_error = outcome.error.clone();
+        if outcome.error.is_some() || ok {
+            h.delivery_error = outcome.error.clone();
+        }
         if outcome.notified {
             h.notified = Some(outcome.at);
         }

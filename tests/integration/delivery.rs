@@ -1073,12 +1073,56 @@ async fn each_delivered_event_is_read_back_from_the_trails_log_group() {
 /// apart: each one's last success and last refusal, a refusal cleared only
 /// by a run that sent on that channel without one.
 #[tokio::test]
+async fn a_run_out_of_time_notes_its_attempt_and_keeps_the_last_error() {
+    use trailkeep_shared::trail::{HealthStore, RunOutcome};
+    let p = Pipeline::new().await;
+    let at = |m: i64| parse_time("2026-11-24T01:00:00Z") + Duration::minutes(m);
+    let run = |m: i64, complete: bool, error: Option<&str>| RunOutcome {
+        at: at(m),
+        complete,
+        wrote: false,
+        error: error.map(str::to_owned),
+        notified: false,
+        notify_error: None,
+        cwl_sent: false,
+        cwl_error: None,
+    };
+    let mut seen = Vec::new();
+    // Failed; out of time before the trail (no error of its own); through.
+    for step in [
+        run(5, true, Some("Query failed")),
+        run(10, false, None),
+        run(15, true, None),
+    ] {
+        p.staging.note_delivery("audit", &step).await.unwrap();
+        let h = p.staging.health("audit").await.unwrap();
+        seen.push((
+            h.delivery_attempt,
+            h.delivery_succeeded,
+            h.delivery_ok,
+            h.delivery_error,
+        ));
+    }
+    let failed = Some("Query failed".to_owned());
+    assert_eq!(
+        seen,
+        [
+            (Some(at(5)), Some(false), None, failed.clone()),
+            (Some(at(10)), Some(false), None, failed),
+            (Some(at(15)), Some(true), Some(at(15)), None),
+        ]
+    );
+    p.delete().await;
+}
+
+#[tokio::test]
 async fn each_side_channel_keeps_its_own_last_success_and_refusal() {
     use trailkeep_shared::trail::{HealthStore, RunOutcome};
     let p = Pipeline::new().await;
     let at = |m: i64| parse_time("2026-11-24T01:00:00Z") + Duration::minutes(m);
     let run = |m: i64| RunOutcome {
         at: at(m),
+        complete: true,
         wrote: true,
         error: None,
         notified: false,

@@ -306,6 +306,7 @@ async fn get_trail_status_reports_what_deliver_and_digest_last_did() {
     // and a digest run that wrote at 11:10
     let ok = |t: &str| RunOutcome {
         at: crate::time::parse(t).unwrap(),
+        complete: true,
         wrote: true,
         error: None,
         notified: false,

@@ -753,7 +753,7 @@ impl DynamoStaging {
         let mut remove = Vec::new();
         if outcome.error.is_some() {
             set.push("lastError = :e".into());
-        } else {
+        } else if outcome.complete {
             set.push("okAt = :a".into());
             remove.push("lastError");
         }

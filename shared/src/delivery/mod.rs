@@ -355,21 +355,26 @@ where
     ) -> DeliverReport {
         let mut report = DeliverReport::default();
         let sealed = last_sealed(now, self.settings.grace_secs);
-        let turn = usize::try_from(window_of(now).rem_euclid(1 << 20)).unwrap_or(0);
+        // Run k starts with trail k mod n and, in it, with region
+        // (k div n) mod m: over n × m runs every pair goes first once.
+        let turn = usize::try_from(window_of(now)).unwrap_or(0);
         let first = turn.checked_rem(trails.len()).unwrap_or(0);
+        let region_turn = turn.checked_div(trails.len()).unwrap_or(0);
         for trail in trails[first..].iter().chain(&trails[..first]) {
             let (files, failures) = (report.files, report.failed.len());
+            let mut complete = true;
             let (notified, refused) = (report.notified, report.notify_failed);
             let (sent, unsent) = (report.cwl_sent, report.cwl_failed);
             match self.staging.regions(&trail.name).await {
                 Ok(mut regions) => {
-                    if let Some(k) = turn.checked_rem(regions.len()) {
+                    if let Some(k) = region_turn.checked_rem(regions.len()) {
                         regions.rotate_left(k);
                     }
                     for (region, next) in regions {
                         let run = self.region(trail, &region, next, sealed, budget, &mut report);
-                        if let Err(e) = run.await {
-                            report.failed.push(failed(ALARM, &trail.name, &region, &e));
+                        match run.await {
+                            Ok(done) => complete &= done,
+                            Err(e) => report.failed.push(failed(ALARM, &trail.name, &region, &e)),
                         }
                     }
                 }
@@ -377,6 +382,7 @@ where
             }
             let outcome = RunOutcome {
                 at: *now,
+                complete,
                 wrote: report.files > files,
                 error: report.failed.get(failures).map(|f| f.error.clone()),
                 notified: report.notified > notified,
@@ -398,7 +404,8 @@ where
     }
 
     /// Delivers a trail's region window by window from its cursor, up to
-    /// the last sealed window (at most [`MAX_WINDOWS_PER_RUN`]).
+    /// the last sealed window (at most [`MAX_WINDOWS_PER_RUN`]). Returns
+    /// `false` if the run's time ran out before it got there.
     async fn region(
         &self,
         trail: &Trail,
@@ -407,32 +414,33 @@ where
         sealed: i64,
         budget: &impl Budget,
         report: &mut DeliverReport,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let last = sealed.min(next + MAX_WINDOWS_PER_RUN - 1);
         for w in next..=last {
             if report.worked() && budget.spent() {
                 report.behind += 1;
-                return Ok(());
+                return Ok(false);
             }
             if !self
                 .window(trail, region, w, sealed, budget, report)
                 .await?
             {
-                // Cut after a whole file: the next run goes on from there.
+                // Cut: the next run goes on after the last whole file.
                 report.behind += 1;
-                return Ok(());
+                return Ok(false);
             }
             report.windows += 1;
             if !self.staging.advance(&trail.name, region, w, w + 1).await? {
                 // Another run moved the cursor first: it delivers the rest
-                // (the same files; stopping only saves the duplicate work).
-                return Ok(());
+                // (the same files; stopping only saves the duplicate work;
+                // not counted behind, that run is on it).
+                return Ok(true);
             }
         }
         if last < sealed {
             report.behind += 1;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Delivers window `w` of a trail's region, page by page: claims each

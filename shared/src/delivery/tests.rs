@@ -1035,3 +1035,102 @@ async fn the_region_a_cut_run_leaves_waiting_goes_first_in_a_later_run() {
     // THEN the second run took the region the first left waiting
     assert_eq!(served, [1, 2]);
 }
+
+/// Stages one large event for `trail` in `region` in the window of 01:00.
+async fn stage_one(state: &MemoryState, trail: &str, region: &str, n: usize) {
+    let at = t("2026-11-24T01:00:30Z");
+    state.register(trail, region, window_of(&at)).await.unwrap();
+    state
+        .stage(trail, region, window_of(&at), &large_event(n))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn over_as_many_runs_as_trail_regions_each_goes_first_once() {
+    // GIVEN two trails, each with a window waiting in two regions
+    let since = t("2026-11-24T00:00:00Z");
+    let trails = [trail("a", since), trail("b", since)];
+    let state = MemoryState::default();
+    let pairs = [
+        ("a", "eu-west-1"),
+        ("a", "us-east-1"),
+        ("b", "eu-west-1"),
+        ("b", "us-east-1"),
+    ];
+    for (n, (t, r)) in pairs.iter().enumerate() {
+        stage_one(&state, t, r, n).await;
+    }
+    let w = window_of(&t("2026-11-24T01:00:30Z"));
+    // WHEN four runs, 5 minutes apart, are each spent at their first look
+    // at the clock (each delivers the first pair it takes)
+    let (bucket, outlets) = (MemoryBucket::default(), Outlets::default());
+    let settings = DeliverSettings::default();
+    for k in 0..4 {
+        let now = t("2026-11-24T01:10:00Z") + Duration::minutes(5 * k);
+        let deliverer = Deliverer {
+            staging: &state,
+            logs: &bucket,
+            notifier: &outlets.notifier,
+            events: &outlets.events,
+            settings: &settings,
+        };
+        deliverer
+            .run_until(&trails, &now, &Looks::spent_at(1))
+            .await;
+    }
+    // THEN every pair went first once: each window is delivered
+    for (t, r) in pairs {
+        assert_ne!(state.cursor(t, r), Some(w), "{t} {r} never delivered");
+    }
+}
+
+#[tokio::test]
+async fn a_trail_the_run_had_no_time_for_keeps_its_last_error() {
+    // GIVEN two trails whose last delivery failed, each with a window waiting
+    let since = t("2026-11-24T00:00:00Z");
+    let trails = [trail("a", since), trail("b", since)];
+    let state = MemoryState::default();
+    for (n, name) in ["a", "b"].into_iter().enumerate() {
+        stage_one(&state, name, "eu-west-1", n).await;
+        let failed = crate::trail::RunOutcome {
+            at: t("2026-11-24T01:05:00Z"),
+            complete: true,
+            wrote: false,
+            error: Some("Query failed".into()),
+            notified: false,
+            notify_error: None,
+            cwl_sent: false,
+            cwl_error: None,
+        };
+        state.note_delivery(name, &failed).await.unwrap();
+    }
+    // WHEN a run has time for the first trail only
+    let (bucket, outlets) = (MemoryBucket::default(), Outlets::default());
+    let settings = DeliverSettings::default();
+    let deliverer = Deliverer {
+        staging: &state,
+        logs: &bucket,
+        notifier: &outlets.notifier,
+        events: &outlets.events,
+        settings: &settings,
+    };
+    let report = deliverer
+        .run_until(&trails, &t("2026-11-24T01:10:00Z"), &Looks::spent_at(1))
+        .await;
+    assert_eq!((report.windows, report.behind), (1, 1), "{report:?}");
+    // THEN the delivered trail is healthy, and the other still shows its
+    // error and no success: the run did not get to it
+    let w = window_of(&t("2026-11-24T01:00:30Z"));
+    let (done, skipped) = if state.cursor("a", "eu-west-1") == Some(w) {
+        ("b", "a")
+    } else {
+        ("a", "b")
+    };
+    let h = state.health(done).await.unwrap();
+    assert_eq!((h.delivery_succeeded, h.delivery_error), (Some(true), None));
+    let h = state.health(skipped).await.unwrap();
+    assert_eq!(h.delivery_succeeded, Some(false));
+    assert_eq!(h.delivery_error.as_deref(), Some("Query failed"));
+    assert_eq!(h.delivery_attempt, Some(t("2026-11-24T01:10:00Z")));
+}

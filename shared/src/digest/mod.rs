@@ -333,6 +333,7 @@ impl<S: DigestState + HealthStore, K: Signer, B: DigestBucket> Digester<'_, S, K
             }
             let outcome = RunOutcome {
                 at: *now,
+                complete: true,
                 wrote: report.digests > digests,
                 error: report.failed.get(failures).map(|f| f.error.clone()),
                 notified: false,

@@ -44,6 +44,11 @@ pub struct TrailHealth {
 pub struct RunOutcome {
     /// The run's time (the schedule's).
     pub at: DateTime<Utc>,
+    /// Whether the run got through the trail (deliver: a run out of time
+    /// leaves regions for the next): a run that did not, and failed
+    /// nowhere, notes its attempt only — neither a success nor the end of
+    /// an earlier error.
+    pub complete: bool,
     /// Whether the run wrote a file (log file or digest) for the trail.
     pub wrote: bool,
     /// The first failure, if a region of the trail failed.
