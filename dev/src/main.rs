@@ -171,31 +171,13 @@ async fn main() -> std::process::ExitCode {
                 pages,
             } => {
                 let prefix = format!("bench-lookup-{}", std::process::id());
-                match trailkeep_dev::bench_lookup::run(&aws, &template, &prefix, events, pages)
-                    .await
-                {
-                    Ok(latency) => {
-                        println!("{}", serde_json::json!(latency));
-                        Ok(())
-                    }
-                    Err(e) => Err(DevError::Aws {
-                        operation: "bench-lookup",
-                        message: e.to_string(),
-                    }),
-                }
+                let run = trailkeep_dev::bench_lookup::run(&aws, &template, &prefix, events, pages);
+                print_bench("bench-lookup", run.await)
             }
             DevCommand::BenchDeliver { template, events } => {
                 let prefix = format!("bench-deliver-{}", std::process::id());
-                match trailkeep_dev::bench_deliver::run(&aws, &template, &prefix, events).await {
-                    Ok(times) => {
-                        println!("{}", serde_json::json!(times));
-                        Ok(())
-                    }
-                    Err(e) => Err(DevError::Aws {
-                        operation: "bench-deliver",
-                        message: e.to_string(),
-                    }),
-                }
+                let run = trailkeep_dev::bench_deliver::run(&aws, &template, &prefix, events);
+                print_bench("bench-deliver", run.await)
             }
             DevCommand::BenchIngest {
                 template,
@@ -203,24 +185,9 @@ async fn main() -> std::process::ExitCode {
                 concurrency,
             } => {
                 let prefix = format!("bench-ingest-{}", std::process::id());
-                match trailkeep_dev::bench_ingest::run(
-                    &aws,
-                    &template,
-                    &prefix,
-                    events,
-                    concurrency,
-                )
-                .await
-                {
-                    Ok(times) => {
-                        println!("{}", serde_json::json!(times));
-                        Ok(())
-                    }
-                    Err(e) => Err(DevError::Aws {
-                        operation: "bench-ingest",
-                        message: e.to_string(),
-                    }),
-                }
+                let run =
+                    trailkeep_dev::bench_ingest::run(&aws, &template, &prefix, events, concurrency);
+                print_bench("bench-ingest", run.await)
             }
             DevCommand::ShowHistory {
                 table,
@@ -464,5 +431,22 @@ async fn show_history(
             found: events.len(),
         }),
         _ => Ok(()),
+    }
+}
+
+/// Prints a benchmark's measurements as one JSON line.
+fn print_bench<T: serde::Serialize>(
+    operation: &'static str,
+    result: Result<T, trailkeep_dev::bench_lookup::BenchError>,
+) -> Result<(), DevError> {
+    match result {
+        Ok(measured) => {
+            println!("{}", serde_json::json!(measured));
+            Ok(())
+        }
+        Err(e) => Err(DevError::Aws {
+            operation,
+            message: e.to_string(),
+        }),
     }
 }

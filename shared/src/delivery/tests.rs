@@ -818,15 +818,37 @@ impl Budget for Looks {
     }
 }
 
-/// One deliver run whose time is spent at its `looks`th look at the clock,
-/// announcing through `outlets`.
-async fn run_cut(
+/// One deliver run at `now` whose time is spent at its `looks`th look at
+/// the clock, announcing through `outlets`.
+async fn run_spent_at(
     state: &MemoryState,
     bucket: &MemoryBucket,
     outlets: &Outlets,
     trails: &[Trail],
-    settings: &DeliverSettings,
+    now: DateTime<Utc>,
     looks: usize,
+) -> DeliverReport {
+    run_spent_with(
+        state,
+        bucket,
+        outlets,
+        trails,
+        now,
+        looks,
+        &DeliverSettings::default(),
+    )
+    .await
+}
+
+/// [`run_spent_at`] with these settings.
+async fn run_spent_with(
+    state: &MemoryState,
+    bucket: &MemoryBucket,
+    outlets: &Outlets,
+    trails: &[Trail],
+    now: DateTime<Utc>,
+    looks: usize,
+    settings: &DeliverSettings,
 ) -> DeliverReport {
     let deliverer = Deliverer {
         staging: state,
@@ -835,9 +857,8 @@ async fn run_cut(
         events: &outlets.events,
         settings,
     };
-    let budget = Looks::spent_at(looks);
     deliverer
-        .run_until(trails, &t("2026-11-24T01:10:00Z"), &budget)
+        .run_until(trails, &now, &Looks::spent_at(looks))
         .await
 }
 
@@ -859,7 +880,8 @@ async fn a_window_longer_than_a_run_goes_on_file_by_file_with_the_same_files() {
     let mut runs = 0;
     let outlets = Outlets::default();
     while state.cursor("audit", "eu-west-1") == Some(w) {
-        let report = run_cut(&state, &bucket, &outlets, &trails, &settings, 1).await;
+        let now = t("2026-11-24T01:10:00Z");
+        let report = run_spent_with(&state, &bucket, &outlets, &trails, now, 1, &settings).await;
         runs += 1;
         assert!(report.failed.is_empty(), "{report:?}");
         // THEN each run writes one file and goes no further
@@ -955,7 +977,9 @@ async fn runs_cut_between_pages_or_after_files_make_the_files_of_one_run_each_an
             let (bucket, outlets) = (MemoryBucket::default(), Outlets::default());
             let mut runs = 0;
             while state.cursor("audit", "eu-west-1") == Some(w) {
-                let r = run_cut(&state, &bucket, &outlets, &trails, &settings, looks).await;
+                let now = t("2026-11-24T01:10:00Z");
+                let r =
+                    run_spent_with(&state, &bucket, &outlets, &trails, now, looks, &settings).await;
                 assert!(r.failed.is_empty(), "{r:?}");
                 assert!(r.files >= 1, "a run gets a file written: {r:?}");
                 runs += 1;
@@ -1010,19 +1034,9 @@ async fn the_region_a_cut_run_leaves_waiting_goes_first_in_a_later_run() {
     // WHEN runs 5 minutes apart are spent at their first look, each
     // delivering one region's window
     let (bucket, outlets) = (MemoryBucket::default(), Outlets::default());
-    let settings = DeliverSettings::default();
     let mut served = Vec::new();
     for now in ["2026-11-24T01:10:00Z", "2026-11-24T01:15:00Z"] {
-        let deliverer = Deliverer {
-            staging: &state,
-            logs: &bucket,
-            notifier: &outlets.notifier,
-            events: &outlets.events,
-            settings: &settings,
-        };
-        let r = deliverer
-            .run_until(&trails, &t(now), &Looks::spent_at(1))
-            .await;
+        let r = run_spent_at(&state, &bucket, &outlets, &trails, t(now), 1).await;
         assert_eq!(r.windows, 1, "{r:?}");
         assert!(r.behind >= 1, "{r:?}");
         served.push(
@@ -1065,19 +1079,9 @@ async fn over_as_many_runs_as_trail_regions_each_goes_first_once() {
     // WHEN four runs, 5 minutes apart, are each spent at their first look
     // at the clock (each delivers the first pair it takes)
     let (bucket, outlets) = (MemoryBucket::default(), Outlets::default());
-    let settings = DeliverSettings::default();
     for k in 0..4 {
         let now = t("2026-11-24T01:10:00Z") + Duration::minutes(5 * k);
-        let deliverer = Deliverer {
-            staging: &state,
-            logs: &bucket,
-            notifier: &outlets.notifier,
-            events: &outlets.events,
-            settings: &settings,
-        };
-        deliverer
-            .run_until(&trails, &now, &Looks::spent_at(1))
-            .await;
+        run_spent_at(&state, &bucket, &outlets, &trails, now, 1).await;
     }
     // THEN every pair went first once: each window is delivered
     for (t, r) in pairs {
@@ -1107,17 +1111,8 @@ async fn a_trail_the_run_had_no_time_for_keeps_its_last_error() {
     }
     // WHEN a run has time for the first trail only
     let (bucket, outlets) = (MemoryBucket::default(), Outlets::default());
-    let settings = DeliverSettings::default();
-    let deliverer = Deliverer {
-        staging: &state,
-        logs: &bucket,
-        notifier: &outlets.notifier,
-        events: &outlets.events,
-        settings: &settings,
-    };
-    let report = deliverer
-        .run_until(&trails, &t("2026-11-24T01:10:00Z"), &Looks::spent_at(1))
-        .await;
+    let now = t("2026-11-24T01:10:00Z");
+    let report = run_spent_at(&state, &bucket, &outlets, &trails, now, 1).await;
     assert_eq!((report.windows, report.behind), (1, 1), "{report:?}");
     // THEN the delivered trail is healthy, and the other still shows its
     // error and no success: the run did not get to it
