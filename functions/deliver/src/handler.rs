@@ -51,17 +51,18 @@ impl From<DeliverError> for Diagnostic {
 /// window and stops at the next file or page (what it is doing then — at
 /// most one file of up to 50 MB, its manifest entry and a note on the
 /// cursor — takes seconds; docs/delivery.md "A window longer than a run").
+/// An eighth of the time left when that is less (a short local timeout).
 const MARGIN: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// When the run stops starting new work: the invocation's deadline (epoch
-/// milliseconds) less [`MARGIN`]. None when the context has none (a local
-/// invocation).
+/// milliseconds) less [`MARGIN`]. None when the context has none.
 fn deadline(deadline_ms: u64) -> Option<std::time::Instant> {
     let end = std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_millis(deadline_ms))?;
     let left = end
         .duration_since(std::time::SystemTime::now())
         .unwrap_or_default();
-    (deadline_ms > 0).then(|| std::time::Instant::now() + left.saturating_sub(MARGIN))
+    let margin = MARGIN.min(left / 8);
+    (deadline_ms > 0).then(|| std::time::Instant::now() + left.saturating_sub(margin))
 }
 
 /// "Now" is the scheduled event's time, so a run replays exactly.
@@ -113,7 +114,7 @@ mod tests {
     };
 
     #[test]
-    fn the_run_stops_starting_work_thirty_seconds_before_the_invocations_deadline() {
+    fn the_run_stops_starting_work_thirty_seconds_or_an_eighth_before_the_deadline() {
         let epoch_ms = |t: std::time::SystemTime| {
             t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
         };
@@ -122,10 +123,13 @@ mod tests {
         let left = deadline(in_four_minutes).unwrap() - std::time::Instant::now();
         assert!(left <= std::time::Duration::from_secs(210), "{left:?}");
         assert!(left > std::time::Duration::from_secs(205), "{left:?}");
-        // Less than the margin left, or past: stop at once (after the
-        // first file or window, docs/delivery.md).
-        let soon = epoch_ms(now + std::time::Duration::from_secs(10));
-        assert!(deadline(soon).unwrap() <= std::time::Instant::now());
+        // A short limit (a local runtime's) keeps an eighth back: 80 s
+        // left, stop after 70.
+        let soon = epoch_ms(now + std::time::Duration::from_secs(80));
+        let left = deadline(soon).unwrap() - std::time::Instant::now();
+        assert!(left <= std::time::Duration::from_secs(70), "{left:?}");
+        assert!(left > std::time::Duration::from_secs(65), "{left:?}");
+        // Past: stop at once (after the first file or window).
         assert!(deadline(epoch_ms(now) - 5_000).unwrap() <= std::time::Instant::now());
         // No deadline (a local invocation): none.
         assert_eq!(deadline(0), None);
