@@ -12,6 +12,11 @@ pub struct Config {
     /// GRACE_SECONDS (default 120; must exceed the ingest timeout) and
     /// MAX_FILE_BYTES (default 50 MB, uncompressed).
     pub deliver: DeliverSettings,
+    /// STOP_BEFORE_DEADLINE_SECONDS: a run stops starting work this long
+    /// before the invocation's deadline (docs/delivery.md "A window longer
+    /// than a run"). Unset: it does not watch the clock — a local runtime
+    /// (cargo-lambda) counts the function's build into the deadline.
+    pub stop_before: Option<std::time::Duration>,
 }
 
 impl Config {
@@ -32,6 +37,15 @@ impl Config {
                     1 << 30,
                 )? as usize,
             },
+            stop_before: match env.get("STOP_BEFORE_DEADLINE_SECONDS") {
+                None => None,
+                Some(_) => Some(std::time::Duration::from_secs(env.number(
+                    "STOP_BEFORE_DEADLINE_SECONDS",
+                    30,
+                    1,
+                    600,
+                )? as u64)),
+            },
         })
     }
 }
@@ -47,6 +61,12 @@ mod tests {
         let c = Config::from_lookup(lookup(&[("STATE_TABLE", "s")])).unwrap();
         assert_eq!(c.deliver.grace_secs, 120);
         assert_eq!(c.deliver.max_file_bytes, 50 * 1024 * 1024);
+        assert_eq!(c.stop_before, None);
+        let stop = [("STATE_TABLE", "s"), ("STOP_BEFORE_DEADLINE_SECONDS", "30")];
+        let c = Config::from_lookup(lookup(&stop)).unwrap();
+        assert_eq!(c.stop_before, Some(std::time::Duration::from_secs(30)));
+        let zero = [("STATE_TABLE", "s"), ("STOP_BEFORE_DEADLINE_SECONDS", "0")];
+        assert!(Config::from_lookup(lookup(&zero)).is_err());
         let err = Config::from_lookup(lookup(&[("STATE_TABLE", "s"), ("GRACE_SECONDS", "10")]))
             .unwrap_err();
         assert!(err.to_string().contains("GRACE_SECONDS"), "{err}");

@@ -17,6 +17,9 @@ pub(crate) struct Deps<S, T, L, N, E> {
     pub notifier: N,
     pub events: E,
     pub settings: DeliverSettings,
+    /// How long before the invocation's deadline a run stops starting
+    /// work; none: it does not watch the clock.
+    pub stop_before: Option<std::time::Duration>,
 }
 
 /// Why a run failed; its `errorType` says whether a retry can help.
@@ -47,22 +50,22 @@ impl From<DeliverError> for Diagnostic {
     }
 }
 
-/// Time kept back from the function's limit: past it a run starts no new
-/// window and stops at the next file or page (what it is doing then — at
-/// most one file of up to 50 MB, its manifest entry and a note on the
-/// cursor — takes seconds; docs/delivery.md "A window longer than a run").
-/// An eighth of the time left when that is less (a short local timeout).
-const MARGIN: std::time::Duration = std::time::Duration::from_secs(30);
-
 /// When the run stops starting new work: the invocation's deadline (epoch
-/// milliseconds) less [`MARGIN`]. None when the context has none.
-fn deadline(deadline_ms: u64) -> Option<std::time::Instant> {
+/// milliseconds) less `stop_before` (STOP_BEFORE_DEADLINE_SECONDS, 30 in
+/// template.yaml: past it a run starts no new window and stops at the next
+/// file or page, and what it is doing then — at most one file of up to
+/// 50 MB, its manifest entry, a note on the cursor — takes seconds;
+/// docs/delivery.md "A window longer than a run"). None without either.
+fn deadline(
+    deadline_ms: u64,
+    stop_before: Option<std::time::Duration>,
+) -> Option<std::time::Instant> {
+    let stop_before = stop_before.filter(|_| deadline_ms > 0)?;
     let end = std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_millis(deadline_ms))?;
     let left = end
         .duration_since(std::time::SystemTime::now())
         .unwrap_or_default();
-    let margin = MARGIN.min(left / 8);
-    (deadline_ms > 0).then(|| std::time::Instant::now() + left.saturating_sub(margin))
+    Some(std::time::Instant::now() + left.saturating_sub(stop_before))
 }
 
 /// "Now" is the scheduled event's time, so a run replays exactly.
@@ -86,7 +89,11 @@ pub(crate) async fn handle<
         settings: &deps.settings,
     };
     let report = deliverer
-        .run_until(&trails, &now, &deadline(event.context.deadline))
+        .run_until(
+            &trails,
+            &now,
+            &deadline(event.context.deadline, deps.stop_before),
+        )
         .await;
     tracing::info!(
         now = %now,
@@ -114,25 +121,23 @@ mod tests {
     };
 
     #[test]
-    fn the_run_stops_starting_work_thirty_seconds_or_an_eighth_before_the_deadline() {
+    fn the_run_stops_starting_work_the_configured_time_before_the_deadline() {
         let epoch_ms = |t: std::time::SystemTime| {
             t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
         };
+        let thirty = Some(std::time::Duration::from_secs(30));
         let now = std::time::SystemTime::now();
         let in_four_minutes = epoch_ms(now + std::time::Duration::from_secs(240));
-        let left = deadline(in_four_minutes).unwrap() - std::time::Instant::now();
+        let left = deadline(in_four_minutes, thirty).unwrap() - std::time::Instant::now();
         assert!(left <= std::time::Duration::from_secs(210), "{left:?}");
         assert!(left > std::time::Duration::from_secs(205), "{left:?}");
-        // A short limit (a local runtime's) keeps an eighth back: 80 s
-        // left, stop after 70.
-        let soon = epoch_ms(now + std::time::Duration::from_secs(80));
-        let left = deadline(soon).unwrap() - std::time::Instant::now();
-        assert!(left <= std::time::Duration::from_secs(70), "{left:?}");
-        assert!(left > std::time::Duration::from_secs(65), "{left:?}");
-        // Past: stop at once (after the first file or window).
-        assert!(deadline(epoch_ms(now) - 5_000).unwrap() <= std::time::Instant::now());
-        // No deadline (a local invocation): none.
-        assert_eq!(deadline(0), None);
+        // Less than that left, or past: stop at once (after the first file
+        // or window, docs/delivery.md).
+        let soon = epoch_ms(now + std::time::Duration::from_secs(10));
+        assert!(deadline(soon, thirty).unwrap() <= std::time::Instant::now());
+        // Not configured (a local runtime), or no deadline: none.
+        assert_eq!(deadline(in_four_minutes, None), None);
+        assert_eq!(deadline(0, thirty), None);
     }
 
     fn scheduled(time: Option<&str>) -> LambdaEvent<EventBridgeEvent<Value>> {
@@ -159,6 +164,7 @@ mod tests {
             notifier: MemoryNotifier::default(),
             events: MemoryEventLog::default(),
             settings: DeliverSettings::default(),
+            stop_before: None,
         };
         let trails = deps.trails.trails();
         trailkeep_shared::delivery::stage(

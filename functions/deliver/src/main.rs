@@ -24,6 +24,7 @@ async fn main() -> Result<(), Error> {
         notifier: SnsNotifier::new(aws_sdk_sns::Client::new(&aws)),
         events: CloudWatchEventLog::new(aws_sdk_cloudwatchlogs::Client::new(&aws)),
         settings: config.deliver,
+        stop_before: config.stop_before,
     };
     lambda_runtime::run(service_fn(|event| handler::handle(&deps, event))).await
 }
