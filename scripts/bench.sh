@@ -434,7 +434,7 @@ deliver_runs = [json.loads(l) for l in open(os.path.join(bench_dir, "deliver-mot
     if os.path.exists(os.path.join(bench_dir, "deliver-moto.jsonl")) else []
 if len(deliver_runs) >= 2:
     small, big = sorted(deliver_runs, key=lambda r: r["events"])[0], sorted(deliver_runs, key=lambda r: r["events"])[-1]
-    rows.append(f"| deliver against moto: one window of {big['events']:,} staged ~1.6 KB management events, one run through DynamoDB and S3 ({big['files']} file(s), claims 64 at a time) | "
+    rows.append(f"| deliver against moto: one window of {big['events']:,} staged ~1.6 KB management events, one run through DynamoDB and S3 ({big['files']} file(s); each event its first staging: no claims) | "
                 f"{big['eventsPerSecond']:,.0f} events/s; trailkeep's CPU {big['cpuPerEventMs']:.2f} ms per event; peak memory {big['peakMib']:.0f} MiB | "
                 f"the same on a window of {small['events']:,} events: {small['eventsPerSecond']:,.0f} events/s, peak {small['peakMib']:.0f} MiB (moto serves one request at a time: its rate, not deliver's) | "
                 f"peak memory {big['peakMib']/small['peakMib']:.2f}× for {big['events']/small['events']:.0f}× the events (streamed) | {machine} (moto 5.2.5) | `trailkeep-dev bench-deliver --events {small['events']}` / `{big['events']}` (scripts/bench.sh step \"deliver one window\") |")

@@ -119,6 +119,8 @@ async fn measure(
                 event_time: e.record.event_time,
                 event_id: e.record.event_id,
                 json: e.json,
+                // Each event's first staging, as most are.
+                first: Some(w),
             };
             let staging = &staging;
             let name = &audit.name;

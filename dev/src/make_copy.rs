@@ -95,6 +95,7 @@ fn record(n: u64, at: &DateTime<Utc>) -> Staged {
         event_time: *at,
         event_id: id,
         json,
+        first: None,
     }
 }
 

@@ -25,7 +25,7 @@ use std::sync::{Mutex, MutexGuard};
 use chrono::{DateTime, Utc};
 
 use crate::delivery::logfile::Staged;
-use crate::delivery::{LogSink, ManifestEntry, Progress, StagedPage, StagingStore};
+use crate::delivery::{FirstSeen, LogSink, ManifestEntry, Progress, StagedPage, StagingStore};
 use crate::digest::gzhash::{hash_gzip, GzError, Inflated};
 use crate::digest::{
     fingerprint, Boundary, ChainHead, DigestBucket, DigestState, PublicKey, SegmentMark, Signer,
@@ -329,6 +329,8 @@ struct State {
     staged: BTreeMap<(String, String, i64), BTreeMap<String, Staged>>,
     /// The window owning each (trail, region, eventID).
     owners: HashMap<(String, String, String), i64>,
+    /// Each event's first staging (`SEEN#`); `None`: unreadable.
+    seen: HashMap<String, Option<FirstSeen>>,
     /// Manifest entries per (trail, region, delivery hour `YYYY-MM-DDTHH`), by key.
     manifest: BTreeMap<(String, String, String), BTreeMap<String, ManifestEntry>>,
     heads: HashMap<TrailRegion, ChainHead>,
@@ -355,6 +357,8 @@ pub struct NotedKey {
 pub struct MemoryState {
     state: Mutex<State>,
     claims: AtomicUsize,
+    /// Lookups of a copy in an event's first window.
+    checks: AtomicUsize,
     /// Staged events per page (0: 100).
     page_items: AtomicUsize,
     /// Pages of staged events read so far.
@@ -401,6 +405,18 @@ impl MemoryState {
     /// Claims made so far (one conditional write each in DynamoDB).
     pub fn claims(&self) -> usize {
         self.claims.load(Ordering::Relaxed)
+    }
+
+    /// Lookups of a re-delivered copy's first window made so far (one read
+    /// each in DynamoDB).
+    pub fn checks(&self) -> usize {
+        self.checks.load(Ordering::Relaxed)
+    }
+
+    /// Overwrites an event's first-staging note, as a writer outside
+    /// trailkeep could (`None`: an item that does not parse).
+    pub fn tamper_first_seen(&self, event_id: &str, seen: Option<FirstSeen>) {
+        lock(&self.state).seen.insert(event_id.to_owned(), seen);
     }
 
     /// The chain head of a trail's region.
@@ -451,6 +467,32 @@ impl MemoryState {
 }
 
 impl StagingStore for MemoryState {
+    async fn first_seen(
+        &self,
+        event_id: &str,
+        seen: &FirstSeen,
+        _expires_at: i64,
+    ) -> Result<Option<FirstSeen>, StoreError> {
+        Ok(*lock(&self.state)
+            .seen
+            .entry(event_id.to_owned())
+            .or_insert(Some(*seen)))
+    }
+
+    async fn is_staged(
+        &self,
+        trail: &str,
+        region: &str,
+        window: i64,
+        sk: &str,
+    ) -> Result<bool, StoreError> {
+        self.checks.fetch_add(1, Ordering::Relaxed);
+        Ok(lock(&self.state)
+            .staged
+            .get(&(trail.to_owned(), region.to_owned(), window))
+            .is_some_and(|w| w.contains_key(sk)))
+    }
+
     async fn register(&self, trail: &str, region: &str, window: i64) -> Result<(), StoreError> {
         let mut s = lock(&self.state);
         let first = s.first.entry(pair(trail, region)).or_insert(window);

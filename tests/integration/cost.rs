@@ -205,10 +205,16 @@ async fn requests_per_event_are_what_the_design_says_and_are_recorded_for_the_co
             history_copies,
             "{kind}"
         );
+        // (and noted each event's first staging: one update per event)
         assert_eq!(
             count(&i, "dynamodb:UpdateItem"),
-            staged_regions.len() as u64,
+            staged_regions.len() as u64 + n,
             "{kind}"
+        );
+        assert_eq!(
+            i.get("dynamodb:UpdateItem").map_or(0.0, |s| s.write_units),
+            (staged_regions.len() as u64 + n) as f64,
+            "{kind}: a first-staging note is one WRU"
         );
         assert_eq!(count(&i, "dynamodb:GetItem"), 1, "{kind}: the trails, once");
         assert_eq!(
@@ -220,15 +226,11 @@ async fn requests_per_event_are_what_the_design_says_and_are_recorded_for_the_co
         if kind == "data" {
             assert_eq!(history_copies, 0, "data events are not history");
         }
-        // … deliver claimed each event once and wrote each file and its
-        // manifest entry once; digest re-read each file and signed and
-        // wrote one digest per region
+        // … deliver wrote each file and its manifest entry once, and no
+        // claim (every copy was its event's first staging); digest re-read
+        // each file and signed and wrote one digest per region
         assert!(files > 0);
-        assert_eq!(
-            count(&d, "dynamodb:PutItem"),
-            n + files,
-            "{kind}: claims + manifest"
-        );
+        assert_eq!(count(&d, "dynamodb:PutItem"), files, "{kind}: manifest");
         assert_eq!(count(&d, "s3:PutObject"), files, "{kind}");
         assert_eq!(
             digest.log_files as u64, files,

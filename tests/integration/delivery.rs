@@ -1255,6 +1255,7 @@ async fn staged_copies_are_packed_and_those_staged_before_still_read() {
         event_id: format!("e{i}"),
         json: json!({"eventID": format!("e{i}"), "requestParameters": {"pad": "x".repeat(900)}})
             .to_string(),
+        first: (i == 3).then_some(window),
     };
     for i in [1, 3] {
         staging
@@ -1310,6 +1311,88 @@ async fn staged_copies_are_packed_and_those_staged_before_still_read() {
             "names the item: {err}"
         );
         assert!(err.contains(why), "{err}");
+    }
+    state.delete().await;
+}
+
+/// The first-staging note and the first-window lookup through DynamoDB:
+/// the first note stands and every later attempt reads it; a note that
+/// does not parse reads as none; a copy is found only in its window, under
+/// its own sort key.
+#[tokio::test]
+async fn an_events_first_staging_is_noted_once_and_its_copy_found_in_that_window() {
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    use trailkeep_shared::aws::history_table::attr;
+    use trailkeep_shared::delivery::logfile::Staged;
+    use trailkeep_shared::delivery::FirstSeen;
+    let state = TestTable::state().await;
+    let staging = DynamoStaging::new(state.client.clone(), &state.name);
+    let at = parse_time("2026-11-24T03:01:00Z");
+    let first = FirstSeen {
+        window: window_of(&at),
+        event_time: at - Duration::seconds(5),
+    };
+    let later = FirstSeen {
+        window: first.window + 2,
+        event_time: at,
+    };
+    let noted = staging.first_seen("e1", &first, 4_102_444_800).await;
+    assert_eq!(noted.unwrap(), Some(first));
+    let again = staging.first_seen("e1", &later, 4_102_444_800).await;
+    assert_eq!(again.unwrap(), Some(first), "the first note stands");
+    let other = staging.first_seen("e2", &later, 4_102_444_800).await;
+    assert_eq!(other.unwrap(), Some(later));
+    // One item per event, kept as long as the first attempt asked.
+    let seen: Vec<_> = state
+        .items()
+        .await
+        .into_iter()
+        .filter(|i| i[attr::PK].as_s().is_ok_and(|pk| pk.starts_with("SEEN#")))
+        .collect();
+    assert_eq!(seen.len(), 2);
+    assert!(seen
+        .iter()
+        .all(|i| i[attr::EXPIRES_AT] == A::N("4102444800".into())));
+
+    // A note altered into something trailkeep never writes reads as none.
+    state
+        .client
+        .put_item()
+        .table_name(&state.name)
+        .item(attr::PK, A::S("SEEN#e3".into()))
+        .item(attr::SK, A::S("-".into()))
+        .item("w", A::S("not a window".into()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        staging
+            .first_seen("e3", &first, 4_102_444_800)
+            .await
+            .unwrap(),
+        None
+    );
+
+    let copy = Staged {
+        event_time: first.event_time,
+        event_id: "e1".into(),
+        json: json!({"eventID": "e1"}).to_string(),
+        first: Some(first.window),
+    };
+    staging
+        .stage("t", "eu-west-1", first.window, &copy)
+        .await
+        .unwrap();
+    let sk = trailkeep_shared::history::index_sk(&copy.event_time, "e1");
+    let other_sk = trailkeep_shared::history::index_sk(&at, "e1");
+    for (trail, window, sk, found) in [
+        ("t", first.window, &sk, true),
+        ("t", first.window + 1, &sk, false),
+        ("t", first.window, &other_sk, false),
+        ("u", first.window, &sk, false),
+    ] {
+        let got = staging.is_staged(trail, "eu-west-1", window, sk).await;
+        assert_eq!(got.unwrap(), found, "{trail} {window} {sk}");
     }
     state.delete().await;
 }

@@ -24,7 +24,7 @@ use trailkeep_shared::aws::state_table::DynamoStaging;
 use trailkeep_shared::aws::trail_items::DynamoTrails;
 use trailkeep_shared::delivery::logfile::Staged;
 use trailkeep_shared::delivery::{
-    DeliverSettings, Deliverer, ManifestEntry, Progress, StagedPage, StagingStore,
+    DeliverSettings, Deliverer, FirstSeen, ManifestEntry, Progress, StagedPage, StagingStore,
 };
 use trailkeep_shared::digest::{DigestFile, DigestSettings, Digester, Signer};
 use trailkeep_shared::history::lookup::LookupSettings;
@@ -136,6 +136,25 @@ impl CutBeforeStaging<'_> {
 }
 
 impl StagingStore for CutBeforeStaging<'_> {
+    async fn first_seen(
+        &self,
+        event_id: &str,
+        seen: &FirstSeen,
+        expires_at: i64,
+    ) -> Result<Option<FirstSeen>, StoreError> {
+        self.inner.first_seen(event_id, seen, expires_at).await
+    }
+
+    async fn is_staged(
+        &self,
+        trail: &str,
+        region: &str,
+        window: i64,
+        sk: &str,
+    ) -> Result<bool, StoreError> {
+        self.inner.is_staged(trail, region, window, sk).await
+    }
+
     async fn register(&self, trail: &str, region: &str, window: i64) -> Result<(), StoreError> {
         self.gate().await;
         self.inner.register(trail, region, window).await

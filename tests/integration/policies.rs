@@ -972,11 +972,12 @@ fn only_the_stacks_rules_and_buckets_send_to_the_ingest_queue() {
 fn each_function_writes_only_its_own_state_items() {
     let stack = Stack::new("history", "state", "logs");
     let state = table_arn("state");
-    // One item of each kind: staged event, region registration, delivery cursor, claim,
+    // One item of each kind: staged event, region registration, first staging, delivery cursor, claim,
     // manifest, chain head, key registry, trails.
     let items = [
         ("STG#audit#eu-west-1#5984940", "staged event"),
         ("REG#audit", "region registration"),
+        ("SEEN#6f1b2b7e", "first staging"),
         ("DLV#audit", "delivery cursor"),
         ("OWN#audit#eu-west-1#6f1b2b7e", "delivery claim"),
         ("MAN#audit#eu-west-1#2026-11-24T01", "manifest"),
@@ -991,7 +992,11 @@ fn each_function_writes_only_its_own_state_items() {
     for (function, owns) in [
         (
             "IngestFunction",
-            &[(put, "staged event"), (update, "region registration")][..],
+            &[
+                (put, "staged event"),
+                (update, "region registration"),
+                (update, "first staging"),
+            ][..],
         ),
         (
             "DeliverFunction",
@@ -1017,6 +1022,7 @@ fn each_function_writes_only_its_own_state_items() {
                 (put, "trails"),
                 (put, "staged event"),
                 (update, "region registration"),
+                (update, "first staging"),
             ][..],
         ),
     ] {

@@ -48,6 +48,7 @@ pub fn staged(records: &[Record]) -> Vec<Staged> {
             event_time: r.event_time,
             event_id: r.event_id.clone(),
             json: serde_json::to_string(r).unwrap(),
+            first: None,
         })
         .collect()
 }

@@ -24,6 +24,8 @@ pub mod attr {
     pub const EXPIRES_AT: &str = "expiresAt";
     /// ReadOnly (Boolean), on time index items.
     pub const READ_ONLY: &str = "ro";
+    /// The event's first delivery window (Number), on staged copies.
+    pub const FIRST_WINDOW: &str = "fw";
 }
 
 /// BatchWriteItem takes at most 25 items (moto takes more; AWS does not).

@@ -4,8 +4,9 @@
 //! |---|---|---|---|
 //! | region a trail has staged events in (ingest) | `REG#{trail}` | `{region}` | `first`: earliest window staged into |
 //! | delivery cursor (deliver) | `DLV#{trail}` | `{region}` | `next`: first window not yet delivered; `at`, `part`, `after`: how far a run cut short went in window `at` ([`Progress`]) |
-//! | staged event | `STG#{trail}#{region}#{window}` | `{eventTime}#{eventID}` | `z` (the packed record; `rec`, its JSON, on copies staged before 2026-12-01), `expiresAt` |
-//! | delivery marker | `OWN#{trail}#{region}#{eventID}` | `-` | `w`: the window that owns the event, `expiresAt` |
+//! | staged event | `STG#{trail}#{region}#{window}` | `{eventTime}#{eventID}` | `z` (the packed record; `rec`, its JSON, on copies staged before 2026-12-01), `fw`: the event's first window (none on copies staged before 2026-12-02), `expiresAt` |
+//! | an event's first staging (ingest) | `SEEN#{eventID}` | `-` | `w`: its window, `t`: its eventTime, `expiresAt` |
+//! | delivery marker (re-delivered copies only) | `OWN#{trail}#{region}#{eventID}` | `-` | `w`: the window that owns the event, `expiresAt` |
 //! | manifest entry | `MAN#{trail}#{region}#{YYYY-MM-DDTHH}` (delivery hour) | `{key}` | `bucket`, `sha256`, `oldest`, `newest`, `delivered`, `records` |
 //! | digest chain head | `DIG#{trail}` | `{region}` | `end`, `bucket`, `object`, `sha256`, `signature`, `last` |
 //! | chain segment mark (append-only) | `SEG#{trail}` | `{region}#{end}#{start\|final}` | `bucket`, `object` of the segment's first or final digest |
@@ -14,7 +15,7 @@
 //! | signing key used | `KEY` | `{fingerprint}` | `keyId`, `region`, `firstUsed`, `lastUsed` (digest end times) |
 //!
 //! Every write is a single-item write; none needs a transaction. Ingest
-//! writes only `STG#` and `REG#` items, so it cannot move a delivery cursor
+//! writes only `STG#`, `SEEN#` and `REG#` items, so it cannot move a delivery cursor
 //! past windows not yet delivered: a region's cursor starts at its
 //! registration's `first` window, and from then on only deliver moves it.
 
@@ -29,8 +30,8 @@ use chrono::Duration;
 use crate::aws::history_table::{attr, record_of};
 use crate::delivery::logfile::Staged;
 use crate::delivery::{
-    delivery_time, ManifestEntry, Progress, StagedPage, StagingStore, DEFAULT_GRACE_SECS,
-    MARKER_DAYS,
+    delivery_time, FirstSeen, ManifestEntry, Progress, StagedPage, StagingStore,
+    DEFAULT_GRACE_SECS, MARKER_DAYS,
 };
 use crate::digest::{Boundary, ChainHead, DigestState, PublicKey, SegmentMark};
 use crate::store::StoreError;
@@ -158,6 +159,69 @@ impl DynamoStaging {
 }
 
 impl StagingStore for DynamoStaging {
+    async fn first_seen(
+        &self,
+        event_id: &str,
+        seen: &FirstSeen,
+        expires_at: i64,
+    ) -> Result<Option<FirstSeen>, StoreError> {
+        // One write whatever came before: the first note stands, and the
+        // answer is the item as it now is.
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::PK, s(format!("SEEN#{event_id}")))
+            .key(attr::SK, s("-"))
+            .update_expression(
+                "SET w = if_not_exists(w, :w), t = if_not_exists(t, :t), #exp = if_not_exists(#exp, :exp)",
+            )
+            .expression_attribute_names("#exp", attr::EXPIRES_AT)
+            .expression_attribute_values(":w", n(seen.window))
+            .expression_attribute_values(":t", s(crate::time::format(&seen.event_time)))
+            .expression_attribute_values(":exp", n(expires_at))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(|e| self.fail("UpdateItem", DisplayErrorContext(&e)))?;
+        let item = out.attributes.unwrap_or_default();
+        let window = item
+            .get("w")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok());
+        let event_time = crate::time::parse(&text(&item, "t")).ok();
+        match (window, event_time) {
+            (Some(window), Some(event_time)) => Ok(Some(FirstSeen { window, event_time })),
+            // Not what trailkeep writes: altered outside it. The copy is
+            // claimed instead (delivery::stage).
+            _ => {
+                tracing::warn!(event_id, "SEEN item unreadable");
+                Ok(None)
+            }
+        }
+    }
+
+    async fn is_staged(
+        &self,
+        trail: &str,
+        region: &str,
+        window: i64,
+        sk: &str,
+    ) -> Result<bool, StoreError> {
+        let got = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(attr::PK, s(format!("STG#{trail}#{region}#{window}")))
+            .key(attr::SK, s(sk))
+            .projection_expression("pk")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.fail("GetItem", DisplayErrorContext(&e)))?;
+        Ok(got.item.is_some())
+    }
+
     async fn register(&self, trail: &str, region: &str, window: i64) -> Result<(), StoreError> {
         // One write per (trail, region) for the life of the container, not
         // one per event: once `first` exists and is at or below a window that
@@ -198,7 +262,8 @@ impl StagingStore for DynamoStaging {
         event: &Staged,
     ) -> Result<(), StoreError> {
         let expires = delivery_time(window, DEFAULT_GRACE_SECS) + Duration::days(MARKER_DAYS);
-        self.client
+        let put = self
+            .client
             .put_item()
             .table_name(&self.table)
             .item(attr::PK, s(format!("STG#{trail}#{region}#{window}")))
@@ -214,8 +279,12 @@ impl StagingStore for DynamoStaging {
                     crate::history::pack(&event.json),
                 )),
             )
-            .item(attr::EXPIRES_AT, n(expires.timestamp()))
-            .send()
+            .item(attr::EXPIRES_AT, n(expires.timestamp()));
+        let put = match event.first {
+            Some(first) => put.item(attr::FIRST_WINDOW, n(first)),
+            None => put,
+        };
+        put.send()
             .await
             .map_err(|e| self.fail("PutItem", DisplayErrorContext(&e)))?;
         Ok(())
@@ -292,10 +361,15 @@ impl StagingStore for DynamoStaging {
             let json = record_of(item)
                 .map_err(|e| unreadable(e.to_string()))?
                 .ok_or_else(|| unreadable("it holds no record".into()))?;
+            let first = item
+                .get(attr::FIRST_WINDOW)
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse().ok());
             events.push(Staged {
                 event_time,
                 event_id: id.to_owned(),
                 json,
+                first,
             });
         }
         let next = page

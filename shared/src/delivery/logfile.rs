@@ -22,12 +22,17 @@ const HEAD: &[u8] = b"{\"Records\":[";
 const TAIL: &[u8] = b"]}";
 const ENVELOPE: &str = "{\"Records\":[]}";
 
-/// One record waiting for delivery: its sort key and its JSON.
+/// One record waiting for delivery: its sort key, its JSON, and the window
+/// the event was first staged in (docs/delivery.md "Who delivers a copy").
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Staged {
     pub event_time: DateTime<Utc>,
     pub event_id: String,
     pub json: String,
+    /// The first window the event was staged in, as ingest noted it; none
+    /// for copies staged before ingest noted it (or when what it found was
+    /// implausible): those are claimed, as every copy once was.
+    pub first: Option<i64>,
 }
 
 /// One assembled log file, before it has a key.
@@ -207,6 +212,7 @@ mod tests {
             event_time: t,
             event_id: id.into(),
             json,
+            first: None,
         }
     }
 

@@ -4,16 +4,20 @@
 //!   delivery window of its *ingest* time: 5-minute windows, numbered from
 //!   the epoch. A staged copy is keyed by (trail, region, window, eventTime,
 //!   eventID), so re-staging in the same window is harmless.
+//! - Before staging, ingest notes the event's *first* window (one write per
+//!   event, whatever the number of trails; the first note stands). A copy
+//!   staged in its first window is delivered without further ado; a later
+//!   copy (a re-delivery) names the first window, and is delivered only if
+//!   no copy was staged there and it wins the event's delivery marker (a
+//!   conditional write) — so the common case costs deliver no write at all.
 //! - A window is *sealed* `grace` after its end. Ingest writes only into the
-//!   window of the moment it writes, and an invocation lives at most the
-//!   Lambda timeout, so with `grace` > timeout no write can land in a sealed
-//!   window. Deliver only touches sealed windows.
+//!   window of the moment it writes (or a window after it), and an
+//!   invocation lives at most the Lambda timeout, so with `grace` > timeout
+//!   no write can land in a sealed window. Deliver only touches sealed
+//!   windows.
 //! - Deliver processes a trail's region window by window, in order, from its
-//!   cursor. For each staged event it claims the event's delivery marker
-//!   (one conditional write per trail, region and eventID) for the window; an
-//!   event whose marker names another window — a re-delivery staged twice —
-//!   is left out. The files are a pure function of the events the window
-//!   owns, so a re-run writes the same keys with the same bytes.
+//!   cursor. The files are a pure function of the events the window owns,
+//!   so a re-run writes the same keys with the same bytes.
 
 pub mod cloudwatch;
 pub mod logfile;
@@ -46,9 +50,14 @@ pub const MAX_WINDOWS_PER_RUN: i64 = 48;
 /// the trail and region (docs/operations.md "A stuck trail or region"); the
 /// run then fails, so the deliver errors alarm fires.
 pub const ALARM: &str = "DeliveryFailed";
-/// Claims in flight at once in a page of a window (docs/delivery.md "A
-/// window longer than a run").
-const CLAIMS_AT_ONCE: usize = 64;
+/// Re-delivered copies checked at once in a page of a window (a read and
+/// maybe a conditional write each; docs/delivery.md "Who delivers a copy").
+const CHECKS_AT_ONCE: usize = 64;
+/// How far ahead of its own window an attempt accepts an event's noted
+/// first window: attempts that overlap (a source delivering twice at once)
+/// read clocks at most an invocation apart, so one window; a first window
+/// further ahead was not noted by an honest attempt, and is not followed.
+const MAX_FIRST_AHEAD: i64 = 1;
 /// A window this many windows (an hour) behind the last sealed one is not
 /// held back for CloudWatch Logs: a failure there that outlives the SDK's
 /// retries loses those events in the log group (reported) instead of
@@ -69,8 +78,34 @@ pub struct ManifestEntry {
     pub records: usize,
 }
 
+/// The first staging of an event: its window, and the event time every
+/// copy of the event is keyed by (so copies in one window are one item).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FirstSeen {
+    pub window: i64,
+    pub event_time: DateTime<Utc>,
+}
+
 /// The state delivery keeps (DynamoDB in production).
 pub trait StagingStore: Send + Sync {
+    /// Notes `seen` as the event's first staging unless one is noted;
+    /// returns the one noted (kept until `expires_at`, epoch seconds), or
+    /// none if what is noted is unreadable.
+    fn first_seen(
+        &self,
+        event_id: &str,
+        seen: &FirstSeen,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<Option<FirstSeen>, StoreError>> + Send;
+    /// Whether a copy with the sort key `sk` is staged in `window`
+    /// (strongly consistent).
+    fn is_staged(
+        &self,
+        trail: &str,
+        region: &str,
+        window: i64,
+        sk: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Notes that `trail` has events in `region`, staged from window `window` on.
     fn register(
         &self,
@@ -197,6 +232,11 @@ pub fn file_notification(bucket: &str, key: &str) -> String {
 }
 
 /// Stages one event for every trail that logs it. `now` is the ingest time.
+///
+/// First the event's first staging is noted (or the one noted read): this
+/// copy goes into the later of its own window and the first one, keyed by
+/// the first copy's event time, and names the first window
+/// ([`Staged::first`]); deliver decides by it ([`Deliverer`]).
 pub async fn stage<S: StagingStore>(
     store: &S,
     trails: &[Trail],
@@ -204,22 +244,71 @@ pub async fn stage<S: StagingStore>(
     json: &str,
     now: &DateTime<Utc>,
 ) -> Result<usize, StoreError> {
-    let window = window_of(now);
-    let mut staged = 0;
-    for trail in trails {
-        let Some(region) = trail.log_region(record) else {
-            continue;
-        };
-        store.register(&trail.name, region, window).await?;
-        let event = Staged {
-            event_time: record.event_time,
-            event_id: record.event_id.clone(),
-            json: json.to_owned(),
-        };
-        store.stage(&trail.name, region, window, &event).await?;
-        staged += 1;
+    let targets: Vec<(&Trail, &str)> = trails
+        .iter()
+        .filter_map(|trail| trail.log_region(record).map(|region| (trail, region)))
+        .collect();
+    if targets.is_empty() {
+        return Ok(0);
     }
-    Ok(staged)
+    let ours = FirstSeen {
+        window: window_of(now),
+        event_time: record.event_time,
+    };
+    let noted = store
+        .first_seen(&record.event_id, &ours, marker_expiry(ours.window))
+        .await?;
+    let (window, event) = placement(&ours, noted.as_ref(), &record.event_id, json);
+    for (trail, region) in &targets {
+        // Registered with this attempt's own window: at most the one staged into.
+        store.register(&trail.name, region, ours.window).await?;
+        store.stage(&trail.name, region, window, &event).await?;
+    }
+    Ok(targets.len())
+}
+
+/// Where an attempt stages a copy, given its own first staging (`ours`)
+/// and the one noted: the later window of the two, keyed by the noted
+/// event time, naming the noted window. A noted window further ahead than
+/// [`MAX_FIRST_AHEAD`] is not followed (it would hold the copy back until
+/// that window), nor an unreadable note: the copy goes into its own window,
+/// naming none, and is claimed.
+fn placement(
+    ours: &FirstSeen,
+    noted: Option<&FirstSeen>,
+    event_id: &str,
+    json: &str,
+) -> (i64, Staged) {
+    let (seen, first) = match noted {
+        Some(noted) if noted.window <= ours.window + MAX_FIRST_AHEAD => {
+            let window = ours.window.max(noted.window);
+            (FirstSeen { window, ..*noted }, Some(noted.window))
+        }
+        _ => {
+            tracing::warn!(
+                event_id,
+                noted = ?noted,
+                own = ours.window,
+                "the event's first staging is unreadable or implausibly far ahead; staged in its own window and claimed"
+            );
+            (*ours, None)
+        }
+    };
+    (
+        seen.window,
+        Staged {
+            event_time: seen.event_time,
+            event_id: event_id.to_owned(),
+            json: json.to_owned(),
+            first,
+        },
+    )
+}
+
+/// When an event's delivery marker and first-staging note, noted in
+/// `window`, expire ([`MARKER_DAYS`] after the window's delivery time).
+pub fn marker_expiry(window: i64) -> i64 {
+    (delivery_time(window, DEFAULT_GRACE_SECS) + Duration::days(MARKER_DAYS)).timestamp()
 }
 
 /// Settings of the deliver function.
@@ -704,8 +793,12 @@ where
         Ok(())
     }
 
-    /// The staged events window `w` owns: each is claimed for `w`, and one
-    /// that another window claimed first (a re-delivery) is left out.
+    /// The staged events window `w` owns (docs/delivery.md "Who delivers a
+    /// copy"): a copy staged in the event's first window, without a write;
+    /// a later copy only if no copy was staged in the first window and it
+    /// wins the event's delivery marker; a copy naming no first window (or
+    /// one after `w`) if it wins the marker. The others are re-deliveries
+    /// another window delivers, left out.
     async fn claim(
         &self,
         trail: &Trail,
@@ -716,23 +809,50 @@ where
         report: &mut DeliverReport,
     ) -> Result<Vec<Staged>, StoreError> {
         let expires_at = (*delivered + Duration::days(MARKER_DAYS)).timestamp();
-        let owners: Vec<i64> = stream::iter(staged.iter())
-            .map(|e| {
-                self.staging
-                    .claim(&trail.name, region, &e.event_id, w, expires_at)
-            })
-            .buffered(CLAIMS_AT_ONCE)
+        let verdicts: Vec<bool> = stream::iter(staged.iter())
+            .map(|e| self.owns(trail, region, w, e, expires_at))
+            .buffered(CHECKS_AT_ONCE)
             .try_collect()
             .await?;
         let mut owned = Vec::with_capacity(staged.len());
-        for (event, owner) in staged.into_iter().zip(owners) {
-            if owner == w {
+        for (event, owns) in staged.into_iter().zip(verdicts) {
+            if owns {
                 owned.push(event);
             } else {
                 report.duplicates += 1;
             }
         }
         Ok(owned)
+    }
+
+    /// Whether window `w` delivers the staged copy `e` ([`Self::claim`]).
+    async fn owns(
+        &self,
+        trail: &Trail,
+        region: &str,
+        w: i64,
+        e: &Staged,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        match e.first {
+            Some(first) if first == w => return Ok(true),
+            Some(first) if first < w => {
+                let sk = crate::history::index_sk(&e.event_time, &e.event_id);
+                if self
+                    .staging
+                    .is_staged(&trail.name, region, first, &sk)
+                    .await?
+                {
+                    return Ok(false);
+                }
+            }
+            _ => {}
+        }
+        let owner = self
+            .staging
+            .claim(&trail.name, region, &e.event_id, w, expires_at)
+            .await?;
+        Ok(owner == w)
     }
 }
 

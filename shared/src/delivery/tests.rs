@@ -131,11 +131,213 @@ async fn a_redelivery_staged_in_two_windows_is_delivered_once() {
     assert_eq!(report.duplicates, 1);
     assert_eq!(report.records, 2);
     assert_eq!(report.files, 2, "one file per window that owns events");
+    // AND it took one read of the first window, no claim: the first copies
+    // are delivered without a write
+    assert_eq!((state.checks(), state.claims()), (1, 0));
     // AND a second run delivers nothing more
     let again = run(&state, &bucket, &trails, "2026-11-24T01:25:00Z")
         .await
         .unwrap();
     assert_eq!((again.files, again.records), (0, 0));
+}
+
+/// Event `n`'s first staging noted at ingest time `now`, by an attempt
+/// that then died before staging it.
+async fn note_only(state: &MemoryState, n: usize, at: &str, now: &str) {
+    let seen = FirstSeen {
+        window: window_of(&t(now)),
+        event_time: t(at),
+    };
+    state
+        .first_seen(&id(n), &seen, marker_expiry(seen.window))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_first_attempt_that_died_before_staging_is_delivered_once_by_two_retries() {
+    // GIVEN an event whose first attempt noted its window (01:01) and died,
+    // retried at 01:07 and at 01:13 (two later windows, both staging it)
+    let (state, bucket) = (MemoryState::default(), MemoryBucket::default());
+    let trails = [trail("audit", t("2026-11-24T00:00:00Z"))];
+    let at = "2026-11-24T01:00:00Z";
+    note_only(&state, 1, at, "2026-11-24T01:01:00Z").await;
+    stage_event(&state, &trails, 1, at, "2026-11-24T01:07:00Z").await;
+    stage_event(&state, &trails, 1, at, "2026-11-24T01:13:00Z").await;
+
+    // WHEN deliver runs after each window is sealed
+    for now in [
+        "2026-11-24T01:08:00Z",
+        "2026-11-24T01:13:00Z",
+        "2026-11-24T01:19:00Z",
+    ] {
+        run(&state, &bucket, &trails, now).await.unwrap();
+    }
+
+    // THEN the event is in one file: the first retry's window claimed it,
+    // the second found the claim
+    assert_eq!(bucket.logged_event_ids("logs"), [id(1)]);
+    assert_eq!(bucket.keys("logs", "").len(), 1);
+    assert_eq!((state.checks(), state.claims()), (2, 2));
+}
+
+#[tokio::test]
+async fn attempts_overlapping_a_window_boundary_stage_one_copy_in_the_first_window() {
+    // GIVEN an event delivered twice at once: the attempt whose clock read
+    // 01:05:10 noted first; the one whose clock read 01:04:50 (the window
+    // before) noted second, with another eventTime (a forged twin)
+    let (state, bucket) = (MemoryState::default(), MemoryBucket::default());
+    let trails = [trail("audit", t("2026-11-24T00:00:00Z"))];
+    stage_event(
+        &state,
+        &trails,
+        1,
+        "2026-11-24T01:00:00Z",
+        "2026-11-24T01:05:10Z",
+    )
+    .await;
+    stage_event(
+        &state,
+        &trails,
+        1,
+        "2026-11-24T01:00:07Z",
+        "2026-11-24T01:04:50Z",
+    )
+    .await;
+
+    // THEN both copies are one item, in the later (first-noted) window,
+    // under the first eventTime
+    assert_eq!(state.staged_ids("audit", "eu-west-1"), [id(1)]);
+
+    // AND deliver runs for both windows deliver it once, with no write
+    for now in ["2026-11-24T01:07:00Z", "2026-11-24T01:13:00Z"] {
+        run(&state, &bucket, &trails, now).await.unwrap();
+    }
+    assert_eq!(bucket.logged_event_ids("logs"), [id(1)]);
+    assert_eq!((state.checks(), state.claims()), (0, 0));
+}
+
+#[tokio::test]
+async fn a_first_staging_note_far_ahead_or_unreadable_is_not_followed() {
+    // GIVEN first-staging notes written outside trailkeep: one a day ahead
+    // (which would hold the copy back until then), one that does not parse
+    let (state, bucket) = (MemoryState::default(), MemoryBucket::default());
+    let trails = [trail("audit", t("2026-11-24T00:00:00Z"))];
+    let at = "2026-11-24T01:00:00Z";
+    state.tamper_first_seen(
+        &id(1),
+        Some(FirstSeen {
+            window: window_of(&t("2026-11-25T01:00:00Z")),
+            event_time: t(at),
+        }),
+    );
+    state.tamper_first_seen(&id(2), None);
+
+    // WHEN both events are ingested at 01:01 (and event 1 again at 01:02)
+    stage_event(&state, &trails, 1, at, "2026-11-24T01:01:00Z").await;
+    stage_event(&state, &trails, 1, at, "2026-11-24T01:02:00Z").await;
+    stage_event(&state, &trails, 2, at, "2026-11-24T01:01:00Z").await;
+
+    // THEN they are delivered in their own window, claimed, once each
+    let report = run(&state, &bucket, &trails, "2026-11-24T01:08:00Z")
+        .await
+        .unwrap();
+    assert_eq!(sorted(bucket.logged_event_ids("logs")), [id(1), id(2)]);
+    assert_eq!(report.records, 2);
+    assert_eq!(state.claims(), 2);
+}
+
+mod any_interleaving {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// One ingest attempt at an event: its clock (seconds after 01:00),
+    /// how long its write takes to land (an invocation lives 30 s), and
+    /// whether it dies after noting the event, before staging it.
+    #[derive(Clone, Debug)]
+    struct Attempt {
+        clock: i64,
+        lands_after: i64,
+        dies: bool,
+    }
+
+    /// An event's attempts: clocks around one base (half the time within
+    /// 40 s of a window's end), each either overlapping it (a source
+    /// delivering twice at once: within 35 s) or a retry up to 15 minutes
+    /// later.
+    fn attempts() -> impl Strategy<Value = Vec<Attempt>> {
+        let base = prop_oneof![
+            0i64..1_200,
+            (1i64..4, -40i64..40).prop_map(|(k, o)| k * 300 + o)
+        ];
+        let delta = prop_oneof![-35i64..35, 0i64..900];
+        let attempt = (delta, 0i64..=30, proptest::bool::weighted(0.3));
+        (base, proptest::collection::vec(attempt, 1..5)).prop_map(|(base, attempts)| {
+            attempts
+                .into_iter()
+                .map(|(delta, lands_after, dies)| Attempt {
+                    clock: (base + delta).max(0),
+                    lands_after,
+                    dies,
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Whatever the attempts (retries, overlapping duplicates, deaths)
+        /// and wherever the deliver runs fall, an event that any attempt
+        /// staged is delivered exactly once, and one no attempt staged not
+        /// at all.
+        #[test]
+        fn every_staged_event_is_delivered_exactly_once(
+            events in proptest::collection::vec(attempts(), 1..5),
+            every in 40i64..200,
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            rt.block_on(async {
+                let (state, bucket) = (MemoryState::default(), MemoryBucket::default());
+                let trails = [trail("audit", t("2026-11-24T00:00:00Z"))];
+                let base = t("2026-11-24T01:00:00Z");
+                // Every action in the order its writes land: attempts at
+                // clock + delay, deliver runs every `every` seconds.
+                let mut actions: Vec<(i64, Option<(usize, &Attempt)>)> = Vec::new();
+                for (n, attempts) in events.iter().enumerate() {
+                    for a in attempts {
+                        actions.push((a.clock + a.lands_after, Some((n, a))));
+                    }
+                }
+                actions.extend((0..2_700 / every).map(|k| (k * every, None)));
+                actions.sort_by_key(|(at, _)| *at);
+                for (at, action) in actions {
+                    let at = base + Duration::seconds(at);
+                    match action {
+                        Some((n, a)) => {
+                            let clock = crate::time::format(&(base + Duration::seconds(a.clock)));
+                            if a.dies {
+                                note_only(&state, n, "2026-11-24T01:00:00Z", &clock).await;
+                            } else {
+                                stage_event(&state, &trails, n, "2026-11-24T01:00:00Z", &clock).await;
+                            }
+                        }
+                        None => {
+                            run(&state, &bucket, &trails, &crate::time::format(&at)).await.unwrap();
+                        }
+                    }
+                }
+                run(&state, &bucket, &trails, "2026-11-24T02:00:00Z").await.unwrap();
+                let logged = bucket.logged_event_ids("logs");
+                for (n, attempts) in events.iter().enumerate() {
+                    let expected = usize::from(attempts.iter().any(|a| !a.dies));
+                    let got = logged.iter().filter(|l| **l == id(n)).count();
+                    prop_assert_eq!(got, expected, "event {} in {:?}", n, attempts);
+                }
+                Ok(())
+            })?;
+        }
+    }
 }
 
 /// A trail with a KMS key has every log file written under it; a trail
@@ -708,6 +910,7 @@ fn large_event(i: usize) -> Staged {
         event_time: at,
         event_id: id(i),
         json,
+        first: None,
     }
 }
 
@@ -715,7 +918,10 @@ fn large_event(i: usize) -> Staged {
 async fn stage_large(state: &MemoryState, n: usize) {
     let now = t("2026-11-24T01:00:30Z");
     for i in 0..n {
-        let event = large_event(i);
+        let event = Staged {
+            first: Some(window_of(&now)),
+            ..large_event(i)
+        };
         state
             .register("audit", "eu-west-1", window_of(&now))
             .await
@@ -1055,7 +1261,15 @@ async fn stage_one(state: &MemoryState, trail: &str, region: &str, n: usize) {
     let at = t("2026-11-24T01:00:30Z");
     state.register(trail, region, window_of(&at)).await.unwrap();
     state
-        .stage(trail, region, window_of(&at), &large_event(n))
+        .stage(
+            trail,
+            region,
+            window_of(&at),
+            &Staged {
+                first: Some(window_of(&at)),
+                ..large_event(n)
+            },
+        )
         .await
         .unwrap();
 }
