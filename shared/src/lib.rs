@@ -9,7 +9,8 @@
 //!   store port) and [`history::lookup`], LookupEvents over it.
 //! - [`trail`]: which events a trail logs ([`trail::rules`] re-exported),
 //!   trail administration ([`trail::admin`]) and the functions' cache.
-//! - [`delivery`]: delivery windows, exactly-once claims, log files.
+//! - [`delivery`]: delivery windows, exactly-once delivery (first-staging
+//!   notes, claims of re-delivered copies), log files.
 //! - [`digest`]: the digest file format, the hourly signed run, streaming
 //!   inflate + SHA-256.
 //! - [`validate`]: the validator (digest chains, signatures, hashes) and the

@@ -39,8 +39,9 @@ use crate::trail::{health, log_stream_name, parse_log_group_arn, HealthStore, Ru
 use cloudwatch::{EventLog, LogEvent, Put};
 use logfile::Staged;
 
-/// How long delivery markers are kept: a source re-delivering an event later
-/// than this would see it logged again. EventBridge retries for at most 24 h,
+/// How long first-staging notes, staged copies and delivery markers are
+/// kept after their window: a source re-delivering an event later than
+/// this would see it logged again. EventBridge retries for at most 24 h,
 /// Lambda's asynchronous retries for at most 6 h.
 pub const MARKER_DAYS: i64 = 7;
 /// Windows one deliver run handles per trail and region at most (a long
@@ -55,7 +56,8 @@ pub const ALARM: &str = "DeliveryFailed";
 const CHECKS_AT_ONCE: usize = 64;
 /// How far ahead of its own window an attempt accepts an event's noted
 /// first window: attempts that overlap (a source delivering twice at once)
-/// read clocks at most an invocation apart, so one window; a first window
+/// read clocks at most an invocation apart (the ingest timeout, 30 s; it
+/// must stay under one window, 300 s), so one window; a first window
 /// further ahead was not noted by an honest attempt, and is not followed.
 const MAX_FIRST_AHEAD: i64 = 1;
 /// A window this many windows (an hour) behind the last sealed one is not
@@ -78,8 +80,8 @@ pub struct ManifestEntry {
     pub records: usize,
 }
 
-/// The first staging of an event: its window, and the event time every
-/// copy of the event is keyed by (so copies in one window are one item).
+/// The first staging of an event: its window and the record's event time
+/// (a later copy follows the note only if its event time is the same).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FirstSeen {
     pub window: i64,
@@ -234,9 +236,9 @@ pub fn file_notification(bucket: &str, key: &str) -> String {
 /// Stages one event for every trail that logs it. `now` is the ingest time.
 ///
 /// First the event's first staging is noted (or the one noted read): this
-/// copy goes into the later of its own window and the first one, keyed by
-/// the first copy's event time, and names the first window
-/// ([`Staged::first`]); deliver decides by it ([`Deliverer`]).
+/// copy goes into the later of its own window and the first one, and names
+/// the first window ([`Staged::first`]); deliver decides by it
+/// ([`Deliverer`]).
 pub async fn stage<S: StagingStore>(
     store: &S,
     trails: &[Trail],
@@ -268,11 +270,12 @@ pub async fn stage<S: StagingStore>(
 }
 
 /// Where an attempt stages a copy, given its own first staging (`ours`)
-/// and the one noted: the later window of the two, keyed by the noted
-/// event time, naming the noted window. A noted window further ahead than
-/// [`MAX_FIRST_AHEAD`] is not followed (it would hold the copy back until
-/// that window), nor an unreadable note: the copy goes into its own window,
-/// naming none, and is claimed.
+/// and the one noted: the later window of the two, naming the noted
+/// window. A note is not followed if it is unreadable, names a window
+/// further ahead than [`MAX_FIRST_AHEAD`] (it would hold the copy back
+/// until then), or another eventTime (not a copy of this record: an
+/// eventID reused): the copy goes into its own window, naming none, and
+/// is claimed.
 fn placement(
     ours: &FirstSeen,
     noted: Option<&FirstSeen>,
@@ -280,16 +283,19 @@ fn placement(
     json: &str,
 ) -> (i64, Staged) {
     let (seen, first) = match noted {
-        Some(noted) if noted.window <= ours.window + MAX_FIRST_AHEAD => {
+        Some(noted)
+            if noted.window <= ours.window + MAX_FIRST_AHEAD
+                && noted.event_time == ours.event_time =>
+        {
             let window = ours.window.max(noted.window);
-            (FirstSeen { window, ..*noted }, Some(noted.window))
+            (FirstSeen { window, ..*ours }, Some(noted.window))
         }
         _ => {
             tracing::warn!(
                 event_id,
                 noted = ?noted,
                 own = ours.window,
-                "the event's first staging is unreadable or implausibly far ahead; staged in its own window and claimed"
+                "the event's first-staging note is unreadable, implausibly far ahead or of another eventTime; staged in its own window and claimed"
             );
             (*ours, None)
         }
@@ -532,8 +538,9 @@ where
         Ok(true)
     }
 
-    /// Delivers window `w` of a trail's region, page by page: claims each
-    /// page's events, packs the ones it owns into files as they come, and
+    /// Delivers window `w` of a trail's region, page by page: decides which
+    /// of each page's events it owns ([`Self::claim`]), packs those into
+    /// files as they come, and
     /// writes each file (and its manifest entry) as soon as it is full. A
     /// window of any size streams through: memory holds one page and one
     /// file's compressed bytes (and, for a trail with a log group, the

@@ -185,28 +185,14 @@ async fn a_first_attempt_that_died_before_staging_is_delivered_once_by_two_retri
 async fn attempts_overlapping_a_window_boundary_stage_one_copy_in_the_first_window() {
     // GIVEN an event delivered twice at once: the attempt whose clock read
     // 01:05:10 noted first; the one whose clock read 01:04:50 (the window
-    // before) noted second, with another eventTime (a forged twin)
+    // before) noted second
     let (state, bucket) = (MemoryState::default(), MemoryBucket::default());
     let trails = [trail("audit", t("2026-11-24T00:00:00Z"))];
-    stage_event(
-        &state,
-        &trails,
-        1,
-        "2026-11-24T01:00:00Z",
-        "2026-11-24T01:05:10Z",
-    )
-    .await;
-    stage_event(
-        &state,
-        &trails,
-        1,
-        "2026-11-24T01:00:07Z",
-        "2026-11-24T01:04:50Z",
-    )
-    .await;
+    let at = "2026-11-24T01:00:00Z";
+    stage_event(&state, &trails, 1, at, "2026-11-24T01:05:10Z").await;
+    stage_event(&state, &trails, 1, at, "2026-11-24T01:04:50Z").await;
 
-    // THEN both copies are one item, in the later (first-noted) window,
-    // under the first eventTime
+    // THEN both copies are one item, in the later (first-noted) window
     assert_eq!(state.staged_ids("audit", "eu-west-1"), [id(1)]);
 
     // AND deliver runs for both windows deliver it once, with no write
@@ -215,6 +201,53 @@ async fn attempts_overlapping_a_window_boundary_stage_one_copy_in_the_first_wind
     }
     assert_eq!(bucket.logged_event_ids("logs"), [id(1)]);
     assert_eq!((state.checks(), state.claims()), (0, 0));
+}
+
+#[tokio::test]
+async fn a_record_reusing_an_event_id_with_another_event_time_is_not_placed_by_its_note() {
+    // GIVEN an event staged at 01:01, then a record with its eventID and
+    // another eventTime (a 1970 one) ingested a window later
+    let (state, bucket) = (MemoryState::default(), MemoryBucket::default());
+    let trails = [trail("audit", t("2026-11-24T00:00:00Z"))];
+    stage_event(
+        &state,
+        &trails,
+        1,
+        "2026-11-24T01:00:00Z",
+        "2026-11-24T01:01:00Z",
+    )
+    .await;
+    stage_event(
+        &state,
+        &trails,
+        1,
+        "1970-01-01T00:00:00Z",
+        "2026-11-24T01:07:00Z",
+    )
+    .await;
+
+    // THEN the second is staged in its own window under its own eventTime,
+    // naming no first window: the note's time never keys another record
+    let page = state
+        .staged(
+            "audit",
+            "eu-west-1",
+            window_of(&t("2026-11-24T01:07:00Z")),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.events.len(), 1);
+    assert_eq!(page.events[0].event_time, t("1970-01-01T00:00:00Z"));
+    assert_eq!(page.events[0].first, None);
+    // AND it is claimed in its window; the first was delivered without a
+    // claim, so both records are logged, each once (two records, as they
+    // were before first-staging notes)
+    run(&state, &bucket, &trails, "2026-11-24T01:20:00Z")
+        .await
+        .unwrap();
+    assert_eq!(bucket.logged_event_ids("logs"), [id(1), id(1)]);
+    assert_eq!(state.claims(), 1);
 }
 
 #[tokio::test]
@@ -251,14 +284,25 @@ mod any_interleaving {
     use super::*;
     use proptest::prelude::*;
 
+    /// How far an ingest attempt gets.
+    #[derive(Clone, Copy, Debug)]
+    enum Reach {
+        /// Dies after noting the event, before staging it.
+        Noted,
+        /// Dies after staging it for the first trail, not the second.
+        FirstTrail,
+        /// Stages it for both trails.
+        Done,
+    }
+
     /// One ingest attempt at an event: its clock (seconds after 01:00),
-    /// how long its write takes to land (an invocation lives 30 s), and
-    /// whether it dies after noting the event, before staging it.
+    /// how long its writes take to land (an invocation lives 30 s), and
+    /// how far it gets.
     #[derive(Clone, Debug)]
     struct Attempt {
         clock: i64,
         lands_after: i64,
-        dies: bool,
+        reach: Reach,
     }
 
     /// An event's attempts: clocks around one base (half the time within
@@ -271,14 +315,19 @@ mod any_interleaving {
             (1i64..4, -40i64..40).prop_map(|(k, o)| k * 300 + o)
         ];
         let delta = prop_oneof![-35i64..35, 0i64..900];
-        let attempt = (delta, 0i64..=30, proptest::bool::weighted(0.3));
+        let reach = prop_oneof![
+            1 => Just(Reach::Noted),
+            1 => Just(Reach::FirstTrail),
+            3 => Just(Reach::Done),
+        ];
+        let attempt = (delta, 0i64..=30, reach);
         (base, proptest::collection::vec(attempt, 1..5)).prop_map(|(base, attempts)| {
             attempts
                 .into_iter()
-                .map(|(delta, lands_after, dies)| Attempt {
+                .map(|(delta, lands_after, reach)| Attempt {
                     clock: (base + delta).max(0),
                     lands_after,
-                    dies,
+                    reach,
                 })
                 .collect()
         })
@@ -287,10 +336,11 @@ mod any_interleaving {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
 
-        /// Whatever the attempts (retries, overlapping duplicates, deaths)
-        /// and wherever the deliver runs fall, an event that any attempt
-        /// staged is delivered exactly once, and one no attempt staged not
-        /// at all.
+        /// Whatever the attempts (retries, overlapping duplicates, deaths
+        /// before or between trails) and wherever the deliver runs fall,
+        /// an event that any attempt staged for a trail is in exactly one
+        /// of that trail's log files, and one no attempt staged for it in
+        /// none. Each event has its own eventTime.
         #[test]
         fn every_staged_event_is_delivered_exactly_once(
             events in proptest::collection::vec(attempts(), 1..5),
@@ -299,8 +349,11 @@ mod any_interleaving {
             let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
             rt.block_on(async {
                 let (state, bucket) = (MemoryState::default(), MemoryBucket::default());
-                let trails = [trail("audit", t("2026-11-24T00:00:00Z"))];
+                let mut second = trail("second", t("2026-11-24T00:00:00Z"));
+                second.s3_bucket_name = "logs2".into();
+                let trails = [trail("audit", t("2026-11-24T00:00:00Z")), second];
                 let base = t("2026-11-24T01:00:00Z");
+                let at = |n: usize| crate::time::format(&(base - Duration::seconds(n as i64 * 7)));
                 // Every action in the order its writes land: attempts at
                 // clock + delay, deliver runs every `every` seconds.
                 let mut actions: Vec<(i64, Option<(usize, &Attempt)>)> = Vec::new();
@@ -311,28 +364,42 @@ mod any_interleaving {
                 }
                 actions.extend((0..2_700 / every).map(|k| (k * every, None)));
                 actions.sort_by_key(|(at, _)| *at);
-                for (at, action) in actions {
-                    let at = base + Duration::seconds(at);
+                for (when, action) in actions {
                     match action {
                         Some((n, a)) => {
                             let clock = crate::time::format(&(base + Duration::seconds(a.clock)));
-                            if a.dies {
-                                note_only(&state, n, "2026-11-24T01:00:00Z", &clock).await;
-                            } else {
-                                stage_event(&state, &trails, n, "2026-11-24T01:00:00Z", &clock).await;
-                            }
+                            let event = api_call_record(&id(n), &t(&at(n)));
+                            let reached: &[Trail] = match a.reach {
+                                Reach::Noted => {
+                                    note_only(&state, n, &at(n), &clock).await;
+                                    continue;
+                                }
+                                Reach::FirstTrail => &trails[..1],
+                                Reach::Done => &trails,
+                            };
+                            stage(&state, reached, &event.record, &event.json, &t(&clock))
+                                .await
+                                .unwrap();
                         }
                         None => {
-                            run(&state, &bucket, &trails, &crate::time::format(&at)).await.unwrap();
+                            let now = crate::time::format(&(base + Duration::seconds(when)));
+                            run(&state, &bucket, &trails, &now).await.unwrap();
                         }
                     }
                 }
                 run(&state, &bucket, &trails, "2026-11-24T02:00:00Z").await.unwrap();
-                let logged = bucket.logged_event_ids("logs");
-                for (n, attempts) in events.iter().enumerate() {
-                    let expected = usize::from(attempts.iter().any(|a| !a.dies));
-                    let got = logged.iter().filter(|l| **l == id(n)).count();
-                    prop_assert_eq!(got, expected, "event {} in {:?}", n, attempts);
+                for (trail, bucket_name, reaches) in [
+                    ("audit", "logs", &[Reach::FirstTrail, Reach::Done][..]),
+                    ("second", "logs2", &[Reach::Done][..]),
+                ] {
+                    let logged = bucket.logged_event_ids(bucket_name);
+                    for (n, attempts) in events.iter().enumerate() {
+                        let staged = attempts
+                            .iter()
+                            .any(|a| reaches.iter().any(|r| std::mem::discriminant(r) == std::mem::discriminant(&a.reach)));
+                        let got = logged.iter().filter(|l| **l == id(n)).count();
+                        prop_assert_eq!(got, usize::from(staged), "{} event {} in {:?}", trail, n, attempts);
+                    }
                 }
                 Ok(())
             })?;

@@ -117,19 +117,21 @@ pub async fn ingest<H: HistoryStore, S: StagingStore>(
     let mut refused = Vec::new();
     for event in &batch.records {
         report.event_ids.push(event.record.event_id.clone());
-        // The history and the staging at once: each is idempotent and the
-        // payload is done only when both are, so their order does not
-        // matter (and each takes two round trips: docs/ingest.md).
-        let outcome = futures::try_join!(
-            history::record(targets.history, targets.settings, event),
-            delivery::stage(
+        // The history first: a record it refuses (rejected, dead-lettered)
+        // is never staged for a trail either.
+        let outcome = async {
+            let recorded = history::record(targets.history, targets.settings, event).await?;
+            let copies = delivery::stage(
                 targets.staging,
                 targets.trails,
                 &event.record,
                 &event.json,
                 now,
-            ),
-        );
+            )
+            .await?;
+            Ok::<_, StoreError>((recorded, copies))
+        }
+        .await;
         match outcome {
             Ok((recorded, copies)) => {
                 report.staged += copies;

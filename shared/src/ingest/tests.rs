@@ -135,6 +135,8 @@ async fn a_record_the_store_refuses_is_rejected_not_retried() {
         "{why}"
     );
     assert!(f.history.keys().is_empty());
+    // AND a rejected record is not staged for any trail either
+    assert!(f.staging.staged_ids("audit", "eu-west-1").is_empty());
 }
 
 #[tokio::test]
