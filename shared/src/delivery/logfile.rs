@@ -30,8 +30,9 @@ pub struct Staged {
     pub event_id: String,
     pub json: String,
     /// The first window the event was staged in, as ingest noted it; none
-    /// for copies staged before ingest noted it (or when what it found was
-    /// implausible): those are claimed, as every copy once was.
+    /// for copies staged before ingest noted it (or when the note it found
+    /// was unreadable, implausibly far ahead or of another eventTime):
+    /// those are claimed, as every copy once was.
     pub first: Option<i64>,
 }
 

@@ -241,8 +241,8 @@ async fn a_record_reusing_an_event_id_with_another_event_time_is_not_placed_by_i
     assert_eq!(page.events[0].event_time, t("1970-01-01T00:00:00Z"));
     assert_eq!(page.events[0].first, None);
     // AND it is claimed in its window; the first was delivered without a
-    // claim, so both records are logged, each once (two records, as they
-    // were before first-staging notes)
+    // claim, so both records are logged, each once (before first-staging
+    // notes, the one claimed second was left out as a re-delivery)
     run(&state, &bucket, &trails, "2026-11-24T01:20:00Z")
         .await
         .unwrap();
