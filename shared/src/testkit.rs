@@ -102,6 +102,8 @@ impl Body {
 pub struct MemoryHistory {
     /// (pk, sk) → (what the item holds, expiresAt).
     items: Mutex<BTreeMap<(String, String), (Body, i64)>>,
+    /// (pk, sk) → the first delivery window noted on a primary item.
+    first_windows: Mutex<HashMap<(String, String), i64>>,
     failing: std::sync::atomic::AtomicBool,
     /// Partition keys longer than this are refused, as DynamoDB refuses
     /// those over 2,048 bytes (0: DynamoDB's own limit).
@@ -194,15 +196,20 @@ fn body_of(item: &Item<'_>) -> Body {
 }
 
 impl HistoryStore for MemoryHistory {
-    async fn claim(&self, item: &Item<'_>) -> Result<Claim, StoreError> {
+    async fn claim(&self, item: &Item<'_>, first_window: Option<i64>) -> Result<Claim, StoreError> {
         self.check_key(item)?;
         let mut items = lock(&self.items);
+        let mut first_windows = lock(&self.first_windows);
         let key = (item.pk.clone(), item.sk.clone());
         if let Some((body, expires_at)) = items.get(&key) {
             return Ok(Claim::Exists {
                 record: body.record(),
                 expires_at: Some(*expires_at),
+                first_window: first_windows.get(&key).copied(),
             });
+        }
+        if let Some(w) = first_window {
+            first_windows.insert(key.clone(), w);
         }
         items.insert(key, (body_of(item), item.expires_at));
         Ok(Claim::Stored)
@@ -359,6 +366,8 @@ pub struct MemoryState {
     claims: AtomicUsize,
     /// Lookups of a copy in an event's first window.
     checks: AtomicUsize,
+    /// First-staging notes asked of this store (`SEEN#` writes).
+    notes: AtomicUsize,
     /// Staged events per page (0: 100).
     page_items: AtomicUsize,
     /// Pages of staged events read so far.
@@ -411,6 +420,12 @@ impl MemoryState {
     /// each in DynamoDB).
     pub fn checks(&self) -> usize {
         self.checks.load(Ordering::Relaxed)
+    }
+
+    /// First-staging notes asked of this store so far (one UpdateItem each
+    /// in DynamoDB).
+    pub fn notes(&self) -> usize {
+        self.notes.load(Ordering::Relaxed)
     }
 
     /// Overwrites an event's first-staging note, as a writer outside
@@ -473,6 +488,7 @@ impl StagingStore for MemoryState {
         seen: &FirstSeen,
         _expires_at: i64,
     ) -> Result<Option<FirstSeen>, StoreError> {
+        self.notes.fetch_add(1, Ordering::Relaxed);
         Ok(*lock(&self.state)
             .seen
             .entry(event_id.to_owned())

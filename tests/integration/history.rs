@@ -511,13 +511,32 @@ async fn claim_stores_once_and_then_returns_what_is_stored() {
         expires_at: 9,
         ..first.clone()
     };
-    assert_eq!(store.claim(&first).await.unwrap(), Claim::Stored);
+    assert_eq!(store.claim(&first, Some(42)).await.unwrap(), Claim::Stored);
     assert_eq!(
-        store.claim(&second).await.unwrap(),
+        store.claim(&second, Some(43)).await.unwrap(),
         Claim::Exists {
             record: Some("{\"v\":1}".into()),
             expires_at: Some(5),
+            first_window: Some(42),
         }
+    );
+    // An item written with no note (as before notes moved to the primary
+    // item) answers none.
+    let third = Item {
+        pk: "r#EventId#y".into(),
+        ..first.clone()
+    };
+    assert_eq!(store.claim(&third, None).await.unwrap(), Claim::Stored);
+    let again = store.claim(&third, Some(44)).await.unwrap();
+    assert!(
+        matches!(
+            again,
+            Claim::Exists {
+                first_window: None,
+                ..
+            }
+        ),
+        "{again:?}"
     );
     table.delete().await;
 }
@@ -608,15 +627,18 @@ async fn a_key_dynamodb_refuses_is_a_permanent_refusal_not_a_store_outage() {
         read_only: None,
         expires_at: 4_102_444_800,
     };
-    let err = store.claim(&huge).await.unwrap_err();
+    let err = store.claim(&huge, None).await.unwrap_err();
     assert!(err.is_permanent(), "{err}");
     assert!(err.to_string().contains("refused"), "{err}");
     let gone = DynamoHistory::new(crate::helpers::dynamodb().await, "no-such-table-trailkeep");
     let outage = gone
-        .claim(&Item {
-            pk: "eu-west-1#EventId#x".into(),
-            ..huge
-        })
+        .claim(
+            &Item {
+                pk: "eu-west-1#EventId#x".into(),
+                ..huge
+            },
+            None,
+        )
         .await
         .unwrap_err();
     assert!(!outage.is_permanent(), "{outage}");

@@ -1022,7 +1022,6 @@ fn each_function_writes_only_its_own_state_items() {
                 (put, "trails"),
                 (put, "staged event"),
                 (update, "region registration"),
-                (update, "first staging"),
             ][..],
         ),
     ] {

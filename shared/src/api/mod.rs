@@ -472,9 +472,20 @@ where
             record,
             json,
         };
-        history::record(self.history, &self.settings.history, &event).await?;
+        let window = delivery::window_of(&call.now);
+        let (_, note) =
+            history::record_noting(self.history, &self.settings.history, &event, Some(window))
+                .await?;
         for set in trails {
-            delivery::stage(self.staging, set, &event.record, &event.json, &call.now).await?;
+            delivery::stage_noted(
+                self.staging,
+                set,
+                &event.record,
+                &event.json,
+                &call.now,
+                note,
+            )
+            .await?;
         }
         Ok(())
     }

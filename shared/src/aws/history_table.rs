@@ -24,7 +24,8 @@ pub mod attr {
     pub const EXPIRES_AT: &str = "expiresAt";
     /// ReadOnly (Boolean), on time index items.
     pub const READ_ONLY: &str = "ro";
-    /// The event's first delivery window (Number), on staged copies.
+    /// The event's first delivery window (Number): on staged copies, and
+    /// on a management event's primary item (its first-staging note).
     pub const FIRST_WINDOW: &str = "fw";
 }
 
@@ -181,12 +182,19 @@ fn to_attributes(item: &Item<'_>) -> Attributes {
 }
 
 impl HistoryStore for DynamoHistory {
-    async fn claim(&self, item: &Item<'_>) -> Result<Claim, StoreError> {
+    async fn claim(&self, item: &Item<'_>, first_window: Option<i64>) -> Result<Claim, StoreError> {
+        let mut attributes = to_attributes(item);
+        if let Some(w) = first_window {
+            attributes.insert(
+                attr::FIRST_WINDOW.to_owned(),
+                AttributeValue::N(w.to_string()),
+            );
+        }
         let put = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(to_attributes(item)))
+            .set_item(Some(attributes))
             .condition_expression("attribute_not_exists(#pk)")
             .expression_attribute_names("#pk", attr::PK)
             .send()
@@ -211,6 +219,10 @@ impl HistoryStore for DynamoHistory {
                 Ok(Claim::Exists {
                     record: readable(&item),
                     expires_at: expires_at(&item),
+                    first_window: item
+                        .get(attr::FIRST_WINDOW)
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|v| v.parse().ok()),
                 })
             }
             Err(e) => Err(self.backend("PutItem", e)),

@@ -5,7 +5,7 @@
 //! | region a trail has staged events in (ingest) | `REG#{trail}` | `{region}` | `first`: earliest window staged into |
 //! | delivery cursor (deliver) | `DLV#{trail}` | `{region}` | `next`: first window not yet delivered; `at`, `part`, `after`: how far a run cut short went in window `at` ([`Progress`]) |
 //! | staged event | `STG#{trail}#{region}#{window}` | `{eventTime}#{eventID}` | `z` (the packed record; `rec`, its JSON, on copies staged before 2026-12-01), `fw`: the event's first window (none on copies staged before first-staging notes), `expiresAt` |
-//! | an event's first staging (ingest) | `SEEN#{eventID}` | `-` | `w`: its window, `t`: its eventTime, `expiresAt` |
+//! | a data event's first staging (ingest; a management event's is on its history primary item) | `SEEN#{eventID}` | `-` | `w`: its window, `t`: its eventTime, `expiresAt` |
 //! | delivery marker (re-delivered copies only) | `OWN#{trail}#{region}#{eventID}` | `-` | `w`: the window that owns the event, `expiresAt` |
 //! | manifest entry | `MAN#{trail}#{region}#{YYYY-MM-DDTHH}` (delivery hour) | `{key}` | `bucket`, `sha256`, `oldest`, `newest`, `delivered`, `records` |
 //! | digest chain head | `DIG#{trail}` | `{region}` | `end`, `bucket`, `object`, `sha256`, `signature`, `last` |

@@ -88,6 +88,16 @@ pub struct FirstSeen {
     pub event_time: DateTime<Utc>,
 }
 
+/// Where staging finds the event's first-staging note.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Note {
+    /// Noted elsewhere (on the history's primary item, for a management
+    /// event): the note as it stands, none if unreadable or absent.
+    Known(Option<FirstSeen>),
+    /// Noted by the staging store ([`StagingStore::first_seen`]).
+    Ask,
+}
+
 /// The state delivery keeps (DynamoDB in production).
 pub trait StagingStore: Send + Sync {
     /// Notes `seen` as the event's first staging unless one is noted;
@@ -246,6 +256,22 @@ pub async fn stage<S: StagingStore>(
     json: &str,
     now: &DateTime<Utc>,
 ) -> Result<usize, StoreError> {
+    stage_noted(store, trails, record, json, now, Note::Ask).await
+}
+
+/// [`stage`], with the note where `note` says: a management event's is
+/// the one the history's primary item holds
+/// ([`crate::history::record_noting`]), written in the same request as the
+/// record; the staging store notes the others'. Every attempt at one
+/// event looks in the same place (the event's kind decides it).
+pub async fn stage_noted<S: StagingStore>(
+    store: &S,
+    trails: &[Trail],
+    record: &crate::model::Record,
+    json: &str,
+    now: &DateTime<Utc>,
+    note: Note,
+) -> Result<usize, StoreError> {
     let targets: Vec<(&Trail, &str)> = trails
         .iter()
         .filter_map(|trail| trail.log_region(record).map(|region| (trail, region)))
@@ -257,9 +283,14 @@ pub async fn stage<S: StagingStore>(
         window: window_of(now),
         event_time: record.event_time,
     };
-    let noted = store
-        .first_seen(&record.event_id, &ours, marker_expiry(ours.window))
-        .await?;
+    let noted = match note {
+        Note::Known(noted) => noted,
+        Note::Ask => {
+            store
+                .first_seen(&record.event_id, &ours, marker_expiry(ours.window))
+                .await?
+        }
+    };
     let (window, event) = placement(&ours, noted.as_ref(), &record.event_id, json);
     for (trail, region) in &targets {
         // Registered with this attempt's own window: at most the one staged into.

@@ -38,6 +38,7 @@ use std::io::{Read, Write};
 
 use chrono::{DateTime, Utc};
 
+use crate::delivery::{FirstSeen, Note};
 use crate::ingest::normalize::Normalized;
 use crate::model::{EventCategory, Record};
 use crate::time;
@@ -340,11 +341,13 @@ pub enum Claim {
     /// The item was absent and is now written.
     Stored,
     /// An item with this key exists: the record JSON it holds (none if it
-    /// is unreadable, or gone again: expired and deleted in between) and its
-    /// TTL.
+    /// is unreadable, or gone again: expired and deleted in between), its
+    /// TTL, and the first delivery window noted on it (none on items
+    /// written before first-staging notes moved there).
     Exists {
         record: Option<String>,
         expires_at: Option<i64>,
+        first_window: Option<i64>,
     },
 }
 
@@ -352,8 +355,14 @@ pub use crate::store::StoreError;
 
 /// The port the history needs from its store.
 pub trait HistoryStore: Send + Sync {
-    /// Writes `item` unless an item with its key exists (then returns that item's record).
-    fn claim(&self, item: &Item<'_>) -> impl Future<Output = Result<Claim, StoreError>> + Send;
+    /// Writes `item` (with `first_window`, the event's first delivery
+    /// window, if given) unless an item with its key exists (then returns
+    /// that item's record and first window).
+    fn claim(
+        &self,
+        item: &Item<'_>,
+        first_window: Option<i64>,
+    ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
     /// Writes (overwrites) every item; idempotent.
     fn put_all(&self, items: &[Item<'_>]) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
@@ -376,8 +385,22 @@ pub async fn record<S: HistoryStore>(
     settings: &HistorySettings,
     event: &Normalized,
 ) -> Result<Recorded, StoreError> {
+    Ok(record_noting(store, settings, event, None).await?.0)
+}
+
+/// [`record`], noting on the primary item `window` as the event's first
+/// delivery window (docs/delivery.md "Who delivers a copy"): the first
+/// attempt's stands. Returns what staging should follow: the note as it
+/// now is ([`Note::Known`]: none if the stored item has no readable one),
+/// or, for an event not in the history (or no `window`), [`Note::Ask`].
+pub async fn record_noting<S: HistoryStore>(
+    store: &S,
+    settings: &HistorySettings,
+    event: &Normalized,
+    window: Option<i64>,
+) -> Result<(Recorded, Note), StoreError> {
     let Some(region) = partition(&event.record) else {
-        return Ok(Recorded::NotInHistory);
+        return Ok((Recorded::NotInHistory, Note::Ask));
     };
     let expires_at = settings.expires_at(&event.record);
     let packed = pack(&event.json);
@@ -388,7 +411,7 @@ pub async fn record<S: HistoryStore>(
         read_only: None,
         expires_at,
     };
-    match store.claim(&primary).await? {
+    match store.claim(&primary, window).await? {
         Claim::Stored => {
             store
                 .put_all(&index_items(
@@ -398,17 +421,25 @@ pub async fn record<S: HistoryStore>(
                     settings.shards,
                 ))
                 .await?;
-            Ok(Recorded::Stored)
+            let note = window.map_or(Note::Ask, |window| {
+                Note::Known(Some(FirstSeen {
+                    window,
+                    event_time: event.record.event_time,
+                }))
+            });
+            Ok((Recorded::Stored, note))
         }
         Claim::Exists {
             record: stored_json,
             expires_at: stored_expires_at,
+            first_window,
         } => {
             // Complete the index of the stored version (a writer may have
             // crashed between the two steps); its keys are deterministic,
             // so this never adds an entry that is not already there, and
             // its items expire with the primary item they lead to.
             let stored = stored_json.as_deref().map(serde_json::from_str::<Record>);
+            let mut noted = None;
             match stored {
                 Some(Ok(stored)) => {
                     let expires_at =
@@ -416,6 +447,10 @@ pub async fn record<S: HistoryStore>(
                     store
                         .put_all(&index_items(&stored, region, expires_at, settings.shards))
                         .await?;
+                    noted = first_window.map(|window| FirstSeen {
+                        window,
+                        event_time: stored.event_time,
+                    });
                 }
                 // An index leading to a record no lookup can read would
                 // serve nothing (and a second eventTime would put the
@@ -426,7 +461,14 @@ pub async fn record<S: HistoryStore>(
                     "stored record unreadable or gone; not indexed again"
                 ),
             }
-            Ok(Recorded::Duplicate)
+            // No readable note (an item from before notes moved here, or
+            // unreadable): the copies are claimed.
+            let note = if window.is_some() {
+                Note::Known(noted)
+            } else {
+                Note::Ask
+            };
+            Ok((Recorded::Duplicate, note))
         }
     }
 }

@@ -120,13 +120,22 @@ pub async fn ingest<H: HistoryStore, S: StagingStore>(
         // The history first: a record it refuses (rejected, dead-lettered)
         // is never staged for a trail either.
         let outcome = async {
-            let recorded = history::record(targets.history, targets.settings, event).await?;
-            let copies = delivery::stage(
+            // A management event's first-staging note rides on its primary
+            // item; the staging notes the others' (docs/delivery.md).
+            let (recorded, note) = history::record_noting(
+                targets.history,
+                targets.settings,
+                event,
+                Some(delivery::window_of(now)),
+            )
+            .await?;
+            let copies = delivery::stage_noted(
                 targets.staging,
                 targets.trails,
                 &event.record,
                 &event.json,
                 now,
+                note,
             )
             .await?;
             Ok::<_, StoreError>((recorded, copies))

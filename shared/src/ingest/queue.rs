@@ -214,6 +214,7 @@ mod tests {
         async fn claim(
             &self,
             item: &crate::history::Item<'_>,
+            first_window: Option<i64>,
         ) -> Result<crate::history::Claim, StoreError> {
             use std::sync::atomic::Ordering::SeqCst;
             let n = self.now.fetch_add(1, SeqCst) + 1;
@@ -223,7 +224,7 @@ mod tests {
                 tokio::task::yield_now().await;
             }
             self.now.fetch_sub(1, SeqCst);
-            self.inner.claim(item).await
+            self.inner.claim(item, first_window).await
         }
 
         async fn put_all(&self, items: &[crate::history::Item<'_>]) -> Result<(), StoreError> {

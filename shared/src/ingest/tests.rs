@@ -63,6 +63,44 @@ async fn a_redelivered_event_is_stored_once_and_staged_per_delivery() {
     // 1795482251, in 5-minute window 5984940 (deliver keeps one copy:
     // delivery::tests).
     assert_eq!(f.staging.cursor("audit", "eu-west-1"), Some(5_984_940));
+    // The first-staging note rides on the primary item: the staging store
+    // was never asked, and the re-delivered copy names the first window
+    assert_eq!(f.staging.notes(), 0);
+    let later = f
+        .staging
+        .staged("audit", "eu-west-1", 5_984_941, None)
+        .await
+        .unwrap();
+    assert_eq!(later.events.len(), 1);
+    assert_eq!(later.events[0].first, Some(5_984_940));
+}
+
+#[tokio::test]
+async fn a_management_event_stored_without_a_note_has_its_copies_claimed() {
+    // GIVEN an event the history holds from before notes moved to the
+    // primary item (recorded with no window)
+    let f = Fakes::new();
+    let payload = api_call(ID, &t("2026-11-24T01:04:10Z"));
+    let ctx = Context {
+        account_id: ACCOUNT.into(),
+    };
+    let event = normalize::normalize(&payload, &ctx).records.remove(0);
+    history::record(&f.history, &HistorySettings::default(), &event)
+        .await
+        .unwrap();
+    // WHEN it is ingested (a re-delivery across the upgrade)
+    let report = f.ingest(&payload, "2026-11-24T01:09:30Z").await.unwrap();
+    // THEN its copy names no first window (deliver claims it, so a copy
+    // the old code delivered keeps it out), and no note was made elsewhere
+    assert_eq!((report.duplicates, report.staged), (1, 1));
+    let page = f
+        .staging
+        .staged("audit", "eu-west-1", 5_984_941, None)
+        .await
+        .unwrap();
+    assert_eq!(page.events.len(), 1);
+    assert_eq!(page.events[0].first, None);
+    assert_eq!(f.staging.notes(), 0);
 }
 
 #[tokio::test]
@@ -105,6 +143,8 @@ async fn a_bad_record_is_refused_and_the_good_one_beside_it_is_kept() {
     // good ones are staged for the trail's log files.
     assert!(f.history.keys().is_empty());
     assert_eq!(f.staging.staged_ids("audit", "eu-west-1").len(), 2);
+    // Their first-staging notes are the staging store's: one each
+    assert_eq!(f.staging.notes(), 2);
 }
 
 #[tokio::test]
