@@ -6,7 +6,8 @@ Usage: scripts/cost-model.py [cost-model.json]
 `cargo test -p trailkeep-tests --test integration cost::` against moto).
 
 Prints a Markdown table of dollars per million events, by service, for
-management events and for data events, beside CloudTrail's prices. The
+management events and for data events, each at the two rates the test
+measures (100 and 10,000 events a minute), beside CloudTrail's prices. The
 measured quantities are requests, DynamoDB capacity units and bytes; the
 prices and the few assumptions (Lambda durations) are below, in one place.
 """
@@ -26,6 +27,7 @@ PRICE = {
     "s3_get": 0.0004 / 1000,                 # GET and others
     "s3_gb_month": 0.023,                    # S3 Standard
     "kms_request": 0.03 / 10000,
+    "sqs_request": 0.40 / 1e6,               # standard queue, per request
     "cloudtrail_management_copy": 2.00 / 100000,  # each copy after the first
     "cloudtrail_data": 0.10 / 100000,
 }
@@ -59,7 +61,12 @@ def per_million(m):
                 s3_get += s["requests"]
         lambda_gb_s += (ms + CPU_MS_PER_EVENT * n) / 1000 * MEMORY_GB[function]
     scale = 1e6 / n
-    out["Lambda: ingest invocations (one per event)"] = PRICE["lambda_request"] * 1e6
+    out["Lambda: ingest invocations (one per queue batch)"] = (
+        PRICE["lambda_request"] * m["ingestInvocations"] * scale
+    )
+    out["SQS: ingest queue (a send per event; per 10 a receive, delete, confirmation)"] = (
+        PRICE["sqs_request"] * m["sqsRequests"] * scale
+    )
     out["Lambda: duration (all three functions)"] = lambda_gb_s * scale * PRICE["lambda_gb_second_arm"]
     out["DynamoDB: writes"] = wru * scale * PRICE["dynamodb_wru"]
     out["DynamoDB: reads"] = rru * scale * PRICE["dynamodb_rru"]
@@ -95,26 +102,34 @@ def main():
     )
     path = sys.argv[1] if len(sys.argv) > 1 else default
     data = json.load(open(path))
-    rows = {}
-    quantities = {}
-    for kind in ("management", "data"):
-        rows[kind], quantities[kind] = per_million(data[kind])
-    print("| per million events | management | data |")
-    print("|---|---:|---:|")
-    for item in rows["management"]:
-        print(f"| {item} | ${rows['management'][item]:,.2f} | ${rows['data'][item]:,.2f} |")
-    total = {k: sum(v.values()) for k, v in rows.items()}
-    print(f"| **trailkeep, total** | **${total['management']:,.2f}** | **${total['data']:,.2f}** |")
-    print(
-        f"| CloudTrail trail delivery | $0.00 first copy, "
-        f"${PRICE['cloudtrail_management_copy'] * 1e6:,.2f} each further copy | "
-        f"${PRICE['cloudtrail_data'] * 1e6:,.2f} |"
-    )
+    # management@100, management@10000, realistic@…, data@…
+    kinds = ["management", "realistic", "data"]
+    columns = sorted(data, key=lambda k: (kinds.index(k.split("@")[0]), int(k.split("@")[1])))
+    rows, quantities = {}, {}
+    for c in columns:
+        rows[c], quantities[c] = per_million(data[c])
+
+    def label(c):
+        kind, rate = c.split("@")
+        return f"{kind}, {int(rate):,}/min"
+
+    print("| per million events | " + " | ".join(label(c) for c in columns) + " |")
+    print("|---|" + "---:|" * len(columns))
+    for item in rows[columns[0]]:
+        print(f"| {item} | " + " | ".join(f"${rows[c][item]:,.2f}" for c in columns) + " |")
+    total = {c: sum(v.values()) for c, v in rows.items()}
+    print("| **trailkeep, total** | " + " | ".join(f"**${total[c]:,.2f}**" for c in columns) + " |")
+    cloudtrail = {
+        "management": f"$0.00 first copy, ${PRICE['cloudtrail_management_copy'] * 1e6:,.2f} each further",
+        "realistic": f"$0.00 first copy, ${PRICE['cloudtrail_management_copy'] * 1e6:,.2f} each further",
+        "data": f"${PRICE['cloudtrail_data'] * 1e6:,.2f}",
+    }
+    print("| CloudTrail trail delivery | " + " | ".join(cloudtrail[c.split("@")[0]] for c in columns) + " |")
     print()
-    print("| measured | management | data |")
-    print("|---|---:|---:|")
-    for q in quantities["management"]:
-        print(f"| {q} | {quantities['management'][q]:,.2f} | {quantities['data'][q]:,.2f} |")
+    print("| measured | " + " | ".join(label(c) for c in columns) + " |")
+    print("|---|" + "---:|" * len(columns))
+    for q in quantities[columns[0]]:
+        print(f"| {q} | " + " | ".join(f"{quantities[c][q]:,.2f}" for c in columns) + " |")
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ pub fn failed(alarm: &'static str, trail: &str, region: &str, error: &StoreError
 }
 
 /// An error from a store: worth a retry, unless [`StoreError::is_permanent`].
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{operation} on {resource} failed: {message}")]
     Backend {

@@ -79,7 +79,11 @@ impl FailAfter {
 enum Body {
     /// An index item of today's layout: keys alone (and ReadOnly on the
     /// time index item).
-    Keys { read_only: Option<bool> },
+    Keys {
+        read_only: Option<bool>,
+        /// A shared index item's members (sort keys after the bucket).
+        members: Vec<String>,
+    },
     /// A primary item of today's layout: the packed record.
     Packed(Vec<u8>),
     /// Any item of the layout before records were stored once: its JSON.
@@ -105,6 +109,8 @@ pub struct MemoryHistory {
     /// (pk, sk) → the first delivery window noted on a primary item.
     first_windows: Mutex<HashMap<(String, String), i64>>,
     failing: std::sync::atomic::AtomicBool,
+    /// Every `put_all` (the index write) fails, as a throttled table does.
+    failing_puts: std::sync::atomic::AtomicBool,
     /// Partition keys longer than this are refused, as DynamoDB refuses
     /// those over 2,048 bytes (0: DynamoDB's own limit).
     max_pk: AtomicUsize,
@@ -124,6 +130,12 @@ impl MemoryHistory {
     /// unreachable table does; the error names the table, as the adapter's do.
     pub fn fail_reads(&self, failing: bool) {
         self.failing.store(failing, Ordering::Relaxed);
+    }
+
+    /// Every index write (`put_all`) fails from now on (`false`: heals),
+    /// as writes to a throttled table do once their retries are spent.
+    pub fn fail_index_writes(&self, failing: bool) {
+        self.failing_puts.store(failing, Ordering::Relaxed);
     }
 
     /// Refuse partition keys over `bytes` (DynamoDB's limit is 2,048).
@@ -191,6 +203,7 @@ fn body_of(item: &Item<'_>) -> Body {
         Some(packed) => Body::Packed(packed.to_vec()),
         None => Body::Keys {
             read_only: item.read_only,
+            members: item.members.clone(),
         },
     }
 }
@@ -216,6 +229,12 @@ impl HistoryStore for MemoryHistory {
     }
 
     async fn put_all(&self, new: &[Item<'_>]) -> Result<(), StoreError> {
+        if self.failing_puts.load(Ordering::Relaxed) {
+            return Err(StoreError::Unprocessed {
+                items: new.len(),
+                attempts: 8,
+            });
+        }
         for item in new {
             self.check_key(item)?;
         }
@@ -272,11 +291,15 @@ impl HistoryReader for MemoryHistory {
             .filter(|(_, (_, expires))| *expires > now)
             .filter(|(_, (body, _))| {
                 part.read_only.is_none()
-                    || matches!(body, Body::Keys { read_only } if *read_only == part.read_only)
+                    || matches!(body, Body::Keys { read_only, .. } if *read_only == part.read_only)
             })
             .map(|(sk, (body, _))| Stored {
                 sk: sk.clone(),
                 record: body.record(),
+                members: match body {
+                    Body::Keys { members, .. } => crate::history::member_sks(sk, members),
+                    _ => Vec::new(),
+                },
             })
             .collect();
         Ok((stored, last))

@@ -598,20 +598,26 @@ fn item_size(item: &Value) -> usize {
     };
     attrs
         .iter()
-        .map(|(name, value)| {
-            let v = match value.as_object().and_then(|o| o.iter().next()) {
-                Some((t, Value::String(s))) if t == "S" => s.len(),
-                // Binary travels base64-encoded; DynamoDB bills its bytes.
-                Some((t, Value::String(s))) if t == "B" => {
-                    s.len() / 4 * 3 - s.bytes().rev().take_while(|b| *b == b'=').count()
-                }
-                Some((t, Value::String(s))) if t == "N" => s.len().div_ceil(2) + 1,
-                Some((t, _)) if t == "BOOL" || t == "NULL" => 1,
-                _ => value.to_string().len(),
-            };
-            name.len() + v
-        })
+        .map(|(name, value)| name.len() + value_size(value))
         .sum()
+}
+
+/// The size of one attribute value (a list: 3 bytes, and 1 per element
+/// beside the element's own).
+fn value_size(value: &Value) -> usize {
+    match value.as_object().and_then(|o| o.iter().next()) {
+        Some((t, Value::String(s))) if t == "S" => s.len(),
+        // Binary travels base64-encoded; DynamoDB bills its bytes.
+        Some((t, Value::String(s))) if t == "B" => {
+            s.len() / 4 * 3 - s.bytes().rev().take_while(|b| *b == b'=').count()
+        }
+        Some((t, Value::String(s))) if t == "N" => s.len().div_ceil(2) + 1,
+        Some((t, _)) if t == "BOOL" || t == "NULL" => 1,
+        Some((t, Value::Array(l))) if t == "L" => {
+            3 + l.iter().map(|e| 1 + value_size(e)).sum::<usize>()
+        }
+        _ => value.to_string().len(),
+    }
 }
 
 #[cfg(test)]
@@ -645,6 +651,11 @@ mod tests {
             serde_json::json!({"pk": {"S": "abc"}, "n": {"N": "12345"}, "b": {"BOOL": true}});
         // pk: 2 + 3; n: 1 + (5 digits → 3 + 1); b: 1 + 1
         assert_eq!(item_size(&item), 5 + 5 + 2);
+        // m: 1 + 3 + (1 + 2) + (1 + 0)
+        assert_eq!(
+            item_size(&serde_json::json!({"m": {"L": [{"S": "ab"}, {"S": ""}]}})),
+            1 + 3 + 3 + 1
+        );
         // z: 1 + 5 bytes (base64 "aGVsbG8=")
         assert_eq!(
             item_size(&serde_json::json!({"z": {"B": "aGVsbG8="}})),

@@ -485,6 +485,7 @@ async fn put_all_writes_more_items_than_one_batch_holds() {
             record: (i % 2 == 0).then_some(packed.as_slice()),
             read_only: (i % 3 == 0).then_some(i % 2 == 0),
             expires_at: 1,
+            ..Item::default()
         })
         .collect();
     store.put_all(&items).await.unwrap();
@@ -505,6 +506,7 @@ async fn claim_stores_once_and_then_returns_what_is_stored() {
         record: Some(&v1),
         read_only: None,
         expires_at: 5,
+        ..Item::default()
     };
     let second = Item {
         record: Some(&v2),
@@ -626,6 +628,7 @@ async fn a_key_dynamodb_refuses_is_a_permanent_refusal_not_a_store_outage() {
         record: Some(&packed),
         read_only: None,
         expires_at: 4_102_444_800,
+        ..Item::default()
     };
     let err = store.claim(&huge, None).await.unwrap_err();
     assert!(err.is_permanent(), "{err}");

@@ -52,7 +52,7 @@ const EVENTS: usize = 20_000;
 /// Concurrent ingest invocations.
 const TASKS: usize = 16;
 const TRAIL: &str = "load";
-const SERVED: [&str; 2] = ["eu-west-1", "us-east-1"];
+pub(crate) const SERVED: [&str; 2] = ["eu-west-1", "us-east-1"];
 const HOME: &str = "us-east-1";
 /// Lambda invocations of one payload before it would go to the DLQ (the
 /// sources retry far longer: EventBridge for 24 hours).

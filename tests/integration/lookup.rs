@@ -688,6 +688,7 @@ async fn records_are_read_in_batches_of_at_most_100_leaving_out_absent_and_expir
             read_only: None,
             // Every tenth one expired at `now` = 1,000.
             expires_at: if i % 10 == 0 { 1_000 } else { 2_000 },
+            ..Item::default()
         })
         .collect();
     store.put_all(&items).await.unwrap();
@@ -713,9 +714,16 @@ async fn records_are_read_in_batches_of_at_most_100_leaving_out_absent_and_expir
 #[tokio::test]
 async fn a_history_in_four_shards_answers_every_lookup_as_an_unsharded_one_does() {
     // GIVEN the same 70 management events (regional and global, reads and
-    // writes) recorded unsharded in one table and in four shards in another
-    let (one, four) = (TestTable::history().await, TestTable::history().await);
-    let (store1, store4) = (one.store(), four.store());
+    // writes) recorded unsharded in one table, in four shards in another,
+    // and in four shards by ingest batches of 10 (shared index items) in a
+    // third
+    let (one, four, batched) = (
+        TestTable::history().await,
+        TestTable::history().await,
+        TestTable::history().await,
+    );
+    let (store1, store4, store_b) = (one.store(), four.store(), batched.store());
+    let mut events = Vec::new();
     let ctx = Context {
         account_id: "111122223333".into(),
     };
@@ -730,6 +738,7 @@ async fn a_history_in_four_shards_answers_every_lookup_as_an_unsharded_one_does(
                 };
                 history::record(store, &settings, &n).await.unwrap();
             }
+            events.push(n.clone());
             for a in [
                 LookupAttribute::EventName,
                 LookupAttribute::Username,
@@ -744,12 +753,38 @@ async fn a_history_in_four_shards_answers_every_lookup_as_an_unsharded_one_does(
             }
         }
     }
+    let settings = HistorySettings {
+        retention_days: 90,
+        shards: 4,
+    };
+    for batch in events.chunks(10) {
+        let mut entries = Vec::new();
+        for n in batch {
+            let (_, _, e) = history::claim_noting(&store_b, &settings, n, None)
+                .await
+                .unwrap();
+            entries.extend(e);
+        }
+        history::write_index(&store_b, entries, &settings)
+            .await
+            .unwrap();
+    }
     assert!(
         four.items()
             .await
             .iter()
             .any(|i| i[attr::PK].as_s().unwrap().ends_with("~3")),
         "the four-shard table is sharded"
+    );
+    let shared = batched
+        .items()
+        .await
+        .iter()
+        .filter(|i| i.contains_key(attr::MEMBERS))
+        .count();
+    assert!(
+        shared > 20,
+        "the batched table shares index items: {shared}"
     );
     values.insert(("ReadOnly", "true".into()));
     values.insert(("ReadOnly", "false".into()));
@@ -793,6 +828,8 @@ async fn a_history_in_four_shards_answers_every_lookup_as_an_unsharded_one_does(
             let unsharded = pages(&store1, 1, request.clone()).await;
             let sharded = pages(&store4, 4, request.clone()).await;
             assert_eq!(sharded, unsharded, "{request}");
+            let shared = pages(&store_b, 4, request.clone()).await;
+            assert_eq!(shared, unsharded, "shared items: {request}");
             let distinct: BTreeSet<_> = sharded.iter().collect();
             assert_eq!(distinct.len(), sharded.len(), "repeats: {request}");
             seen += sharded.len();
@@ -801,4 +838,5 @@ async fn a_history_in_four_shards_answers_every_lookup_as_an_unsharded_one_does(
     assert!(seen > 70, "{seen}");
     one.delete().await;
     four.delete().await;
+    batched.delete().await;
 }

@@ -15,6 +15,7 @@ mod history;
 mod iam;
 mod load;
 mod lookup;
+mod mix;
 mod policies;
 mod queue;
 mod trails;

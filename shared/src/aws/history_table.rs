@@ -27,6 +27,9 @@ pub mod attr {
     /// The event's first delivery window (Number): on staged copies, and
     /// on a management event's primary item (its first-staging note).
     pub const FIRST_WINDOW: &str = "fw";
+    /// A shared index item's members (List of String): the sort keys of
+    /// the events it lists, after the bucket.
+    pub const MEMBERS: &str = "m";
 }
 
 /// BatchWriteItem takes at most 25 items (moto takes more; AWS does not).
@@ -166,6 +169,18 @@ fn to_attributes(item: &Item<'_>) -> Attributes {
     let read_only = item
         .read_only
         .map(|ro| (attr::READ_ONLY, AttributeValue::Bool(ro)));
+    let members = (!item.members.is_empty()).then(|| {
+        (
+            attr::MEMBERS,
+            AttributeValue::L(
+                item.members
+                    .iter()
+                    .cloned()
+                    .map(AttributeValue::S)
+                    .collect(),
+            ),
+        )
+    });
     [
         (attr::PK, AttributeValue::S(item.pk.clone())),
         (attr::SK, AttributeValue::S(item.sk.clone())),
@@ -177,6 +192,7 @@ fn to_attributes(item: &Item<'_>) -> Attributes {
     .into_iter()
     .chain(packed)
     .chain(read_only)
+    .chain(members)
     .map(|(k, v)| (k.to_owned(), v))
     .collect()
 }
@@ -303,13 +319,24 @@ impl crate::history::lookup::HistoryReader for DynamoHistory {
         let items = out
             .items()
             .iter()
-            .map(|i| crate::history::lookup::Stored {
-                sk: i
+            .map(|i| {
+                let sk = i
                     .get(attr::SK)
                     .and_then(|v| v.as_s().ok())
                     .cloned()
-                    .unwrap_or_default(),
-                record: readable(i),
+                    .unwrap_or_default();
+                // A member that is not a String is not one trailkeep wrote:
+                // left out.
+                let members: Vec<String> = i
+                    .get(attr::MEMBERS)
+                    .and_then(|v| v.as_l().ok())
+                    .map(|l| l.iter().filter_map(|m| m.as_s().ok().cloned()).collect())
+                    .unwrap_or_default();
+                crate::history::lookup::Stored {
+                    members: crate::history::member_sks(&sk, &members),
+                    record: readable(i),
+                    sk,
+                }
             })
             .collect();
         let last = out

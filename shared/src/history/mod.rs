@@ -172,8 +172,57 @@ pub fn event_id_of(index_sk: &str) -> Option<&str> {
     index_sk.split_once('#').map(|(_, id)| id)
 }
 
+/// Index sort keys share a bucket when their first `BUCKET_LEN` bytes
+/// agree (`YYYY-MM-DDTHH:MM`: the minute of eventTime). The events one
+/// shared index item lists are all in one bucket, so a lookup that resumes
+/// inside a bucket re-reads that bucket alone (docs/event-history.md
+/// "Shared index items": a minute shares about twice as much as ten
+/// seconds at 100 events a minute, for more to re-read in a busy
+/// partition).
+pub const BUCKET_LEN: usize = 16;
+
+/// Most events one shared index item lists (each ~40 bytes: ~4 KB).
+pub const MAX_MEMBERS: usize = 100;
+
+/// The bucket of an index sort key (or of a lookup position).
+pub fn bucket_of(sk: &str) -> &str {
+    sk.get(..BUCKET_LEN).unwrap_or(sk)
+}
+
+/// Whether an index sort key is a shared item's (`{bucket}~{hash}`): an
+/// event's own item has `:` there (before its eventTime's seconds),
+/// whatever its eventID, so the two never collide.
+pub fn is_shared(sk: &str) -> bool {
+    sk.as_bytes().get(BUCKET_LEN) == Some(&b'~')
+}
+
+/// Sort key of the item shared by these events' entries (their sort keys
+/// after the bucket, sorted): `{bucket}~{hash}`. It sorts above every
+/// event's own item of the bucket and below the next bucket; the hash
+/// makes it a function of the members, so writing the same batch again
+/// overwrites the same item.
+pub fn shared_sk(bucket: &str, members: &[String]) -> String {
+    let mut h = crate::digest::sha256::Sha256::new();
+    h.update(bucket.as_bytes());
+    for m in members {
+        // Length-prefixed: no two member lists hash the same input.
+        h.update(&(m.len() as u64).to_be_bytes());
+        h.update(m.as_bytes());
+    }
+    let d = h.finish();
+    let hex: String = d[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{bucket}~{hex}")
+}
+
+/// The sort keys of the events a shared item lists (`members`, each its
+/// sort key after the bucket).
+pub fn member_sks(shared_sk: &str, members: &[String]) -> Vec<String> {
+    let bucket = bucket_of(shared_sk);
+    members.iter().map(|m| format!("{bucket}{m}")).collect()
+}
+
 /// One item of the history table.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Item<'a> {
     pub pk: String,
     pub sk: String,
@@ -184,6 +233,86 @@ pub struct Item<'a> {
     pub read_only: Option<bool>,
     /// TTL: epoch seconds after which the item is gone from the history.
     pub expires_at: i64,
+    /// On a shared index item ([`is_shared`]): the events it lists, each
+    /// by its sort key after the bucket; empty on every other item.
+    pub members: Vec<String>,
+}
+
+/// One event's entry in one index partition, before it is written: in an
+/// item of its own, or in one shared with the other entries of a batch in
+/// the same partition and bucket ([`items_of`]).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Entry {
+    /// The partition key, before sharding.
+    pub pk: String,
+    pub read_only: Option<bool>,
+    /// The event's index sort key.
+    pub sk: String,
+    pub expires_at: i64,
+    /// The event's shard ([`shard_of`] its eventID).
+    pub shard: u32,
+}
+
+impl Entry {
+    fn own_item(self) -> Item<'static> {
+        Item {
+            pk: shard_pk(self.pk, self.shard),
+            sk: self.sk,
+            read_only: self.read_only,
+            expires_at: self.expires_at,
+            ..Item::default()
+        }
+    }
+}
+
+/// The items that index `entries` (of one batch of events): entries of one
+/// partition, ReadOnly value and bucket share an item (at most
+/// [`MAX_MEMBERS`] each, in the shard its sort key hashes to, expiring
+/// with its earliest member, all of whose members expire in the same
+/// minute); an entry alone in its group gets an item of
+/// its own, exactly as one event's index is written. Repeated entries are
+/// written once.
+pub fn items_of(mut entries: Vec<Entry>, shards: u32) -> Vec<Item<'static>> {
+    entries.sort();
+    entries.dedup_by(|a, b| a.pk == b.pk && a.read_only == b.read_only && a.sk == b.sk);
+    let mut items = Vec::new();
+    let mut rest = entries.as_slice();
+    while let Some(first) = rest.first() {
+        let bucket = bucket_of(&first.sk);
+        let len = rest
+            .iter()
+            .take(MAX_MEMBERS)
+            .take_while(|e| {
+                e.pk == first.pk
+                    && e.read_only == first.read_only
+                    && bucket_of(&e.sk) == bucket
+                    // Not with an entry kept for another retention (a
+                    // re-delivery stored before RetentionDays changed):
+                    // one minute's events expire within a minute.
+                    && e.expires_at.div_euclid(60) == first.expires_at.div_euclid(60)
+            })
+            .count();
+        let (group, tail) = rest.split_at(len);
+        rest = tail;
+        if let [one] = group {
+            items.push(one.clone().own_item());
+            continue;
+        }
+        let members: Vec<String> = group
+            .iter()
+            .map(|e| e.sk.get(BUCKET_LEN..).unwrap_or_default().to_owned())
+            .collect();
+        let sk = shared_sk(bucket, &members);
+        items.push(Item {
+            pk: shard_pk(first.pk.clone(), shard_of(&sk, shards)),
+            sk,
+            record: None,
+            read_only: first.read_only,
+            expires_at: group.iter().map(|e| e.expires_at).min().unwrap_or_default(),
+            members,
+        });
+    }
+    items
 }
 
 /// The stored form of a record: its JSON, raw deflate (RFC 1951) at level 6.
@@ -263,24 +392,19 @@ pub fn shard_pk(pk: String, shard: u32) -> String {
     }
 }
 
-/// The index items (time and attributes, not the primary item) of a record
-/// in one history partition, without duplicates, in the record's shard of
-/// `shards`.
-pub fn index_items(
-    record: &Record,
-    region: &str,
-    expires_at: i64,
-    shards: u32,
-) -> Vec<Item<'static>> {
+/// The index entries (time and attributes, not the primary item) of a
+/// record in one history partition, without duplicates, in the record's
+/// shard of `shards`.
+pub fn index_entries(record: &Record, region: &str, expires_at: i64, shards: u32) -> Vec<Entry> {
     let day = time::day(&record.event_time);
     let sk = index_sk(&record.event_time, &record.event_id);
     let shard = shard_of(&record.event_id, shards);
-    let item = |pk, read_only| Item {
-        pk: shard_pk(pk, shard),
-        sk: sk.clone(),
-        record: None,
+    let entry = |pk, read_only| Entry {
+        pk,
         read_only,
+        sk: sk.clone(),
         expires_at,
+        shard,
     };
     let mut pks = BTreeSet::new();
     for attribute in INDEXED {
@@ -288,8 +412,22 @@ pub fn index_items(
             pks.insert(attribute_pk(region, attribute, &value, &day));
         }
     }
-    std::iter::once(item(time_pk(region, &day), Some(record.is_read_only())))
-        .chain(pks.into_iter().map(|pk| item(pk, None)))
+    std::iter::once(entry(time_pk(region, &day), Some(record.is_read_only())))
+        .chain(pks.into_iter().map(|pk| entry(pk, None)))
+        .collect()
+}
+
+/// The index items of one record alone: one item per entry
+/// ([`index_entries`]).
+pub fn index_items(
+    record: &Record,
+    region: &str,
+    expires_at: i64,
+    shards: u32,
+) -> Vec<Item<'static>> {
+    index_entries(record, region, expires_at, shards)
+        .into_iter()
+        .map(Entry::own_item)
         .collect()
 }
 
@@ -399,8 +537,36 @@ pub async fn record_noting<S: HistoryStore>(
     event: &Normalized,
     window: Option<i64>,
 ) -> Result<(Recorded, Note), StoreError> {
+    let (recorded, note, entries) = claim_noting(store, settings, event, window).await?;
+    write_index(store, entries, settings).await?;
+    Ok((recorded, note))
+}
+
+/// Writes the index items of `entries` (of one event, or of every event
+/// of an ingest batch: [`items_of`]); nothing if there are none.
+pub async fn write_index<S: HistoryStore>(
+    store: &S,
+    entries: Vec<Entry>,
+    settings: &HistorySettings,
+) -> Result<(), StoreError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    store.put_all(&items_of(entries, settings.shards)).await
+}
+
+/// The first step of [`record_noting`]: the primary item, claimed (or
+/// found), and the index entries still to write ([`write_index`]) for the
+/// version it holds, so that a batch of events writes its index together.
+/// The primary item is always written before its index items.
+pub async fn claim_noting<S: HistoryStore>(
+    store: &S,
+    settings: &HistorySettings,
+    event: &Normalized,
+    window: Option<i64>,
+) -> Result<(Recorded, Note, Vec<Entry>), StoreError> {
     let Some(region) = partition(&event.record) else {
-        return Ok((Recorded::NotInHistory, Note::Ask));
+        return Ok((Recorded::NotInHistory, Note::Ask, Vec::new()));
     };
     let expires_at = settings.expires_at(&event.record);
     let packed = pack(&event.json);
@@ -408,26 +574,19 @@ pub async fn record_noting<S: HistoryStore>(
         pk: primary_pk(region, &event.record.event_id),
         sk: PRIMARY_SK.to_owned(),
         record: Some(&packed),
-        read_only: None,
         expires_at,
+        ..Item::default()
     };
     match store.claim(&primary, window).await? {
         Claim::Stored => {
-            store
-                .put_all(&index_items(
-                    &event.record,
-                    region,
-                    expires_at,
-                    settings.shards,
-                ))
-                .await?;
+            let entries = index_entries(&event.record, region, expires_at, settings.shards);
             let note = window.map_or(Note::Ask, |window| {
                 Note::Known(Some(FirstSeen {
                     window,
                     event_time: event.record.event_time,
                 }))
             });
-            Ok((Recorded::Stored, note))
+            Ok((Recorded::Stored, note, entries))
         }
         Claim::Exists {
             record: stored_json,
@@ -435,18 +594,19 @@ pub async fn record_noting<S: HistoryStore>(
             first_window,
         } => {
             // Complete the index of the stored version (a writer may have
-            // crashed between the two steps); its keys are deterministic,
-            // so this never adds an entry that is not already there, and
-            // its items expire with the primary item they lead to.
+            // crashed between the two steps); its entries are
+            // deterministic, so this never adds an event to a partition it
+            // is not already in (a second listing of it, in another shared
+            // item, is read once: lookups drop repeated sort keys), and its
+            // items expire with the primary item they lead to.
             let stored = stored_json.as_deref().map(serde_json::from_str::<Record>);
             let mut noted = None;
+            let mut entries = Vec::new();
             match stored {
                 Some(Ok(stored)) => {
                     let expires_at =
                         stored_expires_at.unwrap_or_else(|| settings.expires_at(&stored));
-                    store
-                        .put_all(&index_items(&stored, region, expires_at, settings.shards))
-                        .await?;
+                    entries = index_entries(&stored, region, expires_at, settings.shards);
                     noted = first_window.map(|window| FirstSeen {
                         window,
                         event_time: stored.event_time,
@@ -468,7 +628,7 @@ pub async fn record_noting<S: HistoryStore>(
             } else {
                 Note::Ask
             };
-            Ok((Recorded::Duplicate, note))
+            Ok((Recorded::Duplicate, note, entries))
         }
     }
 }
@@ -530,6 +690,102 @@ mod tests {
         assert!(read_only[1..].iter().all(Option::is_none));
         assert_eq!(event_id_of(&items[0].sk), Some("e1"));
         assert_eq!(event_id_of("2026-11-24T02:10:06Z#a#b"), Some("a#b"));
+    }
+
+    #[test]
+    fn a_batch_shares_one_item_per_partition_readonly_value_and_bucket() {
+        let at = |id: &str, time: &str, ro: bool| {
+            let mut r = record();
+            r.event_id = id.into();
+            r.event_time = crate::time::parse(time).unwrap();
+            r.read_only = Some(ro);
+            r.resources = None;
+            r
+        };
+        let batch = [
+            at("a", "2026-11-24T02:10:01Z", true),
+            at("b", "2026-11-24T02:10:09Z", true),
+            at("c", "2026-11-24T02:10:05Z", false),
+            // Another bucket (the next minute).
+            at("d", "2026-11-24T02:11:00Z", true),
+            // Delivered twice in the batch: listed once.
+            at("a", "2026-11-24T02:10:01Z", true),
+        ];
+        let expires = [30, 10, 20, 40, 30];
+        let entries: Vec<Entry> = batch
+            .iter()
+            .zip(expires)
+            .flat_map(|(r, e)| index_entries(r, "r", e, 1))
+            .collect();
+        let items = items_of(entries, 1);
+        let time: Vec<&Item> = items
+            .iter()
+            .filter(|i| i.pk == "r#Time#2026-11-24")
+            .collect();
+        // a and b (read-only) share an item; c (not read-only) and d
+        // (another bucket) are alone, in items as one event's own.
+        assert_eq!(time.len(), 3, "{time:?}");
+        let shared = time.iter().find(|i| is_shared(&i.sk)).unwrap();
+        assert!(shared.sk.starts_with("2026-11-24T02:10~"), "{}", shared.sk);
+        assert_eq!(shared.members, [":01Z#a", ":09Z#b"]);
+        assert_eq!(
+            member_sks(&shared.sk, &shared.members),
+            ["2026-11-24T02:10:01Z#a", "2026-11-24T02:10:09Z#b"]
+        );
+        assert_eq!((shared.read_only, shared.expires_at), (Some(true), 10));
+        let own: Vec<_> = time.iter().filter(|i| !is_shared(&i.sk)).collect();
+        assert_eq!(own.len(), 2);
+        assert!(own.iter().all(|i| i.members.is_empty()));
+        // An event alone in its batch is written exactly as its own index.
+        let alone = &batch[3];
+        let mut own = index_items(alone, "r", 40, 4);
+        own.sort();
+        assert_eq!(items_of(index_entries(alone, "r", 40, 4), 4), own);
+        // Every attribute partition is shared the same way: EventName of
+        // all four (two buckets × ReadOnly none) in two items.
+        let names: Vec<&Item> = items
+            .iter()
+            .filter(|i| i.pk.starts_with("r#EventName#"))
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        // The same batch again writes the same keys (idempotent).
+        let again: Vec<Entry> = batch
+            .iter()
+            .rev()
+            .zip(expires)
+            .flat_map(|(r, e)| index_entries(r, "r", e, 1))
+            .collect();
+        let keys = |items: &[Item]| -> Vec<(String, String)> {
+            items.iter().map(|i| (i.pk.clone(), i.sk.clone())).collect()
+        };
+        assert_eq!(keys(&items_of(again, 1)), keys(&items));
+    }
+
+    #[test]
+    fn no_event_id_makes_an_events_own_key_a_shared_items() {
+        let t = crate::time::parse("2026-11-24T02:10:06Z").unwrap();
+        for id in ["~", "~0123456789abcdef", "#~", "e1", ""] {
+            let sk = index_sk(&t, id);
+            assert!(!is_shared(&sk), "{sk}");
+            assert_eq!(bucket_of(&sk), "2026-11-24T02:10");
+        }
+        assert!(is_shared(&shared_sk(
+            "2026-11-24T02:10",
+            &[":06Z#e1".into()]
+        )));
+        // Members are bounded: a large batch in one partition and bucket
+        // is split into items of at most MAX_MEMBERS.
+        let mut r = record();
+        let entries: Vec<Entry> = (0..MAX_MEMBERS * 2 + 1)
+            .flat_map(|n| {
+                r.event_id = format!("e{n:04}");
+                index_entries(&r, "r", 1, 1)
+            })
+            .filter(|e| e.pk.contains("#Time#"))
+            .collect();
+        let items = items_of(entries, 1);
+        let sizes: Vec<usize> = items.iter().map(|i| i.members.len().max(1)).collect();
+        assert_eq!(sizes, [MAX_MEMBERS, MAX_MEMBERS, 1]);
     }
 
     #[test]

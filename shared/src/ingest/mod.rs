@@ -23,9 +23,9 @@ use serde::Serialize;
 use chrono::{DateTime, Utc};
 
 use crate::delivery::{self, StagingStore};
-use crate::history::{self, HistorySettings, HistoryStore, Recorded, StoreError};
+use crate::history::{self, Entry, HistorySettings, HistoryStore, Recorded, StoreError};
 use crate::trail::Trail;
-use normalize::{Context, Ignored, Rejected};
+use normalize::{Context, Ignored, Normalized, Rejected};
 
 /// What one payload did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -97,50 +97,164 @@ pub async fn ingest<H: HistoryStore, S: StagingStore>(
     payload: &str,
     now: &DateTime<Utc>,
 ) -> Result<IngestReport, IngestError> {
-    let mut batch = normalize::normalize(payload, ctx);
-    // Times are checked here, against the ingest time and the retention.
-    for n in std::mem::take(&mut batch.records) {
-        match normalize::check_event_time(&n.record, now, targets.settings.retention_days) {
-            Ok(()) => batch.records.push(n),
-            Err(error) => batch.rejected.push(Rejected {
-                index: n.index,
-                event_id: Some(normalize::quote_prefix(&n.record.event_id)),
-                error,
-            }),
+    let mut outcomes = ingest_many(targets, ctx, &[("", payload)], now).await;
+    outcomes
+        .pop()
+        .unwrap_or_else(|| Ok(IngestReport::default()))
+}
+
+/// At most this many records of a batch are stored at once.
+const RECORDS_AT_ONCE: usize = 32;
+
+/// [`ingest`] of several payloads (an ingest batch's messages: each its
+/// message ID and body) at once, each with its own outcome, in order, and
+/// its log lines in a span naming its message: one failing payload never
+/// fails the others. The index entries of all their events are written together,
+/// so that events sharing an index value and a minute share an item (docs/event-history.md "Shared index items").
+pub async fn ingest_many<H: HistoryStore, S: StagingStore>(
+    targets: &Targets<'_, H, S>,
+    ctx: &Context,
+    payloads: &[(&str, &str)],
+    now: &DateTime<Utc>,
+) -> Vec<Result<IngestReport, IngestError>> {
+    let spans: Vec<tracing::Span> = payloads
+        .iter()
+        .map(|(id, _)| tracing::info_span!("message", message_id = %id))
+        .collect();
+    let mut batches: Vec<normalize::Batch> = payloads
+        .iter()
+        .zip(&spans)
+        .map(|((_, payload), span)| {
+            let _in = span.enter();
+            let mut batch = normalize::normalize(payload, ctx);
+            // Times are checked here, against the ingest time and the retention.
+            for n in std::mem::take(&mut batch.records) {
+                match normalize::check_event_time(&n.record, now, targets.settings.retention_days) {
+                    Ok(()) => batch.records.push(n),
+                    Err(error) => batch.rejected.push(Rejected {
+                        index: n.index,
+                        event_id: Some(normalize::quote_prefix(&n.record.event_id)),
+                        error,
+                    }),
+                }
+            }
+            batch
+        })
+        .collect();
+    let events: Vec<(&Normalized, &tracing::Span)> = batches
+        .iter()
+        .zip(&spans)
+        .flat_map(|(b, span)| b.records.iter().map(move |r| (r, span)))
+        .collect();
+    let mut outcomes = store(targets, &events, now).await.into_iter();
+    let mut reports = Vec::with_capacity(batches.len());
+    for (batch, span) in batches.iter_mut().zip(&spans) {
+        let outcomes: Vec<_> = outcomes.by_ref().take(batch.records.len()).collect();
+        let _in = span.enter();
+        reports.push(report(batch, outcomes));
+    }
+    reports
+}
+
+/// Records `events` in the history (the primary items, then the index
+/// items of all of them together) and stages each one the history took
+/// for the trails that log it (each in its message's span): per event,
+/// what it did and its copies.
+async fn store<H: HistoryStore, S: StagingStore>(
+    targets: &Targets<'_, H, S>,
+    events: &[(&Normalized, &tracing::Span)],
+    now: &DateTime<Utc>,
+) -> Vec<Result<(Recorded, usize), StoreError>> {
+    use futures::StreamExt;
+    use tracing::Instrument;
+    let window = delivery::window_of(now);
+    // A management event's first-staging note rides on its primary item;
+    // the staging notes the others' (docs/delivery.md).
+    let mut claims: Vec<Result<_, StoreError>> = futures::stream::iter(events)
+        .map(|(event, span)| {
+            history::claim_noting(targets.history, targets.settings, event, Some(window))
+                .instrument((*span).clone())
+        })
+        .buffered(RECORDS_AT_ONCE)
+        .collect()
+        .await;
+    let entries: Vec<Entry> = claims
+        .iter()
+        .flatten()
+        .flat_map(|(_, _, entries)| entries.iter().cloned())
+        .collect();
+    match history::write_index(targets.history, entries, targets.settings).await {
+        Ok(()) => {}
+        // The store failed (throttled past its retries, down): every event
+        // with index entries fails, so its message is retried; writing
+        // each one's alone would only add load.
+        Err(e) if !e.is_permanent() => {
+            for claim in &mut claims {
+                if claim
+                    .as_ref()
+                    .is_ok_and(|(_, _, entries)| !entries.is_empty())
+                {
+                    *claim = Err(e.clone());
+                }
+            }
+        }
+        // The store refused the batch (say, a key over DynamoDB's limits):
+        // each event's index on its own, so that the refusal is the
+        // event's alone, and the others go on.
+        Err(e) => {
+            tracing::warn!(error = %e, "the batch's index was refused; writing each event's alone");
+            let alone = futures::stream::iter(claims.iter_mut())
+                .map(|claim| async move {
+                    if let Ok((_, _, entries)) = claim {
+                        let entries = std::mem::take(entries);
+                        if let Err(e) =
+                            history::write_index(targets.history, entries, targets.settings).await
+                        {
+                            *claim = Err(e);
+                        }
+                    }
+                })
+                .buffer_unordered(RECORDS_AT_ONCE);
+            alone.collect::<Vec<()>>().await;
         }
     }
+    // The history first: a record it refuses (rejected, dead-lettered) is
+    // never staged for a trail either.
+    futures::stream::iter(events.iter().zip(claims))
+        .map(|((event, span), claim)| {
+            async move {
+                let (recorded, note, _) = claim?;
+                let copies = delivery::stage_noted(
+                    targets.staging,
+                    targets.trails,
+                    &event.record,
+                    &event.json,
+                    now,
+                    note,
+                )
+                .await?;
+                Ok((recorded, copies))
+            }
+            .instrument((*span).clone())
+        })
+        .buffered(RECORDS_AT_ONCE)
+        .collect()
+        .await
+}
+
+/// The report (or error) of one payload from its events' outcomes.
+fn report(
+    batch: &mut normalize::Batch,
+    outcomes: Vec<Result<(Recorded, usize), StoreError>>,
+) -> Result<IngestReport, IngestError> {
     let mut report = IngestReport {
         accepted: batch.records.len(),
         ..IngestReport::default()
     };
     let mut failures = Vec::new();
     let mut refused = Vec::new();
-    for event in &batch.records {
+    for (event, outcome) in batch.records.iter().zip(outcomes) {
         report.event_ids.push(event.record.event_id.clone());
-        // The history first: a record it refuses (rejected, dead-lettered)
-        // is never staged for a trail either.
-        let outcome = async {
-            // A management event's first-staging note rides on its primary
-            // item; the staging notes the others' (docs/delivery.md).
-            let (recorded, note) = history::record_noting(
-                targets.history,
-                targets.settings,
-                event,
-                Some(delivery::window_of(now)),
-            )
-            .await?;
-            let copies = delivery::stage_noted(
-                targets.staging,
-                targets.trails,
-                &event.record,
-                &event.json,
-                now,
-                note,
-            )
-            .await?;
-            Ok::<_, StoreError>((recorded, copies))
-        }
-        .await;
         match outcome {
             Ok((recorded, copies)) => {
                 report.staged += copies;
@@ -187,7 +301,7 @@ pub async fn ingest<H: HistoryStore, S: StagingStore>(
     }
     if !batch.rejected.is_empty() {
         return Err(IngestError::Rejected {
-            rejected: batch.rejected,
+            rejected: std::mem::take(&mut batch.rejected),
             accepted: report.accepted,
             stored: report.stored,
         });

@@ -14,7 +14,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 
 use super::normalize::Context;
-use super::{ingest, IngestError, IngestReport, Targets};
+use super::{IngestError, IngestReport, Targets};
 use crate::delivery::StagingStore;
 use crate::history::HistoryStore;
 use crate::store::StoreError;
@@ -120,20 +120,19 @@ pub async fn ingest_batch<R: Receipts, H: HistoryStore, S: StagingStore>(
     Ok(report)
 }
 
-/// Ingests each message on its own, all at once, each in a span naming
-/// it (their log lines interleave): the outcomes in order.
+/// Ingests each message on its own outcome, all at once (their index items
+/// written together: [`super::ingest_many`]): the outcomes in order.
 pub async fn ingest_all<H: HistoryStore, S: StagingStore>(
     targets: &Targets<'_, H, S>,
     ctx: &Context,
     messages: &[&Message],
     now: &DateTime<Utc>,
 ) -> Vec<Result<IngestReport, IngestError>> {
-    use tracing::Instrument;
-    futures::future::join_all(messages.iter().map(|m| {
-        ingest(targets, ctx, &m.body, now)
-            .instrument(tracing::info_span!("message", message_id = %m.id))
-    }))
-    .await
+    let payloads: Vec<(&str, &str)> = messages
+        .iter()
+        .map(|m| (m.id.as_str(), m.body.as_str()))
+        .collect();
+    super::ingest_many(targets, ctx, &payloads, now).await
 }
 
 #[cfg(test)]

@@ -217,3 +217,103 @@ async fn an_event_time_outside_the_retention_or_in_the_future_is_refused() {
     }
     assert_eq!(f.staging.staged_ids("audit", "eu-west-1").len(), 2);
 }
+
+#[tokio::test]
+async fn a_batchs_events_share_index_items_and_one_refused_key_fails_only_its_own_event() {
+    // GIVEN a history that refuses keys over 120 bytes, and a batch of ten
+    // messages of one second: nine alike, one by a user whose name makes
+    // its Username partition key too long
+    let f = Fakes::new();
+    f.history.refuse_keys_over(120);
+    let at = t("2026-11-24T01:04:10Z");
+    let mut payloads: Vec<String> = (0..10)
+        .map(|n| api_call(&format!("7e000000-0000-4000-8000-0000000000{n:02}"), &at))
+        .collect();
+    let mut long: serde_json::Value = serde_json::from_str(&payloads[4]).unwrap();
+    long["detail"]["userIdentity"]["userName"] = "u".repeat(100).into();
+    payloads[4] = long.to_string();
+    let ctx = Context {
+        account_id: ACCOUNT.into(),
+    };
+    let bodies: Vec<(&str, &str)> = payloads.iter().map(|p| ("m", p.as_str())).collect();
+    let outcomes = ingest_many(&f.targets(), &ctx, &bodies, &t("2026-11-24T01:04:11Z")).await;
+
+    // THEN the refused event alone is rejected, and is not staged
+    assert_eq!(outcomes.len(), 10);
+    for (n, outcome) in outcomes.iter().enumerate() {
+        match outcome {
+            Err(IngestError::Rejected { rejected, .. }) if n == 4 => {
+                assert!(
+                    rejected[0].to_string().contains("refused"),
+                    "{}",
+                    rejected[0]
+                );
+            }
+            Ok(report) if n != 4 => assert_eq!((report.stored, report.staged), (1, 1), "{n}"),
+            other => panic!("message {n}: {other:?}"),
+        }
+    }
+    assert_eq!(f.staging.staged_ids("audit", "eu-west-1").len(), 9);
+    // AND, the batch's index write having failed, each of the nine
+    // others' index was written on its own (nine time items)
+    let keys = f.history.keys();
+    let primary = keys.iter().filter(|(_, sk)| sk == "event").count();
+    assert_eq!(primary, 10, "the refused event's primary item was written");
+    let time: Vec<_> = keys
+        .iter()
+        .filter(|(pk, _)| pk.contains("#Time#"))
+        .collect();
+    assert_eq!(time.len(), 9, "{time:?}");
+
+    // WHEN the same ten arrive again, now under DynamoDB's own key limit
+    let g = Fakes::new();
+    let outcomes = ingest_many(&g.targets(), &ctx, &bodies, &t("2026-11-24T01:04:11Z")).await;
+    assert!(outcomes.iter().all(Result::is_ok));
+    // THEN each index partition of the ten gets one shared item
+    let keys = g.history.keys();
+    let time: Vec<_> = keys
+        .iter()
+        .filter(|(pk, _)| pk.contains("#Time#"))
+        .collect();
+    assert_eq!(time.len(), 1, "{time:?}");
+    assert!(crate::history::is_shared(&time[0].1));
+    let index = keys.iter().filter(|(_, sk)| sk != "event").count();
+    // Time, EventName, EventSource, AccessKeyId, ResourceName,
+    // ResourceType shared by all ten; Username: bob's nine, and one own.
+    assert_eq!(index, 8, "{keys:?}");
+}
+
+#[tokio::test]
+async fn a_batch_whose_index_write_fails_is_retried_whole_and_nothing_is_staged() {
+    // GIVEN a history whose index writes fail (throttled past the retries)
+    let f = Fakes::new();
+    f.history.fail_index_writes(true);
+    let at = t("2026-11-24T01:04:10Z");
+    let payloads: Vec<String> = (0..3)
+        .map(|n| api_call(&format!("7e000000-0000-4000-8000-0000000000{n:02}"), &at))
+        .collect();
+    let bodies: Vec<(&str, &str)> = payloads.iter().map(|p| ("m", p.as_str())).collect();
+    let ctx = Context {
+        account_id: ACCOUNT.into(),
+    };
+    let now = t("2026-11-24T01:04:11Z");
+    // WHEN a batch of three is ingested
+    let outcomes = ingest_many(&f.targets(), &ctx, &bodies, &now).await;
+    // THEN each message fails as a store failure (retried, not rejected),
+    // none is staged, and no event's index was written on its own
+    for o in &outcomes {
+        assert!(matches!(o, Err(IngestError::Store { .. })), "{o:?}");
+    }
+    assert!(f.staging.staged_ids("audit", "eu-west-1").is_empty());
+    assert!(f.history.keys().iter().all(|(_, sk)| sk == "event"));
+    // AND when the queue hands them over again, the history heals: each is
+    // a duplicate, indexed from its stored record, and staged once
+    f.history.fail_index_writes(false);
+    let again = ingest_many(&f.targets(), &ctx, &bodies, &now).await;
+    for o in &again {
+        let r = o.as_ref().unwrap();
+        assert_eq!((r.duplicates, r.staged), (1, 1));
+    }
+    assert_eq!(f.staging.staged_ids("audit", "eu-west-1").len(), 3);
+    assert!(f.history.keys().iter().any(|(pk, _)| pk.contains("#Time#")));
+}
