@@ -102,6 +102,8 @@ def main():
     )
     path = sys.argv[1] if len(sys.argv) > 1 else default
     data = json.load(open(path))
+    if not all("@" in k for k in data):
+        sys.exit(f"{path}: written by an older cost test (no per-rate keys); run the cost:: test again")
     # management@100, management@10000, realistic@…, data@…
     kinds = ["management", "realistic", "data"]
     columns = sorted(data, key=lambda k: (kinds.index(k.split("@")[0]), int(k.split("@")[1])))
