@@ -116,9 +116,16 @@ pub struct MemoryHistory {
     max_pk: AtomicUsize,
     /// Eventually consistent batch reads see none of the primary items yet.
     stale: std::sync::atomic::AtomicBool,
+    /// Queries answered so far.
+    queries: AtomicUsize,
 }
 
 impl MemoryHistory {
+    /// How many queries were answered so far.
+    pub fn queries(&self) -> usize {
+        self.queries.load(Ordering::Relaxed)
+    }
+
     /// Eventually consistent `records` reads answer nothing from now on, as
     /// a replica behind the write does (`false`: caught up); strongly
     /// consistent ones still answer.
@@ -263,6 +270,7 @@ impl HistoryReader for MemoryHistory {
         now: i64,
     ) -> Result<(Vec<Stored>, Option<String>), StoreError> {
         self.read()?;
+        self.queries.fetch_add(1, Ordering::Relaxed);
         // As DynamoDB: a start key must lie inside the range queried, and
         // past its low end (a descending query has nothing after it).
         if after.is_some_and(|a| a <= low || a > high) {

@@ -131,9 +131,11 @@ async fn held(table: &TestTable) -> Held {
             .sum();
         held.bytes += 100 + size;
         held.items += 1;
-        if let Some(members) = item.get("m").and_then(|m| m.as_l().ok()) {
+        if let Some(members) = item.get("m").and_then(|m| m.as_s().ok()) {
             held.shared += 1;
-            held.listed += members.len();
+            held.listed += serde_json::from_str::<Vec<String>>(members)
+                .expect("members as trailkeep writes them")
+                .len();
         }
         if !item.contains_key("z") {
             held.keys_only_wru += size.div_ceil(1024);

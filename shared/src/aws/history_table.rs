@@ -27,8 +27,10 @@ pub mod attr {
     /// The event's first delivery window (Number): on staged copies, and
     /// on a management event's primary item (its first-staging note).
     pub const FIRST_WINDOW: &str = "fw";
-    /// A shared index item's members (List of String): the sort keys of
-    /// the events it lists, after the bucket.
+    /// A shared index item's members: the sort keys of the events it
+    /// lists, after the bucket, as a JSON array in a String (one attribute
+    /// is cheaper to read than a List of as many; items written on
+    /// 2026-12-02 hold a List of String, read as well).
     pub const MEMBERS: &str = "m";
 }
 
@@ -162,6 +164,21 @@ impl DynamoHistory {
     }
 }
 
+/// A shared item's members as written: a JSON array of strings, or (items
+/// written on 2026-12-02) a List of String. What trailkeep did not write (a
+/// member that is not a string, a String that is not such an array) is
+/// left out.
+fn members_of(value: &AttributeValue) -> Vec<String> {
+    match value {
+        AttributeValue::S(json) => serde_json::from_str::<Vec<String>>(json).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "shared index item whose members do not parse; left out");
+            Vec::new()
+        }),
+        AttributeValue::L(list) => list.iter().filter_map(|m| m.as_s().ok().cloned()).collect(),
+        _ => Vec::new(),
+    }
+}
+
 fn to_attributes(item: &Item<'_>) -> Attributes {
     let packed = item
         .record
@@ -172,13 +189,7 @@ fn to_attributes(item: &Item<'_>) -> Attributes {
     let members = (!item.members.is_empty()).then(|| {
         (
             attr::MEMBERS,
-            AttributeValue::L(
-                item.members
-                    .iter()
-                    .cloned()
-                    .map(AttributeValue::S)
-                    .collect(),
-            ),
+            AttributeValue::S(serde_json::Value::from(item.members.clone()).to_string()),
         )
     });
     [
@@ -325,13 +336,7 @@ impl crate::history::lookup::HistoryReader for DynamoHistory {
                     .and_then(|v| v.as_s().ok())
                     .cloned()
                     .unwrap_or_default();
-                // A member that is not a String is not one trailkeep wrote:
-                // left out.
-                let members: Vec<String> = i
-                    .get(attr::MEMBERS)
-                    .and_then(|v| v.as_l().ok())
-                    .map(|l| l.iter().filter_map(|m| m.as_s().ok().cloned()).collect())
-                    .unwrap_or_default();
+                let members = i.get(attr::MEMBERS).map(members_of).unwrap_or_default();
                 crate::history::lookup::Stored {
                     members: crate::history::member_sks(&sk, &members),
                     record: readable(i),
@@ -431,6 +436,36 @@ impl crate::history::lookup::HistoryReader for DynamoHistory {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn members_read_back_as_written_whatever_an_event_id_holds_and_as_lists_of_before() {
+        let hostile = vec![
+            ":06Z#plain".to_owned(),
+            ":07Z#new\nline\",\"quote".to_owned(),
+            ":08Z#\u{0}\u{10FFFF}]".to_owned(),
+        ];
+        let item = Item {
+            pk: "r#Time#2026-11-24".into(),
+            sk: "2026-11-24T08:01~0123456789abcdef".into(),
+            members: hostile.clone(),
+            ..Item::default()
+        };
+        let written = to_attributes(&item);
+        let m = &written[attr::MEMBERS];
+        assert!(m.is_s(), "{m:?}");
+        assert_eq!(members_of(m), hostile);
+        // Items written on 2026-12-02: a List of String.
+        let list = AttributeValue::L(hostile.iter().cloned().map(AttributeValue::S).collect());
+        assert_eq!(members_of(&list), hostile);
+        // What trailkeep did not write is left out.
+        assert!(members_of(&AttributeValue::S("not json".into())).is_empty());
+        assert!(members_of(&AttributeValue::S("[1]".into())).is_empty());
+        let mixed = AttributeValue::L(vec![
+            AttributeValue::N("1".into()),
+            AttributeValue::S(":09Z#x".into()),
+        ]);
+        assert_eq!(members_of(&mixed), [":09Z#x"]);
+    }
 
     /// A service that processes `per` items of each batch and leaves the
     /// rest: each answer's items, and the sizes of the batches sent.

@@ -42,7 +42,7 @@ pub use request::{
     parse_request, time_member, Lookup, LookupError, LookupSettings, Position, MAX_RESULTS,
 };
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -181,81 +181,61 @@ fn parts(request: &Lookup, day: &str, shards: u32) -> Vec<(String, Part)> {
 }
 
 /// One part read for a page: its items and the last sort key read when
-/// more may follow. On a page that resumes below `after`, the part is read
-/// from just below it, and, beside that, the shared items of the minute it
-/// lies in (they sort at the top of their minute, above `after`, and may
-/// list events below it). Reading goes on while what was read cannot end
-/// a page: the last key read is a shared item's (more of its minute's may
-/// follow, listing events above the ones read) and fewer than a page of
-/// events lie in later minutes, or, in a filtered part, too few items
-/// matched. Each further query reads `FILTER_GROWTH` times more.
+/// more may follow. A page that resumes below `after` reads the part from
+/// the top of `after`'s minute (`query_high`), so that it reads the
+/// minute's shared items (they sort at the top of their minute, above
+/// `after`, and may list events below it), unless the page before met no
+/// shared item there in any part (`minute_unshared`: it read every part
+/// through that minute's top): then from just below `after`, re-reading
+/// nothing. Reading goes on while what was read cannot end a page:
+/// nothing below `after` was read yet, or the last key read is a shared
+/// item's (more of its minute's may follow, listing events above the ones
+/// read) and fewer than a page of events lie in later minutes, or, in a
+/// filtered part, too few items matched. Each further query reads
+/// `FILTER_GROWTH` times more.
 async fn read_part<R: HistoryReader>(
     reader: &R,
     part: &Part,
     range: (&str, &str),
     query_high: &str,
-    after: Option<&str>,
+    position: &Position,
     max_results: usize,
     now: i64,
 ) -> Result<(Vec<Stored>, Option<String>), StoreError> {
-    let low = range.0;
-    let main = async {
-        // Nothing to read at or below the low bound (the floor may be a
-        // key of this partition: DynamoDB refuses a start key at the end
-        // of the range it queries).
-        if after.is_some_and(|a| a <= low) {
-            return Ok((Vec::new(), None));
+    let (low, after) = (range.0, position.after.as_deref());
+    // Nothing to read at or below the low bound (the floor may be a key of
+    // this partition: DynamoDB refuses a start key at the end of the range
+    // it queries).
+    if after.is_some_and(|a| a <= low) {
+        return Ok((Vec::new(), None));
+    }
+    let start = after.filter(|_| position.minute_unshared);
+    let (mut items, mut last) = reader
+        .query(part, low, query_high, start, max_results, now)
+        .await?;
+    let (mut limit, mut filtered_queries) = (max_results, 1);
+    while let Some(from) = last.clone().filter(|from| from.as_str() > low) {
+        // Below a shared item's key, its minute may list more events (in
+        // shared items not read yet, or their own), so only the events of
+        // later minutes are known to be all there is.
+        let unfinished = after.is_some_and(|a| from.as_str() >= a)
+            || (is_shared(&from) && complete_above(&items, &from, range, after) < max_results);
+        let short = part.read_only.is_some()
+            && filtered_queries < FILTERED_QUERIES
+            && items.len() < max_results;
+        if !(unfinished || short) {
+            break;
         }
-        let (mut items, mut last) = reader
-            .query(part, low, query_high, after, max_results, now)
+        if short {
+            filtered_queries += 1;
+        }
+        limit *= FILTER_GROWTH;
+        let (more, next) = reader
+            .query(part, low, query_high, Some(&from), limit, now)
             .await?;
-        let (mut limit, mut filtered_queries) = (max_results, 1);
-        while let Some(from) = last.clone().filter(|from| from.as_str() > low) {
-            // Below a shared item's key, its minute may list more events
-            // (in shared items not read yet, or their own), so only the
-            // events of later minutes are known to be all there is.
-            let unfinished =
-                is_shared(&from) && complete_above(&items, &from, range, after) < max_results;
-            let short = part.read_only.is_some()
-                && filtered_queries < FILTERED_QUERIES
-                && items.len() < max_results;
-            if !(unfinished || short) {
-                break;
-            }
-            if short {
-                filtered_queries += 1;
-            }
-            limit *= FILTER_GROWTH;
-            let (more, next) = reader
-                .query(part, low, query_high, Some(&from), limit, now)
-                .await?;
-            items.extend(more);
-            last = next;
-        }
-        Ok::<_, StoreError>((items, last))
-    };
-    let Some(after) = after else {
-        return main.await;
-    };
-    let shared = async {
-        let bucket = bucket_of(after);
-        let (from, to) = (format!("{bucket}~"), format!("{bucket}~\u{10FFFF}"));
-        let mut items = Vec::new();
-        let (mut start, mut limit) = (None::<String>, max_results);
-        loop {
-            let (more, next) = reader
-                .query(part, &from, &to, start.as_deref(), limit, now)
-                .await?;
-            items.extend(more);
-            match next.filter(|n| *n > from) {
-                Some(n) => start = Some(n),
-                None => return Ok::<_, StoreError>(items),
-            }
-            limit *= FILTER_GROWTH;
-        }
-    };
-    let ((mut items, last), more) = futures::future::try_join(main, shared).await?;
-    items.extend(more);
+        items.extend(more);
+        last = next;
+    }
     Ok((items, last))
 }
 
@@ -339,10 +319,10 @@ pub async fn lookup<R: HistoryReader>(
     let low = format!("{}#", crate::time::format(&request.start));
     let high = format!("{}#\u{10FFFF}", crate::time::format(&request.end));
     let after = request.position.after.as_deref();
-    // Shared index items sort at the top of their minute: a first page
-    // reads from the top of the end's minute (a resumed one from below
-    // `after`, and its minute's shared items: `read_part`), and what is
-    // above the page's start, or out of the range, is left out below.
+    // Shared index items sort at the top of their minute: a page reads from
+    // the top of the minute of the end, or of `after` (or from just below
+    // `after` where that minute has none: `read_part`), and what is above
+    // the page's start, or out of the range, is left out below.
     let top = after.map_or(high.as_str(), |a| a.min(high.as_str()));
     let query_high = format!("{}~\u{10FFFF}", bucket_of(top));
     // Reads every part whose filter is `filtered`, together, from `low`:
@@ -361,7 +341,7 @@ pub async fn lookup<R: HistoryReader>(
                             p,
                             (low, request_high),
                             high,
-                            after,
+                            &request.position,
                             request.max_results,
                             now_s,
                         )
@@ -388,6 +368,14 @@ pub async fn lookup<R: HistoryReader>(
     // only items at or after the highest of those are known to be all there
     // is, in every part.
     let frontier = reads.iter().filter_map(|(_, _, last)| last.clone()).max();
+    // The minutes whose shared items were read (every part was read from
+    // above its page's start down to the frontier, or to its end).
+    let shared_minutes: HashSet<String> = reads
+        .iter()
+        .flat_map(|(_, items, _)| items)
+        .filter(|s| is_shared(&s.sk))
+        .map(|s| bucket_of(&s.sk).to_owned())
+        .collect();
     let mut merged: Vec<(&str, Stored)> = reads
         .into_iter()
         .flat_map(|(region, items, _)| items.into_iter().flat_map(listed).map(move |s| (region, s)))
@@ -413,6 +401,7 @@ pub async fn lookup<R: HistoryReader>(
             start,
             end,
             day: Some(day_text),
+            minute_unshared: !shared_minutes.contains(bucket_of(&after)),
             after: Some(after),
         }),
         None => this_day
@@ -423,6 +412,7 @@ pub async fn lookup<R: HistoryReader>(
                 end,
                 day: Some(d.format("%Y-%m-%d").to_string()),
                 after: None,
+                minute_unshared: false,
             }),
     };
     let primary_of = |region: &str, sk: &str| event_id_of(sk).map(|id| primary_pk(region, id));
@@ -1164,6 +1154,57 @@ mod tests {
 
         /// Which of the events' shapes a lookup matches.
         type Matches = dyn Fn(&(u32, bool, bool)) -> bool;
+
+        #[tokio::test]
+        async fn a_resumed_page_reads_from_its_minutes_top_only_where_the_page_before_met_shared_items(
+        ) {
+            // Four events in one minute, regional, each its own item (one
+            // batch each); then four in the next minute in one batch.
+            let h = MemoryHistory::default();
+            let events: Vec<_> = (0..8)
+                .map(|i| shaped(i, (10 + 10 * i as u32 + 20 * (i as u32 / 4), false, false)))
+                .collect();
+            ingest(
+                &h,
+                &events,
+                &[vec![0], vec![1], vec![2], vec![3], (4..8).collect()],
+                1,
+            )
+            .await;
+            // Pages of one: each reads the region's and the global time
+            // partition, one Query each, but where the region's stops at a
+            // shared item and reads on.
+            let mut per_page = Vec::new();
+            let mut body = today();
+            body["MaxResults"] = json!(1);
+            let now = crate::time::parse("2026-11-24T12:00:00Z").unwrap();
+            let mut ids = Vec::new();
+            loop {
+                let request =
+                    parse_request(body.to_string().as_bytes(), &settings(), &now).unwrap();
+                let before = h.queries();
+                let page = lookup(&h, &request, &settings(), &now).await.unwrap();
+                per_page.push(h.queries() - before);
+                ids.extend(
+                    page.records
+                        .iter()
+                        .map(|r| serde_json::from_str::<Record>(r).unwrap().event_id),
+                );
+                match page.next_token {
+                    Some(t) => body["NextToken"] = json!(t),
+                    None => break,
+                }
+            }
+            let newest_first: Vec<String> = (0..8).rev().map(|i| format!("e{i:02}")).collect();
+            assert_eq!(ids, newest_first);
+            // Pages 1-5 read the region's partition from the top of 08:01
+            // (the end's, then `after`'s minute): its first Query, of one
+            // item, stops at the shared item, and a second reads on. Pages
+            // 6-9 resume in 08:00, where the pages before met no shared
+            // item: from just below `after`, one Query (the 9th, at the
+            // end, is empty).
+            assert_eq!(per_page, [3, 3, 3, 3, 3, 2, 2, 2, 2]);
+        }
 
         fn event_shape() -> impl Strategy<Value = (u32, bool, bool)> {
             // Seconds crowd into a few buckets, across a minute's end.

@@ -82,6 +82,15 @@ pub struct Position {
     /// The last sort key returned; `None`: the top of the day.
     #[serde(rename = "k", default, skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
+    /// No partition the page read holds a shared index item in `after`'s
+    /// minute, so the next page need not read that minute's shared items
+    /// (`lookup::read_part`). Absent (tokens issued before it): read them.
+    #[serde(rename = "n", default, skip_serializing_if = "is_false")]
+    pub minute_unshared: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
 }
 
 #[derive(Deserialize)]
@@ -357,6 +366,7 @@ mod tests {
             end: l.end.timestamp(),
             day: Some("2026-11-24".into()),
             after: Some("2026-11-24T01:00:00Z#x".into()),
+            minute_unshared: true,
         };
         let token = seal_token(&p, &l, &settings().token_key);
         let with = |extra: &str| format!(r#"{{"MaxResults": 5, "NextToken": "{token}"{extra}}}"#);
