@@ -1,6 +1,7 @@
 //! Ingest's time per event against a local endpoint (moto), at a number of
-//! concurrent invocations: each invocation ingests one batch of 10
-//! EventBridge messages as the ingest function does (all messages of a
+//! concurrent invocations: each invocation ingests one batch of `--batch`
+//! EventBridge messages (default 100, the template's `IngestBatchSize`) as
+//! the ingest function does (all messages of a
 //! batch at once: `ingest::queue::ingest_all`; the queue's receipt check,
 //! one SQS call per batch, is left out), into fresh history and state
 //! tables created from template.yaml, with one trail logging every
@@ -8,7 +9,7 @@
 //! and staged.
 //!
 //! It reports the wall time per invocation (what Lambda bills, divided by
-//! the batch's 10 events) and this process's CPU time per event (the part
+//! the batch's events) and this process's CPU time per event (the part
 //! that is trailkeep's own, whatever the endpoint's speed). moto serves one
 //! request at a time, so at 50 invocations the wall time per invocation is
 //! mostly waiting for moto; the CPU per event says whether trailkeep's own
@@ -33,16 +34,13 @@ use crate::provision::{create_table, Template};
 
 const ACCOUNT: &str = "111122223333";
 const HOME: &str = "eu-west-1";
-/// Messages per invocation: 10, the ingest queue's batch size until
-/// 2026-12-02, at which BENCHMARKS.md's ingest rows were measured
-/// (`IngestBatchSize` is now 100 in template.yaml).
-pub const BATCH: usize = 10;
-
 /// What one run measured.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IngestTimes {
     pub concurrency: usize,
+    /// Messages per invocation.
+    pub batch: usize,
     pub events: usize,
     pub seconds: f64,
     pub events_per_second: f64,
@@ -78,6 +76,7 @@ pub async fn run(
     template: &str,
     prefix: &str,
     events: usize,
+    batch: usize,
     concurrency: usize,
 ) -> Result<IngestTimes, BenchError> {
     let client = aws_sdk_dynamodb::Client::new(aws);
@@ -85,7 +84,15 @@ pub async fn run(
     let (history_table, state_table) = (format!("{prefix}-history"), format!("{prefix}-state"));
     create_table(&client, &history_table, &template.table("HistoryTable")?).await?;
     create_table(&client, &state_table, &template.table("StateTable")?).await?;
-    let result = measure(&client, &history_table, &state_table, events, concurrency).await;
+    let result = measure(
+        &client,
+        &history_table,
+        &state_table,
+        events,
+        batch,
+        concurrency,
+    )
+    .await;
     for t in [&history_table, &state_table] {
         client
             .delete_table()
@@ -102,10 +109,11 @@ async fn measure(
     history_table: &str,
     state_table: &str,
     events: usize,
+    batch: usize,
     concurrency: usize,
 ) -> Result<IngestTimes, BenchError> {
-    if events == 0 {
-        return Err(failed("--events must be at least 1"));
+    if events == 0 || batch == 0 {
+        return Err(failed("--events and --batch must be at least 1"));
     }
     let start = trailkeep_shared::time::parse("2026-11-24T01:00:00Z").map_err(failed)?;
     let trails = DynamoTrails::new(client.clone(), state_table);
@@ -153,7 +161,7 @@ async fn measure(
             body,
         })
         .collect();
-    let batches: Vec<&[Message]> = messages.chunks(BATCH).collect();
+    let batches: Vec<&[Message]> = messages.chunks(batch).collect();
     let next = AtomicUsize::new(0);
     let cpu_before = cpu_seconds()?;
     let began = Instant::now();
@@ -182,12 +190,13 @@ async fn measure(
     let median = times[times.len() / 2];
     Ok(IngestTimes {
         concurrency,
+        batch,
         events,
         seconds,
         events_per_second: events as f64 / seconds,
         invocation_median_ms: median,
         invocation_p95_ms: times[(times.len() * 95 / 100).min(times.len() - 1)],
-        per_event_ms: median / BATCH as f64,
+        per_event_ms: median / batch.min(events) as f64,
         cpu_per_event_ms: cpu * 1000.0 / events as f64,
     })
 }

@@ -90,6 +90,9 @@ enum DevCommand {
         template: String,
         #[arg(long, default_value_t = 1000)]
         events: usize,
+        /// Messages per invocation (template.yaml's `IngestBatchSize`).
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
         #[arg(long, default_value_t = 1)]
         concurrency: usize,
     },
@@ -182,11 +185,18 @@ async fn main() -> std::process::ExitCode {
             DevCommand::BenchIngest {
                 template,
                 events,
+                batch,
                 concurrency,
             } => {
                 let prefix = format!("bench-ingest-{}", std::process::id());
-                let run =
-                    trailkeep_dev::bench_ingest::run(&aws, &template, &prefix, events, concurrency);
+                let run = trailkeep_dev::bench_ingest::run(
+                    &aws,
+                    &template,
+                    &prefix,
+                    events,
+                    batch,
+                    concurrency,
+                );
                 print_bench("bench-ingest", run.await)
             }
             DevCommand::ShowHistory {
