@@ -11,7 +11,7 @@
 //! It reports the wall time per invocation (what Lambda bills, divided by
 //! the batch's events) and this process's CPU time per event (the part
 //! that is trailkeep's own, whatever the endpoint's speed). moto serves one
-//! request at a time, so at 50 invocations the wall time per invocation is
+//! request at a time, so at 20 invocations the wall time per invocation is
 //! mostly waiting for moto; the CPU per event says whether trailkeep's own
 //! work grows with concurrency (docs/cost.md "Scaling").
 

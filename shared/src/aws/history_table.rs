@@ -29,8 +29,8 @@ pub mod attr {
     pub const FIRST_WINDOW: &str = "fw";
     /// A shared index item's members: the sort keys of the events it
     /// lists, after the bucket, as a JSON array in a String (one attribute
-    /// is cheaper to read than a List of as many; items written on
-    /// 2026-12-02 hold a List of String, read as well).
+    /// is quicker to parse than a List of as many, for ~2 bytes more per
+    /// member; items written before hold a List of String, read as well).
     pub const MEMBERS: &str = "m";
 }
 

@@ -218,7 +218,8 @@ async fn read_part<R: HistoryReader>(
         // Below a shared item's key, its minute may list more events (in
         // shared items not read yet, or their own), so only the events of
         // later minutes are known to be all there is.
-        let unfinished = after.is_some_and(|a| from.as_str() >= a)
+        let above = after.is_some_and(|a| from.as_str() >= a);
+        let unfinished = above
             || (is_shared(&from) && complete_above(&items, &from, range, after) < max_results);
         let short = part.read_only.is_some()
             && filtered_queries < FILTERED_QUERIES
@@ -229,7 +230,15 @@ async fn read_part<R: HistoryReader>(
         if short {
             filtered_queries += 1;
         }
-        limit *= FILTER_GROWTH;
+        // Past the minute's shared items (they sort above its own items),
+        // the items down to `after` are ones the page leaves out: skip them.
+        let from = match after {
+            Some(a) if above && !is_shared(&from) => a.to_owned(),
+            _ => {
+                limit *= FILTER_GROWTH;
+                from
+            }
+        };
         let (more, next) = reader
             .query(part, low, query_high, Some(&from), limit, now)
             .await?;
@@ -237,6 +246,21 @@ async fn read_part<R: HistoryReader>(
         last = next;
     }
     Ok((items, last))
+}
+
+/// How long after a minute ends a page trusts that no shared item of it is
+/// still to come: ingest writes a minute's events 20–25 s after they
+/// happen (the queue's batching window), or up to ~15 minutes later when
+/// a batch is retried (5 receives, 3 minutes apart).
+const LATE_BATCH_SECONDS: i64 = 20 * 60;
+
+/// Whether `bucket` (`YYYY-MM-DDTHH:MM`) ended [`LATE_BATCH_SECONDS`] before
+/// `now`: a page that met no shared item in it lets the next one skip
+/// reading it again; for a newer minute the next page reads it again
+/// from its top, in case a batch wrote one since.
+fn settled(bucket: &str, now: &DateTime<Utc>) -> bool {
+    chrono::NaiveDateTime::parse_from_str(bucket, "%Y-%m-%dT%H:%M")
+        .is_ok_and(|m| m.and_utc().timestamp() + 60 + LATE_BATCH_SECONDS <= now.timestamp())
 }
 
 /// The events an index item leads to: itself, or the ones a shared item
@@ -401,7 +425,8 @@ pub async fn lookup<R: HistoryReader>(
             start,
             end,
             day: Some(day_text),
-            minute_unshared: !shared_minutes.contains(bucket_of(&after)),
+            minute_unshared: !shared_minutes.contains(bucket_of(&after))
+                && settled(bucket_of(&after), now),
             after: Some(after),
         }),
         None => this_day
@@ -1173,37 +1198,49 @@ mod tests {
             .await;
             // Pages of one: each reads the region's and the global time
             // partition, one Query each, but where the region's stops at a
-            // shared item and reads on.
-            let mut per_page = Vec::new();
-            let mut body = today();
-            body["MaxResults"] = json!(1);
-            let now = crate::time::parse("2026-11-24T12:00:00Z").unwrap();
-            let mut ids = Vec::new();
-            loop {
-                let request =
-                    parse_request(body.to_string().as_bytes(), &settings(), &now).unwrap();
-                let before = h.queries();
-                let page = lookup(&h, &request, &settings(), &now).await.unwrap();
-                per_page.push(h.queries() - before);
-                ids.extend(
-                    page.records
-                        .iter()
-                        .map(|r| serde_json::from_str::<Record>(r).unwrap().event_id),
-                );
-                match page.next_token {
-                    Some(t) => body["NextToken"] = json!(t),
-                    None => break,
-                }
-            }
+            // shared item, or above the page's start, and reads on.
             let newest_first: Vec<String> = (0..8).rev().map(|i| format!("e{i:02}")).collect();
-            assert_eq!(ids, newest_first);
-            // Pages 1-5 read the region's partition from the top of 08:01
-            // (the end's, then `after`'s minute): its first Query, of one
-            // item, stops at the shared item, and a second reads on. Pages
+            let walk = |now: &str| {
+                let now = crate::time::parse(now).unwrap();
+                let h = &h;
+                async move {
+                    let mut body = json!({"StartTime": "2026-11-24T08:00:00Z",
+                        "EndTime": "2026-11-24T08:05:00Z", "MaxResults": 1});
+                    let (mut ids, mut per_page) = (Vec::new(), Vec::new());
+                    loop {
+                        let request =
+                            parse_request(body.to_string().as_bytes(), &settings(), &now).unwrap();
+                        let before = h.queries();
+                        let page = lookup(h, &request, &settings(), &now).await.unwrap();
+                        per_page.push(h.queries() - before);
+                        ids.extend(
+                            page.records
+                                .iter()
+                                .map(|r| serde_json::from_str::<Record>(r).unwrap().event_id),
+                        );
+                        match page.next_token {
+                            Some(t) => body["NextToken"] = json!(t),
+                            None => return (ids, per_page),
+                        }
+                    }
+                }
+            };
+            // Pages 1-5 read the region's partition from the top of a
+            // minute (the end's, then 08:01): the first Query, of one item,
+            // stops at 08:01's shared item, and a second reads on. Pages
             // 6-9 resume in 08:00, where the pages before met no shared
-            // item: from just below `after`, one Query (the 9th, at the
-            // end, is empty).
+            // item: from just below the page's start, one Query (the 9th,
+            // at the end, is empty).
+            let (ids, per_page) = walk("2026-11-24T12:00:00Z").await;
+            assert_eq!(ids, newest_first);
             assert_eq!(per_page, [3, 3, 3, 3, 3, 2, 2, 2, 2]);
+            // Within LATE_BATCH_SECONDS of 08:00's end a batch could still add
+            // a shared item to it: pages 6-9 read it from its top too (the
+            // first Query stops at e03, above the page's start; a second
+            // reads on from the page's start).
+            let (ids, per_page) = walk("2026-11-24T08:05:00Z").await;
+            assert_eq!(ids, newest_first);
+            assert_eq!(per_page, [3, 3, 3, 3, 3, 3, 3, 3, 3]);
         }
 
         fn event_shape() -> impl Strategy<Value = (u32, bool, bool)> {
