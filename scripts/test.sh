@@ -20,15 +20,15 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "the botocore model (cli/models/) is what the pinned botocore gives (scripts/botocore-model.py --check)"
 python3 scripts/botocore-model.py --check
 
-step "cfn-lint template.yaml signing-key.yaml"
-cfn-lint template.yaml signing-key.yaml
+step "cfn-lint template.yaml signing-key.yaml forwarder.yaml"
+cfn-lint template.yaml signing-key.yaml forwarder.yaml
 
 step "sam validate --lint"
 scripts/sam.sh validate --lint --region "$AWS_REGION" --template template.yaml
 
 step "checkov (each accepted finding is skipped in template.yaml with its reason)"
 CHECKOV_BIN=$(tool_dir checkov)
-"$CHECKOV_BIN/checkov" --file template.yaml --file signing-key.yaml --framework cloudformation --skip-download --compact --quiet
+"$CHECKOV_BIN/checkov" --file template.yaml --file signing-key.yaml --file forwarder.yaml --framework cloudformation --skip-download --compact --quiet
 
 trap stop_moto EXIT
 start_moto

@@ -250,11 +250,13 @@ fn the_env_var_check_accepts_a_read_and_refuses_a_stranger() {
 #[test]
 fn every_parameter_output_and_env_var_the_docs_name_exists() {
     let t = yaml("template.yaml");
-    let signing_key = yaml("signing-key.yaml");
     let mut parameters = keys(&t, "Parameters");
-    parameters.extend(keys(&signing_key, "Parameters"));
     let mut outputs = keys(&t, "Outputs");
-    outputs.extend(keys(&signing_key, "Outputs"));
+    for other in ["signing-key.yaml", "forwarder.yaml"] {
+        let other = yaml(other);
+        parameters.extend(keys(&other, "Parameters"));
+        outputs.extend(keys(&other, "Outputs"));
+    }
     let env = table(&read("docs/reference.md"), "Environment variables");
 
     // `Name=value` as --parameter-overrides takes it, in code and in prose.
@@ -322,6 +324,8 @@ const NOT_ENV_VARS: &[&str] = &[
 /// `Word=` forms in the docs that are not template parameters: request
 /// fields of AWS APIs and CLI shorthand (`AttributeKey=…`, `Name=…`).
 const NOT_PARAMETERS: &[&str] = &[
+    // create-stack-set's --parameters ParameterKey=…,ParameterValue=…
+    "ParameterKey",
     "AttributeKey",
     "AttributeValue",
     "ScanIndexForward",

@@ -10,6 +10,7 @@ mod delivery;
 mod digests;
 mod docs;
 mod faults;
+mod forwarder;
 mod helpers;
 mod history;
 mod iam;
