@@ -54,6 +54,12 @@ pub struct TrailFlags {
     is_multi_region_trail: bool,
     #[arg(long, action = ArgAction::SetTrue)]
     no_is_multi_region_trail: bool,
+    /// Log every account of the stack's organization (OrganizationId),
+    /// under AWSLogs/o-…/ACCOUNT/ (docs/organizations.md).
+    #[arg(long, action = ArgAction::SetTrue, overrides_with = "no_is_organization_trail")]
+    is_organization_trail: bool,
+    #[arg(long, action = ArgAction::SetTrue)]
+    no_is_organization_trail: bool,
     #[arg(long, action = ArgAction::SetTrue, overrides_with = "no_enable_log_file_validation")]
     enable_log_file_validation: bool,
     #[arg(long, action = ArgAction::SetTrue)]
@@ -229,6 +235,11 @@ fn flag_members(flags: &TrailFlags) -> Value {
             flags.no_is_multi_region_trail,
         ),
         (
+            "IsOrganizationTrail",
+            flags.is_organization_trail,
+            flags.no_is_organization_trail,
+        ),
+        (
             "EnableLogFileValidation",
             flags.enable_log_file_validation,
             flags.no_enable_log_file_validation,
@@ -357,6 +368,7 @@ mod tests {
     fn verbs_become_cloudtrail_requests() {
         let flags = TrailFlags {
             is_multi_region_trail: true,
+            is_organization_trail: true,
             no_include_global_service_events: true,
             ..TrailFlags::default()
         };
@@ -370,7 +382,7 @@ mod tests {
         assert_eq!(
             body,
             json!({"Name": "audit", "S3BucketName": "logs", "IsMultiRegionTrail": true,
-                   "IncludeGlobalServiceEvents": false})
+                   "IsOrganizationTrail": true, "IncludeGlobalServiceEvents": false})
         );
         let (op, body) = request(TrailCommand::UpdateTrail {
             name: "audit".into(),

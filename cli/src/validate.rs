@@ -15,7 +15,7 @@ use trailkeep_shared::aws::state_table::DynamoStaging;
 use trailkeep_shared::aws::trail_items::DynamoTrails;
 use trailkeep_shared::digest::registry;
 use trailkeep_shared::digest::{ChainHead, DigestState, SegmentMark};
-use trailkeep_shared::trail::admin;
+use trailkeep_shared::trail::{admin, Place};
 use trailkeep_shared::validate::localcopy::{self, LocalDir};
 use trailkeep_shared::validate::{self, Finding, Keys, Report, Request, Source};
 
@@ -41,9 +41,37 @@ pub struct Location {
     /// The key prefix (default: the trail's).
     #[arg(long)]
     s3_prefix: Option<String>,
-    /// The account in the keys (default: the trail ARN's).
+    /// The account in the keys (default: the trail ARN's): for an
+    /// organization trail, the member account whose chains to check.
     #[arg(long)]
     account_id: Option<String>,
+    /// An organization trail's organization, whose folder
+    /// (`AWSLogs/o-…/ACCOUNT/`) holds its files (default: the trail's, read
+    /// from the state table; none for a trail of one account). "": none,
+    /// whatever the trail is now (its chains from before it became one).
+    #[arg(long)]
+    organization_id: Option<String>,
+}
+
+impl Location {
+    /// `--account-id`, else the trail ARN's account: 12 digits, as it is a
+    /// folder of the keys.
+    fn account(&self, arn_account: String) -> Result<String, AuditError> {
+        let account = self.account_id.clone().unwrap_or(arn_account);
+        if !trailkeep_shared::trail::is_account_id(&account) {
+            return Err(AuditError::Usage(format!(
+                "--account-id {account:?} is not an account ID (12 digits)"
+            )));
+        }
+        Ok(account)
+    }
+}
+
+/// Where a trail's files are.
+struct Found {
+    bucket: String,
+    prefix: Option<String>,
+    organization_id: Option<String>,
 }
 
 /// `validate-logs`' flags.
@@ -229,7 +257,7 @@ impl Ctx {
         location: &Location,
         name: &str,
         local: Option<&LocalDir>,
-    ) -> Result<(String, Option<String>), AuditError> {
+    ) -> Result<Found, AuditError> {
         let origin = local.and_then(LocalDir::origin);
         let mut bucket = location
             .s3_bucket
@@ -239,24 +267,48 @@ impl Ctx {
             .s3_prefix
             .clone()
             .or_else(|| origin.as_ref().and_then(|(_, p)| p.clone()));
-        if bucket.is_none() || (prefix.is_none() && local.is_none()) {
-            if self.state_table.is_empty() {
-                if bucket.is_none() {
-                    return Err(AuditError::Usage(
-                        "pass --s3-bucket, or --state-table (TRAILKEEP_STATE_TABLE) to read the trail's bucket".into(),
-                    ));
+        // Some(""): no organization, said explicitly.
+        let said = location.organization_id.is_some();
+        let mut organization_id = location.organization_id.clone().filter(|o| !o.is_empty());
+        let needed = bucket.is_none() || (prefix.is_none() && local.is_none());
+        if self.state_table.is_empty() {
+            if bucket.is_none() {
+                return Err(AuditError::Usage(
+                    "pass --s3-bucket, or --state-table (TRAILKEEP_STATE_TABLE) to read the trail's bucket".into(),
+                ));
+            }
+        } else if needed || !said {
+            let store =
+                DynamoTrails::new(aws_sdk_dynamodb::Client::new(&self.aws), &self.state_table);
+            match admin::get(&store, name).await {
+                Ok(trail) => {
+                    bucket = bucket.or(Some(trail.s3_bucket_name));
+                    if needed {
+                        prefix = prefix.or(trail.s3_key_prefix);
+                    }
+                    if !said {
+                        organization_id = trail.organization_id;
+                    }
                 }
-            } else {
-                let store =
-                    DynamoTrails::new(aws_sdk_dynamodb::Client::new(&self.aws), &self.state_table);
-                let trail = admin::get(&store, name)
-                    .await
-                    .map_err(|e| AuditError::Usage(format!("cannot read trail {name}: {e}")))?;
-                bucket = bucket.or(Some(trail.s3_bucket_name));
-                prefix = prefix.or(trail.s3_key_prefix);
+                Err(e) if needed => {
+                    return Err(AuditError::Usage(format!("cannot read trail {name}: {e}")))
+                }
+                // Only the organization was asked of the trail: as given.
+                Err(_) => {}
             }
         }
-        Ok((bucket.unwrap_or_default(), prefix.filter(|p| !p.is_empty())))
+        if let Some(org) = organization_id.as_deref() {
+            if !trailkeep_shared::trail::is_organization_id(org) {
+                return Err(AuditError::Usage(format!(
+                    "--organization-id {org:?} is not an organization ID (o- and 10 to 32 lowercase letters or digits)"
+                )));
+            }
+        }
+        Ok(Found {
+            bucket: bucket.unwrap_or_default(),
+            prefix: prefix.filter(|p| !p.is_empty()),
+            organization_id,
+        })
     }
 
     /// The keys validation trusts: the files given, else the public halves
@@ -289,7 +341,7 @@ impl Ctx {
         let mut heads = HashMap::new();
         if let Some(state) = &self.state {
             let regions = state.cursors(trail).await.unwrap_or_default();
-            for (region, _) in regions {
+            for region in regions.into_iter().map(|c| c.chain) {
                 if let Ok(Some(h)) = state.head(trail, &region).await {
                     heads.insert(region, h);
                 }
@@ -411,16 +463,40 @@ async fn validate_logs(ctx: &Ctx, args: ValidateArgs) -> Result<(), AuditError> 
         ));
     }
     let local = local_dir.map(LocalDir::new);
-    let (bucket, prefix) = ctx
+    let Found {
+        bucket,
+        prefix,
+        organization_id,
+    } = ctx
         .bucket_and_prefix(&location, &name, local.as_ref())
         .await?;
+    let account_id = location.account(arn_account)?;
+    // The state's chains are keyed by region, or by
+    // {org}/{account}/{region} for an organization trail's: this account's.
+    let chain = Place {
+        org: organization_id.as_deref(),
+        account: &account_id,
+        region: "",
+    }
+    .chain();
+    fn by_region<V>(chain: &str, map: HashMap<String, V>) -> HashMap<String, V> {
+        map.into_iter()
+            .filter_map(|(key, value)| {
+                let region = key.strip_prefix(chain).filter(|r| !r.contains('/'))?;
+                Some((region.to_owned(), value))
+            })
+            .collect()
+    }
     let keys = ctx.trusted_keys(&public_key, &signing).await?;
     let heads = ctx.chain_heads(&name).await;
+    let heads = by_region(&chain, heads);
     let segments = ctx.chain_segments(&name).await;
+    let segments = by_region(&chain, segments);
     let request = Request {
         bucket,
         prefix,
-        account_id: location.account_id.clone().unwrap_or(arn_account),
+        account_id,
+        organization_id,
         trail_name: name,
         home_region: home,
         regions,
@@ -485,14 +561,24 @@ async fn download_logs(
     concurrency: usize,
 ) -> Result<(), AuditError> {
     let (_, arn_account, name) = parse_trail_arn(&location.trail_arn)?;
-    let (bucket, prefix) = ctx.bucket_and_prefix(location, &name, None).await?;
-    let account = location.account_id.clone().unwrap_or(arn_account);
+    let Found {
+        bucket,
+        prefix,
+        organization_id,
+    } = ctx.bucket_and_prefix(location, &name, None).await?;
+    let account = location.account(arn_account)?;
+    let root = Place {
+        org: organization_id.as_deref(),
+        account: &account,
+        region: "",
+    }
+    .root();
     let client = s3::client(&ctx.aws);
     let n = download(
         &client,
         &bucket,
         prefix.as_deref(),
-        &account,
+        &root,
         local_dir,
         days,
         concurrency,
@@ -608,13 +694,13 @@ async fn download(
     client: &aws_sdk_s3::Client,
     bucket: &str,
     prefix: Option<&str>,
-    account: &str,
+    root: &str,
     dir: &Path,
     (from, to): (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
     concurrency: usize,
 ) -> Result<usize, AuditError> {
     let p = prefix.map(|p| format!("{p}/")).unwrap_or_default();
-    let root = format!("{p}AWSLogs/{account}/");
+    let root = format!("{p}{root}/");
     let s3 = S3Logs::new(client.clone());
     let (mut keys, mut refused) = (Vec::new(), Vec::new());
     for kind in ["CloudTrail/", "CloudTrail-Digest/"] {
@@ -702,6 +788,26 @@ mod tests {
             trailkeep_shared::time::parse("2026-11-24T00:00:00Z").unwrap()
         );
         assert!(parse_time("yesterday").is_err());
+    }
+
+    #[test]
+    fn the_account_in_the_keys_is_twelve_digits() {
+        let location = |account: Option<&str>| Location {
+            trail_arn: String::new(),
+            s3_bucket: None,
+            s3_prefix: None,
+            account_id: account.map(str::to_owned),
+            organization_id: None,
+        };
+        let arn = || "111122223333".to_owned();
+        assert_eq!(location(None).account(arn()).unwrap(), "111122223333");
+        assert_eq!(
+            location(Some("222233334444")).account(arn()).unwrap(),
+            "222233334444"
+        );
+        for bad in ["2222", "../../etc", "22223333444x", ""] {
+            assert!(location(Some(bad)).account(arn()).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

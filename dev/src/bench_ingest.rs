@@ -121,6 +121,7 @@ async fn measure(
         name: "bench".into(),
         s3_bucket_name: "bench-bucket".into(),
         is_multi_region_trail: true,
+        organization_id: None,
         include_global_service_events: true,
         log_file_validation_enabled: true,
         ..NewTrail::default()
@@ -143,6 +144,7 @@ async fn measure(
         settings: &settings,
         staging: &staging,
         trails: &loaded,
+        organization: false,
     };
     let ctx = Context {
         account_id: ACCOUNT.into(),

@@ -154,7 +154,12 @@ async fn write_logs(
                     &f.to_string(),
                     &part.to_string(),
                 ]);
-                let key = logfile::log_file_key(None, ACCOUNT, REGION, &delivered, &unique);
+                let place = trailkeep_shared::trail::Place {
+                    org: None,
+                    account: ACCOUNT,
+                    region: REGION,
+                };
+                let key = logfile::log_file_key(None, &place, &delivered, &unique);
                 let path = dir.join(&key);
                 if let Some(parent) = path.parent() {
                     std::fs::create_dir_all(parent)?;
@@ -222,6 +227,7 @@ pub async fn make_copy(
         sns_topic_name: None,
         cloud_watch_logs: None,
         is_multi_region_trail: false,
+        organization_id: None,
         include_global_service_events: true,
         log_file_validation_enabled: true,
         is_logging: true,

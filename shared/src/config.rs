@@ -60,6 +60,22 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         }
         Ok(regions)
     }
+
+    /// ORGANIZATION_ID: the organization the stack serves (the stack's
+    /// `OrganizationId`); unset or blank, none.
+    pub fn organization_id(&self) -> Result<Option<String>, ConfigError> {
+        const NAME: &str = "ORGANIZATION_ID";
+        match self.get(NAME).map(|v| v.trim().to_owned()) {
+            Some(id) if !crate::trail::is_organization_id(&id) => Err(ConfigError::Invalid {
+                name: NAME,
+                reason: format!(
+                    "\"{}\" is not an organization ID (o- and 10 to 32 lowercase letters or digits)",
+                    crate::ingest::normalize::quote_prefix(&id)
+                ),
+            }),
+            id => Ok(id),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -77,6 +93,13 @@ mod tests {
             _ => None,
         });
         assert_eq!(env.number("N", 1, 0, 100), Ok(42));
+        let org = |v: &'static str| Env(move |_: &str| Some(v.to_owned())).organization_id();
+        assert_eq!(org(" o-a1b2c3d4e5 "), Ok(Some("o-a1b2c3d4e5".into())));
+        assert_eq!(org(""), Ok(None));
+        for bad in ["o-short", "O-A1B2C3D4E5", "r-a1b2c3d4e5", "o-a1b2c3d4e5/x"] {
+            let err = org(bad).unwrap_err().to_string();
+            assert!(err.contains("ORGANIZATION_ID"), "{bad}: {err}");
+        }
         assert_eq!(env.number("UNSET", 7, 0, 100), Ok(7));
         assert_eq!(env.number("BLANK", 7, 0, 100), Ok(7));
         let err = env.number("N", 1, 0, 10).unwrap_err();

@@ -760,8 +760,25 @@ impl HealthStore for MemoryState {
 }
 
 impl DigestState for MemoryState {
-    async fn cursors(&self, trail: &str) -> Result<Vec<(String, i64)>, StoreError> {
-        self.regions(trail).await
+    async fn cursors(&self, trail: &str) -> Result<Vec<crate::digest::Cursor>, StoreError> {
+        let first: BTreeMap<String, i64> = {
+            let s = lock(&self.state);
+            s.first
+                .iter()
+                .filter(|((t, _), _)| t == trail)
+                .map(|((_, r), w)| (r.clone(), *w))
+                .collect()
+        };
+        Ok(self
+            .regions(trail)
+            .await?
+            .into_iter()
+            .map(|(chain, next)| crate::digest::Cursor {
+                first: first.get(&chain).copied(),
+                chain,
+                next,
+            })
+            .collect())
     }
 
     async fn manifest(
@@ -1372,6 +1389,7 @@ pub fn trail(name: &str, since: DateTime<Utc>) -> Trail {
         sns_topic_name: None,
         cloud_watch_logs: None,
         is_multi_region_trail: true,
+        organization_id: None,
         include_global_service_events: true,
         log_file_validation_enabled: true,
         is_logging: true,
@@ -1387,8 +1405,13 @@ impl MemoryBucket {
     /// The eventIDs in a bucket's log files (`…/CloudTrail/…`), file by file
     /// in key order, records in file order. An unreadable file panics.
     pub fn logged_event_ids(&self, bucket: &str) -> Vec<String> {
+        self.logged_event_ids_under(bucket, "")
+    }
+
+    /// [`Self::logged_event_ids`] of the log files whose keys begin with `prefix`.
+    pub fn logged_event_ids_under(&self, bucket: &str, prefix: &str) -> Vec<String> {
         let mut ids = Vec::new();
-        for key in self.keys(bucket, "") {
+        for key in self.keys(bucket, prefix) {
             if !key.contains("/CloudTrail/") {
                 continue;
             }
@@ -1420,6 +1443,8 @@ pub struct IngestFakes {
     pub staging: MemoryState,
     pub settings: HistorySettings,
     pub trails: Vec<Trail>,
+    /// [`Targets::organization`].
+    pub organization: bool,
 }
 
 impl Default for IngestFakes {
@@ -1433,6 +1458,7 @@ impl Default for IngestFakes {
                 shards: 1,
             },
             trails: vec![trail("audit", since)],
+            organization: false,
         }
     }
 }
@@ -1444,6 +1470,7 @@ impl IngestFakes {
             settings: &self.settings,
             staging: &self.staging,
             trails: &self.trails,
+            organization: self.organization,
         }
     }
 }

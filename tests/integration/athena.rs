@@ -14,6 +14,7 @@ use trailkeep_dev::provision::Template;
 use trailkeep_shared::delivery::logfile::log_file_key;
 use trailkeep_shared::digest::digest_key;
 use trailkeep_shared::ingest::normalize::{normalize, Context};
+use trailkeep_shared::trail::Place;
 
 use crate::helpers::{event, parse_time, template};
 
@@ -527,7 +528,12 @@ fn the_athena_table_reads_exactly_the_log_files_deliver_writes() {
             ] {
                 let at = parse_time(at);
                 assert!(at.date_naive() >= first_day);
-                let key = log_file_key(prefix, ACCOUNT, region, &at, "0123456789abcdef");
+                let place = Place {
+                    org: None,
+                    account: ACCOUNT,
+                    region,
+                };
+                let key = log_file_key(prefix, &place, &at, "0123456789abcdef");
                 let object = format!("s3://logs/{key}");
                 let partition = location_template
                     .replace("${account}", ACCOUNT)
@@ -552,7 +558,7 @@ fn the_athena_table_reads_exactly_the_log_files_deliver_writes() {
                 // A digest of the same trail, region and hour is in no partition.
                 let digest = format!(
                     "s3://logs/{}",
-                    digest_key(prefix, ACCOUNT, region, "audit", "eu-west-1", &at)
+                    digest_key(prefix, &place, "audit", "eu-west-1", &at)
                 );
                 assert!(!digest.starts_with(&format!("{partition}/")), "{digest}");
             }

@@ -267,6 +267,7 @@ async fn requests_per_event_are_what_the_design_says_and_are_recorded_for_the_co
                 settings: &settings,
                 staging: &ingest_staging,
                 trails: &trails,
+                organization: false,
             };
             let bodies: Vec<(&str, &str)> = payloads.iter().map(|p| ("m", p.as_str())).collect();
             for outcome in ingest_many(&targets, &ctx, &bodies, &at).await {

@@ -85,6 +85,8 @@ impl Pipeline {
             settings: &self.settings,
             staging: &self.staging,
             trails,
+            // A member account's events reach organization trails.
+            organization: true,
         }
     }
 
@@ -168,6 +170,7 @@ async fn make_trails(
         sns_topic_name: None,
         cloud_watch_logs: None,
         is_multi_region_trail: multi,
+        organization_id: None,
         include_global_service_events: true,
         log_file_validation_enabled: true,
         tags: Vec::new(),

@@ -107,8 +107,16 @@ impl Audit {
 
     /// One management event in the home region, ingested at `at`.
     async fn ingest(&mut self, at: DateTime<Utc>) {
+        self.ingest_of(ACCOUNT, at).await;
+    }
+
+    /// One management event of `account` in the home region (forwarded
+    /// from its own bus), ingested at `at`.
+    async fn ingest_of(&mut self, account: &str, at: DateTime<Utc>) {
         self.events += 1;
         let mut p = event_json("eventbridge/api-call-write.json");
+        p["account"] = json!(account);
+        p["detail"]["recipientAccountId"] = json!(account);
         p["detail"]["eventID"] = json!(format!("00000000-0000-4000-8000-{:012}", self.events));
         p["detail"]["eventTime"] = json!(trailkeep_shared::time::format(&at));
         let ctx = Context {
@@ -173,6 +181,7 @@ impl Audit {
             bucket: self.p.bucket.name.clone(),
             prefix: None,
             account_id: ACCOUNT.into(),
+            organization_id: None,
             trail_name: TRAIL.into(),
             home_region: HOME.into(),
             regions: Vec::new(),
@@ -781,6 +790,7 @@ async fn a_stop_through_the_api_is_in_the_trails_last_log_file_with_the_callers_
         log_encryption_keys: Vec::new(),
         notification_topics: Vec::new(),
         log_groups: Vec::new(),
+        organization_id: None,
     };
     // A retired key that can no longer be read (deleted here; disabled or
     // unreadable by this role on AWS) does not hide the one that can.
@@ -936,11 +946,26 @@ fn awscli_validate(
 /// chain of a trail (name, home region; account `ACCOUNT`) in `bucket`.
 pub fn awscli_validate_bucket(
     bucket: &str,
-    (trail, home): (&str, &str),
+    trail: (&str, &str),
     region: &str,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
     pem: &std::path::Path,
+) -> serde_json::Value {
+    awscli_run(bucket, ACCOUNT, trail, region, (start, end), pem, &[])
+}
+
+/// The AWS CLI's validator over `account`'s chain of a region; `org`
+/// (organization ID, owner account): an organization trail's, as the CLI
+/// finds it (DescribeTrails says IsOrganizationTrail, `--account-id`).
+fn awscli_run(
+    bucket: &str,
+    account: &str,
+    (trail, home): (&str, &str),
+    region: &str,
+    (start, end): (DateTime<Utc>, DateTime<Utc>),
+    pem: &std::path::Path,
+    org: &[&str],
 ) -> serde_json::Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/awscli_validate.py");
     let out = std::process::Command::new("python3")
@@ -948,7 +973,7 @@ pub fn awscli_validate_bucket(
         .args([
             &crate::helpers::endpoint(),
             bucket,
-            ACCOUNT,
+            account,
             trail,
             home,
             region,
@@ -956,6 +981,7 @@ pub fn awscli_validate_bucket(
             &trailkeep_shared::time::format(&end),
         ])
         .arg(pem)
+        .args(org)
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .output()
@@ -966,6 +992,94 @@ pub fn awscli_validate_bucket(
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("JSON from awscli_validate.py")
+}
+
+#[tokio::test]
+async fn a_member_accounts_chain_of_an_organization_trail_passes_both_validators() {
+    const ORG: &str = "o-a1b2c3d4e5";
+    const MEMBER: &str = "222233334444";
+    // GIVEN the trail made an organization trail, logging from 00:00
+    let mut a = Audit::new().await;
+    let update = TrailUpdate {
+        organization_id: Some(Some(ORG.into())),
+        ..TrailUpdate::default()
+    };
+    admin::update(&a.p.state.trails(), TRAIL, update)
+        .await
+        .unwrap();
+    let t0 = parse_time("2026-11-24T00:00:00Z");
+    a.set_logging(true, t0).await;
+    // WHEN for three hours a member sends an event every quarter hour and
+    // the stack's account one an hour; deliver runs every 5 minutes, digest
+    // at ten past each hour
+    let mut t = t0;
+    while t < t0 + Duration::hours(3) + Duration::minutes(15) {
+        let minute = t.format("%M").to_string();
+        if t < t0 + Duration::hours(3) && ["00", "15", "30", "45"].contains(&minute.as_str()) {
+            a.ingest_of(MEMBER, t + Duration::seconds(20)).await;
+            if minute == "00" {
+                a.ingest(t + Duration::seconds(40)).await;
+            }
+        }
+        a.deliver(t + Duration::minutes(4)).await;
+        if minute == "10" {
+            a.digest(t).await;
+        }
+        t += Duration::minutes(5);
+    }
+
+    // THEN the member's files and digests are in the organization's folder
+    let keys: Vec<String> =
+        a.p.bucket
+            .objects()
+            .await
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+    let member_root = format!("AWSLogs/{ORG}/{MEMBER}/");
+    let own_root = format!("AWSLogs/{ORG}/{ACCOUNT}/");
+    assert!(
+        keys.iter()
+            .all(|k| k.starts_with(&member_root) || k.starts_with(&own_root)),
+        "{keys:?}"
+    );
+    let member_logs = keys
+        .iter()
+        .filter(|k| k.starts_with(&format!("{member_root}CloudTrail/")))
+        .count();
+    assert!(member_logs >= 12, "{member_logs} member log files");
+    // AND trailkeep's validator, told the organization and the member,
+    // finds the member's chain whole
+    let (start, end) = (t0, t0 + Duration::hours(3) + Duration::minutes(15));
+    let mut request = a.request(start, end);
+    (request.account_id, request.organization_id) = (MEMBER.into(), Some(ORG.into()));
+    let report = check(&a.p.sink, &a.keys().await, &request).await;
+    assert_eq!(problems(&report.findings), Vec::<String>::new());
+    assert_eq!(report.digests(), (3, 3));
+    assert_eq!(report.logs(), (member_logs, member_logs));
+    // AND so does the AWS CLI's, finding the trail an organization trail
+    // and the member's chain by --account-id
+    let dir = temp_dir("org");
+    let pem = pem_file(&a.signer.public_key(HOME).await.unwrap().pkcs1, &dir);
+    let org = [ORG, ACCOUNT];
+    let out = awscli_run(
+        &a.p.bucket.name,
+        MEMBER,
+        (TRAIL, HOME),
+        HOME,
+        (start, end),
+        &pem,
+        &org,
+    );
+    assert_eq!(out["problems"], json!([]), "{out}");
+    assert_eq!(out["digests"], json!(3), "{out}");
+    assert_eq!(out["validLogs"], json!(member_logs), "{out}");
+    // … and, taking it for a trail of one account, finds no digest: nothing
+    // is filed outside the organization's folder
+    let out = awscli_validate_bucket(&a.p.bucket.name, (TRAIL, HOME), HOME, start, end, &pem);
+    assert_eq!(out["digests"], json!(0), "{out}");
+    std::fs::remove_dir_all(&dir).unwrap();
+    a.delete().await;
 }
 
 #[tokio::test]

@@ -336,6 +336,8 @@ const NOT_PARAMETERS: &[&str] = &[
     "Values",
     "Enabled",
     "Type",
+    // create-stack-instances' --deployment-targets OrganizationalUnitIds=…
+    "OrganizationalUnitIds",
 ];
 
 /// Words after "output" that are not stack outputs.

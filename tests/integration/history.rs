@@ -37,6 +37,7 @@ async fn ingest(
         settings,
         staging: &staging,
         trails: &[],
+        organization: false,
     };
     let now = chrono::Utc::now();
     trailkeep_shared::ingest::ingest(&targets, ctx, payload, &now).await

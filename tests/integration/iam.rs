@@ -180,6 +180,8 @@ pub struct Request<'a> {
     pub source_arn: Option<&'a str>,
     /// `aws:SourceAccount`: the account that resource belongs to.
     pub source_account: Option<&'a str>,
+    /// `aws:PrincipalOrgID`: the organization of the principal's account.
+    pub principal_org: Option<&'a str>,
     /// `aws:SecureTransport`.
     pub tls: bool,
     /// `dynamodb:LeadingKeys`: the partition key of the item written.
@@ -198,6 +200,7 @@ impl<'a> Request<'a> {
             arn,
             source_arn: None,
             source_account: None,
+            principal_org: None,
             tls: true,
             leading_key: None,
             via_service: None,
@@ -239,6 +242,7 @@ impl<'a> Request<'a> {
             ("aws:PrincipalArn", principal_arn),
             ("aws:SourceArn", self.source_arn),
             ("aws:SourceAccount", self.source_account),
+            ("aws:PrincipalOrgID", self.principal_org),
             ("kms:ViaService", self.via_service),
         ] {
             if let Some(value) = value {

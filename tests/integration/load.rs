@@ -287,6 +287,7 @@ pub(crate) async fn log_everything(
             name: name.into(),
             s3_bucket_name: bucket.into(),
             is_multi_region_trail: true,
+            organization_id: None,
             include_global_service_events: true,
             log_file_validation_enabled: true,
             ..NewTrail::default()
@@ -460,6 +461,7 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
                                 settings,
                                 staging: &staging,
                                 trails: &trails,
+                                organization: false,
                             };
                             let now = clock.now();
                             tokio::select! {
@@ -685,6 +687,7 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
         bucket: bucket.name.clone(),
         prefix: None,
         account_id: ACCOUNT.into(),
+        organization_id: None,
         trail_name: TRAIL.into(),
         home_region: HOME.into(),
         regions: Vec::new(),
@@ -872,6 +875,7 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
         log_encryption_keys: Vec::new(),
         notification_topics: Vec::new(),
         log_groups: Vec::new(),
+        organization_id: None,
     };
     let api = Api {
         account_id: ACCOUNT,

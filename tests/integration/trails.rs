@@ -14,6 +14,7 @@ fn new_trail(name: &str) -> NewTrail {
         name: name.into(),
         s3_bucket_name: "audit-logs".into(),
         is_multi_region_trail: true,
+        organization_id: None,
         include_global_service_events: true,
         log_file_validation_enabled: true,
         ..NewTrail::default()
@@ -46,6 +47,7 @@ async fn a_trail_goes_through_its_whole_life() {
         TrailUpdate {
             s3_key_prefix: Some("org".into()),
             is_multi_region_trail: Some(false),
+            organization_id: None,
             ..TrailUpdate::default()
         },
     )

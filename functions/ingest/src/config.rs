@@ -19,6 +19,9 @@ pub struct Config {
     pub trail_cache: std::time::Duration,
     /// RETENTION_DAYS (default 90) and HISTORY_SHARDS (default 1, at most 16).
     pub history: HistorySettings,
+    /// ORGANIZATION_ID (optional): the stack serves this organization, so
+    /// its accounts' events are taken (for organization trails).
+    pub organization_id: Option<String>,
 }
 
 impl Config {
@@ -53,6 +56,7 @@ impl Config {
                 )? as u32,
                 shards: env.number("HISTORY_SHARDS", 1, 1, i64::from(MAX_SHARDS))? as u32,
             },
+            organization_id: env.organization_id()?,
         })
     }
 }

@@ -17,6 +17,8 @@ pub(crate) struct Deps<R, H, S, T> {
     pub staging: S,
     pub trails: TrailCache<T>,
     pub settings: HistorySettings,
+    /// The stack serves an organization (ORGANIZATION_ID).
+    pub organization: bool,
 }
 
 /// Why a batch failed as a whole (Lambda returns every message to the
@@ -72,6 +74,7 @@ pub(crate) async fn handle<R: Receipts, H: HistoryStore, S: StagingStore, T: Tra
         settings: &deps.settings,
         staging: &deps.staging,
         trails: &trails,
+        organization: deps.organization,
     };
     let messages: Vec<Message> = event
         .payload
@@ -142,6 +145,7 @@ mod tests {
                 retention_days: 90,
                 shards: 1,
             },
+            organization: false,
         }
     }
 

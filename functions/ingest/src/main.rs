@@ -30,6 +30,7 @@ async fn main() -> Result<(), Error> {
             config.trail_cache,
         ),
         settings: config.history,
+        organization: config.organization_id.is_some(),
     };
     lambda_runtime::run(service_fn(|event| handler::handle(&deps, event))).await
 }

@@ -19,7 +19,8 @@ pub struct Config {
     pub state_table: String,
     /// TRAIL_ADMIN_ARNS, LOG_ENCRYPTION_KEYS, NOTIFICATION_TOPICS and
     /// LOG_GROUPS are in `api` (`trail_admins`, `log_encryption_keys`,
-    /// `notification_topics`, `log_groups`).
+    /// `notification_topics`, `log_groups`), and so is ORGANIZATION_ID
+    /// (optional: the organization organization trails log).
     /// ACCOUNT_ID (optional, local emulators only): the deployment's
     /// account when the function's ARN carries none. On AWS it does, and
     /// template.yaml does not set it.
@@ -101,6 +102,7 @@ impl Config {
                 // The stack's LogGroupArns; unset or empty: no trail may
                 // name a CloudWatch Logs group.
                 log_groups: list(env.get("LOG_GROUPS")),
+                organization_id: env.organization_id()?,
             },
         })
     }

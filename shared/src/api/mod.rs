@@ -86,6 +86,9 @@ pub struct ApiSettings {
     /// The log groups a trail's `CloudWatchLogsLogGroupArn` may name: the
     /// stack's `LogGroupArns`, which deliver may write to.
     pub log_groups: Vec<String>,
+    /// The organization the stack serves (`OrganizationId`): organization
+    /// trails log its accounts' events (docs/organizations.md).
+    pub organization_id: Option<String>,
 }
 
 impl ApiSettings {
@@ -378,7 +381,7 @@ where
                     .map(|_| ())
                     .map_err(ApiError::from)
             });
-            if let Err(e) = found.and_then(|_| ops::refuse_unsupported(params)) {
+            if let Err(e) = found {
                 self.record(op, params, call, Some(&e), None, &[&before])
                     .await?;
                 return Err(e);
@@ -440,6 +443,7 @@ where
             log_keys: &self.settings.log_encryption_keys,
             topics: &self.settings.notification_topics,
             log_groups: &self.settings.log_groups,
+            organization_id: self.settings.organization_id.as_deref(),
         }
     }
 

@@ -14,10 +14,6 @@ use crate::trail::{
     Trail, TrailHealth,
 };
 
-/// Request members CloudTrail has and trailkeep does not implement (yet):
-/// refused with a message rather than silently ignored.
-const UNSUPPORTED_MEMBERS: [&str; 1] = ["IsOrganizationTrail"];
-
 /// At most this many resources in one `ListTags` call (CloudTrail's limit).
 const MAX_LIST_TAGS_RESOURCES: usize = 20;
 
@@ -66,24 +62,23 @@ fn bool_param(params: &Value, member: &str) -> Result<Option<bool>, ApiError> {
     }
 }
 
-/// Refuses a member trailkeep does not implement, when it asks for anything
-/// (`IsOrganizationTrail: false` or an empty list asks for nothing).
-pub(super) fn refuse_unsupported(params: &Value) -> Result<(), ApiError> {
-    for member in UNSUPPORTED_MEMBERS {
-        let asks = match params.get(member) {
-            None | Some(Value::Null) | Some(Value::Bool(false)) => false,
-            Some(Value::Array(a)) => !a.is_empty(),
-            Some(Value::String(s)) => !s.is_empty(),
-            Some(_) => true,
-        };
-        if asks {
-            return Err(ApiError::bad(
-                "UnsupportedOperationException",
-                format!("{member} is not supported by trailkeep"),
-            ));
-        }
+/// `IsOrganizationTrail`: `Some(Some(org))` makes the trail an
+/// organization trail of the stack's `OrganizationId`, `Some(None)` a trail
+/// of the stack's own account; `None` leaves it as it is. Refused when the
+/// stack names no organization, as CloudTrail refuses it outside one.
+fn organization_param(params: &Value, home: &Home<'_>) -> Result<Option<Option<String>>, ApiError> {
+    match bool_param(params, "IsOrganizationTrail")? {
+        None => Ok(None),
+        Some(false) => Ok(Some(None)),
+        Some(true) => match home.organization_id {
+            Some(org) => Ok(Some(Some(org.to_owned()))),
+            None => Err(ApiError::bad(
+                "OrganizationsNotInUseException",
+                "this stack serves no organization: deploy it with the OrganizationId parameter \
+                 to create organization trails (docs/organizations.md)",
+            )),
+        },
     }
-    Ok(())
 }
 
 /// `CreateTrailResponse`/`UpdateTrailResponse`: the trail without the
@@ -224,6 +219,8 @@ pub(super) struct Home<'a> {
     pub topics: &'a [String],
     /// The log groups deliver may write to (`LogGroupArns`).
     pub log_groups: &'a [String],
+    /// The organization the stack serves (`OrganizationId`), if any.
+    pub organization_id: Option<&'a str>,
 }
 
 /// `CloudWatchLogsLogGroupArn` with `CloudWatchLogsRoleArn`, checked: the
@@ -370,7 +367,6 @@ pub(super) async fn change<T: TrailStore>(
     home: &Home<'_>,
     now: DateTime<Utc>,
 ) -> Result<Value, ApiError> {
-    refuse_unsupported(params)?;
     Ok(match op {
         Operation::CreateTrail => {
             let account = home.account_id;
@@ -391,6 +387,7 @@ pub(super) async fn change<T: TrailStore>(
                 include_global_service_events: bool_param(params, "IncludeGlobalServiceEvents")?
                     .unwrap_or(true),
                 is_multi_region_trail: bool_param(params, "IsMultiRegionTrail")?.unwrap_or(false),
+                organization_id: organization_param(params, home)?.flatten(),
                 log_file_validation_enabled: bool_param(params, "EnableLogFileValidation")?
                     .unwrap_or(false),
                 tags: tags_param(params, false)?,
@@ -405,6 +402,7 @@ pub(super) async fn change<T: TrailStore>(
                 sns_topic_name: sns_topic_param(params, home)?,
                 cloud_watch_logs: cloud_watch_logs_param(params, home)?,
                 is_multi_region_trail: bool_param(params, "IsMultiRegionTrail")?,
+                organization_id: organization_param(params, home)?,
                 include_global_service_events: bool_param(params, "IncludeGlobalServiceEvents")?,
                 log_file_validation_enabled: bool_param(params, "EnableLogFileValidation")?,
             };

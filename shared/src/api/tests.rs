@@ -31,6 +31,7 @@ fn settings() -> ApiSettings {
         log_encryption_keys: vec![LOG_KEY.into(), FAR_KEY.into()],
         notification_topics: vec![TOPIC.into()],
         log_groups: vec![LOG_GROUP.into()],
+        organization_id: None,
     }
 }
 
@@ -833,6 +834,62 @@ async fn a_retried_request_is_recorded_once() {
     }
     let later = (t(at) + Duration::minutes(1)).to_rfc3339();
     assert_eq!(w.recorded("StartLogging", &later).await.len(), 1);
+}
+
+#[tokio::test]
+async fn organization_trails_need_a_stack_that_serves_an_organization() {
+    let at = "2026-11-24T10:00:00Z";
+    let create = json!({"Name": "org", "S3BucketName": "logs", "IsOrganizationTrail": true});
+    // A stack deployed without OrganizationId refuses, as CloudTrail does
+    // outside an organization, and no trail is made.
+    let w = World::new();
+    let (s, out) = w.call("CreateTrail", create.clone(), at).await;
+    assert_eq!(
+        (s, out["__type"].as_str()),
+        (400, Some("OrganizationsNotInUseException")),
+        "{out}"
+    );
+    let (_, listed) = w.call("DescribeTrails", json!({}), at).await;
+    assert_eq!(listed["trailList"], json!([]));
+    // A stack of an organization makes an organization trail of it, and
+    // UpdateTrail turns it into a trail of the stack's own account and back.
+    let mut w = World::new();
+    w.settings.organization_id = Some("o-a1b2c3d4e5".into());
+    let (s, out) = w.call("CreateTrail", create, at).await;
+    assert_eq!(
+        (s, &out["IsOrganizationTrail"]),
+        (200, &json!(true)),
+        "{out}"
+    );
+    let stored = || async {
+        w.trails.load().await.unwrap().trails[0]
+            .organization_id
+            .clone()
+    };
+    assert_eq!(stored().await.as_deref(), Some("o-a1b2c3d4e5"));
+    let update = |on: bool| json!({"Name": "org", "IsOrganizationTrail": on});
+    let (s, out) = w.call("UpdateTrail", update(false), at).await;
+    assert_eq!(
+        (s, &out["IsOrganizationTrail"]),
+        (200, &json!(false)),
+        "{out}"
+    );
+    assert_eq!(stored().await, None);
+    let (s, out) = w.call("UpdateTrail", update(true), at).await;
+    assert_eq!(
+        (s, &out["IsOrganizationTrail"]),
+        (200, &json!(true)),
+        "{out}"
+    );
+    // Not a boolean: refused by name.
+    let (s, out) = w
+        .call(
+            "UpdateTrail",
+            json!({"Name": "org", "IsOrganizationTrail": "yes"}),
+            at,
+        )
+        .await;
+    assert_eq!(s, 400, "{out}");
 }
 
 #[tokio::test]

@@ -71,6 +71,39 @@ fn conditional_failed<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(
 }
 
 impl DynamoStaging {
+    /// A chain's cursor where deliver has one, else the first window
+    /// ingest registered (deliver creates the cursor when it moves it);
+    /// with that first window.
+    async fn chain_cursors(&self, trail: &str) -> Result<Vec<crate::digest::Cursor>, StoreError> {
+        let window = |item: &std::collections::HashMap<String, AttributeValue>, k: &str| {
+            item.get(k)
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse::<i64>().ok())
+        };
+        let mut out: std::collections::BTreeMap<String, (Option<i64>, Option<i64>)> =
+            std::collections::BTreeMap::new();
+        for item in self.partition(format!("REG#{trail}")).await? {
+            if let Some(first) = window(&item, "first") {
+                out.entry(text(&item, attr::SK)).or_default().0 = Some(first);
+            }
+        }
+        for item in self.partition(format!("DLV#{trail}")).await? {
+            if let Some(next) = window(&item, "next") {
+                out.entry(text(&item, attr::SK)).or_default().1 = Some(next);
+            }
+        }
+        Ok(out
+            .into_iter()
+            .filter_map(|(chain, (first, next))| {
+                Some(crate::digest::Cursor {
+                    next: next.or(first)?,
+                    chain,
+                    first,
+                })
+            })
+            .collect())
+    }
+
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
             client,
@@ -291,25 +324,8 @@ impl StagingStore for DynamoStaging {
     }
 
     async fn regions(&self, trail: &str) -> Result<Vec<(String, i64)>, StoreError> {
-        // A region's cursor where deliver has one; else the first window
-        // ingest registered (deliver creates the cursor when it moves it).
-        let window = |item: &std::collections::HashMap<String, AttributeValue>, k: &str| {
-            item.get(k)
-                .and_then(|v| v.as_n().ok())
-                .and_then(|v| v.parse::<i64>().ok())
-        };
-        let mut out: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
-        for item in self.partition(format!("REG#{trail}")).await? {
-            if let Some(first) = window(&item, "first") {
-                out.insert(text(&item, attr::SK), first);
-            }
-        }
-        for item in self.partition(format!("DLV#{trail}")).await? {
-            if let Some(next) = window(&item, "next") {
-                out.insert(text(&item, attr::SK), next);
-            }
-        }
-        Ok(out.into_iter().collect())
+        let cursors = self.chain_cursors(trail).await?;
+        Ok(cursors.into_iter().map(|c| (c.chain, c.next)).collect())
     }
 
     async fn staged(
@@ -650,8 +666,8 @@ impl HealthStore for DynamoStaging {
 }
 
 impl DigestState for DynamoStaging {
-    async fn cursors(&self, trail: &str) -> Result<Vec<(String, i64)>, StoreError> {
-        self.regions(trail).await
+    async fn cursors(&self, trail: &str) -> Result<Vec<crate::digest::Cursor>, StoreError> {
+        self.chain_cursors(trail).await
     }
 
     async fn manifest(

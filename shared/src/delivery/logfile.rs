@@ -8,6 +8,7 @@
 use std::io::Write;
 
 use crate::digest::sha256::Sha256;
+use crate::trail::Place;
 use chrono::{DateTime, Utc};
 use flate2::write::GzEncoder;
 use flate2::Compression;
@@ -163,12 +164,12 @@ impl Packer {
     }
 }
 
-/// `[prefix/]AWSLogs/{acct}/CloudTrail/{region}/{YYYY}/{MM}/{DD}/{acct}_CloudTrail_{region}_{YYYYMMDDTHHmmZ}_{unique}.json.gz`
-/// with the date and timestamp of delivery.
+/// `[prefix/]AWSLogs/[{orgId}/]{acct}/CloudTrail/{region}/{YYYY}/{MM}/{DD}/{acct}_CloudTrail_{region}_{YYYYMMDDTHHmmZ}_{unique}.json.gz`
+/// with the date and timestamp of delivery (the organization's folder for
+/// an organization trail's chain).
 pub fn log_file_key(
     prefix: Option<&str>,
-    account: &str,
-    region: &str,
+    place: &Place<'_>,
     delivered: &DateTime<Utc>,
     unique: &str,
 ) -> String {
@@ -176,8 +177,9 @@ pub fn log_file_key(
         .filter(|p| !p.is_empty())
         .map(|p| format!("{p}/"))
         .unwrap_or_default();
+    let (root, account, region) = (place.root(), place.account, place.region);
     format!(
-        "{prefix}AWSLogs/{account}/CloudTrail/{region}/{}/{account}_CloudTrail_{region}_{}_{unique}.json.gz",
+        "{prefix}{root}/CloudTrail/{region}/{}/{account}_CloudTrail_{region}_{}_{unique}.json.gz",
         delivered.format("%Y/%m/%d"),
         delivered.format("%Y%m%dT%H%MZ"),
     )
@@ -263,12 +265,28 @@ mod tests {
     #[test]
     fn keys_follow_cloudtrails_layout() {
         let t = crate::time::parse("2026-11-24T02:05:00Z").unwrap();
+        let own = |account, region| Place {
+            org: None,
+            account,
+            region,
+        };
         assert_eq!(
-            log_file_key(Some("org"), "111122223333", "eu-west-1", &t, "0123456789abcdef"),
+            log_file_key(Some("org"), &own("111122223333", "eu-west-1"), &t, "0123456789abcdef"),
             "org/AWSLogs/111122223333/CloudTrail/eu-west-1/2026/11/24/111122223333_CloudTrail_eu-west-1_20261124T0205Z_0123456789abcdef.json.gz"
         );
-        assert!(
-            log_file_key(None, "1", "r", &t, "u").starts_with("AWSLogs/1/CloudTrail/r/2026/11/24/")
+        assert!(log_file_key(None, &own("1", "r"), &t, "u")
+            .starts_with("AWSLogs/1/CloudTrail/r/2026/11/24/"));
+        // An organization trail's, as CloudTrail documents it
+        // ("Finding your CloudTrail log files": AWSLogs/O-ID/Account-ID/
+        // CloudTrail/Region/YYYY/MM/DD/, the file named by the member account).
+        let member = Place {
+            org: Some("o-exampleorgid"),
+            account: "222233334444",
+            region: "us-east-2",
+        };
+        assert_eq!(
+            log_file_key(None, &member, &t, "0123456789abcdef"),
+            "AWSLogs/o-exampleorgid/222233334444/CloudTrail/us-east-2/2026/11/24/222233334444_CloudTrail_us-east-2_20261124T0205Z_0123456789abcdef.json.gz"
         );
         let u = unique_suffix(&["trail", "eu-west-1", "2026-11-24T02:05:00Z", "0"]);
         assert_eq!(u.len(), 16);

@@ -35,7 +35,9 @@ use chrono::{DateTime, Duration, Utc};
 use futures::{stream, StreamExt, TryStreamExt};
 
 use crate::store::{failed, Failed, Incomplete, StoreError};
-use crate::trail::{health, log_stream_name, parse_log_group_arn, HealthStore, RunOutcome, Trail};
+use crate::trail::{
+    health, log_stream_name, parse_log_group_arn, HealthStore, Place, RunOutcome, Trail,
+};
 use cloudwatch::{EventLog, LogEvent, Put};
 use logfile::Staged;
 
@@ -272,9 +274,9 @@ pub async fn stage_noted<S: StagingStore>(
     now: &DateTime<Utc>,
     note: Note,
 ) -> Result<usize, StoreError> {
-    let targets: Vec<(&Trail, &str)> = trails
+    let targets: Vec<(&Trail, std::borrow::Cow<'_, str>)> = trails
         .iter()
-        .filter_map(|trail| trail.log_region(record).map(|region| (trail, region)))
+        .filter_map(|trail| trail.log_chain(record).map(|chain| (trail, chain)))
         .collect();
     if targets.is_empty() {
         return Ok(0);
@@ -292,10 +294,10 @@ pub async fn stage_noted<S: StagingStore>(
         }
     };
     let (window, event) = placement(&ours, noted.as_ref(), &record.event_id, json);
-    for (trail, region) in &targets {
+    for (trail, chain) in &targets {
         // Registered with this attempt's own window: at most the one staged into.
-        store.register(&trail.name, region, ours.window).await?;
-        store.stage(&trail.name, region, window, &event).await?;
+        store.register(&trail.name, chain, ours.window).await?;
+        store.stage(&trail.name, chain, window, &event).await?;
     }
     Ok(targets.len())
 }
@@ -687,8 +689,7 @@ where
         ]);
         let key = logfile::log_file_key(
             trail.s3_key_prefix.as_deref(),
-            &trail.account_id,
-            of.region,
+            &place(trail, of.region)?,
             &of.delivered,
             &unique,
         );
@@ -785,7 +786,7 @@ where
             .then(|| format!("{too_large} events over 256 KB were not sent (as in CloudTrail)"));
         match parse_log_group_arn(&logs.log_group_arn) {
             Ok(group) => {
-                let stream = log_stream_name(&trail.account_id, region);
+                let stream = log_stream_name(&place(trail, region)?);
                 for batch in batches {
                     let n = batch.len();
                     let put = match self.events.put(group.name, &stream, batch).await {
@@ -892,6 +893,19 @@ where
             .await?;
         Ok(owner == w)
     }
+}
+
+/// The account and region (and organization) of a trail's stored chain
+/// (`region` in the staging store's words); an error if the state holds
+/// something trailkeep never writes there.
+pub fn place<'a>(trail: &'a Trail, chain: &'a str) -> Result<Place<'a>, StoreError> {
+    Place::parse(chain, trail).ok_or_else(|| StoreError::Corrupt {
+        message: format!(
+            "trail {}'s chain \"{}\" is neither a region nor {{organization}}/{{account}}/{{region}}",
+            trail.name,
+            crate::ingest::normalize::quote_prefix(chain)
+        ),
+    })
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::*;
 use crate::delivery::{stage, DeliverSettings, Deliverer};
+use crate::ingest::normalize::Normalized;
 use crate::testkit::{api_call_record, trail, MemoryBucket, MemoryState, TestSigner};
 use crate::validate::{validate, Finding, Report, Request};
 
@@ -91,6 +92,7 @@ impl World {
             bucket: "logs".into(),
             prefix: None,
             account_id: crate::testkit::ACCOUNT.into(),
+            organization_id: None,
             trail_name: "audit".into(),
             home_region: "eu-west-1".into(),
             regions: regions.iter().map(|r| r.to_string()).collect(),
@@ -672,4 +674,149 @@ async fn a_log_file_no_digest_lists_is_reported_when_asked() {
     let mut expected = vec![recent.clone(), other_day.clone(), stray.clone()];
     expected.sort();
     assert_eq!(unlisted(&late).await, expected);
+}
+
+/// An API call of `account` in `region`, as its own default bus forwards it.
+fn call_of(account: &str, region: &str, id: &str, at: &DateTime<Utc>) -> Normalized {
+    let mut v: serde_json::Value = serde_json::from_str(&crate::testkit::api_call(id, at)).unwrap();
+    v["account"] = account.into();
+    v["region"] = region.into();
+    v["detail"]["recipientAccountId"] = account.into();
+    v["detail"]["awsRegion"] = region.into();
+    let ctx = crate::ingest::normalize::Context {
+        account_id: crate::testkit::ACCOUNT.into(),
+    };
+    crate::ingest::normalize::normalize(&v.to_string(), &ctx)
+        .records
+        .pop()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_organization_trail_keeps_one_chain_per_account_and_region_in_the_org_folder() {
+    const ORG: &str = "o-a1b2c3d4e5";
+    const OWN: &str = crate::testkit::ACCOUNT;
+    const MEMBER: &str = "222233334444";
+    // GIVEN an organization trail and a trail of the stack's own account,
+    // and events of both accounts in two regions, at 00:30 and 01:30
+    let mut org = trail("org", t("2026-11-24T00:20:00Z"));
+    org.organization_id = Some(ORG.into());
+    let mut w = World::new(0).await;
+    w.trails = vec![org, trail("audit", t("2026-11-24T00:20:00Z"))];
+    w.settings.regions = vec!["eu-west-1".into()];
+    let places = [
+        (OWN, "eu-west-1"),
+        (MEMBER, "eu-west-1"),
+        (MEMBER, "us-east-2"),
+    ];
+    let mut ids: HashMap<(&str, &str), Vec<String>> = HashMap::new();
+    for h in 0..2 {
+        let at = t("2026-11-24T00:30:00Z") + Duration::hours(h);
+        for (i, (account, region)) in places.iter().enumerate() {
+            let id = format!("00000000-0000-4000-8000-{h:06}{i:06}");
+            let event: Normalized = call_of(account, region, &id, &at);
+            stage(&w.state, &w.trails, &event.record, &event.json, &at)
+                .await
+                .unwrap();
+            ids.entry((account, region)).or_default().push(id);
+        }
+    }
+    // WHEN deliver and digest run through 02:10
+    for now in ["01:05", "02:05"] {
+        w.deliver(&format!("2026-11-24T{now}:00Z")).await;
+    }
+    w.digest("2026-11-24T02:10:00Z").await;
+
+    // THEN each account's events of a region are in that account and
+    // region's folder of the organization, each exactly once
+    for ((account, region), expected) in &ids {
+        let folder = format!("AWSLogs/{ORG}/{account}/CloudTrail/{region}/");
+        assert_eq!(&w.bucket.logged_event_ids_under("logs", &folder), expected);
+        let files = w.bucket.keys("logs", &folder);
+        let stem = format!("{folder}2026/11/24/{account}_CloudTrail_{region}_20261124T");
+        assert!(files.iter().all(|k| k.starts_with(&stem)), "{files:?}");
+    }
+    // AND the trail of one account logged its own account's events only
+    let own = w
+        .bucket
+        .logged_event_ids_under("logs", &format!("AWSLogs/{OWN}/"));
+    assert_eq!(own, ids[&(OWN, "eu-west-1")]);
+    assert!(w
+        .bucket
+        .keys("logs", &format!("AWSLogs/{MEMBER}/"))
+        .is_empty());
+    // AND each chain has its own digests, named and filled for its account
+    for (account, region) in places {
+        let folder = format!("AWSLogs/{ORG}/{account}/CloudTrail-Digest/{region}/2026/11/24/");
+        let keys = w.bucket.keys("logs", &folder);
+        let name = |h| {
+            format!("{folder}{account}_CloudTrail-Digest_{region}_org_eu-west-1_20261124T0{h}0000Z.json.gz")
+        };
+        assert_eq!(keys, [name(1), name(2)], "{account} {region}");
+        let object = w.bucket.object("logs", &keys[1]).unwrap();
+        let json = crate::digest::gzhash::inflate(&object.bytes).unwrap();
+        let digest: DigestFile = serde_json::from_slice(&json).unwrap();
+        assert_eq!(digest.aws_account_id, account);
+        assert_eq!(digest.digest_s3_object, keys[1]);
+        assert_eq!(digest.previous_digest_s3_object.as_deref(), Some(&*keys[0]));
+        assert_eq!(digest.log_files.len(), 1);
+    }
+    // AND the validator, told the organization and a member account, finds
+    // that account's chains whole, and no other account's
+    let mut member = w.request("2026-11-24T02:10:00Z", &[]);
+    (member.account_id, member.organization_id) = (MEMBER.into(), Some(ORG.into()));
+    member.trail_name = "org".into();
+    let (report, findings) = w.validate_request(&member).await;
+    assert!(report.all_valid(), "{findings:?}");
+    assert_eq!((report.digests_total, report.logs_total), (4, 4));
+    assert!(findings.iter().all(|f| f.location.contains(MEMBER)));
+    // AND without the organization, no digest of the member is found valid
+    member.organization_id = None;
+    let (report, findings) = w.validate_request(&member).await;
+    assert!(!report.all_valid(), "{findings:?}");
+    assert!(findings.iter().all(|f| f.problem.is_some()), "{findings:?}");
+}
+
+#[tokio::test]
+async fn a_member_accounts_chain_begins_with_its_first_file_not_with_the_trail() {
+    const MEMBER: &str = "222233334444";
+    // GIVEN an organization trail logging since 00:20, and a member
+    // account whose first event arrives at 03:30
+    let mut org = trail("org", t("2026-11-24T00:20:00Z"));
+    org.organization_id = Some("o-a1b2c3d4e5".into());
+    let mut w = World::new(0).await;
+    w.trails = vec![org];
+    w.settings.regions = vec!["eu-west-1".into()];
+    let at = t("2026-11-24T03:30:00Z");
+    let event = call_of(
+        MEMBER,
+        "eu-west-1",
+        "00000000-0000-4000-8000-000000000001",
+        &at,
+    );
+    stage(&w.state, &w.trails, &event.record, &event.json, &at)
+        .await
+        .unwrap();
+    // WHEN deliver and digest run at 04:05 and 04:10
+    w.deliver("2026-11-24T04:05:00Z").await;
+    w.digest("2026-11-24T04:10:00Z").await;
+    // THEN the member's chain has the one hour of its file, no empty hours
+    // before its first event; the stack's own account has every hour
+    let digests = |account: &str| {
+        w.bucket.keys(
+            "logs",
+            &format!("AWSLogs/o-a1b2c3d4e5/{account}/CloudTrail-Digest/eu-west-1/"),
+        )
+    };
+    let member = digests(MEMBER);
+    assert_eq!(member.len(), 1, "{member:?}");
+    assert!(
+        member[0].ends_with("_20261124T040000Z.json.gz"),
+        "{member:?}"
+    );
+    assert_eq!(digests(crate::testkit::ACCOUNT).len(), 4);
+    // AND the next hour extends it, empty or not
+    w.deliver("2026-11-24T05:05:00Z").await;
+    w.digest("2026-11-24T05:10:00Z").await;
+    assert_eq!(digests(MEMBER).len(), 2);
 }

@@ -6,6 +6,8 @@ use chrono::{DateTime, Duration, DurationRound, Utc};
 use md5::{Digest as _, Md5};
 use serde::{Deserialize, Serialize};
 
+use crate::trail::Place;
+
 /// `digestSignatureAlgorithm` and the `signature-algorithm` metadata.
 pub const SIGNATURE_ALGORITHM: &str = "SHA256withRSA";
 /// `previousDigestHashAlgorithm` and each log file's `hashAlgorithm`.
@@ -47,12 +49,12 @@ pub struct DigestFile {
     pub log_files: Vec<DigestLogFile>,
 }
 
-/// `[prefix/]AWSLogs/{acct}/CloudTrail-Digest/{region}/{YYYY}/{MM}/{DD}/{acct}_CloudTrail-Digest_{region}_{trailName}_{homeRegion}_{YYYYMMDDTHHMMSSZ}.json.gz`,
-/// dated by the digest's end time.
+/// `[prefix/]AWSLogs/[{orgId}/]{acct}/CloudTrail-Digest/{region}/{YYYY}/{MM}/{DD}/{acct}_CloudTrail-Digest_{region}_{trailName}_{homeRegion}_{YYYYMMDDTHHMMSSZ}.json.gz`,
+/// dated by the digest's end time (the organization's folder for an
+/// organization trail's chain).
 pub fn digest_key(
     prefix: Option<&str>,
-    account: &str,
-    region: &str,
+    place: &Place<'_>,
     trail_name: &str,
     home_region: &str,
     end: &DateTime<Utc>,
@@ -61,8 +63,9 @@ pub fn digest_key(
         .filter(|p| !p.is_empty())
         .map(|p| format!("{p}/"))
         .unwrap_or_default();
+    let (root, account, region) = (place.root(), place.account, place.region);
     format!(
-        "{prefix}AWSLogs/{account}/CloudTrail-Digest/{region}/{}/{account}_CloudTrail-Digest_{region}_{trail_name}_{home_region}_{}.json.gz",
+        "{prefix}{root}/CloudTrail-Digest/{region}/{}/{account}_CloudTrail-Digest_{region}_{trail_name}_{home_region}_{}.json.gz",
         end.format("%Y/%m/%d"),
         end.format("%Y%m%dT%H%M%SZ"),
     )
@@ -159,9 +162,27 @@ mod tests {
 
     #[test]
     fn digest_keys_follow_cloudtrails_layout() {
+        let own = Place {
+            org: None,
+            account: "111122223333",
+            region: "us-east-1",
+        };
         assert_eq!(
-            digest_key(Some("org"), "111122223333", "us-east-1", "audit", "eu-west-1", &t("2026-11-24T03:00:00Z")),
+            digest_key(Some("org"), &own, "audit", "eu-west-1", &t("2026-11-24T03:00:00Z")),
             "org/AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2026/11/24/111122223333_CloudTrail-Digest_us-east-1_audit_eu-west-1_20261124T030000Z.json.gz"
+        );
+        // An organization trail's, as CloudTrail documents it ("CloudTrail
+        // digest file structure": AWSLogs/O-ID/Account-ID/CloudTrail-Digest/
+        // Region/YYYY/MM/DD/, the file named by the member account and the
+        // trail's home region).
+        let member = Place {
+            org: Some("o-exampleorgid"),
+            account: "222233334444",
+            region: "us-east-2",
+        };
+        assert_eq!(
+            digest_key(None, &member, "audit", "eu-west-1", &t("2026-11-24T03:00:00Z")),
+            "AWSLogs/o-exampleorgid/222233334444/CloudTrail-Digest/us-east-2/2026/11/24/222233334444_CloudTrail-Digest_us-east-2_audit_eu-west-1_20261124T030000Z.json.gz"
         );
     }
 

@@ -33,7 +33,7 @@ use futures::{stream, StreamExt, TryStreamExt};
 
 use crate::delivery::{delivery_time, window_of, ManifestEntry};
 use crate::store::{failed, Failed, Incomplete, StoreError};
-use crate::trail::{health, HealthStore, RunOutcome, Trail};
+use crate::trail::{health, HealthStore, Place, RunOutcome, Trail};
 use gzhash::{GzError, Inflated};
 
 /// The `alarm` field of a failed trail/region's error log: a log query finds
@@ -119,13 +119,22 @@ pub trait Signer: Send + Sync {
     ) -> impl Future<Output = Result<Vec<u8>, StoreError>> + Send;
 }
 
+/// Where a chain's delivery is, as the digest run reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cursor {
+    /// The chain (`region`, or `{org}/{account}/{region}`: [`Place`]).
+    pub chain: String,
+    /// The first window not yet delivered.
+    pub next: i64,
+    /// The first window anything was staged into (ingest's registration),
+    /// if known: no file of the chain is delivered before it.
+    pub first: Option<i64>,
+}
+
 /// The state the digest run reads and advances (DynamoDB in production).
 pub trait DigestState: Send + Sync {
-    /// The regions the trail has staged events in, with the first window not yet delivered.
-    fn cursors(
-        &self,
-        trail: &str,
-    ) -> impl Future<Output = Result<Vec<(String, i64)>, StoreError>> + Send;
+    /// The chains the trail has staged events in, with their delivery cursors.
+    fn cursors(&self, trail: &str) -> impl Future<Output = Result<Vec<Cursor>, StoreError>> + Send;
     /// The files delivered in the hour starting at `hour`.
     fn manifest(
         &self,
@@ -315,14 +324,25 @@ impl<S: DigestState + HealthStore, K: Signer, B: DigestBucket> Digester<'_, S, K
             match self.state.cursors(&trail.name).await {
                 Ok(cursors) => {
                     for region in self.regions(trail, &cursors) {
+                        let cursor = cursors.iter().find(|c| c.chain == region);
+                        let grace = self.settings.grace_secs;
                         // The region's hour ending at H is complete once its
                         // first undelivered window delivers at or after H.
-                        let complete_until = cursors
-                            .iter()
-                            .find(|(r, _)| *r == region)
-                            .map(|(_, next)| delivery_time(*next, self.settings.grace_secs));
+                        let complete_until = cursor.map(|c| delivery_time(c.next, grace));
+                        // A chain begins with the hour its first file can be
+                        // delivered in, not before (a member account's
+                        // first event may come long after the trail started).
+                        let not_before = cursor
+                            .and_then(|c| c.first)
+                            .map(|w| digest_end(&delivery_time(w, grace)) + Duration::hours(1));
                         let chained = self
-                            .chain(trail, &region, complete_until, now, &mut report)
+                            .chain(
+                                trail,
+                                &region,
+                                (complete_until, not_before),
+                                now,
+                                &mut report,
+                            )
                             .await;
                         if let Err(e) = chained {
                             report.failed.push(failed(ALARM, &trail.name, &region, &e));
@@ -346,40 +366,62 @@ impl<S: DigestState + HealthStore, K: Signer, B: DigestBucket> Digester<'_, S, K
         report
     }
 
-    /// The regions a trail's digests cover: a multi-region trail's served
-    /// regions and every region it has staged events in; else its home.
-    fn regions(&self, trail: &Trail, cursors: &[(String, i64)]) -> Vec<String> {
+    /// The chains a trail's digests cover: the stack account's chains of
+    /// a multi-region trail's served regions and every chain it has staged
+    /// events in (an organization trail's member accounts' included, from
+    /// their first event on); else the home region's chains. The stack
+    /// account's chains are digested every hour, events or not, as in
+    /// CloudTrail; a member account's once it has one.
+    fn regions(&self, trail: &Trail, cursors: &[Cursor]) -> Vec<String> {
+        let own = |region: &str| {
+            Place {
+                org: trail.organization_id.as_deref(),
+                account: &trail.account_id,
+                region,
+            }
+            .chain()
+        };
         let mut regions: Vec<String> = if trail.is_multi_region_trail {
             self.settings
                 .regions
                 .iter()
-                .cloned()
-                .chain(cursors.iter().map(|(r, _)| r.clone()))
+                .map(|r| own(r))
+                .chain(cursors.iter().map(|c| c.chain.clone()))
                 .collect()
         } else {
-            vec![trail.home_region.clone()]
+            let home = |chain: &String| {
+                crate::delivery::place(trail, chain).is_ok_and(|p| p.region == trail.home_region)
+            };
+            std::iter::once(own(&trail.home_region))
+                .chain(cursors.iter().map(|c| c.chain.clone()).filter(home))
+                .collect()
         };
         regions.sort();
         regions.dedup();
         regions
     }
 
-    /// Extends one region's chain by every hour that is due and complete.
+    /// Extends one region's chain by every hour that is due and complete
+    /// (up to `complete_until`); a new chain from `not_before` at the earliest.
     async fn chain(
         &self,
         trail: &Trail,
         region: &str,
-        complete_until: Option<DateTime<Utc>>,
+        (complete_until, not_before): (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
         now: &DateTime<Utc>,
         report: &mut DigestReport,
     ) -> Result<(), StoreError> {
         let stored = self.state.head(&trail.name, region).await?;
-        let Some(due) = due(trail, stored.as_ref(), now, self.settings) else {
+        let Some(mut due) = due(trail, stored.as_ref(), now, self.settings) else {
             return Ok(());
         };
+        if !due.continues {
+            due.first = due.first.max(not_before.unwrap_or(due.first));
+        }
         let mut expected = stored.as_ref().map(|h| h.end);
         let mut previous = if due.continues { stored.clone() } else { None };
-        let key = self.signer.public_key(region).await?;
+        let place = crate::delivery::place(trail, region)?;
+        let key = self.signer.public_key(place.region).await?;
         let mut end = due.first;
         let mut written = None;
         while end <= due.last {
@@ -421,7 +463,9 @@ impl<S: DigestState + HealthStore, K: Signer, B: DigestBucket> Digester<'_, S, K
             end += Duration::hours(1);
         }
         if let Some((first, last)) = written {
-            self.state.note_key(region, &key, &first, &last).await?;
+            self.state
+                .note_key(place.region, &key, &first, &last)
+                .await?;
         }
         Ok(())
     }
@@ -442,7 +486,8 @@ impl<S: DigestState + HealthStore, K: Signer, B: DigestBucket> Digester<'_, S, K
         report.tampered += recheck(self.bucket, &entries, self.settings.concurrency).await?;
         report.log_files += entries.len();
 
-        let digest = digest_file(trail, region, key, previous, end, &entries);
+        let place = crate::delivery::place(trail, region)?;
+        let digest = digest_file(trail, &place, key, previous, end, &entries);
         let object = digest.digest_s3_object.clone();
         let fail = |operation: &'static str, e: &dyn std::fmt::Display| StoreError::Backend {
             operation,
@@ -457,7 +502,7 @@ impl<S: DigestState + HealthStore, K: Signer, B: DigestBucket> Digester<'_, S, K
             &json,
             digest.previous_digest_signature.as_deref(),
         );
-        let signature = hex::encode(self.signer.sign(region, to_sign.as_bytes()).await?);
+        let signature = hex::encode(self.signer.sign(place.region, to_sign.as_bytes()).await?);
         let gzip = gzip(&json).map_err(|e| fail("compress digest", &e))?;
         self.bucket
             .put_digest(
@@ -483,7 +528,7 @@ impl<S: DigestState + HealthStore, K: Signer, B: DigestBucket> Digester<'_, S, K
 /// extends `previous` (`None`: the first of a chain).
 fn digest_file(
     trail: &Trail,
-    region: &str,
+    place: &crate::trail::Place<'_>,
     key: &PublicKey,
     previous: Option<&ChainHead>,
     end: DateTime<Utc>,
@@ -492,14 +537,14 @@ fn digest_file(
     let time = crate::time::format;
     let start = end - Duration::hours(1);
     DigestFile {
-        aws_account_id: trail.account_id.clone(),
+        // The chain's account: a member's, in an organization trail's chain.
+        aws_account_id: place.account.to_owned(),
         digest_start_time: time(&start),
         digest_end_time: time(&end),
         digest_s3_bucket: trail.s3_bucket_name.clone(),
         digest_s3_object: digest_key(
             trail.s3_key_prefix.as_deref(),
-            &trail.account_id,
-            region,
+            place,
             &trail.name,
             &trail.home_region,
             &end,
@@ -590,6 +635,7 @@ mod tests {
             sns_topic_name: None,
             cloud_watch_logs: None,
             is_multi_region_trail: false,
+            organization_id: None,
             include_global_service_events: true,
             log_file_validation_enabled: true,
             is_logging: logging,

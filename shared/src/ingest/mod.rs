@@ -39,6 +39,11 @@ pub struct IngestReport {
     pub duplicates: usize,
     /// Data events: accepted, not part of the history.
     pub data_events: usize,
+    /// Events of another account (an organization's member, by
+    /// `recipientAccountId`): accepted for organization trails, not part of
+    /// this stack's history (docs/organizations.md).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub other_accounts: usize,
     /// Copies staged for trails' log files (one per trail that logs an event).
     pub staged: usize,
     /// The eventIDs accepted, in payload order.
@@ -70,6 +75,10 @@ pub enum IngestError {
     },
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 fn join(rejected: &[Rejected]) -> String {
     rejected
         .iter()
@@ -86,6 +95,11 @@ pub struct Targets<'a, H, S> {
     pub staging: &'a S,
     /// The trails as the function last loaded them.
     pub trails: &'a [Trail],
+    /// The stack serves an organization (`OrganizationId`): another
+    /// account's events are taken, for organization trails. Else such an
+    /// event is refused (it could only come through a bus policy made by
+    /// hand; refused, it reaches the dead-letter queue and its alarm).
+    pub organization: bool,
 }
 
 /// Normalizes `payload`, records each record in the history and stages it
@@ -129,7 +143,10 @@ pub async fn ingest_many<H: HistoryStore, S: StagingStore>(
             let mut batch = normalize::normalize(payload, ctx);
             // Times are checked here, against the ingest time and the retention.
             for n in std::mem::take(&mut batch.records) {
-                match normalize::check_event_time(&n.record, now, targets.settings.retention_days) {
+                let checked =
+                    normalize::check_event_time(&n.record, now, targets.settings.retention_days)
+                        .and_then(|()| admitted(&n.record, ctx, targets.organization));
+                match checked {
                     Ok(()) => batch.records.push(n),
                     Err(error) => batch.rejected.push(Rejected {
                         index: n.index,
@@ -146,12 +163,12 @@ pub async fn ingest_many<H: HistoryStore, S: StagingStore>(
         .zip(&spans)
         .flat_map(|(b, span)| b.records.iter().map(move |r| (r, span)))
         .collect();
-    let mut outcomes = store(targets, &events, now).await.into_iter();
+    let mut outcomes = store(targets, ctx, &events, now).await.into_iter();
     let mut reports = Vec::with_capacity(batches.len());
     for (batch, span) in batches.iter_mut().zip(&spans) {
         let outcomes: Vec<_> = outcomes.by_ref().take(batch.records.len()).collect();
         let _in = span.enter();
-        reports.push(report(batch, outcomes));
+        reports.push(report(batch, ctx, outcomes));
     }
     reports
 }
@@ -162,6 +179,7 @@ pub async fn ingest_many<H: HistoryStore, S: StagingStore>(
 /// what it did and its copies.
 async fn store<H: HistoryStore, S: StagingStore>(
     targets: &Targets<'_, H, S>,
+    ctx: &Context,
     events: &[(&Normalized, &tracing::Span)],
     now: &DateTime<Utc>,
 ) -> Vec<Result<(Recorded, usize), StoreError>> {
@@ -172,8 +190,15 @@ async fn store<H: HistoryStore, S: StagingStore>(
     // the staging notes the others' (docs/delivery.md).
     let mut claims: Vec<Result<_, StoreError>> = futures::stream::iter(events)
         .map(|(event, span)| {
-            history::claim_noting(targets.history, targets.settings, event, Some(window))
-                .instrument((*span).clone())
+            async move {
+                // The history is the stack account's (per-account history
+                // is not built yet): another account's event is only staged.
+                if other_account(&event.record, ctx) {
+                    return Ok((Recorded::NotInHistory, delivery::Note::Ask, Vec::new()));
+                }
+                history::claim_noting(targets.history, targets.settings, event, Some(window)).await
+            }
+            .instrument((*span).clone())
         })
         .buffered(RECORDS_AT_ONCE)
         .collect()
@@ -242,9 +267,34 @@ async fn store<H: HistoryStore, S: StagingStore>(
         .await
 }
 
+/// Another account's record is admitted only on a stack that serves an organization.
+fn admitted(
+    record: &crate::model::Record,
+    ctx: &Context,
+    organization: bool,
+) -> Result<(), normalize::RecordError> {
+    if organization || !other_account(record, ctx) {
+        return Ok(());
+    }
+    Err(normalize::RecordError::Invalid {
+        field: "recipientAccountId".into(),
+        reason: format!(
+            "account {} is not this stack's ({}), and the stack serves no organization (OrganizationId)",
+            normalize::quote_prefix(&record.recipient_account_id),
+            ctx.account_id
+        ),
+    })
+}
+
+/// Whether the record is another account's than the stack's.
+fn other_account(record: &crate::model::Record, ctx: &Context) -> bool {
+    !record.recipient_account_id.is_empty() && record.recipient_account_id != ctx.account_id
+}
+
 /// The report (or error) of one payload from its events' outcomes.
 fn report(
     batch: &mut normalize::Batch,
+    ctx: &Context,
     outcomes: Vec<Result<(Recorded, usize), StoreError>>,
 ) -> Result<IngestReport, IngestError> {
     let mut report = IngestReport {
@@ -261,6 +311,9 @@ fn report(
                 match recorded {
                     Recorded::Stored => report.stored += 1,
                     Recorded::Duplicate => report.duplicates += 1,
+                    Recorded::NotInHistory if other_account(&event.record, ctx) => {
+                        report.other_accounts += 1;
+                    }
                     Recorded::NotInHistory => report.data_events += 1,
                 }
             }

@@ -249,6 +249,7 @@ mod tests {
             settings: &fakes.settings,
             staging: &fakes.staging,
             trails: &fakes.trails,
+            organization: false,
         };
         let ctx = Context {
             account_id: ACCOUNT.into(),

@@ -76,6 +76,68 @@ async fn a_redelivered_event_is_stored_once_and_staged_per_delivery() {
 }
 
 #[tokio::test]
+async fn another_accounts_event_is_staged_for_organization_trails_only_and_kept_out_of_the_history()
+{
+    // GIVEN a stack of an organization, a trail of its own account and an
+    // organization trail
+    let mut f = Fakes::new();
+    f.organization = true;
+    let mut org = f.trails[0].clone();
+    org.name = "org".into();
+    org.organization_id = Some("o-a1b2c3d4e5".into());
+    f.trails.push(org);
+    // WHEN a member account's API call arrives (its own bus forwarded it)
+    let mut v: serde_json::Value =
+        serde_json::from_str(&api_call(ID, &t("2026-11-24T01:04:10Z"))).unwrap();
+    v["account"] = "222233334444".into();
+    v["detail"]["recipientAccountId"] = "222233334444".into();
+    let report = f
+        .ingest(&v.to_string(), "2026-11-24T01:04:11Z")
+        .await
+        .unwrap();
+    // THEN it is staged once, for the organization trail, in the member's chain
+    assert_eq!(
+        (
+            report.accepted,
+            report.staged,
+            report.other_accounts,
+            report.stored
+        ),
+        (1, 1, 1, 0)
+    );
+    let chain = "o-a1b2c3d4e5/222233334444/eu-west-1";
+    assert_eq!(f.staging.cursor("org", chain), Some(5_984_940));
+    assert_eq!(f.staging.cursor("audit", "eu-west-1"), None);
+    // AND the stack's history (its own account's) holds nothing of it
+    assert!(f.history.keys().is_empty(), "{:?}", f.history.keys());
+    // AND its first staging is noted by the staging store, as a data event's
+    assert_eq!(f.staging.notes(), 1);
+
+    // A stack that serves no organization refuses it (to the dead-letter
+    // queue), and stores and stages nothing of it.
+    let mut alone = Fakes::new();
+    alone.trails = f.trails.clone();
+    let err = alone
+        .ingest(&v.to_string(), "2026-11-24T01:04:11Z")
+        .await
+        .unwrap_err();
+    let IngestError::Rejected {
+        rejected, accepted, ..
+    } = err
+    else {
+        panic!("{err}")
+    };
+    assert_eq!((rejected.len(), accepted), (1, 0));
+    assert!(
+        rejected[0].to_string().contains("serves no organization"),
+        "{}",
+        rejected[0]
+    );
+    assert!(alone.history.keys().is_empty());
+    assert_eq!(alone.staging.cursor("org", chain), None);
+}
+
+#[tokio::test]
 async fn a_management_event_stored_without_a_note_has_its_copies_claimed() {
     // GIVEN an event the history holds from before notes moved to the
     // primary item (recorded with no window)

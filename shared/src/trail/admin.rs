@@ -110,6 +110,8 @@ pub struct NewTrail {
     pub sns_topic_name: Option<String>,
     pub cloud_watch_logs: Option<CloudWatchLogs>,
     pub is_multi_region_trail: bool,
+    /// Some: an organization trail of this organization.
+    pub organization_id: Option<String>,
     pub include_global_service_events: bool,
     pub log_file_validation_enabled: bool,
     pub tags: Vec<Tag>,
@@ -128,6 +130,8 @@ pub struct TrailUpdate {
     /// `Some(None)` removes the log group: no more CloudWatch Logs delivery.
     pub cloud_watch_logs: Option<Option<CloudWatchLogs>>,
     pub is_multi_region_trail: Option<bool>,
+    /// `Some(None)` makes it a trail of the stack's own account again.
+    pub organization_id: Option<Option<String>>,
     pub include_global_service_events: Option<bool>,
     pub log_file_validation_enabled: Option<bool>,
 }
@@ -207,6 +211,7 @@ pub async fn create<S: TrailStore>(
         sns_topic_name: new.sns_topic_name.filter(|t| !t.is_empty()),
         cloud_watch_logs: new.cloud_watch_logs,
         is_multi_region_trail: new.is_multi_region_trail,
+        organization_id: new.organization_id,
         include_global_service_events: new.include_global_service_events,
         log_file_validation_enabled: new.log_file_validation_enabled,
         is_logging: false,
@@ -287,6 +292,9 @@ pub async fn update<S: TrailStore>(
         }
         if let Some(v) = u.is_multi_region_trail {
             t.is_multi_region_trail = v;
+        }
+        if let Some(org) = &u.organization_id {
+            t.organization_id = org.clone();
         }
         if let Some(v) = u.include_global_service_events {
             t.include_global_service_events = v;

@@ -89,6 +89,12 @@ pub struct Trail {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cloud_watch_logs: Option<CloudWatchLogs>,
     pub is_multi_region_trail: bool,
+    /// An organization trail's organization (`o-…`, the stack's
+    /// `OrganizationId`): it logs every account's events that reach the
+    /// stack, under `AWSLogs/{org}/{account}/` (docs/organizations.md);
+    /// `None`, the stack's own account only (`IsOrganizationTrail`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization_id: Option<String>,
     pub include_global_service_events: bool,
     pub log_file_validation_enabled: bool,
     pub is_logging: bool,
@@ -268,9 +274,90 @@ pub fn validate_role_arn(given: &str) -> Result<(), TrailError> {
     }
 }
 
-/// The log stream CloudTrail writes an account's events of a region to.
-pub fn log_stream_name(account: &str, region: &str) -> String {
-    format!("{account}_CloudTrail_{region}")
+/// The log stream CloudTrail writes an account's events of a region to:
+/// `{orgId}_{account}_CloudTrail_{region}` for an organization trail.
+pub fn log_stream_name(place: &Place<'_>) -> String {
+    let Place {
+        org,
+        account,
+        region,
+    } = place;
+    match org {
+        Some(org) => format!("{org}_{account}_CloudTrail_{region}"),
+        None => format!("{account}_CloudTrail_{region}"),
+    }
+}
+
+/// AWS Organizations' ID syntax: `o-` and 10 to 32 lowercase letters or digits.
+pub fn is_organization_id(id: &str) -> bool {
+    id.strip_prefix("o-").is_some_and(|rest| {
+        (10..=32).contains(&rest.len())
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    })
+}
+
+/// An account ID: 12 digits.
+pub fn is_account_id(id: &str) -> bool {
+    id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// One chain of a trail's log files and digests: the account (and, for an
+/// organization trail, the organization) and region whose folder they go
+/// in, `[prefix/]AWSLogs/[{org}/]{account}/CloudTrail[-Digest]/{region}/`.
+/// The state table keys a chain by [`Place::chain`] where it keyed a region
+/// before organization trails: the region alone for the trail's own
+/// account, `{org}/{account}/{region}` for an organization trail's (its
+/// own account's too, as in CloudTrail). A chain's layout is thus fixed
+/// when its first event is staged: a trail turned into an organization
+/// trail (or back) finishes its old chains in their old folders and starts
+/// new ones (docs/organizations.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Place<'a> {
+    pub org: Option<&'a str>,
+    pub account: &'a str,
+    pub region: &'a str,
+}
+
+impl<'a> Place<'a> {
+    /// The place a stored chain of `trail` names; `None` if it is not one
+    /// trailkeep writes.
+    pub fn parse(chain: &'a str, trail: &'a Trail) -> Option<Self> {
+        let parts: Vec<&str> = chain.split('/').collect();
+        match parts[..] {
+            [region] => Some(Place {
+                org: None,
+                account: &trail.account_id,
+                region,
+            }),
+            [org, account, region] if is_organization_id(org) && is_account_id(account) => {
+                Some(Place {
+                    org: Some(org),
+                    account,
+                    region,
+                })
+            }
+            _ => None,
+        }
+        .filter(|p| crate::ingest::normalize::is_region(p.region))
+    }
+
+    /// The chain's key in the state table.
+    pub fn chain(&self) -> String {
+        match self.org {
+            Some(org) => format!("{org}/{}/{}", self.account, self.region),
+            None => self.region.to_owned(),
+        }
+    }
+
+    /// `AWSLogs/[{org}/]{account}`: the chain's folders' common root.
+    pub fn root(&self) -> String {
+        match self.org {
+            Some(org) => format!("AWSLogs/{org}/{}", self.account),
+            None => format!("AWSLogs/{}", self.account),
+        }
+    }
 }
 
 /// The ARN `SnsTopicName` stands for: itself when it is an ARN, else the
@@ -582,7 +669,7 @@ impl Trail {
             "HasCustomEventSelectors": !self.event_selectors.is_empty()
                 || !self.advanced_event_selectors.is_empty(),
             "HasInsightSelectors": false,
-            "IsOrganizationTrail": false,
+            "IsOrganizationTrail": self.organization_id.is_some(),
         });
         if let Some(prefix) = &self.s3_key_prefix {
             v["S3KeyPrefix"] = serde_json::json!(prefix);
@@ -664,8 +751,31 @@ impl Trail {
         self.event_selectors.iter().any(|s| s.selects(record))
     }
 
+    /// The chain of this trail's log files (and digests) the event goes
+    /// into ([`Place::chain`]), or `None` when the trail does not log it:
+    /// a trail that is not an organization trail logs only its own
+    /// account's events (`recipientAccountId`; none given is the stack's).
+    pub fn log_chain<'a>(&'a self, record: &'a Record) -> Option<std::borrow::Cow<'a, str>> {
+        let region = self.log_region(record)?;
+        let account = Some(record.recipient_account_id.as_str())
+            .filter(|a| !a.is_empty())
+            .unwrap_or(&self.account_id);
+        match &self.organization_id {
+            Some(org) => Some(std::borrow::Cow::Owned(
+                Place {
+                    org: Some(org),
+                    account,
+                    region,
+                }
+                .chain(),
+            )),
+            None if account == self.account_id => Some(std::borrow::Cow::Borrowed(region)),
+            None => None,
+        }
+    }
+
     /// The region whose log files of this trail the event goes into, or
-    /// `None` when the trail does not log it at all.
+    /// `None` when the trail does not log it at all (whatever its account).
     pub fn log_region<'a>(&'a self, record: &'a Record) -> Option<&'a str> {
         if !self.is_logging || !self.selects(record) {
             return None;

@@ -31,6 +31,7 @@ use crate::digest::{
 };
 use crate::digest::{Boundary, ChainHead, SegmentMark};
 use crate::store::StoreError;
+use crate::trail::Place;
 
 /// A digest object with its signature metadata.
 #[derive(Clone, Debug, Default)]
@@ -142,7 +143,12 @@ impl Keys {
 pub struct Request {
     pub bucket: String,
     pub prefix: Option<String>,
+    /// The account whose chains are checked: a member account's, for an
+    /// organization trail (`--account-id`).
     pub account_id: String,
+    /// An organization trail's organization: its chains are under
+    /// `AWSLogs/{org}/{account}/` (docs/organizations.md).
+    pub organization_id: Option<String>,
     pub trail_name: String,
     pub home_region: String,
     /// Regions to check; empty: every region with digests under the prefix.
@@ -177,6 +183,20 @@ impl Request {
             .filter(|p| !p.is_empty())
             .map(|p| format!("{p}/"))
             .unwrap_or_default()
+    }
+
+    /// The chain of `region` this request checks.
+    fn place<'a>(&'a self, region: &'a str) -> Place<'a> {
+        Place {
+            org: self.organization_id.as_deref(),
+            account: &self.account_id,
+            region,
+        }
+    }
+
+    /// `[prefix/]AWSLogs/[{org}/]{account}/{kind}/`: where the chains' folders are.
+    fn folders(&self, kind: &str) -> String {
+        format!("{}{}/{kind}/", self.key_prefix(), self.place("").root())
     }
 }
 
@@ -439,11 +459,7 @@ pub async fn validate<S: Source>(
     req: &Request,
     mut sink: impl FnMut(Finding) + Send,
 ) -> Result<Report, StoreError> {
-    let root = format!(
-        "{}AWSLogs/{}/CloudTrail-Digest/",
-        req.key_prefix(),
-        req.account_id
-    );
+    let root = req.folders("CloudTrail-Digest");
     let regions = regions(src, req, &root).await?;
     let (log_tx, log_rx) = mpsc::channel::<DigestLogFile>(LOG_QUEUE);
     let (out_tx, mut out_rx) = mpsc::unbounded::<Finding>();
@@ -467,8 +483,7 @@ pub async fn validate<S: Source>(
                 // A region with log files and no digests at all: no digest
                 // lists any of its files, so each delivered in the range
                 // is reported (a planted folder is found this way).
-                let log_root =
-                    format!("{}AWSLogs/{}/CloudTrail/", req.key_prefix(), req.account_id);
+                let log_root = req.folders("CloudTrail");
                 for region in src.folders(&req.bucket, &log_root).await? {
                     if regions.contains(&region) {
                         continue;
@@ -657,12 +672,11 @@ impl<S: Source> RegionChain<'_, S> {
         }
         days.sort();
         days.dedup();
-        let p = req.key_prefix();
         let stem = format!("{}_CloudTrail_{}_", req.account_id, self.region);
         for day in days {
             let folder = format!(
-                "{p}AWSLogs/{}/CloudTrail/{}/{}/",
-                req.account_id,
+                "{}{}/{}/",
+                req.folders("CloudTrail"),
                 self.region,
                 day.format("%Y/%m/%d")
             );
@@ -723,8 +737,7 @@ impl<S: Source> RegionChain<'_, S> {
         let req = self.req;
         digest_key(
             req.prefix.as_deref(),
-            &req.account_id,
-            self.region,
+            &req.place(self.region),
             &req.trail_name,
             &req.home_region,
             end,

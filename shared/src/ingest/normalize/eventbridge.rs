@@ -80,6 +80,24 @@ fn cloudtrail(event: Envelope, implied_type: &str) -> Result<Outcome, RecordErro
         .ok_or(RecordError::Missing { field: "detail" })?;
     let mut record: Record =
         serde_json::from_str(detail.get()).map_err(|e| invalid("detail", e))?;
+    // EventBridge sets `account` to the account whose bus the event came
+    // from, and AWS's record of an account's activity names that account
+    // (`recipientAccountId`). A record naming another one was altered on
+    // its way (an organization's member must not file events in another
+    // account's chain: docs/organizations.md), so it is refused.
+    if let Some(account) = event.account.as_deref() {
+        let named = &record.recipient_account_id;
+        if !named.is_empty() && named != account {
+            return Err(RecordError::Invalid {
+                field: "detail.recipientAccountId".into(),
+                reason: format!(
+                    "\"{}\" is not the account {} the event came from",
+                    super::quote_prefix(named),
+                    super::quote_prefix(account)
+                ),
+            });
+        }
+    }
     let mut filled: Vec<(&str, String)> = Vec::new();
     let mut fill = |name, field: &mut String, fallback: Option<String>| {
         if let Some(value) = fallback.filter(|_| field.is_empty()) {

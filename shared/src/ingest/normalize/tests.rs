@@ -45,6 +45,36 @@ fn a_cloudtrail_record_is_kept_as_aws_wrote_it() {
 }
 
 #[test]
+fn a_record_naming_another_account_than_the_bus_it_came_from_is_refused() {
+    let mut v = load("eventbridge/api-call-write.json");
+    // A member's own event, as its forwarder sends it: accepted, its own.
+    v["account"] = json!("222233334444");
+    v["detail"]["recipientAccountId"] = json!("222233334444");
+    let batch = normalize(&v.to_string(), &ctx());
+    assert_eq!(batch.records.len(), 1, "{:?}", batch.rejected);
+    assert_eq!(batch.records[0].record.recipient_account_id, "222233334444");
+    // The same account's bus claiming the stack's account (or a third's):
+    // refused, named by field.
+    for claimed in ["111122223333", "333344445555"] {
+        v["detail"]["recipientAccountId"] = json!(claimed);
+        let batch = normalize(&v.to_string(), &ctx());
+        assert!(batch.records.is_empty(), "{claimed}");
+        let error = batch.rejected[0].to_string();
+        assert!(
+            error.contains("detail.recipientAccountId") && error.contains("222233334444"),
+            "{error}"
+        );
+    }
+    // No recipientAccountId in the record: the bus's account is filled in.
+    v["detail"]
+        .as_object_mut()
+        .unwrap()
+        .remove("recipientAccountId");
+    let batch = normalize(&v.to_string(), &ctx());
+    assert_eq!(batch.records[0].record.recipient_account_id, "222233334444");
+}
+
+#[test]
 fn read_only_call_of_an_assumed_role_is_found_under_its_session_name() {
     let n = one("eventbridge/api-call-read.json");
     assert_eq!(n.record.read_only, Some(true));
@@ -545,12 +575,17 @@ fn values_that_become_keys_are_checked_where_they_enter() {
     for id in ["x".repeat(5000), "a#b".into(), "a/b".into(), "a\nb".into()] {
         refused(with("eventID", json!(id)), "eventID");
     }
-    // The recipient account: 12 digits.
+    // The recipient account: 12 digits; and the envelope's account, when
+    // the envelope names one (docs/organizations.md "Trust").
     for account in ["12345", "11112222333x", "111122223333#"] {
         refused(
             with("recipientAccountId", json!(account)),
-            "recipientAccountId",
+            "detail.recipientAccountId",
         );
+        let mut p = load("eventbridge/api-call-write.json");
+        p.as_object_mut().unwrap().remove("account");
+        p["detail"]["recipientAccountId"] = json!(account);
+        refused(normalize(&p.to_string(), &ctx()), "recipientAccountId");
     }
 }
 

@@ -15,6 +15,7 @@ pub(super) fn trail(selectors: Vec<EventSelector>) -> Trail {
         sns_topic_name: None,
         cloud_watch_logs: None,
         is_multi_region_trail: true,
+        organization_id: None,
         include_global_service_events: true,
         log_file_validation_enabled: true,
         is_logging: true,
@@ -308,6 +309,85 @@ fn regions_global_events_and_logging_state() {
     // A selector that does not match routes nowhere, whatever the region.
     let t = trail(vec![mgmt(ReadWriteType::ReadOnly, true)]);
     assert_eq!(t.log_region(&home), None);
+}
+
+#[test]
+fn an_organization_trail_logs_every_account_a_trail_of_one_account_its_own() {
+    let own = ec2_write();
+    let mut member = ec2_write();
+    member.recipient_account_id = "222233334444".into();
+    let mut unsaid = ec2_write();
+    unsaid.recipient_account_id.clear();
+    let one = trail(vec![]);
+    let mut org = trail(vec![]);
+    org.organization_id = Some("o-a1b2c3d4e5".into());
+    let chains =
+        |t: &Trail| [&own, &member, &unsaid].map(|r| t.log_chain(r).map(|c| c.into_owned()));
+    assert_eq!(
+        chains(&one),
+        [Some("eu-west-1".into()), None, Some("eu-west-1".into())]
+    );
+    assert_eq!(
+        chains(&org),
+        [
+            Some("o-a1b2c3d4e5/111122223333/eu-west-1".into()),
+            Some("o-a1b2c3d4e5/222233334444/eu-west-1".into()),
+            Some("o-a1b2c3d4e5/111122223333/eu-west-1".into()),
+        ]
+    );
+    // The rules that pick events and regions hold for every account.
+    org.is_logging = false;
+    assert_eq!(chains(&org), [None, None, None]);
+    assert_eq!(
+        org.to_cloudtrail_json()["IsOrganizationTrail"],
+        serde_json::json!(true)
+    );
+    assert_eq!(
+        one.to_cloudtrail_json()["IsOrganizationTrail"],
+        serde_json::json!(false)
+    );
+}
+
+#[test]
+fn chains_read_back_as_written_and_nothing_else_passes_for_one() {
+    let t = trail(vec![]);
+    for (chain, org, account, region) in [
+        ("eu-west-1", None, "111122223333", "eu-west-1"),
+        (
+            "o-a1b2c3d4e5/222233334444/us-east-2",
+            Some("o-a1b2c3d4e5"),
+            "222233334444",
+            "us-east-2",
+        ),
+    ] {
+        let place = Place::parse(chain, &t).unwrap();
+        assert_eq!(
+            (place.org, place.account, place.region),
+            (org, account, region)
+        );
+        assert_eq!(place.chain(), chain);
+    }
+    for bad in [
+        "",
+        "../eu-west-1",
+        "o-a1b2c3d4e5/22223333444/eu-west-1",
+        "o-a1b2c3d4e5/222233334444/../../x",
+        "o-short/222233334444/eu-west-1",
+        "222233334444/eu-west-1",
+        "o-a1b2c3d4e5/222233334444/eu-west-1/x",
+        "o-a1b2c3d4e5/222233334444/",
+        "EU-WEST-1",
+    ] {
+        assert_eq!(Place::parse(bad, &t), None, "{bad:?}");
+    }
+    assert_eq!(
+        log_stream_name(&Place::parse("o-a1b2c3d4e5/222233334444/us-east-2", &t).unwrap()),
+        "o-a1b2c3d4e5_222233334444_CloudTrail_us-east-2"
+    );
+    assert_eq!(
+        log_stream_name(&Place::parse("us-east-2", &t).unwrap()),
+        "111122223333_CloudTrail_us-east-2"
+    );
 }
 
 #[test]
