@@ -861,12 +861,12 @@ async fn organization_trails_need_a_stack_that_serves_an_organization() {
         (200, &json!(true)),
         "{out}"
     );
-    let stored = || async {
+    async fn stored(w: &World) -> Option<String> {
         w.trails.load().await.unwrap().trails[0]
             .organization_id
             .clone()
-    };
-    assert_eq!(stored().await.as_deref(), Some("o-a1b2c3d4e5"));
+    }
+    assert_eq!(stored(&w).await.as_deref(), Some("o-a1b2c3d4e5"));
     let update = |on: bool| json!({"Name": "org", "IsOrganizationTrail": on});
     let (s, out) = w.call("UpdateTrail", update(false), at).await;
     assert_eq!(
@@ -874,13 +874,22 @@ async fn organization_trails_need_a_stack_that_serves_an_organization() {
         (200, &json!(false)),
         "{out}"
     );
-    assert_eq!(stored().await, None);
+    assert_eq!(stored(&w).await, None);
     let (s, out) = w.call("UpdateTrail", update(true), at).await;
     assert_eq!(
         (s, &out["IsOrganizationTrail"]),
         (200, &json!(true)),
         "{out}"
     );
+    // The stack redeployed with another organization: the flag sent again
+    // keeps the trail's (its chains stay where they are) …
+    w.settings.organization_id = Some("o-zzzzzzzzzz".into());
+    assert_eq!(w.call("UpdateTrail", update(true), at).await.0, 200);
+    assert_eq!(stored(&w).await.as_deref(), Some("o-a1b2c3d4e5"));
+    // … off and on again moves it to the new one.
+    assert_eq!(w.call("UpdateTrail", update(false), at).await.0, 200);
+    assert_eq!(w.call("UpdateTrail", update(true), at).await.0, 200);
+    assert_eq!(stored(&w).await.as_deref(), Some("o-zzzzzzzzzz"));
     // Not a boolean: refused by name.
     let (s, out) = w
         .call(

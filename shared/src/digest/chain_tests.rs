@@ -819,4 +819,44 @@ async fn a_member_accounts_chain_begins_with_its_first_file_not_with_the_trail()
     w.deliver("2026-11-24T05:05:00Z").await;
     w.digest("2026-11-24T05:10:00Z").await;
     assert_eq!(digests(MEMBER).len(), 2);
+    // AND the validator, told the member and reading the state table, finds
+    // the chain whole from its start, and owes nothing before it: not for a
+    // range that ends before the chain began, nor in the home region of a
+    // member with no chain there
+    let chain = format!("o-a1b2c3d4e5/{MEMBER}/eu-west-1");
+    let member_request = |end: &str| {
+        let mut r = w.request(end, &[]);
+        (r.account_id, r.organization_id) = (MEMBER.into(), Some("o-a1b2c3d4e5".into()));
+        r.trail_name = "org".into();
+        let head = w.state.chain_head("org", &chain).unwrap();
+        r.heads.insert("eu-west-1".into(), head);
+        r.segments
+            .insert("eu-west-1".into(), w.state.segments("org", &chain));
+        r
+    };
+    let (report, findings) = w
+        .validate_request(&member_request("2026-11-24T05:10:00Z"))
+        .await;
+    assert!(report.all_valid(), "{findings:?}");
+    assert_eq!((report.digests_total, report.logs_total), (2, 1));
+    let (report, findings) = w
+        .validate_request(&member_request("2026-11-24T02:30:00Z"))
+        .await;
+    assert!(report.all_valid(), "{findings:?}");
+    assert_eq!(report.digests_total, 0);
+    let mut stranger = member_request("2026-11-24T05:10:00Z");
+    stranger.account_id = "333344445555".into();
+    (stranger.heads, stranger.segments) = Default::default();
+    let (report, findings) = w.validate_request(&stranger).await;
+    assert!(findings.is_empty(), "{findings:?}");
+    assert_eq!(report.digests_total, 0);
+    // … while the chain's own hours are still owed: its digests deleted,
+    // the same range is INVALID
+    for key in digests(MEMBER) {
+        w.bucket.set_object("logs", &key, None);
+    }
+    let (report, _) = w
+        .validate_request(&member_request("2026-11-24T05:10:00Z"))
+        .await;
+    assert!(!report.all_valid());
 }

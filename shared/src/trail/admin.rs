@@ -293,8 +293,12 @@ pub async fn update<S: TrailStore>(
         if let Some(v) = u.is_multi_region_trail {
             t.is_multi_region_trail = v;
         }
-        if let Some(org) = &u.organization_id {
-            t.organization_id = org.clone();
+        // `IsOrganizationTrail: true` on an organization trail keeps its
+        // organization (a tool re-sending the flag moves no chain); false
+        // then true moves it to the stack's current one.
+        match (&u.organization_id, &t.organization_id) {
+            (Some(Some(_)), Some(_)) | (None, _) => {}
+            (Some(org), _) => t.organization_id = org.clone(),
         }
         if let Some(v) = u.include_global_service_events {
             t.include_global_service_events = v;

@@ -438,7 +438,12 @@ fn key_end(key: &str) -> Option<DateTime<Utc>> {
 /// state table (its chain head) or the auditor (`--regions`) names it.
 async fn regions<S: Source>(src: &S, req: &Request, root: &str) -> Result<Vec<String>, StoreError> {
     let mut r = src.folders(&req.bucket, root).await?;
-    r.push(req.home_region.clone());
+    // The trail's own account has a home-region chain from the start; an
+    // organization's member has chains only where it had events (their
+    // heads name them when the state table is read).
+    if req.organization_id.is_none() {
+        r.push(req.home_region.clone());
+    }
     r.extend(req.heads.keys().cloned());
     r.extend(req.segments.keys().cloned());
     r.extend(req.regions.iter().cloned());
@@ -778,6 +783,16 @@ impl<S: Source> RegionChain<'_, S> {
             Some(h) => h.end.min(last_end).max(by_rule),
             None => by_rule,
         };
+        // A chain that began after the range (its first mark is the start
+        // of its first segment, later: a chain begins with its first file,
+        // and this region's, or this member account's, first event came
+        // later) owes no digest in it. (A chain stopped before marks were
+        // kept has its first mark at a later restart: its tail before that
+        // is not checked here; its digests found still are.)
+        let first_mark = self.marks().iter().min_by_key(|m| (m.end, m.boundary));
+        if first_mark.is_some_and(|m| m.boundary == Boundary::Start && m.end > expected_newest) {
+            return Ok(());
+        }
         // A range that ends during a stop: the segment before it ended, and
         // its end is checked against its final mark (report_segment_ends).
         let latest_mark = self
