@@ -22,6 +22,10 @@ pub struct Config {
     /// ORGANIZATION_ID (optional): the stack serves this organization, so
     /// its accounts' events are taken (for organization trails).
     pub organization_id: Option<String>,
+    /// ACCOUNT_ID (optional, local emulators only): the stack's account
+    /// when the function's ARN carries none. On AWS it does, and
+    /// template.yaml does not set it.
+    pub account_id: Option<String>,
 }
 
 impl Config {
@@ -57,6 +61,7 @@ impl Config {
                 shards: env.number("HISTORY_SHARDS", 1, 1, i64::from(MAX_SHARDS))? as u32,
             },
             organization_id: env.organization_id()?,
+            account_id: env.get("ACCOUNT_ID"),
         })
     }
 }

@@ -19,6 +19,9 @@ pub(crate) struct Deps<R, H, S, T> {
     pub settings: HistorySettings,
     /// The stack serves an organization (ORGANIZATION_ID).
     pub organization: bool,
+    /// ACCOUNT_ID: the stack's account where the function's ARN has none
+    /// (local emulators only).
+    pub account_id: Option<String>,
 }
 
 /// Why a batch failed as a whole (Lambda returns every message to the
@@ -66,7 +69,11 @@ pub(crate) async fn handle<R: Receipts, H: HistoryStore, S: StagingStore, T: Tra
     // processing, read once here at the edge.
     let now = Utc::now();
     let ctx = Context {
-        account_id: account_of(&event.context.invoked_function_arn).to_owned(),
+        account_id: Some(account_of(&event.context.invoked_function_arn))
+            .filter(|a| !a.is_empty())
+            .or(deps.account_id.as_deref())
+            .unwrap_or_default()
+            .to_owned(),
     };
     let trails = deps.trails.trails().await.map_err(HandlerError::Trails)?;
     let targets = Targets {
@@ -146,6 +153,7 @@ mod tests {
                 shards: 1,
             },
             organization: false,
+            account_id: None,
         }
     }
 

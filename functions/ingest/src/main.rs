@@ -31,6 +31,7 @@ async fn main() -> Result<(), Error> {
         ),
         settings: config.history,
         organization: config.organization_id.is_some(),
+        account_id: config.account_id,
     };
     lambda_runtime::run(service_fn(|event| handler::handle(&deps, event))).await
 }

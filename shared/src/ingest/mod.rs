@@ -286,9 +286,12 @@ fn admitted(
     })
 }
 
-/// Whether the record is another account's than the stack's.
+/// Whether the record is another account's than the stack's (never when
+/// the stack's account is unknown: a local emulator without ACCOUNT_ID).
 fn other_account(record: &crate::model::Record, ctx: &Context) -> bool {
-    !record.recipient_account_id.is_empty() && record.recipient_account_id != ctx.account_id
+    !ctx.account_id.is_empty()
+        && !record.recipient_account_id.is_empty()
+        && record.recipient_account_id != ctx.account_id
 }
 
 /// The report (or error) of one payload from its events' outcomes.
