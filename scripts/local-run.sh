@@ -31,6 +31,10 @@ cleanup() {
   stop_moto
 }
 trap cleanup EXIT
+# The account of the sample events (events/): the local stack is that
+# account's, so ingest takes them as its own (another account's events
+# are refused without an organization: docs/organizations.md).
+export MOTO_ACCOUNT_ID=111122223333
 start_moto
 
 step "creating resources from template.yaml"
@@ -44,16 +48,16 @@ INGEST_QUEUE=$(local_aws sqs create-queue --queue-name "$STACK-ingest" \
 SCHEDULE_DLQ=$(local_aws sqs create-queue --queue-name "$STACK-schedule-dlq" --query QueueUrl --output text)
 local_aws events create-event-bus --name "$STACK-audit" >/dev/null
 "$DEV" provision --template template.yaml --stack-name "$STACK" --outputs "$OUTPUTS" \
-  --set "IngestFunctionArn=arn:aws:lambda:$AWS_REGION:123456789012:function:ingest" \
+  --set "IngestFunctionArn=arn:aws:lambda:$AWS_REGION:$MOTO_ACCOUNT_ID:function:ingest" \
   --set "AuditBusName=$STACK-audit" \
   --set "IngestDeadLetterQueueUrl=$INGEST_DLQ" \
-  --set "IngestQueueArn=arn:aws:sqs:$AWS_REGION:123456789012:$STACK-ingest" \
+  --set "IngestQueueArn=arn:aws:sqs:$AWS_REGION:$MOTO_ACCOUNT_ID:$STACK-ingest" \
   --set "ScheduleDeadLetterQueueUrl=$SCHEDULE_DLQ" \
   --set "LookupUrl=http://127.0.0.1:$LAMBDA_PORT/lambda-url/lookup" \
   --set "ApiUrl=http://127.0.0.1:$LAMBDA_PORT/lambda-url/lookup" \
-  --set "DigestFunctionRoleArn=arn:aws:iam::123456789012:role/$STACK-DigestFunctionRole" \
-  --set "DeliverFunctionRoleArn=arn:aws:iam::123456789012:role/$STACK-DeliverFunctionRole" \
-  --set "LookupFunctionRoleArn=arn:aws:iam::123456789012:role/$STACK-LookupFunctionRole"
+  --set "DigestFunctionRoleArn=arn:aws:iam::$MOTO_ACCOUNT_ID:role/$STACK-DigestFunctionRole" \
+  --set "DeliverFunctionRoleArn=arn:aws:iam::$MOTO_ACCOUNT_ID:role/$STACK-DeliverFunctionRole" \
+  --set "LookupFunctionRoleArn=arn:aws:iam::$MOTO_ACCOUNT_ID:role/$STACK-LookupFunctionRole"
 output() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$OUTPUTS" "$1"; }
 HISTORY_TABLE=$(output HistoryTableName)
 export TRAILKEEP_STATE_TABLE=$(output StateTableName)
