@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::Duration;
+use chrono::{Duration, NaiveDate};
 use serde_yaml_ng::{Mapping, Value};
 use trailkeep_dev::provision::Template;
 use trailkeep_shared::delivery::logfile::log_file_key;
@@ -19,20 +19,36 @@ use trailkeep_shared::trail::Place;
 use crate::helpers::{event, parse_time, template};
 
 const ACCOUNT: &str = "111122223333";
+const ORG: &str = "o-a1b2c3d4e5";
+const MEMBER: &str = "222233334444";
+const OTHER_MEMBER: &str = "444455556666";
+/// An account of the organization that no `AthenaAccountIds` below lists.
+const UNLISTED: &str = "999988887777";
+/// The last day the tests' projections run to (`NOW` stands for it).
+const LAST_DAY: NaiveDate = NaiveDate::from_ymd_opt(2027, 1, 2).unwrap();
 
 /// The template's parameters, pseudo-parameters and conditions, for one
 /// deployment.
 struct Deployment {
     values: BTreeMap<&'static str, String>,
-    served_regions: Vec<String>,
+    /// The `CommaDelimitedList` parameters' values, as CloudFormation gives
+    /// them (a list set to "" is `[""]`).
+    lists: BTreeMap<String, Vec<String>>,
     /// template.yaml's `Conditions`, evaluated for these values.
     conditions: Mapping,
 }
 
 impl Deployment {
-    /// A stack in `region` with `AthenaKeyPrefix` `prefix/` (or none) and
-    /// these `ServedRegions`.
+    /// A stack in `region` with `AthenaKeyPrefix` `prefix/` (or none), these
+    /// `ServedRegions`, and every other parameter at its default
+    /// (`OrganizationId` and the other lists empty).
     fn new(region: &str, prefix: Option<&str>, served_regions: &[&str]) -> Self {
+        let mut lists: BTreeMap<String, Vec<String>> = template_section("Parameters")
+            .iter()
+            .filter(|(_, p)| p["Type"].as_str() == Some("CommaDelimitedList"))
+            .map(|(name, _)| (name.as_str().unwrap().to_owned(), list(&[])))
+            .collect();
+        lists.insert("ServedRegions".to_owned(), list(served_regions));
         Self {
             values: [
                 ("LogBucket", "logs".to_owned()),
@@ -40,14 +56,28 @@ impl Deployment {
                     "AthenaKeyPrefix",
                     prefix.map(|p| format!("{p}/")).unwrap_or_default(),
                 ),
+                ("OrganizationId", String::new()),
                 ("AWS::AccountId", ACCOUNT.to_owned()),
                 ("AWS::Region", region.to_owned()),
             ]
             .into_iter()
             .collect(),
-            served_regions: served_regions.iter().map(|r| (*r).to_owned()).collect(),
-            conditions: template_conditions(),
+            lists,
+            conditions: template_section("Conditions"),
         }
+    }
+
+    /// The same, deployed with `OrganizationId` `org`.
+    fn organization(mut self, org: &str) -> Self {
+        self.values.insert("OrganizationId", org.to_owned());
+        self
+    }
+
+    /// The same, deployed with `AthenaAccountIds` `accounts`.
+    fn athena_accounts(mut self, accounts: &[&str]) -> Self {
+        self.lists
+            .insert("AthenaAccountIds".to_owned(), list(accounts));
+        self
     }
 
     /// A string: a literal, `!Ref`, `!Sub` (`${!x}` is a literal `${x}`),
@@ -81,10 +111,13 @@ impl Deployment {
         match v {
             Value::Sequence(items) => items.iter().map(|i| self.eval(i)).collect(),
             Value::Tagged(t) => match t.tag.to_string().trim_start_matches('!') {
-                "Ref" => match t.value.as_str() {
-                    Some("ServedRegions") => self.served_regions.clone(),
-                    other => panic!("!Ref {other:?} is not a list parameter"),
-                },
+                "Ref" => {
+                    let name = t.value.as_str().unwrap_or_default();
+                    self.lists
+                        .get(name)
+                        .cloned()
+                        .unwrap_or_else(|| panic!("!Ref {name} is not a list parameter"))
+                }
                 "Split" => {
                     let parts = t.value.as_sequence().expect("!Split [sep, text]");
                     let sep = parts[0].as_str().expect("!Split's separator is a literal");
@@ -134,8 +167,8 @@ impl Deployment {
     }
 
     fn reference(&self, name: &str) -> String {
-        if name == "ServedRegions" {
-            return self.served_regions.join(",");
+        if let Some(list) = self.lists.get(name) {
+            return list.join(",");
         }
         self.values
             .get(name)
@@ -160,15 +193,26 @@ impl Deployment {
     }
 }
 
-/// template.yaml's `Conditions` section (`Template` keeps its own private).
-fn template_conditions() -> Mapping {
+/// A section of template.yaml (`Template` keeps `Conditions` and
+/// `Parameters` private).
+fn template_section(name: &str) -> Mapping {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let doc: Value = serde_yaml_ng::from_str(&text).expect("template.yaml parses");
-    doc.get("Conditions")
+    doc.get(name)
         .and_then(Value::as_mapping)
         .cloned()
-        .expect("template.yaml has Conditions")
+        .unwrap_or_else(|| panic!("template.yaml has no {name}"))
+}
+
+/// A `CommaDelimitedList` parameter's value as CloudFormation gives it to
+/// `!Ref`: `[""]` when set to "".
+fn list(values: &[&str]) -> Vec<String> {
+    if values.is_empty() {
+        vec![String::new()]
+    } else {
+        values.iter().map(|v| (*v).to_owned()).collect()
+    }
 }
 
 /// The Athena table's `TableInput`.
@@ -195,6 +239,83 @@ fn chrono_format(java: &str) -> String {
     java.replace("yyyy", "%Y")
         .replace("MM", "%m")
         .replace("dd", "%d")
+}
+
+/// The table's partition projection, evaluated for one deployment: the
+/// partitions Athena reads, each a folder of the bucket.
+struct Projection {
+    accounts: Vec<String>,
+    regions: Vec<String>,
+    /// `projection.day.format` as a chrono format.
+    day_format: String,
+    /// The first day of `projection.day.range`.
+    first_day: NaiveDate,
+    /// `storage.location.template`.
+    location_template: String,
+    /// The table's `Location`.
+    location: String,
+}
+
+impl Projection {
+    fn of(table: &Value, d: &Deployment) -> Self {
+        let params = &table["Parameters"];
+        let param = |k: &str| d.eval(&params[k]);
+        for column in ["account", "region"] {
+            assert_eq!(param(&format!("projection.{column}.type")), "enum");
+        }
+        assert_eq!(param("projection.day.type"), "date");
+        let day_format = chrono_format(&param("projection.day.format"));
+        let range = param("projection.day.range");
+        let first_day = NaiveDate::parse_from_str(range.split(',').next().unwrap(), &day_format)
+            .expect("the range starts with a date in the projection's format");
+        let values = |k: &str| param(k).split(',').map(str::to_owned).collect();
+        Self {
+            accounts: values("projection.account.values"),
+            regions: values("projection.region.values"),
+            day_format,
+            first_day,
+            location_template: param("storage.location.template"),
+            location: d.eval(&table["StorageDescriptor"]["Location"]),
+        }
+    }
+
+    /// The S3 folder of partition (`account`, `region`, `day`).
+    fn partition(&self, account: &str, region: &str, day: NaiveDate) -> String {
+        let folder = self
+            .location_template
+            .replace("${account}", account)
+            .replace("${region}", region)
+            .replace("${day}", &day.format(&self.day_format).to_string());
+        assert!(!folder.contains("${"), "{folder}: a placeholder left");
+        folder
+    }
+
+    /// Every projected partition up to `last`, by its folder: a folder two
+    /// partitions share (a value projected twice) lists both.
+    fn folders(&self, last: NaiveDate) -> Folders {
+        let mut folders = Folders::new();
+        for account in &self.accounts {
+            for region in &self.regions {
+                for day in self.first_day.iter_days().take_while(|d| *d <= last) {
+                    folders
+                        .entry(self.partition(account, region, day))
+                        .or_default()
+                        .push((account.clone(), region.clone(), day));
+                }
+            }
+        }
+        folders
+    }
+}
+
+/// Partitions by folder: (account, region, day).
+type Folders = BTreeMap<String, Vec<(String, String, NaiveDate)>>;
+
+/// The partitions that hold `object` (`s3://bucket/key`) directly, as a
+/// file of their folder: Athena reads a partition's folder, not below it.
+fn holding(folders: &Folders, object: &str) -> Vec<(String, String, NaiveDate)> {
+    let (folder, _file) = object.rsplit_once('/').expect("a key with a folder");
+    folders.get(folder).cloned().unwrap_or_default()
 }
 
 /// A Hive column type: the shape the JSON SerDe reads a JSON value into.
@@ -517,6 +638,7 @@ fn the_athena_table_reads_exactly_the_log_files_deliver_writes() {
             .expect("the range starts with a date in the projection's format");
         let location_template = param("storage.location.template");
         let location = d.eval(&table["StorageDescriptor"]["Location"]);
+        let folders = Projection::of(table, &d).folders(LAST_DAY);
 
         // Every log file deliver writes lies directly in the partition its
         // account, region and delivery day name — and under the table's location.
@@ -554,6 +676,23 @@ fn the_athena_table_reads_exactly_the_log_files_deliver_writes() {
                         &(at + Duration::days(1)).format(&format).to_string(),
                     );
                 assert!(!object.starts_with(&format!("{other}/")));
+                // Nor does any other partition.
+                assert_eq!(
+                    holding(&folders, &object),
+                    [(ACCOUNT.to_owned(), region.to_owned(), at.date_naive())],
+                    "{object}"
+                );
+                // The same account's file of an organization trail is in no
+                // partition of a stack without OrganizationId.
+                let org_place = Place {
+                    org: Some(ORG),
+                    ..place
+                };
+                let org_object = format!(
+                    "s3://logs/{}",
+                    log_file_key(prefix, &org_place, &at, "0123456789abcdef")
+                );
+                assert_eq!(holding(&folders, &org_object), [], "{org_object}");
 
                 // A digest of the same trail, region and hour is in no partition.
                 let digest = format!(
@@ -604,6 +743,152 @@ fn the_athena_table_reads_exactly_the_log_files_deliver_writes() {
         }
     }
     assert!(checked >= 10, "{checked} sample records");
+}
+
+/// Checks the table of a stack with `OrganizationId` `org` (or none) and
+/// `AthenaAccountIds`, against the keys deliver writes: a file of a trail of
+/// the stack's layout (an organization trail's with `org`, else one
+/// account's), of a projected account and region, lies in exactly the
+/// partition of its account, region and day; any other file in none.
+fn check_the_layout(org: Option<&str>) {
+    let t = template();
+    let table = table_input(&t);
+    let layouts = [None, Some(ORG)];
+    for prefix in [None, Some("org-audit")] {
+        for listed in [
+            vec![],
+            vec![ACCOUNT, MEMBER, OTHER_MEMBER],
+            vec![MEMBER, OTHER_MEMBER],
+        ] {
+            let mut d = Deployment::new("eu-west-1", prefix, &["eu-west-1", "ap-south-1"])
+                .athena_accounts(&listed);
+            if let Some(org) = org {
+                d = d.organization(org);
+            }
+            let case =
+                format!("OrganizationId {org:?}, prefix {prefix:?}, AthenaAccountIds {listed:?}");
+            let p = Projection::of(table, &d);
+            let projected = if listed.is_empty() {
+                vec![ACCOUNT]
+            } else {
+                listed.clone()
+            };
+            assert_eq!(p.accounts, projected, "{case}: the accounts, as given");
+            assert_eq!(
+                p.regions,
+                ["eu-west-1", "ap-south-1", "us-east-1"],
+                "{case}"
+            );
+            let folders = p.folders(LAST_DAY);
+            for account in [ACCOUNT, MEMBER, OTHER_MEMBER, UNLISTED] {
+                for region in ["eu-west-1", "ap-south-1", "us-east-1", "sa-east-1"] {
+                    for at in [
+                        "2026-11-24T00:07:00Z",
+                        "2026-12-31T23:57:00Z",
+                        "2027-01-01T00:02:00Z",
+                    ] {
+                        let at = parse_time(at);
+                        let object = |prefix: Option<&str>, org: Option<&str>| {
+                            let place = Place {
+                                org,
+                                account,
+                                region,
+                            };
+                            format!(
+                                "s3://logs/{}",
+                                log_file_key(prefix, &place, &at, "0123456789abcdef")
+                            )
+                        };
+                        let ours = object(prefix, org);
+                        if projected.contains(&account) && region != "sa-east-1" {
+                            assert_eq!(
+                                holding(&folders, &ours),
+                                [(account.to_owned(), region.to_owned(), at.date_naive())],
+                                "{case}: {ours}"
+                            );
+                            assert!(
+                                ours.starts_with(&p.location),
+                                "{case}: {ours} under {}",
+                                p.location
+                            );
+                        } else {
+                            assert_eq!(holding(&folders, &ours), [], "{case}: {ours}");
+                        }
+                        // The other layout, another organization's, another
+                        // trail prefix's: in no partition.
+                        let other_prefix = match prefix {
+                            None => Some("other"),
+                            Some(_) => None,
+                        };
+                        for stranger in [
+                            object(prefix, layouts.into_iter().find(|l| *l != org).unwrap()),
+                            object(prefix, Some("o-zzzz9999zzzz")),
+                            object(other_prefix, org),
+                        ] {
+                            assert_eq!(holding(&folders, &stranger), [], "{case}: {stranger}");
+                        }
+                        // A digest of the same chain and hour: in none.
+                        let digest = format!(
+                            "s3://logs/{}",
+                            digest_key(
+                                prefix,
+                                &Place {
+                                    org,
+                                    account,
+                                    region
+                                },
+                                "org",
+                                "eu-west-1",
+                                &at
+                            )
+                        );
+                        assert_eq!(holding(&folders, &digest), [], "{case}: {digest}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// With `OrganizationId`, the table reads an organization trail's files,
+/// `AWSLogs/<org-id>/<account>/…`, of the accounts `AthenaAccountIds`
+/// lists (the stack's account alone when empty), and nothing else.
+#[test]
+fn an_organization_stacks_table_reads_the_org_layout_of_the_listed_accounts() {
+    check_the_layout(Some(ORG));
+}
+
+/// Without `OrganizationId`, the table reads `AWSLogs/<account>/…` of the
+/// accounts `AthenaAccountIds` lists (the stack's account alone when
+/// empty), and no organization trail's files.
+#[test]
+fn a_stack_without_an_organization_reads_the_account_layout_of_the_listed_accounts() {
+    check_the_layout(None);
+}
+
+/// `AthenaAccountIds` takes 12-digit account IDs (CloudFormation applies a
+/// `CommaDelimitedList`'s pattern to each member), or "" for none.
+#[test]
+fn athena_account_ids_takes_12_digit_account_ids() {
+    let parameters = template_section("Parameters");
+    let p = &parameters["AthenaAccountIds"];
+    assert_eq!(p["Type"].as_str(), Some("CommaDelimitedList"));
+    assert_eq!(p["Default"].as_str(), Some(""));
+    let pattern = regex::Regex::new(p["AllowedPattern"].as_str().expect("a pattern")).unwrap();
+    for good in ["", ACCOUNT, "012345678901"] {
+        assert!(pattern.is_match(good), "{good:?} refused");
+    }
+    for bad in [
+        "11112222333",
+        "1111222233334",
+        "111122223333,222233334444",
+        " 111122223333",
+        "o-a1b2c3d4e5",
+        "arn:aws:iam::111122223333:root",
+        "*",
+    ] {
+        assert!(!pattern.is_match(bad), "{bad:?} accepted");
+    }
 }
 
 /// A multi-region trail files global-service events (IAM, STS, CloudFront,
