@@ -180,6 +180,17 @@ for n in 2000 10000; do
   "$DEV" bench-deliver --events "$n"
 done | tee "$BENCH_DIR/deliver-moto.jsonl"
 
+step "digest run of an organization trail: 50 accounts x 17 regions through a loopback proxy adding 20 ms per request, 16 chains at once and one"
+digest_port=$(free_port)
+# No --replay: the run writes (heads, digests), and the S3 GETs it makes
+# are each file's first. The setup (staging, one deliver run) goes straight
+# to moto; only the timed digest runs pay the delay.
+python3 "$ROOT/scripts/delay_proxy.py" "$digest_port" "$AWS_ENDPOINT_URL" 20 &
+digest_proxy=$!
+"$DEV" bench-digest --accounts 50 --regions 17 --active 3 --chains 16 \
+  --measure-endpoint "http://127.0.0.1:$digest_port" | tee "$BENCH_DIR/digest-moto.json"
+kill "$digest_proxy"; wait "$digest_proxy" 2>/dev/null || true
+
 # The product hashes with ring (over 15 % faster on arm64); sha2 is the
 # product card's crate, measured against it. Both, end to end, on the larger copy (the same
 # streaming inflate + SHA-256 the digest function runs on every log file
@@ -314,6 +325,17 @@ def mean_ns(group, case):
     m = json.load(open(est))["mean"]
     return m["point_estimate"], m["confidence_interval"]["lower_bound"], m["confidence_interval"]["upper_bound"]
 
+def digest_row(d, machine):
+    c, one = d["concurrent"], d["oneAtATime"]
+    return (f"| digest run of an organization trail against moto through a loopback proxy adding 20 ms to every request: "
+            f"{d['accounts']} accounts × {d['regions']} regions = {d['chains']} chains, one digest each, "
+            f"{d['activeChains']} with files in the hour ({c['logFiles']:,} files re-hashed), the rest empty hours | "
+            f"{c['seconds']:.1f} s at {c['chainsAtOnce']} chains at once (`CHAIN_CONCURRENCY`) | "
+            f"one chain at a time: {one['seconds']:.1f} s; the function's timeout: 900 s | "
+            f"{one['seconds']/c['seconds']:.1f}× as fast as one at a time; {c['seconds']/900:.2f}× the timeout | {machine} (moto 5.2.5) | "
+            f"`trailkeep-dev bench-digest --accounts {d['accounts']} --regions {d['regions']} --active 3 --chains {c['chainsAtOnce']} --measure-endpoint URL` "
+            f"(scripts/bench.sh step \"digest run of an organization trail\") |")
+
 rows = []
 for shape in sorted(os.listdir(os.path.join(crit, "normalize"))):
     ours = mean_ns("normalize", shape)
@@ -439,6 +461,8 @@ if len(deliver_runs) >= 2:
                 f"{big['eventsPerSecond']:,.0f} events/s; trailkeep's CPU {big['cpuPerEventMs']:.2f} ms per event; peak memory {big['peakMib']:.0f} MiB | "
                 f"the same on a window of {small['events']:,} events: {small['eventsPerSecond']:,.0f} events/s, peak {small['peakMib']:.0f} MiB (moto serves one request at a time: its rate, not deliver's) | "
                 f"peak memory {big['peakMib']/small['peakMib']:.2f}× for {big['events']/small['events']:.0f}× the events (streamed) | {machine} (moto 5.2.5) | `trailkeep-dev bench-deliver --events {small['events']}` / `{big['events']}` (scripts/bench.sh step \"deliver one window\") |")
+digest = json.load(open(os.path.join(bench_dir, "digest-moto.json")))
+rows.append(digest_row(digest, machine))
 cold = json.load(open(os.path.join(bench_dir, "coldstart.json")))
 noop = json.load(open(os.path.join(bench_dir, "cargo-noop.json")))["cargoNoop"]
 for fn in sorted(sizes.get("arm64", {})):

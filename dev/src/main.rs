@@ -82,6 +82,26 @@ enum DevCommand {
         #[arg(long, default_value_t = 10000)]
         events: usize,
     },
+    /// Time the digest run of an organization trail, ACCOUNTS × REGIONS
+    /// chains (ACTIVE regions of each account with files in the hour), at
+    /// CHAINS chains at once and at one, on a fresh state table, bucket
+    /// and key; prints the times as JSON.
+    BenchDigest {
+        #[arg(long, default_value = "template.yaml")]
+        template: String,
+        #[arg(long, default_value_t = 50)]
+        accounts: usize,
+        #[arg(long, default_value_t = 17)]
+        regions: usize,
+        #[arg(long, default_value_t = 3)]
+        active: usize,
+        #[arg(long, default_value_t = 16)]
+        chains: usize,
+        /// The endpoint the timed runs call (a local delay proxy in front
+        /// of AWS_ENDPOINT_URL); default: AWS_ENDPOINT_URL.
+        #[arg(long)]
+        measure_endpoint: Option<String>,
+    },
     /// Time ingest on fresh history and state tables (created from the
     /// template, deleted after), `concurrency` invocations at once, each a
     /// batch of 10 events; prints the times as JSON.
@@ -136,14 +156,15 @@ enum DevError {
 /// The SDK configuration, loaded once, after checking that the endpoint is local.
 async fn local_config() -> Result<aws_config::SdkConfig, DevError> {
     let endpoint = std::env::var("AWS_ENDPOINT_URL").ok();
-    let local = endpoint.as_deref().is_some_and(|e| {
-        let host = e.split("://").nth(1).unwrap_or(e);
-        host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]")
-    });
-    if !local {
+    if !endpoint.as_deref().is_some_and(is_local) {
         return Err(DevError::NotLocal(endpoint));
     }
     Ok(trailkeep_shared::aws::sdk_config().await)
+}
+
+fn is_local(endpoint: &str) -> bool {
+    let host = endpoint.split("://").nth(1).unwrap_or(endpoint);
+    host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]")
 }
 
 #[tokio::main]
@@ -182,6 +203,39 @@ async fn main() -> std::process::ExitCode {
                 let run = trailkeep_dev::bench_deliver::run(&aws, &template, &prefix, events);
                 print_bench("bench-deliver", run.await)
             }
+            DevCommand::BenchDigest {
+                template,
+                accounts,
+                regions,
+                active,
+                chains,
+                measure_endpoint,
+            } => match measure_endpoint {
+                Some(e) if !is_local(&e) => Err(DevError::NotLocal(Some(e))),
+                endpoint => {
+                    // Set on the loader, the endpoint is the client's own
+                    // and wins over AWS_ENDPOINT_URL (set on a built
+                    // SdkConfig, the environment's would win).
+                    let measure = match endpoint {
+                        Some(e) => {
+                            let loader = trailkeep_shared::aws::sdk_config_loader();
+                            loader.endpoint_url(e).load().await
+                        }
+                        None => aws.clone(),
+                    };
+                    let prefix = format!("bench-digest-{}", std::process::id());
+                    let bench = trailkeep_dev::bench_digest::DigestBench {
+                        accounts,
+                        regions,
+                        active,
+                        chains,
+                    };
+                    let run = trailkeep_dev::bench_digest::run(
+                        &aws, &measure, &template, &prefix, &bench,
+                    );
+                    print_bench("bench-digest", run.await)
+                }
+            },
             DevCommand::BenchIngest {
                 template,
                 events,

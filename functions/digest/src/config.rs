@@ -39,6 +39,7 @@ impl Config {
                 settle_secs: env.number("SETTLE_SECONDS", 90, 0, 3600)?,
                 regions: env.regions("SERVED_REGIONS")?,
                 concurrency: env.number("HASH_CONCURRENCY", 8, 1, 64)? as usize,
+                chains: env.number("CHAIN_CONCURRENCY", 16, 1, 64)? as usize,
             },
         })
     }
@@ -60,6 +61,7 @@ mod tests {
         let c = Config::from_lookup(lookup(&base)).unwrap();
         assert_eq!(c.digest.grace_secs, 120);
         assert_eq!(c.digest.settle_secs, 90);
+        assert_eq!((c.digest.concurrency, c.digest.chains), (8, 16));
         assert_eq!(c.digest.regions, ["eu-west-1"]);
         assert_eq!(c.keys.key("ap-south-1"), Some("alias/k"));
         let mut more = base.to_vec();
@@ -67,6 +69,10 @@ mod tests {
         more.push(("HASH_CONCURRENCY", "0"));
         let err = Config::from_lookup(lookup(&more)).unwrap_err();
         assert!(err.to_string().contains("HASH_CONCURRENCY"), "{err}");
+        more.pop();
+        more.push(("CHAIN_CONCURRENCY", "65"));
+        let err = Config::from_lookup(lookup(&more)).unwrap_err();
+        assert!(err.to_string().contains("CHAIN_CONCURRENCY"), "{err}");
         more.pop();
         let c = Config::from_lookup(lookup(&more)).unwrap();
         assert_eq!(c.digest.regions, ["us-east-1", "eu-west-1"]);

@@ -860,3 +860,205 @@ async fn a_member_accounts_chain_begins_with_its_first_file_not_with_the_trail()
         .await;
     assert!(!report.all_valid());
 }
+
+/// A signer that counts the signatures in flight at once.
+struct CountingSigner<'a> {
+    inner: &'a TestSigner,
+    in_flight: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+}
+
+impl Signer for CountingSigner<'_> {
+    async fn public_key(&self, region: &str) -> Result<PublicKey, StoreError> {
+        self.inner.public_key(region).await
+    }
+
+    async fn sign(&self, region: &str, message: &[u8]) -> Result<Vec<u8>, StoreError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+        self.most.fetch_max(now, SeqCst);
+        // KMS takes a while; let the other chains' calls in meanwhile.
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        self.in_flight.fetch_sub(1, SeqCst);
+        self.inner.sign(region, message).await
+    }
+}
+
+/// Issue 17's scale case on the fakes: 3 accounts × 4 regions, 5,040
+/// events through ingest, deliver and digest over three hours.
+#[tokio::test]
+async fn three_accounts_in_four_regions_each_event_in_one_file_each_file_in_one_digest() {
+    use crate::ingest::normalize::Context;
+    use crate::ingest::{ingest_many, Targets};
+    const ORG: &str = "o-a1b2c3d4e5";
+    let accounts = [crate::testkit::ACCOUNT, "222233334444", "333344445555"];
+    let regions = ["eu-west-1", "us-east-1", "us-east-2", "ap-south-1"];
+    let mut org = trail("org", t("2026-11-24T00:00:00Z"));
+    org.organization_id = Some(ORG.into());
+    let trails = vec![org];
+    let signer = TestSigner::new();
+    let history = crate::testkit::MemoryHistory::default();
+    let history_settings = crate::history::HistorySettings {
+        retention_days: 90,
+        shards: 1,
+    };
+
+    // GIVEN one event per account and region every 25 s from 00:20 to
+    // 03:15, ingested in batches of 12 as they arrive (one world digests
+    // a chain at a time, the other 8 at once)
+    let mut worlds = Vec::new();
+    let mut ids: HashMap<(&str, &str), Vec<String>> = HashMap::new();
+    for chains in [1, 8] {
+        let state = MemoryState::default();
+        let targets = Targets {
+            history: &history,
+            settings: &history_settings,
+            staging: &state,
+            trails: &trails,
+            organization: true,
+        };
+        let ctx = Context {
+            account_id: crate::testkit::ACCOUNT.into(),
+        };
+        for n in 0..420 {
+            let at = t("2026-11-24T00:20:00Z") + Duration::seconds(25 * n);
+            let mut batch = Vec::new();
+            for (a, account) in accounts.iter().enumerate() {
+                for (r, region) in regions.iter().enumerate() {
+                    let id = format!("00000000-0000-4000-8{a}{r}0-{n:012}");
+                    let mut v: serde_json::Value =
+                        serde_json::from_str(&crate::testkit::api_call(&id, &at)).unwrap();
+                    v["account"] = (*account).into();
+                    v["region"] = (*region).into();
+                    v["detail"]["recipientAccountId"] = (*account).into();
+                    v["detail"]["awsRegion"] = (*region).into();
+                    batch.push(v.to_string());
+                    if chains == 1 {
+                        ids.entry((account, region)).or_default().push(id);
+                    }
+                }
+            }
+            let payloads: Vec<(&str, &str)> = batch.iter().map(|p| ("", p.as_str())).collect();
+            for outcome in
+                ingest_many(&targets, &ctx, &payloads, &(at + Duration::seconds(2))).await
+            {
+                outcome.unwrap();
+            }
+        }
+        let counting = CountingSigner {
+            inner: &signer,
+            in_flight: Default::default(),
+            most: Default::default(),
+        };
+        let bucket = MemoryBucket::default();
+        let settings = DigestSettings {
+            regions: regions.iter().map(|r| r.to_string()).collect(),
+            chains,
+            ..DigestSettings::default()
+        };
+        // WHEN deliver runs every five minutes and digest every hour, to 04:10
+        let mut digests = 0;
+        let mut now = t("2026-11-24T00:25:00Z");
+        while now <= t("2026-11-24T04:10:00Z") {
+            let deliverer = Deliverer {
+                staging: &state,
+                logs: &bucket,
+                notifier: &crate::testkit::MemoryNotifier::default(),
+                events: &crate::testkit::MemoryEventLog::default(),
+                settings: &DeliverSettings::default(),
+            };
+            deliverer.run(&trails, &now).await.into_result().unwrap();
+            if now.format("%M").to_string() == "10" {
+                let digester = Digester {
+                    state: &state,
+                    signer: &counting,
+                    bucket: &bucket,
+                    settings: &settings,
+                };
+                digests += digester
+                    .run(&trails, &now)
+                    .await
+                    .into_result()
+                    .unwrap()
+                    .digests;
+            }
+            now += Duration::minutes(5);
+        }
+        let most = counting.most.load(std::sync::atomic::Ordering::SeqCst);
+        worlds.push((bucket, digests, most));
+    }
+    let (bucket, digests, most) = &worlds[1];
+    assert_eq!(ids.values().map(Vec::len).sum::<usize>(), 5_040);
+
+    // THEN every event is in exactly one log file, under its account and region
+    let all = bucket.logged_event_ids_under("logs", &format!("AWSLogs/{ORG}/"));
+    assert_eq!(all.len(), 5_040, "no event twice");
+    for ((account, region), expected) in &ids {
+        let folder = format!("AWSLogs/{ORG}/{account}/CloudTrail/{region}/");
+        let mut found = bucket.logged_event_ids_under("logs", &folder);
+        found.sort();
+        assert_eq!(&found, expected, "{account} {region}");
+    }
+    // AND every log file is listed by exactly one digest of its own chain
+    // (12 chains, each signed for the hours ending 01:00 to 04:00)
+    let files = bucket.keys("logs", &format!("AWSLogs/{ORG}/"));
+    let (logs, digest_keys): (Vec<_>, Vec<_>) =
+        files.iter().partition(|k| k.contains("/CloudTrail/"));
+    assert_eq!((*digests, digest_keys.len()), (12 * 4, 12 * 4));
+    let mut listed = Vec::new();
+    for key in &digest_keys {
+        let object = bucket.object("logs", key).unwrap();
+        let json = crate::digest::gzhash::inflate(&object.bytes).unwrap();
+        let digest: DigestFile = serde_json::from_slice(&json).unwrap();
+        let chain = key.replace("/CloudTrail-Digest/", "/CloudTrail/");
+        let folder = chain.split("/2026/").next().unwrap();
+        for f in digest.log_files {
+            assert!(f.s3_object.starts_with(folder), "{} in {key}", f.s3_object);
+            listed.push(f.s3_object);
+        }
+    }
+    listed.sort();
+    let mut logs: Vec<String> = logs.into_iter().cloned().collect();
+    logs.sort();
+    assert_eq!(listed, logs);
+    // AND validate-logs finds each account's chains whole: 4 regions × 4 hours
+    for account in accounts {
+        let request = Request {
+            bucket: "logs".into(),
+            prefix: None,
+            account_id: account.into(),
+            organization_id: Some(ORG.into()),
+            trail_name: "org".into(),
+            home_region: "eu-west-1".into(),
+            regions: Vec::new(),
+            start: t("2026-11-24T00:00:00Z"),
+            end: t("2026-11-24T04:10:00Z"),
+            now: t("2026-11-24T04:10:00Z"),
+            heads: HashMap::new(),
+            segments: HashMap::new(),
+            tail_grace: Duration::minutes(30),
+            concurrency: 8,
+            report_unlisted: true,
+        };
+        let mut findings = Vec::new();
+        let report = validate(bucket, &signer.keys(), &request, |f| findings.push(f))
+            .await
+            .unwrap();
+        let problems: Vec<_> = findings.iter().filter(|f| f.problem.is_some()).collect();
+        assert!(report.all_valid(), "{account}: {problems:?}");
+        let own_files = logs.iter().filter(|k| k.contains(account)).count();
+        assert_eq!((report.digests_total, report.logs_total), (16, own_files));
+    }
+    // AND the chains were signed concurrently, to the same bytes as one
+    // chain at a time
+    assert!((2..=8).contains(most), "{most} signatures at once");
+    assert_eq!(worlds[0].2, 1);
+    let (one_at_a_time, _, _) = &worlds[0];
+    for key in &files {
+        assert_eq!(
+            one_at_a_time.object("logs", key).map(|o| o.bytes),
+            bucket.object("logs", key).map(|o| o.bytes),
+            "{key}"
+        );
+    }
+}

@@ -26,6 +26,8 @@ pub use file::{
     DigestLogFile, KeyError, HASH_ALGORITHM, SIGNATURE_ALGORITHM,
 };
 
+use std::collections::btree_map::Entry;
+use std::collections::BTreeMap;
 use std::future::Future;
 
 use chrono::{DateTime, Duration, Utc};
@@ -205,8 +207,10 @@ pub struct DigestSettings {
     pub settle_secs: i64,
     /// The regions a multi-region trail logs.
     pub regions: Vec<String>,
-    /// Log files re-hashed at once.
+    /// Log files re-hashed at once (per chain).
     pub concurrency: usize,
+    /// Chains of a trail extended at once.
+    pub chains: usize,
 }
 
 impl Default for DigestSettings {
@@ -216,6 +220,7 @@ impl Default for DigestSettings {
             settle_secs: 90,
             regions: Vec::new(),
             concurrency: 8,
+            chains: 16,
         }
     }
 }
@@ -298,7 +303,32 @@ pub fn due(
     })
 }
 
+/// A signing key and the digest end times it signed, in one region.
+struct KeyUse {
+    region: String,
+    key: PublicKey,
+    first: DateTime<Utc>,
+    last: DateTime<Utc>,
+}
+
+impl KeyUse {
+    fn widen(&mut self, other: &KeyUse) {
+        self.first = self.first.min(other.first);
+        self.last = self.last.max(other.last);
+    }
+}
+
 impl DigestReport {
+    /// Adds one chain's part of the run.
+    fn absorb(&mut self, part: DigestReport) {
+        self.digests += part.digests;
+        self.log_files += part.log_files;
+        self.tampered += part.tampered;
+        self.waiting += part.waiting;
+        self.raced += part.raced;
+        self.failed.extend(part.failed);
+    }
+
     /// The report, or the trail/regions that failed.
     pub fn into_result(self) -> Result<Self, Incomplete> {
         Incomplete::check(&self.failed).map(|()| self)
@@ -315,40 +345,15 @@ pub struct Digester<'a, S, K, B> {
 
 impl<S: DigestState + HealthStore, K: Signer, B: DigestBucket> Digester<'_, S, K, B> {
     /// Writes every digest that is due at `now` (the schedule's time). A
-    /// trail's region that fails is reported in `failed` and caught up by
-    /// the next run; it never holds up the others.
+    /// trail's chains are extended concurrently (`settings.chains` at once);
+    /// one that fails is reported in `failed` and caught up by the next run,
+    /// and never holds up the others.
     pub async fn run(&self, trails: &[Trail], now: &DateTime<Utc>) -> DigestReport {
         let mut report = DigestReport::default();
         for trail in trails.iter().filter(|t| t.log_file_validation_enabled) {
             let (digests, failures) = (report.digests, report.failed.len());
             match self.state.cursors(&trail.name).await {
-                Ok(cursors) => {
-                    for region in self.regions(trail, &cursors) {
-                        let cursor = cursors.iter().find(|c| c.chain == region);
-                        let grace = self.settings.grace_secs;
-                        // The region's hour ending at H is complete once its
-                        // first undelivered window delivers at or after H.
-                        let complete_until = cursor.map(|c| delivery_time(c.next, grace));
-                        // A chain begins with the hour its first file can be
-                        // delivered in, not before (a member account's
-                        // first event may come long after the trail started).
-                        let not_before = cursor
-                            .and_then(|c| c.first)
-                            .map(|w| digest_end(&delivery_time(w, grace)) + Duration::hours(1));
-                        let chained = self
-                            .chain(
-                                trail,
-                                &region,
-                                (complete_until, not_before),
-                                now,
-                                &mut report,
-                            )
-                            .await;
-                        if let Err(e) = chained {
-                            report.failed.push(failed(ALARM, &trail.name, &region, &e));
-                        }
-                    }
-                }
+                Ok(cursors) => self.run_trail(trail, &cursors, now, &mut report).await,
                 Err(e) => report.failed.push(failed(ALARM, &trail.name, "*", &e)),
             }
             let outcome = RunOutcome {
@@ -364,6 +369,67 @@ impl<S: DigestState + HealthStore, K: Signer, B: DigestBucket> Digester<'_, S, K
             health::note(&trail.name, self.state.note_digest(&trail.name, &outcome)).await;
         }
         report
+    }
+
+    /// Extends every chain of one trail, `settings.chains` at once (chains
+    /// share nothing but the key registry), then notes each signing key
+    /// once per region for the span it signed.
+    async fn run_trail(
+        &self,
+        trail: &Trail,
+        cursors: &[Cursor],
+        now: &DateTime<Utc>,
+        report: &mut DigestReport,
+    ) {
+        let grace = self.settings.grace_secs;
+        let chains = self.regions(trail, cursors);
+        let runs: Vec<_> = stream::iter(&chains)
+            .map(|region| async move {
+                let cursor = cursors.iter().find(|c| &c.chain == region);
+                // The region's hour ending at H is complete once its first
+                // undelivered window delivers at or after H.
+                let complete_until = cursor.map(|c| delivery_time(c.next, grace));
+                // A chain begins with the hour its first file can be
+                // delivered in, not before (a member account's first event
+                // may come long after the trail started).
+                let not_before = cursor
+                    .and_then(|c| c.first)
+                    .map(|w| digest_end(&delivery_time(w, grace)) + Duration::hours(1));
+                let mut part = DigestReport::default();
+                let used = self
+                    .chain(trail, region, (complete_until, not_before), now, &mut part)
+                    .await;
+                (region, part, used)
+            })
+            .buffered(self.settings.chains.max(1))
+            .collect()
+            .await;
+        // (signing region, key fingerprint) → the key and the span it signed.
+        let mut keys: BTreeMap<(String, String), KeyUse> = BTreeMap::new();
+        for (region, part, used) in runs {
+            report.absorb(part);
+            match used {
+                Ok(Some(u)) => {
+                    let slot = (u.region.clone(), u.key.fingerprint.clone());
+                    match keys.entry(slot) {
+                        Entry::Vacant(v) => {
+                            v.insert(u);
+                        }
+                        Entry::Occupied(mut o) => o.get_mut().widen(&u),
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => report.failed.push(failed(ALARM, &trail.name, region, &e)),
+            }
+        }
+        for u in keys.into_values() {
+            let noted = self.state.note_key(&u.region, &u.key, &u.first, &u.last);
+            if let Err(e) = noted.await {
+                report
+                    .failed
+                    .push(failed(ALARM, &trail.name, &u.region, &e));
+            }
+        }
     }
 
     /// The chains a trail's digests cover: the stack account's chains of
@@ -403,6 +469,7 @@ impl<S: DigestState + HealthStore, K: Signer, B: DigestBucket> Digester<'_, S, K
 
     /// Extends one region's chain by every hour that is due and complete
     /// (up to `complete_until`); a new chain from `not_before` at the earliest.
+    /// Returns the key it signed with and the span, if it wrote any.
     async fn chain(
         &self,
         trail: &Trail,
@@ -410,10 +477,10 @@ impl<S: DigestState + HealthStore, K: Signer, B: DigestBucket> Digester<'_, S, K
         (complete_until, not_before): (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
         now: &DateTime<Utc>,
         report: &mut DigestReport,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<KeyUse>, StoreError> {
         let stored = self.state.head(&trail.name, region).await?;
         let Some(mut due) = due(trail, stored.as_ref(), now, self.settings) else {
-            return Ok(());
+            return Ok(None);
         };
         if !due.continues {
             due.first = due.first.max(not_before.unwrap_or(due.first));
@@ -462,12 +529,12 @@ impl<S: DigestState + HealthStore, K: Signer, B: DigestBucket> Digester<'_, S, K
             previous = Some(head);
             end += Duration::hours(1);
         }
-        if let Some((first, last)) = written {
-            self.state
-                .note_key(place.region, &key, &first, &last)
-                .await?;
-        }
-        Ok(())
+        Ok(written.map(|(first, last)| KeyUse {
+            region: place.region.to_owned(),
+            key,
+            first,
+            last,
+        }))
     }
 
     /// Writes the digest ending at `end` of a trail's region (signed with
