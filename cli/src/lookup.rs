@@ -34,6 +34,11 @@ pub struct Query {
     /// the deployment's, or with --history-table the configured region).
     #[arg(long)]
     region: Option<String>,
+    /// A member account's history, on a stack that serves an organization
+    /// (default: the stack's own account). With --history-table, name
+    /// member accounts only: the stack's own history is the default.
+    #[arg(long)]
+    account_id: Option<String>,
     /// Days the history keeps events (the default start time).
     #[arg(long, default_value_t = 90)]
     retention_days: u32,
@@ -144,6 +149,10 @@ fn body(
         // trailkeep's extension: the history region among those served.
         b["Region"] = json!(r);
     }
+    if let Some(a) = &query.account_id {
+        // trailkeep's extension: another account's history (organizations).
+        b["AccountId"] = json!(a);
+    }
     if let Some(t) = token {
         b["NextToken"] = json!(t);
     }
@@ -176,6 +185,9 @@ impl Backend {
             .or_else(|| aws.region().map(|r| r.to_string()))
             .unwrap_or_else(|| "us-east-1".into());
         let settings = LookupSettings {
+            // Whoever may read the table reads any account's partitions.
+            account_id: String::new(),
+            organization: true,
             home_region: region.clone(),
             served_regions: vec![region],
             retention_days: query.retention_days,
@@ -326,6 +338,7 @@ mod tests {
             start_time: Some("2026-11-24T00:00:00Z".into()),
             end_time: None,
             region: None,
+            account_id: None,
             retention_days: 90,
             history_shards: 1,
         }
@@ -352,5 +365,14 @@ mod tests {
             body(&query(Some("Username=bob")), None, None),
             Err(LookupCliError::Attributes(_))
         ));
+        // trailkeep's extensions: the region and a member account
+        let mut member = query(None);
+        (member.region, member.account_id) =
+            (Some("us-east-2".into()), Some("222233334444".into()));
+        let b = body(&member, None, None).unwrap();
+        assert_eq!(
+            (&b["Region"], &b["AccountId"]),
+            (&json!("us-east-2"), &json!("222233334444"))
+        );
     }
 }

@@ -198,6 +198,8 @@ async fn measure(
             .map_err(|e| failed(aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;
     }
     let lookup_settings = LookupSettings {
+        account_id: String::new(),
+        organization: false,
         home_region: REGION.into(),
         served_regions: vec![REGION.into()],
         retention_days: 90,

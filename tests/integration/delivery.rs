@@ -667,6 +667,8 @@ async fn aws_records_of_every_version_come_out_as_aws_wrote_them() {
     }
 
     let settings = LookupSettings {
+        account_id: String::new(),
+        organization: false,
         home_region: HOME.into(),
         served_regions: vec![HOME.into()],
         retention_days: 90,

@@ -780,6 +780,8 @@ async fn a_stop_through_the_api_is_in_the_trails_last_log_file_with_the_callers_
     let settings = ApiSettings {
         trail_admins: vec![format!("arn:aws:iam::{ACCOUNT}:user/*")],
         lookup: trailkeep_shared::history::lookup::LookupSettings {
+            account_id: String::new(),
+            organization: false,
             home_region: HOME.into(),
             served_regions: vec![HOME.into()],
             retention_days: 90,

@@ -590,6 +590,8 @@ async fn an_item_altered_outside_trailkeep_is_left_out_and_never_fails_a_read_or
     assert!(store.records(&pks, 0, false).await.unwrap().is_empty());
     assert_eq!(store.get(&pks[0], PRIMARY_SK, 0).await.unwrap(), None);
     let settings = LookupSettings {
+        account_id: String::new(),
+        organization: false,
         home_region: "eu-west-1".into(),
         served_regions: vec!["eu-west-1".into()],
         retention_days: 90,

@@ -865,6 +865,8 @@ async fn twenty_thousand_events_through_faults_and_killed_runs_lose_and_duplicat
     let api_settings = ApiSettings {
         trail_admins: vec!["*".into()],
         lookup: LookupSettings {
+            account_id: String::new(),
+            organization: false,
             home_region: HOME.into(),
             served_regions: SERVED.map(String::from).to_vec(),
             retention_days: 90,

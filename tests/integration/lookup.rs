@@ -15,6 +15,8 @@ const REGIONS: [&str; 2] = ["eu-west-1", "us-east-1"];
 
 fn lookup_settings() -> LookupSettings {
     LookupSettings {
+        account_id: String::new(),
+        organization: false,
         home_region: "eu-west-1".into(),
         served_regions: REGIONS.iter().map(|r| r.to_string()).collect(),
         retention_days: 90,
@@ -795,6 +797,8 @@ async fn a_history_in_four_shards_answers_every_lookup_as_an_unsharded_one_does(
         let store = store.clone();
         async move {
             let settings = LookupSettings {
+                account_id: String::new(),
+                organization: false,
                 shards,
                 ..lookup_settings()
             };

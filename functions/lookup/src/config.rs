@@ -67,6 +67,7 @@ impl Config {
         // The history's index shards: read by lookups, written by the API's
         // own records of trail changes, as ingest writes them.
         let shards = env.number("HISTORY_SHARDS", 1, 1, i64::from(MAX_SHARDS))? as u32;
+        let organization_id = env.organization_id()?;
         Ok(Self {
             history_table: env.required("HISTORY_TABLE")?,
             state_table: env.required("STATE_TABLE")?,
@@ -83,6 +84,9 @@ impl Config {
                 // a wildcard); unset: nobody.
                 trail_admins: list(env.get("TRAIL_ADMIN_ARNS")),
                 lookup: LookupSettings {
+                    // The API sets the account per invocation (the function's ARN).
+                    account_id: String::new(),
+                    organization: organization_id.is_some(),
                     home_region: env.required("AWS_REGION")?,
                     served_regions,
                     retention_days,
@@ -102,7 +106,7 @@ impl Config {
                 // The stack's LogGroupArns; unset or empty: no trail may
                 // name a CloudWatch Logs group.
                 log_groups: list(env.get("LOG_GROUPS")),
-                organization_id: env.organization_id()?,
+                organization_id,
             },
         })
     }

@@ -317,9 +317,13 @@ where
             Some(Err(e)) => return e.response(),
         };
         if op == Operation::LookupEvents {
+            let settings = lookup::LookupSettings {
+                account_id: self.account_id.to_owned(),
+                ..self.settings.lookup.clone()
+            };
             return lookup::http(
                 self.history,
-                &self.settings.lookup,
+                &settings,
                 call.method,
                 Some(lookup::TARGET),
                 call.body,

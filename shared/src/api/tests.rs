@@ -18,6 +18,8 @@ fn settings() -> ApiSettings {
     ApiSettings {
         trail_admins: vec![format!("arn:aws:iam::{ACCOUNT}:user/*")],
         lookup: LookupSettings {
+            account_id: String::new(),
+            organization: false,
             home_region: HOME.into(),
             served_regions: vec![HOME.into()],
             retention_days: 90,
@@ -1225,4 +1227,47 @@ async fn list_public_keys_lists_the_deployments_keys_with_their_spans_and_never_
         (s, out["__type"].as_str()),
         (400, Some("InvalidTimeRangeException"))
     );
+}
+
+/// LookupEvents through the API reads the account the API serves by
+/// default and when named; `AccountId` of a member reads that member's.
+#[tokio::test]
+async fn lookup_events_takes_the_stacks_own_account_by_name_and_a_members_apart() {
+    let mut w = World::new();
+    w.settings.organization_id = Some("o-a1b2c3d4e5".into());
+    w.settings.lookup.organization = true;
+    let body = json!({"Name": "audit", "S3BucketName": "logs"});
+    assert_eq!(
+        w.call("CreateTrail", body, "2026-11-24T10:00:00Z").await.0,
+        200
+    );
+    let at = "2026-11-24T10:00:30Z";
+    let lookup = |account: Option<&str>| {
+        let mut body = json!({"LookupAttributes": [
+            {"AttributeKey": "EventName", "AttributeValue": "CreateTrail"}]});
+        if let Some(a) = account {
+            body["AccountId"] = json!(a);
+        }
+        body
+    };
+    let events = |out: &Value| out["Events"].as_array().map_or(0, Vec::len);
+    // The API's own record of the change is the stack account's: found by
+    // default and with the stack's account named (the API knows its
+    // account from the invocation, not from the lookup settings)
+    for account in [None, Some(ACCOUNT)] {
+        let (s, out) = w.call("LookupEvents", lookup(account), at).await;
+        assert_eq!((s, events(&out)), (200, 1), "{account:?}: {out}");
+    }
+    // AND a member's history does not hold it
+    let (s, out) = w
+        .call("LookupEvents", lookup(Some("222233334444")), at)
+        .await;
+    assert_eq!((s, events(&out)), (200, 0), "{out}");
+    // AND a stack without an organization refuses another account
+    w.settings.lookup.organization = false;
+    let (s, out) = w
+        .call("LookupEvents", lookup(Some("222233334444")), at)
+        .await;
+    assert_eq!(s, 400);
+    assert_eq!(out["__type"], "OrganizationsNotInUseException", "{out}");
 }

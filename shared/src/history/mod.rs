@@ -15,7 +15,10 @@
 //!
 //! The partition is the event's region, or [`GLOBAL`] for a global-service
 //! event, which is stored once and read beside every served region's own
-//! partitions. `ReadOnly` has no item of its own: the time index item
+//! partitions. Another account's event (an organization's member, on a
+//! stack with `OrganizationId`) is in its account's partitions,
+//! `{account}/{region}` and `{account}/global` ([`account_partition`]),
+//! never in the stack account's, which keep their names. `ReadOnly` has no item of its own: the time index item
 //! carries it (`ro`) and a ReadOnly lookup filters the time partition.
 //! Every item carries the TTL (`expiresAt`). Only the primary item holds
 //! the record, raw-deflated ([`pack`]); an index item is its keys alone, and
@@ -460,6 +463,17 @@ impl HistorySettings {
     }
 }
 
+/// The history partition `partition` (a region or [`GLOBAL`]) of
+/// `account`: the name itself for the stack's own account (`None`),
+/// `{account}/{partition}` for another (12 digits, checked by ingest, so
+/// no account's partition is another's or a region's).
+pub fn account_partition(account: Option<&str>, partition: &str) -> String {
+    match account {
+        Some(account) => format!("{account}/{partition}"),
+        None => partition.to_owned(),
+    }
+}
+
 /// The history partition a record belongs in: none for data events;
 /// [`GLOBAL`] for global-service events (every served region's lookups
 /// read it); else its own region.
@@ -565,9 +579,23 @@ pub async fn claim_noting<S: HistoryStore>(
     event: &Normalized,
     window: Option<i64>,
 ) -> Result<(Recorded, Note, Vec<Entry>), StoreError> {
-    let Some(region) = partition(&event.record) else {
+    claim_noting_in(store, settings, event, window, None).await
+}
+
+/// [`claim_noting`] in the partitions of `account` ([`account_partition`]:
+/// `None` for the stack's own account).
+pub async fn claim_noting_in<S: HistoryStore>(
+    store: &S,
+    settings: &HistorySettings,
+    event: &Normalized,
+    window: Option<i64>,
+    account: Option<&str>,
+) -> Result<(Recorded, Note, Vec<Entry>), StoreError> {
+    let Some(part) = partition(&event.record) else {
         return Ok((Recorded::NotInHistory, Note::Ask, Vec::new()));
     };
+    let part = account_partition(account, part);
+    let region = part.as_str();
     let expires_at = settings.expires_at(&event.record);
     let packed = pack(&event.json);
     let primary = Item {

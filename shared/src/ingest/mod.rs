@@ -40,8 +40,9 @@ pub struct IngestReport {
     /// Data events: accepted, not part of the history.
     pub data_events: usize,
     /// Events of another account (an organization's member, by
-    /// `recipientAccountId`): accepted for organization trails, not part of
-    /// this stack's history (docs/organizations.md).
+    /// `recipientAccountId`), also counted above: staged for organization
+    /// trails, and (management events) in that account's own history
+    /// partitions (docs/organizations.md).
     #[serde(skip_serializing_if = "is_zero")]
     pub other_accounts: usize,
     /// Copies staged for trails' log files (one per trail that logs an event).
@@ -191,12 +192,12 @@ async fn store<H: HistoryStore, S: StagingStore>(
     let mut claims: Vec<Result<_, StoreError>> = futures::stream::iter(events)
         .map(|(event, span)| {
             async move {
-                // The history is the stack account's (per-account history
-                // is not built yet): another account's event is only staged.
-                if other_account(&event.record, ctx) {
-                    return Ok((Recorded::NotInHistory, delivery::Note::Ask, Vec::new()));
-                }
-                history::claim_noting(targets.history, targets.settings, event, Some(window)).await
+                // Another account's event (admitted on an organization's
+                // stack alone) goes in that account's own partitions.
+                let account = other_account(&event.record, ctx)
+                    .then_some(event.record.recipient_account_id.as_str());
+                let (history, settings) = (targets.history, targets.settings);
+                history::claim_noting_in(history, settings, event, Some(window), account).await
             }
             .instrument((*span).clone())
         })
@@ -311,12 +312,10 @@ fn report(
         match outcome {
             Ok((recorded, copies)) => {
                 report.staged += copies;
+                report.other_accounts += usize::from(other_account(&event.record, ctx));
                 match recorded {
                     Recorded::Stored => report.stored += 1,
                     Recorded::Duplicate => report.duplicates += 1,
-                    Recorded::NotInHistory if other_account(&event.record, ctx) => {
-                        report.other_accounts += 1;
-                    }
                     Recorded::NotInHistory => report.data_events += 1,
                 }
             }

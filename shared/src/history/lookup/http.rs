@@ -78,6 +78,8 @@ mod tests {
     #[tokio::test]
     async fn a_store_failure_answers_500_internal_error_and_nothing_more() {
         let settings = LookupSettings {
+            account_id: String::new(),
+            organization: false,
             home_region: "eu-west-1".into(),
             served_regions: vec!["eu-west-1".into()],
             retention_days: 90,

@@ -5,7 +5,7 @@
 //!   as epoch seconds, or ISO-8601 strings); errors carry CloudTrail's names.
 //! - One page is two rounds of reads: `Query`s, run together, of one day's
 //!   index partitions (an attribute's, or the time index) in the region's
-//!   own history and in the global-service events' ([`GLOBAL`]), newest
+//!   own history and in the global-service events' ([`GLOBAL`](crate::history::GLOBAL)), newest
 //!   first, `Limit = MaxResults`, items whose retention has passed filtered
 //!   out (TTL deletion is lazy); their items merged newest first; then one
 //!   `BatchGetItem` of the page's primary items, which hold the records
@@ -50,7 +50,7 @@ use serde_json::{json, Value};
 
 use crate::history::{
     attribute_pk, bucket_of, event_id_of, is_shared, primary_pk, resources, shard_pk, time_pk,
-    LookupAttribute, GLOBAL, PRIMARY_SK,
+    LookupAttribute, PRIMARY_SK,
 };
 use crate::model::Record;
 use crate::store::StoreError;
@@ -128,11 +128,12 @@ const FILTERED_QUERIES: u32 = 4;
 const FILTER_GROWTH: usize = 4;
 
 /// The partitions a page of `request` reads on `day`, each with the history
-/// partition (region or [`GLOBAL`]) whose primary items it leads to: every
+/// partition (region or [`GLOBAL`](crate::history::GLOBAL)) whose primary items it leads to: every
 /// shard of the index (`shards`; the layout before sharding is shard 0).
 fn parts(request: &Lookup, day: &str, shards: u32) -> Vec<(String, Part)> {
     let mut parts = Vec::new();
-    for region in [request.region.as_str(), GLOBAL] {
+    let (own, global) = request.partitions();
+    for region in [own.as_str(), global.as_str()] {
         let mut part = |pk: String, read_only| {
             for shard in 0..shards.max(1) {
                 let pk = shard_pk(pk.clone(), shard);
@@ -155,7 +156,7 @@ fn parts(request: &Lookup, day: &str, shards: u32) -> Vec<(String, Part)> {
                 if ro.is_some() {
                     part(time_pk(region, day), ro);
                 }
-                if region != GLOBAL {
+                if region != global {
                     // Written before sharding: never sharded.
                     parts.push((
                         region.to_owned(),
@@ -311,12 +312,11 @@ pub async fn lookup<R: HistoryReader>(
         // A regional event is in its region's partition, a global one in
         // the global partition (or, stored by the layout before, in the
         // region's); an event ID names one event.
-        let mut found = reader
-            .get(&primary_pk(&request.region, id), PRIMARY_SK, now_s)
-            .await?;
+        let (own, global) = request.partitions();
+        let mut found = reader.get(&primary_pk(&own, id), PRIMARY_SK, now_s).await?;
         if found.is_none() {
             found = reader
-                .get(&primary_pk(GLOBAL, id), PRIMARY_SK, now_s)
+                .get(&primary_pk(&global, id), PRIMARY_SK, now_s)
                 .await?;
         }
         let records = found
@@ -534,6 +534,7 @@ pub fn response_json(page: &Page) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::history::GLOBAL;
     use crate::history::{index_items, index_sk, pack, HistoryStore, Item};
     use crate::testkit::MemoryHistory;
 
@@ -561,6 +562,8 @@ mod tests {
 
     fn settings() -> LookupSettings {
         LookupSettings {
+            account_id: String::new(),
+            organization: false,
             home_region: REGION.into(),
             served_regions: vec![REGION.into()],
             retention_days: 90,
@@ -746,6 +749,112 @@ mod tests {
         }
     }
 
+    /// Issue 17: an organization's stack keeps each member's history in
+    /// its own partitions; a lookup reads one account's, the stack's own
+    /// unless `AccountId` names another.
+    #[tokio::test]
+    async fn each_account_has_its_own_history_and_a_page_never_mixes_accounts() {
+        use crate::history::{claim_noting_in, write_index, HistorySettings};
+        const OWN: &str = "111122223333";
+        const MEMBER: &str = "222233334444";
+        let h = MemoryHistory::default();
+        let hs = HistorySettings {
+            retention_days: 90,
+            shards: 1,
+        };
+        // GIVEN alike events of the stack's account and of a member: two
+        // regional, one global each, interleaved in time
+        for (account, prefix) in [(None, "own"), (Some(MEMBER), "member")] {
+            for (i, kind) in ["1", "2", "g"].into_iter().enumerate() {
+                let second = 2 * i as u32 + u32::from(account.is_some());
+                let n = shaped_event(&format!("{prefix}-{kind}"), second, kind == "g", false);
+                let (_, _, entries) = claim_noting_in(&h, &hs, &n, None, account).await.unwrap();
+                write_index(&h, entries, &hs).await.unwrap();
+            }
+        }
+        let now = crate::time::parse("2026-11-24T12:00:00Z").unwrap();
+        let mut s = settings();
+        (s.account_id, s.organization) = (OWN.into(), true);
+        let h = &h;
+        let page = |body: Value, s: LookupSettings| async move {
+            let request = parse_request(body.to_string().as_bytes(), &s, &now)?;
+            let page = lookup(h, &request, &s, &now).await?;
+            let json = response_json(&page);
+            let ids: Vec<String> = json["Events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["EventId"].as_str().unwrap().to_owned())
+                .collect();
+            Ok::<_, LookupError>((ids, json["NextToken"].as_str().map(str::to_owned)))
+        };
+        let with = |extra: Value| {
+            let mut body = today();
+            body.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            body
+        };
+
+        // THEN a lookup reads the stack's account by default, or when named
+        let own = vec!["own-g", "own-2", "own-1"];
+        assert_eq!(page(today(), s.clone()).await.unwrap().0, own);
+        let named = page(with(json!({"AccountId": OWN})), s.clone()).await;
+        assert_eq!(named.unwrap().0, own);
+        // AND the member's when named: its regional and global events alone
+        let member = page(with(json!({"AccountId": MEMBER})), s.clone()).await;
+        assert_eq!(member.unwrap().0, ["member-g", "member-2", "member-1"]);
+        // AND by attribute and by event ID, within the account named
+        let by_name = with(json!({"AccountId": MEMBER,
+            "LookupAttributes": [{"AttributeKey": "EventName", "AttributeValue": "CreateThing"}]}));
+        assert_eq!(page(by_name, s.clone()).await.unwrap().0.len(), 3);
+        let by_id = |account: &str, id: &str| {
+            with(json!({"AccountId": account,
+                "LookupAttributes": [{"AttributeKey": "EventId", "AttributeValue": id}]}))
+        };
+        assert_eq!(
+            page(by_id(MEMBER, "member-g"), s.clone()).await.unwrap().0,
+            ["member-g"]
+        );
+        assert!(page(by_id(OWN, "member-1"), s.clone())
+            .await
+            .unwrap()
+            .0
+            .is_empty());
+        assert!(page(by_id(MEMBER, "own-1"), s.clone())
+            .await
+            .unwrap()
+            .0
+            .is_empty());
+
+        // AND pages of one account never continue into another's: a token
+        // of the member's lookup is refused for the stack's account
+        let small = with(json!({"AccountId": MEMBER, "MaxResults": 2}));
+        let (first, token) = page(small.clone(), s.clone()).await.unwrap();
+        assert_eq!(first, ["member-g", "member-2"]);
+        let mut next = small.clone();
+        next["NextToken"] = json!(token.clone().unwrap());
+        assert_eq!(page(next.clone(), s.clone()).await.unwrap().0, ["member-1"]);
+        next.as_object_mut().unwrap().remove("AccountId");
+        let err = page(next, s.clone()).await.unwrap_err();
+        assert_eq!(err.code(), "InvalidNextTokenException", "{err}");
+
+        // AND an account that is not 12 digits is refused, as is another
+        // account on a stack that serves no organization
+        for bad in ["../global", "2222333344445", "global", ""] {
+            let err = page(with(json!({"AccountId": bad})), s.clone())
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), "SerializationException", "{bad}: {err}");
+        }
+        s.organization = false;
+        let err = page(with(json!({"AccountId": MEMBER})), s.clone())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "OrganizationsNotInUseException", "{err}");
+        assert_eq!(page(today(), s).await.unwrap().0, own);
+    }
+
     /// As [`store_shaped`], by an ingest writing `shards` shards.
     async fn store_sharded(
         h: &MemoryHistory,
@@ -812,6 +921,8 @@ mod tests {
     ) -> Vec<Vec<String>> {
         let now = crate::time::parse("2026-11-24T12:00:00Z").unwrap();
         let settings = LookupSettings {
+            account_id: String::new(),
+            organization: false,
             shards,
             ..settings()
         };

@@ -25,6 +25,9 @@ pub enum LookupError {
     /// The body is not a LookupEvents request at all.
     #[error("{0}")]
     Serialization(String),
+    /// `AccountId` names another account on a stack that serves no organization.
+    #[error("{0}")]
+    OrganizationsNotInUse(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -38,6 +41,7 @@ impl LookupError {
             Self::InvalidMaxResults(_) => "InvalidMaxResultsException",
             Self::InvalidNextToken(_) => "InvalidNextTokenException",
             Self::Serialization(_) => "SerializationException",
+            Self::OrganizationsNotInUse(_) => "OrganizationsNotInUseException",
             Self::Store(_) => "InternalFailure",
         }
     }
@@ -55,6 +59,9 @@ impl LookupError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lookup {
     pub region: String,
+    /// Another account's history (`AccountId`, an organization's member);
+    /// `None`: the stack's own account.
+    pub account: Option<String>,
     pub attribute: Option<(LookupAttribute, String)>,
     /// Inclusive.
     pub start: DateTime<Utc>,
@@ -65,6 +72,18 @@ pub struct Lookup {
     pub position: Position,
     /// What a token of this request is bound to (the parameters as sent).
     pub binding: String,
+}
+
+impl Lookup {
+    /// The history partitions the lookup reads: the account's region and
+    /// its global-service events ([`crate::history::account_partition`]).
+    pub fn partitions(&self) -> (String, String) {
+        let account = self.account.as_deref();
+        (
+            crate::history::account_partition(account, &self.region),
+            crate::history::account_partition(account, crate::history::GLOBAL),
+        )
+    }
 }
 
 /// Where a page starts: a day partition, after a sort key; and the time
@@ -104,6 +123,9 @@ struct WireRequest {
     /// Not CloudTrail's: the history region, among those served (default:
     /// the deployment's). CloudTrail takes the region from the endpoint.
     region: Option<String>,
+    /// Not CloudTrail's: the account whose history to read (default: the
+    /// stack's). CloudTrail takes it from the caller's credentials.
+    account_id: Option<String>,
     /// CloudTrail's; only management events are in the history.
     event_category: Option<String>,
 }
@@ -160,6 +182,35 @@ pub struct LookupSettings {
     /// Shards of the index partitions to read (`HISTORY_SHARDS`): at least
     /// as many as the history was ever written with.
     pub shards: u32,
+    /// The stack's account (empty: unknown); its history is the default.
+    pub account_id: String,
+    /// The stack serves an organization: its members' histories are kept
+    /// too, each read alone (`AccountId`).
+    pub organization: bool,
+}
+
+/// The account a request's `AccountId` names: `None` for the stack's own
+/// (or none named), else another account's, which only a stack serving an
+/// organization keeps.
+fn account(
+    named: Option<String>,
+    settings: &LookupSettings,
+) -> Result<Option<String>, LookupError> {
+    let Some(named) = named.filter(|a| *a != settings.account_id) else {
+        return Ok(None);
+    };
+    if !crate::trail::is_account_id(&named) {
+        return Err(LookupError::Serialization(format!(
+            "AccountId must be 12 digits, got {:?}",
+            crate::ingest::normalize::quote_prefix(&named)
+        )));
+    }
+    if !settings.organization {
+        return Err(LookupError::OrganizationsNotInUse(format!(
+            "AccountId {named} is not this stack's account, and the stack serves no organization (OrganizationId): it keeps its own account's history alone"
+        )));
+    }
+    Ok(Some(named))
 }
 
 /// The one lookup attribute of a request, checked.
@@ -203,6 +254,7 @@ pub fn parse_request(
             settings.served_regions.join(", ")
         )));
     }
+    let account = account(wire.account_id, settings)?;
     if let Some(c) = wire.event_category {
         return Err(LookupError::Serialization(format!(
             "EventCategory {c:?} is not supported: the history holds management events only"
@@ -227,8 +279,10 @@ pub fn parse_request(
             "MaxResults must be from 1 to {MAX_RESULTS}, got {max_results}"
         )));
     }
+    // A token is bound to the account's partition: for the stack's own
+    // account, the region, as before accounts.
     let binding = binding(
-        &region,
+        &crate::history::account_partition(account.as_deref(), &region),
         attribute.as_ref(),
         explicit_start,
         explicit_end,
@@ -236,6 +290,7 @@ pub fn parse_request(
     );
     let mut lookup = Lookup {
         region,
+        account,
         attribute,
         start,
         end,
@@ -272,6 +327,8 @@ mod tests {
 
     fn settings() -> LookupSettings {
         LookupSettings {
+            account_id: String::new(),
+            organization: false,
             home_region: "eu-west-1".into(),
             served_regions: vec!["eu-west-1".into(), "us-east-1".into()],
             retention_days: 90,
