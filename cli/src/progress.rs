@@ -96,6 +96,7 @@ mod tests {
             problem: None,
             bytes,
             listed,
+            region: "eu-west-1".into(),
         }
     }
 

@@ -14,9 +14,10 @@ use trailkeep_shared::aws::s3::{self, S3Logs};
 use trailkeep_shared::aws::state_table::DynamoStaging;
 use trailkeep_shared::aws::trail_items::DynamoTrails;
 use trailkeep_shared::digest::registry;
-use trailkeep_shared::digest::{ChainHead, DigestState, SegmentMark};
+use trailkeep_shared::digest::DigestState;
 use trailkeep_shared::trail::{admin, Place};
 use trailkeep_shared::validate::localcopy::{self, LocalDir};
+use trailkeep_shared::validate::organization::{self, Chains, Folder, OrganizationReport, Verdict};
 use trailkeep_shared::validate::{self, Finding, Keys, Report, Request, Source};
 
 use crate::progress::Progress;
@@ -41,8 +42,12 @@ pub struct Location {
     /// The key prefix (default: the trail's).
     #[arg(long)]
     s3_prefix: Option<String>,
-    /// The account in the keys (default: the trail ARN's): for an
-    /// organization trail, the member account whose chains to check.
+    /// The account in the keys (default: the trail ARN's). For an
+    /// organization trail, the member account whose files to check or
+    /// copy; without it, every account's: the trail's own, each one the
+    /// state table's chains name, and each with a folder under
+    /// `AWSLogs/o-…/` (validated several at once, a summary per account and
+    /// region).
     #[arg(long)]
     account_id: Option<String>,
     /// An organization trail's organization, whose folder
@@ -100,11 +105,14 @@ pub struct ValidateArgs {
     /// Regions the trail logs (comma-separated): each is checked even if
     /// none of its digests is left. The regions with digests, the home
     /// region and those the state table's chain heads name are always
-    /// checked.
+    /// checked. Over an organization trail's every account, required of
+    /// the trail's own account only (a member has chains only where it
+    /// had events).
     #[arg(long, value_delimiter = ',')]
     regions: Vec<String>,
     /// Log files checked at once, and digests fetched ahead of the chain
-    /// walk (docs/validation.md).
+    /// walk (docs/validation.md); over an organization trail's every
+    /// account, shared by the accounts checked at once (up to 8).
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
     /// Also report log files in the trail's folders that no digest lists
@@ -135,9 +143,12 @@ pub struct SigningKeys {
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
     /// Validate digest and log files (as `aws cloudtrail validate-logs`).
+    /// An organization trail's without --account-id: every account's, with
+    /// a summary per account and region; exit 1 if any is INVALID.
     ValidateLogs(ValidateArgs),
     /// Copy a trail's log and digest files to a local directory laid out
-    /// like the bucket, with the digests' signature metadata in sidecars.
+    /// like the bucket, with the digests' signature metadata in sidecars
+    /// (an organization trail's without --account-id: every account's).
     DownloadLogs {
         #[command(flatten)]
         location: Location,
@@ -335,33 +346,37 @@ impl Ctx {
         Ok(kms::trusted_keys(&self.aws, &signing.arns).await?)
     }
 
-    /// The chain heads, to cross-check the tail (best effort: an auditor
-    /// may have no access to the state table).
-    async fn chain_heads(&self, trail: &str) -> HashMap<String, ChainHead> {
-        let mut heads = HashMap::new();
-        if let Some(state) = &self.state {
-            let regions = state.cursors(trail).await.unwrap_or_default();
-            for region in regions.into_iter().map(|c| c.chain) {
-                if let Ok(Some(h)) = state.head(trail, &region).await {
-                    heads.insert(region, h);
-                }
-            }
-        }
-        heads
-    }
-
-    /// The chain segment marks, to check every ended segment to its final
-    /// digest (best effort, like the heads; a failure is said on stderr).
-    async fn chain_segments(&self, trail: &str) -> HashMap<String, Vec<SegmentMark>> {
+    /// Every chain's head, to cross-check the tail (read several at once:
+    /// an organization trail has one chain per account and region), and
+    /// segment marks, to check every ended segment to its final digest.
+    /// Best effort: an auditor may have no access to the state table (a
+    /// failure to read the marks is said on stderr).
+    async fn chains(&self, trail: &str) -> Chains {
         let Some(state) = &self.state else {
-            return HashMap::new();
+            return Chains::default();
         };
-        state.segments(trail).await.unwrap_or_else(|e| {
+        let cursors = state.cursors(trail).await.unwrap_or_else(|e| {
+            eprintln!(
+                "warning: chain heads not read from the state table ({e}): the tail is checked by the hourly rule alone"
+            );
+            Vec::new()
+        });
+        let heads = stream::iter(cursors)
+            .map(|c| async move {
+                let head = state.head(trail, &c.chain).await;
+                head.ok().flatten().map(|h| (c.chain, h))
+            })
+            .buffer_unordered(HEADS_AT_ONCE)
+            .filter_map(|h| async move { h })
+            .collect::<HashMap<_, _>>()
+            .await;
+        let segments = state.segments(trail).await.unwrap_or_else(|e| {
             eprintln!(
                 "warning: chain segments not read from the state table ({e}): segment ends are not checked"
             );
             HashMap::new()
-        })
+        });
+        Chains { heads, segments }
     }
 
     /// The key registry's trusted keys whose span meets `[start, end]`
@@ -392,6 +407,9 @@ impl Ctx {
         Ok(listed)
     }
 }
+
+/// Chain heads read from the state table at once.
+const HEADS_AT_ONCE: usize = 16;
 
 /// Why validation will not guess its keys.
 const NO_TRUSTED_KEYS: &str = "no trusted keys: pass --signing-key-arn ARN (TRAILKEEP_SIGNING_KEY_ARNS; the stack output SigningKeyArn) or --public-key FILE. The key registry in the state table is not trusted: whoever can write that table could add a key to it";
@@ -434,7 +452,8 @@ pub async fn run(state_table: &str, cmd: AuditCommand) -> Result<(), AuditError>
 }
 
 /// `validate-logs`: prints findings as they are made; `Invalid` unless
-/// every file checked out (and at least one digest was found).
+/// every file checked out (and at least one digest was found). For an
+/// organization trail without `--account-id`, every account's chains.
 async fn validate_logs(ctx: &Ctx, args: ValidateArgs) -> Result<(), AuditError> {
     let ValidateArgs {
         location,
@@ -470,89 +489,205 @@ async fn validate_logs(ctx: &Ctx, args: ValidateArgs) -> Result<(), AuditError> 
     } = ctx
         .bucket_and_prefix(&location, &name, local.as_ref())
         .await?;
+    let every_account = organization_id.is_some() && location.account_id.is_none();
     let account_id = location.account(arn_account)?;
+    let keys = ctx.trusted_keys(&public_key, &signing).await?;
+    let chains = ctx.chains(&name).await;
     // The state's chains are keyed by region, or by
     // {org}/{account}/{region} for an organization trail's: this account's.
-    let chain = Place {
-        org: organization_id.as_deref(),
-        account: &account_id,
-        region: "",
-    }
-    .chain();
-    fn by_region<V>(chain: &str, map: HashMap<String, V>) -> HashMap<String, V> {
-        map.into_iter()
-            .filter_map(|(key, value)| {
-                let region = key.strip_prefix(chain).filter(|r| !r.contains('/'))?;
-                Some((region.to_owned(), value))
-            })
-            .collect()
-    }
-    let keys = ctx.trusted_keys(&public_key, &signing).await?;
-    let heads = ctx.chain_heads(&name).await;
-    let heads = by_region(&chain, heads);
-    let segments = ctx.chain_segments(&name).await;
-    let segments = by_region(&chain, segments);
-    let request = Request {
-        bucket,
-        prefix,
-        account_id,
-        organization_id,
-        trail_name: name,
-        home_region: home,
-        regions,
-        start,
-        end,
-        now,
-        heads,
-        segments,
-        tail_grace: chrono::Duration::minutes(validate::DEFAULT_TAIL_GRACE_MINUTES),
-        concurrency,
-        report_unlisted,
+    let (heads, segments) = chains.of(organization_id.as_deref(), &account_id);
+    let run = Run {
+        trail_arn: &location.trail_arn,
+        keys,
+        request: Request {
+            bucket,
+            prefix,
+            account_id,
+            organization_id,
+            trail_name: name,
+            home_region: home,
+            regions,
+            start,
+            end,
+            now,
+            heads,
+            segments,
+            tail_grace: chrono::Duration::minutes(validate::DEFAULT_TAIL_GRACE_MINUTES),
+            concurrency,
+            report_unlisted,
+        },
+        chains,
+        verbose,
+        output,
     };
-    if matches!(output, Output::Text) {
-        println!(
-            "Validating log files for trail {} between {} and {}\n",
-            location.trail_arn,
-            trailkeep_shared::time::format(&start),
-            trailkeep_shared::time::format(&end)
-        );
-    }
-    // Findings print as they are made (JSON collects them), under a
-    // progress bar on a terminal's stderr (text output, no RUST_LOG).
-    let mut findings = Vec::new();
-    let mut progress =
-        Progress::new(matches!(output, Output::Text) && std::env::var_os("RUST_LOG").is_none());
-    let sink = |f: Finding| {
-        progress.finding(&f);
-        match output {
-            Output::Json => findings.push(f),
-            Output::Text if f.problem.is_some() => progress.eprintln(&f.line()),
-            Output::Text if verbose => progress.println(&f.line()),
-            Output::Text => {}
-        }
-    };
-    let report = match &local {
-        Some(dir) => validate::validate(dir, &keys, &request, sink).await,
-        None => {
+    match (&local, every_account) {
+        (Some(dir), false) => run.one_account(dir).await,
+        (Some(dir), true) => run.every_account(dir).await,
+        (None, every) => {
             let s3 = S3Logs::new(s3::client(&ctx.aws));
-            validate::validate(&s3, &keys, &request, sink).await
+            if every {
+                run.every_account(&s3).await
+            } else {
+                run.one_account(&s3).await
+            }
         }
-    };
-    progress.finish();
-    let report = report?;
-    print_report(&report, &request, &findings, output);
-    // Nothing checked proves nothing: not "valid".
-    if report.digests_total == 0 {
-        return Err(AuditError::Invalid);
-    }
-    if report.all_valid() {
-        Ok(())
-    } else {
-        Err(AuditError::Invalid)
     }
 }
 
-/// `download-logs`.
+/// One `validate-logs` run, wherever its files are.
+struct Run<'a> {
+    trail_arn: &'a str,
+    keys: Keys,
+    /// The run's request: of `--account-id`, else of the trail's own
+    /// account (its ARN's).
+    request: Request,
+    /// The state table's chains, every account's.
+    chains: Chains,
+    verbose: bool,
+    output: Output,
+}
+
+impl Run<'_> {
+    fn header(&self) {
+        if matches!(self.output, Output::Text) {
+            println!(
+                "Validating log files for trail {} between {} and {}",
+                self.trail_arn,
+                trailkeep_shared::time::format(&self.request.start),
+                trailkeep_shared::time::format(&self.request.end)
+            );
+        }
+    }
+
+    /// The request's account.
+    async fn one_account<S: Source>(&self, src: &S) -> Result<(), AuditError> {
+        self.header();
+        if matches!(self.output, Output::Text) {
+            println!();
+        }
+        let mut printer = Printer::new(self.output, self.verbose);
+        let report =
+            validate::validate(src, &self.keys, &self.request, |f| printer.take("", f)).await;
+        let findings = printer.finish();
+        let report = report?;
+        let findings: Vec<Finding> = findings.into_iter().map(|(_, f)| f).collect();
+        print_report(&report, &self.request, &findings, self.output);
+        // Nothing checked proves nothing: not "valid".
+        if report.digests_total == 0 {
+            return Err(AuditError::Invalid);
+        }
+        if report.all_valid() {
+            Ok(())
+        } else {
+            Err(AuditError::Invalid)
+        }
+    }
+
+    /// Every account of an organization trail (docs/organizations.md
+    /// "Checking every account"), several at once, with a summary per
+    /// account and region.
+    async fn every_account<S: Source>(&self, src: &S) -> Result<(), AuditError> {
+        let req = &self.request;
+        let org = req.organization_id.as_deref().unwrap_or_default();
+        let at = Folder {
+            bucket: &req.bucket,
+            prefix: req.prefix.as_deref(),
+            org,
+            own_account: &req.account_id,
+        };
+        if self.chains.heads.is_empty() && self.chains.segments.is_empty() {
+            eprintln!(
+                "warning: no chains read from the state table (--state-table): accounts are found by their folders alone, and one whose whole folder was deleted is not reported"
+            );
+        }
+        let accounts = organization::find_accounts(src, at, &self.chains).await?;
+        warn_odd_folders(&at, &accounts.odd_folders);
+        self.header();
+        if matches!(self.output, Output::Text) {
+            println!(
+                "Accounts of organization {org}: {}\n",
+                accounts.ids.join(", ")
+            );
+        }
+        let mut printer = Printer::new(self.output, self.verbose);
+        let report = organization::validate_accounts(
+            src,
+            &self.keys,
+            req,
+            &self.chains,
+            &accounts,
+            |account, f| printer.take(account, f),
+        )
+        .await;
+        let findings = printer.finish();
+        let report = report?;
+        match self.output {
+            Output::Json => {
+                let v = organization_json(&report, req, &findings);
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            }
+            Output::Text => print!("{}", organization_text(&report, req)),
+        }
+        if report.all_valid() {
+            Ok(())
+        } else {
+            Err(AuditError::Invalid)
+        }
+    }
+}
+
+/// Says on stderr which folders beside the accounts' are not looked into.
+fn warn_odd_folders(at: &Folder<'_>, odd: &[String]) {
+    let prefix = at.prefix.map(|p| format!("{p}/")).unwrap_or_default();
+    for name in odd {
+        eprintln!(
+            "warning: {} is not an account's folder (12 digits): not validated",
+            validate::printable(&format!("{prefix}AWSLogs/{}/{name}/", at.org))
+        );
+    }
+}
+
+/// Findings as they are made: printed (text: INVALID on stderr, valid
+/// with `--verbose`) under a progress bar on a terminal's stderr (text
+/// output, no RUST_LOG), or kept with their account for the JSON report.
+struct Printer {
+    progress: Progress,
+    output: Output,
+    verbose: bool,
+    kept: Vec<(String, Finding)>,
+}
+
+impl Printer {
+    fn new(output: Output, verbose: bool) -> Self {
+        let show = matches!(output, Output::Text) && std::env::var_os("RUST_LOG").is_none();
+        Self {
+            progress: Progress::new(show),
+            output,
+            verbose,
+            kept: Vec::new(),
+        }
+    }
+
+    fn take(&mut self, account: &str, f: Finding) {
+        self.progress.finding(&f);
+        match self.output {
+            Output::Json => self.kept.push((account.to_owned(), f)),
+            Output::Text if f.problem.is_some() => self.progress.eprintln(&f.line()),
+            Output::Text if self.verbose => self.progress.println(&f.line()),
+            Output::Text => {}
+        }
+    }
+
+    /// Clears the bar; the findings kept.
+    fn finish(self) -> Vec<(String, Finding)> {
+        self.progress.finish();
+        self.kept
+    }
+}
+
+/// `download-logs`: the account's files, or, for an organization trail
+/// without `--account-id`, every account's (found as `validate-logs`
+/// finds them).
 async fn download_logs(
     ctx: &Ctx,
     location: &Location,
@@ -567,25 +702,53 @@ async fn download_logs(
         organization_id,
     } = ctx.bucket_and_prefix(location, &name, None).await?;
     let account = location.account(arn_account)?;
-    let root = Place {
-        org: organization_id.as_deref(),
-        account: &account,
-        region: "",
-    }
-    .root();
     let client = s3::client(&ctx.aws);
-    let n = download(
+    let every_account = organization_id.is_some() && location.account_id.is_none();
+    let accounts = match organization_id.as_deref() {
+        Some(org) if every_account => {
+            let chains = ctx.chains(&name).await;
+            let at = Folder {
+                bucket: &bucket,
+                prefix: prefix.as_deref(),
+                org,
+                own_account: &account,
+            };
+            let found =
+                organization::find_accounts(&S3Logs::new(client.clone()), at, &chains).await?;
+            warn_odd_folders(&at, &found.odd_folders);
+            found.ids
+        }
+        _ => vec![account],
+    };
+    let roots: Vec<String> = accounts
+        .iter()
+        .map(|account| {
+            Place {
+                org: organization_id.as_deref(),
+                account,
+                region: "",
+            }
+            .root()
+        })
+        .collect();
+    let counts = download(
         &client,
         &bucket,
         prefix.as_deref(),
-        &root,
+        &roots,
         local_dir,
         days,
         concurrency,
     )
     .await?;
+    if every_account {
+        for (account, n) in accounts.iter().zip(&counts) {
+            println!("account {account}: {n} objects");
+        }
+    }
     println!(
-        "downloaded {n} objects from s3://{bucket} to {}",
+        "downloaded {} objects from s3://{bucket} to {}",
+        counts.iter().sum::<usize>(),
         local_dir.display()
     );
     Ok(())
@@ -680,6 +843,172 @@ fn print_report(report: &Report, request: &Request, findings: &[Finding], output
     }
 }
 
+/// `INVALID: …`, `No digests found` or the counts of one account's region.
+fn region_line(r: &Report) -> String {
+    let found = match (&r.found_start, &r.found_end) {
+        (Some(s), Some(e)) => format!(" (results found for {s} to {e})"),
+        _ => String::new(),
+    };
+    if !r.all_valid() {
+        format!("INVALID: {}{found}", r.summary())
+    } else if r.digests_total == 0 {
+        "No digests found".to_owned()
+    } else {
+        format!("{}{found}", r.summary())
+    }
+}
+
+/// The text summary of a run over every account: a line per account and
+/// region (by account, then region), then the totals and which accounts
+/// failed. Region names come from the bucket's folders: escaped.
+fn organization_text(report: &OrganizationReport, request: &Request) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\nResults requested for {} to {}\n",
+        trailkeep_shared::time::format(&request.start),
+        trailkeep_shared::time::format(&request.end)
+    );
+    for a in &report.accounts {
+        let owed_none = a.verdict() == Verdict::NoneOwed;
+        if a.report.regions.is_empty() {
+            let line = match a.verdict() {
+                Verdict::NoneOwed => NONE_OWED.to_owned(),
+                Verdict::NoDigests => "No digests found".to_owned(),
+                Verdict::Valid | Verdict::Invalid => region_line(&a.report),
+            };
+            let _ = writeln!(out, "Account {}: {line}", a.account_id);
+            continue;
+        }
+        for (region, r) in &a.report.regions {
+            let line = if owed_none {
+                NONE_OWED.to_owned()
+            } else {
+                region_line(r)
+            };
+            let _ = writeln!(
+                out,
+                "Account {}, region {}: {line}",
+                a.account_id,
+                validate::printable(region)
+            );
+        }
+    }
+    let total = report.total();
+    let _ = writeln!(
+        out,
+        "\n{} accounts: {}",
+        report.accounts.len(),
+        total.summary()
+    );
+    let with = |v: Verdict| {
+        report
+            .accounts
+            .iter()
+            .filter(|a| a.verdict() == v)
+            .map(|a| a.account_id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let invalid = with(Verdict::Invalid);
+    if !invalid.is_empty() {
+        let _ = writeln!(out, "INVALID: {invalid}");
+    }
+    let unproven = with(Verdict::NoDigests);
+    if !unproven.is_empty() {
+        let _ = writeln!(out, "No digests found, nothing proven: {unproven}");
+    }
+    if total.digests_total == 0 {
+        let _ = writeln!(out, "No digests found");
+    }
+    out
+}
+
+/// An account with no digest in range whose chains the state table says
+/// owe none there.
+const NONE_OWED: &str =
+    "No digests found, none owed (its chains in the state table began after the range or ended before it)";
+
+/// The JSON report of a run over every account: totals, each account with
+/// its regions, the folders not looked into, and every finding with its
+/// account and region.
+fn organization_json(
+    report: &OrganizationReport,
+    request: &Request,
+    findings: &[(String, Finding)],
+) -> serde_json::Value {
+    let counts = |r: &Report| {
+        json!({
+            "digestFiles": { "valid": r.digests_valid, "total": r.digests_total },
+            "logFiles": { "valid": r.logs_valid, "total": r.logs_total },
+            "foundStart": r.found_start,
+            "foundEnd": r.found_end,
+        })
+    };
+    let with = |mut v: serde_json::Value, extra: serde_json::Value| {
+        if let (Some(v), serde_json::Value::Object(extra)) = (v.as_object_mut(), extra) {
+            v.extend(extra);
+        }
+        v
+    };
+    let accounts: Vec<serde_json::Value> = report
+        .accounts
+        .iter()
+        .map(|a| {
+            let verdict = a.verdict();
+            let regions: Vec<serde_json::Value> = a
+                .report
+                .regions
+                .iter()
+                .map(|(region, r)| {
+                    with(
+                        counts(r),
+                        json!({ "region": region, "valid": r.all_valid() && r.digests_total > 0 }),
+                    )
+                })
+                .collect();
+            with(
+                counts(&a.report),
+                json!({
+                    "accountId": a.account_id,
+                    "result": match verdict {
+                        Verdict::Valid => "valid",
+                        Verdict::Invalid => "INVALID",
+                        Verdict::NoneOwed => "noDigestsNoneOwed",
+                        Verdict::NoDigests => "noDigestsFound",
+                    },
+                    "valid": matches!(verdict, Verdict::Valid | Verdict::NoneOwed),
+                    "knownToStateTable": a.known,
+                    "regions": regions,
+                }),
+            )
+        })
+        .collect();
+    let findings: Vec<serde_json::Value> = findings
+        .iter()
+        .map(|(account, f)| {
+            with(
+                serde_json::to_value(f).unwrap_or_default(),
+                json!({ "account": account, "region": f.region }),
+            )
+        })
+        .collect();
+    with(
+        counts(&report.total()),
+        json!({
+            "trail": request.trail_name,
+            "organizationId": request.organization_id,
+            "start": trailkeep_shared::time::format(&request.start),
+            "end": trailkeep_shared::time::format(&request.end),
+            "valid": report.all_valid(),
+            "accounts": accounts,
+            "oddFolders": report.odd_folders,
+            "findings": findings,
+        }),
+    )
+}
+
 /// The date folder (`YYYY/MM/DD`) of a CloudTrail key, as a date.
 fn key_day(key: &str) -> Option<NaiveDate> {
     let parts: Vec<&str> = key.split('/').collect();
@@ -690,34 +1019,40 @@ fn key_day(key: &str) -> Option<NaiveDate> {
     })
 }
 
+/// Copies the log and digest files under each of `roots`
+/// (`AWSLogs/[{org}/]{account}`) to `dir`; how many of each root.
 async fn download(
     client: &aws_sdk_s3::Client,
     bucket: &str,
     prefix: Option<&str>,
-    root: &str,
+    roots: &[String],
     dir: &Path,
     (from, to): (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
     concurrency: usize,
-) -> Result<usize, AuditError> {
+) -> Result<Vec<usize>, AuditError> {
     let p = prefix.map(|p| format!("{p}/")).unwrap_or_default();
-    let root = format!("{p}{root}/");
     let s3 = S3Logs::new(client.clone());
-    let (mut keys, mut refused) = (Vec::new(), Vec::new());
-    for kind in ["CloudTrail/", "CloudTrail-Digest/"] {
-        let folder = format!("{root}{kind}");
-        for key in s3.list(bucket, &folder, "").await? {
-            let day = key_day(&key);
-            let keep = day.is_some_and(|d| {
-                from.is_none_or(|f| d >= f.date_naive()) && to.is_none_or(|t| d <= t.date_naive())
-            });
-            if !keep {
-                continue;
-            }
-            match localcopy::unsafe_key(&key) {
-                None => keys.push(key),
-                Some(why) => refused.push(format!("{key:?} {why}")),
+    let (mut keys, mut refused, mut counts) = (Vec::new(), Vec::new(), Vec::new());
+    for root in roots {
+        let before = keys.len();
+        for kind in ["CloudTrail/", "CloudTrail-Digest/"] {
+            let folder = format!("{p}{root}/{kind}");
+            for key in s3.list(bucket, &folder, "").await? {
+                let day = key_day(&key);
+                let keep = day.is_some_and(|d| {
+                    from.is_none_or(|f| d >= f.date_naive())
+                        && to.is_none_or(|t| d <= t.date_naive())
+                });
+                if !keep {
+                    continue;
+                }
+                match localcopy::unsafe_key(&key) {
+                    None => keys.push(key),
+                    Some(why) => refused.push(format!("{key:?} {why}")),
+                }
             }
         }
+        counts.push(keys.len() - before);
     }
     let file_err = |path: &Path, e: std::io::Error| AuditError::File {
         path: path.display().to_string(),
@@ -763,7 +1098,7 @@ async fn download(
             refused.join("; ")
         )));
     }
-    Ok(n)
+    Ok(counts)
 }
 
 #[cfg(test)]
@@ -827,6 +1162,176 @@ mod tests {
             NaiveDate::from_ymd_opt(2026, 11, 24)
         );
         assert_eq!(key_day("AWSLogs/1/CloudTrail/us-east-1/x.json.gz"), None);
+    }
+
+    /// A report of `digests` (valid, total) and `logs` over a region or an
+    /// account, found from 00:00 to 02:00 when a digest is valid.
+    fn counts(digests: (usize, usize), logs: (usize, usize)) -> Report {
+        let found = |t: &str| (digests.0 > 0).then(|| t.to_owned());
+        Report {
+            digests_valid: digests.0,
+            digests_total: digests.1,
+            logs_valid: logs.0,
+            logs_total: logs.1,
+            found_start: found("2026-11-24T00:00:00Z"),
+            found_end: found("2026-11-24T02:00:00Z"),
+            regions: Default::default(),
+        }
+    }
+
+    fn account(id: &str, regions: &[(&str, Report)], known: bool) -> organization::AccountReport {
+        let mut report = Report::default();
+        for (region, r) in regions {
+            report.digests_valid += r.digests_valid;
+            report.digests_total += r.digests_total;
+            report.logs_valid += r.logs_valid;
+            report.logs_total += r.logs_total;
+            report.found_start = report.found_start.or(r.found_start.clone());
+            report.found_end = report.found_end.or(r.found_end.clone());
+            report.regions.insert(region.to_string(), r.clone());
+        }
+        organization::AccountReport {
+            account_id: id.into(),
+            report,
+            known,
+        }
+    }
+
+    fn org_request() -> Request {
+        Request {
+            bucket: "logs".into(),
+            prefix: None,
+            account_id: "111122223333".into(),
+            organization_id: Some("o-a1b2c3d4e5".into()),
+            trail_name: "org".into(),
+            home_region: "eu-west-1".into(),
+            regions: Vec::new(),
+            start: parse_time("2026-11-24T00:00:00Z").unwrap(),
+            end: parse_time("2026-11-24T02:10:00Z").unwrap(),
+            now: parse_time("2026-11-24T02:10:00Z").unwrap(),
+            heads: HashMap::new(),
+            segments: HashMap::new(),
+            tail_grace: chrono::Duration::minutes(30),
+            concurrency: 32,
+            report_unlisted: false,
+        }
+    }
+
+    /// Own account valid in two regions; a member INVALID in one, its
+    /// other region empty; a member with nothing at all; one that owes
+    /// nothing by the state table; a region name with a newline.
+    fn org_report() -> OrganizationReport {
+        OrganizationReport {
+            accounts: vec![
+                account(
+                    "111122223333",
+                    &[
+                        ("eu-west-1", counts((2, 2), (2, 2))),
+                        ("us-east-2", counts((2, 2), (1, 1))),
+                    ],
+                    true,
+                ),
+                account(
+                    "222233334444",
+                    &[
+                        ("eu-west-1", counts((0, 2), (0, 0))),
+                        ("us-east-2", counts((0, 0), (0, 0))),
+                    ],
+                    true,
+                ),
+                account("333344445555", &[], false),
+                account(
+                    "444455556666",
+                    &[("eu-west-1", counts((0, 0), (0, 0)))],
+                    true,
+                ),
+                account(
+                    "555566667777",
+                    &[("x\nAccount 1: valid", counts((1, 1), (0, 0)))],
+                    false,
+                ),
+            ],
+            odd_folders: vec!["evil".into()],
+        }
+    }
+
+    #[test]
+    fn every_account_gets_a_summary_per_region_in_order_and_the_failures_are_named() {
+        let text = organization_text(&org_report(), &org_request());
+        let expected = "
+Results requested for 2026-11-24T00:00:00Z to 2026-11-24T02:10:00Z
+
+Account 111122223333, region eu-west-1: 2/2 digest files valid, 2/2 log files valid (results found for 2026-11-24T00:00:00Z to 2026-11-24T02:00:00Z)
+Account 111122223333, region us-east-2: 2/2 digest files valid, 1/1 log files valid (results found for 2026-11-24T00:00:00Z to 2026-11-24T02:00:00Z)
+Account 222233334444, region eu-west-1: INVALID: 0/2 digest files valid, 0/0 log files valid
+Account 222233334444, region us-east-2: No digests found
+Account 333344445555: No digests found
+Account 444455556666, region eu-west-1: No digests found, none owed (its chains in the state table began after the range or ended before it)
+Account 555566667777, region x\\nAccount 1: valid: 1/1 digest files valid, 0/0 log files valid (results found for 2026-11-24T00:00:00Z to 2026-11-24T02:00:00Z)
+
+5 accounts: 5/7 digest files valid, 3/3 log files valid
+INVALID: 222233334444
+No digests found, nothing proven: 333344445555
+";
+        assert_eq!(text, expected);
+        assert!(!org_report().all_valid());
+    }
+
+    #[test]
+    fn the_json_report_has_every_account_and_region_and_each_findings_account() {
+        let finding = Finding {
+            kind: validate::Kind::Digest,
+            location: "s3://logs/AWSLogs/o-a1b2c3d4e5/222233334444/CloudTrail-Digest/eu-west-1/k"
+                .into(),
+            problem: Some("not found".into()),
+            bytes: 0,
+            listed: 0,
+            region: "eu-west-1".into(),
+        };
+        let v = organization_json(
+            &org_report(),
+            &org_request(),
+            &[("222233334444".into(), finding)],
+        );
+        assert_eq!(v["valid"], json!(false));
+        assert_eq!(v["organizationId"], json!("o-a1b2c3d4e5"));
+        assert_eq!(v["digestFiles"], json!({ "valid": 5, "total": 7 }));
+        let accounts = v["accounts"].as_array().unwrap();
+        let results: Vec<(&str, &str, bool)> = accounts
+            .iter()
+            .map(|a| {
+                (
+                    a["accountId"].as_str().unwrap(),
+                    a["result"].as_str().unwrap(),
+                    a["valid"].as_bool().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            results,
+            [
+                ("111122223333", "valid", true),
+                ("222233334444", "INVALID", false),
+                ("333344445555", "noDigestsFound", false),
+                ("444455556666", "noDigestsNoneOwed", true),
+                ("555566667777", "valid", true),
+            ]
+        );
+        assert_eq!(
+            accounts[1]["regions"],
+            json!([
+                { "region": "eu-west-1", "valid": false,
+                  "digestFiles": { "valid": 0, "total": 2 }, "logFiles": { "valid": 0, "total": 0 },
+                  "foundStart": null, "foundEnd": null },
+                { "region": "us-east-2", "valid": false,
+                  "digestFiles": { "valid": 0, "total": 0 }, "logFiles": { "valid": 0, "total": 0 },
+                  "foundStart": null, "foundEnd": null },
+            ])
+        );
+        assert_eq!(v["oddFolders"], json!(["evil"]));
+        assert_eq!(v["findings"][0]["account"], json!("222233334444"));
+        assert_eq!(v["findings"][0]["region"], json!("eu-west-1"));
+        assert_eq!(v["findings"][0]["problem"], json!("not found"));
     }
 
     #[test]

@@ -22,6 +22,7 @@ use trailkeep_shared::ingest::normalize::Context;
 use trailkeep_shared::trail::{admin, NewTrail, TrailUpdate};
 use trailkeep_shared::trail::{HealthStore, Trail};
 use trailkeep_shared::validate::localcopy::{self, LocalDir};
+use trailkeep_shared::validate::organization;
 use trailkeep_shared::validate::{self, Finding, Keys, Kind, Request};
 
 use crate::delivery::{gunzip, DiesAfter, Pipeline, ACCOUNT, HOME};
@@ -1081,6 +1082,204 @@ async fn a_member_accounts_chain_of_an_organization_trail_passes_both_validators
     let out = awscli_validate_bucket(&a.p.bucket.name, (TRAIL, HOME), HOME, start, end, &pem);
     assert_eq!(out["digests"], json!(0), "{out}");
     std::fs::remove_dir_all(&dir).unwrap();
+    a.delete().await;
+}
+
+/// The state table's chains of the trail, as `validate-logs` reads them:
+/// each chain's head and every segment mark.
+async fn chains(a: &Audit) -> organization::Chains {
+    let mut chains = organization::Chains::default();
+    for cursor in a.p.staging.cursors(TRAIL).await.unwrap() {
+        if let Some(head) = a.p.staging.head(TRAIL, &cursor.chain).await.unwrap() {
+            chains.heads.insert(cursor.chain, head);
+        }
+    }
+    chains.segments = a.p.staging.segments(TRAIL).await.unwrap();
+    chains
+}
+
+/// Issue 17, item 4: `validate-logs` of an organization trail without
+/// `--account-id` validates every account's chains at once, with a report
+/// per account and region; deleting an account's whole folder does not
+/// take it out of the report while the state table names its chains.
+#[tokio::test]
+async fn every_account_of_an_organization_trail_is_validated_and_a_deleted_one_is_reported() {
+    const ORG: &str = "o-a1b2c3d4e5";
+    const MEMBERS: [&str; 2] = ["222233334444", "333344445555"];
+    // GIVEN the trail made an organization trail, logging from 00:00
+    let mut a = Audit::new().await;
+    let update = TrailUpdate {
+        organization_id: Some(Some(ORG.into())),
+        ..TrailUpdate::default()
+    };
+    admin::update(&a.p.state.trails(), TRAIL, update)
+        .await
+        .unwrap();
+    let t0 = parse_time("2026-11-24T00:00:00Z");
+    a.set_logging(true, t0).await;
+    // AND for three hours two members send an event every half hour and
+    // the stack's account one an hour; deliver every 5 minutes, digest at
+    // ten past each hour
+    let end = t0 + Duration::hours(3) + Duration::minutes(15);
+    let mut t = t0;
+    while t < end {
+        let minute = t.format("%M").to_string();
+        if t < t0 + Duration::hours(3) && ["00", "30"].contains(&minute.as_str()) {
+            for member in MEMBERS {
+                a.ingest_of(member, t + Duration::seconds(20)).await;
+            }
+            if minute == "00" {
+                a.ingest(t + Duration::seconds(40)).await;
+            }
+        }
+        a.deliver(t + Duration::minutes(4)).await;
+        if minute == "10" {
+            a.digest(t).await;
+        }
+        t += Duration::minutes(5);
+    }
+    let logs_of = |keys: &[String], account: &str| {
+        let folder = format!("AWSLogs/{ORG}/{account}/CloudTrail/");
+        keys.iter().filter(|k| k.starts_with(&folder)).count()
+    };
+    let keys: Vec<String> =
+        a.p.bucket
+            .objects()
+            .await
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+
+    // WHEN every account is validated, as validate-logs does without
+    // --account-id: accounts from the state table and the bucket's folders
+    let trusted = a.keys().await;
+    let chains = chains(&a).await;
+    let mut request = a.request(t0, end);
+    request.organization_id = Some(ORG.into());
+    let bucket = a.p.bucket.name.clone();
+    let at = organization::Folder {
+        bucket: &bucket,
+        prefix: None,
+        org: ORG,
+        own_account: ACCOUNT,
+    };
+    let every_account = |chains: organization::Chains| {
+        let (request, trusted, sink) = (&request, &trusted, &a.p.sink);
+        async move {
+            let accounts = organization::find_accounts(sink, at, &chains)
+                .await
+                .unwrap();
+            let mut findings = Vec::new();
+            let report = organization::validate_accounts(
+                sink,
+                trusted,
+                request,
+                &chains,
+                &accounts,
+                |account, f| findings.push((account.to_owned(), f)),
+            )
+            .await
+            .unwrap();
+            (accounts, report, findings)
+        }
+    };
+    let (accounts, report, findings) = every_account(chains.clone()).await;
+
+    // THEN the stack's account and both members are found, in the state
+    // table and in the bucket, and each has its own summary, all valid
+    let all = [ACCOUNT, MEMBERS[0], MEMBERS[1]];
+    assert_eq!(accounts.ids, all);
+    assert_eq!(accounts.known.iter().collect::<Vec<_>>(), all);
+    assert_eq!(accounts.odd_folders, Vec::<String>::new());
+    let problems_of = |findings: &[(String, Finding)]| {
+        findings
+            .iter()
+            .filter(|(_, f)| f.problem.is_some())
+            .map(|(account, f)| format!("{account}: {}", f.line()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(problems_of(&findings), Vec::<String>::new());
+    let summaries: Vec<(String, Vec<String>, String)> = report
+        .accounts
+        .iter()
+        .map(|r| {
+            (
+                r.account_id.clone(),
+                r.report.regions.keys().cloned().collect(),
+                r.report.regions[HOME].summary(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, Vec<String>, String)> = all
+        .iter()
+        .map(|account| {
+            let n = logs_of(&keys, account);
+            assert!(n >= 3, "{account}: {n} log files");
+            (
+                account.to_string(),
+                vec![HOME.to_owned()],
+                format!("3/3 digest files valid, {n}/{n} log files valid"),
+            )
+        })
+        .collect();
+    assert_eq!(summaries, expected);
+    assert!(report
+        .accounts
+        .iter()
+        .all(|r| r.verdict() == organization::Verdict::Valid));
+    assert!(report.all_valid());
+    // AND each finding is in its own account's folder
+    for (account, f) in &findings {
+        let folder = format!("s3://{bucket}/AWSLogs/{ORG}/{account}/");
+        assert!(f.location.starts_with(&folder), "{account}: {}", f.location);
+    }
+    // AND without the state table the folders alone find the same accounts
+    let (blind, _, _) = every_account(organization::Chains::default()).await;
+    assert_eq!(blind.ids, all);
+
+    // WHEN a member's whole folder is deleted, log files and digests
+    let gone = MEMBERS[1];
+    let folder = format!("AWSLogs/{ORG}/{gone}/");
+    let deleted: Vec<&String> = keys.iter().filter(|k| k.starts_with(&folder)).collect();
+    assert!(deleted.len() > 3);
+    for key in &deleted {
+        delete(&a, key).await;
+    }
+    let (accounts, report, findings) = every_account(chains).await;
+
+    // THEN it is still validated, from the state table's chains, and
+    // reported INVALID: each of its three digests is missing
+    assert_eq!(accounts.ids, all);
+    let member = report
+        .accounts
+        .iter()
+        .find(|r| r.account_id == gone)
+        .expect("the deleted account is in the report");
+    assert_eq!(member.verdict(), organization::Verdict::Invalid);
+    assert_eq!(
+        member.report.regions[HOME].summary(),
+        "0/3 digest files valid, 0/0 log files valid"
+    );
+    let missing = problems_of(&findings);
+    assert_eq!(missing.len(), 3, "{missing:?}");
+    for line in &missing {
+        assert!(
+            line.starts_with(&format!("{gone}: Digest file\ts3://{bucket}/{folder}"))
+                && line.contains("INVALID: not found"),
+            "{line}"
+        );
+    }
+    // AND the others are as valid as before, the run is not
+    assert!(report
+        .accounts
+        .iter()
+        .filter(|r| r.account_id != gone)
+        .all(|r| r.verdict() == organization::Verdict::Valid));
+    assert!(!report.all_valid());
+    // … which without the state table could not be told from an account
+    // that never was: only its folders named it
+    let (blind, _, _) = every_account(organization::Chains::default()).await;
+    assert_eq!(blind.ids, [ACCOUNT, MEMBERS[0]]);
     a.delete().await;
 }
 

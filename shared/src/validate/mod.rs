@@ -16,6 +16,7 @@
 //! chain segment must also reach the final digest its marks name.
 
 pub mod localcopy;
+pub mod organization;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -225,6 +226,10 @@ pub struct Finding {
     /// (progress, not reported).
     #[serde(skip)]
     pub listed: usize,
+    /// The region of the chain it was found in (the report counts it
+    /// there; its key names it too).
+    #[serde(skip)]
+    pub region: String,
 }
 
 impl Finding {
@@ -280,9 +285,9 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
         .into()
 }
 
-/// The outcome: counts and the time range of the valid digests. Findings
-/// themselves go to the caller's sink as they are made, so memory stays
-/// flat however large the range.
+/// The outcome: counts and the time range of the valid digests, in all
+/// and per region. Findings themselves go to the caller's sink as they are
+/// made, so memory stays flat however large the range.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
@@ -293,10 +298,20 @@ pub struct Report {
     /// Time range of the digests that were found valid.
     pub found_start: Option<String>,
     pub found_end: Option<String>,
+    /// The same, per region checked (each with no regions of its own):
+    /// every region the run looked at, those where nothing was found too.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub regions: BTreeMap<String, Report>,
 }
 
 impl Report {
+    /// Counts a verdict, in all and in its region.
     fn count(&mut self, f: &Finding) {
+        self.tally(f);
+        self.regions.entry(f.region.clone()).or_default().tally(f);
+    }
+
+    fn tally(&mut self, f: &Finding) {
         let (valid, total) = match f.kind {
             Kind::Digest => (&mut self.digests_valid, &mut self.digests_total),
             Kind::Log => (&mut self.logs_valid, &mut self.logs_total),
@@ -466,13 +481,13 @@ pub async fn validate<S: Source>(
 ) -> Result<Report, StoreError> {
     let root = req.folders("CloudTrail-Digest");
     let regions = regions(src, req, &root).await?;
-    let (log_tx, log_rx) = mpsc::channel::<DigestLogFile>(LOG_QUEUE);
+    let (log_tx, log_rx) = mpsc::channel::<QueuedLog>(LOG_QUEUE);
     let (out_tx, mut out_rx) = mpsc::unbounded::<Finding>();
     let walk = {
         let (mut log_tx, out_tx) = (log_tx, out_tx.clone());
         let (regions, root) = (&regions, &root);
         async move {
-            let mut found = Found::default();
+            let mut found = BTreeMap::new();
             for region in regions {
                 let chain = RegionChain {
                     src,
@@ -482,7 +497,9 @@ pub async fn validate<S: Source>(
                     region,
                     out: &out_tx,
                 };
-                chain.check(&mut found, &mut log_tx).await?;
+                let mut here = Found::default();
+                chain.check(&mut here, &mut log_tx).await?;
+                found.insert(region.clone(), here);
             }
             if req.report_unlisted {
                 // A region with log files and no digests at all: no digest
@@ -519,7 +536,7 @@ pub async fn validate<S: Source>(
         let out_tx = out_tx;
         async move {
             log_rx
-                .map(|log| check_log(src, log))
+                .map(|(region, log)| check_log(src, region, log))
                 .buffered(req.concurrency.max(1))
                 .try_for_each(|f| {
                     let sent = out_tx.unbounded_send(f);
@@ -535,6 +552,9 @@ pub async fn validate<S: Source>(
         }
     };
     let mut report = Report::default();
+    for region in &regions {
+        report.regions.insert(region.clone(), Report::default());
+    }
     let drain = async {
         while let Some(f) = out_rx.next().await {
             report.count(&f);
@@ -544,12 +564,26 @@ pub async fn validate<S: Source>(
     let (walked, checked, ()) = futures::join!(walk, logs, drain);
     let found = walked?;
     checked?;
-    report.found_start = found.start;
-    report.found_end = found.end;
+    let mut all = Found::default();
+    for (region, here) in found {
+        all.merge(&here);
+        let counts = report.regions.entry(region).or_default();
+        (counts.found_start, counts.found_end) = (here.start, here.end);
+    }
+    report.found_start = all.start;
+    report.found_end = all.end;
     Ok(report)
 }
 
-async fn check_log<S: Source>(src: &S, log: DigestLogFile) -> Result<Finding, StoreError> {
+/// A log file a valid digest lists, queued for checking, with the region
+/// of its digest's chain.
+type QueuedLog = (String, DigestLogFile);
+
+async fn check_log<S: Source>(
+    src: &S,
+    region: String,
+    log: DigestLogFile,
+) -> Result<Finding, StoreError> {
     let hashed = src.hash_log(&log.s3_bucket, &log.s3_object).await?;
     let inflated = hashed.as_ref().and_then(|h| h.as_ref().ok()).map(|h| h.len);
     let problem = match hashed {
@@ -565,6 +599,7 @@ async fn check_log<S: Source>(src: &S, log: DigestLogFile) -> Result<Finding, St
         problem,
         bytes: inflated.unwrap_or(0),
         listed: 0,
+        region,
     })
 }
 
@@ -583,6 +618,20 @@ impl Found {
         }
         if self.end.as_ref().is_none_or(|e| *e < d.digest_end_time) {
             self.end = Some(d.digest_end_time.clone());
+        }
+    }
+
+    /// Widens the range to cover another.
+    fn merge(&mut self, other: &Found) {
+        if let Some(s) = &other.start {
+            if self.start.as_ref().is_none_or(|mine| mine > s) {
+                self.start = Some(s.clone());
+            }
+        }
+        if let Some(e) = &other.end {
+            if self.end.as_ref().is_none_or(|mine| mine < e) {
+                self.end = Some(e.clone());
+            }
         }
     }
 }
@@ -633,7 +682,7 @@ impl<S: Source> RegionChain<'_, S> {
     async fn check(
         &self,
         found_range: &mut Found,
-        logs: &mut mpsc::Sender<DigestLogFile>,
+        logs: &mut mpsc::Sender<QueuedLog>,
     ) -> Result<(), StoreError> {
         let found = self.in_range().await?;
         self.report_tail(&found)?;
@@ -728,6 +777,7 @@ impl<S: Source> RegionChain<'_, S> {
             problem,
             bytes: 0,
             listed,
+            region: self.region.to_owned(),
         };
         self.out
             .unbounded_send(finding)
@@ -898,7 +948,7 @@ impl<S: Source> RegionChain<'_, S> {
         &self,
         found: &BTreeMap<DateTime<Utc>, Vec<String>>,
         found_range: &mut Found,
-        logs: &mut mpsc::Sender<DigestLogFile>,
+        logs: &mut mpsc::Sender<QueuedLog>,
         listed: &mut Listed,
     ) -> Result<HashSet<String>, StoreError> {
         let found_keys: HashSet<&String> = found.values().flatten().collect();
@@ -984,7 +1034,7 @@ impl<S: Source> RegionChain<'_, S> {
                 found_range.extend(d);
                 // Its log files are checked while the walk goes on.
                 for log in &d.log_files {
-                    logs.send(log.clone())
+                    logs.send((self.region.to_owned(), log.clone()))
                         .await
                         .map_err(|e| StoreError::Backend {
                             operation: "queue log file",
@@ -1108,6 +1158,7 @@ mod tests {
             problem: None,
             bytes: 0,
             listed: 3,
+            region: "eu-west-1".into(),
         };
         let invalid = Finding {
             kind: Kind::Log,
@@ -1115,6 +1166,7 @@ mod tests {
             problem: Some(BAD_HASH.into()),
             bytes: 0,
             listed: 0,
+            region: "us-east-2".into(),
         };
         assert_eq!(valid.line(), "Digest file\ts3://b/d\tvalid");
         assert_eq!(
@@ -1146,5 +1198,16 @@ mod tests {
         r.count(&invalid);
         assert_eq!(r.summary(), "1/1 digest files valid, 0/1 log files valid");
         assert!(!r.all_valid());
+        // … and each in its region's counts
+        assert_eq!(
+            r.regions["eu-west-1"].summary(),
+            "1/1 digest files valid, 0/0 log files valid"
+        );
+        assert!(r.regions["eu-west-1"].all_valid());
+        assert_eq!(
+            r.regions["us-east-2"].summary(),
+            "0/0 digest files valid, 0/1 log files valid"
+        );
+        assert!(!r.regions["us-east-2"].all_valid());
     }
 }
