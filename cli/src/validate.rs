@@ -363,8 +363,16 @@ impl Ctx {
         });
         let heads = stream::iter(cursors)
             .map(|c| async move {
-                let head = state.head(trail, &c.chain).await;
-                head.ok().flatten().map(|h| (c.chain, h))
+                match state.head(trail, &c.chain).await {
+                    Ok(head) => head.map(|h| (c.chain, h)),
+                    Err(e) => {
+                        let chain = trailkeep_shared::ingest::normalize::quote_prefix(&c.chain);
+                        eprintln!(
+                            "warning: chain head of {chain} not read from the state table ({e}): its tail is checked by the hourly rule alone"
+                        );
+                        None
+                    }
+                }
             })
             .buffer_unordered(HEADS_AT_ONCE)
             .filter_map(|h| async move { h })

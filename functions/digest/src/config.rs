@@ -15,7 +15,8 @@ pub struct Config {
     /// GRACE_SECONDS (deliver's, default 120), SETTLE_SECONDS (how long
     /// after a stop ingest may still stage: its trail cache lifetime plus
     /// its timeout; default 90), SERVED_REGIONS (the regions a multi-region
-    /// trail logs; default AWS_REGION), HASH_CONCURRENCY (default 8).
+    /// trail logs; default AWS_REGION), HASH_CONCURRENCY (default 8),
+    /// CHAIN_CONCURRENCY (default 16).
     pub digest: DigestSettings,
 }
 

@@ -897,7 +897,6 @@ async fn three_accounts_in_four_regions_each_event_in_one_file_each_file_in_one_
     org.organization_id = Some(ORG.into());
     let trails = vec![org];
     let signer = TestSigner::new();
-    let history = crate::testkit::MemoryHistory::default();
     let history_settings = crate::history::HistorySettings {
         retention_days: 90,
         shards: 1,
@@ -909,7 +908,10 @@ async fn three_accounts_in_four_regions_each_event_in_one_file_each_file_in_one_
     let mut worlds = Vec::new();
     let mut ids: HashMap<(&str, &str), Vec<String>> = HashMap::new();
     for chains in [1, 8] {
-        let state = MemoryState::default();
+        let (state, history) = (
+            MemoryState::default(),
+            crate::testkit::MemoryHistory::default(),
+        );
         let targets = Targets {
             history: &history,
             settings: &history_settings,
@@ -985,9 +987,9 @@ async fn three_accounts_in_four_regions_each_event_in_one_file_each_file_in_one_
             now += Duration::minutes(5);
         }
         let most = counting.most.load(std::sync::atomic::Ordering::SeqCst);
-        worlds.push((bucket, digests, most));
+        worlds.push((bucket, digests, most, state));
     }
-    let (bucket, digests, most) = &worlds[1];
+    let (bucket, digests, most, state) = &worlds[1];
     assert_eq!(ids.values().map(Vec::len).sum::<usize>(), 5_040);
 
     // THEN every event is in exactly one log file, under its account and region
@@ -1053,7 +1055,8 @@ async fn three_accounts_in_four_regions_each_event_in_one_file_each_file_in_one_
     // chain at a time
     assert!((2..=8).contains(most), "{most} signatures at once");
     assert_eq!(worlds[0].2, 1);
-    let (one_at_a_time, _, _) = &worlds[0];
+    let one_at_a_time = &worlds[0].0;
+    assert_eq!(one_at_a_time.keys("logs", ""), bucket.keys("logs", ""));
     for key in &files {
         assert_eq!(
             one_at_a_time.object("logs", key).map(|o| o.bytes),
@@ -1061,4 +1064,13 @@ async fn three_accounts_in_four_regions_each_event_in_one_file_each_file_in_one_
             "{key}"
         );
     }
+    // AND the key registry has the one key, for every region, over the
+    // whole span the chains signed (noted once per region, not per chain)
+    let noted = state.keys_used();
+    assert_eq!(noted.len(), 1);
+    let regions: std::collections::BTreeSet<String> =
+        regions.iter().map(|r| r.to_string()).collect();
+    assert_eq!(noted[0].regions, regions);
+    let span = (noted[0].first, noted[0].last);
+    assert_eq!(span, (t("2026-11-24T01:00:00Z"), t("2026-11-24T04:00:00Z")));
 }

@@ -304,6 +304,7 @@ pub fn due(
 }
 
 /// A signing key and the digest end times it signed, in one region.
+#[derive(Clone)]
 struct KeyUse {
     region: String,
     key: PublicKey,
@@ -372,8 +373,11 @@ impl<S: DigestState + HealthStore, K: Signer, B: DigestBucket> Digester<'_, S, K
     }
 
     /// Extends every chain of one trail, `settings.chains` at once (chains
-    /// share nothing but the key registry), then notes each signing key
-    /// once per region for the span it signed.
+    /// share nothing but the key registry; whichever finishes first frees
+    /// its slot, so one long chain never holds up the others), and notes
+    /// each signing key per region: at its first use in the run (a run cut
+    /// short by its timeout has noted it), and at the end for the whole
+    /// span the run signed, if it grew.
     async fn run_trail(
         &self,
         trail: &Trail,
@@ -383,7 +387,7 @@ impl<S: DigestState + HealthStore, K: Signer, B: DigestBucket> Digester<'_, S, K
     ) {
         let grace = self.settings.grace_secs;
         let chains = self.regions(trail, cursors);
-        let runs: Vec<_> = stream::iter(&chains)
+        let mut runs = stream::iter(&chains)
             .map(|region| async move {
                 let cursor = cursors.iter().find(|c| &c.chain == region);
                 // The region's hour ending at H is complete once its first
@@ -395,40 +399,49 @@ impl<S: DigestState + HealthStore, K: Signer, B: DigestBucket> Digester<'_, S, K
                 let not_before = cursor
                     .and_then(|c| c.first)
                     .map(|w| digest_end(&delivery_time(w, grace)) + Duration::hours(1));
-                let mut part = DigestReport::default();
-                let used = self
-                    .chain(trail, region, (complete_until, not_before), now, &mut part)
+                let (mut part, mut used) = (DigestReport::default(), None);
+                let bounds = (complete_until, not_before);
+                let done = self
+                    .chain(trail, region, bounds, now, &mut part, &mut used)
                     .await;
-                (region, part, used)
+                (region, part, done, used)
             })
-            .buffered(self.settings.chains.max(1))
-            .collect()
-            .await;
-        // (signing region, key fingerprint) → the key and the span it signed.
-        let mut keys: BTreeMap<(String, String), KeyUse> = BTreeMap::new();
-        for (region, part, used) in runs {
+            .buffer_unordered(self.settings.chains.max(1));
+        // (signing region, key fingerprint) → the key, the span it signed
+        // and the span noted so far.
+        let mut keys: BTreeMap<(String, String), (KeyUse, KeyUse)> = BTreeMap::new();
+        let mut failures = Vec::new();
+        while let Some((region, part, done, used)) = runs.next().await {
             report.absorb(part);
-            match used {
-                Ok(Some(u)) => {
-                    let slot = (u.region.clone(), u.key.fingerprint.clone());
-                    match keys.entry(slot) {
-                        Entry::Vacant(v) => {
-                            v.insert(u);
-                        }
-                        Entry::Occupied(mut o) => o.get_mut().widen(&u),
-                    }
+            if let Err(e) = done {
+                failures.push(failed(ALARM, &trail.name, region, &e));
+            }
+            // A chain that failed part way notes the hours it did write.
+            let Some(u) = used else { continue };
+            match keys.entry((u.region.clone(), u.key.fingerprint.clone())) {
+                Entry::Vacant(v) => {
+                    self.note_key(trail, &u, &mut failures).await;
+                    v.insert((u.clone(), u));
                 }
-                Ok(None) => {}
-                Err(e) => report.failed.push(failed(ALARM, &trail.name, region, &e)),
+                Entry::Occupied(mut o) => o.get_mut().0.widen(&u),
             }
         }
-        for u in keys.into_values() {
-            let noted = self.state.note_key(&u.region, &u.key, &u.first, &u.last);
-            if let Err(e) = noted.await {
-                report
-                    .failed
-                    .push(failed(ALARM, &trail.name, &u.region, &e));
+        for (signed, noted) in keys.into_values() {
+            if (signed.first, signed.last) != (noted.first, noted.last) {
+                self.note_key(trail, &signed, &mut failures).await;
             }
+        }
+        failures.sort_by(|a, b| a.region.cmp(&b.region));
+        report.failed.extend(failures);
+    }
+
+    /// Notes a key's use in the key registry; a failure is the trail's,
+    /// filed under `key {fingerprint}` in the region.
+    async fn note_key(&self, trail: &Trail, u: &KeyUse, failures: &mut Vec<Failed>) {
+        let noted = self.state.note_key(&u.region, &u.key, &u.first, &u.last);
+        if let Err(e) = noted.await {
+            let what = format!("{} (key {})", u.region, u.key.fingerprint);
+            failures.push(failed(ALARM, &trail.name, &what, &e));
         }
     }
 
@@ -469,7 +482,8 @@ impl<S: DigestState + HealthStore, K: Signer, B: DigestBucket> Digester<'_, S, K
 
     /// Extends one region's chain by every hour that is due and complete
     /// (up to `complete_until`); a new chain from `not_before` at the earliest.
-    /// Returns the key it signed with and the span, if it wrote any.
+    /// Sets `used` to the key it signed with and the span it wrote, as it
+    /// writes (so that a chain failing part way still tells).
     async fn chain(
         &self,
         trail: &Trail,
@@ -477,10 +491,11 @@ impl<S: DigestState + HealthStore, K: Signer, B: DigestBucket> Digester<'_, S, K
         (complete_until, not_before): (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
         now: &DateTime<Utc>,
         report: &mut DigestReport,
-    ) -> Result<Option<KeyUse>, StoreError> {
+        used: &mut Option<KeyUse>,
+    ) -> Result<(), StoreError> {
         let stored = self.state.head(&trail.name, region).await?;
         let Some(mut due) = due(trail, stored.as_ref(), now, self.settings) else {
-            return Ok(None);
+            return Ok(());
         };
         if !due.continues {
             due.first = due.first.max(not_before.unwrap_or(due.first));
@@ -490,7 +505,6 @@ impl<S: DigestState + HealthStore, K: Signer, B: DigestBucket> Digester<'_, S, K
         let place = crate::delivery::place(trail, region)?;
         let key = self.signer.public_key(place.region).await?;
         let mut end = due.first;
-        let mut written = None;
         while end <= due.last {
             if complete_until.is_some_and(|c| c < end) {
                 report.waiting += 1;
@@ -524,17 +538,21 @@ impl<S: DigestState + HealthStore, K: Signer, B: DigestBucket> Digester<'_, S, K
                 break;
             }
             report.digests += 1;
-            written = Some((written.map_or(end, |(first, _)| first), end));
+            let signed = KeyUse {
+                region: place.region.to_owned(),
+                key: key.clone(),
+                first: end,
+                last: end,
+            };
+            match used {
+                Some(u) => u.widen(&signed),
+                None => *used = Some(signed),
+            }
             expected = Some(end);
             previous = Some(head);
             end += Duration::hours(1);
         }
-        Ok(written.map(|(first, last)| KeyUse {
-            region: place.region.to_owned(),
-            key,
-            first,
-            last,
-        }))
+        Ok(())
     }
 
     /// Writes the digest ending at `end` of a trail's region (signed with

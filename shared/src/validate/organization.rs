@@ -19,6 +19,7 @@ use futures::{stream, StreamExt, TryStreamExt};
 
 use super::{validate, Finding, Keys, Report, Request, Source};
 use crate::digest::{ChainHead, SegmentMark};
+use crate::ingest::normalize::is_region;
 use crate::store::StoreError;
 use crate::trail::{is_account_id, Place};
 
@@ -61,9 +62,7 @@ impl Chains {
             .keys()
             .chain(self.segments.keys())
             .filter_map(|chain| chain.strip_prefix(&prefix)?.split_once('/'))
-            .filter(|(account, region)| {
-                is_account_id(account) && !region.is_empty() && !region.contains('/')
-            })
+            .filter(|(account, region)| is_account_id(account) && is_region(region))
             .map(|(account, _)| account.to_owned())
             .collect()
     }
@@ -74,9 +73,7 @@ impl Chains {
 fn by_region<V: Clone>(chain: &str, map: &HashMap<String, V>) -> HashMap<String, V> {
     map.iter()
         .filter_map(|(key, value)| {
-            let region = key
-                .strip_prefix(chain)
-                .filter(|r| !r.is_empty() && !r.contains('/'))?;
+            let region = key.strip_prefix(chain).filter(|r| is_region(r))?;
             Some((region.to_owned(), value.clone()))
         })
         .collect()

@@ -156,8 +156,9 @@ fn parts(request: &Lookup, day: &str, shards: u32) -> Vec<(String, Part)> {
                 if ro.is_some() {
                     part(time_pk(region, day), ro);
                 }
-                if region != global {
-                    // Written before sharding: never sharded.
+                // Written before sharding (and before member accounts had
+                // a history): never sharded, never a member's.
+                if region != global && request.account.is_none() {
                     parts.push((
                         region.to_owned(),
                         Part {
