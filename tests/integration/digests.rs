@@ -106,6 +106,41 @@ impl Audit {
         self.trails = admin::describe(&store, &[]).await.unwrap();
     }
 
+    /// Makes the trail an organization trail of `org`, logging from `t0`.
+    async fn organization_trail(&mut self, org: &str, t0: DateTime<Utc>) {
+        let update = TrailUpdate {
+            organization_id: Some(Some(org.into())),
+            ..TrailUpdate::default()
+        };
+        admin::update(&self.p.state.trails(), TRAIL, update)
+            .await
+            .unwrap();
+        self.set_logging(true, t0).await;
+    }
+
+    /// Three hours from `t0`: each of `members` sends an event at each of
+    /// `minutes` past the hour, the stack's account one an hour; deliver
+    /// runs every 5 minutes, digest at ten past each hour, to 03:10.
+    async fn three_org_hours(&mut self, t0: DateTime<Utc>, members: &[&str], minutes: &[&str]) {
+        let mut t = t0;
+        while t < t0 + Duration::hours(3) + Duration::minutes(15) {
+            let minute = t.format("%M").to_string();
+            if t < t0 + Duration::hours(3) && minutes.contains(&minute.as_str()) {
+                for member in members {
+                    self.ingest_of(member, t + Duration::seconds(20)).await;
+                }
+                if minute == "00" {
+                    self.ingest(t + Duration::seconds(40)).await;
+                }
+            }
+            self.deliver(t + Duration::minutes(4)).await;
+            if minute == "10" {
+                self.digest(t).await;
+            }
+            t += Duration::minutes(5);
+        }
+    }
+
     /// One management event in the home region, ingested at `at`.
     async fn ingest(&mut self, at: DateTime<Utc>) {
         self.ingest_of(ACCOUNT, at).await;
@@ -1003,33 +1038,13 @@ async fn a_member_accounts_chain_of_an_organization_trail_passes_both_validators
     const MEMBER: &str = "222233334444";
     // GIVEN the trail made an organization trail, logging from 00:00
     let mut a = Audit::new().await;
-    let update = TrailUpdate {
-        organization_id: Some(Some(ORG.into())),
-        ..TrailUpdate::default()
-    };
-    admin::update(&a.p.state.trails(), TRAIL, update)
-        .await
-        .unwrap();
     let t0 = parse_time("2026-11-24T00:00:00Z");
-    a.set_logging(true, t0).await;
+    a.organization_trail(ORG, t0).await;
     // WHEN for three hours a member sends an event every quarter hour and
     // the stack's account one an hour; deliver runs every 5 minutes, digest
     // at ten past each hour
-    let mut t = t0;
-    while t < t0 + Duration::hours(3) + Duration::minutes(15) {
-        let minute = t.format("%M").to_string();
-        if t < t0 + Duration::hours(3) && ["00", "15", "30", "45"].contains(&minute.as_str()) {
-            a.ingest_of(MEMBER, t + Duration::seconds(20)).await;
-            if minute == "00" {
-                a.ingest(t + Duration::seconds(40)).await;
-            }
-        }
-        a.deliver(t + Duration::minutes(4)).await;
-        if minute == "10" {
-            a.digest(t).await;
-        }
-        t += Duration::minutes(5);
-    }
+    a.three_org_hours(t0, &[MEMBER], &["00", "15", "30", "45"])
+        .await;
 
     // THEN the member's files and digests are in the organization's folder
     let keys: Vec<String> =
@@ -1108,36 +1123,13 @@ async fn every_account_of_an_organization_trail_is_validated_and_a_deleted_one_i
     const MEMBERS: [&str; 2] = ["222233334444", "333344445555"];
     // GIVEN the trail made an organization trail, logging from 00:00
     let mut a = Audit::new().await;
-    let update = TrailUpdate {
-        organization_id: Some(Some(ORG.into())),
-        ..TrailUpdate::default()
-    };
-    admin::update(&a.p.state.trails(), TRAIL, update)
-        .await
-        .unwrap();
     let t0 = parse_time("2026-11-24T00:00:00Z");
-    a.set_logging(true, t0).await;
+    a.organization_trail(ORG, t0).await;
     // AND for three hours two members send an event every half hour and
     // the stack's account one an hour; deliver every 5 minutes, digest at
     // ten past each hour
+    a.three_org_hours(t0, &MEMBERS, &["00", "30"]).await;
     let end = t0 + Duration::hours(3) + Duration::minutes(15);
-    let mut t = t0;
-    while t < end {
-        let minute = t.format("%M").to_string();
-        if t < t0 + Duration::hours(3) && ["00", "30"].contains(&minute.as_str()) {
-            for member in MEMBERS {
-                a.ingest_of(member, t + Duration::seconds(20)).await;
-            }
-            if minute == "00" {
-                a.ingest(t + Duration::seconds(40)).await;
-            }
-        }
-        a.deliver(t + Duration::minutes(4)).await;
-        if minute == "10" {
-            a.digest(t).await;
-        }
-        t += Duration::minutes(5);
-    }
     let logs_of = |keys: &[String], account: &str| {
         let folder = format!("AWSLogs/{ORG}/{account}/CloudTrail/");
         keys.iter().filter(|k| k.starts_with(&folder)).count()

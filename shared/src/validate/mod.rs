@@ -605,7 +605,7 @@ async fn check_log<S: Source>(
 
 /// The time range covered by the valid digests.
 #[derive(Default)]
-struct Found {
+pub(super) struct Found {
     start: Option<String>,
     end: Option<String>,
 }
@@ -621,8 +621,16 @@ impl Found {
         }
     }
 
+    /// The range a report found.
+    pub(super) fn of(report: &Report) -> Self {
+        Found {
+            start: report.found_start.clone(),
+            end: report.found_end.clone(),
+        }
+    }
+
     /// Widens the range to cover another.
-    fn merge(&mut self, other: &Found) {
+    pub(super) fn merge(&mut self, other: &Found) {
         if let Some(s) = &other.start {
             if self.start.as_ref().is_none_or(|mine| mine > s) {
                 self.start = Some(s.clone());

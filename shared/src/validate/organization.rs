@@ -17,7 +17,7 @@ use std::collections::{BTreeSet, HashMap};
 use futures::channel::mpsc;
 use futures::{stream, StreamExt, TryStreamExt};
 
-use super::{validate, Finding, Keys, Report, Request, Source};
+use super::{validate, Finding, Found, Keys, Report, Request, Source};
 use crate::digest::{ChainHead, SegmentMark};
 use crate::ingest::normalize::is_region;
 use crate::store::StoreError;
@@ -191,24 +191,16 @@ impl OrganizationReport {
     /// Every account's counts added up, and the widest range found (no
     /// regions: they are per account).
     pub fn total(&self) -> Report {
-        let mut total = Report::default();
+        let (mut total, mut found) = (Report::default(), Found::default());
         for a in &self.accounts {
             let r = &a.report;
             total.digests_valid += r.digests_valid;
             total.digests_total += r.digests_total;
             total.logs_valid += r.logs_valid;
             total.logs_total += r.logs_total;
-            if let Some(s) = &r.found_start {
-                if total.found_start.as_ref().is_none_or(|t| t > s) {
-                    total.found_start = Some(s.clone());
-                }
-            }
-            if let Some(e) = &r.found_end {
-                if total.found_end.as_ref().is_none_or(|t| t < e) {
-                    total.found_end = Some(e.clone());
-                }
-            }
+            found.merge(&Found::of(r));
         }
+        (total.found_start, total.found_end) = (found.start, found.end);
         total
     }
 
