@@ -6,6 +6,8 @@
 # - start_moto / stop_moto: a moto server on 127.0.0.1 on a free port,
 #   stopped by its PID.
 # - start_watch / stop_watch: the functions under `cargo lambda watch`.
+# - ensure_chromium: Debian's chromium and chromedriver on PATH (the
+#   console's browser test), installed with apt-get if missing.
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE_DIR=${TRAILKEEP_CACHE:-$HOME/.cache/trailkeep}
@@ -116,4 +118,25 @@ stop_watch() {
     wait "$WATCH_PID" 2>/dev/null || true
     WATCH_PID=
   fi
+}
+
+# Debian's chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver),
+# which the console's browser test (tests/console_test.py) drives through
+# selenium; nothing is downloaded but Debian's packages.
+ensure_chromium() {
+  if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+    return
+  fi
+  local sudo=
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 \
+      || die "chromium and chromedriver are needed: install Debian's packages chromium and chromium-driver (apt-get install chromium chromium-driver, as root)"
+    sudo=sudo
+  fi
+  step "installing Debian's chromium and chromium-driver (apt-get)"
+  $sudo apt-get update -qq >&2 || die "apt-get update failed"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >&2 \
+    || die "apt-get install chromium chromium-driver failed"
+  command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 \
+    || die "chromium or chromedriver still not on PATH after apt-get install"
 }

@@ -25,8 +25,10 @@ TRAILKEEP="$CARGO_TARGET_DIR/debug/trailkeep"
 DEV="$CARGO_TARGET_DIR/debug/trailkeep-dev"
 
 PROXY_PID=
+CONSOLE_PID=
 cleanup() {
   [ -z "$PROXY_PID" ] || kill "$PROXY_PID" 2>/dev/null || true
+  [ -z "$CONSOLE_PID" ] || kill "$CONSOLE_PID" 2>/dev/null || true
   stop_watch
   stop_moto
 }
@@ -348,5 +350,41 @@ kill "$PROXY_PID" 2>/dev/null || true
 wait "$PROXY_PID" 2>/dev/null || true
 PROXY_PID=
 
+if [ "${CONSOLE_TEST:-}" = 1 ]; then
+  step "trailkeep console in headless chromium (tests/console_test.py): filter, load more, expand, downloads, trails, validate now, hostile input, secrets"
+  ensure_chromium
+  CONSOLE_PORT=$(free_port)
+  # Credentials of its own, for the console process only (the local function
+  # URL checks no signature): none of them may show in a page, a download or
+  # its log. "Validate now" trusts the stack's signing key, as validate-logs
+  # above, and reads chain heads from TRAILKEEP_STATE_TABLE.
+  console_secret=console-secret-$(python3 -c 'import secrets; print(secrets.token_hex(16))')
+  console_session=console-session-$(python3 -c 'import secrets; print(secrets.token_hex(16))')
+  AWS_ACCESS_KEY_ID=AKIACONSOLETEST00001 AWS_SECRET_ACCESS_KEY="$console_secret" AWS_SESSION_TOKEN="$console_session" \
+    "$TRAILKEEP" console --port "$CONSOLE_PORT" --api-url "$(output ApiUrl)" --regions "$SERVED_REGIONS" \
+    --signing-key-arn "$SIGNING_KEY" >"$OUT_DIR/console.log" 2>&1 &
+  CONSOLE_PID=$!
+  for _ in $(seq 1 150); do
+    curl -fsS "http://127.0.0.1:$CONSOLE_PORT/events" -o /dev/null 2>/dev/null && break
+    kill -0 "$CONSOLE_PID" 2>/dev/null || { cat "$OUT_DIR/console.log" >&2; die "trailkeep console exited"; }
+    sleep 0.2
+  done
+  curl -fsS "http://127.0.0.1:$CONSOLE_PORT/events" -o /dev/null \
+    || { cat "$OUT_DIR/console.log" >&2; die "trailkeep console did not answer on port $CONSOLE_PORT within 30 s"; }
+  printf '  trailkeep console on http://127.0.0.1:%s (pid %s, log %s)\n' "$CONSOLE_PORT" "$CONSOLE_PID" "$OUT_DIR/console.log"
+  rm -rf "$OUT_DIR/console"
+  python3 tests/console_test.py --console-url "http://127.0.0.1:$CONSOLE_PORT" --api-url "$(output ApiUrl)" \
+    --trailkeep "$TRAILKEEP" --out-dir "$OUT_DIR/console" --console-log "$OUT_DIR/console.log" \
+    --secret "$console_secret" --secret "$console_session" \
+    --secret "$(sed -n 's/^LOOKUP_TOKEN_KEY=//p' "$OUT_DIR/functions.env")" 2>&1 | sed 's/^/  /' \
+    || { tail -30 "$OUT_DIR/console.log" >&2; die "the console's browser test failed (screenshots in $OUT_DIR/console, log $OUT_DIR/console.log)"; }
+  kill "$CONSOLE_PID" 2>/dev/null || true
+  wait "$CONSOLE_PID" 2>/dev/null || true
+  CONSOLE_PID=
+fi
+
 step "done: stack outputs (template.yaml's Output names) in $OUTPUTS; function logs in $OUT_DIR/lambda.log"
 sed 's/^/  /' "$OUTPUTS"
+# This stack stops when the script exits: the command is for a running one.
+printf '  to browse a stack in a browser: trailkeep console --api-url URL --regions %s --signing-key-arn ARN\n' "$SERVED_REGIONS"
+printf '    (its ApiUrl and SigningKeyArn outputs, here %s and %s; README "Browse it")\n' "$(output ApiUrl)" "$SIGNING_KEY"

@@ -42,8 +42,8 @@ cargo test --locked -p trailkeep-shared --features sha2-hash --lib digest::sha25
 stop_moto
 unset AWS_ENDPOINT_URL
 
-step "local pipeline under cargo-lambda (scripts/local-run.sh)"
-"$ROOT/scripts/local-run.sh"
+step "local pipeline under cargo-lambda, then the console in headless chromium (CONSOLE_TEST=1 scripts/local-run.sh)"
+CONSOLE_TEST=1 "$ROOT/scripts/local-run.sh"
 
 step "the README's CLI install: cargo install --locked --path cli (debug, into a temporary root)"
 install_root=$(mktemp -d)

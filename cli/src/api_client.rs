@@ -62,6 +62,15 @@ impl ApiClient {
         })
     }
 
+    /// The region requests are signed for: the function URL's, else the
+    /// profile's.
+    pub fn region(&self) -> String {
+        url_region(&self.url)
+            .map(str::to_owned)
+            .or_else(|| self.aws.region().map(|r| r.to_string()))
+            .unwrap_or_else(|| "us-east-1".into())
+    }
+
     /// One operation: its response JSON, or its error.
     pub async fn call(&self, operation: &str, body: &Value) -> Result<Value, ApiCallError> {
         use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
@@ -73,10 +82,7 @@ impl ApiClient {
         };
         let payload = body.to_string();
         let identity = identity(&self.aws).await.map_err(fail)?;
-        let region = url_region(url)
-            .map(str::to_owned)
-            .or_else(|| self.aws.region().map(|r| r.to_string()))
-            .unwrap_or_else(|| "us-east-1".into());
+        let region = self.region();
         let params = aws_sigv4::sign::v4::SigningParams::builder()
             .identity(&identity)
             .region(&region)

@@ -289,39 +289,82 @@ pub async fn run(cmd: LookupCommand) -> Result<(), LookupCliError> {
                 Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path)?)),
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
             };
-            match format {
-                Format::Csv => {
-                    let mut w = csv::Writer::from_writer(sink);
-                    w.write_record(lookup::CSV_COLUMNS)?;
-                    pages(&query, None, None, None, |e| {
-                        let record = e["CloudTrailEvent"].as_str().unwrap_or_default();
-                        if let Some(row) = lookup::csv_row(record) {
-                            w.write_record(&row)?;
-                        }
-                        Ok(())
-                    })
-                    .await?;
-                    w.flush()?;
-                }
-                Format::Json => {
-                    let mut w = sink;
-                    w.write_all(b"{\"Records\":[")?;
-                    let mut first = true;
-                    pages(&query, None, None, None, |e| {
-                        let record = e["CloudTrailEvent"].as_str().unwrap_or_default();
-                        if !first {
-                            w.write_all(b",")?;
-                        }
-                        first = false;
-                        w.write_all(record.as_bytes())?;
-                        Ok(())
-                    })
-                    .await?;
-                    w.write_all(b"]}\n")?;
-                    w.flush()?;
+            let mut export = Export::new(format, sink)?;
+            pages(&query, None, None, None, |e| export.event(e)).await?;
+            export.finish()?.flush()?;
+            Ok(())
+        }
+    }
+}
+
+/// `export-history`'s file, written as events come (the console's
+/// downloads are the same bytes): CSV with the console download's columns,
+/// formula cells neutralised, or `{"Records": […]}`.
+pub struct Export<W: Write> {
+    out: ExportOut<W>,
+    first: bool,
+}
+
+enum ExportOut<W: Write> {
+    Csv(Box<csv::Writer<W>>),
+    Json(W),
+}
+
+impl<W: Write> Export<W> {
+    pub fn new(format: Format, w: W) -> Result<Self, LookupCliError> {
+        let out = match format {
+            Format::Csv => {
+                let mut w = Box::new(csv::Writer::from_writer(w));
+                w.write_record(lookup::CSV_COLUMNS)?;
+                ExportOut::Csv(w)
+            }
+            Format::Json => {
+                let mut w = w;
+                w.write_all(b"{\"Records\":[")?;
+                ExportOut::Json(w)
+            }
+        };
+        Ok(Self { out, first: true })
+    }
+
+    /// One event of a LookupEvents page.
+    pub fn event(&mut self, e: &Value) -> Result<(), LookupCliError> {
+        let record = e["CloudTrailEvent"].as_str().unwrap_or_default();
+        match &mut self.out {
+            ExportOut::Csv(w) => {
+                if let Some(row) = lookup::csv_row(record) {
+                    w.write_record(&row)?;
                 }
             }
-            Ok(())
+            ExportOut::Json(w) => {
+                if !self.first {
+                    w.write_all(b",")?;
+                }
+                w.write_all(record.as_bytes())?;
+            }
+        }
+        self.first = false;
+        Ok(())
+    }
+
+    /// Hands what is written so far to the writer (the CSV writer buffers
+    /// rows).
+    pub fn flush(&mut self) -> Result<(), LookupCliError> {
+        match &mut self.out {
+            ExportOut::Csv(w) => w.flush()?,
+            ExportOut::Json(w) => w.flush()?,
+        }
+        Ok(())
+    }
+
+    /// Ends the file; the writer.
+    pub fn finish(mut self) -> Result<W, LookupCliError> {
+        if let ExportOut::Json(w) = &mut self.out {
+            w.write_all(b"]}\n")?;
+        }
+        match self.out {
+            ExportOut::Csv(w) => w.into_inner().map_err(|e| e.into_error().into()),
+            ExportOut::Json(w) => Ok(w),
         }
     }
 }

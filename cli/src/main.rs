@@ -6,6 +6,7 @@
 
 mod api_client;
 mod aws_model;
+mod console;
 #[cfg(test)]
 mod docs;
 mod lookup;
@@ -47,6 +48,10 @@ enum Command {
     Audit(validate::AuditCommand),
     #[command(flatten)]
     Lookup(lookup::LookupCommand),
+    /// The Event history and Trails pages in a browser, served on
+    /// 127.0.0.1 by this process, which calls the API (--api-url) with your
+    /// credentials (docs/console.md).
+    Console(console::ConsoleArgs),
     /// Installs the botocore model that lets the AWS CLI and SDKs call the
     /// API: `aws trailkeep <operation> --endpoint-url $ApiUrl`, boto3's
     /// `client("trailkeep")` (signed for `lambda`, as the function URL wants).
@@ -78,6 +83,12 @@ async fn main() -> std::process::ExitCode {
             Ok(()) => return std::process::ExitCode::SUCCESS,
             Err(e) => (e.to_string(), e.exit_code()),
         },
+        Command::Console(args) => {
+            match console::run(cli.api.api_url, cli.state.state_table, args).await {
+                Ok(()) => return std::process::ExitCode::SUCCESS,
+                Err(e) => (e.to_string(), e.exit_code()),
+            }
+        }
         Command::InstallAwsModel { dir } => match dir.or_else(aws_model::default_dir) {
             None => ("no --dir, and HOME is not set".to_owned(), 252),
             Some(dir) => match aws_model::install(&dir) {

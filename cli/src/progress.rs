@@ -8,12 +8,34 @@
 //! up go through [`Progress::println`] and [`Progress::eprintln`], so they
 //! are not drawn over.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use trailkeep_shared::validate::{Finding, Kind};
 
 pub struct Progress {
     bar: ProgressBar,
     bytes: u64,
+    watch: Option<Arc<Watch>>,
+}
+
+/// The bar's counts for another task to read while the run goes on (the
+/// console's validation page draws its own bar from them).
+#[derive(Debug, Default)]
+pub struct Watch {
+    checked: AtomicU64,
+    listed: AtomicU64,
+}
+
+impl Watch {
+    /// (log files checked, log files listed so far).
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.checked.load(Ordering::Relaxed),
+            self.listed.load(Ordering::Relaxed),
+        )
+    }
 }
 
 impl Progress {
@@ -36,12 +58,28 @@ impl Progress {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         bar.set_message("0 MB/s");
-        Self { bar, bytes: 0 }
+        Self {
+            bar,
+            bytes: 0,
+            watch: None,
+        }
+    }
+
+    /// Also counts into `watch`.
+    pub fn watched(mut self, watch: Option<Arc<Watch>>) -> Self {
+        self.watch = watch;
+        self
     }
 
     /// Counts one verdict: a valid digest adds the log files it lists to the
     /// total, a log file checked adds one and its bytes.
     pub fn finding(&mut self, f: &Finding) {
+        if let Some(w) = &self.watch {
+            match f.kind {
+                Kind::Digest => w.listed.fetch_add(f.listed as u64, Ordering::Relaxed),
+                Kind::Log => w.checked.fetch_add(1, Ordering::Relaxed),
+            };
+        }
         match f.kind {
             Kind::Digest => self.bar.inc_length(f.listed as u64),
             Kind::Log => {
@@ -109,6 +147,11 @@ mod tests {
         p.finding(&finding(Kind::Log, 500, 0));
         assert_eq!(p.counts(), (2, 5, 1_500));
         p.finish();
+        let watch = Arc::new(Watch::default());
+        let mut p = Progress::new(false).watched(Some(watch.clone()));
+        p.finding(&finding(Kind::Digest, 0, 4));
+        p.finding(&finding(Kind::Log, 10, 0));
+        assert_eq!(watch.counts(), (1, 4));
     }
 
     #[test]

@@ -20,7 +20,7 @@ use trailkeep_shared::validate::localcopy::{self, LocalDir};
 use trailkeep_shared::validate::organization::{self, Chains, Folder, OrganizationReport, Verdict};
 use trailkeep_shared::validate::{self, Finding, Keys, Report, Request, Source};
 
-use crate::progress::Progress;
+use crate::progress::{Progress, Watch};
 
 #[derive(Clone, Copy, Debug, Default, ValueEnum)]
 pub enum Output {
@@ -126,7 +126,7 @@ pub struct ValidateArgs {
 }
 
 /// The keys an auditor trusts.
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Debug, Clone, Default)]
 pub struct SigningKeys {
     /// The stack's signing key ARN (output SigningKeyArn); repeatable or
     /// comma-separated, one per region if several. Only digests signed by
@@ -432,7 +432,15 @@ fn read_file(path: &Path) -> Result<Vec<u8>, AuditError> {
 pub async fn run(state_table: &str, cmd: AuditCommand) -> Result<(), AuditError> {
     let ctx = Ctx::new(state_table).await;
     match cmd {
-        AuditCommand::ValidateLogs(args) => validate_logs(&ctx, args).await,
+        AuditCommand::ValidateLogs(args) => {
+            let (valid, report) = validate_logs(&ctx, args, None).await?;
+            print!("{report}");
+            if valid {
+                Ok(())
+            } else {
+                Err(AuditError::Invalid)
+            }
+        }
         AuditCommand::DownloadLogs {
             location,
             local_dir,
@@ -459,10 +467,57 @@ pub async fn run(state_table: &str, cmd: AuditCommand) -> Result<(), AuditError>
     }
 }
 
-/// `validate-logs`: prints findings as they are made; `Invalid` unless
-/// every file checked out (and at least one digest was found). For an
-/// organization trail without `--account-id`, every account's chains.
-async fn validate_logs(ctx: &Ctx, args: ValidateArgs) -> Result<(), AuditError> {
+/// `validate-logs` for the console's "Validate now": the trail's files in
+/// S3 (its bucket and prefix as DescribeTrails names them) between `start`
+/// and `end`, against the keys the console was given, counted into `watch`
+/// as they are checked. Whether every file checked out, and the JSON
+/// report (`--output json`'s).
+pub async fn validate_for_console(
+    state_table: &str,
+    trail_arn: &str,
+    s3_bucket: Option<&str>,
+    s3_prefix: Option<&str>,
+    (start, end): (DateTime<Utc>, DateTime<Utc>),
+    signing: SigningKeys,
+    watch: std::sync::Arc<Watch>,
+) -> Result<(bool, serde_json::Value), AuditError> {
+    let ctx = Ctx::new(state_table).await;
+    let args = ValidateArgs {
+        location: Location {
+            trail_arn: trail_arn.to_owned(),
+            s3_bucket: s3_bucket.map(str::to_owned),
+            s3_prefix: s3_prefix.filter(|p| !p.is_empty()).map(str::to_owned),
+            account_id: None,
+            organization_id: None,
+        },
+        start_time: start.timestamp().to_string(),
+        end_time: Some(end.timestamp().to_string()),
+        verbose: false,
+        local_dir: None,
+        public_key: Vec::new(),
+        signing,
+        regions: Vec::new(),
+        concurrency: 32,
+        report_unlisted: false,
+        output: Output::Json,
+    };
+    let (valid, report) = validate_logs(&ctx, args, Some(watch)).await?;
+    let report = serde_json::from_str(&report).map_err(|e| AuditError::File {
+        path: "validation report".into(),
+        message: e.to_string(),
+    })?;
+    Ok((valid, report))
+}
+
+/// `validate-logs`: prints findings as they are made (text output); the
+/// report to print last, and whether every file checked out (and at
+/// least one digest was found). For an organization trail without
+/// `--account-id`, every account's chains.
+async fn validate_logs(
+    ctx: &Ctx,
+    args: ValidateArgs,
+    watch: Option<std::sync::Arc<Watch>>,
+) -> Result<(bool, String), AuditError> {
     let ValidateArgs {
         location,
         start_time,
@@ -527,6 +582,7 @@ async fn validate_logs(ctx: &Ctx, args: ValidateArgs) -> Result<(), AuditError> 
         chains,
         verbose,
         output,
+        watch,
     };
     match (&local, every_account) {
         (Some(dir), false) => run.one_account(dir).await,
@@ -553,9 +609,15 @@ struct Run<'a> {
     chains: Chains,
     verbose: bool,
     output: Output,
+    /// Counts for another task to read (the console).
+    watch: Option<std::sync::Arc<Watch>>,
 }
 
 impl Run<'_> {
+    fn printer(&self) -> Printer {
+        Printer::new(self.output, self.verbose, self.watch.clone())
+    }
+
     fn header(&self) {
         if matches!(self.output, Output::Text) {
             println!(
@@ -568,33 +630,26 @@ impl Run<'_> {
     }
 
     /// The request's account.
-    async fn one_account<S: Source>(&self, src: &S) -> Result<(), AuditError> {
+    async fn one_account<S: Source>(&self, src: &S) -> Result<(bool, String), AuditError> {
         self.header();
         if matches!(self.output, Output::Text) {
             println!();
         }
-        let mut printer = Printer::new(self.output, self.verbose);
+        let mut printer = self.printer();
         let report =
             validate::validate(src, &self.keys, &self.request, |f| printer.take("", f)).await;
         let findings = printer.finish();
         let report = report?;
         let findings: Vec<Finding> = findings.into_iter().map(|(_, f)| f).collect();
-        print_report(&report, &self.request, &findings, self.output);
+        let out = render_report(&report, &self.request, &findings, self.output);
         // Nothing checked proves nothing: not "valid".
-        if report.digests_total == 0 {
-            return Err(AuditError::Invalid);
-        }
-        if report.all_valid() {
-            Ok(())
-        } else {
-            Err(AuditError::Invalid)
-        }
+        Ok((report.digests_total > 0 && report.all_valid(), out))
     }
 
     /// Every account of an organization trail (docs/organizations.md
     /// "Checking every account"), several at once, with a summary per
     /// account and region.
-    async fn every_account<S: Source>(&self, src: &S) -> Result<(), AuditError> {
+    async fn every_account<S: Source>(&self, src: &S) -> Result<(bool, String), AuditError> {
         let req = &self.request;
         let org = req.organization_id.as_deref().unwrap_or_default();
         let at = Folder {
@@ -617,7 +672,7 @@ impl Run<'_> {
                 accounts.ids.join(", ")
             );
         }
-        let mut printer = Printer::new(self.output, self.verbose);
+        let mut printer = self.printer();
         let report = organization::validate_accounts(
             src,
             &self.keys,
@@ -629,18 +684,14 @@ impl Run<'_> {
         .await;
         let findings = printer.finish();
         let report = report?;
-        match self.output {
+        let out = match self.output {
             Output::Json => {
                 let v = organization_json(&report, req, &findings);
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default())
             }
-            Output::Text => print!("{}", organization_text(&report, req)),
-        }
-        if report.all_valid() {
-            Ok(())
-        } else {
-            Err(AuditError::Invalid)
-        }
+            Output::Text => organization_text(&report, req),
+        };
+        Ok((report.all_valid(), out))
     }
 }
 
@@ -666,10 +717,10 @@ struct Printer {
 }
 
 impl Printer {
-    fn new(output: Output, verbose: bool) -> Self {
+    fn new(output: Output, verbose: bool, watch: Option<std::sync::Arc<Watch>>) -> Self {
         let show = matches!(output, Output::Text) && std::env::var_os("RUST_LOG").is_none();
         Self {
-            progress: Progress::new(show),
+            progress: Progress::new(show).watched(watch),
             output,
             verbose,
             kept: Vec::new(),
@@ -816,7 +867,15 @@ fn base64_encode(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-fn print_report(report: &Report, request: &Request, findings: &[Finding], output: Output) {
+/// The report printed after the findings: JSON, or the AWS CLI's text.
+fn render_report(
+    report: &Report,
+    request: &Request,
+    findings: &[Finding],
+    output: Output,
+) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
     match output {
         Output::Json => {
             let v = json!({
@@ -830,25 +889,35 @@ fn print_report(report: &Report, request: &Request, findings: &[Finding], output
                 "foundEnd": report.found_end,
                 "findings": findings,
             });
-            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            let _ = writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&v).unwrap_or_default()
+            );
         }
         Output::Text => {
-            println!(
+            let _ = writeln!(
+                out,
                 "\nResults requested for {} to {}",
                 trailkeep_shared::time::format(&request.start),
                 trailkeep_shared::time::format(&request.end)
             );
             if report.digests_total == 0 {
-                println!("No digests found");
-                return;
+                let _ = writeln!(out, "No digests found");
+                return out;
             }
             match (&report.found_start, &report.found_end) {
-                (Some(s), Some(e)) => println!("Results found for {s} to {e}:"),
-                _ => println!("No valid digests found in range"),
+                (Some(s), Some(e)) => {
+                    let _ = writeln!(out, "Results found for {s} to {e}:");
+                }
+                _ => {
+                    let _ = writeln!(out, "No valid digests found in range");
+                }
             }
-            println!("\n{}", report.summary());
+            let _ = writeln!(out, "\n{}", report.summary());
         }
     }
+    out
 }
 
 /// `INVALID: …`, `No digests found` or the counts of one account's region.
