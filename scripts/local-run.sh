@@ -375,6 +375,7 @@ if [ "${CONSOLE_TEST:-}" = 1 ]; then
   rm -rf "$OUT_DIR/console"
   python3 tests/console_test.py --console-url "http://127.0.0.1:$CONSOLE_PORT" --api-url "$(output ApiUrl)" \
     --trailkeep "$TRAILKEEP" --out-dir "$OUT_DIR/console" --console-log "$OUT_DIR/console.log" \
+    --validate-start "$START" --validate-end "$END" \
     --secret "$console_secret" --secret "$console_session" \
     --secret "$(sed -n 's/^LOOKUP_TOKEN_KEY=//p' "$OUT_DIR/functions.env")" 2>&1 | sed 's/^/  /' \
     || { tail -30 "$OUT_DIR/console.log" >&2; die "the console's browser test failed (screenshots in $OUT_DIR/console, log $OUT_DIR/console.log)"; }

@@ -10,7 +10,8 @@ Prints one `ok …` line per check; stops at the first failed check with a
 message on stderr (and OUT/failure.png, OUT/failure.html) and exit status 1.
 
 usage: console_test.py --console-url http://127.0.0.1:PORT --api-url URL
-         --trailkeep PATH --out-dir DIR [--secret S]... [--console-log FILE]
+         --trailkeep PATH --out-dir DIR --validate-start T --validate-end T
+         [--secret S]... [--console-log FILE]
 
 Nothing is downloaded: selenium is handed chromedriver's path, so Selenium
 Manager never runs.
@@ -317,6 +318,15 @@ def run(args, c):
     rows = list(csv.DictReader(io.StringIO(data.decode("utf-8"))))
     check([r.get("Event ID") for r in rows] == api_ids, "the CSV's Event ID column should be the API's IDs",
           [r.get("Event ID") for r in rows])
+    # The columns against the API's own fields, not only the CLI's writer
+    # (which the console shares).
+    for r, e in zip(rows, api_events):
+        record = json.loads(e["CloudTrailEvent"])
+        expected = {"Event name": e["EventName"], "User name": e.get("Username", ""), "Event source": e["EventSource"],
+                    "AWS region": record.get("awsRegion", ""), "Source IP address": record.get("sourceIPAddress", ""),
+                    "Event time": e["EventTime"].astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        got = {k: r.get(k) for k in expected}
+        check(got == expected, f"the CSV row of {e['EventId']} should hold the API's values", f"{got} != {expected}")
     ok(f"download CSV: {len(data)} bytes, the same as trailkeep export-history --format csv; Event IDs are the API's")
     _, data = c.download("a#download-json", "trailkeep-events.json")
     try:
@@ -347,14 +357,35 @@ def run(args, c):
     ok(f"trails: {listed}, as DescribeTrails and GetTrailStatus")
     ok(f"screenshot {c.screenshot('trails.png')}")
 
+    # f2. At 200% zoom (a 1400 px window shows 700 CSS px): no page-wide
+    # horizontal scrolling (tables scroll in their own box), the filter's
+    # button and the first event's time still on screen.
+    c.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                             {"width": 700, "height": 1000, "deviceScaleFactor": 2, "mobile": False})
+    try:
+        for path in ("/events?" + urllib.parse.urlencode({"region": REGION, "key": ATTRIBUTE["AttributeKey"],
+                                                           "value": ATTRIBUTE["AttributeValue"]}), "/trails"):
+            c.open(path)
+            widths = c.driver.execute_script(
+                "return [document.documentElement.scrollWidth, window.innerWidth]")
+            check(widths[0] <= widths[1], f"{path} at 200% zoom should not scroll sideways",
+                  f"page {widths[0]} CSS px wide in a {widths[1]} px viewport")
+            if path.startswith("/events"):
+                check(c.one("#apply").is_displayed() and c.all("table#events summary")[0].is_displayed(),
+                      "at 200% zoom the Apply button and the first event's time should be shown")
+                zoomed = c.screenshot("events-200.png")
+        ok(f"200% zoom: /events and /trails fit the width, tables scroll in their box ({zoomed})")
+    finally:
+        c.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
     # g. Validate now, from the trail's row.
     name = "org-audit" if "org-audit" in shown else sorted(shown)[0]
     row = c.one(f'table#trails tr.trail[data-name="{name}"]')
     form = c.one("form.validate", row)
     check((form.get_attribute("method") or "").lower() == "post", "form.validate should POST", form.get_attribute("method"))
-    now = datetime.datetime.now(datetime.timezone.utc)
-    choose(c.one("input[name=start]", form), iso(now - datetime.timedelta(hours=4)))
-    choose(c.one("input[name=end]", form), iso(now))
+    # The local run's own validate-logs range, which holds its simulated hours.
+    choose(c.one("input[name=start]", form), args.validate_start)
+    choose(c.one("input[name=end]", form), args.validate_end)
     c.one("button[type=submit], input[type=submit], button:not([type])", form).click()
     c.wait(lambda d: urllib.parse.urlsplit(d.current_url).path.startswith("/validations/"), "the validation page (/validations/ID)")
     c.one("progress#progress")
@@ -384,7 +415,7 @@ def run(args, c):
     check(not any("invalid" in cls for cls in classes), "no tr.finding should be invalid",
           [f.text for f in findings if "invalid" in (f.get_attribute("class") or "").split()])
     check(summary, "#summary should not be empty")
-    ok(f"validate {name} from {iso(now - datetime.timedelta(hours=4))} to {iso(now)}: {' -> '.join(seen_status)}, "
+    ok(f"validate {name} from {args.validate_start} to {args.validate_end}: {' -> '.join(seen_status)}, "
        f"{len(findings)} findings, none invalid; summary {summary[:120]!r}")
     ok(f"screenshot {c.screenshot('validation.png')}")
 
@@ -432,11 +463,18 @@ def run(args, c):
     check(status == 403, "GET /events with Host: evil.example should answer 403 (DNS rebinding)", status)
     ok("Host: evil.example refused with 403 (127.0.0.1 and localhost on the port served)")
     arn = next((t["TrailARN"] for t in trails if t["Name"] == name), name)
-    body = urllib.parse.urlencode({"trail": arn, "start": iso(now - datetime.timedelta(hours=1)), "end": iso(now)}).encode()
+    body = urllib.parse.urlencode({"trail": arn, "start": args.validate_start, "end": args.validate_end}).encode()
     status, _ = fetch(c.url + "/trails/validate", method="POST", data=body,
                       headers={"Origin": "http://evil.example", "Content-Type": "application/x-www-form-urlencoded"})
     check(status == 403, "POST /trails/validate with Origin: http://evil.example should answer 403", status)
     ok("POST /trails/validate from Origin http://evil.example refused with 403")
+    # What another site's page makes the browser fetch (here an <img> of a
+    # download) is refused; following a link to a page is not.
+    status, _ = fetch(c.url + "/download?format=csv", headers={"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors"})
+    check(status == 403, "GET /download fetched for another site's page should answer 403", status)
+    status, _ = fetch(c.url + "/trails", headers={"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"})
+    check(status == 200, "a link from another site to /trails should be followed (200)", status)
+    ok("a download fetched for another site refused with 403; a link from another site to /trails served")
 
 
 def main():
@@ -447,6 +485,8 @@ def main():
     parser.add_argument("--out-dir", required=True)
     parser.add_argument("--secret", action="append", default=[])
     parser.add_argument("--console-log")
+    parser.add_argument("--validate-start", required=True, help="Validate now's start (ISO 8601)")
+    parser.add_argument("--validate-end", required=True, help="Validate now's end (ISO 8601)")
     args = parser.parse_args()
     c = None
     try:

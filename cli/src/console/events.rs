@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -64,21 +64,35 @@ pub(super) struct Lookup {
     pub body: Value,
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
-    /// The preset's anchor, carried by links.
+    /// The "now" the range was read at, when it ends now (a preset, or a
+    /// custom range without an end): carried by links, so later pages and
+    /// downloads ask for the same span (a NextToken is bound to it).
     pub at: Option<i64>,
 }
 
 impl Filter {
     /// The request this filter makes at `now`, or what is wrong with it.
-    pub(super) fn lookup(&self, now: DateTime<Utc>) -> Result<Lookup, String> {
-        let mut body = json!({});
-        if !self.region.is_empty() {
-            body["Region"] = json!(self.region);
-        }
+    /// Without a region, `default_region`'s history (the one the region
+    /// selector shows first), never the API's choice.
+    pub(super) fn lookup(
+        &self,
+        now: DateTime<Utc>,
+        default_region: &str,
+    ) -> Result<Lookup, String> {
+        let mut body = json!({
+            "Region": if self.region.is_empty() { default_region } else { &self.region },
+        });
         if !self.key.is_empty() {
             body["LookupAttributes"] =
                 json!([{ "AttributeKey": self.key, "AttributeValue": self.value }]);
         }
+        // "Now", as the first page read it.
+        let anchor = || match self.at.parse::<i64>() {
+            Ok(at) => DateTime::from_timestamp(at, 0)
+                .ok_or_else(|| format!("ValidationException: at {at} is not a time")),
+            Err(_) if self.at.is_empty() => Ok(now),
+            Err(_) => Err(format!("ValidationException: at {:?}", self.at)),
+        };
         let (start, end, at) = match self.range.as_str() {
             "custom" => {
                 let time = |s: &str, what: &str| {
@@ -86,12 +100,12 @@ impl Filter {
                         .map_err(|e| format!("InvalidTimeRangeException: {what} time: {e}"))
                 };
                 let start = time(&self.start, "start")?;
-                let end = if self.end.trim().is_empty() {
-                    now
+                if self.end.trim().is_empty() {
+                    let end = anchor()?;
+                    (start, end, Some(end.timestamp()))
                 } else {
-                    time(&self.end, "end")?
-                };
-                (start, end, None)
+                    (start, time(&self.end, "end")?, None)
+                }
             }
             preset => {
                 let length = RANGES
@@ -99,14 +113,11 @@ impl Filter {
                     .find(|r| r.0 == preset || (preset.is_empty() && r.0 == "90d"))
                     .map(|r| r.2)
                     .ok_or_else(|| format!("ValidationException: no time range {preset:?}"))?;
-                let at = match self.at.parse::<i64>() {
-                    Ok(at) => at,
-                    Err(_) if self.at.is_empty() => now.timestamp(),
-                    Err(_) => return Err(format!("ValidationException: at {:?}", self.at)),
-                };
-                let end = DateTime::from_timestamp(at, 0)
-                    .ok_or_else(|| format!("ValidationException: at {at}"))?;
-                (end - Duration::seconds(length), end, Some(at))
+                let end = anchor()?;
+                let start = end
+                    .checked_sub_signed(Duration::seconds(length))
+                    .ok_or_else(|| format!("ValidationException: at {:?}", self.at))?;
+                (start, end, Some(end.timestamp()))
             }
         };
         body["StartTime"] = json!(start.timestamp());
@@ -272,7 +283,7 @@ struct Choice {
 /// `GET /events`.
 pub(super) async fn page(State(app): State<Arc<App>>, Query(f): Query<Filter>) -> Response {
     let now = Utc::now();
-    let (page, lookup, error) = match f.lookup(now) {
+    let (page, lookup, error) = match f.lookup(now, &app.regions[0]) {
         Ok(l) => match fetch(&app, &l, &f.token).await {
             Ok(p) => (Some(p), Some(l), None),
             Err(e) => (None, Some(l), Some(e)),
@@ -327,7 +338,7 @@ pub(super) async fn page(State(app): State<Arc<App>>, Query(f): Query<Filter>) -
 /// `GET /events/rows`: the next page's rows and "load more" link, which
 /// console.js puts in place of the link.
 pub(super) async fn rows(State(app): State<Arc<App>>, Query(f): Query<Filter>) -> Response {
-    let result = match f.lookup(Utc::now()) {
+    let result = match f.lookup(Utc::now(), &app.regions[0]) {
         Ok(l) => fetch(&app, &l, &f.token).await.map(|p| (p, l.at)),
         Err(e) => Err(e),
     };
@@ -351,14 +362,16 @@ pub(super) struct DownloadFormat {
     format: String,
 }
 
-/// Bytes written by [`Export`], sent on as the response's body.
-struct Chunks(tokio::sync::mpsc::UnboundedSender<Result<Bytes, std::io::Error>>);
+/// What [`Export`] writes, taken out page by page.
+#[derive(Clone, Default)]
+struct Buffer(Arc<std::sync::Mutex<Vec<u8>>>);
 
-impl std::io::Write for Chunks {
+impl std::io::Write for Buffer {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.send(Ok(Bytes::copy_from_slice(buf))).map_err(|_| {
-            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "download cancelled")
-        })?;
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("download buffer poisoned"))?
+            .extend_from_slice(buf);
         Ok(buf.len())
     }
 
@@ -367,10 +380,22 @@ impl std::io::Write for Chunks {
     }
 }
 
+impl Buffer {
+    fn take(&self) -> Bytes {
+        self.0
+            .lock()
+            .map(|mut b| Bytes::from(std::mem::take(&mut *b)))
+            .unwrap_or_default()
+    }
+}
+
 /// `GET /download?format=csv|json&…`: every event of the filter, as
-/// `trailkeep export-history` writes them, streamed page by page. An error
-/// on the first page is answered as an error; a later one cuts the
-/// download short, so the browser says it failed rather than keeping half.
+/// `trailkeep export-history` writes them, streamed a page at a time (the
+/// next page is read only when the browser has taken the last: a client
+/// that stops reading stops the download). An error on the first page sends
+/// the browser back to the filter's page, which shows it as the API names
+/// it; a later one cuts the download short, so the browser says it failed
+/// rather than keeping half.
 pub(super) async fn download(
     State(app): State<Arc<App>>,
     Query(f): Query<Filter>,
@@ -391,48 +416,50 @@ pub(super) async fn download(
                 .into_response()
         }
     };
-    let mut lookup = match f.lookup(Utc::now()) {
+    let back = |at: Option<i64>| Redirect::to(&f.url("/events", at, None, &[])).into_response();
+    let mut lookup = match f.lookup(Utc::now(), &app.regions[0]) {
         Ok(l) => l,
-        Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
+        Err(_) => return back(None),
     };
     // Every event of the filter: the largest pages, from the first.
     lookup.body["MaxResults"] = json!(MAX_RESULTS);
     let first = match app.call("LookupEvents", &lookup.body).await {
         Ok(v) => v,
-        Err(e) => return (StatusCode::BAD_GATEWAY, e).into_response(),
+        Err(_) => return back(lookup.at),
     };
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
     tokio::spawn(async move {
-        let fail = |tx: &tokio::sync::mpsc::UnboundedSender<_>, e: String| {
-            tracing::warn!("download stopped: {e}");
-            let _ = tx.send(Err(std::io::Error::other(e)));
-        };
-        let mut export = match Export::new(format, Chunks(tx.clone())) {
-            Ok(x) => x,
-            Err(e) => return fail(&tx, e.to_string()),
-        };
+        let buffer = Buffer::default();
         let mut page = first;
-        loop {
-            for e in page["Events"].as_array().into_iter().flatten() {
-                if let Err(e) = export.event(e) {
-                    return fail(&tx, e.to_string());
+        let result: Result<(), String> = async {
+            let mut export = Export::new(format, buffer.clone()).map_err(|e| e.to_string())?;
+            loop {
+                for e in page["Events"].as_array().into_iter().flatten() {
+                    export.event(e).map_err(|e| e.to_string())?;
                 }
+                export.flush().map_err(|e| e.to_string())?;
+                tx.send(Ok(buffer.take()))
+                    .await
+                    .map_err(|_| "the browser stopped reading".to_owned())?;
+                let Some(token) = page["NextToken"].as_str() else {
+                    break;
+                };
+                let mut body = lookup.body.clone();
+                body["NextToken"] = json!(token);
+                page = app.call("LookupEvents", &body).await?;
             }
-            if let Err(e) = export.flush() {
-                return fail(&tx, e.to_string());
-            }
-            let Some(token) = page["NextToken"].as_str() else {
-                break;
-            };
-            let mut body = lookup.body.clone();
-            body["NextToken"] = json!(token);
-            page = match app.call("LookupEvents", &body).await {
-                Ok(v) => v,
-                Err(e) => return fail(&tx, e),
-            };
+            export.finish().map_err(|e| e.to_string())?;
+            Ok(())
         }
-        if let Err(e) = export.finish() {
-            fail(&tx, e.to_string());
+        .await;
+        match result {
+            Ok(()) => {
+                let _ = tx.send(Ok(buffer.take())).await;
+            }
+            Err(e) => {
+                tracing::warn!("download stopped: {e}");
+                let _ = tx.send(Err(std::io::Error::other(e))).await;
+            }
         }
     });
     let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
@@ -465,7 +492,7 @@ mod tests {
     fn a_preset_range_is_anchored_so_later_pages_ask_for_the_same_span() {
         let now = at("2026-12-02T12:00:00Z");
         let l = filter("region=us-east-1&key=EventName&value=ConsoleLogin&range=24h&max=10")
-            .lookup(now)
+            .lookup(now, "eu-west-1")
             .unwrap();
         assert_eq!(
             l.body,
@@ -479,20 +506,29 @@ mod tests {
         );
         // An hour later, the anchored filter asks for the same span.
         let later = filter(&format!("range=24h&at={}", now.timestamp()))
-            .lookup(now + Duration::hours(1))
+            .lookup(now + Duration::hours(1), "eu-west-1")
             .unwrap();
         assert_eq!(later.body["EndTime"], json!(now.timestamp()));
-        // No range: the whole history (90 days), as CloudTrail's console.
-        let all = filter("").lookup(now).unwrap();
+        // No range: the whole history (90 days), as CloudTrail's console;
+        // no region: the one the selector shows first.
+        let all = filter("").lookup(now, "eu-west-1").unwrap();
         assert_eq!(all.start, now - Duration::days(90));
         assert_eq!(all.body.get("LookupAttributes"), None);
+        assert_eq!(all.body["Region"], json!("eu-west-1"));
+        // An anchor no clock can hold is refused, not a panic.
+        assert!(filter(&format!("at={}", i64::MIN))
+            .lookup(now, "eu-west-1")
+            .is_err());
+        assert!(filter("at=-8334601228800")
+            .lookup(now, "eu-west-1")
+            .is_err());
     }
 
     #[test]
     fn a_custom_range_and_page_size_are_checked_before_any_call() {
         let now = at("2026-12-02T12:00:00Z");
         let l = filter("range=custom&start=2026-12-01T00:00:00Z&end=2026-12-01T06:00:00Z")
-            .lookup(now)
+            .lookup(now, "eu-west-1")
             .unwrap();
         assert_eq!(
             (l.start, l.end, l.at),
@@ -507,7 +543,27 @@ mod tests {
             "max=ten",
             "at=soon",
         ] {
-            assert!(filter(bad).lookup(now).is_err(), "{bad}");
+            assert!(filter(bad).lookup(now, "eu-west-1").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_next_page_link_asks_for_exactly_the_first_pages_request_later() {
+        // The API binds a NextToken to the request's times and page size:
+        // the link must rebuild the same body however late it is followed.
+        let now = at("2026-12-02T12:00:00Z");
+        for first in [
+            "region=us-east-1&range=7d&max=5",
+            "region=us-east-1&range=custom&start=2026-11-30T00:00:00Z",
+            "region=us-east-1&range=custom&start=2026-11-30T00:00:00Z&end=2026-12-01T00:00:00Z&key=Username&value=a%2Bb",
+        ] {
+            let f = filter(first);
+            let l = f.lookup(now, "eu-west-1").unwrap();
+            let link = f.url("/events", l.at, Some("t"), &[]);
+            let next: Filter = serde_urlencoded::from_str(link.split_once('?').unwrap().1).unwrap();
+            let later = next.lookup(now + Duration::minutes(7), "eu-west-1").unwrap();
+            assert_eq!(later.body, l.body, "{first} -> {link}");
+            assert_eq!(next.token, "t");
         }
     }
 

@@ -34,11 +34,11 @@ pub struct ConsoleArgs {
     /// The port on 127.0.0.1 (default: a free one; printed).
     #[arg(long, default_value_t = 0)]
     port: u16,
-    /// A local stack's API instead of --api-url (TRAILKEEP_API_URL).
+    /// A local stack's API, instead of the global --api-url.
     #[arg(long)]
     endpoint_url: Option<String>,
-    /// The regions the region selector offers: the stack's ServedRegions
-    /// (default: the API's own region).
+    /// The regions the region selector offers, the first shown first: the
+    /// stack's ServedRegions (default: the API's own region).
     #[arg(long, env = "TRAILKEEP_REGIONS", value_delimiter = ',')]
     regions: Vec<String>,
     /// The keys "Validate now" trusts (as validate-logs takes them).
@@ -88,6 +88,7 @@ fn pages() -> minijinja::Environment<'static> {
         ("base.html", include_str!("templates/base.html")),
         ("events.html", include_str!("templates/events.html")),
         ("rows.html", include_str!("templates/rows.html")),
+        ("more.html", include_str!("templates/more.html")),
         ("trails.html", include_str!("templates/trails.html")),
         ("validation.html", include_str!("templates/validation.html")),
     ] {
@@ -192,11 +193,23 @@ fn refusal(app: &App, req: &Request) -> Option<&'static str> {
     if !app.hosts.iter().any(|h| h == host) {
         return Some("not this console's host name");
     }
-    if req.method() != Method::GET && req.method() != Method::HEAD {
-        let own = header_of("origin")
-            .is_none_or(|o| app.hosts.iter().any(|h| o == format!("http://{h}")));
-        let cross_site = header_of("sec-fetch-site") == Some("cross-site");
-        if !own || cross_site {
+    let is_get = req.method() == Method::GET || req.method() == Method::HEAD;
+    if !is_get
+        && header_of("origin")
+            .is_some_and(|o| !app.hosts.iter().any(|h| o == format!("http://{h}")))
+    {
+        return Some("a request from another site");
+    }
+    // What another site's page makes the browser send (an <img>, a fetch,
+    // a form) is refused: each request costs API calls made with your
+    // credentials. Only following a link to a page is let in.
+    if matches!(
+        header_of("sec-fetch-site"),
+        Some("cross-site" | "same-site")
+    ) {
+        let navigation = is_get && header_of("sec-fetch-mode") == Some("navigate");
+        let page = matches!(req.uri().path(), "/" | "/events" | "/trails");
+        if !(navigation && page) {
             return Some("a request from another site");
         }
     }
@@ -314,14 +327,86 @@ pub(crate) mod tests {
             let r = send(request("POST", "/trails/validate", &[host, extra])).await;
             assert_eq!(r.status(), StatusCode::FORBIDDEN, "{extra:?}");
         }
-        // Its own origin gets past the guard (then the form is empty: 4xx,
-        // but not the guard's 403).
-        let r = send(request(
+        // Its own origin gets past the guard, to the form's own answer.
+        let mut own = request(
             "POST",
             "/trails/validate",
-            &[host, ("origin", "http://127.0.0.1:8800")],
+            &[
+                host,
+                ("origin", "http://127.0.0.1:8800"),
+                ("sec-fetch-site", "same-origin"),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+        );
+        *own.body_mut() = axum::body::Body::from("trail=t&start=yesterday&end=now");
+        let r = send(own).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn another_site_may_link_to_a_page_but_not_make_the_browser_fetch_one() {
+        let host = ("host", "127.0.0.1:8800");
+        for (path, site, mode) in [
+            ("/download?format=csv", "cross-site", "no-cors"),
+            ("/download?format=csv", "cross-site", "navigate"),
+            ("/events/rows", "same-site", "cors"),
+            ("/events", "cross-site", "no-cors"),
+        ] {
+            let r = send(request(
+                "GET",
+                path,
+                &[host, ("sec-fetch-site", site), ("sec-fetch-mode", mode)],
+            ))
+            .await;
+            assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path} {site} {mode}");
+        }
+        // A link followed to a page: served (here the API is nowhere, so
+        // the page says so, but it is the page, not the guard).
+        let r = send(request(
+            "GET",
+            "/trails",
+            &[
+                host,
+                ("sec-fetch-site", "cross-site"),
+                ("sec-fetch-mode", "navigate"),
+            ],
         ))
         .await;
-        assert_ne!(r.status(), StatusCode::FORBIDDEN);
+        assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
+    }
+
+    #[tokio::test]
+    async fn every_page_renders_and_escapes() {
+        let app = app().await;
+        let evil = "<b>x</b>";
+        let finding =
+            serde_json::json!({"kind": "Log", "location": evil, "problem": evil, "account": ""});
+        for (name, ctx) in [
+            (
+                "trails.html",
+                minijinja::context! {
+                    title => "Trails", error => Some(evil), default_start => "s", default_end => "e",
+                    validations => vec![(1, evil, "running")],
+                    trails => vec![serde_json::json!({
+                        "name": evil, "arn": evil, "home_region": evil, "bucket": evil, "prefix": evil,
+                        "multi_region": true, "organization": false, "validation": true, "logging": true,
+                        "latest_delivery": evil, "delivery_error": evil, "latest_digest": null,
+                        "digest_error": "", "status_error": evil,
+                    })],
+                },
+            ),
+            (
+                "validation.html",
+                minijinja::context! {
+                    title => "Validation", id => 1, trail => evil, start => "s", end => "e",
+                    status => "INVALID", checked => 1, listed => 2, with_account => false,
+                    findings => vec![finding], summary => Some(evil), error => Some(evil),
+                },
+            ),
+        ] {
+            let html = app.pages.get_template(name).unwrap().render(ctx).unwrap();
+            assert!(!html.contains(evil), "{name}: {html}");
+            assert!(html.contains("&lt;b&gt;x&lt;&#x2f;b&gt;"), "{name}");
+        }
     }
 }

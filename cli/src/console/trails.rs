@@ -15,13 +15,17 @@ use serde_json::{json, Value};
 use super::App;
 use crate::progress::Watch;
 
-/// Validations kept for their pages: the latest [`KEPT`].
+/// Validations kept for their pages: the latest [`KEPT`] finished ones and
+/// every running one, of which there are at most [`RUNNING`].
 #[derive(Default)]
 pub(crate) struct Validations {
     jobs: Mutex<BTreeMap<u64, Arc<Job>>>,
 }
 
 const KEPT: usize = 20;
+
+/// Validations that may run at once: each reads S3 32 files at a time.
+const RUNNING: usize = 2;
 
 struct Job {
     trail: String,
@@ -30,7 +34,7 @@ struct Job {
     watch: Arc<Watch>,
     /// Whether every file checked out, and the report; or why it could not
     /// run.
-    outcome: Mutex<Option<Result<(bool, Value), String>>>,
+    outcome: Mutex<Outcome>,
 }
 
 fn iso(t: DateTime<Utc>) -> String {
@@ -158,7 +162,13 @@ pub(super) async fn validate(
         watch: Arc::new(Watch::default()),
         outcome: Mutex::new(None),
     });
-    let id = app.validations.add(job.clone());
+    let Some(id) = app.validations.add(job.clone()) else {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("{RUNNING} validations are running: start another when one has finished"),
+        )
+            .into_response();
+    };
     let app = app.clone();
     // validate-logs' future is not `Send` (its streams borrow across
     // awaits): it runs on a thread of its own, on this runtime.
@@ -196,16 +206,26 @@ async fn run(app: &App, job: &Job) -> Result<(bool, Value), String> {
 }
 
 impl Validations {
-    fn add(&self, job: Arc<Job>) -> u64 {
-        let Ok(mut jobs) = self.jobs.lock() else {
-            return 0;
-        };
+    /// Its ID, or none if [`RUNNING`] validations are running. The oldest
+    /// finished ones make room.
+    fn add(&self, job: Arc<Job>) -> Option<u64> {
+        let mut jobs = self.jobs.lock().ok()?;
+        if jobs.values().filter(|j| j.status() == "running").count() >= RUNNING {
+            return None;
+        }
         let id = jobs.keys().next_back().map_or(1, |last| last + 1);
         jobs.insert(id, job);
         while jobs.len() > KEPT {
-            jobs.pop_first();
+            let Some(oldest) = jobs
+                .iter()
+                .find(|(_, j)| j.status() != "running")
+                .map(|(id, _)| *id)
+            else {
+                break;
+            };
+            jobs.remove(&oldest);
         }
-        id
+        Some(id)
     }
 
     fn get(&self, id: u64) -> Option<Arc<Job>> {
@@ -224,14 +244,21 @@ impl Validations {
     }
 }
 
+type Outcome = Option<Result<(bool, Value), String>>;
+
+/// What a validation's outcome says, in one word.
+fn status_of(outcome: &Outcome) -> &'static str {
+    match outcome {
+        None => "running",
+        Some(Ok((true, _))) => "valid",
+        Some(Ok((false, _))) => "INVALID",
+        Some(Err(_)) => "failed",
+    }
+}
+
 impl Job {
     fn status(&self) -> &'static str {
-        match self.outcome.lock().ok().as_deref() {
-            Some(None) => "running",
-            Some(Some(Ok((true, _)))) => "valid",
-            Some(Some(Ok((false, _)))) => "INVALID",
-            Some(Some(Err(_))) | None => "failed",
-        }
+        self.outcome.lock().map_or("failed", |o| status_of(&o))
     }
 }
 
@@ -254,7 +281,13 @@ pub(super) async fn validation(State(app): State<Arc<App>>, Path(id): Path<u64>)
             .into_response();
     };
     let (checked, listed) = job.watch.counts();
-    let outcome = job.outcome.lock().ok().and_then(|o| o.clone());
+    // One read of the outcome: the status and the report agree.
+    let outcome = job
+        .outcome
+        .lock()
+        .map(|o| o.clone())
+        .unwrap_or_else(|_| Some(Err("the validation's state was lost".to_owned())));
+    let status = status_of(&outcome);
     let (report, error) = match outcome {
         Some(Ok((_, report))) => (Some(report), None),
         Some(Err(e)) => (None, Some(e)),
@@ -295,7 +328,8 @@ pub(super) async fn validation(State(app): State<Arc<App>>, Path(id): Path<u64>)
             trail => &job.trail,
             start => iso(job.start),
             end => iso(job.end),
-            status => job.status(),
+            status => status,
+            with_account => findings.iter().any(|f| !f.account.is_empty()),
             checked => checked,
             listed => listed.max(checked),
             findings => findings,
@@ -320,19 +354,25 @@ mod tests {
     }
 
     #[test]
-    fn the_latest_validations_are_kept_with_their_status() {
+    fn the_latest_validations_are_kept_two_may_run_and_a_running_one_is_never_dropped() {
         let v = Validations::default();
-        let first = v.add(job(Some(Ok((true, Value::Null)))));
-        v.add(job(Some(Ok((false, Value::Null)))));
-        v.add(job(Some(Err("no bucket".into()))));
-        let last = v.add(job(None));
+        let done = || job(Some(Ok((true, Value::Null))));
+        let first = v.add(done()).unwrap();
+        v.add(job(Some(Ok((false, Value::Null))))).unwrap();
+        v.add(job(Some(Err("no bucket".into())))).unwrap();
+        let running = v.add(job(None)).unwrap();
         let statuses: Vec<_> = v.list().into_iter().map(|(_, _, s)| s).collect();
         assert_eq!(statuses, ["running", "failed", "INVALID", "valid"]);
-        // Older ones make room: the first goes, the fourth stays.
-        for _ in 0..KEPT - 3 {
-            v.add(job(None));
+        let second_job = job(None);
+        let second = v.add(second_job.clone()).unwrap();
+        assert_eq!(v.add(job(None)), None, "a third at once");
+        *second_job.outcome.lock().unwrap() = Some(Ok((true, Value::Null)));
+        for _ in 0..KEPT {
+            v.add(done()).unwrap();
         }
-        assert!(v.get(first).is_none() && v.get(last).is_some());
+        // The oldest finished ones went; the running one, older, stays.
+        assert!(v.get(first).is_none() && v.get(second).is_none());
+        assert!(v.get(running).is_some());
         assert_eq!(v.list().len(), KEPT);
     }
 }

@@ -9,23 +9,36 @@ function localTimes(root) {
   }
 }
 
+function showError(text) {
+  let error = document.getElementById("error");
+  if (!error) {
+    error = document.createElement("p");
+    error.id = "error";
+    error.setAttribute("role", "alert");
+    document.getElementById("main").prepend(error);
+  }
+  error.textContent = text;
+}
+
 async function loadMore(event) {
   const link = event.target.closest("a#more");
   if (!link || !link.dataset.rows) return;
   event.preventDefault();
+  // One page at a time: a second click while one loads does nothing.
+  if (link.getAttribute("aria-busy") === "true") return;
   link.setAttribute("aria-busy", "true");
-  const response = await fetch(link.dataset.rows, { credentials: "same-origin" });
-  const text = await response.text();
+  let response, text;
+  try {
+    response = await fetch(link.dataset.rows, { credentials: "same-origin" });
+    text = await response.text();
+  } catch (e) {
+    link.removeAttribute("aria-busy");
+    showError("The console did not answer: " + e);
+    return;
+  }
   if (!response.ok) {
     link.removeAttribute("aria-busy");
-    let error = document.getElementById("error");
-    if (!error) {
-      error = document.createElement("p");
-      error.id = "error";
-      error.setAttribute("role", "alert");
-      document.getElementById("main").prepend(error);
-    }
-    error.textContent = text;
+    showError(text);
     return;
   }
   const doc = new DOMParser().parseFromString(text, "text/html");
@@ -48,5 +61,30 @@ async function loadMore(event) {
   if (first) first.focus();
 }
 
+// A running validation: its status, bar and counts updated in place each
+// second (without JavaScript the page reloads itself), then its report.
+async function pollValidation() {
+  const status = document.getElementById("status");
+  if (!status || status.textContent !== "running") return;
+  try {
+    const response = await fetch(location.href, { credentials: "same-origin" });
+    const doc = new DOMParser().parseFromString(await response.text(), "text/html");
+    const next = doc.getElementById("status");
+    const report = doc.getElementById("report");
+    if (response.ok && next && report) {
+      localTimes(report);
+      document.getElementById("report").replaceWith(document.adoptNode(report));
+      status.className = next.className;
+      status.textContent = next.textContent;
+    }
+  } catch (e) {
+    // The next poll tries again.
+  }
+  setTimeout(pollValidation, 1000);
+}
+
 document.addEventListener("click", loadMore);
-document.addEventListener("DOMContentLoaded", () => localTimes(document));
+document.addEventListener("DOMContentLoaded", () => {
+  localTimes(document);
+  setTimeout(pollValidation, 1000);
+});
