@@ -1653,7 +1653,7 @@ async fn every_kind_of_tampering_is_reported_and_nothing_else() {
         // Not listed in any digest: invisible by default (as to the AWS
         // CLI); `report_unlisted` finds it (below).
         (
-            "a log file no digest lists added to the trail's folder",
+            "a log file no digest lists added to the trail's folder, its key with a control character, a space and a +",
             vec![],
         ),
     ];
@@ -1678,7 +1678,7 @@ async fn every_kind_of_tampering_is_reported_and_nothing_else() {
             "it never compares a digest's previousDigestSignature with the previous digest's signature",
         ),
         (
-            "a log file no digest lists added to the trail's folder",
+            "a log file no digest lists added to the trail's folder, its key with a control character, a space and a +",
             "it only reads the log files digests list",
         ),
     ]);
@@ -1790,12 +1790,14 @@ async fn every_kind_of_tampering_is_reported_and_nothing_else() {
                 let (gz, meta) = other_trail_log.clone();
                 put(&a, &log_key(2, 1), gz, meta).await;
             }
-            "a log file no digest lists added to the trail's folder" => {
+            "a log file no digest lists added to the trail's folder, its key with a control character, a space and a +" => {
                 let (gz, meta) = object_with_meta(&a, &log_key(3, 0)).await;
                 // Beside it, the same delivery minute, another unique part.
                 let listed = log_key(3, 0);
+                // A hostile name: unreadable in a listing's XML unless the
+                // listing asks S3 to encode the keys.
                 let added = format!(
-                    "{}_ADDEDADDEDADDED0.json.gz",
+                    "{}_ADDED\u{1}ADDED +ADDED0.json.gz",
                     &listed[..listed.rfind('_').unwrap()]
                 );
                 put(&a, &added, gz, meta).await;
@@ -1817,7 +1819,7 @@ async fn every_kind_of_tampering_is_reported_and_nothing_else() {
                 problems(&report.findings),
                 [format!(
                     "Log file\t{}\tINVALID: not listed in any digest",
-                    loc(&added)
+                    trailkeep_shared::validate::printable(&loc(&added))
                 )],
                 "{case}, report_unlisted"
             );

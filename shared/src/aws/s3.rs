@@ -3,7 +3,7 @@
 
 use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::ServerSideEncryption;
+use aws_sdk_s3::types::{EncodingType, ServerSideEncryption};
 use aws_sdk_s3::Client;
 
 use crate::delivery::LogSink;
@@ -186,6 +186,17 @@ impl DigestBucket for S3Logs {
     }
 }
 
+/// A key of a listing asked for with `encoding-type=url`: S3 encodes a
+/// space as `+` (and `+` as `%2B`), as a form does. Without the encoding,
+/// a key with a control character, which anyone who may write to the
+/// bucket can plant, makes the XML page unreadable and stops the listing
+/// (and with it validation) until the object is removed.
+fn url_decoded(key: &str) -> String {
+    percent_encoding::percent_decode_str(&key.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
 impl Source for S3Logs {
     fn location(&self, bucket: &str, key: &str) -> String {
         format!("s3://{bucket}/{key}")
@@ -199,6 +210,7 @@ impl Source for S3Logs {
             .bucket(bucket)
             .prefix(prefix)
             .delimiter("/")
+            .encoding_type(EncodingType::Url)
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
@@ -206,9 +218,9 @@ impl Source for S3Logs {
                 Self::fail("ListObjectsV2", bucket, prefix, DisplayErrorContext(&e))
             })?;
             for p in page.common_prefixes() {
-                if let Some(name) = p
-                    .prefix()
-                    .and_then(|p| p.strip_prefix(prefix))
+                let folder = p.prefix().map(url_decoded).unwrap_or_default();
+                if let Some(name) = folder
+                    .strip_prefix(prefix)
                     .and_then(|p| p.strip_suffix('/'))
                 {
                     out.push(name.to_owned());
@@ -231,6 +243,7 @@ impl Source for S3Logs {
             .bucket(bucket)
             .prefix(prefix)
             .start_after(start_after)
+            .encoding_type(EncodingType::Url)
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
@@ -240,7 +253,7 @@ impl Source for S3Logs {
             out.extend(
                 page.contents()
                     .iter()
-                    .filter_map(|o| o.key().map(str::to_owned)),
+                    .filter_map(|o| o.key().map(url_decoded)),
             );
         }
         Ok(out)
@@ -279,5 +292,21 @@ impl Source for S3Logs {
         key: &str,
     ) -> Result<Option<Result<Inflated, GzError>>, StoreError> {
         self.hash_object(bucket, key).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_decoded;
+
+    #[test]
+    fn listed_keys_are_decoded_as_s3_and_moto_encode_them() {
+        // S3: a space as `+`, a `+` as `%2B`; control characters escaped.
+        assert_eq!(url_decoded("a+b%2Bc%01d%2F%E2%82%AC"), "a b+c\u{1}d/€");
+        // moto: a space as `%20`.
+        assert_eq!(url_decoded("a%20b%2Bc"), "a b+c");
+        // The keys trailkeep writes come back as they are.
+        let key = "AWSLogs/111122223333/CloudTrail/eu-west-1/2026/12/02/111122223333_CloudTrail_eu-west-1_20261202T1005Z_abc.json.gz";
+        assert_eq!(url_decoded(key), key);
     }
 }
