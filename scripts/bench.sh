@@ -8,7 +8,8 @@
 # bucket sizes; online validate-logs against the AWS CLI's validator logic
 # through a delaying proxy; lookup page latency, ingest per event and
 # deliver's throughput and memory on one window against moto; the functions' release binary sizes (arm64, x86_64) and
-# their cold start under cargo-lambda's local runtime.
+# their cold start under cargo-lambda's local runtime; the console with
+# 10,000 events paged in, in headless Chromium.
 # Usage: scripts/bench.sh   (about 25 minutes on 2 cores after the first build)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -305,6 +306,12 @@ PY
 echo "{\"cargoNoop\": $NOOP}" >"$BENCH_DIR/cargo-noop.json"
 cat "$BENCH_DIR/coldstart.json" "$BENCH_DIR/cargo-noop.json"
 
+step "console: 10,000 events paged in, in headless chromium (the product's CSS, then the table's CSS before it)"
+ensure_chromium
+cargo build --locked -p trailkeep
+python3 scripts/bench_console.py --trailkeep "$CARGO_TARGET_DIR/debug/trailkeep" --out "$BENCH_DIR/console-fixed.json"
+python3 scripts/bench_console.py --trailkeep "$CARGO_TARGET_DIR/debug/trailkeep" --auto-layout --out "$BENCH_DIR/console-auto.json"
+
 step "writing BENCHMARKS.md"
 python3 - "$CARGO_TARGET_DIR/criterion" "$RESULTS" "$BENCH_DIR" <<'PY'
 import json, os, platform, statistics, subprocess, sys
@@ -317,6 +324,10 @@ for line in open("/proc/cpuinfo"):
         cpu = line.split(":", 1)[1].strip()
         break
 machine = f"{os.cpu_count()} cores, {cpu}, {platform.machine()}"
+try:
+    chromium = subprocess.run(["chromedriver", "--version"], capture_output=True, text=True).stdout.split()[1]
+except (OSError, IndexError):
+    chromium = "unknown"
 rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
 def mean_ns(group, case):
     est = os.path.join(crit, group, case, "new", "estimates.json")
@@ -478,6 +489,14 @@ for fn in ("ingest", "deliver", "digest", "lookup"):
     rows.append(f"| cold start of {fn} under cargo-lambda's local runtime: first invocation served, request to response (median of 3 fresh runtimes) | "
                 f"{c*1000:,.0f} ms, of which cargo's freshness check of the built binary ~{noop*1000:,.0f} ms | the next (warm) invocation: {w*1000:,.1f} ms | "
                 f"{c/w:,.0f}× a warm one | {machine} (x86_64 release build; moto for AWS) | `cargo lambda watch --release`, invocations timed by scripts/bench.sh |")
+
+if os.path.exists(os.path.join(bench_dir, "console-fixed.json")):
+    fixed = json.load(open(os.path.join(bench_dir, "console-fixed.json")))
+    auto = json.load(open(os.path.join(bench_dir, "console-auto.json")))
+    rows.append(f"| trailkeep console: {fixed['events']:,} events paged in by Load more, 50 a page, in headless Chromium (click to the frame after the rows are in; a stand-in API on loopback; debug build of the CLI) | "
+                f"median {fixed['appendMedianMs']:,.0f} ms per page, {fixed['lastTwentyMedianMs']:,.0f} ms for the last 20 (p95 {fixed['appendP95Ms']:,.0f} ms); {fixed['totalSeconds']:,.0f} s for all; opening the last record {fixed['expandLastMs']:,.0f} ms; the server's part {fixed['serverRowsMedianMs']:,.0f} ms | "
+                f"the table's CSS before (automatic layout, words unbroken): {auto['lastTwentyMedianMs']:,.0f} ms for the last 20, {auto['totalSeconds']:,.0f} s for all, opening {auto['expandLastMs']:,.0f} ms | "
+                f"{auto['lastTwentyMedianMs']/fixed['lastTwentyMedianMs']:.2f}× as fast at {fixed['events']:,} | {machine} (Chromium {chromium}) | `python3 scripts/bench_console.py --trailkeep PATH` / `--auto-layout` |")
 
 out = f"""# Benchmarks
 
