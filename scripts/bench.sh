@@ -403,9 +403,15 @@ if page and page_base:
                 f"{page[0]/page_base[0]:.2f}× the baseline's time | {machine} | `cargo bench -p trailkeep-shared --bench lookup` |")
 inflating = mean_ns("lookup-page", "trailkeep-inflating")
 if inflating and page:
-    rows.append(f"| lookup page assembly from packed records: inflate 50 records as stored (deflate) + the row above (one core; DynamoDB not included) | "
+    rows.append(f"| lookup page assembly from packed records: unpack 50 records as stored (zstd with the preset dictionary) + the row above (one core; DynamoDB not included) | "
                 f"{inflating[0]/1000:,.1f} µs/page ({inflating[1]/1000:,.1f}–{inflating[2]/1000:,.1f}) | the row above, records already JSON: {page[0]/1000:,.1f} µs | "
                 f"{inflating[0]/page[0]:.2f}× its time | {machine} | `cargo bench -p trailkeep-shared --bench lookup` |")
+for what, op in (("pack (ingest: a primary item's and a staged copy's record)", "pack"), ("unpack (a lookup, deliver)", "unpack")):
+    ours, before = mean_ns(op, "zstd-dictionary"), mean_ns(op, "deflate")
+    if ours and before:
+        rows.append(f"| {what} one realistic record (3.8 KB, shared/src/history/testdata/record.json): zstd level 9 with the preset dictionary, to ~540 bytes (one core) | "
+                    f"{ours[0]/1000:,.1f} µs ({ours[1]/1000:,.1f}–{ours[2]/1000:,.1f}) | raw deflate level 6 (miniz_oxide, the product's backend), the format before 2026-12-03, to ~970 bytes: {before[0]/1000:,.1f} µs | "
+                    f"{ours[0]/before[0]:.2f}× its time | {machine} | `cargo bench -p trailkeep-shared --bench lookup -- pack` |")
 online_runs = [json.loads(l) for l in open(os.path.join(bench_dir, "online.jsonl")) if l.strip()] \
     if os.path.exists(os.path.join(bench_dir, "online.jsonl")) else []
 for run in online_runs:
@@ -418,7 +424,7 @@ moto_runs = [json.loads(l) for l in open(os.path.join(bench_dir, "lookup-moto.js
 if moto_runs:
     med = lambda k: sorted(r[k] for r in moto_runs)[len(moto_runs) // 2]
     for what, now_k, before_k in (("time range only", "time_ms", "time_before_ms"), ("by EventName", "attribute_ms", "attribute_before_ms")):
-        rows.append(f"| LookupEvents page of 50 against moto, {what}: today's layout, written by ingest batches of 10 (shared index items, members as one JSON string; Query of the region's and the global partition together, a resumed page from the top of its minute where it holds shared items, BatchGetItem of the packed records, inflate) on {moto_runs[0]['events']:,} events of ~1.6 KB, one day | "
+        rows.append(f"| LookupEvents page of 50 against moto, {what}: today's layout, written by ingest batches of 10 (shared index items, members as one JSON string; Query of the region's and the global partition together, a resumed page from the top of its minute where it holds shared items, BatchGetItem of the packed records, unpack) on {moto_runs[0]['events']:,} events of ~1.6 KB, one day | "
                     f"{med(now_k):,.1f} ms/page (median of {len(moto_runs)} runs × {moto_runs[0]['pages']} pages) | the layout before 2026-11-24 (one Query, the records' JSON in the index items): {med(before_k):,.1f} ms | "
                     f"{med(now_k)/med(before_k):.2f}× its time (budget 1.5×) | {machine} (moto 5.2.5) | `trailkeep-dev bench-lookup` (scripts/bench.sh) |")
 for files in ("12", "120"):

@@ -7,6 +7,12 @@
 //! adds what the adapter does first since records are stored packed: inflate
 //! the 50 primary items' records (`history::unpack`).
 //!
+//! `pack/…` and `unpack/…`: one record of the realistic mix (3.8 KB,
+//! `shared/src/history/testdata/record.json`, not in the dictionary)
+//! packed as ingest packs it (zstd level 9 with the preset dictionary) and
+//! unpacked as a lookup does, against raw deflate at level 6 (the format
+//! before 2026-12-03), with flate2's backend of this build.
+//!
 //! `cargo bench -p trailkeep-shared --bench lookup`
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -49,5 +55,42 @@ fn page_assembly(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, page_assembly);
+fn packing(c: &mut Criterion) {
+    use std::io::{Read, Write};
+    let json = include_str!("../src/history/testdata/record.json");
+    let deflate = |json: &str| {
+        let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(6));
+        e.write_all(json.as_bytes()).unwrap();
+        e.finish().unwrap()
+    };
+    for (name, packed) in [("zstd-dictionary", pack(json)), ("deflate", deflate(json))] {
+        eprintln!("{name}: {} bytes packed of {}", packed.len(), json.len());
+        let mut group = c.benchmark_group("pack");
+        group.throughput(Throughput::Bytes(json.len() as u64));
+        if name == "deflate" {
+            group.bench_function(name, |b| b.iter(|| deflate(json)));
+        } else {
+            group.bench_function(name, |b| b.iter(|| pack(json)));
+        }
+        group.finish();
+        let mut group = c.benchmark_group("unpack");
+        group.throughput(Throughput::Bytes(json.len() as u64));
+        if name == "deflate" {
+            group.bench_function(name, |b| {
+                b.iter(|| {
+                    let mut out = String::new();
+                    flate2::read::DeflateDecoder::new(&packed[..])
+                        .read_to_string(&mut out)
+                        .unwrap();
+                    out
+                })
+            });
+        } else {
+            group.bench_function(name, |b| b.iter(|| unpack(&packed).unwrap()));
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, page_assembly, packing);
 criterion_main!(benches);
