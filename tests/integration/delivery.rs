@@ -1300,7 +1300,7 @@ async fn staged_copies_are_packed_and_those_staged_before_still_read() {
     for (bad, why) in [
         (
             (attr::PACKED, A::B(Blob::new(b"not deflate".to_vec()))),
-            "does not inflate",
+            "does not unpack",
         ),
         (("x", A::S(old.json.clone())), "holds no record"),
     ] {

@@ -546,9 +546,10 @@ async fn claim_stores_once_and_then_returns_what_is_stored() {
 
 #[tokio::test]
 async fn an_item_altered_outside_trailkeep_is_left_out_and_never_fails_a_read_or_a_write() {
-    // GIVEN two events stored, then one's packed record replaced by bytes
-    // that are not deflate, and the other's by a deflate bomb (1 MB of
-    // zeros packed to ~1 KB, past the 256 KB a record can be)
+    // GIVEN three events stored, then one's packed record replaced by
+    // bytes that are neither format, one's by a deflate bomb (1 MB of
+    // spaces packed to ~1 KB, past the 256 KB a record can be) and one's by
+    // a zstd frame of 1 MB behind the dictionary format's tag
     use aws_sdk_dynamodb::primitives::Blob;
     use aws_sdk_dynamodb::types::AttributeValue as A;
     use trailkeep_shared::history::lookup::{self, HistoryReader, LookupSettings};
@@ -558,7 +559,8 @@ async fn an_item_altered_outside_trailkeep_is_left_out_and_never_fails_a_read_or
     let c = ctx();
     let read = event_json("eventbridge/api-call-read.json");
     let write = event_json("eventbridge/api-call-write.json");
-    for p in [&read, &write] {
+    let action = event_json("eventbridge/console-action.json");
+    for p in [&read, &write, &action] {
         ingest(&store, &cfg, &c, &p.to_string()).await.unwrap();
     }
     let id_of = |p: &serde_json::Value| p["detail"]["eventID"].as_str().unwrap().to_owned();
@@ -568,7 +570,16 @@ async fn an_item_altered_outside_trailkeep_is_left_out_and_never_fails_a_read_or
         e.write_all(&vec![b' '; 1 << 20]).unwrap();
         e.finish().unwrap()
     };
-    for (p, bytes) in [(&read, b"not deflate".to_vec()), (&write, bomb)] {
+    let zstd_bomb = [
+        &[0x06][..],
+        &zstd::bulk::compress(&vec![b' '; 1 << 20], 19).unwrap(),
+    ]
+    .concat();
+    for (p, bytes) in [
+        (&read, b"not deflate".to_vec()),
+        (&write, bomb),
+        (&action, zstd_bomb),
+    ] {
         table
             .client
             .update_item()
@@ -583,12 +594,14 @@ async fn an_item_altered_outside_trailkeep_is_left_out_and_never_fails_a_read_or
             .unwrap();
     }
     // THEN reads leave them out: the records, one by one, and a lookup page
-    let pks: Vec<String> = [&read, &write]
+    let pks: Vec<String> = [&read, &write, &action]
         .iter()
         .map(|p| keys::event("eu-west-1", &id_of(p)))
         .collect();
     assert!(store.records(&pks, 0, false).await.unwrap().is_empty());
-    assert_eq!(store.get(&pks[0], PRIMARY_SK, 0).await.unwrap(), None);
+    for pk in &pks {
+        assert_eq!(store.get(pk, PRIMARY_SK, 0).await.unwrap(), None, "{pk}");
+    }
     let settings = LookupSettings {
         account_id: String::new(),
         organization: false,
