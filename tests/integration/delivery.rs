@@ -1283,19 +1283,48 @@ async fn staged_copies_are_packed_and_those_staged_before_still_read() {
             .send()
     };
     put((attr::RECORD, A::S(old.json.clone()))).await.unwrap();
+    // … and one deflated, as staged from 2026-11-24 to 2026-12-03.
+    let deflated = staged(4);
+    let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(6));
+    std::io::Write::write_all(&mut e, deflated.json.as_bytes()).unwrap();
+    state
+        .client
+        .put_item()
+        .table_name(&state.name)
+        .item(attr::PK, A::S(pk.clone()))
+        .item(
+            attr::SK,
+            A::S(trailkeep_shared::history::index_sk(
+                &deflated.event_time,
+                &deflated.event_id,
+            )),
+        )
+        .item(attr::PACKED, A::B(Blob::new(e.finish().unwrap())))
+        .item(attr::EXPIRES_AT, A::N("4102444800".into()))
+        .send()
+        .await
+        .unwrap();
 
     let page = staging
         .staged("t", "eu-west-1", window, None)
         .await
         .unwrap();
-    assert_eq!(page.events, [staged(1), old.clone(), staged(3)]);
-    let packed = state
+    assert_eq!(page.events, [staged(1), old.clone(), staged(3), deflated]);
+    // The adapter's copies: packed only, in today's format (the tag byte
+    // of the dictionary's packing, docs/event-history.md "Item sizes").
+    let tags: Vec<u8> = state
         .items()
         .await
         .iter()
-        .filter(|i| i.contains_key(attr::PACKED) && !i.contains_key(attr::RECORD))
-        .count();
-    assert_eq!(packed, 2, "the adapter's copies are packed only");
+        .filter(|i| !i.contains_key(attr::RECORD))
+        .filter_map(|i| i.get(attr::PACKED)?.as_b().ok()?.as_ref().first().copied())
+        .collect();
+    assert_eq!(
+        tags.iter().filter(|&&t| t == 0x06).count(),
+        2,
+        "the adapter's copies are packed with the dictionary: {tags:?}"
+    );
+    assert_eq!(tags.len(), 3, "{tags:?}");
 
     for (bad, why) in [
         (

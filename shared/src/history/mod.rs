@@ -21,7 +21,7 @@
 //! never in the stack account's, which keep their names. `ReadOnly` has no item of its own: the time index item
 //! carries it (`ro`) and a ReadOnly lookup filters the time partition.
 //! Every item carries the TTL (`expiresAt`). Only the primary item holds
-//! the record, raw-deflated ([`pack`]); an index item is its keys alone, and
+//! the record, packed ([`pack`]: zstd with a preset dictionary); an index item is its keys alone, and
 //! its sort key names the event, so a lookup reads a page of index items
 //! and then the page's primary items (docs/event-history.md). Items written
 //! before these layouts (the record as JSON in every item; global events
@@ -332,7 +332,7 @@ const PACKED_V1: u8 = 0x06;
 /// 2026-12-03. Frozen: every record packed with it needs these exact bytes
 /// to unpack (`a_record_packed_on_2026_12_03_unpacks_forever`). Keys,
 /// identity shapes, user agents and TLS details repeat from record to
-/// record, so a 2.8 KB record packs to ~490 bytes instead of deflate's ~950
+/// record, so a 2.9 KB record packs to ~490 bytes instead of deflate's ~950
 /// (docs/event-history.md "Item sizes").
 pub const DICTIONARY_V1: &[u8] = include_bytes!("pack-dictionary-v1.jsonl");
 
@@ -350,7 +350,7 @@ thread_local! {
 /// The stored form of a record (a primary item's, or a staged copy's):
 /// [`PACKED_V1`], then its JSON as one zstd frame compressed with
 /// [`DICTIONARY_V1`], holding its size and no checksum. Measured on the
-/// realistic mix (2.8 KB median): ~490 bytes, against ~950 for raw deflate
+/// realistic mix (2.9 KB median): ~490 bytes, against ~950 for raw deflate
 /// alone (the format before) and ~1,000 for zstd without a dictionary.
 pub fn pack(json: &str) -> Vec<u8> {
     PACKER.with(|cell| {
@@ -962,6 +962,34 @@ mod tests {
         let frame = no_size.compress(b"{}").unwrap();
         let err = unpack(&[&[PACKED_V1][..], &frame].concat()).unwrap_err();
         assert!(err.to_string().contains("known size"), "{err}");
+        // A frame that says less than it holds: unpacking stops at the size
+        // said (the content size field, after the magic number, the frame
+        // header descriptor, the window and dictionary fields, rewritten).
+        let mut liar = zstd::bulk::compress(&[b' '; 100_000], 3).unwrap();
+        let fhd = liar[4];
+        let at = 5 + usize::from(fhd & 0x20 == 0) + [0, 1, 2, 4][usize::from(fhd & 3)];
+        assert_eq!(fhd >> 6, 2, "a 4-byte size field for 100,000 bytes");
+        liar[at..at + 4].copy_from_slice(&100u32.to_le_bytes());
+        assert_eq!(
+            zstd::zstd_safe::get_frame_content_size(&liar)
+                .ok()
+                .flatten(),
+            Some(100)
+        );
+        assert!(unpack(&[&[PACKED_V1][..], &liar].concat()).is_err());
+        // Two frames, the first saying its own size only.
+        let two = [
+            &[PACKED_V1][..],
+            &zstd::bulk::compress(b"{}", 3).unwrap(),
+            &zstd::bulk::compress(&[b' '; 100_000], 3).unwrap(),
+        ]
+        .concat();
+        assert!(unpack(&two).is_err());
+        // A deflate stream whose first block has the reserved type (what
+        // the tag byte relies on), final or not.
+        for first in [0x07, 0x0e, 0x0f] {
+            assert!(unpack(&[first, 0, 0, 0]).is_err(), "{first:#x}");
+        }
         // Bombs: past the largest record ingest accepts, in either format.
         let at_most = " ".repeat(crate::model::MAX_RECORD_BYTES);
         assert_eq!(unpack(&pack(&at_most)).unwrap().len(), at_most.len());
