@@ -17,6 +17,7 @@
 //!   (`shared/testdata/testkit-signing-key.pk8.der`).
 //! - [`IngestFakes`]: the ingest use case's targets on these fakes.
 //! - [`env`]: an environment of fixed pairs, for the functions' config tests.
+//! - [`deflated`]: bytes packed as records were before 2026-12-03.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -1504,4 +1505,14 @@ impl crate::digest::registry::PublicKeys for MemoryKeys {
     async fn trusted(&self) -> Result<crate::validate::Keys, StoreError> {
         Ok(self.trusted.clone())
     }
+}
+
+/// `bytes` as raw deflate (RFC 1951) at level 6: how records and staged
+/// copies were packed from 2026-11-24 to 2026-12-03, which
+/// [`crate::history::unpack`] still reads (docs/event-history.md "Item sizes").
+pub fn deflated(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(6));
+    e.write_all(bytes).expect("writing into a Vec cannot fail");
+    e.finish().expect("writing into a Vec cannot fail")
 }

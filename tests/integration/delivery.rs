@@ -1285,8 +1285,6 @@ async fn staged_copies_are_packed_and_those_staged_before_still_read() {
     put((attr::RECORD, A::S(old.json.clone()))).await.unwrap();
     // … and one deflated, as staged from 2026-11-24 to 2026-12-03.
     let deflated = staged(4);
-    let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(6));
-    std::io::Write::write_all(&mut e, deflated.json.as_bytes()).unwrap();
     state
         .client
         .put_item()
@@ -1299,7 +1297,12 @@ async fn staged_copies_are_packed_and_those_staged_before_still_read() {
                 &deflated.event_id,
             )),
         )
-        .item(attr::PACKED, A::B(Blob::new(e.finish().unwrap())))
+        .item(
+            attr::PACKED,
+            A::B(Blob::new(trailkeep_shared::testkit::deflated(
+                deflated.json.as_bytes(),
+            ))),
+        )
         .item(attr::EXPIRES_AT, A::N("4102444800".into()))
         .send()
         .await
@@ -1320,7 +1323,9 @@ async fn staged_copies_are_packed_and_those_staged_before_still_read() {
         .filter_map(|i| i.get(attr::PACKED)?.as_b().ok()?.as_ref().first().copied())
         .collect();
     assert_eq!(
-        tags.iter().filter(|&&t| t == 0x06).count(),
+        tags.iter()
+            .filter(|&&t| t == trailkeep_shared::history::PACKED_V1)
+            .count(),
         2,
         "the adapter's copies are packed with the dictionary: {tags:?}"
     );

@@ -564,14 +564,9 @@ async fn an_item_altered_outside_trailkeep_is_left_out_and_never_fails_a_read_or
         ingest(&store, &cfg, &c, &p.to_string()).await.unwrap();
     }
     let id_of = |p: &serde_json::Value| p["detail"]["eventID"].as_str().unwrap().to_owned();
-    let bomb = {
-        use std::io::Write;
-        let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
-        e.write_all(&vec![b' '; 1 << 20]).unwrap();
-        e.finish().unwrap()
-    };
+    let bomb = trailkeep_shared::testkit::deflated(&vec![b' '; 1 << 20]);
     let zstd_bomb = [
-        &[0x06][..],
+        &[trailkeep_shared::history::PACKED_V1][..],
         &zstd::bulk::compress(&vec![b' '; 1 << 20], 19).unwrap(),
     ]
     .concat();

@@ -324,7 +324,7 @@ pub fn items_of(mut entries: Vec<Entry>, shards: u32) -> Vec<Item<'static>> {
 /// reserved: no deflate stream starts with `0x06`, so the two never mix up.
 /// A later dictionary takes another tag with those bits set (`0x0e`,
 /// `0x16`, …) and this one stays readable.
-const PACKED_V1: u8 = 0x06;
+pub const PACKED_V1: u8 = 0x06;
 
 /// The preset dictionary of [`PACKED_V1`]: the CloudTrail records of
 /// `events/versions/cloudtrail-records.json` and `events/eventbridge/`
@@ -341,10 +341,14 @@ pub const DICTIONARY_V1: &[u8] = include_bytes!("pack-dictionary-v1.jsonl");
 const PACK_LEVEL: i32 = 9;
 
 thread_local! {
-    static PACKER: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
-        const { std::cell::RefCell::new(None) };
-    static UNPACKER: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
-        const { std::cell::RefCell::new(None) };
+    static PACKER: std::cell::RefCell<zstd::bulk::Compressor<'static>> = std::cell::RefCell::new(
+        zstd::bulk::Compressor::with_dictionary(PACK_LEVEL, DICTIONARY_V1)
+            .expect("zstd takes a raw-content dictionary"),
+    );
+    static UNPACKER: std::cell::RefCell<zstd::bulk::Decompressor<'static>> = std::cell::RefCell::new(
+        zstd::bulk::Decompressor::with_dictionary(DICTIONARY_V1)
+            .expect("zstd takes a raw-content dictionary"),
+    );
 }
 
 /// The stored form of a record (a primary item's, or a staged copy's):
@@ -353,23 +357,10 @@ thread_local! {
 /// realistic mix (2.9 KB median): ~490 bytes, against ~950 for raw deflate
 /// alone (the format before) and ~1,000 for zstd without a dictionary.
 pub fn pack(json: &str) -> Vec<u8> {
-    PACKER.with(|cell| {
-        let mut cell = cell.borrow_mut();
-        let packer = match cell.as_mut() {
-            Some(p) => p,
-            None => cell.insert(
-                zstd::bulk::Compressor::with_dictionary(PACK_LEVEL, DICTIONARY_V1)
-                    .expect("zstd takes a raw-content dictionary"),
-            ),
-        };
-        let mut out = Vec::with_capacity(json.len() / 3 + 16);
-        out.push(PACKED_V1);
-        let frame = packer
-            .compress(json.as_bytes())
-            .expect("compressing into a Vec cannot fail");
-        out.extend_from_slice(&frame);
-        out
-    })
+    let frame = PACKER
+        .with_borrow_mut(|packer| packer.compress(json.as_bytes()))
+        .expect("compressing into a Vec cannot fail");
+    [&[PACKED_V1][..], &frame].concat()
 }
 
 /// The record JSON of a [`pack`]ed record, of either format. Ingest refuses
@@ -389,19 +380,9 @@ pub fn unpack(packed: &[u8]) -> Result<String, StoreError> {
                 Ok(Some(size)) => return Err(corrupt(format!("longer than {cap} bytes ({size})"))),
                 Ok(None) | Err(_) => return Err(corrupt("no zstd frame of a known size".into())),
             };
-            UNPACKER.with(|cell| {
-                let mut cell = cell.borrow_mut();
-                let unpacker = match cell.as_mut() {
-                    Some(u) => u,
-                    None => cell.insert(
-                        zstd::bulk::Decompressor::with_dictionary(DICTIONARY_V1)
-                            .map_err(|e| corrupt(e.to_string()))?,
-                    ),
-                };
-                unpacker
-                    .decompress(frame, size)
-                    .map_err(|e| corrupt(e.to_string()))
-            })?
+            UNPACKER
+                .with_borrow_mut(|unpacker| unpacker.decompress(frame, size))
+                .map_err(|e| corrupt(e.to_string()))?
         }
         _ => {
             let mut json = Vec::new();
@@ -729,7 +710,7 @@ pub async fn claim_noting_in<S: HistoryStore>(
 mod tests {
     use super::*;
     use crate::model::Resource;
-    use std::io::Write;
+    use crate::testkit::deflated;
 
     fn record() -> Record {
         let mut r: Record = serde_json::from_value(serde_json::json!({
@@ -879,13 +860,6 @@ mod tests {
         let items = items_of(entries, 1);
         let sizes: Vec<usize> = items.iter().map(|i| i.members.len().max(1)).collect();
         assert_eq!(sizes, [MAX_MEMBERS, MAX_MEMBERS, 1]);
-    }
-
-    /// Raw deflate, as records were packed before 2026-12-03.
-    fn deflated(bytes: &[u8]) -> Vec<u8> {
-        let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(6));
-        e.write_all(bytes).unwrap();
-        e.finish().unwrap()
     }
 
     #[test]
