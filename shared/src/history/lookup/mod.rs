@@ -251,10 +251,12 @@ async fn read_part<R: HistoryReader>(
 }
 
 /// How long after a minute ends a page trusts that no shared item of it is
-/// still to come: ingest writes a minute's events 20–25 s after they
-/// happen (the queue's batching window), or up to ~15 minutes later when
-/// a batch is retried (5 receives, 3 minutes apart).
-const LATE_BATCH_SECONDS: i64 = 20 * 60;
+/// still to come: ingest writes a minute's events within about a minute
+/// and a half of their time (CloudTrail's ~20 s to EventBridge, the
+/// queue's batching window of up to 60 s, the invocation), or up to ~18
+/// minutes later when a batch is retried (5 receives, the queue's 240 s
+/// visibility timeout apart).
+const LATE_BATCH_SECONDS: i64 = 25 * 60;
 
 /// Whether `bucket` (`YYYY-MM-DDTHH:MM`) ended [`LATE_BATCH_SECONDS`] before
 /// `now`: a page that met no shared item in it lets the next one skip
