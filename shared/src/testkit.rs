@@ -119,12 +119,19 @@ pub struct MemoryHistory {
     stale: std::sync::atomic::AtomicBool,
     /// Queries answered so far.
     queries: AtomicUsize,
+    /// Items those queries read (before the TTL filter, as DynamoDB bills).
+    items_read: AtomicUsize,
 }
 
 impl MemoryHistory {
     /// How many queries were answered so far.
     pub fn queries(&self) -> usize {
         self.queries.load(Ordering::Relaxed)
+    }
+
+    /// How many items the queries read so far.
+    pub fn items_read(&self) -> usize {
+        self.items_read.load(Ordering::Relaxed)
     }
 
     /// Eventually consistent `records` reads answer nothing from now on, as
@@ -292,6 +299,7 @@ impl HistoryReader for MemoryHistory {
             .take(limit)
             .map(|((_, sk), v)| (sk, v))
             .collect();
+        self.items_read.fetch_add(read.len(), Ordering::Relaxed);
         let last = (read.len() == limit)
             .then(|| read.last().map(|(sk, _)| (*sk).clone()))
             .flatten();

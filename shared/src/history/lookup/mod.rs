@@ -201,7 +201,7 @@ async fn read_part<R: HistoryReader>(
     range: (&str, &str),
     query_high: &str,
     position: &Position,
-    max_results: usize,
+    (first_limit, want, max_results): (usize, usize, usize),
     now: i64,
 ) -> Result<(Vec<Stored>, Option<String>), StoreError> {
     let (low, after) = (range.0, position.after.as_deref());
@@ -213,16 +213,16 @@ async fn read_part<R: HistoryReader>(
     }
     let start = after.filter(|_| position.minute_unshared);
     let (mut items, mut last) = reader
-        .query(part, low, query_high, start, max_results, now)
+        .query(part, low, query_high, start, first_limit, now)
         .await?;
-    let (mut limit, mut filtered_queries) = (max_results, 1);
+    let (mut limit, mut filtered_queries) = (first_limit, 1);
     while let Some(from) = last.clone().filter(|from| from.as_str() > low) {
         // Below a shared item's key, its minute may list more events (in
         // shared items not read yet, or their own), so only the events of
         // later minutes are known to be all there is.
         let above = after.is_some_and(|a| from.as_str() >= a);
-        let unfinished = above
-            || (is_shared(&from) && complete_above(&items, &from, range, after) < max_results);
+        let unfinished =
+            above || (is_shared(&from) && complete_above(&items, &from, range, after) < want);
         let short = part.read_only.is_some()
             && filtered_queries < FILTERED_QUERIES
             && items.len() < max_results;
@@ -281,6 +281,39 @@ fn listed(item: Stored) -> Vec<Stored> {
             members: Vec::new(),
         })
         .collect()
+}
+
+/// The next page's `[first Limit, events wanted]` for each part, from the
+/// items each read at or above `after` (where the page ended) and the
+/// events each gave the page (`served`), scaled to a page of
+/// `max_results`: the items a quarter more and one more, so that a page of
+/// like density needs one Query per part, and the events a quarter fewer
+/// (at least one), below which a part that stopped at a shared item reads
+/// on (`read_part`; without a hint, a page's worth). A part that read one
+/// item per event gets `max_results` items, as without a hint; one whose
+/// shared items list four events each, about a third of it. A hint too
+/// small makes a page shorter or a part read on, never wrong. Empty when
+/// the page served nothing.
+fn next_limits(
+    read_keys: &[(usize, Vec<String>)],
+    served: &[usize],
+    after: &str,
+    max_results: usize,
+) -> Vec<[u16; 2]> {
+    let page: usize = served.iter().sum();
+    if page == 0 {
+        return Vec::new();
+    }
+    let to_u16 = |n: usize| n.clamp(1, max_results) as u16;
+    let mut limits = vec![[to_u16(max_results); 2]; served.len()];
+    for (i, keys) in read_keys {
+        let used = keys.iter().filter(|k| k.as_str() >= after).count();
+        limits[*i] = [
+            to_u16((used * max_results * 5).div_ceil(page * 4) + 1),
+            to_u16(served[*i] * max_results * 3 / (page * 4)),
+        ];
+    }
+    limits
 }
 
 /// How many of the events `items` lead to lie in later minutes than the
@@ -352,15 +385,33 @@ pub async fn lookup<R: HistoryReader>(
     // the page's start, or out of the range, is left out below.
     let top = after.map_or(high.as_str(), |a| a.min(high.as_str()));
     let query_high = format!("{}~\u{10FFFF}", bucket_of(top));
+    // Each part's first `Limit`: what the page before found a page needs
+    // (`next_limits`), on its day; a filtered part's, and any on a first
+    // page, `MaxResults`.
+    let hinted = request.position.day.as_deref() == Some(day_text.as_str())
+        && request.position.limits.len() == parts.len();
+    let first_limit = |i: usize, part: &Part| {
+        let max = request.max_results;
+        match request.position.limits.get(i) {
+            Some(&[limit, want]) if hinted && part.read_only.is_none() => (
+                usize::from(limit).clamp(1, max),
+                usize::from(want).clamp(1, max),
+                max,
+            ),
+            _ => (max, max, max),
+        }
+    };
     // Reads every part whose filter is `filtered`, together, from `low`:
-    // (the history partition it leads to, its items, its last key read).
+    // (its place in `parts`, the history partition it leads to, its items,
+    // its last key read).
     let read = |filtered: bool, low: String| {
         let (request_high, high, parts) = (high.as_str(), &query_high, &parts);
         async move {
             let reads = parts
                 .iter()
-                .filter(move |(_, p)| p.read_only.is_some() == filtered)
-                .map(|(region, p)| {
+                .enumerate()
+                .filter(move |(_, (_, p))| p.read_only.is_some() == filtered)
+                .map(|(i, (region, p))| {
                     let low = low.as_str();
                     async move {
                         read_part(
@@ -369,11 +420,11 @@ pub async fn lookup<R: HistoryReader>(
                             (low, request_high),
                             high,
                             &request.position,
-                            request.max_results,
+                            first_limit(i, p),
                             now_s,
                         )
                         .await
-                        .map(|(items, last)| (region.as_str(), items, last))
+                        .map(|(items, last)| (i, region.as_str(), items, last))
                     }
                 });
             futures::future::try_join_all(reads).await
@@ -387,36 +438,55 @@ pub async fn lookup<R: HistoryReader>(
     // and would otherwise be read to its end for every page).
     let floor = reads
         .iter()
-        .filter_map(|(_, _, last)| last.clone())
+        .filter_map(|(_, _, _, last)| last.clone())
         .max()
         .map_or(low.clone(), |f| f.max(low.clone()));
     reads.extend(read(true, floor).await?);
     // Every part has been read down to its last key read (or to its end):
     // only items at or after the highest of those are known to be all there
     // is, in every part.
-    let frontier = reads.iter().filter_map(|(_, _, last)| last.clone()).max();
+    let frontier = reads
+        .iter()
+        .filter_map(|(_, _, _, last)| last.clone())
+        .max();
     // The minutes whose shared items were read (every part was read from
     // above its page's start down to the frontier, or to its end).
     let shared_minutes: HashSet<String> = reads
         .iter()
-        .flat_map(|(_, items, _)| items)
+        .flat_map(|(_, _, items, _)| items)
         .filter(|s| is_shared(&s.sk))
         .map(|s| bucket_of(&s.sk).to_owned())
         .collect();
-    let mut merged: Vec<(&str, Stored)> = reads
+    // Each part's items' keys, for the next page's limits.
+    let read_keys: Vec<(usize, Vec<String>)> = reads
+        .iter()
+        .map(|(i, _, items, _)| (*i, items.iter().map(|s| s.sk.clone()).collect()))
+        .collect();
+    let mut merged: Vec<(usize, &str, Stored)> = reads
         .into_iter()
-        .flat_map(|(region, items, _)| items.into_iter().flat_map(listed).map(move |s| (region, s)))
-        .filter(|(_, s)| {
+        .flat_map(|(i, region, items, _)| {
+            items
+                .into_iter()
+                .flat_map(listed)
+                .map(move |s| (i, region, s))
+        })
+        .filter(|(_, _, s)| {
             s.sk >= low
                 && s.sk <= high
                 && after.is_none_or(|a| s.sk.as_str() < a)
                 && frontier.as_ref().is_none_or(|f| s.sk >= *f)
         })
         .collect();
-    merged.sort_by(|a, b| b.1.sk.cmp(&a.1.sk));
-    merged.dedup_by(|a, b| a.1.sk == b.1.sk);
+    merged.sort_by(|a, b| b.2.sk.cmp(&a.2.sk));
+    merged.dedup_by(|a, b| a.2.sk == b.2.sk);
     let full = merged.len() > request.max_results;
     merged.truncate(request.max_results);
+    // The events each part gave this page, for the next page's limits.
+    let mut served = vec![0; parts.len()];
+    for (i, _, _) in &merged {
+        served[*i] += 1;
+    }
+    let merged: Vec<(&str, Stored)> = merged.into_iter().map(|(_, r, s)| (r, s)).collect();
     let (start, end) = (request.start.timestamp(), request.end.timestamp());
     let resume = if full {
         merged.last().map(|(_, s)| s.sk.clone())
@@ -427,6 +497,7 @@ pub async fn lookup<R: HistoryReader>(
         Some(after) => Some(Position {
             start,
             end,
+            limits: next_limits(&read_keys, &served, &after, request.max_results),
             day: Some(day_text),
             minute_unshared: !shared_minutes.contains(bucket_of(&after))
                 && settled(bucket_of(&after), now),
@@ -441,6 +512,7 @@ pub async fn lookup<R: HistoryReader>(
                 day: Some(d.format("%Y-%m-%d").to_string()),
                 after: None,
                 minute_unshared: false,
+                limits: Vec::new(),
             }),
     };
     let primary_of = |region: &str, sk: &str| event_id_of(sk).map(|id| primary_pk(region, id));
@@ -916,11 +988,19 @@ mod tests {
     }
 
     /// As [`pages`], reading `shards` shards.
-    async fn pages_of(
+    async fn pages_of(h: &MemoryHistory, body: Value, max: usize, shards: u32) -> Vec<Vec<String>> {
+        pages_hinted(h, body, max, shards, &[]).await
+    }
+
+    /// As [`pages_of`], each token's per-part limits replaced by `hints`
+    /// (in turn; none: as issued), as if the pages before had found other
+    /// densities.
+    async fn pages_hinted(
         h: &MemoryHistory,
         mut body: Value,
         max: usize,
         shards: u32,
+        hints: &[[u16; 2]],
     ) -> Vec<Vec<String>> {
         let now = crate::time::parse("2026-11-24T12:00:00Z").unwrap();
         let settings = LookupSettings {
@@ -943,6 +1023,13 @@ mod tests {
             pages.push(ids);
             assert!(pages.len() < 500, "no end of pages: {pages:?}");
             match page.next_token {
+                Some(t) if !hints.is_empty() => {
+                    let mut p = token::open_token(&t, &request, &settings.token_key).unwrap();
+                    for (i, l) in p.limits.iter_mut().enumerate() {
+                        *l = hints[i % hints.len()];
+                    }
+                    body["NextToken"] = json!(seal_token(&p, &request, &settings.token_key));
+                }
                 Some(t) => body["NextToken"] = json!(t),
                 None => return pages,
             }
@@ -1255,6 +1342,53 @@ mod tests {
         }
 
         #[tokio::test]
+        async fn a_page_reads_about_the_items_it_needs_once_the_page_before_saw_them() {
+            // 300 events, one every 7 s, one in five global, written in
+            // batches of 10: the region's time partition holds shared
+            // items of ~4 events, the global one items of 1-2.
+            let h = MemoryHistory::default();
+            let events: Vec<_> = (0..300)
+                .map(|i| shaped_event(&format!("e{i:03}"), i as u32 * 7, i % 5 == 0, false))
+                .collect();
+            let batches: Vec<Vec<usize>> = (0..300)
+                .collect::<Vec<_>>()
+                .chunks(10)
+                .map(<[usize]>::to_vec)
+                .collect();
+            ingest(&h, &events, &batches, 1).await;
+            let now = crate::time::parse("2026-11-24T12:00:00Z").unwrap();
+            let mut body = today();
+            body["MaxResults"] = json!(50);
+            let (mut ids, mut sizes, mut read) = (Vec::new(), Vec::new(), Vec::new());
+            loop {
+                let request =
+                    parse_request(body.to_string().as_bytes(), &settings(), &now).unwrap();
+                let before = h.items_read();
+                let page = lookup(&h, &request, &settings(), &now).await.unwrap();
+                read.push(h.items_read() - before);
+                sizes.push(page.records.len());
+                ids.extend(
+                    page.records
+                        .iter()
+                        .map(|r| serde_json::from_str::<Record>(r).unwrap().event_id),
+                );
+                match page.next_token {
+                    Some(t) => body["NextToken"] = json!(t),
+                    None => break,
+                }
+            }
+            let newest_first: Vec<String> = (0..300).rev().map(|i| format!("e{i:03}")).collect();
+            assert_eq!(ids, newest_first);
+            // The first page reads up to 50 items of each partition (95:
+            // ~250 events for a page of 50); the ones after, told by the
+            // token what a page took, under a third of that, and are as
+            // full (measured: 25-29 items).
+            assert!(read[0] >= 90, "{read:?}");
+            assert!(read[1..].iter().all(|&n| n <= 32), "{read:?}");
+            assert_eq!(sizes, [50; 6]);
+        }
+
+        #[tokio::test]
         async fn a_batch_shares_one_item_per_partition_and_bucket_and_pages_read_into_it() {
             // Twelve events in two minutes, one batch: the time partition
             // has one item per (minute, ReadOnly), not twelve.
@@ -1382,6 +1516,7 @@ mod tests {
                 shards in 1u32..4,
                 max in 1usize..8,
                 range in (0u32..200, 0u32..200),
+                hints in proptest::collection::vec((1u16..4, 1u16..4), 0..4),
             ) {
                 let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
                 rt.block_on(async {
@@ -1423,7 +1558,10 @@ mod tests {
                         expected.sort();
                         expected.reverse();
                         let expected: Vec<String> = expected.into_iter().map(|(_, id)| id).collect();
-                        let got = pages_of(&h, body, max, shards).await.concat();
+                        // (with tokens whose per-part limits are any
+                        // small ones, as after pages of other densities)
+                        let hints: Vec<[u16; 2]> = hints.iter().map(|&(l, w)| [l, w]).collect();
+                        let got = pages_hinted(&h, body, max, shards, &hints).await.concat();
                         prop_assert_eq!(got, expected, "{:?} max {}", attribute, max);
                     }
                     Ok(())

@@ -106,6 +106,16 @@ pub struct Position {
     /// (`lookup::read_part`). Absent (tokens issued before it): read them.
     #[serde(rename = "n", default, skip_serializing_if = "is_false")]
     pub minute_unshared: bool,
+    /// For each part of `day` (`lookup::parts` order), the first Query's
+    /// `Limit` and the events below which a part read on, from what the
+    /// page before read per event it served (`lookup::next_limits`): a
+    /// partition of shared items, each listing several events, needs fewer
+    /// items for a page than one of events' own items. Empty (a first page,
+    /// a new day, tokens issued before it): `MaxResults` each. Only a
+    /// page's size and its reads depend on it, never which events it
+    /// serves, nor in what order.
+    #[serde(rename = "q", default, skip_serializing_if = "Vec::is_empty")]
+    pub limits: Vec<[u16; 2]>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -424,6 +434,7 @@ mod tests {
             day: Some("2026-11-24".into()),
             after: Some("2026-11-24T01:00:00Z#x".into()),
             minute_unshared: true,
+            limits: vec![[3, 1], [50, 20]],
         };
         let token = seal_token(&p, &l, &settings().token_key);
         let with = |extra: &str| format!(r#"{{"MaxResults": 5, "NextToken": "{token}"{extra}}}"#);
