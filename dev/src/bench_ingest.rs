@@ -1,6 +1,7 @@
 //! Ingest's time per event against a local endpoint (moto), at a number of
 //! concurrent invocations: each invocation ingests one batch of `--batch`
-//! EventBridge messages (default 100, the template's `IngestBatchSize`) as
+//! EventBridge messages (default 100, as BENCHMARKS.md's ingest rows were
+//! measured; the template's `IngestBatchSize` defaults to 500) as
 //! the ingest function does (all messages of a
 //! batch at once: `ingest::queue::ingest_all`; the queue's receipt check,
 //! one SQS call per batch, is left out), into fresh history and state
