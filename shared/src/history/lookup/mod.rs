@@ -3,12 +3,13 @@
 //!
 //! - The request is CloudTrail's `LookupEvents` input (AWS JSON 1.1: times
 //!   as epoch seconds, or ISO-8601 strings); errors carry CloudTrail's names.
-//! - One page is two rounds of reads: `Query`s, run together, of one day's
-//!   index partitions (an attribute's, or the time index) in the region's
-//!   own history and in the global-service events' ([`GLOBAL`](crate::history::GLOBAL)), newest
-//!   first, `Limit = MaxResults` on a first page, on later ones what the
-//!   page before found a page needs (carried in its token; a part read too
-//!   short for a full page reads on), items whose retention has passed
+//! - Most pages are two rounds of reads: `Query`s, run together, of one
+//!   day's index partitions (an attribute's, or the time index) in the
+//!   region's own history and in the global-service events'
+//!   ([`GLOBAL`](crate::history::GLOBAL)), newest first, `Limit` a guess on
+//!   a first page, on later ones what the page before found a page needs
+//!   (carried in its token; parts read too short for a full page read on,
+//!   up to [`READ_ON_ROUNDS`] more rounds), items whose retention has passed
 //!   filtered out (TTL deletion is lazy); their items merged newest first; then one
 //!   `BatchGetItem` of the page's primary items, which hold the records
 //!   (index items written before that layout hold their record and need
@@ -129,11 +130,15 @@ fn day(t: &DateTime<Utc>) -> NaiveDate {
 const FILTERED_QUERIES: u32 = 4;
 const FILTER_GROWTH: usize = 4;
 
+/// Rounds of Queries a page may add where its first reads fall short of a
+/// page (`lookup`): a page deep, then `FILTER_GROWTH` times deeper each.
+const READ_ON_ROUNDS: u32 = 3;
+
 /// A first page's `Limit` per unfiltered part, before any page has told
 /// how many items a page needs: a quarter of the page and two, enough where
 /// shared items list a few events each (ingest's batches write them, at
-/// any rate above a few events a minute), one more round of Queries where
-/// each event has its own item.
+/// any rate above a few events a minute), a round or more of reading on
+/// where each event has its own item.
 fn first_guess(max_results: usize) -> usize {
     (max_results / 4 + 2).min(max_results)
 }
@@ -301,11 +306,10 @@ fn listed(item: Stored) -> Vec<Stored> {
 /// like density needs one Query per part, and the events a quarter fewer
 /// (at least one), below which a part that stopped at a shared item reads
 /// on (`read_part`; without a hint, one: the page reads on). A part that read one
-/// item per event gets `max_results` items, as without a hint; one whose
-/// shared items list four events each, about a third of it; one that gave
-/// the page nothing, a first page's guess. A hint too small makes the page
-/// read on (`lookup`), never shorter or wrong. Empty when the page served
-/// nothing.
+/// item per event gets `max_results` items; one whose shared items list
+/// four events each, about a third of it; one that gave the page nothing,
+/// a first page's guess. A hint too small makes the page read on
+/// (`lookup`), never wrong. Empty when the page served nothing.
 fn next_limits(
     read_keys: &[(usize, Vec<String>)],
     served: &[usize],
@@ -473,9 +477,17 @@ pub async fn lookup<R: HistoryReader>(
     // A read too short for this page (a part's next item lies above where
     // the others would fill it: its hint or first guess was too small)
     // reads on where the part(s) holding the frontier stopped, a page deep,
-    // until the page is full or they are read to their end: a small first
-    // `Limit` makes a page cost less, never shorter.
-    while let Some(frontier) = last_read(&reads) {
+    // then `FILTER_GROWTH` times deeper each round, until the page is full,
+    // they are read to their end, or `READ_ON_ROUNDS` rounds are spent
+    // (items past their retention but not yet deleted count against
+    // `Limit` and serve nothing: a day of them would otherwise be read in
+    // one request). A page that stops at the cap ends at the frontier, as
+    // any page does, and the next one goes on from there.
+    let mut limit = request.max_results;
+    for _ in 0..READ_ON_ROUNDS {
+        let Some(frontier) = last_read(&reads) else {
+            break;
+        };
         let events: HashSet<String> = reads
             .iter()
             .flat_map(|(_, _, items, _)| items.iter().cloned().flat_map(listed))
@@ -493,14 +505,7 @@ pub async fn lookup<R: HistoryReader>(
                 let query_high = query_high.as_str();
                 async move {
                     reader
-                        .query(
-                            part,
-                            low,
-                            query_high,
-                            Some(frontier),
-                            request.max_results,
-                            now_s,
-                        )
+                        .query(part, low, query_high, Some(frontier), limit, now_s)
                         .await
                         .map(|more| (read, more))
                 }
@@ -508,6 +513,11 @@ pub async fn lookup<R: HistoryReader>(
         for ((_, _, items, last), (more, next)) in futures::future::try_join_all(more).await? {
             items.extend(more);
             *last = next;
+        }
+        limit = limit.saturating_mul(FILTER_GROWTH);
+        // A read that did not move the frontier down would repeat itself.
+        if last_read(&reads).is_some_and(|f| f >= frontier) {
+            break;
         }
     }
     // Then the filtered ones, which need not read below the highest key the
@@ -1178,6 +1188,62 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_page_reading_into_expired_items_stops_after_its_rounds_and_the_next_goes_on() {
+        // 3,000 items past their retention, not yet deleted (TTL deletion
+        // is lazy; a retention made longer also leaves them in range),
+        // between two live events at each end: every Query that reaches
+        // them counts them against its Limit and serves nothing. A page
+        // must not read them all in one request.
+        let h = MemoryHistory::default();
+        for (id, minute) in [("new1", 56), ("new0", 55), ("old1", 6), ("old0", 5)] {
+            store(&h, id, minute).await;
+        }
+        let expired: Vec<Item> = (0..3000)
+            .map(|n| Item {
+                pk: time_pk(REGION, "2026-11-24"),
+                sk: format!(
+                    "2026-11-24T08:{:02}:{:02}Z#gone-{n:04}",
+                    10 + n / 75,
+                    n % 60
+                ),
+                read_only: Some(false),
+                expires_at: 1,
+                ..Item::default()
+            })
+            .collect();
+        h.put_all(&expired).await.unwrap();
+        let now = crate::time::parse("2026-11-24T12:00:00Z").unwrap();
+        let mut body = today();
+        body["MaxResults"] = json!(50);
+        let (mut pages, mut cost) = (Vec::new(), Vec::new());
+        loop {
+            let request = parse_request(body.to_string().as_bytes(), &settings(), &now).unwrap();
+            let (items, queries) = (h.items_read(), h.queries());
+            let page = lookup(&h, &request, &settings(), &now).await.unwrap();
+            cost.push((h.items_read() - items, h.queries() - queries));
+            pages.push(
+                page.records
+                    .iter()
+                    .map(|r| serde_json::from_str::<Record>(r).unwrap().event_id)
+                    .collect::<Vec<_>>(),
+            );
+            assert!(pages.len() < 20, "{pages:?}");
+            match page.next_token {
+                Some(t) => body["NextToken"] = json!(t),
+                None => break,
+            }
+        }
+        assert_eq!(pages.concat(), ["new1", "new0", "old1", "old0"]);
+        // Each page: the two partitions' first reads (a first guess, or
+        // the token's), at most two more Queries each to reach where the
+        // page before stopped, and three rounds of 50, 200 and 800 items.
+        for &(items, queries) in &cost {
+            assert!(items <= 2 * 50 + 1050 && queries <= 7, "{cost:?}");
+        }
+        assert!(pages.len() >= 3, "{pages:?} {cost:?}");
+    }
+
+    #[tokio::test]
     async fn a_page_ends_where_every_partition_has_been_read_to() {
         // One partition's time index starts with expired items (TTL
         // deletion is lazy): a Query of it reads them and returns nothing
@@ -1407,54 +1473,103 @@ mod tests {
             format!("2026-11-24T08:{:02}:{:02}Z", second / 60, second % 60)
         }
 
-        #[tokio::test]
-        async fn a_page_reads_about_the_items_it_needs_once_the_page_before_saw_them() {
-            // 300 events, one every 7 s, one in five global, written in
-            // batches of 10: the region's time partition holds shared
-            // items of ~4 events, the global one items of 1-2.
-            let h = MemoryHistory::default();
-            let events: Vec<_> = (0..300)
-                .map(|i| shaped_event(&format!("e{i:03}"), i as u32 * 7, i % 5 == 0, false))
-                .collect();
-            let batches: Vec<Vec<usize>> = (0..300)
-                .collect::<Vec<_>>()
-                .chunks(10)
-                .map(<[usize]>::to_vec)
-                .collect();
-            ingest(&h, &events, &batches, 1).await;
+        /// Walks every page of a lookup of `events` (MaxResults `max`, one
+        /// shard), each token's limits replaced by `hints` if some: the
+        /// event IDs, and per page the items and Queries read and the
+        /// limits its token carried.
+        async fn walk(
+            h: &MemoryHistory,
+            max: usize,
+            hints: Option<[u16; 2]>,
+        ) -> (Vec<String>, Vec<(usize, usize)>, Vec<Vec<[u16; 2]>>) {
             let now = crate::time::parse("2026-11-24T12:00:00Z").unwrap();
+            let settings = settings();
             let mut body = today();
-            body["MaxResults"] = json!(50);
-            let (mut ids, mut sizes, mut read) = (Vec::new(), Vec::new(), Vec::new());
+            body["MaxResults"] = json!(max);
+            let (mut ids, mut cost, mut limits) = (Vec::new(), Vec::new(), Vec::new());
             loop {
-                let request =
-                    parse_request(body.to_string().as_bytes(), &settings(), &now).unwrap();
-                let before = h.items_read();
-                let page = lookup(&h, &request, &settings(), &now).await.unwrap();
-                read.push(h.items_read() - before);
-                sizes.push(page.records.len());
+                let request = parse_request(body.to_string().as_bytes(), &settings, &now).unwrap();
+                let (items, queries) = (h.items_read(), h.queries());
+                let page = lookup(h, &request, &settings, &now).await.unwrap();
+                cost.push((h.items_read() - items, h.queries() - queries));
+                assert!(page.records.len() == max || page.next_token.is_none());
                 ids.extend(
                     page.records
                         .iter()
                         .map(|r| serde_json::from_str::<Record>(r).unwrap().event_id),
                 );
-                match page.next_token {
-                    Some(t) => body["NextToken"] = json!(t),
-                    None => break,
+                let Some(t) = page.next_token else {
+                    return (ids, cost, limits);
+                };
+                let mut p = token::open_token(&t, &request, &settings.token_key).unwrap();
+                limits.push(p.limits.clone());
+                for l in p.limits.iter_mut() {
+                    *l = hints.unwrap_or(*l);
                 }
+                body["NextToken"] = json!(seal_token(&p, &request, &settings.token_key));
             }
-            let newest_first: Vec<String> = (0..300).rev().map(|i| format!("e{i:03}")).collect();
-            assert_eq!(ids, newest_first);
-            // The first page reads 14 items of each partition (`first_guess`;
-            // a page deep, 95 items: ~250 events for a page of 50); the ones
-            // after, told by the token what a page took, about as many, and
-            // all are full (measured: 28, then 19-31 items).
-            assert!(read.iter().all(|&n| n <= 36), "{read:?}");
-            assert_eq!(sizes, [50; 6]);
         }
 
         #[tokio::test]
-        async fn a_part_that_served_nothing_is_read_a_page_deep_so_pages_stay_full() {
+        async fn a_page_reads_about_the_items_it_needs_once_the_page_before_saw_them() {
+            // 300 events, one every 7 s, one in five global: a page of 50
+            // holds ~40 of the region's and ~10 global ones.
+            let events: Vec<_> = (0..300)
+                .map(|i| shaped_event(&format!("e{i:03}"), i as u32 * 7, i % 5 == 0, false))
+                .collect();
+            let newest_first: Vec<String> = (0..300).rev().map(|i| format!("e{i:03}")).collect();
+            let order: Vec<usize> = (0..300).collect();
+            // Written one per batch, each event has its own item. A first
+            // page's guess (14 items per partition) falls short and reads
+            // on; the token then asks for ~40 × 5/4 + 2 of the region's
+            // (at most a page) and ~10 × 5/4 + 2 global ones, and every
+            // page after the first is one Query per partition.
+            let h = MemoryHistory::default();
+            ingest(
+                &h,
+                &events,
+                &order.chunks(1).map(<[usize]>::to_vec).collect::<Vec<_>>(),
+                1,
+            )
+            .await;
+            let (ids, cost, limits) = walk(&h, 50, None).await;
+            assert_eq!(ids, newest_first);
+            assert!(cost[0].1 > 2, "{cost:?}");
+            assert!(cost[1..].iter().all(|&(_, q)| q == 2), "{cost:?}");
+            for l in &limits {
+                assert!(l[0][0] == 50 && (12..=20).contains(&l[1][0]), "{limits:?}");
+                assert!((25..=35).contains(&l[0][1]), "{limits:?}");
+            }
+            // With the hints replaced by a first page's guess, those pages
+            // read on, as the first does.
+            let (ids, cost, _) = walk(&h, 50, Some([14, 1])).await;
+            assert_eq!(ids, newest_first);
+            assert!(
+                cost[1..cost.len() - 1].iter().all(|&(_, q)| q > 2),
+                "{cost:?}"
+            );
+            // Written in batches of 10, the region's shared items list ~4
+            // events each and the global ones 1-2: the token asks for
+            // about a third of a page of the region's.
+            let h = MemoryHistory::default();
+            ingest(
+                &h,
+                &events,
+                &order.chunks(10).map(<[usize]>::to_vec).collect::<Vec<_>>(),
+                1,
+            )
+            .await;
+            let (ids, cost, limits) = walk(&h, 50, None).await;
+            assert_eq!(ids, newest_first);
+            assert!(
+                cost[1..].iter().all(|&(n, q)| n <= 36 && q == 2),
+                "{cost:?}"
+            );
+            assert!(limits.iter().all(|l| l[0][0] <= 20), "{limits:?}");
+        }
+
+        #[tokio::test]
+        async fn a_part_that_served_nothing_gets_a_first_guess_so_pages_stay_full() {
             // 500 events, one every 7 s, one in fifty global, in four
             // shards: the global partition (and a shard, now and then)
             // gives a page nothing; the next page must still read far
@@ -1466,7 +1581,23 @@ mod tests {
             let batches: Vec<Vec<usize>> = (0..500).map(|i| vec![i]).collect();
             ingest(&h, &events, &batches, 4).await;
             let newest_first: Vec<String> = (0..500).rev().map(|i| format!("e{i:03}")).collect();
-            // As issued, and with every hint a page deep (as unhinted).
+            // The first page (e499-e480) has no global event: the token
+            // gives each of the four global shards (parts 4-7, after the
+            // region's) a first page's guess, 20 / 4 + 2 items, and wants
+            // one event of it, not the one item it read per event served.
+            let now = crate::time::parse("2026-11-24T12:00:00Z").unwrap();
+            let settings = LookupSettings {
+                shards: 4,
+                ..settings()
+            };
+            let mut body = today();
+            body["MaxResults"] = json!(20);
+            let request = parse_request(body.to_string().as_bytes(), &settings, &now).unwrap();
+            let page = lookup(&h, &request, &settings, &now).await.unwrap();
+            let token = page.next_token.unwrap();
+            let p = token::open_token(&token, &request, &settings.token_key).unwrap();
+            assert_eq!(p.limits[4..], [[7, 1]; 4], "{:?}", p.limits);
+            // Every page full, as issued, and with every hint a page deep.
             let mut items_read = Vec::new();
             for hints in [&[][..], &[[20, 20]]] {
                 let before = h.items_read();
