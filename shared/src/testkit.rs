@@ -121,6 +121,9 @@ pub struct MemoryHistory {
     queries: AtomicUsize,
     /// Items those queries read (before the TTL filter, as DynamoDB bills).
     items_read: AtomicUsize,
+    /// At most this many items read per query (0: no bound), as DynamoDB
+    /// stops a Query's page at 1 MB whatever its `Limit`.
+    page_items: AtomicUsize,
 }
 
 impl MemoryHistory {
@@ -132,6 +135,12 @@ impl MemoryHistory {
     /// How many items the queries read so far.
     pub fn items_read(&self) -> usize {
         self.items_read.load(Ordering::Relaxed)
+    }
+
+    /// From now on a query reads at most `n` items whatever its limit, as
+    /// DynamoDB reads at most 1 MB per Query (0: no bound).
+    pub fn page_items(&self, n: usize) {
+        self.page_items.store(n, Ordering::Relaxed);
     }
 
     /// Eventually consistent `records` reads answer nothing from now on, as
@@ -265,9 +274,10 @@ impl HistoryStore for MemoryHistory {
 }
 
 impl HistoryReader for MemoryHistory {
-    /// As DynamoDB answers: `limit` items are *read* (newest first), then
-    /// the expired ones and those the part's filter refuses are left out,
-    /// and the last key read is returned whenever the limit was reached.
+    /// As DynamoDB answers: `limit` items are *read* (newest first; fewer
+    /// under [`MemoryHistory::page_items`]), then the expired ones and
+    /// those the part's filter refuses are left out, and the last key read
+    /// is returned whenever the limit was reached.
     async fn query(
         &self,
         part: &Part,
@@ -290,6 +300,10 @@ impl HistoryReader for MemoryHistory {
                 ),
             });
         }
+        let limit = match self.page_items.load(Ordering::Relaxed) {
+            0 => limit,
+            page => limit.min(page),
+        };
         let items = lock(&self.items);
         let pk = &part.pk;
         let read: Vec<(&String, &(Body, i64))> = items
