@@ -132,6 +132,23 @@ def main():
     print("|---|" + "---:|" * len(columns))
     for q in quantities[columns[0]]:
         print(f"| {q} | " + " | ".join(f"{quantities[c][q]:,.2f}" for c in columns) + " |")
+    # Where the index's items come from (written since 2026-12-04).
+    history = [c for c in columns if data[c].get("historyCopies") and "indexItemsByAttribute" in data[c]]
+    if history:
+        print()
+        print("| index items per history event | " + " | ".join(label(c) for c in history) + " |")
+        print("|---|" + "---:|" * len(history))
+        attributes = sorted({a for c in history for a in data[c]["indexItemsByAttribute"]})
+        for a in attributes:
+            print(f"| {a} | " + " | ".join(
+                f"{data[c]['indexItemsByAttribute'].get(a, 0) / data[c]['historyCopies']:,.2f}" for c in history
+            ) + " |")
+        print("| **all** | " + " | ".join(
+            f"**{sum(data[c]['indexItemsByAttribute'].values()) / data[c]['historyCopies']:,.2f}**" for c in history
+        ) + " |")
+        print("| one item per value and batch, whatever the minute (a bound) | " + " | ".join(
+            f"{data[c]['indexItemsOnePerBatchAndValue'] / data[c]['historyCopies']:,.2f}" for c in history
+        ) + " |")
 
 
 if __name__ == "__main__":

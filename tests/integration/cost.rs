@@ -17,7 +17,7 @@ use trailkeep_shared::aws::state_table::DynamoStaging;
 use trailkeep_shared::aws::trail_items::DynamoTrails;
 use trailkeep_shared::delivery::{DeliverSettings, Deliverer};
 use trailkeep_shared::digest::{DigestSettings, Digester};
-use trailkeep_shared::history::{index_entries, partition, HistorySettings};
+use trailkeep_shared::history::{index_entries, items_of, partition, HistorySettings};
 use trailkeep_shared::ingest::normalize::{normalize, Context};
 use trailkeep_shared::ingest::{ingest_many, Targets};
 use trailkeep_shared::trail::{TrailCache, TrailStore};
@@ -245,10 +245,18 @@ async fn requests_per_event_are_what_the_design_says_and_are_recorded_for_the_co
         // The index entries of the events (history::index_entries, per the
         // history partition each is in), written one way or the other.
         let mut entries = 0;
+        // The index items each batch's entries make (history::items_of),
+        // by attribute, and how many there would be if a shared item held
+        // a batch's entries of a value whatever their minute (one item per
+        // partition, ReadOnly value and batch): what longer buckets could
+        // save at most.
+        let mut by_attribute: BTreeMap<String, usize> = BTreeMap::new();
+        let mut one_per_batch = 0;
         let mut staged_regions = std::collections::BTreeSet::new();
         let batches = batches(rate);
         for batch in &batches {
             let mut payloads = Vec::new();
+            let mut batch_entries = Vec::new();
             for &n in batch {
                 let i = ids[n];
                 let time = event_time(start, rate, n);
@@ -264,13 +272,25 @@ async fn requests_per_event_are_what_the_design_says_and_are_recorded_for_the_co
                 };
                 for r in normalize(&p, &ctx).records {
                     if let Some(region) = partition(&r.record) {
-                        entries += index_entries(&r.record, region, 0, 1).len();
+                        let e = index_entries(&r.record, region, 0, 1);
+                        entries += e.len();
+                        batch_entries.extend(e);
                     }
                 }
                 payloads.push(p);
                 history_copies += u64::from(history);
                 in_history[n] = history;
                 staged_regions.insert(logged_in.to_owned());
+            }
+            let groups: std::collections::BTreeSet<_> = batch_entries
+                .iter()
+                .map(|e| (e.pk.clone(), e.read_only))
+                .collect();
+            one_per_batch += groups.len();
+            for item in items_of(batch_entries, 1) {
+                // {region}#{Attribute}#…: the time index, or an attribute's
+                let attribute = item.pk.split('#').nth(1).unwrap_or_default();
+                *by_attribute.entry(attribute.to_owned()).or_default() += 1;
             }
             let at = arrival(start, rate, *batch.last().unwrap());
             let trails = ingest_trails.trails().await.unwrap();
@@ -421,6 +441,13 @@ async fn requests_per_event_are_what_the_design_says_and_are_recorded_for_the_co
             h.shared,
             h.listed
         );
+        // … and they are the items each batch's entries make, the ones the
+        // breakdown below counts
+        assert_eq!(
+            by_attribute.values().sum::<usize>(),
+            index_items as usize,
+            "{kind}: {by_attribute:?}"
+        );
         // (an index item: ~150 bytes of keys and TTL + 100 of overhead, and
         // ~40 per event a shared one lists; a primary item: the packed
         // record (the realistic mix's ~0.4–0.7 KB) + keys + overhead)
@@ -471,6 +498,8 @@ async fn requests_per_event_are_what_the_design_says_and_are_recorded_for_the_co
                 "logBytesGzipped": gz_bytes,
                 "historyItemBytes": history_bytes,
                 "historyItems": h.items,
+                "indexItemsByAttribute": by_attribute,
+                "indexItemsOnePerBatchAndValue": one_per_batch,
                 "stateItemBytes": state_bytes,
                 "ingest": i,
                 "deliver": d,
