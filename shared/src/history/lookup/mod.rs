@@ -1204,20 +1204,23 @@ mod tests {
         );
     }
 
-    /// Every page of a lookup of `body` (MaxResults `max`), and per page
-    /// the items and Queries it read.
-    async fn walk_costs(
+    /// Every page of a lookup of `body` (MaxResults `max`, one shard),
+    /// each token's limits replaced by `hints` if some; per page, the
+    /// items and Queries it read; per token, the limits it carried.
+    async fn walk(
         h: &MemoryHistory,
         mut body: Value,
         max: usize,
-    ) -> (Vec<Vec<String>>, Vec<(usize, usize)>) {
+        hints: Option<[u16; 2]>,
+    ) -> (Vec<Vec<String>>, Vec<(usize, usize)>, Vec<Vec<[u16; 2]>>) {
         let now = crate::time::parse("2026-11-24T12:00:00Z").unwrap();
+        let settings = settings();
         body["MaxResults"] = json!(max);
-        let (mut pages, mut cost) = (Vec::new(), Vec::new());
+        let (mut pages, mut cost, mut limits) = (Vec::new(), Vec::new(), Vec::new());
         loop {
-            let request = parse_request(body.to_string().as_bytes(), &settings(), &now).unwrap();
+            let request = parse_request(body.to_string().as_bytes(), &settings, &now).unwrap();
             let (items, queries) = (h.items_read(), h.queries());
-            let page = lookup(h, &request, &settings(), &now).await.unwrap();
+            let page = lookup(h, &request, &settings, &now).await.unwrap();
             cost.push((h.items_read() - items, h.queries() - queries));
             pages.push(
                 page.records
@@ -1226,10 +1229,15 @@ mod tests {
                     .collect::<Vec<_>>(),
             );
             assert!(pages.len() < 50, "{pages:?}");
-            match page.next_token {
-                Some(t) => body["NextToken"] = json!(t),
-                None => return (pages, cost),
+            let Some(t) = page.next_token else {
+                return (pages, cost, limits);
+            };
+            let mut p = token::open_token(&t, &request, &settings.token_key).unwrap();
+            limits.push(p.limits.clone());
+            for l in p.limits.iter_mut() {
+                *l = hints.unwrap_or(*l);
             }
+            body["NextToken"] = json!(seal_token(&p, &request, &settings.token_key));
         }
     }
 
@@ -1258,7 +1266,7 @@ mod tests {
             })
             .collect();
         h.put_all(&expired).await.unwrap();
-        let (pages, cost) = walk_costs(&h, today(), 50).await;
+        let (pages, cost, _) = walk(&h, today(), 50, None).await;
         assert_eq!(pages.concat(), ["new1", "new0", "old1", "old0"]);
         // Each page: the two partitions' first reads (a first guess, or
         // the token's), at most two more Queries each to reach where the
@@ -1300,7 +1308,7 @@ mod tests {
         h.put_all(&expired).await.unwrap();
         // DynamoDB reads at most 1 MB per Query: here, 1,000 items.
         h.page_items(1000);
-        let (pages, cost) = walk_costs(&h, today(), 50).await;
+        let (pages, cost, _) = walk(&h, today(), 50, None).await;
         assert_eq!(pages.concat(), ["new1", "new0", "old1", "old0"]);
         // The region's first Query, up to four more reading down to where
         // the page before stopped (that minute's 500 items: 14, 56, 224,
@@ -1543,43 +1551,6 @@ mod tests {
             format!("2026-11-24T08:{:02}:{:02}Z", second / 60, second % 60)
         }
 
-        /// Walks every page of a lookup of `events` (MaxResults `max`, one
-        /// shard), each token's limits replaced by `hints` if some: the
-        /// event IDs, and per page the items and Queries read and the
-        /// limits its token carried.
-        async fn walk(
-            h: &MemoryHistory,
-            max: usize,
-            hints: Option<[u16; 2]>,
-        ) -> (Vec<String>, Vec<(usize, usize)>, Vec<Vec<[u16; 2]>>) {
-            let now = crate::time::parse("2026-11-24T12:00:00Z").unwrap();
-            let settings = settings();
-            let mut body = today();
-            body["MaxResults"] = json!(max);
-            let (mut ids, mut cost, mut limits) = (Vec::new(), Vec::new(), Vec::new());
-            loop {
-                let request = parse_request(body.to_string().as_bytes(), &settings, &now).unwrap();
-                let (items, queries) = (h.items_read(), h.queries());
-                let page = lookup(h, &request, &settings, &now).await.unwrap();
-                cost.push((h.items_read() - items, h.queries() - queries));
-                assert!(page.records.len() == max || page.next_token.is_none());
-                ids.extend(
-                    page.records
-                        .iter()
-                        .map(|r| serde_json::from_str::<Record>(r).unwrap().event_id),
-                );
-                let Some(t) = page.next_token else {
-                    return (ids, cost, limits);
-                };
-                let mut p = token::open_token(&t, &request, &settings.token_key).unwrap();
-                limits.push(p.limits.clone());
-                for l in p.limits.iter_mut() {
-                    *l = hints.unwrap_or(*l);
-                }
-                body["NextToken"] = json!(seal_token(&p, &request, &settings.token_key));
-            }
-        }
-
         #[tokio::test]
         async fn a_page_reads_about_the_items_it_needs_once_the_page_before_saw_them() {
             // 300 events, one every 7 s, one in five global: a page of 50
@@ -1588,22 +1559,30 @@ mod tests {
                 .map(|i| shaped_event(&format!("e{i:03}"), i as u32 * 7, i % 5 == 0, false))
                 .collect();
             let newest_first: Vec<String> = (0..300).rev().map(|i| format!("e{i:03}")).collect();
-            let order: Vec<usize> = (0..300).collect();
+            // The events ingested in batches of `size`, read page by page.
+            let walked = |size: usize, hints: Option<[u16; 2]>| {
+                let (events, newest_first) = (&events, &newest_first);
+                async move {
+                    let h = MemoryHistory::default();
+                    let batches: Vec<Vec<usize>> = (0..300)
+                        .collect::<Vec<_>>()
+                        .chunks(size)
+                        .map(<[usize]>::to_vec)
+                        .collect();
+                    ingest(&h, events, &batches, 1).await;
+                    let (pages, cost, limits) = walk(&h, today(), 50, hints).await;
+                    assert_eq!(&pages.concat(), newest_first);
+                    let sizes: Vec<usize> = pages.iter().map(Vec::len).collect();
+                    assert_eq!(sizes, [50; 6]);
+                    (cost, limits)
+                }
+            };
             // Written one per batch, each event has its own item. A first
             // page's guess (14 items per partition) falls short and reads
             // on; the token then asks for ~40 × 5/4 + 2 of the region's
             // (at most a page) and ~10 × 5/4 + 2 global ones, and every
             // page after the first is one Query per partition.
-            let h = MemoryHistory::default();
-            ingest(
-                &h,
-                &events,
-                &order.chunks(1).map(<[usize]>::to_vec).collect::<Vec<_>>(),
-                1,
-            )
-            .await;
-            let (ids, cost, limits) = walk(&h, 50, None).await;
-            assert_eq!(ids, newest_first);
+            let (cost, limits) = walked(1, None).await;
             assert!(cost[0].1 > 2, "{cost:?}");
             assert!(cost[1..].iter().all(|&(_, q)| q == 2), "{cost:?}");
             for l in &limits {
@@ -1612,8 +1591,7 @@ mod tests {
             }
             // With the hints replaced by a first page's guess, those pages
             // read on, as the first does.
-            let (ids, cost, _) = walk(&h, 50, Some([14, 1])).await;
-            assert_eq!(ids, newest_first);
+            let (cost, _) = walked(1, Some([14, 1])).await;
             assert!(
                 cost[1..cost.len() - 1].iter().all(|&(_, q)| q > 2),
                 "{cost:?}"
@@ -1621,16 +1599,7 @@ mod tests {
             // Written in batches of 10, the region's shared items list ~4
             // events each and the global ones 1-2: the token asks for
             // about a third of a page of the region's.
-            let h = MemoryHistory::default();
-            ingest(
-                &h,
-                &events,
-                &order.chunks(10).map(<[usize]>::to_vec).collect::<Vec<_>>(),
-                1,
-            )
-            .await;
-            let (ids, cost, limits) = walk(&h, 50, None).await;
-            assert_eq!(ids, newest_first);
+            let (cost, limits) = walked(10, None).await;
             assert!(
                 cost[1..].iter().all(|&(n, q)| n <= 36 && q == 2),
                 "{cost:?}"
