@@ -146,7 +146,7 @@ def main():
         print("| **all** | " + " | ".join(
             f"**{sum(data[c]['indexItemsByAttribute'].values()) / data[c]['historyCopies']:,.2f}**" for c in history
         ) + " |")
-        print("| one item per value and batch, whatever the minute (a bound) | " + " | ".join(
+        print("| one item per value and batch, whatever the bucket (a bound) | " + " | ".join(
             f"{data[c]['indexItemsOnePerBatchAndValue'] / data[c]['historyCopies']:,.2f}" for c in history
         ) + " |")
 

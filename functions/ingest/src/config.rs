@@ -12,7 +12,7 @@ pub struct Config {
     pub state_table: String,
     /// INGEST_QUEUE_URL: the queue every event arrives through.
     pub queue_url: String,
-    /// INGEST_QUEUE_VISIBILITY_SECONDS (default 240): the queue's visibility
+    /// INGEST_QUEUE_VISIBILITY_SECONDS (default 300): the queue's visibility
     /// timeout, which confirming a receipt handle sets again.
     pub queue_visibility_seconds: i32,
     /// TRAIL_CACHE_SECONDS (default 60): how often the trails are reloaded.
@@ -41,7 +41,7 @@ impl Config {
             queue_url: env.required("INGEST_QUEUE_URL")?,
             queue_visibility_seconds: env.number(
                 "INGEST_QUEUE_VISIBILITY_SECONDS",
-                240,
+                300,
                 1,
                 43_200,
             )? as i32,

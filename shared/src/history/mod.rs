@@ -176,27 +176,52 @@ pub fn event_id_of(index_sk: &str) -> Option<&str> {
 }
 
 /// Index sort keys share a bucket when their first `BUCKET_LEN` bytes
-/// agree (`YYYY-MM-DDTHH:MM`: the minute of eventTime). The events one
-/// shared index item lists are all in one bucket, so a lookup that resumes
-/// inside a bucket re-reads that bucket alone (docs/event-history.md
-/// "Shared index items": a minute shares about twice as much as ten
-/// seconds at 100 events a minute, for more to re-read in a busy
-/// partition).
-pub const BUCKET_LEN: usize = 16;
+/// agree (`YYYY-MM-DDTHH:M`: the ten minutes of eventTime, `HH:M0` to
+/// `HH:M9`). The events one shared index item lists are all in one bucket,
+/// so a lookup that resumes inside a bucket re-reads that bucket alone
+/// (docs/event-history.md "Shared index items": at 100 events a minute,
+/// with batches of up to two minutes, ten minutes share a third more than
+/// one minute does).
+pub const BUCKET_LEN: usize = 15;
+
+/// A shared item whose events all lie in one minute is that minute's
+/// (`YYYY-MM-DDTHH:MM~{hash}`, as every shared item was from 2026-12-02 to
+/// 2026-12-04): its key sorts above its minute's own items and below the
+/// next minute's, inside its bucket, so a lookup reading on below it knows
+/// the events of the minutes above it are all there (where a batch takes
+/// seconds of events, at thousands a minute, nearly every shared item is
+/// a minute's, and a lookup reads a minute's shared items at a time, not
+/// ten minutes').
+pub const MINUTE_BUCKET_LEN: usize = 16;
+
+/// The span of a bucket, in seconds.
+pub const BUCKET_SECONDS: i64 = 600;
 
 /// Most events one shared index item lists (each ~40 bytes: ~4 KB).
 pub const MAX_MEMBERS: usize = 100;
 
-/// The bucket of an index sort key (or of a lookup position).
+/// The bucket of an index sort key, a shared item's or a lookup position
+/// (the ten minutes: a minute's shared item, of the layout before, is in
+/// the ten minutes holding that minute).
 pub fn bucket_of(sk: &str) -> &str {
     sk.get(..BUCKET_LEN).unwrap_or(sk)
 }
 
-/// Whether an index sort key is a shared item's (`{bucket}~{hash}`): an
-/// event's own item has `:` there (before its eventTime's seconds),
-/// whatever its eventID, so the two never collide.
+/// Whether an index sort key is a shared item's (`{bucket}~{hash}`, or
+/// `{minute}~{hash}`): an event's own item has a digit and `:` there (its
+/// eventTime's minute, then its seconds), whatever its eventID, so the two
+/// never collide.
 pub fn is_shared(sk: &str) -> bool {
-    sk.as_bytes().get(BUCKET_LEN) == Some(&b'~')
+    shared_prefix(sk).is_some()
+}
+
+/// A shared item's bucket or minute: the prefix its members' suffixes go
+/// after, and above whose keys it sorts.
+pub fn shared_prefix(sk: &str) -> Option<&str> {
+    [BUCKET_LEN, MINUTE_BUCKET_LEN]
+        .into_iter()
+        .find(|&at| sk.as_bytes().get(at) == Some(&b'~'))
+        .and_then(|at| sk.get(..at))
 }
 
 /// Sort key of the item shared by these events' entries (their sort keys
@@ -220,7 +245,7 @@ pub fn shared_sk(bucket: &str, members: &[String]) -> String {
 /// The sort keys of the events a shared item lists (`members`, each its
 /// sort key after the bucket).
 pub fn member_sks(shared_sk: &str, members: &[String]) -> Vec<String> {
-    let bucket = bucket_of(shared_sk);
+    let bucket = shared_prefix(shared_sk).unwrap_or_else(|| bucket_of(shared_sk));
     members.iter().map(|m| format!("{bucket}{m}")).collect()
 }
 
@@ -272,7 +297,8 @@ impl Entry {
 /// partition, ReadOnly value and bucket share an item (at most
 /// [`MAX_MEMBERS`] each, in the shard its sort key hashes to, expiring
 /// with its earliest member, all of whose members expire in the same
-/// minute); an entry alone in its group gets an item of
+/// ten minutes; a minute's item where they all lie in one minute:
+/// [`MINUTE_BUCKET_LEN`]); an entry alone in its group gets an item of
 /// its own, exactly as one event's index is written. Repeated entries are
 /// written once.
 pub fn items_of(mut entries: Vec<Entry>, shards: u32) -> Vec<Item<'static>> {
@@ -291,8 +317,10 @@ pub fn items_of(mut entries: Vec<Entry>, shards: u32) -> Vec<Item<'static>> {
                     && bucket_of(&e.sk) == bucket
                     // Not with an entry kept for another retention (a
                     // re-delivery stored before RetentionDays changed):
-                    // one minute's events expire within a minute.
-                    && e.expires_at.div_euclid(60) == first.expires_at.div_euclid(60)
+                    // one bucket's events expire within the same ten
+                    // minutes (whole days after it).
+                    && e.expires_at.div_euclid(BUCKET_SECONDS)
+                        == first.expires_at.div_euclid(BUCKET_SECONDS)
             })
             .count();
         let (group, tail) = rest.split_at(len);
@@ -301,11 +329,18 @@ pub fn items_of(mut entries: Vec<Entry>, shards: u32) -> Vec<Item<'static>> {
             items.push(one.clone().own_item());
             continue;
         }
+        // The group's minute, if its events all lie in one.
+        let minute = first.sk.get(..MINUTE_BUCKET_LEN).filter(|m| {
+            group
+                .iter()
+                .all(|e| e.sk.get(..MINUTE_BUCKET_LEN) == Some(*m))
+        });
+        let prefix = minute.unwrap_or(bucket);
         let members: Vec<String> = group
             .iter()
-            .map(|e| e.sk.get(BUCKET_LEN..).unwrap_or_default().to_owned())
+            .map(|e| e.sk.get(prefix.len()..).unwrap_or_default().to_owned())
             .collect();
-        let sk = shared_sk(bucket, &members);
+        let sk = shared_sk(prefix, &members);
         items.push(Item {
             pk: shard_pk(first.pk.clone(), shard_of(&sk, shards)),
             sk,
@@ -780,12 +815,14 @@ mod tests {
             at("a", "2026-11-24T02:10:01Z", true),
             at("b", "2026-11-24T02:10:09Z", true),
             at("c", "2026-11-24T02:10:05Z", false),
-            // Another bucket (the next minute).
-            at("d", "2026-11-24T02:11:00Z", true),
+            // Another minute of the same ten.
+            at("e", "2026-11-24T02:19:59Z", true),
+            // Another bucket (the next ten minutes).
+            at("d", "2026-11-24T02:20:00Z", true),
             // Delivered twice in the batch: listed once.
             at("a", "2026-11-24T02:10:01Z", true),
         ];
-        let expires = [30, 10, 20, 40, 30];
+        let expires = [30, 10, 20, 50, 40, 30];
         let entries: Vec<Entry> = batch
             .iter()
             .zip(expires)
@@ -796,17 +833,35 @@ mod tests {
             .iter()
             .filter(|i| i.pk == "r#Time#2026-11-24")
             .collect();
-        // a and b (read-only) share an item; c (not read-only) and d
+        // a, b and e (read-only) share an item; c (not read-only) and d
         // (another bucket) are alone, in items as one event's own.
         assert_eq!(time.len(), 3, "{time:?}");
         let shared = time.iter().find(|i| is_shared(&i.sk)).unwrap();
-        assert!(shared.sk.starts_with("2026-11-24T02:10~"), "{}", shared.sk);
-        assert_eq!(shared.members, [":01Z#a", ":09Z#b"]);
+        assert!(shared.sk.starts_with("2026-11-24T02:1~"), "{}", shared.sk);
+        assert_eq!(shared.members, ["0:01Z#a", "0:09Z#b", "9:59Z#e"]);
         assert_eq!(
             member_sks(&shared.sk, &shared.members),
-            ["2026-11-24T02:10:01Z#a", "2026-11-24T02:10:09Z#b"]
+            [
+                "2026-11-24T02:10:01Z#a",
+                "2026-11-24T02:10:09Z#b",
+                "2026-11-24T02:19:59Z#e"
+            ]
         );
         assert_eq!((shared.read_only, shared.expires_at), (Some(true), 10));
+        // Where a group's events all lie in one minute, the item is that
+        // minute's.
+        let one_minute: Vec<Entry> = batch[..2]
+            .iter()
+            .flat_map(|r| index_entries(r, "r", 10, 1))
+            .filter(|e| e.pk == "r#Time#2026-11-24")
+            .collect();
+        let minute = &items_of(one_minute, 1)[0];
+        assert!(minute.sk.starts_with("2026-11-24T02:10~"), "{}", minute.sk);
+        assert_eq!(minute.members, [":01Z#a", ":09Z#b"]);
+        assert_eq!(
+            member_sks(&minute.sk, &minute.members),
+            ["2026-11-24T02:10:01Z#a", "2026-11-24T02:10:09Z#b"]
+        );
         let own: Vec<_> = time.iter().filter(|i| !is_shared(&i.sk)).collect();
         assert_eq!(own.len(), 2);
         assert!(own.iter().all(|i| i.members.is_empty()));
@@ -816,7 +871,7 @@ mod tests {
         own.sort();
         assert_eq!(items_of(index_entries(alone, "r", 40, 4), 4), own);
         // Every attribute partition is shared the same way: EventName of
-        // all four (two buckets × ReadOnly none) in two items.
+        // all five (two buckets × ReadOnly none) in two items.
         let names: Vec<&Item> = items
             .iter()
             .filter(|i| i.pk.starts_with("r#EventName#"))
@@ -841,12 +896,22 @@ mod tests {
         for id in ["~", "~0123456789abcdef", "#~", "e1", ""] {
             let sk = index_sk(&t, id);
             assert!(!is_shared(&sk), "{sk}");
-            assert_eq!(bucket_of(&sk), "2026-11-24T02:10");
+            assert_eq!(bucket_of(&sk), "2026-11-24T02:1");
         }
-        assert!(is_shared(&shared_sk(
-            "2026-11-24T02:10",
-            &[":06Z#e1".into()]
-        )));
+        let sk = shared_sk("2026-11-24T02:1", &["0:06Z#e1".into()]);
+        assert!(is_shared(&sk));
+        assert!(sk > index_sk(&t, "~~~") && sk.as_str() < "2026-11-24T02:20");
+        // A minute's shared item (its events all in that minute, as every
+        // shared item was from 2026-12-02 to 2026-12-04) is in its ten
+        // minutes' bucket, its members after its minute.
+        let minute = "2026-11-24T02:10~0123456789abcdef";
+        assert!(is_shared(minute));
+        assert_eq!(bucket_of(minute), "2026-11-24T02:1");
+        assert_eq!(
+            member_sks(minute, &[":06Z#e1".into()]),
+            ["2026-11-24T02:10:06Z#e1"]
+        );
+        assert!(minute > index_sk(&t, "~~~").as_str() && minute < sk.as_str());
         // Members are bounded: a large batch in one partition and bucket
         // is split into items of at most MAX_MEMBERS.
         let mut r = record();

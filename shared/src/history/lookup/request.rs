@@ -101,11 +101,20 @@ pub struct Position {
     /// The last sort key returned; `None`: the top of the day.
     #[serde(rename = "k", default, skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
-    /// No partition the page read holds a shared index item in `after`'s
-    /// minute, so the next page need not read that minute's shared items
-    /// (`lookup::read_part`). Absent (tokens issued before it): read them.
-    #[serde(rename = "n", default, skip_serializing_if = "is_false")]
-    pub minute_unshared: bool,
+    /// The page before read every part's shared index items of `after`'s
+    /// bucket (ten minutes), which was settled (`lookup::settled`: no
+    /// batch writes to it any more), and `carried` lists the events they
+    /// hold below `after`: the next page reads every part from just below
+    /// `after` (`lookup::read_part`), not from the bucket's top. False
+    /// (tokens issued before 2026-12-04, whose `n` meant a minute's and is
+    /// ignored; a bucket still settling; more events than a token carries):
+    /// read the bucket from its top.
+    #[serde(rename = "u", default, skip_serializing_if = "is_false")]
+    pub bucket_carried: bool,
+    /// With `bucket_carried`: the part (`lookup::parts` order) and the sort
+    /// key after the bucket of each such event.
+    #[serde(rename = "c", default, skip_serializing_if = "Vec::is_empty")]
+    pub carried: Vec<(u16, String)>,
     /// For each part of `day` (`lookup::parts` order), the first Query's
     /// `Limit` and the events below which a part read on, from what the
     /// page before read per event it served (`lookup::next_limits`): a
@@ -433,7 +442,8 @@ mod tests {
             end: l.end.timestamp(),
             day: Some("2026-11-24".into()),
             after: Some("2026-11-24T01:00:00Z#x".into()),
-            minute_unshared: true,
+            bucket_carried: true,
+            carried: vec![(1, "0:59Z#y".into())],
             limits: vec![[3, 1], [50, 20]],
         };
         let token = seal_token(&p, &l, &settings().token_key);
