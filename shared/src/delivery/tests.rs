@@ -307,14 +307,15 @@ mod any_interleaving {
 
     /// An event's attempts: clocks around one base (half the time within
     /// 40 s of a window's end), each either overlapping it (a source
-    /// delivering twice at once: within 35 s) or a retry up to ~22 minutes
-    /// later (the ingest queue's 5 receives, 300 s apart).
+    /// delivering twice at once: within 35 s) or a retry up to ~30 minutes
+    /// later (the ingest queue's 5 receives, each up to the 120 s batching
+    /// window and the 300 s visibility timeout after the one before).
     fn attempts() -> impl Strategy<Value = Vec<Attempt>> {
         let base = prop_oneof![
             0i64..1_200,
             (1i64..4, -40i64..40).prop_map(|(k, o)| k * 300 + o)
         ];
-        let delta = prop_oneof![-35i64..35, 0i64..1_320];
+        let delta = prop_oneof![-35i64..35, 0i64..1_800];
         let reach = prop_oneof![
             1 => Just(Reach::Noted),
             1 => Just(Reach::FirstTrail),

@@ -125,7 +125,7 @@ const RECORDS_AT_ONCE: usize = 32;
 /// message ID and body) at once, each with its own outcome, in order, and
 /// its log lines in a span naming its message: one failing payload never
 /// fails the others. The index entries of all their events are written together,
-/// so that events sharing an index value and a minute share an item (docs/event-history.md "Shared index items").
+/// so that events sharing an index value and ten minutes share an item (docs/event-history.md "Shared index items").
 pub async fn ingest_many<H: HistoryStore, S: StagingStore>(
     targets: &Targets<'_, H, S>,
     ctx: &Context,

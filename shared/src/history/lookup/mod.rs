@@ -334,7 +334,7 @@ fn read_on_limit<T>(
     ((missing * items).div_ceil(events.max(1)) + block + 2).clamp(1, max_results)
 }
 
-/// Most events a token carries (`Position::carried`, ~50 bytes each);
+/// Most events a token carries (`Position::carried`, ~50-180 bytes each);
 /// past it, the next page reads the bucket's shared items again.
 const MAX_CARRIED: usize = 64;
 
@@ -379,10 +379,11 @@ fn minute_top(after: &str) -> String {
 /// How long after a bucket ends a page trusts that no shared item of it is
 /// still to come: ingest writes an event within about two and a half
 /// minutes of its time (CloudTrail's ~20 s to EventBridge, the queue's
-/// batching window of up to 120 s, the invocation), or up to ~23 minutes
-/// later when a batch is retried (5 receives, the queue's 300 s visibility
-/// timeout apart).
-const LATE_BATCH_SECONDS: i64 = 30 * 60;
+/// batching window of up to 120 s, the invocation), or up to ~31 minutes
+/// later when a batch is retried (5 receives, each up to ~425 s after the
+/// one before: the batching window, then the 300 s visibility timeout that
+/// ingest's receipt confirmation sets, then the invocation).
+const LATE_BATCH_SECONDS: i64 = 36 * 60;
 
 /// Whether `bucket` (`YYYY-MM-DDTHH:M`, ten minutes) ended
 /// [`LATE_BATCH_SECONDS`] before `now`: a page that met no shared item in
@@ -541,6 +542,15 @@ pub async fn lookup<R: HistoryReader>(
     };
     let day_text = this_day.format("%Y-%m-%d").to_string();
     let parts = parts(request, &day_text, settings.shards);
+    // The events the token carries are numbered by part: they stand only
+    // for the parts the page before read (else the bucket is read from its
+    // top, as without them).
+    let position = Position {
+        bucket_carried: request.position.bucket_carried
+            && usize::from(request.position.parts) == parts.len(),
+        ..request.position.clone()
+    };
+    let position = &position;
     let low = format!("{}#", crate::time::format(&request.start));
     let high = format!("{}#\u{10FFFF}", crate::time::format(&request.end));
     let after = request.position.after.as_deref();
@@ -586,7 +596,7 @@ pub async fn lookup<R: HistoryReader>(
                             p,
                             (low, request_high),
                             high,
-                            &request.position,
+                            position,
                             first_limit(i, p),
                             now_s,
                         )
@@ -609,7 +619,7 @@ pub async fn lookup<R: HistoryReader>(
     // (`Position::carried`): one item of each part as if read again (its
     // key, `{bucket}~`, is no written item's).
     let carry = |reads: &mut [(usize, &str, Vec<Stored>, Option<String>)]| {
-        let Some(a) = after.filter(|_| request.position.bucket_carried) else {
+        let Some(a) = after.filter(|_| position.bucket_carried) else {
             return;
         };
         for (i, _, items, _) in reads {
@@ -762,6 +772,7 @@ pub async fn lookup<R: HistoryReader>(
                 day: Some(day_text),
                 bucket_carried: carried.is_some(),
                 carried: carried.unwrap_or_default(),
+                parts: u16::try_from(parts.len()).unwrap_or(0),
                 after: Some(after),
             })
         }
@@ -775,6 +786,7 @@ pub async fn lookup<R: HistoryReader>(
                 after: None,
                 bucket_carried: false,
                 carried: Vec::new(),
+                parts: 0,
                 limits: Vec::new(),
             }),
     };
@@ -1985,19 +1997,19 @@ mod tests {
             let (ids, per_page) = walk("2026-11-24T08:15:00Z").await;
             assert_eq!(ids, newest_first);
             assert_eq!(per_page, [3; 9]);
-            // The boundary: 08:00-08:09 ends at 08:10, settled 30 minutes
-            // later; 08:10-08:19 at 08:50.
-            assert_eq!(walk("2026-11-24T08:39:59Z").await.1, [3; 9]);
+            // The boundary: 08:00-08:09 ends at 08:10, settled 36 minutes
+            // later; 08:10-08:19 at 08:56.
+            assert_eq!(walk("2026-11-24T08:45:59Z").await.1, [3; 9]);
             assert_eq!(
-                walk("2026-11-24T08:40:00Z").await.1,
+                walk("2026-11-24T08:46:00Z").await.1,
                 [3, 3, 3, 3, 3, 2, 2, 2, 2]
             );
             assert_eq!(
-                walk("2026-11-24T08:49:59Z").await.1,
+                walk("2026-11-24T08:55:59Z").await.1,
                 [3, 3, 3, 3, 3, 2, 2, 2, 2]
             );
             assert_eq!(
-                walk("2026-11-24T08:50:00Z").await.1,
+                walk("2026-11-24T08:56:00Z").await.1,
                 [3, 2, 2, 2, 2, 2, 2, 2, 2]
             );
         }
@@ -2048,6 +2060,48 @@ mod tests {
             // (measured: at most 16 items a page; 60-120 with every item a
             // bucket's, each page reading all of one that holds 60)
             assert!(cost.iter().all(|&(n, q)| n <= 24 && q == 2), "{cost:?}");
+        }
+
+        #[tokio::test]
+        async fn carried_events_are_not_taken_for_other_partitions_when_the_shards_change() {
+            // Twelve events of one batch in one bucket, one in three
+            // global: a page carries events by part number (the global
+            // partition is part 1 with one shard). Pages after the first
+            // read with two shards (HistoryShards raised, or the CLI
+            // resumed with another --history-shards): part 1 is then the
+            // region's second shard, so the token's events are not taken
+            // for it and the bucket is read from its top.
+            let h = MemoryHistory::default();
+            let events: Vec<_> = (0..12)
+                .map(|i| shaped(i, (600 + i as u32, i % 3 == 0, false)))
+                .collect();
+            ingest(&h, &events, &[(0..12).collect()], 1).await;
+            let now = crate::time::parse("2026-11-24T12:00:00Z").unwrap();
+            let mut body = today();
+            body["MaxResults"] = json!(2);
+            let mut ids = Vec::new();
+            for page in 0.. {
+                let settings = LookupSettings {
+                    shards: if page == 0 { 1 } else { 2 },
+                    ..settings()
+                };
+                let request = parse_request(body.to_string().as_bytes(), &settings, &now).unwrap();
+                let page = lookup(&h, &request, &settings, &now).await.unwrap();
+                ids.extend(
+                    page.records
+                        .iter()
+                        .map(|r| serde_json::from_str::<Record>(r).unwrap().event_id),
+                );
+                let Some(t) = page.next_token else { break };
+                if ids.len() == 2 {
+                    let p = token::open_token(&t, &request, &settings.token_key).unwrap();
+                    assert!(p.bucket_carried && p.parts == 2, "{p:?}");
+                    assert!(p.carried.iter().any(|(part, _)| *part == 1), "{p:?}");
+                }
+                body["NextToken"] = json!(t);
+            }
+            let newest_first: Vec<String> = (0..12).rev().map(|i| format!("e{i:02}")).collect();
+            assert_eq!(ids, newest_first);
         }
 
         #[tokio::test]

@@ -115,6 +115,12 @@ pub struct Position {
     /// key after the bucket of each such event.
     #[serde(rename = "c", default, skip_serializing_if = "Vec::is_empty")]
     pub carried: Vec<(u16, String)>,
+    /// With `bucket_carried`: how many parts the page read. A next page
+    /// reading another number (`HistoryShards` changed between pages; the
+    /// CLI resumed with another `--history-shards`) would take `carried`'s
+    /// part numbers for other partitions: it reads the bucket from its top.
+    #[serde(rename = "p", default, skip_serializing_if = "is_zero")]
+    pub parts: u16,
     /// For each part of `day` (`lookup::parts` order), the first Query's
     /// `Limit` and the events below which a part read on, from what the
     /// page before read per event it served (`lookup::next_limits`): a
@@ -129,6 +135,10 @@ pub struct Position {
 
 fn is_false(b: &bool) -> bool {
     !b
+}
+
+fn is_zero(n: &u16) -> bool {
+    *n == 0
 }
 
 #[derive(Deserialize)]
@@ -444,6 +454,7 @@ mod tests {
             after: Some("2026-11-24T01:00:00Z#x".into()),
             bucket_carried: true,
             carried: vec![(1, "0:59Z#y".into())],
+            parts: 2,
             limits: vec![[3, 1], [50, 20]],
         };
         let token = seal_token(&p, &l, &settings().token_key);
