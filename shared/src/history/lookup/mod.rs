@@ -322,16 +322,24 @@ fn read_on_limit<T>(
         .flat_map(|(_, _, items, _)| items)
         .map(|s| s.members.len().max(1))
         .sum();
+    let block = shared_block(
+        reads
+            .iter()
+            .flat_map(|(_, _, items, _)| items)
+            .map(|s| s.sk.as_str()),
+    );
+    ((missing * items).div_ceil(events.max(1)) + block + 2).clamp(1, max_results)
+}
+
+/// The most shared items among `keys` of one bucket or one minute (a
+/// minute's sort above that minute): what a partition reads of an older
+/// bucket before it serves any of its events.
+fn shared_block<'a>(keys: impl Iterator<Item = &'a str>) -> usize {
     let mut per_prefix: HashMap<&str, usize> = HashMap::new();
-    for prefix in reads
-        .iter()
-        .flat_map(|(_, _, items, _)| items)
-        .filter_map(|s| shared_prefix(&s.sk))
-    {
+    for prefix in keys.filter_map(shared_prefix) {
         *per_prefix.entry(prefix).or_default() += 1;
     }
-    let block = per_prefix.into_values().max().unwrap_or(0);
-    ((missing * items).div_ceil(events.max(1)) + block + 2).clamp(1, max_results)
+    per_prefix.into_values().max().unwrap_or(0)
 }
 
 /// Most events a token carries (`Position::carried`, ~50-180 bytes each);
@@ -457,12 +465,7 @@ fn next_limits(
         let block = if carried >= want.max(1) {
             0
         } else {
-            // (a bucket's, or a minute's, which sort above that minute)
-            let mut per_bucket: HashMap<&str, usize> = HashMap::new();
-            for prefix in keys.iter().filter_map(|k| shared_prefix(k)) {
-                *per_bucket.entry(prefix).or_default() += 1;
-            }
-            per_bucket.into_values().max().unwrap_or(0)
+            shared_block(keys.iter().map(String::as_str))
         };
         limits[*i] = [
             to_u16((used * max_results * 5).div_ceil(page * 4) + 2 + block),
