@@ -25,8 +25,11 @@ use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 
+use crate::delivery::batch::{self, CopyKey};
 use crate::delivery::logfile::Staged;
-use crate::delivery::{FirstSeen, LogSink, ManifestEntry, Progress, StagedPage, StagingStore};
+use crate::delivery::{
+    BatchItem, FirstSeen, LogSink, ManifestEntry, Progress, StagedPage, StagingStore,
+};
 use crate::digest::gzhash::{hash_gzip, GzError, Inflated};
 use crate::digest::{
     fingerprint, Boundary, ChainHead, DigestBucket, DigestState, PublicKey, SegmentMark, Signer,
@@ -390,7 +393,13 @@ struct State {
     staged: BTreeMap<(String, String, i64), BTreeMap<String, Staged>>,
     /// The window owning each (trail, region, eventID).
     owners: HashMap<(String, String, String), i64>,
-    /// Each event's first staging (`SEEN#`); `None`: unreadable.
+    /// Batch items per (trail, region, window): content by sort key.
+    batches: BTreeMap<(String, String, i64), BTreeMap<String, Vec<u8>>>,
+    /// Batch copies delivered per (trail, region, eventTime window), by
+    /// the window that delivered them (`SUM#`).
+    delivered: BTreeMap<(String, String, i64), BTreeMap<i64, Vec<CopyKey>>>,
+    /// Each event's first-staging note, as a management event's history
+    /// primary item holds it; `None`: unreadable.
     seen: HashMap<String, Option<FirstSeen>>,
     /// Manifest entries per (trail, region, delivery hour `YYYY-MM-DDTHH`), by key.
     manifest: BTreeMap<(String, String, String), BTreeMap<String, ManifestEntry>>,
@@ -420,8 +429,8 @@ pub struct MemoryState {
     claims: AtomicUsize,
     /// Lookups of a copy in an event's first window.
     checks: AtomicUsize,
-    /// First-staging notes asked of this store (`SEEN#` writes).
-    notes: AtomicUsize,
+    /// Batch items written (one PutItem each in DynamoDB).
+    batch_writes: AtomicUsize,
     /// Staged events per page (0: 100).
     page_items: AtomicUsize,
     /// Pages of staged events read so far.
@@ -430,6 +439,8 @@ pub struct MemoryState {
     manifest_fail: FailAfter,
     /// Cursor moves that succeed before the later ones fail.
     advance_fail: FailAfter,
+    /// Batch item writes that succeed before the later ones fail.
+    batch_fail: FailAfter,
 }
 
 fn pair(trail: &str, region: &str) -> TrailRegion {
@@ -454,6 +465,12 @@ impl MemoryState {
         self.advance_fail.set(n);
     }
 
+    /// After `n` more batch items, every write of one fails (`None`:
+    /// heals): DynamoDB throttling ingest past its retries.
+    pub fn fail_batches_after(&self, n: Option<usize>) {
+        self.batch_fail.set(n);
+    }
+
     /// Reads staged events `n` per page.
     pub fn with_page_items(self, n: usize) -> Self {
         self.page_items.store(n, Ordering::Relaxed);
@@ -476,10 +493,19 @@ impl MemoryState {
         self.checks.load(Ordering::Relaxed)
     }
 
-    /// First-staging notes asked of this store so far (one UpdateItem each
-    /// in DynamoDB).
-    pub fn notes(&self) -> usize {
-        self.notes.load(Ordering::Relaxed)
+    /// Batch items written so far (one PutItem each in DynamoDB).
+    pub fn batch_writes(&self) -> usize {
+        self.batch_writes.load(Ordering::Relaxed)
+    }
+
+    /// Notes `seen` as the event's first staging unless one is noted, as a
+    /// management event's history primary item does; returns the one
+    /// noted (none if unreadable).
+    pub fn first_seen(&self, event_id: &str, seen: &FirstSeen) -> Option<FirstSeen> {
+        *lock(&self.state)
+            .seen
+            .entry(event_id.to_owned())
+            .or_insert(Some(*seen))
     }
 
     /// Overwrites an event's first-staging note, as a writer outside
@@ -519,13 +545,37 @@ impl MemoryState {
             .collect()
     }
 
-    /// The eventIDs staged for a trail's region, over every window.
+    /// The eventIDs staged for a trail's region, over every window: the
+    /// per-event copies', then the batch copies'.
     pub fn staged_ids(&self, trail: &str, region: &str) -> Vec<String> {
-        lock(&self.state)
+        let s = lock(&self.state);
+        let mine = |(t, r, _): &(String, String, i64)| t == trail && r == region;
+        let single = s
             .staged
             .iter()
+            .filter(|(k, _)| mine(k))
+            .flat_map(|(_, events)| events.values().map(|e| e.event_id.clone()));
+        let batched = s
+            .batches
+            .iter()
+            .filter(|(k, _)| mine(k))
+            .flat_map(|(_, items)| items.values())
+            .flat_map(|content| batch::decode(content).unwrap_or_default())
+            .map(|e| e.event_id);
+        single.chain(batched).collect()
+    }
+
+    /// The batch items staged for a trail's region: (window, copies).
+    pub fn batch_items(&self, trail: &str, region: &str) -> Vec<(i64, usize)> {
+        lock(&self.state)
+            .batches
+            .iter()
             .filter(|((t, r, _), _)| t == trail && r == region)
-            .flat_map(|(_, events)| events.values().map(|e| e.event_id.clone()))
+            .flat_map(|((_, _, w), items)| {
+                items
+                    .values()
+                    .map(|c| (*w, batch::decode(c).map_or(0, |c| c.len())))
+            })
             .collect()
     }
 
@@ -536,19 +586,6 @@ impl MemoryState {
 }
 
 impl StagingStore for MemoryState {
-    async fn first_seen(
-        &self,
-        event_id: &str,
-        seen: &FirstSeen,
-        _expires_at: i64,
-    ) -> Result<Option<FirstSeen>, StoreError> {
-        self.notes.fetch_add(1, Ordering::Relaxed);
-        Ok(*lock(&self.state)
-            .seen
-            .entry(event_id.to_owned())
-            .or_insert(Some(*seen)))
-    }
-
     async fn is_staged(
         &self,
         trail: &str,
@@ -597,6 +634,63 @@ impl StagingStore for MemoryState {
         Ok(out.into_iter().collect())
     }
 
+    async fn stage_batch(
+        &self,
+        trail: &str,
+        region: &str,
+        window: i64,
+        content: &[u8],
+    ) -> Result<(), StoreError> {
+        if self.batch_fail.tick() {
+            return Err(injected(
+                "PutItem",
+                &format!("STG#{trail}#{region}#{window}"),
+            ));
+        }
+        self.batch_writes.fetch_add(1, Ordering::Relaxed);
+        lock(&self.state)
+            .batches
+            .entry((trail.to_owned(), region.to_owned(), window))
+            .or_default()
+            .insert(batch::item_sk(content), content.to_vec());
+        Ok(())
+    }
+
+    async fn delivered_copies(
+        &self,
+        trail: &str,
+        region: &str,
+        at: i64,
+        before: i64,
+    ) -> Result<Vec<CopyKey>, StoreError> {
+        Ok(lock(&self.state)
+            .delivered
+            .get(&(trail.to_owned(), region.to_owned(), at))
+            .map(|by| {
+                by.range(..before)
+                    .flat_map(|(_, keys)| keys.clone())
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn record_delivered_copies(
+        &self,
+        trail: &str,
+        region: &str,
+        at: i64,
+        window: i64,
+        keys: &[CopyKey],
+        _expires_at: i64,
+    ) -> Result<(), StoreError> {
+        lock(&self.state)
+            .delivered
+            .entry((trail.to_owned(), region.to_owned(), at))
+            .or_default()
+            .insert(window, keys.to_vec());
+        Ok(())
+    }
+
     async fn staged(
         &self,
         trail: &str,
@@ -611,25 +705,44 @@ impl StagingStore for MemoryState {
             n => n,
         };
         let s = lock(&self.state);
-        let Some(window) = s.staged.get(&(trail.to_owned(), region.to_owned(), window)) else {
-            return Ok(StagedPage::default());
-        };
-        let from = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.to_owned()));
-        let mut page = window.range((from, Bound::Unbounded));
-        let events: Vec<(String, Staged)> = page
-            .by_ref()
-            .take(per_page)
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let next = if page.next().is_some() {
-            events.last().map(|(k, _)| k.clone())
+        let key = (trail.to_owned(), region.to_owned(), window);
+        let from = || after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.to_owned()));
+        // Per-event copies' keys sort before batch items' (batch::SK_PREFIX).
+        let single = s
+            .staged
+            .get(&key)
+            .into_iter()
+            .flat_map(|w| w.range((from(), Bound::Unbounded)))
+            .map(|(k, e)| (k.clone(), Ok(e.clone())));
+        let batched = s
+            .batches
+            .get(&key)
+            .into_iter()
+            .flat_map(|w| w.range((from(), Bound::Unbounded)))
+            .map(|(k, c)| (k.clone(), Err(c.clone())));
+        let mut items = single.chain(batched);
+        let read: Vec<(String, Result<Staged, Vec<u8>>)> = items.by_ref().take(per_page).collect();
+        let next = if items.next().is_some() {
+            read.last().map(|(k, _)| k.clone())
         } else {
             None
         };
-        Ok(StagedPage {
-            events: events.into_iter().map(|(_, e)| e).collect(),
+        let mut page = StagedPage {
             next,
-        })
+            ..StagedPage::default()
+        };
+        for (sk, item) in read {
+            match item {
+                Ok(event) => page.events.push(event),
+                Err(content) => {
+                    let copies = batch::decode(&content).map_err(|e| StoreError::Corrupt {
+                        message: format!("batch item {sk}: {e}"),
+                    })?;
+                    page.batches.push(BatchItem { sk, copies });
+                }
+            }
+        }
+        Ok(page)
     }
 
     async fn claim(
@@ -1537,4 +1650,23 @@ pub fn deflated(bytes: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(6));
     e.write_all(bytes).expect("writing into a Vec cannot fail");
     e.finish().expect("writing into a Vec cannot fail")
+}
+
+/// Stages a management event as ingest does at ingest time `now`: its
+/// first-staging note as its history primary item keeps it
+/// ([`MemoryState::first_seen`]), then its copies, following the note.
+pub async fn stage(
+    state: &MemoryState,
+    trails: &[Trail],
+    record: &crate::model::Record,
+    json: &str,
+    now: &DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    let seen = FirstSeen {
+        window: crate::delivery::window_of(now),
+        event_time: record.event_time,
+    };
+    let noted = state.first_seen(&record.event_id, &seen);
+    let note = crate::delivery::Note::Known(noted);
+    crate::delivery::stage_noted(state, trails, record, json, now, note).await
 }

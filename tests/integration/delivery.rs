@@ -1354,14 +1354,10 @@ async fn staged_copies_are_packed_and_those_staged_before_still_read() {
     state.delete().await;
 }
 
-/// The first-staging note and the first-window lookup through DynamoDB:
-/// the first note stands and every later attempt reads it; a note that
-/// does not parse reads as none; a copy is found only in its window, under
-/// its own sort key.
+/// A copy is found only in its window, under its own sort key
+/// (the first-window lookup of a re-delivered copy, through DynamoDB).
 #[tokio::test]
-async fn an_events_first_staging_is_noted_once_and_its_copy_found_in_that_window() {
-    use aws_sdk_dynamodb::types::AttributeValue as A;
-    use trailkeep_shared::aws::history_table::attr;
+async fn a_copy_is_found_only_in_its_window_under_its_own_sort_key() {
     use trailkeep_shared::delivery::logfile::Staged;
     use trailkeep_shared::delivery::FirstSeen;
     let state = TestTable::state().await;
@@ -1371,47 +1367,6 @@ async fn an_events_first_staging_is_noted_once_and_its_copy_found_in_that_window
         window: window_of(&at),
         event_time: at - Duration::seconds(5),
     };
-    let later = FirstSeen {
-        window: first.window + 2,
-        event_time: at,
-    };
-    let noted = staging.first_seen("e1", &first, 4_102_444_800).await;
-    assert_eq!(noted.unwrap(), Some(first));
-    let again = staging.first_seen("e1", &later, 4_102_444_800).await;
-    assert_eq!(again.unwrap(), Some(first), "the first note stands");
-    let other = staging.first_seen("e2", &later, 4_102_444_800).await;
-    assert_eq!(other.unwrap(), Some(later));
-    // One item per event, kept as long as the first attempt asked.
-    let seen: Vec<_> = state
-        .items()
-        .await
-        .into_iter()
-        .filter(|i| i[attr::PK].as_s().is_ok_and(|pk| pk.starts_with("SEEN#")))
-        .collect();
-    assert_eq!(seen.len(), 2);
-    assert!(seen
-        .iter()
-        .all(|i| i[attr::EXPIRES_AT] == A::N("4102444800".into())));
-
-    // A note altered into something trailkeep never writes reads as none.
-    state
-        .client
-        .put_item()
-        .table_name(&state.name)
-        .item(attr::PK, A::S("SEEN#e3".into()))
-        .item(attr::SK, A::S("-".into()))
-        .item("w", A::S("not a window".into()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        staging
-            .first_seen("e3", &first, 4_102_444_800)
-            .await
-            .unwrap(),
-        None
-    );
-
     let copy = Staged {
         event_time: first.event_time,
         event_id: "e1".into(),
@@ -1433,5 +1388,155 @@ async fn an_events_first_staging_is_noted_once_and_its_copy_found_in_that_window
         let got = staging.is_staged(trail, "eu-west-1", window, sk).await;
         assert_eq!(got.unwrap(), found, "{trail} {window} {sk}");
     }
+    state.delete().await;
+}
+
+/// Batch items and what a window delivered, through DynamoDB: a batch
+/// item reads back as its copies after the per-event copies, in one item
+/// packed with the dictionary; what windows delivered is read back only
+/// for windows before the one asking, however many items it takes; and a
+/// batch item trailkeep did not write stops the read, naming it.
+#[tokio::test]
+async fn batch_items_and_delivered_copies_round_trip_through_dynamodb() {
+    use aws_sdk_dynamodb::primitives::Blob;
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    use trailkeep_shared::aws::history_table::attr;
+    use trailkeep_shared::delivery::batch;
+    use trailkeep_shared::delivery::logfile::Staged;
+    let state = TestTable::state().await;
+    let staging = DynamoStaging::new(state.client.clone(), &state.name).with_page_items(2);
+    let at = parse_time("2026-11-24T03:01:00Z");
+    let w = window_of(&at);
+    let copy = |n: usize, first: Option<i64>| Staged {
+        event_time: at + Duration::seconds(n as i64),
+        event_id: format!("e{n}"),
+        json: json!({"eventID": format!("e{n}"), "pad": "x".repeat(2_000)}).to_string(),
+        first,
+    };
+    staging
+        .stage("t", "eu-west-1", w, &copy(9, Some(w)))
+        .await
+        .unwrap();
+    let contents = batch::contents((0..5).map(|n| copy(n, None)).collect());
+    assert_eq!(contents.len(), 1);
+    staging
+        .stage_batch("t", "eu-west-1", w, &contents[0])
+        .await
+        .unwrap();
+    // The same content again (a retried batch) is the same item.
+    staging
+        .stage_batch("t", "eu-west-1", w, &contents[0])
+        .await
+        .unwrap();
+    let others = batch::contents(vec![copy(5, None)]);
+    staging
+        .stage_batch("t", "eu-west-1", w, &others[0])
+        .await
+        .unwrap();
+
+    let (mut events, mut batches, mut after) = (Vec::new(), Vec::new(), None);
+    loop {
+        let page = staging
+            .staged("t", "eu-west-1", w, after.as_deref())
+            .await
+            .unwrap();
+        events.extend(page.events);
+        batches.extend(page.batches);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(events, [copy(9, Some(w))]);
+    assert_eq!(batches.len(), 2);
+    let mut copies: Vec<Staged> = batches.iter().flat_map(|b| b.copies.clone()).collect();
+    copies.sort_by(|a, b| a.event_id.cmp(&b.event_id));
+    assert_eq!(copies, (0..6).map(|n| copy(n, None)).collect::<Vec<_>>());
+    // Read from a batch position: only batch items, in order.
+    let from = staging
+        .staged("t", "eu-west-1", w, Some(batch::BEFORE_BATCHES))
+        .await
+        .unwrap();
+    assert!(from.events.is_empty());
+    assert_eq!(from.batches[0], batches[0]);
+    // One item, packed: five records of 2 KB in well under 5 KB.
+    let items = state.items().await;
+    let packed: Vec<usize> = items
+        .iter()
+        .filter_map(|i| Some(i.get(attr::BATCH)?.as_b().ok()?.as_ref().len()))
+        .collect();
+    assert_eq!(packed.len(), 2, "{packed:?}");
+    assert!(packed.iter().all(|&n| n < 1_000), "{packed:?}");
+
+    // What windows delivered: 45,000 keys take three items.
+    let keys: Vec<batch::CopyKey> = (0..45_000u32)
+        .map(|i| {
+            let mut k = [0u8; 16];
+            k[..4].copy_from_slice(&i.to_le_bytes());
+            k
+        })
+        .collect();
+    let expires = 4_102_444_800;
+    staging
+        .record_delivered_copies("t", "eu-west-1", w, w + 1, &keys, expires)
+        .await
+        .unwrap();
+    staging
+        .record_delivered_copies("t", "eu-west-1", w, w + 3, &keys[..1], expires)
+        .await
+        .unwrap();
+    let read = |before: i64| staging.delivered_copies("t", "eu-west-1", w, before);
+    assert_eq!(read(w + 1).await.unwrap().len(), 0);
+    assert_eq!(read(w + 2).await.unwrap(), keys);
+    assert_eq!(read(w + 4).await.unwrap().len(), 45_001);
+    let sum_items = state
+        .items()
+        .await
+        .iter()
+        .filter(|i| i[attr::PK].as_s().is_ok_and(|pk| pk.starts_with("SUM#")))
+        .count();
+    assert_eq!(sum_items, 4);
+
+    // A batch item or a delivered item trailkeep did not write.
+    let put = |pk: String, sk: &str, name: &str, bytes: &[u8]| {
+        state
+            .client
+            .put_item()
+            .table_name(&state.name)
+            .item(attr::PK, A::S(pk))
+            .item(attr::SK, A::S(sk.into()))
+            .item(name, A::B(Blob::new(bytes.to_vec())))
+            .send()
+    };
+    put(
+        format!("SUM#t#eu-west-1#{w}"),
+        "000000000000#0",
+        attr::DELIVERED,
+        b"odd",
+    )
+    .await
+    .unwrap();
+    let err = read(w + 4).await.unwrap_err().to_string();
+    assert!(err.contains("unreadable"), "{err}");
+    let sk = "B#ffffffffffffffffffffffffffffffff";
+    put(
+        format!("STG#t#eu-west-1#{w}"),
+        sk,
+        attr::BATCH,
+        b"not packed",
+    )
+    .await
+    .unwrap();
+    // The bad item may be on a later page.
+    let (mut err, mut after) = (None, Some(batch::BEFORE_BATCHES.to_owned()));
+    while err.is_none() {
+        let page = staging.staged("t", "eu-west-1", w, after.as_deref()).await;
+        match page {
+            Err(e) => err = Some(e),
+            Ok(page) => after = Some(page.next.expect("the bad item is read")),
+        }
+    }
+    let err = err.unwrap().to_string();
+    assert!(err.contains(sk) && err.contains("unreadable"), "{err}");
     state.delete().await;
 }

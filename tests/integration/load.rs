@@ -22,9 +22,10 @@ use trailkeep_shared::aws::s3::{self, S3Logs};
 use trailkeep_shared::aws::sns::SnsNotifier;
 use trailkeep_shared::aws::state_table::DynamoStaging;
 use trailkeep_shared::aws::trail_items::DynamoTrails;
+use trailkeep_shared::delivery::batch::CopyKey;
 use trailkeep_shared::delivery::logfile::Staged;
 use trailkeep_shared::delivery::{
-    DeliverSettings, Deliverer, FirstSeen, ManifestEntry, Progress, StagedPage, StagingStore,
+    DeliverSettings, Deliverer, ManifestEntry, Progress, StagedPage, StagingStore,
 };
 use trailkeep_shared::digest::{DigestFile, DigestSettings, Digester, Signer};
 use trailkeep_shared::history::lookup::LookupSettings;
@@ -136,15 +137,6 @@ impl CutBeforeStaging<'_> {
 }
 
 impl StagingStore for CutBeforeStaging<'_> {
-    async fn first_seen(
-        &self,
-        event_id: &str,
-        seen: &FirstSeen,
-        expires_at: i64,
-    ) -> Result<Option<FirstSeen>, StoreError> {
-        self.inner.first_seen(event_id, seen, expires_at).await
-    }
-
     async fn is_staged(
         &self,
         trail: &str,
@@ -169,6 +161,41 @@ impl StagingStore for CutBeforeStaging<'_> {
     ) -> Result<(), StoreError> {
         self.gate().await;
         self.inner.stage(trail, region, window, event).await
+    }
+
+    async fn stage_batch(
+        &self,
+        trail: &str,
+        region: &str,
+        window: i64,
+        content: &[u8],
+    ) -> Result<(), StoreError> {
+        self.gate().await;
+        self.inner.stage_batch(trail, region, window, content).await
+    }
+
+    async fn delivered_copies(
+        &self,
+        trail: &str,
+        region: &str,
+        at: i64,
+        before: i64,
+    ) -> Result<Vec<CopyKey>, StoreError> {
+        self.inner.delivered_copies(trail, region, at, before).await
+    }
+
+    async fn record_delivered_copies(
+        &self,
+        trail: &str,
+        region: &str,
+        at: i64,
+        window: i64,
+        keys: &[CopyKey],
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .record_delivered_copies(trail, region, at, window, keys, expires_at)
+            .await
     }
 
     async fn regions(&self, trail: &str) -> Result<Vec<(String, i64)>, StoreError> {

@@ -961,9 +961,9 @@ fn only_the_stacks_rules_and_buckets_send_to_the_ingest_queue() {
 
 /// Issue 21, item 6: each function may write only the state-table items it
 /// owns (`dynamodb:LeadingKeys`), so a compromised function cannot forge
-/// another's: ingest no delivery cursors, claims, manifests, chain heads,
-/// keys or trails;
-/// deliver no chain heads, keys, trails or staged events; digest nothing but
+/// another's: ingest no delivery cursors, claims, manifests, records of
+/// delivered batch copies, chain heads, keys or trails; deliver no chain
+/// heads, keys, trails or staged events; digest nothing but
 /// chain heads, chain segment marks and the keys-used registry; and no
 /// function but the API (LookupFunction) writes the trails (issue 13). The
 /// load test checks the other direction: every write each function made is
@@ -972,14 +972,17 @@ fn only_the_stacks_rules_and_buckets_send_to_the_ingest_queue() {
 fn each_function_writes_only_its_own_state_items() {
     let stack = Stack::new("history", "state", "logs");
     let state = table_arn("state");
-    // One item of each kind: staged event, region registration, first staging, delivery cursor, claim,
-    // manifest, chain head, key registry, trails.
+    // One item of each kind: staged event (or batch item), region
+    // registration, a data event's first staging (written until
+    // 2026-12-04, by no function since), delivery cursor, claim, batch
+    // copies delivered, manifest, chain head, key registry, trails.
     let items = [
         ("STG#audit#eu-west-1#5984940", "staged event"),
         ("REG#audit", "region registration"),
         ("SEEN#6f1b2b7e", "first staging"),
         ("DLV#audit", "delivery cursor"),
         ("OWN#audit#eu-west-1#6f1b2b7e", "delivery claim"),
+        ("SUM#audit#eu-west-1#5984940", "batch copies delivered"),
         ("MAN#audit#eu-west-1#2026-11-24T01", "manifest"),
         ("DIG#audit", "chain head"),
         ("SEG#audit", "chain segment mark"),
@@ -992,16 +995,13 @@ fn each_function_writes_only_its_own_state_items() {
     for (function, owns) in [
         (
             "IngestFunction",
-            &[
-                (put, "staged event"),
-                (update, "region registration"),
-                (update, "first staging"),
-            ][..],
+            &[(put, "staged event"), (update, "region registration")][..],
         ),
         (
             "DeliverFunction",
             &[
                 (put, "delivery claim"),
+                (put, "batch copies delivered"),
                 (put, "manifest"),
                 (update, "delivery cursor"),
                 (update, "delivery health"),

@@ -167,12 +167,14 @@ mod tests {
             stop_before: None,
         };
         let trails = deps.trails.trails();
-        trailkeep_shared::delivery::stage(
+        // A management event's copy, following no first-staging note: claimed.
+        trailkeep_shared::delivery::stage_noted(
             &deps.staging,
             &trails,
             &event.record,
             &event.json,
             &since,
+            trailkeep_shared::delivery::Note::Known(None),
         )
         .await
         .unwrap();

@@ -32,6 +32,12 @@ pub mod attr {
     /// is quicker to parse than a List of as many, for ~2 bytes more per
     /// member; items written before hold a List of String, read as well).
     pub const MEMBERS: &str = "m";
+    /// A batch item's packed content (Binary), in the state table
+    /// ([`crate::delivery::batch`]).
+    pub const BATCH: &str = "zb";
+    /// The keys of the batch copies a window delivered (Binary, 16 bytes
+    /// each), in the state table.
+    pub const DELIVERED: &str = "d";
 }
 
 /// BatchWriteItem takes at most 25 items (moto takes more; AWS does not).

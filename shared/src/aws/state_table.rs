@@ -4,8 +4,9 @@
 //! |---|---|---|---|
 //! | region a trail has staged events in (ingest) | `REG#{trail}` | `{region}` | `first`: earliest window staged into |
 //! | delivery cursor (deliver) | `DLV#{trail}` | `{region}` | `next`: first window not yet delivered; `at`, `part`, `after`: how far a run cut short went in window `at` ([`Progress`]) |
-//! | staged event | `STG#{trail}#{region}#{window}` | `{eventTime}#{eventID}` | `z` (the packed record; `rec`, its JSON, on copies staged before 2026-12-01), `fw`: the event's first window (none on copies staged before first-staging notes), `expiresAt` |
-//! | a data event's first staging (ingest; a management event's is on its history primary item) | `SEEN#{eventID}` | `-` | `w`: its window, `t`: its eventTime, `expiresAt` |
+//! | staged event (a management event's copy) | `STG#{trail}#{region}#{window}` | `{eventTime}#{eventID}` | `z` (the packed record; `rec`, its JSON, on copies staged before 2026-12-01), `fw`: the event's first window (none on copies staged before first-staging notes), `expiresAt` |
+//! | batch item (data events of one ingest batch) | `STG#{trail}#{region}#{window}` | `B#{hash of the content}` | `zb`: the packed content ([`batch`]), `expiresAt` |
+//! | batch copies a window delivered | `SUM#{trail}#{region}#{eventTime window}` | `{window, 12 digits}#{part}` | `d`: 16-byte keys ([`batch::CopyKey`]), `expiresAt` |
 //! | delivery marker (re-delivered copies only) | `OWN#{trail}#{region}#{eventID}` | `-` | `w`: the window that owns the event, `expiresAt` |
 //! | manifest entry | `MAN#{trail}#{region}#{YYYY-MM-DDTHH}` (delivery hour) | `{key}` | `bucket`, `sha256`, `oldest`, `newest`, `delivered`, `records` |
 //! | digest chain head | `DIG#{trail}` | `{region}` | `end`, `bucket`, `object`, `sha256`, `signature`, `last` |
@@ -15,7 +16,7 @@
 //! | signing key used | `KEY` | `{fingerprint}` | `keyId`, `region`, `firstUsed`, `lastUsed` (digest end times) |
 //!
 //! Every write is a single-item write; none needs a transaction. Ingest
-//! writes only `STG#`, `SEEN#` and `REG#` items, so it cannot move a delivery cursor
+//! writes only `STG#` and `REG#` items, so it cannot move a delivery cursor
 //! past windows not yet delivered: a region's cursor starts at its
 //! registration's `first` window, and from then on only deliver moves it.
 
@@ -30,12 +31,25 @@ use chrono::Duration;
 use crate::aws::history_table::{attr, record_of};
 use crate::delivery::logfile::Staged;
 use crate::delivery::{
-    delivery_time, FirstSeen, ManifestEntry, Progress, StagedPage, StagingStore,
+    batch, delivery_time, BatchItem, ManifestEntry, Progress, StagedPage, StagingStore,
     DEFAULT_GRACE_SECS, MARKER_DAYS,
 };
 use crate::digest::{Boundary, ChainHead, DigestState, PublicKey, SegmentMark};
 use crate::store::StoreError;
 use crate::trail::{HealthStore, RunOutcome, TrailHealth};
+
+/// Batch copies' keys per item of what a window delivered (16 bytes each:
+/// 320 KB, inside DynamoDB's 400 KB item).
+const DELIVERED_PER_ITEM: usize = 20_000;
+
+/// The sort key of what `window` delivered (`part` of it), or, with none,
+/// the key every part of an earlier window sorts before.
+fn delivered_sk(window: i64, part: Option<usize>) -> String {
+    match part {
+        Some(part) => format!("{window:012}#{part}"),
+        None => format!("{window:012}"),
+    }
+}
 
 /// Delivery state on DynamoDB.
 #[derive(Clone, Debug)]
@@ -192,48 +206,6 @@ impl DynamoStaging {
 }
 
 impl StagingStore for DynamoStaging {
-    async fn first_seen(
-        &self,
-        event_id: &str,
-        seen: &FirstSeen,
-        expires_at: i64,
-    ) -> Result<Option<FirstSeen>, StoreError> {
-        // One write whatever came before: the first note stands, and the
-        // answer is the item as it now is.
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(attr::PK, s(format!("SEEN#{event_id}")))
-            .key(attr::SK, s("-"))
-            .update_expression(
-                "SET w = if_not_exists(w, :w), t = if_not_exists(t, :t), #exp = if_not_exists(#exp, :exp)",
-            )
-            .expression_attribute_names("#exp", attr::EXPIRES_AT)
-            .expression_attribute_values(":w", n(seen.window))
-            .expression_attribute_values(":t", s(crate::time::format(&seen.event_time)))
-            .expression_attribute_values(":exp", n(expires_at))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
-            .send()
-            .await
-            .map_err(|e| self.fail("UpdateItem", DisplayErrorContext(&e)))?;
-        let item = out.attributes.unwrap_or_default();
-        let window = item
-            .get("w")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse().ok());
-        let event_time = crate::time::parse(&text(&item, "t")).ok();
-        match (window, event_time) {
-            (Some(window), Some(event_time)) => Ok(Some(FirstSeen { window, event_time })),
-            // Not what trailkeep writes: altered outside it. The copy is
-            // claimed instead (delivery::stage).
-            _ => {
-                tracing::warn!(event_id, "SEEN item unreadable");
-                Ok(None)
-            }
-        }
-    }
-
     async fn is_staged(
         &self,
         trail: &str,
@@ -323,6 +295,105 @@ impl StagingStore for DynamoStaging {
         Ok(())
     }
 
+    async fn stage_batch(
+        &self,
+        trail: &str,
+        region: &str,
+        window: i64,
+        content: &[u8],
+    ) -> Result<(), StoreError> {
+        let expires = delivery_time(window, DEFAULT_GRACE_SECS) + Duration::days(MARKER_DAYS);
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(attr::PK, s(format!("STG#{trail}#{region}#{window}")))
+            .item(attr::SK, s(batch::item_sk(content)))
+            .item(
+                attr::BATCH,
+                AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(
+                    crate::history::pack_bytes(content),
+                )),
+            )
+            .item(attr::EXPIRES_AT, n(expires.timestamp()))
+            .send()
+            .await
+            .map_err(|e| self.fail("PutItem", DisplayErrorContext(&e)))?;
+        Ok(())
+    }
+
+    async fn delivered_copies(
+        &self,
+        trail: &str,
+        region: &str,
+        at: i64,
+        before: i64,
+    ) -> Result<Vec<batch::CopyKey>, StoreError> {
+        let pk = format!("SUM#{trail}#{region}#{at}");
+        let items = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk < :before")
+            .expression_attribute_values(":pk", s(&pk))
+            .expression_attribute_values(":before", s(delivered_sk(before, None)))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| self.fail("Query", DisplayErrorContext(&e)))?;
+        let mut keys = Vec::new();
+        for item in &items {
+            let bytes = item
+                .get(attr::DELIVERED)
+                .and_then(|v| v.as_b().ok())
+                .map(|b| b.as_ref())
+                .unwrap_or_default();
+            // Not what deliver writes: stop the region's run (retried,
+            // alarmed) rather than deliver what may be a repeat.
+            if bytes.len() % 16 != 0 {
+                return Err(self.fail(
+                    "read delivered copies",
+                    format!("{pk} {:?} is unreadable", text(item, attr::SK)),
+                ));
+            }
+            keys.extend(bytes.chunks_exact(16).map(|k| {
+                let mut key = [0; 16];
+                key.copy_from_slice(k);
+                key
+            }));
+        }
+        Ok(keys)
+    }
+
+    async fn record_delivered_copies(
+        &self,
+        trail: &str,
+        region: &str,
+        at: i64,
+        window: i64,
+        keys: &[batch::CopyKey],
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        for (part, keys) in keys.chunks(DELIVERED_PER_ITEM).enumerate() {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .item(attr::PK, s(format!("SUM#{trail}#{region}#{at}")))
+                .item(attr::SK, s(delivered_sk(window, Some(part))))
+                .item(
+                    attr::DELIVERED,
+                    AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(keys.concat())),
+                )
+                .item(attr::EXPIRES_AT, n(expires_at))
+                .send()
+                .await
+                .map_err(|e| self.fail("PutItem", DisplayErrorContext(&e)))?;
+        }
+        Ok(())
+    }
+
     async fn regions(&self, trail: &str) -> Result<Vec<(String, i64)>, StoreError> {
         let cursors = self.chain_cursors(trail).await?;
         Ok(cursors.into_iter().map(|c| (c.chain, c.next)).collect())
@@ -336,44 +407,58 @@ impl StagingStore for DynamoStaging {
         after: Option<&str>,
     ) -> Result<StagedPage, StoreError> {
         let pk = format!("STG#{trail}#{region}#{window}");
-        let start = after.map(|sk| {
-            std::collections::HashMap::from([
-                (attr::PK.to_owned(), s(&pk)),
-                (attr::SK.to_owned(), s(sk)),
-            ])
-        });
-        // One Query page: at most 1 MB, or `page_items` items.
-        let page = self
+        // One Query page: at most 1 MB, or `page_items` items; after a sort
+        // key that need not be an item's (a batch item's position).
+        let query = self
             .client
             .query()
             .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
             .expression_attribute_values(":pk", s(&pk))
             .consistent_read(true)
-            .set_exclusive_start_key(start)
-            .set_limit(self.page_items)
+            .set_limit(self.page_items);
+        let query = match after {
+            Some(after) => query
+                .key_condition_expression("pk = :pk AND sk > :after")
+                .expression_attribute_values(":after", s(after)),
+            None => query.key_condition_expression("pk = :pk"),
+        };
+        let page = query
             .send()
             .await
             .map_err(|e| self.fail("Query", DisplayErrorContext(&e)))?;
         let mut events = Vec::new();
+        let mut batches = Vec::new();
         for item in page.items() {
-            // sk = {eventTime}#{eventID}; eventTime is fixed-width (20 chars).
             let sk = text(item, attr::SK);
-            let (time, id) = sk
-                .split_once('#')
-                .ok_or_else(|| self.fail("read staged event", format!("bad sort key {sk:?}")))?;
-            let event_time =
-                crate::time::parse(time).map_err(|e| self.fail("read staged event", e))?;
-            // Packed (`z`), or JSON (`rec`) as staged before records were
-            // packed. One that is neither stops the region's run (retried,
-            // alarmed; docs/operations.md "A stuck trail or region"): a log
-            // file never silently lacks an event.
+            // Unreadable, it stops the region's run (retried, alarmed;
+            // docs/operations.md "A stuck trail or region"): a log file
+            // never silently lacks an event.
             let unreadable = |why: String| {
                 self.fail(
                     "read staged event",
                     format!("{pk} {sk:?} is unreadable: {why}"),
                 )
             };
+            if sk.starts_with(batch::SK_PREFIX) {
+                let packed = item
+                    .get(attr::BATCH)
+                    .and_then(|v| v.as_b().ok())
+                    .ok_or_else(|| unreadable("it holds no copies".into()))?;
+                let content =
+                    crate::history::unpack_bytes(packed.as_ref(), batch::MAX_CONTENT_BYTES as u64)
+                        .map_err(|e| unreadable(e.to_string()))?;
+                let copies = batch::decode(&content).map_err(unreadable)?;
+                batches.push(BatchItem { sk, copies });
+                continue;
+            }
+            // sk = {eventTime}#{eventID}; eventTime is fixed-width (20 chars).
+            let (time, id) = sk
+                .split_once('#')
+                .ok_or_else(|| self.fail("read staged event", format!("bad sort key {sk:?}")))?;
+            let event_time =
+                crate::time::parse(time).map_err(|e| self.fail("read staged event", e))?;
+            // Packed (`z`), or JSON (`rec`) as staged before records were
+            // packed.
             let json = record_of(item)
                 .map_err(|e| unreadable(e.to_string()))?
                 .ok_or_else(|| unreadable("it holds no record".into()))?;
@@ -393,7 +478,11 @@ impl StagingStore for DynamoStaging {
             .map(|k| k.get(attr::SK).and_then(|v| v.as_s().ok()).cloned())
             .map(|sk| sk.ok_or_else(|| self.fail("Query", "a page ended without a sort key")))
             .transpose()?;
-        Ok(StagedPage { events, next })
+        Ok(StagedPage {
+            events,
+            batches,
+            next,
+        })
     }
 
     async fn claim(

@@ -4,12 +4,17 @@
 //!   delivery window of its *ingest* time: 5-minute windows, numbered from
 //!   the epoch. A staged copy is keyed by (trail, region, window, eventTime,
 //!   eventID), so re-staging in the same window is harmless.
-//! - Before staging, ingest notes the event's *first* window (one write per
-//!   event, whatever the number of trails; the first note stands). A copy
-//!   staged in its first window is delivered without further ado; a later
-//!   copy (a re-delivery) names the first window, and is delivered only if
-//!   no copy was staged there and it wins the event's delivery marker (a
-//!   conditional write) — so the common case costs deliver no write at all.
+//! - Before staging a management event, ingest notes the event's *first*
+//!   window on its history primary item (no write of its own; the first
+//!   note stands). A copy staged in its first window is delivered without
+//!   further ado; a later copy (a re-delivery) names the first window, and
+//!   is delivered only if no copy was staged there and it wins the event's
+//!   delivery marker (a conditional write) — so the common case costs
+//!   deliver no write at all.
+//! - Data events (no history item to note on) are staged in batch items,
+//!   one per ingest batch, trail chain and window ([`batch`]); deliver
+//!   leaves out the repeats in a window and the events earlier windows
+//!   delivered, which it notes per eventTime window as it delivers.
 //! - A window is *sealed* `grace` after its end. Ingest writes only into the
 //!   window of the moment it writes (or a window after it), and an
 //!   invocation lives at most the Lambda timeout, so with `grace` > timeout
@@ -19,6 +24,7 @@
 //!   cursor. The files are a pure function of the events the window owns,
 //!   so a re-run writes the same keys with the same bytes.
 
+pub mod batch;
 pub mod cloudwatch;
 pub mod logfile;
 mod window;
@@ -90,27 +96,20 @@ pub struct FirstSeen {
     pub event_time: DateTime<Utc>,
 }
 
-/// Where staging finds the event's first-staging note.
+/// How an event is staged, by its kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Note {
-    /// Noted elsewhere (on the history's primary item, for a management
-    /// event): the note as it stands, none if unreadable or absent.
+    /// A management event: a copy of its own, following the first-staging
+    /// note on its history primary item, as it stands (none if unreadable
+    /// or absent: the copy is claimed).
     Known(Option<FirstSeen>),
-    /// Noted by the staging store ([`StagingStore::first_seen`]).
-    Ask,
+    /// A data event (not in the history, so no note): in batch items
+    /// ([`stage_batch`]).
+    Batch,
 }
 
 /// The state delivery keeps (DynamoDB in production).
 pub trait StagingStore: Send + Sync {
-    /// Notes `seen` as the event's first staging unless one is noted;
-    /// returns the one noted (kept until `expires_at`, epoch seconds), or
-    /// none if what is noted is unreadable.
-    fn first_seen(
-        &self,
-        event_id: &str,
-        seen: &FirstSeen,
-        expires_at: i64,
-    ) -> impl Future<Output = Result<Option<FirstSeen>, StoreError>> + Send;
     /// Whether a copy with the sort key `sk` is staged in `window`
     /// (strongly consistent).
     fn is_staged(
@@ -135,13 +134,44 @@ pub trait StagingStore: Send + Sync {
         window: i64,
         event: &Staged,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Stages one batch item in a window: `content` as [`batch::contents`]
+    /// makes it, under [`batch::item_sk`].
+    fn stage_batch(
+        &self,
+        trail: &str,
+        region: &str,
+        window: i64,
+        content: &[u8],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The batch copies windows before `before` delivered of events whose
+    /// eventTime lies in window `at` (strongly consistent).
+    fn delivered_copies(
+        &self,
+        trail: &str,
+        region: &str,
+        at: i64,
+        before: i64,
+    ) -> impl Future<Output = Result<Vec<batch::CopyKey>, StoreError>> + Send;
+    /// Notes the batch copies `window` delivered of events whose eventTime
+    /// lies in window `at` (replacing what it noted before), kept until
+    /// `expires_at`.
+    fn record_delivered_copies(
+        &self,
+        trail: &str,
+        region: &str,
+        at: i64,
+        window: i64,
+        keys: &[batch::CopyKey],
+        expires_at: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// The regions `trail` has staged events in, with the first window not yet delivered.
     fn regions(
         &self,
         trail: &str,
     ) -> impl Future<Output = Result<Vec<(String, i64)>, StoreError>> + Send;
-    /// One page of the events staged in a window (strongly consistent), in
-    /// `{eventTime}#{eventID}` order, starting after the sort key `after`.
+    /// One page of what is staged in a window (strongly consistent), in
+    /// sort key order, starting after the sort key `after`: the per-event
+    /// copies (`{eventTime}#{eventID}`), then the batch items.
     fn staged(
         &self,
         trail: &str,
@@ -202,7 +232,8 @@ pub trait StagingStore: Send + Sync {
 
 /// How far an unfinished window's delivery went: its files up to part
 /// `part` are written and recorded, and the next file starts with the
-/// first staged event after the sort key `after`.
+/// first staged event after `after`: a per-event copy's sort key, or a
+/// copy in a batch item ([`batch::position`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Progress {
     pub part: usize,
@@ -213,8 +244,17 @@ pub struct Progress {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StagedPage {
     pub events: Vec<Staged>,
-    /// The sort key of the last event read, if more may follow.
+    /// Batch items, after the per-event copies.
+    pub batches: Vec<BatchItem>,
+    /// The sort key of the last item read, if more may follow.
     pub next: Option<String>,
+}
+
+/// One batch item: its sort key and its copies, in order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BatchItem {
+    pub sk: String,
+    pub copies: Vec<Staged>,
 }
 
 /// Where log files go (S3 in production).
@@ -245,27 +285,14 @@ pub fn file_notification(bucket: &str, key: &str) -> String {
     serde_json::json!({ "s3Bucket": bucket, "s3ObjectKey": [key] }).to_string()
 }
 
-/// Stages one event for every trail that logs it. `now` is the ingest time.
-///
-/// First the event's first staging is noted (or the one noted read): this
-/// copy goes into the later of its own window and the first one, and names
-/// the first window ([`Staged::first`]); deliver decides by it
-/// ([`Deliverer`]).
-pub async fn stage<S: StagingStore>(
-    store: &S,
-    trails: &[Trail],
-    record: &crate::model::Record,
-    json: &str,
-    now: &DateTime<Utc>,
-) -> Result<usize, StoreError> {
-    stage_noted(store, trails, record, json, now, Note::Ask).await
-}
-
-/// [`stage`], with the note where `note` says: a management event's is
-/// the one the history's primary item holds
-/// ([`crate::history::record_noting`]), written in the same request as the
-/// record; the staging store notes the others'. Every attempt at one
-/// event looks in the same place (the event's kind decides it).
+/// Stages one event for every trail that logs it; `now` is the ingest
+/// time. `note` says how: a management event's copy follows the note its
+/// history primary item holds ([`crate::history::record_noting`], written
+/// in the same request as the record): the copy goes into the later of its
+/// own window and the noted one, and names the noted window
+/// ([`Staged::first`]); deliver decides by it ([`Deliverer`]). A data
+/// event goes into a batch item ([`stage_batch`]). Every attempt at one
+/// event does the same (the event's kind decides it). Returns the copies.
 pub async fn stage_noted<S: StagingStore>(
     store: &S,
     trails: &[Trail],
@@ -274,6 +301,13 @@ pub async fn stage_noted<S: StagingStore>(
     now: &DateTime<Utc>,
     note: Note,
 ) -> Result<usize, StoreError> {
+    let noted = match note {
+        Note::Known(noted) => noted,
+        Note::Batch => {
+            let copies = stage_batch(store, trails, &[(record, json)], now).await?;
+            return Ok(copies.iter().sum());
+        }
+    };
     let targets: Vec<(&Trail, std::borrow::Cow<'_, str>)> = trails
         .iter()
         .filter_map(|trail| trail.log_chain(record).map(|chain| (trail, chain)))
@@ -285,14 +319,6 @@ pub async fn stage_noted<S: StagingStore>(
         window: window_of(now),
         event_time: record.event_time,
     };
-    let noted = match note {
-        Note::Known(noted) => noted,
-        Note::Ask => {
-            store
-                .first_seen(&record.event_id, &ours, marker_expiry(ours.window))
-                .await?
-        }
-    };
     let (window, event) = placement(&ours, noted.as_ref(), &record.event_id, json);
     for (trail, chain) in &targets {
         // Registered with this attempt's own window: at most the one staged into.
@@ -300,6 +326,47 @@ pub async fn stage_noted<S: StagingStore>(
         store.stage(&trail.name, chain, window, &event).await?;
     }
     Ok(targets.len())
+}
+
+/// Stages data events (each its record and JSON) for every trail that
+/// logs them, in batch items of the window of `now`: per trail chain, one
+/// item holding all of their copies (a few, for a large batch:
+/// [`batch::contents`]). No note, no item per event: deliver leaves out
+/// repeats (docs/delivery.md "Data events: batch copies"). Returns the
+/// copies per event, in order.
+pub async fn stage_batch<S: StagingStore>(
+    store: &S,
+    trails: &[Trail],
+    events: &[(&crate::model::Record, &str)],
+    now: &DateTime<Utc>,
+) -> Result<Vec<usize>, StoreError> {
+    let window = window_of(now);
+    let mut copies = vec![0; events.len()];
+    let mut chains: std::collections::BTreeMap<(&str, std::borrow::Cow<'_, str>), Vec<Staged>> =
+        std::collections::BTreeMap::new();
+    for ((record, json), n) in events.iter().zip(&mut copies) {
+        for trail in trails {
+            if let Some(chain) = trail.log_chain(record) {
+                chains
+                    .entry((trail.name.as_str(), chain))
+                    .or_default()
+                    .push(Staged {
+                        event_time: record.event_time,
+                        event_id: record.event_id.clone(),
+                        json: (*json).to_owned(),
+                        first: None,
+                    });
+                *n += 1;
+            }
+        }
+    }
+    for ((trail, chain), staged) in chains {
+        store.register(trail, &chain, window).await?;
+        for content in batch::contents(staged) {
+            store.stage_batch(trail, &chain, window, &content).await?;
+        }
+    }
+    Ok(copies)
 }
 
 /// Where an attempt stages a copy, given its own first staging (`ours`)
@@ -342,12 +409,6 @@ fn placement(
             first,
         },
     )
-}
-
-/// When an event's delivery marker and first-staging note, noted in
-/// `window`, expire ([`MARKER_DAYS`] after the window's delivery time).
-pub fn marker_expiry(window: i64) -> i64 {
-    (delivery_time(window, DEFAULT_GRACE_SECS) + Duration::days(MARKER_DAYS)).timestamp()
 }
 
 /// Settings of the deliver function.
@@ -572,15 +633,18 @@ where
     }
 
     /// Delivers window `w` of a trail's region, page by page: decides which
-    /// of each page's events it owns ([`Self::claim`]), packs those into
-    /// files as they come, and
+    /// of each page's events it owns ([`Self::claim`] for per-event copies,
+    /// [`Self::judge`] for batch copies), packs those into files as they
+    /// come, and
     /// writes each file (and its manifest entry) as soon as it is full. A
     /// window of any size streams through: memory holds one page and one
     /// file's compressed bytes (and, for a trail with a log group, the
     /// file's records, up to the file size cap). Pages come in sort order
     /// and the packing is greedy, so the files are the same however the
     /// pages fall; a window an earlier run cut goes on from its
-    /// [`Progress`], with the same files. Returns whether the window is
+    /// [`Progress`], with the same files. Once the files are written, it
+    /// notes which batch copies it delivered, for later windows to leave
+    /// their repeats out. Returns whether the window is
     /// delivered (else it was cut when `budget` was spent: after a file, or between
     /// pages, going on after the last whole file).
     async fn window(
@@ -605,7 +669,18 @@ where
         let progress = self.staging.progress(&trail.name, region, w).await?;
         let mut part = progress.as_ref().map_or(0, |p| p.part);
         let mut after: Option<String> = progress.map(|p| p.after);
-        // The sort key of the last event packed: where a closing file ends.
+        // A cut inside the batch items: they are read again from the first,
+        // the copies up to the cut judged (so that their repeats are still
+        // left out) but not packed: the files holding them are written.
+        let resume: Option<(String, usize)> = after
+            .as_deref()
+            .and_then(batch::parse_position)
+            .map(|(sk, index)| (sk.to_owned(), index));
+        if resume.is_some() {
+            after = Some(batch::BEFORE_BATCHES.to_owned());
+        }
+        let mut dedup = batch::Dedup::default();
+        // Where the last event packed lies: where a closing file ends.
         let mut packed: Option<String> = None;
         // Where this run's last whole file ended: where a cut goes on.
         let mut closed: Option<Progress> = None;
@@ -617,10 +692,29 @@ where
                 .staging
                 .staged(&trail.name, region, w, after.as_deref())
                 .await?;
-            let owned = self
+            let mut owned: Vec<(Staged, String)> = self
                 .claim(trail, region, w, page.events, &file.delivered, report)
-                .await?;
-            for event in owned {
+                .await?
+                .into_iter()
+                .map(|e| {
+                    let at = crate::history::index_sk(&e.event_time, &e.event_id);
+                    (e, at)
+                })
+                .collect();
+            for item in page.batches {
+                for (index, copy) in item.copies.into_iter().enumerate() {
+                    let written = resume
+                        .as_ref()
+                        .is_some_and(|(sk, i)| (item.sk.as_str(), index) <= (sk.as_str(), *i));
+                    let verdict = self.judge(trail, region, w, &mut dedup, &copy).await?;
+                    match (verdict, written) {
+                        (_, true) => {}
+                        (true, false) => owned.push((copy, batch::position(&item.sk, index))),
+                        (false, false) => report.duplicates += 1,
+                    }
+                }
+            }
+            for (event, at) in owned {
                 if let Some(full) = packer.push(&event).map_err(assemble_failed)? {
                     let events = kept.as_mut().map(std::mem::take);
                     self.write(&file, part, full, events, report).await?;
@@ -630,7 +724,7 @@ where
                         return self.cut(trail, region, w, closed.as_ref()).await;
                     }
                 }
-                packed = Some(crate::history::index_sk(&event.event_time, &event.event_id));
+                packed = Some(at);
                 if let Some(kept) = kept.as_mut() {
                     kept.push(event);
                 }
@@ -648,7 +742,41 @@ where
         if let Some(last) = packer.finish().map_err(assemble_failed)? {
             self.write(&file, part, last, kept, report).await?;
         }
+        // What the window's batch items delivered, for the windows after it
+        // to leave out (rewritten the same by a re-run).
+        let expires_at = (file.delivered + Duration::days(MARKER_DAYS)).timestamp();
+        for (at, keys) in &dedup.owned {
+            self.staging
+                .record_delivered_copies(&trail.name, region, *at, w, keys, expires_at)
+                .await?;
+        }
         Ok(true)
+    }
+
+    /// Whether window `w` delivers the batch copy `copy`: the first copy of
+    /// its event in the window, unless an earlier window delivered one
+    /// (docs/delivery.md "Data events: batch copies").
+    async fn judge(
+        &self,
+        trail: &Trail,
+        region: &str,
+        w: i64,
+        dedup: &mut batch::Dedup,
+        copy: &Staged,
+    ) -> Result<bool, StoreError> {
+        loop {
+            match dedup.judge(copy) {
+                batch::Verdict::Owned => return Ok(true),
+                batch::Verdict::Repeat => return Ok(false),
+                batch::Verdict::Unknown(at) => {
+                    let keys = self
+                        .staging
+                        .delivered_copies(&trail.name, region, at, w)
+                        .await?;
+                    dedup.learn(at, keys);
+                }
+            }
+        }
     }
 
     /// Stops window `w` short: notes where this run's last whole file

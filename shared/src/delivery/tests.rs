@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use super::*;
 use crate::store::StoreError;
 use crate::testkit::{
-    api_call_record, trail, MemoryBucket, MemoryEventLog, MemoryNotifier, MemoryState,
+    api_call_record, stage, trail, MemoryBucket, MemoryEventLog, MemoryNotifier, MemoryState,
 };
 
 fn t(s: &str) -> DateTime<Utc> {
@@ -148,10 +148,7 @@ async fn note_only(state: &MemoryState, n: usize, at: &str, now: &str) {
         window: window_of(&t(now)),
         event_time: t(at),
     };
-    state
-        .first_seen(&id(n), &seen, marker_expiry(seen.window))
-        .await
-        .unwrap();
+    state.first_seen(&id(n), &seen);
 }
 
 #[tokio::test]
@@ -341,10 +338,13 @@ mod any_interleaving {
         /// before or between trails) and wherever the deliver runs fall,
         /// an event that any attempt staged for a trail is in exactly one
         /// of that trail's log files, and one no attempt staged for it in
-        /// none. Each event has its own eventTime.
+        /// none. Each event has its own eventTime. Data events are staged
+        /// in batch items (no note: `Noted` is an attempt that died before
+        /// staging), each attempt's beside a companion event of its own,
+        /// so that repeats lie in different items of one window too.
         #[test]
         fn every_staged_event_is_delivered_exactly_once(
-            events in proptest::collection::vec(attempts(), 1..5),
+            events in proptest::collection::vec((attempts(), any::<bool>()), 1..5),
             every in 40i64..200,
         ) {
             let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
@@ -358,11 +358,13 @@ mod any_interleaving {
                 // Every action in the order its writes land: attempts at
                 // clock + delay, deliver runs every `every` seconds.
                 let mut actions: Vec<(i64, Option<(usize, &Attempt)>)> = Vec::new();
-                for (n, attempts) in events.iter().enumerate() {
+                for (n, (attempts, _)) in events.iter().enumerate() {
                     for a in attempts {
                         actions.push((a.clock + a.lands_after, Some((n, a))));
                     }
                 }
+                // Companions: (event, attempt's trails).
+                let mut companions: Vec<usize> = Vec::new();
                 actions.extend((0..2_700 / every).map(|k| (k * every, None)));
                 actions.sort_by_key(|(at, _)| *at);
                 for (when, action) in actions {
@@ -370,7 +372,9 @@ mod any_interleaving {
                         Some((n, a)) => {
                             let clock = crate::time::format(&(base + Duration::seconds(a.clock)));
                             let event = api_call_record(&id(n), &t(&at(n)));
+                            let data = events[n].1;
                             let reached: &[Trail] = match a.reach {
+                                Reach::Noted if data => continue,
                                 Reach::Noted => {
                                     note_only(&state, n, &at(n), &clock).await;
                                     continue;
@@ -378,9 +382,22 @@ mod any_interleaving {
                                 Reach::FirstTrail => &trails[..1],
                                 Reach::Done => &trails,
                             };
-                            stage(&state, reached, &event.record, &event.json, &t(&clock))
-                                .await
-                                .unwrap();
+                            if data {
+                                let c = 100 + companions.len();
+                                companions.push(reached.len());
+                                let companion = api_call_record(&id(c), &t(&at(n)));
+                                let batch = [
+                                    (&event.record, event.json.as_str()),
+                                    (&companion.record, companion.json.as_str()),
+                                ];
+                                stage_batch(&state, reached, &batch, &t(&clock))
+                                    .await
+                                    .unwrap();
+                            } else {
+                                stage(&state, reached, &event.record, &event.json, &t(&clock))
+                                    .await
+                                    .unwrap();
+                            }
                         }
                         None => {
                             let now = crate::time::format(&(base + Duration::seconds(when)));
@@ -394,7 +411,12 @@ mod any_interleaving {
                     ("second", "logs2", &[Reach::Done][..]),
                 ] {
                     let logged = bucket.logged_event_ids(bucket_name);
-                    for (n, attempts) in events.iter().enumerate() {
+                    for (c, reached) in companions.iter().enumerate() {
+                        let got = logged.iter().filter(|l| **l == id(100 + c)).count();
+                        let want = usize::from(bucket_name == "logs" || *reached == 2);
+                        prop_assert_eq!(got, want, "{} companion {}", trail, c);
+                    }
+                    for (n, (attempts, _)) in events.iter().enumerate() {
                         let staged = attempts
                             .iter()
                             .any(|a| reaches.iter().any(|r| std::mem::discriminant(r) == std::mem::discriminant(&a.reach)));
@@ -1410,4 +1432,189 @@ async fn a_trail_the_run_had_no_time_for_keeps_its_last_error() {
     assert_eq!(h.delivery_succeeded, Some(false));
     assert_eq!(h.delivery_error.as_deref(), Some("Query failed"));
     assert_eq!(h.delivery_attempt, Some(t("2026-11-24T01:10:00Z")));
+}
+
+/// Stages events (`n`, eventTime `at`) in one batch item per trail chain,
+/// as ingest stages a batch's data events at ingest time `now`.
+async fn stage_data(state: &MemoryState, trails: &[Trail], events: &[(usize, &str)], now: &str) {
+    let records: Vec<_> = events
+        .iter()
+        .map(|(n, at)| api_call_record(&id(*n), &t(at)))
+        .collect();
+    let refs: Vec<(&crate::model::Record, &str)> = records
+        .iter()
+        .map(|e| (&e.record, e.json.as_str()))
+        .collect();
+    let copies = stage_batch(state, trails, &refs, &t(now)).await.unwrap();
+    assert_eq!(copies, vec![trails.len(); events.len()]);
+}
+
+#[tokio::test]
+async fn batch_copies_repeated_in_a_window_or_in_later_windows_are_delivered_once() {
+    // GIVEN data events staged in batches: a batch of 1–3 at 01:01, its
+    // retry with event 4 beside them at 01:02 (another item, same window),
+    // then 1 and 4 re-delivered at 01:07 and 3 at 01:40, and event 5 with
+    // 2's eventID and another eventTime (another record) at 01:07
+    let (state, bucket) = (MemoryState::default(), MemoryBucket::default());
+    let trails = [trail("audit", t("2026-11-24T00:00:00Z"))];
+    let (at, later) = ("2026-11-24T01:00:30Z", "2026-11-24T01:00:31Z");
+    stage_data(
+        &state,
+        &trails,
+        &[(1, at), (2, at), (3, at)],
+        "2026-11-24T01:01:00Z",
+    )
+    .await;
+    stage_data(
+        &state,
+        &trails,
+        &[(3, at), (1, at), (2, at), (4, later)],
+        "2026-11-24T01:02:00Z",
+    )
+    .await;
+    stage_data(
+        &state,
+        &trails,
+        &[(1, at), (4, later)],
+        "2026-11-24T01:07:00Z",
+    )
+    .await;
+    stage_data(&state, &trails, &[(3, at)], "2026-11-24T01:40:00Z").await;
+    let other = "2026-11-24T01:03:00Z";
+    let record = api_call_record(&id(2), &t(other));
+    stage_batch(
+        &state,
+        &trails,
+        &[(&record.record, &record.json)],
+        &t("2026-11-24T01:07:00Z"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(state.batch_writes(), 5);
+
+    // WHEN deliver runs after each window is sealed
+    let mut duplicates = 0;
+    for now in [
+        "2026-11-24T01:08:00Z",
+        "2026-11-24T01:13:00Z",
+        "2026-11-24T01:50:00Z",
+    ] {
+        duplicates += run(&state, &bucket, &trails, now).await.unwrap().duplicates;
+    }
+
+    // THEN each record is in one file, once: 2's eventID twice, as two
+    // records; the repeats are left out, with no claim and no check
+    assert_eq!(
+        sorted(bucket.logged_event_ids("logs")),
+        [id(1), id(2), id(2), id(3), id(4)]
+    );
+    assert_eq!(duplicates, 3 + 2 + 1);
+    assert_eq!((state.claims(), state.checks()), (0, 0));
+
+    // AND a re-run of the first window (its cursor moved back, as when a
+    // run dies after its note of what it delivered) writes the same file:
+    // a window's own note is never read back as an earlier window's
+    let w = window_of(&t("2026-11-24T01:01:00Z"));
+    let file = bucket.keys("logs", "")[0].clone();
+    let bytes = bucket.object("logs", &file);
+    let next = state.cursor("audit", "eu-west-1").unwrap();
+    assert!(state.advance("audit", "eu-west-1", next, w).await.unwrap());
+    let again = MemoryBucket::default();
+    let report = run(&state, &again, &trails, "2026-11-24T01:08:00Z")
+        .await
+        .unwrap();
+    assert_eq!((report.files, report.records), (1, 4));
+    assert_eq!(again.keys("logs", ""), std::slice::from_ref(&file));
+    assert_eq!(again.object("logs", &file), bytes);
+}
+
+#[tokio::test]
+async fn a_management_copy_and_batch_copies_share_a_window_each_delivered_once() {
+    // GIVEN a window holding a management event's copy (re-delivered, so
+    // claimed) and data events' batch items
+    let (state, bucket) = (MemoryState::default(), MemoryBucket::default());
+    let trails = [trail("audit", t("2026-11-24T00:00:00Z"))];
+    let at = "2026-11-24T01:00:30Z";
+    stage_event(&state, &trails, 1, at, "2026-11-24T01:01:00Z").await;
+    stage_event(&state, &trails, 1, at, "2026-11-24T01:06:00Z").await;
+    stage_data(&state, &trails, &[(2, at), (3, at)], "2026-11-24T01:06:00Z").await;
+    stage_data(&state, &trails, &[(3, at)], "2026-11-24T01:06:10Z").await;
+
+    // WHEN deliver runs for both windows
+    for now in ["2026-11-24T01:08:00Z", "2026-11-24T01:13:00Z"] {
+        run(&state, &bucket, &trails, now).await.unwrap();
+    }
+
+    // THEN every event is logged once
+    assert_eq!(
+        sorted(bucket.logged_event_ids("logs")),
+        [id(1), id(2), id(3)]
+    );
+}
+
+#[tokio::test]
+async fn a_window_of_batch_items_cut_between_files_goes_on_with_the_same_files() {
+    // GIVEN one window of 60 events of 40 KB in batch items of ~7 (the
+    // later ones repeating some of the earlier ones' events), read 2
+    // items a page, files at the smallest cap (~6 events each)
+    let trails = [trail("audit", t("2026-11-24T00:00:00Z"))];
+    let settings = DeliverSettings {
+        max_file_bytes: logfile::MIN_MAX_FILE_BYTES,
+        ..DeliverSettings::default()
+    };
+    let stage_all = |state: MemoryState| async move {
+        let now = t("2026-11-24T01:00:30Z");
+        for chunk in (0..60).collect::<Vec<usize>>().chunks(7) {
+            // Each batch repeats the event before it.
+            let mut copies: Vec<Staged> = chunk.iter().map(|&i| large_event(i)).collect();
+            if chunk[0] > 0 {
+                copies.push(large_event(chunk[0] - 1));
+            }
+            state
+                .register("audit", "eu-west-1", window_of(&now))
+                .await
+                .unwrap();
+            for content in batch::contents(copies) {
+                state
+                    .stage_batch("audit", "eu-west-1", window_of(&now), &content)
+                    .await
+                    .unwrap();
+            }
+        }
+        state
+    };
+    let state = stage_all(MemoryState::default().with_page_items(2)).await;
+    let w = window_of(&t("2026-11-24T01:00:30Z"));
+    let bucket = MemoryBucket::default();
+
+    // WHEN deliver runs, each out of time after its first file, until the
+    // window is delivered
+    let mut runs = 0;
+    let outlets = Outlets::default();
+    while state.cursor("audit", "eu-west-1") == Some(w) {
+        let now = t("2026-11-24T01:10:00Z");
+        let report = run_spent_with(&state, &bucket, &outlets, &trails, now, 1, &settings).await;
+        runs += 1;
+        assert!(report.failed.is_empty(), "{report:?}");
+        assert_eq!(report.files, 1, "run {runs}: {report:?}");
+        assert!(runs <= 60, "no progress");
+    }
+
+    // THEN the files are those of one uninterrupted run, and every event
+    // is in exactly one
+    let whole = stage_all(MemoryState::default()).await;
+    let one_run = MemoryBucket::default();
+    let report = run_with(&whole, &one_run, &trails, "2026-11-24T01:10:00Z", &settings)
+        .await
+        .unwrap();
+    assert_eq!(runs, report.files);
+    assert!(runs > 5, "{runs}");
+    let keys = bucket.keys("logs", "");
+    assert_eq!(keys, one_run.keys("logs", ""));
+    for key in &keys {
+        assert_eq!(bucket.object("logs", key), one_run.object("logs", key));
+    }
+    let expected: Vec<String> = sorted((0..60).map(id).collect());
+    assert_eq!(sorted(bucket.logged_event_ids("logs")), expected);
+    assert_eq!(sorted(one_run.logged_event_ids("logs")), expected);
 }

@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use chrono::{DateTime, Duration, Utc};
 
 use super::*;
-use crate::delivery::{stage, DeliverSettings, Deliverer};
+use crate::delivery::{DeliverSettings, Deliverer};
 use crate::ingest::normalize::Normalized;
+use crate::testkit::stage;
 use crate::testkit::{api_call_record, trail, MemoryBucket, MemoryState, TestSigner};
 use crate::validate::{validate, Finding, Report, Request};
 

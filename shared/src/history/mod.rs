@@ -392,10 +392,38 @@ thread_local! {
 /// realistic mix (2.9 KB median): ~490 bytes, against ~950 for raw deflate
 /// alone (the format before) and ~1,000 for zstd without a dictionary.
 pub fn pack(json: &str) -> Vec<u8> {
+    pack_bytes(json.as_bytes())
+}
+
+/// [`pack`] of any bytes (a batch item of staged copies:
+/// [`crate::delivery::batch`]).
+pub fn pack_bytes(bytes: &[u8]) -> Vec<u8> {
     let frame = PACKER
-        .with_borrow_mut(|packer| packer.compress(json.as_bytes()))
+        .with_borrow_mut(|packer| packer.compress(bytes))
         .expect("compressing into a Vec cannot fail");
     [&[PACKED_V1][..], &frame].concat()
+}
+
+/// The bytes of a [`pack_bytes`] frame, refused before they are held in
+/// memory if the frame declares more than `cap` bytes (or no size).
+pub fn unpack_bytes(packed: &[u8], cap: u64) -> Result<Vec<u8>, StoreError> {
+    unzstd(packed, cap).map_err(|why| StoreError::Corrupt {
+        message: format!("a packed item does not unpack: {why}"),
+    })
+}
+
+fn unzstd(packed: &[u8], cap: u64) -> Result<Vec<u8>, String> {
+    let Some((&PACKED_V1, frame)) = packed.split_first() else {
+        return Err("not a zstd frame packed by trailkeep".into());
+    };
+    let size = match zstd::zstd_safe::get_frame_content_size(frame) {
+        Ok(Some(size)) if size <= cap => size as usize,
+        Ok(Some(size)) => return Err(format!("longer than {cap} bytes ({size})")),
+        Ok(None) | Err(_) => return Err("no zstd frame of a known size".into()),
+    };
+    UNPACKER
+        .with_borrow_mut(|unpacker| unpacker.decompress(frame, size))
+        .map_err(|e| e.to_string())
 }
 
 /// The record JSON of a [`pack`]ed record, of either format. Ingest refuses
@@ -408,17 +436,8 @@ pub fn unpack(packed: &[u8]) -> Result<String, StoreError> {
     let corrupt = |why: String| StoreError::Corrupt {
         message: format!("a packed record does not unpack: {why}"),
     };
-    let bytes = match packed.split_first() {
-        Some((&PACKED_V1, frame)) => {
-            let size = match zstd::zstd_safe::get_frame_content_size(frame) {
-                Ok(Some(size)) if size <= cap => size as usize,
-                Ok(Some(size)) => return Err(corrupt(format!("longer than {cap} bytes ({size})"))),
-                Ok(None) | Err(_) => return Err(corrupt("no zstd frame of a known size".into())),
-            };
-            UNPACKER
-                .with_borrow_mut(|unpacker| unpacker.decompress(frame, size))
-                .map_err(|e| corrupt(e.to_string()))?
-        }
+    let bytes = match packed.first() {
+        Some(&PACKED_V1) => unzstd(packed, cap).map_err(corrupt)?,
         _ => {
             let mut json = Vec::new();
             flate2::read::DeflateDecoder::new(packed)
@@ -623,8 +642,9 @@ pub async fn record<S: HistoryStore>(
 /// [`record`], noting on the primary item `window` as the event's first
 /// delivery window (docs/delivery.md "Who delivers a copy"): the first
 /// attempt's stands. Returns what staging should follow: the note as it
-/// now is ([`Note::Known`]: none if the stored item has no readable one),
-/// or, for an event not in the history (or no `window`), [`Note::Ask`].
+/// now is ([`Note::Known`]: none if the stored item has no readable one,
+/// or without a `window`), or, for an event not in the history (a data
+/// event), [`Note::Batch`].
 pub async fn record_noting<S: HistoryStore>(
     store: &S,
     settings: &HistorySettings,
@@ -672,7 +692,7 @@ pub async fn claim_noting_in<S: HistoryStore>(
     account: Option<&str>,
 ) -> Result<(Recorded, Note, Vec<Entry>), StoreError> {
     let Some(part) = partition(&event.record) else {
-        return Ok((Recorded::NotInHistory, Note::Ask, Vec::new()));
+        return Ok((Recorded::NotInHistory, Note::Batch, Vec::new()));
     };
     let part = account_partition(account, part);
     let region = part.as_str();
@@ -688,12 +708,10 @@ pub async fn claim_noting_in<S: HistoryStore>(
     match store.claim(&primary, window).await? {
         Claim::Stored => {
             let entries = index_entries(&event.record, region, expires_at, settings.shards);
-            let note = window.map_or(Note::Ask, |window| {
-                Note::Known(Some(FirstSeen {
-                    window,
-                    event_time: event.record.event_time,
-                }))
-            });
+            let note = Note::Known(window.map(|window| FirstSeen {
+                window,
+                event_time: event.record.event_time,
+            }));
             Ok((Recorded::Stored, note, entries))
         }
         Claim::Exists {
@@ -731,12 +749,7 @@ pub async fn claim_noting_in<S: HistoryStore>(
             }
             // No readable note (an item from before notes moved here, or
             // unreadable): the copies are claimed.
-            let note = if window.is_some() {
-                Note::Known(noted)
-            } else {
-                Note::Ask
-            };
-            Ok((Recorded::Duplicate, note, entries))
+            Ok((Recorded::Duplicate, Note::Known(noted), entries))
         }
     }
 }

@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use chrono::{DateTime, Utc};
 
-use crate::delivery::{self, StagingStore};
+use crate::delivery::{self, Note, StagingStore};
 use crate::history::{self, Entry, HistorySettings, HistoryStore, Recorded, StoreError};
 use crate::trail::Trail;
 use normalize::{Context, Ignored, Normalized, Rejected};
@@ -246,26 +246,62 @@ async fn store<H: HistoryStore, S: StagingStore>(
     }
     // The history first: a record it refuses (rejected, dead-lettered) is
     // never staged for a trail either.
-    futures::stream::iter(events.iter().zip(claims))
-        .map(|((event, span), claim)| {
-            async move {
-                let (recorded, note, _) = claim?;
-                let copies = delivery::stage_noted(
-                    targets.staging,
-                    targets.trails,
-                    &event.record,
-                    &event.json,
-                    now,
-                    note,
-                )
-                .await?;
-                Ok((recorded, copies))
+    let mut outcomes: Vec<Result<(Recorded, usize), StoreError>> =
+        futures::stream::iter(events.iter().zip(&claims))
+            .map(|((event, span), claim)| {
+                async move {
+                    let (recorded, note, _) = claim.as_ref().map_err(Clone::clone)?;
+                    // Data events are staged below, together.
+                    if *note == Note::Batch {
+                        return Ok((*recorded, 0));
+                    }
+                    let copies = delivery::stage_noted(
+                        targets.staging,
+                        targets.trails,
+                        &event.record,
+                        &event.json,
+                        now,
+                        *note,
+                    )
+                    .await?;
+                    Ok((*recorded, copies))
+                }
+                .instrument((*span).clone())
+            })
+            .buffered(RECORDS_AT_ONCE)
+            .collect()
+            .await;
+    // The batch's data events, in batch items of their own (one per trail
+    // chain: docs/delivery.md "Data events: batch copies"). If staging
+    // them fails, they all fail: their messages are retried, and deliver
+    // leaves out what is then staged twice.
+    let data: Vec<usize> = claims
+        .iter()
+        .enumerate()
+        .filter(|(_, claim)| matches!(claim, Ok((_, Note::Batch, _))))
+        .map(|(i, _)| i)
+        .collect();
+    if !data.is_empty() {
+        let records: Vec<(&crate::model::Record, &str)> = data
+            .iter()
+            .map(|&i| (&events[i].0.record, events[i].0.json.as_str()))
+            .collect();
+        match delivery::stage_batch(targets.staging, targets.trails, &records, now).await {
+            Ok(copies) => {
+                for (&i, n) in data.iter().zip(copies) {
+                    if let Ok((_, staged)) = &mut outcomes[i] {
+                        *staged = n;
+                    }
+                }
             }
-            .instrument((*span).clone())
-        })
-        .buffered(RECORDS_AT_ONCE)
-        .collect()
-        .await
+            Err(e) => {
+                for &i in &data {
+                    outcomes[i] = Err(e.clone());
+                }
+            }
+        }
+    }
+    outcomes
 }
 
 /// Another account's record is admitted only on a stack that serves an organization.

@@ -63,9 +63,9 @@ async fn a_redelivered_event_is_stored_once_and_staged_per_delivery() {
     // 1795482251, in 5-minute window 5984940 (deliver keeps one copy:
     // delivery::tests).
     assert_eq!(f.staging.cursor("audit", "eu-west-1"), Some(5_984_940));
-    // The first-staging note rides on the primary item: the staging store
-    // was never asked, and the re-delivered copy names the first window
-    assert_eq!(f.staging.notes(), 0);
+    // The first-staging note rides on the primary item: no batch item was
+    // written, and the re-delivered copy names the first window
+    assert_eq!(f.staging.batch_writes(), 0);
     let later = f
         .staging
         .staged("audit", "eu-west-1", 5_984_941, None)
@@ -120,8 +120,8 @@ async fn another_accounts_event_is_staged_for_organization_trails_only_and_kept_
         .record(&format!("222233334444/eu-west-1#EventId#{ID}"), "event")
         .is_some());
     // AND its first staging rides on its primary item, as the stack's own
-    // events' do
-    assert_eq!(f.staging.notes(), 0);
+    // events' do: a copy of its own, no batch item
+    assert_eq!(f.staging.batch_writes(), 0);
 
     // A stack that serves no organization refuses it (to the dead-letter
     // queue), and stores and stages nothing of it.
@@ -172,7 +172,7 @@ async fn a_management_event_stored_without_a_note_has_its_copies_claimed() {
         .unwrap();
     assert_eq!(page.events.len(), 1);
     assert_eq!(page.events[0].first, None);
-    assert_eq!(f.staging.notes(), 0);
+    assert_eq!(f.staging.batch_writes(), 0);
 }
 
 #[tokio::test]
@@ -215,8 +215,10 @@ async fn a_bad_record_is_refused_and_the_good_one_beside_it_is_kept() {
     // good ones are staged for the trail's log files.
     assert!(f.history.keys().is_empty());
     assert_eq!(f.staging.staged_ids("audit", "eu-west-1").len(), 2);
-    // Their first-staging notes are the staging store's: one each
-    assert_eq!(f.staging.notes(), 2);
+    // Both in one batch item of the ingest window (01:45:00: window
+    // 5984949), with no note and no item each
+    assert_eq!(f.staging.batch_items("audit", "eu-west-1"), [(5984949, 2)]);
+    assert_eq!(f.staging.batch_writes(), 1);
 }
 
 #[tokio::test]
@@ -388,4 +390,67 @@ async fn a_batch_whose_index_write_fails_is_retried_whole_and_nothing_is_staged(
     }
     assert_eq!(f.staging.staged_ids("audit", "eu-west-1").len(), 3);
     assert!(f.history.keys().iter().any(|(pk, _)| pk.contains("#Time#")));
+}
+
+#[tokio::test]
+async fn a_batch_whose_data_events_cannot_be_staged_hands_back_their_messages_alone() {
+    // GIVEN a trail logging management events and S3 object events, and a
+    // batch of an API call and two S3 notifications (data events)
+    let mut f = Fakes::new();
+    f.trails[0]
+        .event_selectors
+        .push(crate::trail::EventSelector {
+            read_write_type: crate::trail::ReadWriteType::All,
+            include_management_events: true,
+            data_resources: vec![crate::trail::DataResource {
+                resource_type: crate::trail::S3_OBJECT.into(),
+                values: vec!["arn:aws:s3".into()],
+            }],
+            exclude_management_event_sources: Vec::new(),
+        });
+    let api = api_call(ID, &t("2026-11-24T01:40:00Z"));
+    let (put, delete) = (
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../events/s3/put.json"
+        )),
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../events/s3/delete.json"
+        )),
+    );
+    let bodies = [("api", api.as_str()), ("put", put), ("delete", delete)];
+    let ctx = Context {
+        account_id: ACCOUNT.into(),
+    };
+    let now = t("2026-11-24T01:45:00Z");
+
+    // WHEN the batch item cannot be written (throttled past the retries)
+    f.staging.fail_batches_after(Some(0));
+    let outcomes = ingest_many(&f.targets(), &ctx, &bodies, &now).await;
+
+    // THEN the data events' messages fail, to be retried; the API call's
+    // is done
+    assert!(outcomes[0].is_ok(), "{:?}", outcomes[0]);
+    for outcome in &outcomes[1..] {
+        assert!(
+            matches!(outcome, Err(IngestError::Store { .. })),
+            "{outcome:?}"
+        );
+    }
+    assert_eq!(f.staging.staged_ids("audit", "eu-west-1"), [ID]);
+
+    // AND retried once the store heals, both are staged in one item
+    f.staging.fail_batches_after(None);
+    let again = ingest_many(&f.targets(), &ctx, &bodies[1..], &now).await;
+    assert!(again.iter().all(Result::is_ok), "{again:?}");
+    assert_eq!(
+        f.staging
+            .batch_items("audit", "eu-west-1")
+            .iter()
+            .map(|(_, n)| n)
+            .sum::<usize>(),
+        2
+    );
+    assert_eq!(f.staging.batch_writes(), 1);
 }

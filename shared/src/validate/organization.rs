@@ -388,8 +388,9 @@ mod tests {
 
         use super::super::super::{Finding, Keys, Request};
         use super::super::*;
-        use crate::delivery::{stage, DeliverSettings, Deliverer};
+        use crate::delivery::{DeliverSettings, Deliverer};
         use crate::digest::{DigestSettings, DigestState, Digester};
+        use crate::testkit::stage;
         use crate::testkit::{trail, MemoryBucket, MemoryState, TestSigner, ACCOUNT};
 
         pub const ORG: &str = "o-a1b2c3d4e5";
