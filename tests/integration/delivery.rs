@@ -1518,6 +1518,12 @@ async fn batch_items_and_delivered_copies_round_trip_through_dynamodb() {
     .unwrap();
     let err = read(w + 4).await.unwrap_err().to_string();
     assert!(err.contains("unreadable"), "{err}");
+    // … or one holding no keys at all.
+    put(format!("SUM#t#eu-west-1#{w}"), "000000000000#0", "x", b"-")
+        .await
+        .unwrap();
+    let err = read(w + 4).await.unwrap_err().to_string();
+    assert!(err.contains("unreadable"), "{err}");
     let sk = "B#ffffffffffffffffffffffffffffffff";
     put(
         format!("STG#t#eu-west-1#{w}"),

@@ -348,16 +348,16 @@ impl StagingStore for DynamoStaging {
             let bytes = item
                 .get(attr::DELIVERED)
                 .and_then(|v| v.as_b().ok())
-                .map(|b| b.as_ref())
-                .unwrap_or_default();
-            // Not what deliver writes: stop the region's run (retried,
-            // alarmed) rather than deliver what may be a repeat.
-            if bytes.len() % 16 != 0 {
+                .map(|b| b.as_ref());
+            // Not what deliver writes (no keys, or not whole ones): stop
+            // the region's run (retried, alarmed) rather than deliver what
+            // may be a repeat.
+            let Some(bytes) = bytes.filter(|b| !b.is_empty() && b.len() % 16 == 0) else {
                 return Err(self.fail(
                     "read delivered copies",
                     format!("{pk} {:?} is unreadable", text(item, attr::SK)),
                 ));
-            }
+            };
             keys.extend(bytes.chunks_exact(16).map(|k| {
                 let mut key = [0; 16];
                 key.copy_from_slice(k);

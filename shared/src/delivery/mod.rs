@@ -639,7 +639,8 @@ where
     /// writes each file (and its manifest entry) as soon as it is full. A
     /// window of any size streams through: memory holds one page and one
     /// file's compressed bytes (and, for a trail with a log group, the
-    /// file's records, up to the file size cap). Pages come in sort order
+    /// file's records, up to the file size cap), plus the keys of the
+    /// batch copies met (~50 bytes each). Pages come in sort order
     /// and the packing is greedy, so the files are the same however the
     /// pages fall; a window an earlier run cut goes on from its
     /// [`Progress`], with the same files. Once the files are written, it
