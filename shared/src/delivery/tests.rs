@@ -1158,6 +1158,33 @@ async fn run_spent_with(
         .await
 }
 
+/// Deliver runs at 01:10, each out of time at its first look at the
+/// clock (after its first file), until window `w` of audit's eu-west-1 is
+/// delivered: each writes one file and goes no further. Returns the runs.
+async fn deliver_a_file_a_run(
+    state: &MemoryState,
+    bucket: &MemoryBucket,
+    trails: &[Trail],
+    w: i64,
+    settings: &DeliverSettings,
+) -> usize {
+    let mut runs = 0;
+    let outlets = Outlets::default();
+    while state.cursor("audit", "eu-west-1") == Some(w) {
+        let now = t("2026-11-24T01:10:00Z");
+        let report = run_spent_with(state, bucket, &outlets, trails, now, 1, settings).await;
+        runs += 1;
+        assert!(report.failed.is_empty(), "{report:?}");
+        assert_eq!(report.files, 1, "run {runs}: {report:?}");
+        assert_eq!(
+            report.behind,
+            usize::from(state.cursor("audit", "eu-west-1") == Some(w))
+        );
+        assert!(runs <= 60, "no progress");
+    }
+    runs
+}
+
 #[tokio::test]
 async fn a_window_longer_than_a_run_goes_on_file_by_file_with_the_same_files() {
     // GIVEN one window of 60 events of 40 KB, ~10 files at the smallest cap,
@@ -1173,21 +1200,8 @@ async fn a_window_longer_than_a_run_goes_on_file_by_file_with_the_same_files() {
     let bucket = MemoryBucket::default();
 
     // WHEN deliver runs until the window is delivered
-    let mut runs = 0;
-    let outlets = Outlets::default();
-    while state.cursor("audit", "eu-west-1") == Some(w) {
-        let now = t("2026-11-24T01:10:00Z");
-        let report = run_spent_with(&state, &bucket, &outlets, &trails, now, 1, &settings).await;
-        runs += 1;
-        assert!(report.failed.is_empty(), "{report:?}");
-        // THEN each run writes one file and goes no further
-        assert_eq!(report.files, 1, "run {runs}: {report:?}");
-        assert_eq!(
-            report.behind,
-            usize::from(state.cursor("audit", "eu-west-1") == Some(w))
-        );
-        assert!(runs <= 60, "no progress");
-    }
+    // THEN each run writes one file and goes no further
+    let runs = deliver_a_file_a_run(&state, &bucket, &trails, w, &settings).await;
 
     // AND the files are those of one uninterrupted run: same keys, same
     // bytes, each recorded once, every event in exactly one
@@ -1589,16 +1603,7 @@ async fn a_window_of_batch_items_cut_between_files_goes_on_with_the_same_files()
 
     // WHEN deliver runs, each out of time after its first file, until the
     // window is delivered
-    let mut runs = 0;
-    let outlets = Outlets::default();
-    while state.cursor("audit", "eu-west-1") == Some(w) {
-        let now = t("2026-11-24T01:10:00Z");
-        let report = run_spent_with(&state, &bucket, &outlets, &trails, now, 1, &settings).await;
-        runs += 1;
-        assert!(report.failed.is_empty(), "{report:?}");
-        assert_eq!(report.files, 1, "run {runs}: {report:?}");
-        assert!(runs <= 60, "no progress");
-    }
+    let runs = deliver_a_file_a_run(&state, &bucket, &trails, w, &settings).await;
 
     // THEN the files are those of one uninterrupted run, and every event
     // is in exactly one
